@@ -1,0 +1,111 @@
+# mxlane - a drop-in sendmail with a transactional BerkeleyDB spool.
+#
+#   make                 build sendmail/sendmail and queuerun/queuerun
+#   make check           build, then run every unit and integration test
+#   make check-sanitize  the same suite under AddressSanitizer + UBSan
+#                        (objects and programs go to build-sanitize/)
+#   make bench           benchmarks (numbers go in README)
+#   make install         honours DESTDIR and PREFIX
+#
+# O= puts objects and programs in another tree, so a sanitizer build can sit
+# beside the normal one.
+
+O        ?= .
+PREFIX   ?= /usr
+SBINDIR  ?= $(PREFIX)/sbin
+BINDIR   ?= $(PREFIX)/bin
+LIBEXECDIR ?= $(PREFIX)/lib/mxlane
+MANDIR   ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+SPOOLDIR ?= /var/spool/mxlane
+MXLANE_GROUP ?= mxlane
+
+CC       ?= cc
+OPTFLAGS ?= -O2 -g
+PKGS      = libconfuse libesmtp-1.0 libcurl openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARNFLAGS = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral
+HARDENING = -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE \
+            -fstack-clash-protection
+HARDEN_LD = -pie -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
+ifdef SANITIZE
+OPTFLAGS  = -O1 -g -fno-omit-frame-pointer
+HARDENING = -fPIE
+SANFLAGS  = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+endif
+
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(OPTFLAGS) $(WARNFLAGS) $(HARDENING) \
+             $(SANFLAGS) -I. $(PKG_CFLAGS) $(CFLAGS) \
+             -DMXL_SYSCONFDIR='"$(SYSCONFDIR)"' -DMXL_SPOOLDIR='"$(SPOOLDIR)"' \
+             -DMXL_LIBEXECDIR='"$(LIBEXECDIR)"'
+ALL_LDFLAGS = $(HARDEN_LD) $(SANFLAGS) $(LDFLAGS)
+LIBS_SPOOL = -ldb $(shell pkg-config --libs libconfuse 2>/dev/null)
+
+SPOOL_SRCS    = spool/util.c spool/log.c spool/config.c spool/record.c \
+                spool/spool.c spool/aliasdb.c
+SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \
+                sendmail/message.c sendmail/submit.c sendmail/aliases.c \
+                sendmail/smtpd.c sendmail/mailq.c
+QUEUERUN_SRCS = queuerun/main.c queuerun/show.c
+UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
+                tests/unit/test_config tests/unit/test_aliases \
+                tests/unit/test_message tests/unit/test_spool
+
+SPOOL_OBJS    = $(SPOOL_SRCS:%.c=$(O)/%.o)
+SENDMAIL_OBJS = $(SENDMAIL_SRCS:%.c=$(O)/%.o)
+QUEUERUN_OBJS = $(QUEUERUN_SRCS:%.c=$(O)/%.o)
+# Everything in sendmail/ but its main(), for the unit tests.
+SENDMAIL_LIB_OBJS = $(filter-out $(O)/sendmail/main.o,$(SENDMAIL_OBJS))
+
+PROGRAMS = $(O)/sendmail/sendmail $(O)/queuerun/queuerun
+
+.PHONY: all check check-unit check-sanitize bench install clean demo
+all: $(PROGRAMS)
+
+$(O)/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(O)/spool/libspool.a: $(SPOOL_OBJS)
+	$(AR) rcs $@ $^
+
+$(O)/sendmail/libsubmit.a: $(SENDMAIL_LIB_OBJS)
+	$(AR) rcs $@ $^
+
+$(O)/sendmail/sendmail: $(O)/sendmail/main.o $(O)/sendmail/libsubmit.a $(O)/spool/libspool.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SPOOL)
+
+$(O)/queuerun/queuerun: $(QUEUERUN_OBJS) $(O)/spool/libspool.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SPOOL) $(PKG_LIBS)
+
+$(O)/tests/unit/%: tests/unit/%.c tests/unit/unit.h $(O)/sendmail/libsubmit.a $(O)/spool/libspool.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(O)/sendmail/libsubmit.a $(O)/spool/libspool.a $(LIBS_SPOOL)
+
+check-unit: $(UNIT_TESTS:%=$(O)/%)
+
+check: all check-unit
+	MXL_BUILD=$(abspath $(O)) sh tests/run.sh
+
+check-sanitize:
+	$(MAKE) O=build-sanitize SANITIZE=1 all check-unit
+	MXL_BUILD=$(abspath build-sanitize) MXL_SANITIZE=1 \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 sh tests/run.sh
+
+bench: all
+	MXL_BUILD=$(abspath $(O)) sh tests/bench/run.sh
+
+demo: all
+	sh contrib/demo.sh
+
+install: all
+	sh contrib/install.sh "$(DESTDIR)" "$(SBINDIR)" "$(BINDIR)" "$(MANDIR)" \
+	   "$(SYSCONFDIR)" "$(SPOOLDIR)" "$(MXLANE_GROUP)" "$(O)" "$(LIBEXECDIR)"
+
+clean:
+	rm -rf build-sanitize
+	rm -f */*.o */*.a $(PROGRAMS) $(UNIT_TESTS)

@@ -1,0 +1,159 @@
+/*
+ * NAME
+ *	spool - the transactional BerkeleyDB mail queue
+ * SYNOPSIS
+ *	#include "spool/spool.h"
+ * DESCRIPTION
+ *	One BerkeleyDB environment (locking, logging, transactions, mpool)
+ *	under spool_directory. Any number of short-lived processes open it
+ *	at once; the first one after a crash runs recovery by itself
+ *	(DB_REGISTER + DB_RECOVER), so nobody ever runs db_recover by hand.
+ *
+ *	A message is stored as separate records, all written in one
+ *	transaction: the envelope (struct spool_msg), one record per
+ *	recipient (struct spool_rcpt, each with its own delivery state), and
+ *	the content in chunks. spool_submit() returns 0 only once that
+ *	transaction is durable on disk.
+ *
+ *	Nothing here loads the whole queue: spool_scan() walks the envelope
+ *	table with a cursor and hands over one message at a time.
+ * DIAGNOSTICS
+ *	Functions return 0 on success, SPOOL_NOTFOUND for a missing record,
+ *	or SPOOL_ERR after logging what went wrong. A caller maps SPOOL_ERR
+ *	to EX_TEMPFAIL: the spool is unusable right now, nothing was stored.
+ */
+#ifndef MXLANE_SPOOL_H
+#define MXLANE_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spool/util.h"
+
+#define SPOOL_OK	0
+#define SPOOL_NOTFOUND	1
+#define SPOOL_ERR	(-1)
+
+/* Queue ids are 13 upper-case hex digits: arrival second and microsecond. */
+#define SPOOL_ID_LEN	13
+#define SPOOL_ID_SIZE	(SPOOL_ID_LEN + 1)
+
+enum spool_ret { SPOOL_RET_DEFAULT = 0, SPOOL_RET_FULL, SPOOL_RET_HDRS };
+enum spool_body { SPOOL_BODY_DEFAULT = 0, SPOOL_BODY_7BIT, SPOOL_BODY_8BITMIME };
+
+/* DSN NOTIFY= bits; 0 means the client gave none (RFC 3461 default). */
+#define SPOOL_NOTIFY_NEVER	0x01
+#define SPOOL_NOTIFY_SUCCESS	0x02
+#define SPOOL_NOTIFY_FAILURE	0x04
+#define SPOOL_NOTIFY_DELAY	0x08
+
+enum spool_rcpt_state {
+	RCPT_QUEUED = 0,	/* waiting for next_try (deferred if attempts > 0) */
+	RCPT_ACTIVE,		/* claimed by a runner until lease_until */
+	RCPT_SENT,		/* accepted by the next hop */
+	RCPT_BOUNCED,		/* failed for good; bounce owed or sent */
+};
+
+#define SPOOL_MSG_HELD	0x01	/* on hold: no delivery until released */
+
+struct spool_msg {
+	char id[SPOOL_ID_SIZE];
+	char *sender;		/* "" = null sender <> */
+	char *envid;		/* DSN ENVID or NULL */
+	enum spool_ret ret;
+	enum spool_body body;
+	char *lane;
+	int64_t arrival;	/* unix time, seconds */
+	uint32_t uid;		/* submitting user's real uid */
+	char *user;		/* and name, from the password file */
+	uint64_t size;		/* content bytes as stored (CRLF) */
+	uint32_t nrcpt;
+	uint32_t flags;		/* SPOOL_MSG_* */
+	uint32_t warned;	/* delay notice already sent */
+};
+
+struct spool_rcpt {
+	uint32_t index;		/* position within the message */
+	char *address;
+	char *orcpt;		/* DSN ORCPT as given ("rfc822;a@b"), or NULL */
+	uint32_t notify;	/* SPOOL_NOTIFY_* bits */
+	enum spool_rcpt_state state;
+	uint32_t attempts;
+	int64_t next_try;	/* unix time the next attempt is due */
+	int64_t lease_until;	/* RCPT_ACTIVE: claim expires then */
+	int64_t done_time;	/* when SENT/BOUNCED */
+	char *last_response;	/* last reply or error text, or NULL */
+	char *last_relay;	/* host[ip]:port of the last attempt, or NULL */
+};
+
+struct spool;
+
+/*
+ * Opens (creating if need be) the environment in dir. Runs recovery
+ * when a previous user of the environment died inside it.
+ */
+int spool_open(const char *dir, struct spool **out);
+void spool_close(struct spool *sp);
+const char *spool_directory(const struct spool *sp);
+
+/*
+ * Stores a new message. msg->id is filled in; msg->size and msg->nrcpt
+ * are set from the content and rcpts. prefix() is called once the
+ * queue id is known, to append the header lines that name it
+ * (Received:, Message-ID:) to out; the stored content is what prefix()
+ * wrote followed by body. Returns once the transaction is durable.
+ */
+typedef void (*spool_prefix_fn)(void *ctx, const char *queue_id,
+    struct buf *out);
+int spool_submit(struct spool *sp, struct spool_msg *msg,
+    const struct spool_rcpt *rcpts, size_t nrcpt,
+    spool_prefix_fn prefix, void *prefix_ctx,
+    const char *body, size_t body_len);
+
+/* Reads one message's envelope and recipients (free with the _free calls). */
+int spool_get(struct spool *sp, const char *id, struct spool_msg *msg,
+    struct spool_rcpt **rcpts, size_t *nrcpt);
+void spool_msg_free(struct spool_msg *msg);
+void spool_rcpts_free(struct spool_rcpt *rcpts, size_t n);
+
+/*
+ * Streams the stored content in chunks of at most 64 KiB; stops early
+ * and returns fn's value when fn returns non-zero.
+ */
+int spool_read_content(struct spool *sp, const char *id,
+    int (*fn)(void *ctx, const char *data, size_t len), void *ctx);
+
+/*
+ * Walks the queue in arrival order, one message at a time, without
+ * holding locks between messages. fn returning non-zero stops the walk.
+ */
+typedef int (*spool_scan_fn)(void *ctx, const struct spool_msg *msg,
+    const struct spool_rcpt *rcpts, size_t nrcpt);
+int spool_scan(struct spool *sp, spool_scan_fn fn, void *ctx);
+
+/* Removes a message and all its records in one transaction. */
+int spool_remove(struct spool *sp, const char *id);
+
+/*
+ * Aliases table (compiled by newaliases). spool_aliases_replace()
+ * swaps the whole table in one transaction: readers see the old or the
+ * new table, never half of one. targets is a list of n strings.
+ */
+struct spool_alias {
+	const char *name;
+	const char *const *targets;
+	size_t ntargets;
+};
+int spool_aliases_replace(struct spool *sp, const struct spool_alias *aliases,
+    size_t n);
+/* Fills *targets (caller frees each and the array) or SPOOL_NOTFOUND. */
+int spool_alias_lookup(struct spool *sp, const char *name, char ***targets,
+    size_t *ntargets);
+/* True once newaliases has built the table at least once. */
+bool spool_has_aliases(struct spool *sp);
+
+/* Validates a queue id's form (13 upper-case hex digits). */
+bool spool_id_valid(const char *id);
+
+#endif

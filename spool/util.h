@@ -1,0 +1,60 @@
+/*
+ * NAME
+ *	util - memory, growing strings and small helpers shared by every program
+ * SYNOPSIS
+ *	#include "spool/util.h"
+ * DESCRIPTION
+ *	xmalloc() and friends never return NULL: running out of memory while
+ *	handling mail is a temporary failure, so they exit with EX_TEMPFAIL
+ *	(75) and the caller (PHP's mail(), cron) can retry later.
+ *
+ *	struct buf is a growing byte string, always NUL-terminated so that
+ *	text can be handed to libc functions, but length-counted so that
+ *	message content with any byte in it survives.
+ */
+#ifndef MXLANE_UTIL_H
+#define MXLANE_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MXL_PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+void *xmalloc(size_t size);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *ptr, size_t size);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) MXL_PRINTF(1, 2);
+
+struct buf {
+	char *data;		/* always NUL-terminated when cap > 0 */
+	size_t len;
+	size_t cap;
+};
+
+#define BUF_INIT {NULL, 0, 0}
+
+void buf_reserve(struct buf *b, size_t extra);
+void buf_append(struct buf *b, const void *data, size_t len);
+void buf_puts(struct buf *b, const char *s);
+void buf_putc(struct buf *b, int c);
+void buf_printf(struct buf *b, const char *fmt, ...) MXL_PRINTF(2, 3);
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+void buf_reset(struct buf *b);
+void buf_free(struct buf *b);
+/* Hands the bytes to the caller (who frees them) and empties the buf. */
+char *buf_steal(struct buf *b);
+
+/* ASCII-only case folding: mail addresses and keywords are ASCII. */
+void str_lower(char *s);
+int str_casecmp_ascii(const char *a, const char *b);
+int str_ncasecmp_ascii(const char *a, const char *b, size_t n);
+/* Removes leading and trailing blanks in place; returns s. */
+char *str_trim(char *s);
+
+/* Writes all of len bytes, retrying short writes and EINTR. */
+int write_full(int fd, const void *data, size_t len);
+
+#endif
