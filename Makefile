@@ -52,7 +52,8 @@ SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \
 QUEUERUN_SRCS = queuerun/main.c queuerun/show.c
 UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_config tests/unit/test_aliases \
-                tests/unit/test_message tests/unit/test_spool
+                tests/unit/test_message tests/unit/test_spool \
+                tests/unit/test_smtpd
 
 SPOOL_OBJS    = $(SPOOL_SRCS:%.c=$(O)/%.o)
 SENDMAIL_OBJS = $(SENDMAIL_SRCS:%.c=$(O)/%.o)

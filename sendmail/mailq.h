@@ -1,0 +1,37 @@
+/*
+ * NAME
+ *	mailq - the queue listing in Postfix's mailq layout
+ * DESCRIPTION
+ *	mailq_print() streams the queue (spool_scan) and prints it the way
+ *	Postfix's mailq does, so monitoring that parses mailq keeps working:
+ *
+ *	-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------
+ *	1A2B3C4D5E6F7*   4242 Wed Nov 25 13:16:02  alice@example.org
+ *	(connect to mx.example.com[192.0.2.1]:25: Connection refused)
+ *	                                         bob@example.com
+ *
+ *	-- 5 Kbytes in 1 Request.
+ *
+ *	'*' after the id marks a message with a recipient in delivery now,
+ *	'!' a held message. Only recipients still pending are listed; a
+ *	deferral reason in parentheses precedes the recipients it applies
+ *	to. An empty (or, for this viewer, empty-looking) queue prints
+ *	"Mail queue is empty".
+ *
+ *	Unless see_all, only messages whose submitting uid is viewer_uid
+ *	are shown: on shared hosting one site user must not read another's
+ *	recipients.
+ */
+#ifndef MXLANE_MAILQ_H
+#define MXLANE_MAILQ_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "spool/spool.h"
+
+/* Returns 0, or EX_TEMPFAIL if the spool could not be read. */
+int mailq_print(struct spool *sp, FILE *out, uid_t viewer_uid, bool see_all);
+
+#endif
