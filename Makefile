@@ -53,7 +53,7 @@ QUEUERUN_SRCS = queuerun/main.c queuerun/show.c
 UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_config tests/unit/test_aliases \
                 tests/unit/test_message tests/unit/test_spool \
-                tests/unit/test_smtpd
+                tests/unit/test_smtpd tests/unit/test_mailq_format
 
 SPOOL_OBJS    = $(SPOOL_SRCS:%.c=$(O)/%.o)
 SENDMAIL_OBJS = $(SENDMAIL_SRCS:%.c=$(O)/%.o)

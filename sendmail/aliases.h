@@ -44,7 +44,7 @@ int aliases_parse_file(const char *path, aliases_entry_fn fn,
     char *err, size_t errlen);
 
 /*
- * lookup(name) returns 0 and fills *targets/*n (caller frees each and
+ * lookup(name) returns 0 and fills *targets and *n (caller frees each and
  * the array) when name is an alias, non-zero when it is not.
  */
 typedef int (*aliases_lookup_fn)(void *ctx, const char *name,

@@ -6,11 +6,11 @@
  *	Postfix's mailq does, so monitoring that parses mailq keeps working:
  *
  *	-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------
- *	1A2B3C4D5E6F7*   4242 Wed Nov 25 13:16:02  alice@example.org
- *	(connect to mx.example.com[192.0.2.1]:25: Connection refused)
+ *	1A2B3C4D5E6F7*    4242 Wed Nov 25 13:16:02  alice@example.org
+ *	                 (connect to mx.example.com[192.0.2.1]:25: Connection refused)
  *	                                         bob@example.com
  *
- *	-- 5 Kbytes in 1 Request.
+ *	-- 4 Kbytes in 1 Request.
  *
  *	'*' after the id marks a message with a recipient in delivery now,
  *	'!' a held message. Only recipients still pending are listed; a
@@ -31,7 +31,11 @@
 
 #include "spool/spool.h"
 
-/* Returns 0, or EX_TEMPFAIL if the spool could not be read. */
+/*
+ * Returns 0, EX_TEMPFAIL if the spool could not be read (the listing is
+ * then cut short, without a trailer), or EX_IOERR if out could not be
+ * written. Prints nothing on stderr: the caller tells the user.
+ */
 int mailq_print(struct spool *sp, FILE *out, uid_t viewer_uid, bool see_all);
 
 #endif

@@ -20,6 +20,12 @@ void log_init(const char *progname);
 /* Switches to a log file ("" or NULL = syslog). Call after config load. */
 void log_set_file(const char *path);
 const char *log_progname(void);
+/*
+ * Names the part of mxlane a line comes from, as Postfix's daemons do
+ * ("pickup", "cleanup", "qmgr", "smtp"), so pflogsumm --syslog-name=mxlane
+ * counts it. NULL goes back to the program name.
+ */
+void log_set_component(const char *component);
 
 void log_info(const char *fmt, ...) MXL_PRINTF(1, 2);
 void log_warn(const char *fmt, ...) MXL_PRINTF(1, 2);

@@ -116,6 +116,8 @@ int spool_get(struct spool *sp, const char *id, struct spool_msg *msg,
     struct spool_rcpt **rcpts, size_t *nrcpt);
 void spool_msg_free(struct spool_msg *msg);
 void spool_rcpts_free(struct spool_rcpt *rcpts, size_t n);
+/* Frees one recipient's strings (not the struct itself). */
+void spool_rcpt_clear(struct spool_rcpt *rcpt);
 
 /*
  * Streams the stored content in chunks of at most 64 KiB; stops early

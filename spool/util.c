@@ -127,13 +127,20 @@ buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
 	va_list copy;
 
+	/* Try the room we have; grow once to the exact size if short. */
+	buf_reserve(b, 128);
+	size_t room = b->cap - b->len;
 	va_copy(copy, ap);
-	int n = vsnprintf(NULL, 0, fmt, copy);
+	int n = vsnprintf(b->data + b->len, room, fmt, copy);
 	va_end(copy);
-	if (n < 0)
+	if (n < 0) {
+		b->data[b->len] = '\0';
 		return;
-	buf_reserve(b, (size_t)n);
-	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	}
+	if ((size_t)n >= room) {
+		buf_reserve(b, (size_t)n);
+		vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	}
 	b->len += (size_t)n;
 }
 

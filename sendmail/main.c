@@ -1,0 +1,463 @@
+/*
+ * NAME
+ *	sendmail - submit mail into the mxlane spool (also mailq, newaliases)
+ * SYNOPSIS
+ *	sendmail [options] [--] [recipient ...]
+ *	mailq
+ *	newaliases
+ * DESCRIPTION
+ *	The program PHP's mail(), cron and every other local client run as
+ *	/usr/sbin/sendmail. It never talks to the network: it checks the
+ *	envelope, reads the message, stores it durably in the spool and
+ *	exits 0, or exits with a sysexits code having stored nothing.
+ *	Under the names mailq and newaliases (argv[0]) it lists the queue or
+ *	compiles the aliases. man/sendmail.8 documents every flag.
+ *
+ *	Installed set-group-id to the mxlane group: only this program's
+ *	group may open the spool. Under setgid, for a caller other than
+ *	root, -C and MXLANE_CONFIG are ignored and the environment is
+ *	cleared before BerkeleyDB sees it, so nobody can point the
+ *	privileged program at a spool or file of their choosing.
+ * DIAGNOSTICS
+ *	One line on stderr, "sendmail: reason", and the exit codes of
+ *	sysexits(3): 64 usage, 65 data, 67 bad recipient, 75 try again
+ *	later, 78 configuration.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "sendmail/aliases.h"
+#include "sendmail/mailq.h"
+#include "sendmail/message.h"
+#include "sendmail/options.h"
+#include "sendmail/smtpd.h"
+#include "sendmail/submit.h"
+#include "spool/config.h"
+#include "spool/log.h"
+#include "spool/spool.h"
+
+struct session {
+	struct mxl_config cfg;
+	struct sm_options opt;
+	struct submitter who;
+	struct spool *spool;
+	char *user;
+	char *fullname;
+};
+
+static const char *
+base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/* Running with more privilege than the caller has (setgid install)? */
+static bool
+is_privileged(void)
+{
+	return getegid() != getgid() || geteuid() != getuid();
+}
+
+/* Nothing from the caller's environment may steer a setgid program. */
+static void
+scrub_environment(void)
+{
+	const char *tz = getenv("TZ");
+	char *keep_tz = (tz && strlen(tz) < 64 && !strchr(tz, '/')) ?
+	    xstrdup(tz) : NULL;
+
+	clearenv();
+	setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
+	if (keep_tz) {
+		setenv("TZ", keep_tz, 1);
+		free(keep_tz);
+	}
+}
+
+/* The submitter is the real uid, never $USER or $LOGNAME. */
+static void
+identify_caller(struct session *s)
+{
+	uid_t uid = getuid();
+	struct passwd *pw = getpwuid(uid);
+
+	s->who.uid = uid;
+	if (pw && pw->pw_name && *pw->pw_name) {
+		s->user = xstrdup(pw->pw_name);
+		if (pw->pw_gecos && *pw->pw_gecos) {
+			s->fullname = xstrdup(pw->pw_gecos);
+			char *comma = strchr(s->fullname, ',');
+			if (comma)
+				*comma = '\0';
+		}
+	} else {
+		s->user = xasprintf("uid%u", (unsigned)uid);
+	}
+	s->who.user = s->user;
+	s->who.fullname = s->opt.fullname ? s->opt.fullname : s->fullname;
+}
+
+static void
+open_spool(struct session *s)
+{
+	if (spool_open(s->cfg.spool_directory, &s->spool) != SPOOL_OK)
+		log_fatal(EX_TEMPFAIL, "cannot open the mail queue in %s: %s",
+		    s->cfg.spool_directory, errno ? strerror(errno) :
+		    "see the mail log");
+	s->who.spool = s->spool;
+	s->who.cfg = &s->cfg;
+}
+
+/* Root, and members of the spool's group, may see every message. */
+static bool
+sees_all(const struct session *s)
+{
+	struct stat st;
+	gid_t groups[256];
+	int n;
+
+	if (getuid() == 0)
+		return true;
+	if (stat(s->cfg.spool_directory, &st) != 0)
+		return false;
+	if (getgid() == st.st_gid)
+		return true;
+	n = getgroups(256, groups);
+	for (int i = 0; i < n; i++)
+		if (groups[i] == st.st_gid)
+			return true;
+	return false;
+}
+
+static int
+run_mailq(struct session *s)
+{
+	open_spool(s);
+	int rc = mailq_print(s->spool, stdout, getuid(), sees_all(s));
+	if (fflush(stdout) != 0 && rc == 0)
+		rc = EX_IOERR;
+	if (rc == EX_TEMPFAIL)
+		log_stderr("cannot read the mail queue in %s",
+		    s->cfg.spool_directory);
+	return rc;
+}
+
+struct alias_table {
+	struct spool_alias *list;
+	size_t n;
+	size_t cap;
+};
+
+static void
+collect_alias(void *ctx, const char *name, char **targets, size_t n)
+{
+	struct alias_table *t = ctx;
+
+	if (t->n == t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 64;
+		t->list = xrealloc(t->list, t->cap * sizeof(*t->list));
+	}
+	char **copy = xcalloc(n ? n : 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		copy[i] = xstrdup(targets[i]);
+	t->list[t->n].name = xstrdup(name);
+	t->list[t->n].targets = (const char *const *)copy;
+	t->list[t->n].ntargets = n;
+	t->n++;
+}
+
+static void
+warn_alias(void *ctx, const char *message)
+{
+	(void)ctx;
+	log_stderr("warning: %s", message);
+}
+
+static int
+run_newaliases(struct session *s)
+{
+	struct alias_table table = {NULL, 0, 0};
+	struct aliases_stats stats = {0, 0, 0};
+	char err[512];
+	const char *path = s->cfg.alias_maps;
+	int rc = 0;
+
+	if (is_privileged() && getuid() != 0)
+		log_fatal(EX_NOPERM, "only root can rebuild the aliases");
+	/* Accept Postfix's "hash:/etc/aliases" spelling. */
+	if (strchr(path, ':') && path[0] != '/')
+		path = strchr(path, ':') + 1;
+	if (aliases_parse_file(path, collect_alias, warn_alias, &table,
+	    &stats, err, sizeof(err)) != 0)
+		log_fatal(EX_DATAERR, "%s", err);
+	open_spool(s);
+	if (spool_aliases_replace(s->spool, table.list, table.n) != SPOOL_OK) {
+		log_stderr("cannot store the aliases in %s",
+		    s->cfg.spool_directory);
+		rc = EX_TEMPFAIL;
+	} else {
+		printf("%s: %zu aliases, longest %zu bytes, %zu bytes total\n",
+		    path, stats.count, stats.longest, stats.total);
+		log_info("%s: %zu aliases, longest %zu bytes, %zu bytes total",
+		    path, stats.count, stats.longest, stats.total);
+	}
+	for (size_t i = 0; i < table.n; i++) {
+		for (size_t k = 0; k < table.list[i].ntargets; k++)
+			free((char *)table.list[i].targets[k]);
+		free((void *)table.list[i].targets);
+		free((char *)table.list[i].name);
+	}
+	free(table.list);
+	return rc;
+}
+
+static const char *
+choose_lane(struct session *s)
+{
+	const char *lane = s->opt.lane ? s->opt.lane : s->cfg.default_lane;
+
+	if (!config_has_lane(&s->cfg, lane))
+		log_fatal(EX_USAGE, "-O Lane=%s: no such lane (declared: "
+		    "priority, bulk and the lane sections of %s)", lane,
+		    s->cfg.path ? s->cfg.path : "the configuration");
+	return lane;
+}
+
+static char *
+envelope_sender(struct session *s)
+{
+	char *sender, err[512];
+
+	if (s->opt.sender == NULL)
+		return xasprintf("%s@%s", s->user, s->cfg.myorigin);
+	int rc = submit_check_address(&s->cfg, s->opt.sender, true, &sender,
+	    err, sizeof(err));
+	if (rc != 0)
+		log_fatal(rc, "%s", err);
+	return sender;
+}
+
+static int
+run_deliver(struct session *s)
+{
+	struct submit_rcpt *rcpts = xcalloc(s->opt.nrcpts + 1, sizeof(*rcpts));
+	struct addr_list args = ADDR_LIST_INIT;
+	struct message m;
+	char err[512], id[SPOOL_ID_SIZE];
+	int rc;
+
+	char *sender = envelope_sender(s);
+	const char *lane = choose_lane(s);
+	/* A command-line argument may itself be a list: "a@x, b@y". */
+	for (size_t i = 0; i < s->opt.nrcpts; i++) {
+		const char *arg = s->opt.rcpts[i];
+		char why[256];
+		if (strpbrk(arg, "\r\n"))
+			log_fatal(EX_DATAERR, "recipient address contains CR "
+			    "or LF");
+		size_t before = args.n;
+		if (address_list_parse(arg, strlen(arg), &args, why,
+		    sizeof(why)) != 0 || (args.n == before && !strchr(arg, ':')))
+			log_fatal(EX_NOUSER, "bad recipient address \"%s\": %s",
+			    arg, args.n == before ? "no address" : why);
+	}
+	rcpts = xrealloc(rcpts, (args.n + 1) * sizeof(*rcpts));
+	for (size_t i = 0; i < args.n; i++) {
+		if (!address_valid(args.addrs[i]))
+			log_fatal(EX_NOUSER, "bad recipient address \"%s\"",
+			    args.addrs[i]);
+		rcpts[i].address = args.addrs[i];
+		rcpts[i].orcpt = NULL;
+		rcpts[i].notify = s->opt.notify;
+	}
+	if (args.n == 0 && !s->opt.extract_rcpts)
+		log_fatal(EX_USAGE, "no recipients specified");
+
+	rc = message_read(0, !s->opt.ignore_dots, s->cfg.message_size_limit,
+	    &m, err, sizeof(err));
+	if (rc != 0)
+		log_fatal(rc, "%s; message not queued", err);
+
+	open_spool(s);
+	struct submit_request req = {
+		.sender = sender, .rcpts = rcpts, .nrcpts = args.n,
+		.extract_rcpts = s->opt.extract_rcpts,
+		.header_notify = s->opt.notify, .ret = s->opt.ret,
+		.body = s->opt.body, .envid = s->opt.envid, .lane = lane,
+	};
+	rc = submit_message(&s->who, &req, &m, id, err, sizeof(err));
+	if (rc != 0)
+		log_fatal(rc, "%s", err);
+	if (s->opt.verbose)
+		log_stderr("queued as %s", id);
+	message_free(&m);
+	addr_list_free(&args);
+	free(rcpts);
+	free(sender);
+	return 0;
+}
+
+static int
+smtp_check_sender(void *ctx, const char *address, char *reply, size_t len)
+{
+	struct session *s = ctx;
+	char *out, err[512];
+
+	if (submit_check_address(&s->cfg, address, true, &out, err,
+	    sizeof(err)) != 0) {
+		snprintf(reply, len, "553 5.1.7 %s", err);
+		return -1;
+	}
+	free(out);
+	return 0;
+}
+
+static int
+smtp_check_rcpt(void *ctx, const char *address, char *reply, size_t len)
+{
+	struct session *s = ctx;
+	char *out, err[512];
+
+	if (*address == '\0' || submit_check_address(&s->cfg, address, false,
+	    &out, err, sizeof(err)) != 0) {
+		snprintf(reply, len, "553 5.1.3 bad recipient address syntax");
+		return -1;
+	}
+	free(out);
+	return 0;
+}
+
+static int
+smtp_message(void *ctx, const struct smtpd_envelope *env, const char *data,
+    size_t len, char *reply, size_t replylen)
+{
+	struct session *s = ctx;
+	struct message m;
+	char err[512], id[SPOOL_ID_SIZE], *sender = NULL;
+	int rc;
+
+	rc = message_parse(data, len, s->cfg.message_size_limit, &m, err,
+	    sizeof(err));
+	if (rc != 0) {
+		snprintf(reply, replylen, "554 5.6.0 %s", err);
+		message_free(&m);
+		return -1;
+	}
+	if (submit_check_address(&s->cfg, env->sender, true, &sender, err,
+	    sizeof(err)) != 0) {
+		snprintf(reply, replylen, "553 5.1.7 %s", err);
+		message_free(&m);
+		return -1;
+	}
+	struct submit_rcpt *rcpts = xcalloc(env->nrcpt + 1, sizeof(*rcpts));
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		rcpts[i].address = env->rcpts[i].address;
+		rcpts[i].orcpt = env->rcpts[i].orcpt;
+		rcpts[i].notify = env->rcpts[i].notify;
+	}
+	struct submit_request req = {
+		.sender = sender, .rcpts = rcpts, .nrcpts = env->nrcpt,
+		.extract_rcpts = false, .ret = env->ret, .body = env->body,
+		.envid = env->envid,
+		.lane = s->opt.lane ? s->opt.lane : s->cfg.default_lane,
+	};
+	rc = submit_message(&s->who, &req, &m, id, err, sizeof(err));
+	if (rc == 0)
+		snprintf(reply, replylen, "250 2.0.0 Ok: queued as %s", id);
+	else if (rc == EX_TEMPFAIL)
+		snprintf(reply, replylen, "451 4.3.0 %s", err);
+	else
+		snprintf(reply, replylen, "554 5.5.0 %s", err);
+	free(rcpts);
+	free(sender);
+	message_free(&m);
+	return rc == 0 ? 0 : -1;
+}
+
+static int
+run_smtp(struct session *s)
+{
+	(void)choose_lane(s);
+	open_spool(s);
+	struct smtpd_hooks hooks = {
+		.check_rcpt = smtp_check_rcpt,
+		.check_sender = smtp_check_sender,
+		.message = smtp_message,
+		.ctx = s,
+		.hostname = s->cfg.myhostname,
+		.size_limit = s->cfg.message_size_limit,
+	};
+	return smtpd_run(stdin, stdout, &hooks);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct session s;
+	char err[1024];
+	const char *progname = base_name(argc > 0 ? argv[0] : "sendmail");
+	bool privileged = is_privileged();
+	bool trusted = !privileged || getuid() == 0;
+
+	memset(&s, 0, sizeof(s));
+	/* Spool files must stay group-writable whoever creates them. */
+	umask(007);
+	if (privileged)
+		scrub_environment();
+	/* A client that closes its end early must not kill a commit. */
+	signal(SIGPIPE, SIG_IGN);
+	if (strcmp(progname, "mailq") != 0 &&
+	    strcmp(progname, "newaliases") != 0)
+		progname = "sendmail";
+	log_init(progname);
+
+	int rc = options_parse(progname, argc, argv, &s.opt, err, sizeof(err));
+	if (rc != 0)
+		log_fatal(rc, "%s", err);
+	if (!trusted && s.opt.config)
+		log_stderr("warning: -C ignored: only root may choose the "
+		    "configuration of the setgid sendmail");
+	rc = config_load(trusted ? s.opt.config : NULL, trusted, &s.cfg, err,
+	    sizeof(err));
+	if (rc != 0)
+		log_fatal(rc, "%s", err);
+	log_set_file(s.cfg.log_file);
+	identify_caller(&s);
+	s.who.cfg = &s.cfg;
+
+	switch (s.opt.mode) {
+	case MODE_PRINTQ:
+		rc = run_mailq(&s);
+		break;
+	case MODE_NEWALIASES:
+		rc = run_newaliases(&s);
+		break;
+	case MODE_SMTP:
+		rc = run_smtp(&s);
+		break;
+	case MODE_QUEUE:
+		log_fatal(EX_UNAVAILABLE, "-q%s: the queue runner (queuerun) "
+		    "is not part of this release yet; mail stays queued",
+		    s.opt.queue_arg);
+	case MODE_DELIVER:
+	default:
+		rc = run_deliver(&s);
+		break;
+	}
+	spool_close(s.spool);
+	free(s.opt.rcpts);
+	free(s.user);
+	free(s.fullname);
+	config_free(&s.cfg);
+	return rc;
+}

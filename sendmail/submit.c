@@ -1,0 +1,314 @@
+/*
+ * NAME
+ *	submit - from a parsed message and envelope to a queued message
+ * DESCRIPTION
+ *	See submit.h. The headers that name the queue id (Received:,
+ *	Message-ID:) can only be written once the spool has handed out the
+ *	id, so the header block is produced from spool_submit()'s prefix
+ *	callback, inside the transaction.
+ */
+#include "sendmail/submit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+
+#include "sendmail/address.h"
+#include "sendmail/aliases.h"
+#include "spool/log.h"
+
+struct rcpt_set {
+	struct spool_rcpt *list;
+	size_t n;
+	size_t cap;
+};
+
+struct header_ctx {
+	const struct submitter *who;
+	const struct submit_request *req;
+	struct message *m;
+	time_t now;
+	char *message_id;	/* the one stored, for the log */
+};
+
+static bool
+has_crlf(const char *s)
+{
+	return strpbrk(s, "\r\n") != NULL;
+}
+
+int
+submit_check_address(const struct mxl_config *cfg, const char *text,
+    bool is_sender, char **out, char *err, size_t errlen)
+{
+	char *addr = NULL, why[256];
+	const char *what = is_sender ? "sender" : "recipient";
+
+	if (has_crlf(text)) {
+		snprintf(err, errlen, "%s address contains CR or LF", what);
+		return EX_DATAERR;
+	}
+	if (address_envelope_parse(text, is_sender, &addr, why,
+	    sizeof(why)) != 0) {
+		snprintf(err, errlen, "bad %s address \"%s\": %s", what, text,
+		    why);
+		return is_sender ? EX_DATAERR : EX_NOUSER;
+	}
+	if (*addr == '\0') {
+		*out = addr;
+		return 0;
+	}
+	*out = address_qualify(addr, cfg->myorigin);
+	free(addr);
+	return 0;
+}
+
+static void
+rcpt_set_add(struct rcpt_set *set, const char *address, const char *orcpt,
+    uint32_t notify)
+{
+	for (size_t i = 0; i < set->n; i++)
+		if (address_equal(set->list[i].address, address))
+			return;
+	if (set->n == set->cap) {
+		set->cap = set->cap ? set->cap * 2 : 8;
+		set->list = xrealloc(set->list, set->cap * sizeof(*set->list));
+	}
+	struct spool_rcpt *r = &set->list[set->n++];
+	memset(r, 0, sizeof(*r));
+	r->address = xstrdup(address);
+	r->orcpt = orcpt ? xstrdup(orcpt) : NULL;
+	r->notify = notify;
+	r->state = RCPT_QUEUED;
+}
+
+static int
+alias_lookup(void *ctx, const char *name, char ***targets, size_t *n)
+{
+	return spool_alias_lookup(ctx, name, targets, n) == SPOOL_OK ? 0 : -1;
+}
+
+static void
+alias_warn(void *ctx, const char *message)
+{
+	(void)ctx;
+	log_warn("%s", message);
+	log_stderr("warning: %s", message);
+}
+
+/* Qualifies, expands aliases and adds one recipient to the set. */
+static void
+add_recipient(const struct submitter *who, bool aliases, struct rcpt_set *set,
+    const char *address, const char *orcpt, uint32_t notify)
+{
+	struct addr_list in = ADDR_LIST_INIT, out = ADDR_LIST_INIT;
+	char *qualified = address_qualify(address, who->cfg->myorigin);
+
+	if (!aliases) {
+		rcpt_set_add(set, qualified, orcpt, notify);
+		free(qualified);
+		return;
+	}
+	addr_list_add_unique(&in, qualified);
+	aliases_expand(&in, who->cfg->myorigin, alias_lookup, alias_warn,
+	    who->spool, &out);
+	for (size_t i = 0; i < out.n; i++)
+		rcpt_set_add(set, out.addrs[i], orcpt, notify);
+	addr_list_free(&in);
+	addr_list_free(&out);
+	free(qualified);
+}
+
+/* -t: the addresses in To/Cc/Bcc, or Resent-To/Cc/Bcc when resent. */
+static int
+extract_recipients(struct message *m, struct addr_list *out, char *err,
+    size_t errlen)
+{
+	static const char *plain[] = {"To", "Cc", "Bcc"};
+	static const char *resent[] = {"Resent-To", "Resent-Cc", "Resent-Bcc"};
+	const char **names = plain;
+
+	for (size_t i = 0; i < m->nheaders; i++)
+		if (!m->headers[i].deleted &&
+		    str_ncasecmp_ascii(m->headers[i].name, "Resent-", 7) == 0)
+			names = resent;
+	for (size_t k = 0; k < 3; k++) {
+		size_t pos = 0;
+		struct header *h;
+		while ((h = message_find(m, names[k], &pos)) != NULL) {
+			char *value = header_value(h), why[256];
+			int rc = address_list_parse(value, strlen(value), out,
+			    why, sizeof(why));
+			if (rc != 0) {
+				snprintf(err, errlen, "bad address in %s: "
+				    "header \"%.100s\": %s", names[k], value,
+				    why);
+				free(value);
+				return EX_NOUSER;
+			}
+			free(value);
+		}
+	}
+	return 0;
+}
+
+static void
+format_date(char *out, size_t len, time_t t)
+{
+	struct tm tm;
+	char zone[16];
+
+	localtime_r(&t, &tm);
+	strftime(out, len, "%a, %d %b %Y %H:%M:%S %z", &tm);
+	strftime(zone, sizeof(zone), " (%Z)", &tm);
+	if (strlen(out) + strlen(zone) < len)
+		strcat(out, zone);
+}
+
+/* "Name <addr>", quoting the name when it holds RFC 5322 specials. */
+static void
+format_from(struct buf *b, const char *name, const char *addr)
+{
+	if (name == NULL || *name == '\0') {
+		buf_printf(b, "From: %s\r\n", addr);
+		return;
+	}
+	bool quote = strpbrk(name, "()<>[]:;@\\,.\"") != NULL;
+	buf_puts(b, "From: ");
+	if (quote) {
+		buf_putc(b, '"');
+		for (const char *p = name; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				buf_putc(b, '\\');
+			if (*p != '\r' && *p != '\n')
+				buf_putc(b, *p);
+		}
+		buf_putc(b, '"');
+	} else {
+		for (const char *p = name; *p; p++)
+			if (*p != '\r' && *p != '\n')
+				buf_putc(b, *p);
+	}
+	buf_printf(b, " <%s>\r\n", addr);
+}
+
+static void
+build_headers(void *vctx, const char *queue_id, struct buf *out)
+{
+	struct header_ctx *ctx = vctx;
+	const struct submitter *who = ctx->who;
+	const char *host = who->cfg->myhostname;
+	char date[80];
+
+	format_date(date, sizeof(date), ctx->now);
+	buf_printf(out, "Received: by %s (mxlane, from userid %u)\r\n"
+	    "\tid %s; %s\r\n", host, (unsigned)who->uid, queue_id, date);
+	for (size_t i = 0; i < ctx->m->nheaders; i++)
+		if (!ctx->m->headers[i].deleted)
+			buf_append(out, ctx->m->headers[i].raw,
+			    ctx->m->headers[i].raw_len);
+	if (!message_has(ctx->m, "From")) {
+		const char *from = *ctx->req->sender ? ctx->req->sender : NULL;
+		char *fallback = NULL;
+		if (from == NULL)
+			from = fallback = xasprintf("%s@%s", who->user,
+			    who->cfg->myorigin);
+		format_from(out, who->fullname, from);
+		free(fallback);
+	}
+	if (!message_has(ctx->m, "Date"))
+		buf_printf(out, "Date: %s\r\n", date);
+	free(ctx->message_id);
+	size_t pos = 0;
+	struct header *mid = message_find(ctx->m, "Message-ID", &pos);
+	if (mid) {
+		ctx->message_id = header_value(mid);
+	} else {
+		struct tm tm;
+		char stamp[32];
+		gmtime_r(&ctx->now, &tm);
+		strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
+		ctx->message_id = xasprintf("<%s.%s@%s>", stamp, queue_id,
+		    host);
+		buf_printf(out, "Message-ID: %s\r\n", ctx->message_id);
+	}
+	buf_append(out, "\r\n", 2);
+}
+
+static void
+log_queued(const struct submitter *who, const struct spool_msg *msg,
+    const char *message_id)
+{
+	log_set_component("pickup");
+	log_info("%s: uid=%u from=<%s>", msg->id, (unsigned)who->uid,
+	    msg->sender);
+	log_set_component("cleanup");
+	log_info("%s: message-id=%s", msg->id, message_id ? message_id : "");
+	log_set_component("qmgr");
+	log_info("%s: from=<%s>, size=%llu, nrcpt=%u (queue active)",
+	    msg->id, msg->sender, (unsigned long long)msg->size, msg->nrcpt);
+	log_set_component(NULL);
+}
+
+int
+submit_message(const struct submitter *who, const struct submit_request *req,
+    struct message *m, char queue_id[SPOOL_ID_SIZE], char *err, size_t errlen)
+{
+	struct rcpt_set set = {NULL, 0, 0};
+	struct addr_list from_headers = ADDR_LIST_INIT;
+	bool aliases = spool_has_aliases(who->spool);
+	int rc = 0;
+
+	for (size_t i = 0; i < req->nrcpts; i++)
+		add_recipient(who, aliases, &set, req->rcpts[i].address,
+		    req->rcpts[i].orcpt, req->rcpts[i].notify);
+	if (req->extract_rcpts) {
+		if ((rc = extract_recipients(m, &from_headers, err,
+		    errlen)) != 0)
+			goto out;
+		for (size_t i = 0; i < from_headers.n; i++)
+			add_recipient(who, aliases, &set, from_headers.addrs[i],
+			    NULL, req->header_notify);
+	}
+	if (set.n == 0) {
+		snprintf(err, errlen, "%s", req->extract_rcpts ?
+		    "no recipient addresses found in message header" :
+		    "no recipients specified");
+		rc = EX_USAGE;
+		goto out;
+	}
+	/* Postfix removes Bcc: always, with or without -t. */
+	message_delete(m, "Bcc");
+	message_delete(m, "Resent-Bcc");
+
+	struct spool_msg msg;
+	memset(&msg, 0, sizeof(msg));
+	msg.sender = (char *)req->sender;
+	msg.envid = (char *)req->envid;
+	msg.ret = (enum spool_ret)req->ret;
+	msg.body = (enum spool_body)req->body;
+	msg.lane = (char *)req->lane;
+	msg.uid = (uint32_t)who->uid;
+	msg.user = (char *)who->user;
+
+	struct header_ctx hctx = {who, req, m, time(NULL), NULL};
+	if (spool_submit(who->spool, &msg, set.list, set.n, build_headers,
+	    &hctx, m->body.data ? m->body.data : "", m->body.len) != 0) {
+		snprintf(err, errlen, "cannot write the queue file in %s; "
+		    "message not queued, try again later",
+		    who->cfg->spool_directory);
+		rc = EX_TEMPFAIL;
+	} else {
+		memcpy(queue_id, msg.id, SPOOL_ID_SIZE);
+		log_queued(who, &msg, hctx.message_id);
+	}
+	free(hctx.message_id);
+out:
+	addr_list_free(&from_headers);
+	for (size_t i = 0; i < set.n; i++)
+		spool_rcpt_clear(&set.list[i]);
+	free(set.list);
+	return rc;
+}

@@ -1,0 +1,205 @@
+/*
+ * NAME
+ *	record - the byte layout of envelope and recipient records
+ * DESCRIPTION
+ *	See record.h. Strings are stored as a 32-bit length and bytes;
+ *	length 0xffffffff stands for NULL. Every read checks the remaining
+ *	length first, so a damaged record yields an error, never an
+ *	out-of-bounds read.
+ */
+#include "spool/record.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define RECORD_MSG_VERSION	1
+#define RECORD_RCPT_VERSION	1
+#define NULL_STRING		0xffffffffu
+
+struct reader {
+	const unsigned char *p;
+	size_t left;
+	int bad;
+};
+
+static void
+put_u32(struct buf *out, uint32_t v)
+{
+	unsigned char b[4] = {v >> 24, v >> 16, v >> 8, v};
+
+	buf_append(out, b, 4);
+}
+
+static void
+put_i64(struct buf *out, int64_t v)
+{
+	uint64_t u = (uint64_t)v;
+
+	put_u32(out, (uint32_t)(u >> 32));
+	put_u32(out, (uint32_t)u);
+}
+
+static void
+put_str(struct buf *out, const char *s)
+{
+	if (s == NULL) {
+		put_u32(out, NULL_STRING);
+		return;
+	}
+	size_t len = strlen(s);
+	put_u32(out, (uint32_t)len);
+	buf_append(out, s, len);
+}
+
+static uint32_t
+get_u32(struct reader *r)
+{
+	if (r->bad || r->left < 4) {
+		r->bad = 1;
+		return 0;
+	}
+	uint32_t v = (uint32_t)r->p[0] << 24 | (uint32_t)r->p[1] << 16 |
+	    (uint32_t)r->p[2] << 8 | r->p[3];
+	r->p += 4;
+	r->left -= 4;
+	return v;
+}
+
+static int64_t
+get_i64(struct reader *r)
+{
+	uint64_t hi = get_u32(r);
+	uint64_t lo = get_u32(r);
+
+	return (int64_t)(hi << 32 | lo);
+}
+
+static char *
+get_str(struct reader *r)
+{
+	uint32_t len = get_u32(r);
+
+	if (r->bad || len == NULL_STRING)
+		return NULL;
+	if (len > r->left || memchr(r->p, '\0', len) != NULL) {
+		r->bad = 1;
+		return NULL;
+	}
+	char *s = xstrndup((const char *)r->p, len);
+	r->p += len;
+	r->left -= len;
+	return s;
+}
+
+void
+record_encode_msg(const struct spool_msg *msg, struct buf *out)
+{
+	put_u32(out, RECORD_MSG_VERSION);
+	put_str(out, msg->id);
+	put_str(out, msg->sender);
+	put_str(out, msg->envid);
+	put_u32(out, msg->ret);
+	put_u32(out, msg->body);
+	put_str(out, msg->lane);
+	put_i64(out, msg->arrival);
+	put_u32(out, msg->uid);
+	put_str(out, msg->user);
+	put_i64(out, (int64_t)msg->size);
+	put_u32(out, msg->nrcpt);
+	put_u32(out, msg->flags);
+	put_u32(out, msg->warned);
+}
+
+int
+record_decode_msg(const void *data, size_t len, struct spool_msg *msg)
+{
+	struct reader r = {data, len, 0};
+
+	memset(msg, 0, sizeof(*msg));
+	if (get_u32(&r) != RECORD_MSG_VERSION)
+		return -1;
+	char *id = get_str(&r);
+	if (id == NULL || !spool_id_valid(id)) {
+		free(id);
+		return -1;
+	}
+	memcpy(msg->id, id, SPOOL_ID_SIZE);
+	free(id);
+	msg->sender = get_str(&r);
+	msg->envid = get_str(&r);
+	uint32_t ret = get_u32(&r);
+	uint32_t body = get_u32(&r);
+	msg->lane = get_str(&r);
+	msg->arrival = get_i64(&r);
+	msg->uid = get_u32(&r);
+	msg->user = get_str(&r);
+	msg->size = (uint64_t)get_i64(&r);
+	msg->nrcpt = get_u32(&r);
+	msg->flags = get_u32(&r);
+	msg->warned = get_u32(&r);
+	if (r.bad || r.left != 0 || msg->sender == NULL || msg->lane == NULL ||
+	    ret > SPOOL_RET_HDRS || body > SPOOL_BODY_8BITMIME) {
+		spool_msg_free(msg);
+		return -1;
+	}
+	msg->ret = (enum spool_ret)ret;
+	msg->body = (enum spool_body)body;
+	return 0;
+}
+
+void
+record_encode_rcpt(const struct spool_rcpt *rcpt, struct buf *out)
+{
+	put_u32(out, RECORD_RCPT_VERSION);
+	put_u32(out, rcpt->index);
+	put_str(out, rcpt->address);
+	put_str(out, rcpt->orcpt);
+	put_u32(out, rcpt->notify);
+	put_u32(out, rcpt->state);
+	put_u32(out, rcpt->attempts);
+	put_i64(out, rcpt->next_try);
+	put_i64(out, rcpt->lease_until);
+	put_i64(out, rcpt->done_time);
+	put_str(out, rcpt->last_response);
+	put_str(out, rcpt->last_relay);
+}
+
+int
+record_decode_rcpt(const void *data, size_t len, struct spool_rcpt *rcpt)
+{
+	struct reader r = {data, len, 0};
+
+	memset(rcpt, 0, sizeof(*rcpt));
+	if (get_u32(&r) != RECORD_RCPT_VERSION)
+		return -1;
+	rcpt->index = get_u32(&r);
+	rcpt->address = get_str(&r);
+	rcpt->orcpt = get_str(&r);
+	rcpt->notify = get_u32(&r);
+	uint32_t state = get_u32(&r);
+	rcpt->attempts = get_u32(&r);
+	rcpt->next_try = get_i64(&r);
+	rcpt->lease_until = get_i64(&r);
+	rcpt->done_time = get_i64(&r);
+	rcpt->last_response = get_str(&r);
+	rcpt->last_relay = get_str(&r);
+	if (r.bad || r.left != 0 || rcpt->address == NULL ||
+	    state > RCPT_BOUNCED || (rcpt->notify & ~0x0fu) != 0) {
+		spool_rcpt_clear(rcpt);
+		return -1;
+	}
+	rcpt->state = (enum spool_rcpt_state)state;
+	return 0;
+}
+
+void
+record_subkey(const char *id, uint32_t index,
+    unsigned char key[RECORD_SUBKEY_LEN])
+{
+	memset(key, 0, SPOOL_ID_SIZE);
+	memcpy(key, id, strnlen(id, SPOOL_ID_LEN));
+	key[SPOOL_ID_SIZE + 0] = (unsigned char)(index >> 24);
+	key[SPOOL_ID_SIZE + 1] = (unsigned char)(index >> 16);
+	key[SPOOL_ID_SIZE + 2] = (unsigned char)(index >> 8);
+	key[SPOOL_ID_SIZE + 3] = (unsigned char)index;
+}

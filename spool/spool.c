@@ -1,0 +1,764 @@
+/*
+ * NAME
+ *	spool - the transactional BerkeleyDB mail queue
+ * DESCRIPTION
+ *	See spool.h for the contract. How it is kept:
+ *
+ *	messages.db	btree, queue id -> envelope record
+ *	recipients.db	btree, id NUL index -> recipient record
+ *	content.db	btree, id NUL chunk -> up to 64 KiB of content
+ *	aliases.db	hash, alias name -> NUL-separated targets
+ *
+ *	Queue ids are the arrival time, so btree order is arrival order and
+ *	mailq lists oldest first without sorting anything.
+ *
+ *	Every process opens the environment with DB_REGISTER | DB_RECOVER:
+ *	BerkeleyDB then notices on its own when a process died inside the
+ *	environment and runs recovery before letting the next one in.
+ *	Processes that were inside during such a recovery get
+ *	DB_RUNRECOVERY; spool_submit() reopens and tries again rather than
+ *	failing the caller.
+ *
+ *	Files are created 0660 and the spool directory is set-group-id, so
+ *	whatever runs as root (cron's queue runner, newaliases) leaves files
+ *	the setgid submitters can still open; umask is not trusted for it.
+ * DIAGNOSTICS
+ *	BerkeleyDB's own messages go to the log through an error callback.
+ */
+#include "spool/spool.h"
+
+#include <db.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spool/log.h"
+#include "spool/record.h"
+#include "spool/spool_impl.h"
+
+#define CHUNK_SIZE	(64 * 1024)
+#define FILE_MODE	0660
+#define DIR_MODE	02770
+#define TXN_RETRIES	SPOOL_TXN_RETRIES
+
+static void
+bdb_errcall(const DB_ENV *env, const char *prefix, const char *msg)
+{
+	(void)env;
+	(void)prefix;
+	log_error("spool: %s", msg);
+}
+
+static int
+open_db(struct spool *sp, DB **dbp, const char *file, DBTYPE type,
+    u_int32_t pagesize)
+{
+	DB *db;
+	int rc = db_create(&db, sp->env, 0);
+
+	if (rc != 0)
+		return rc;
+	if (pagesize)
+		db->set_pagesize(db, pagesize);
+	rc = db->open(db, NULL, file, NULL, type, DB_CREATE | DB_AUTO_COMMIT,
+	    FILE_MODE);
+	if (rc != 0) {
+		log_error("spool: cannot open %s/%s: %s", sp->dir, file,
+		    db_strerror(rc));
+		db->close(db, 0);
+		return rc;
+	}
+	*dbp = db;
+	return 0;
+}
+
+/*
+ * A root process may have created files with root's group before the
+ * directory had its set-group-id bit, or under an odd umask: put group
+ * and mode right so unprivileged submitters are never locked out.
+ */
+static void
+fix_ownership(const char *dir)
+{
+	struct stat dst, st;
+	DIR *d;
+	struct dirent *de;
+
+	if (geteuid() != 0 || stat(dir, &dst) != 0)
+		return;
+	if ((d = opendir(dir)) == NULL)
+		return;
+	int dfd = dirfd(d);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if (st.st_gid != dst.st_gid && fchownat(dfd, de->d_name,
+		    (uid_t)-1, dst.st_gid, AT_SYMLINK_NOFOLLOW) != 0)
+			log_warn("spool: chgrp %s/%s: %s", dir, de->d_name,
+			    strerror(errno));
+		if ((st.st_mode & 07777) != FILE_MODE &&
+		    fchmodat(dfd, de->d_name, FILE_MODE, 0) != 0)
+			log_warn("spool: chmod %s/%s: %s", dir, de->d_name,
+			    strerror(errno));
+	}
+	closedir(d);
+}
+
+static void
+spool_close_handles(struct spool *sp)
+{
+	DB **dbs[] = {&sp->messages, &sp->recipients, &sp->content,
+	    &sp->aliases};
+
+	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+		if (*dbs[i])
+			(*dbs[i])->close(*dbs[i], 0);
+		*dbs[i] = NULL;
+	}
+	if (sp->env)
+		sp->env->close(sp->env, 0);
+	sp->env = NULL;
+}
+
+static int
+spool_open_handles(struct spool *sp)
+{
+	DB_ENV *env;
+	int rc;
+
+	if ((rc = db_env_create(&env, 0)) != 0) {
+		log_error("spool: db_env_create: %s", db_strerror(rc));
+		return rc;
+	}
+	sp->env = env;
+	env->set_errcall(env, bdb_errcall);
+	/* Deadlocks between submitters and runners are broken at once. */
+	env->set_lk_detect(env, DB_LOCK_DEFAULT);
+	env->set_lk_max_locks(env, 20000);
+	env->set_lk_max_objects(env, 20000);
+	env->set_lk_max_lockers(env, 4000);
+	env->set_cachesize(env, 0, 8 * 1024 * 1024, 1);
+	env->set_lg_bsize(env, 1024 * 1024);
+	env->set_lg_max(env, 8 * 1024 * 1024);
+	env->set_lg_regionmax(env, 256 * 1024);
+	/* Disk use stays bounded: logs go once a checkpoint covers them. */
+	env->log_set_config(env, DB_LOG_AUTO_REMOVE, 1);
+	rc = env->open(env, sp->dir, DB_CREATE | DB_INIT_LOCK | DB_INIT_LOG |
+	    DB_INIT_MPOOL | DB_INIT_TXN | DB_REGISTER | DB_RECOVER, FILE_MODE);
+	if (rc != 0) {
+		log_error("spool: cannot open environment %s: %s", sp->dir,
+		    db_strerror(rc));
+		goto err;
+	}
+	if ((rc = open_db(sp, &sp->messages, "messages.db", DB_BTREE, 0)) ||
+	    (rc = open_db(sp, &sp->recipients, "recipients.db", DB_BTREE, 0)) ||
+	    (rc = open_db(sp, &sp->content, "content.db", DB_BTREE, 16384)) ||
+	    (rc = open_db(sp, &sp->aliases, "aliases.db", DB_HASH, 0)))
+		goto err;
+	fix_ownership(sp->dir);
+	return 0;
+err:
+	spool_close_handles(sp);
+	return rc;
+}
+
+int
+spool_open(const char *dir, struct spool **out)
+{
+	struct spool *sp = xcalloc(1, sizeof(*sp));
+	struct stat st;
+
+	sp->dir = xstrdup(dir);
+	if (stat(dir, &st) != 0) {
+		if (errno != ENOENT || mkdir(dir, DIR_MODE) != 0) {
+			log_error("spool: cannot use spool directory %s: %s",
+			    dir, strerror(errno));
+			goto err;
+		}
+		(void)chmod(dir, DIR_MODE);	/* mkdir honours the umask */
+	} else if (!S_ISDIR(st.st_mode)) {
+		log_error("spool: %s is not a directory", dir);
+		goto err;
+	}
+	if (spool_open_handles(sp) != 0)
+		goto err;
+	*out = sp;
+	return SPOOL_OK;
+err:
+	free(sp->dir);
+	free(sp);
+	return SPOOL_ERR;
+}
+
+static int
+spool_reopen(struct spool *sp)
+{
+	spool_close_handles(sp);
+	return spool_open_handles(sp);
+}
+
+void
+spool_close(struct spool *sp)
+{
+	if (sp == NULL)
+		return;
+	if (sp->env)
+		(void)sp->env->txn_checkpoint(sp->env, 1024, 5, 0);
+	spool_close_handles(sp);
+	free(sp->dir);
+	free(sp);
+}
+
+const char *
+spool_directory(const struct spool *sp)
+{
+	return sp->dir;
+}
+
+bool
+spool_id_valid(const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < SPOOL_ID_LEN; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') ||
+		    (id[i] >= 'A' && id[i] <= 'F')))
+			return false;
+	return id[i] == '\0';
+}
+
+static void
+id_format(char id[SPOOL_ID_SIZE], uint64_t sec, uint32_t usec)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	uint64_t v = (sec & 0xffffffffu) << 20 | (usec & 0xfffffu);
+
+	for (int i = SPOOL_ID_LEN - 1; i >= 0; i--) {
+		id[i] = hex[v & 0xf];
+		v >>= 4;
+	}
+	id[SPOOL_ID_LEN] = '\0';
+}
+
+/* Chunks content made of two pieces without copying them together. */
+struct content_writer {
+	DB *db;
+	DB_TXN *txn;
+	const char *id;
+	uint32_t chunk;
+	char *stage;
+	size_t staged;
+};
+
+static int
+content_flush(struct content_writer *w)
+{
+	unsigned char k[RECORD_SUBKEY_LEN];
+	DBT key, val;
+
+	if (w->staged == 0)
+		return 0;
+	record_subkey(w->id, w->chunk++, k);
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	key.data = k;
+	key.size = sizeof(k);
+	val.data = w->stage;
+	val.size = (u_int32_t)w->staged;
+	w->staged = 0;
+	return w->db->put(w->db, w->txn, &key, &val, 0);
+}
+
+static int
+content_write(struct content_writer *w, const char *data, size_t len)
+{
+	while (len > 0) {
+		size_t n = CHUNK_SIZE - w->staged;
+		if (n > len)
+			n = len;
+		memcpy(w->stage + w->staged, data, n);
+		w->staged += n;
+		data += n;
+		len -= n;
+		if (w->staged == CHUNK_SIZE) {
+			int rc = content_flush(w);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static int
+put_record(DB *db, DB_TXN *txn, const void *k, size_t klen,
+    const struct buf *val, u_int32_t flags)
+{
+	DBT key, data;
+
+	memset(&key, 0, sizeof(key));
+	memset(&data, 0, sizeof(data));
+	key.data = (void *)k;
+	key.size = (u_int32_t)klen;
+	data.data = val->data;
+	data.size = (u_int32_t)val->len;
+	return db->put(db, txn, &key, &data, flags);
+}
+
+/* Claims a fresh queue id by inserting the envelope under it. */
+static int
+claim_id(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
+    struct buf *rec)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	uint64_t sec = (uint64_t)tv.tv_sec;
+	uint32_t usec = (uint32_t)tv.tv_usec;
+
+	msg->arrival = tv.tv_sec;
+	for (int tries = 0; tries < 1000; tries++) {
+		id_format(msg->id, sec, usec);
+		buf_reset(rec);
+		record_encode_msg(msg, rec);
+		int rc = put_record(sp->messages, txn, msg->id, SPOOL_ID_LEN,
+		    rec, DB_NOOVERWRITE);
+		if (rc != DB_KEYEXIST)
+			return rc;
+		/* Same microsecond as another submitter: take the next one. */
+		if (++usec > 0xfffffu) {
+			usec = 0;
+			sec++;
+		}
+	}
+	return DB_KEYEXIST;
+}
+
+static int
+submit_once(struct spool *sp, struct spool_msg *msg,
+    const struct spool_rcpt *rcpts, size_t nrcpt, spool_prefix_fn prefix,
+    void *prefix_ctx, const char *body, size_t body_len)
+{
+	DB_TXN *txn = NULL;
+	struct buf rec = BUF_INIT, head = BUF_INIT;
+	struct content_writer w = {sp->content, NULL, msg->id, 0, NULL, 0};
+	int rc;
+
+	msg->size = 0;
+	msg->nrcpt = (uint32_t)nrcpt;
+	if ((rc = sp->env->txn_begin(sp->env, NULL, &txn, 0)) != 0)
+		goto out;
+	if ((rc = claim_id(sp, txn, msg, &rec)) != 0)
+		goto out;
+
+	if (prefix)
+		prefix(prefix_ctx, msg->id, &head);
+	w.txn = txn;
+	w.stage = xmalloc(CHUNK_SIZE);
+	if ((rc = content_write(&w, head.data ? head.data : "", head.len)) ||
+	    (rc = content_write(&w, body, body_len)) ||
+	    (rc = content_flush(&w)))
+		goto out;
+	msg->size = head.len + body_len;
+
+	for (size_t i = 0; i < nrcpt; i++) {
+		unsigned char k[RECORD_SUBKEY_LEN];
+		struct spool_rcpt r = rcpts[i];
+
+		r.index = (uint32_t)i;
+		if (r.next_try == 0)
+			r.next_try = msg->arrival;	/* due at once */
+		record_subkey(msg->id, r.index, k);
+		buf_reset(&rec);
+		record_encode_rcpt(&r, &rec);
+		if ((rc = put_record(sp->recipients, txn, k, sizeof(k), &rec,
+		    0)) != 0)
+			goto out;
+	}
+	buf_reset(&rec);
+	record_encode_msg(msg, &rec);
+	if ((rc = put_record(sp->messages, txn, msg->id, SPOOL_ID_LEN, &rec,
+	    0)) != 0)
+		goto out;
+	/* The default commit flushes the log to disk: durable on return. */
+	rc = txn->commit(txn, 0);
+	txn = NULL;
+out:
+	if (txn)
+		txn->abort(txn);
+	free(w.stage);
+	buf_free(&rec);
+	buf_free(&head);
+	return rc;
+}
+
+int
+spool_submit(struct spool *sp, struct spool_msg *msg,
+    const struct spool_rcpt *rcpts, size_t nrcpt, spool_prefix_fn prefix,
+    void *prefix_ctx, const char *body, size_t body_len)
+{
+	int rc = 0;
+
+	for (int attempt = 0; attempt < TXN_RETRIES; attempt++) {
+		rc = submit_once(sp, msg, rcpts, nrcpt, prefix, prefix_ctx,
+		    body, body_len);
+		if (rc == 0) {
+			/* Cheap unless 1 MB of log or 5 minutes have passed. */
+			(void)sp->env->txn_checkpoint(sp->env, 1024, 5, 0);
+			return SPOOL_OK;
+		}
+		if (rc == DB_RUNRECOVERY) {
+			/* Another process just recovered the environment. */
+			if (spool_reopen(sp) != 0)
+				break;
+			continue;
+		}
+		if (!spool_retryable(rc))
+			break;
+	}
+	log_error("spool: cannot queue message in %s: %s", sp->dir,
+	    rc > 0 ? strerror(rc) : db_strerror(rc));
+	return SPOOL_ERR;
+}
+
+void
+spool_msg_free(struct spool_msg *msg)
+{
+	free(msg->sender);
+	free(msg->envid);
+	free(msg->lane);
+	free(msg->user);
+	msg->sender = msg->envid = msg->lane = msg->user = NULL;
+}
+
+void
+spool_rcpt_clear(struct spool_rcpt *rcpt)
+{
+	free(rcpt->address);
+	free(rcpt->orcpt);
+	free(rcpt->last_response);
+	free(rcpt->last_relay);
+	memset(rcpt, 0, sizeof(*rcpt));
+}
+
+void
+spool_rcpts_free(struct spool_rcpt *rcpts, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		spool_rcpt_clear(&rcpts[i]);
+	free(rcpts);
+}
+
+/* Reads a message's recipients with cursor c (already open). */
+static int
+read_rcpts(DBC *c, const char *id, struct spool_rcpt **out, size_t *nout)
+{
+	unsigned char k[RECORD_SUBKEY_LEN];
+	DBT key, val;
+	struct spool_rcpt *list = NULL;
+	size_t n = 0, cap = 0;
+	u_int32_t op = DB_SET_RANGE;
+	int rc;
+
+	record_subkey(id, 0, k);
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	key.data = k;
+	key.size = sizeof(k);
+	key.ulen = sizeof(k);
+	key.flags = DB_DBT_USERMEM;
+	val.flags = DB_DBT_REALLOC;
+	while ((rc = c->get(c, &key, &val, op)) == 0) {
+		op = DB_NEXT;
+		if (key.size != RECORD_SUBKEY_LEN ||
+		    memcmp(k, id, SPOOL_ID_SIZE) != 0)
+			break;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			list = xrealloc(list, cap * sizeof(*list));
+		}
+		if (record_decode_rcpt(val.data, val.size, &list[n]) != 0) {
+			log_error("%s: damaged recipient record skipped", id);
+			continue;
+		}
+		n++;
+	}
+	free(val.data);
+	if (rc != 0 && rc != DB_NOTFOUND) {
+		spool_rcpts_free(list, n);
+		return rc;
+	}
+	*out = list;
+	*nout = n;
+	return 0;
+}
+
+static int
+get_once(struct spool *sp, const char *id, struct spool_msg *msg,
+    struct spool_rcpt **rcpts, size_t *nrcpt)
+{
+	DBT key, val;
+	DBC *c = NULL;
+	int rc;
+
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	key.data = (void *)id;
+	key.size = SPOOL_ID_LEN;
+	val.flags = DB_DBT_MALLOC;
+	if ((rc = sp->messages->get(sp->messages, NULL, &key, &val, 0)) != 0)
+		return rc;
+	rc = record_decode_msg(val.data, val.size, msg);
+	free(val.data);
+	if (rc != 0) {
+		log_error("%s: damaged envelope record", id);
+		return DB_NOTFOUND;
+	}
+	if (rcpts == NULL)
+		return 0;
+	if ((rc = sp->recipients->cursor(sp->recipients, NULL, &c, 0)) == 0) {
+		rc = read_rcpts(c, id, rcpts, nrcpt);
+		c->close(c);
+	}
+	if (rc != 0)
+		spool_msg_free(msg);
+	return rc;
+}
+
+int
+spool_get(struct spool *sp, const char *id, struct spool_msg *msg,
+    struct spool_rcpt **rcpts, size_t *nrcpt)
+{
+	int rc = DB_LOCK_DEADLOCK;
+
+	if (!spool_id_valid(id))
+		return SPOOL_NOTFOUND;
+	for (int i = 0; i < TXN_RETRIES && spool_retryable(rc); i++)
+		rc = get_once(sp, id, msg, rcpts, nrcpt);
+	if (rc == DB_NOTFOUND)
+		return SPOOL_NOTFOUND;
+	if (rc != 0) {
+		log_error("spool: cannot read %s: %s", id, db_strerror(rc));
+		return SPOOL_ERR;
+	}
+	return SPOOL_OK;
+}
+
+int
+spool_read_content(struct spool *sp, const char *id,
+    int (*fn)(void *ctx, const char *data, size_t len), void *ctx)
+{
+	unsigned char k[RECORD_SUBKEY_LEN];
+	DBT key, val;
+	DBC *c;
+	u_int32_t op = DB_SET_RANGE;
+	int rc, stop = 0;
+
+	if (!spool_id_valid(id))
+		return SPOOL_NOTFOUND;
+	if ((rc = sp->content->cursor(sp->content, NULL, &c, 0)) != 0)
+		goto fail;
+	record_subkey(id, 0, k);
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	key.data = k;
+	key.size = sizeof(k);
+	key.ulen = sizeof(k);
+	key.flags = DB_DBT_USERMEM;
+	val.flags = DB_DBT_REALLOC;
+	while ((rc = c->get(c, &key, &val, op)) == 0) {
+		op = DB_NEXT;
+		if (key.size != RECORD_SUBKEY_LEN ||
+		    memcmp(k, id, SPOOL_ID_SIZE) != 0)
+			break;
+		if ((stop = fn(ctx, val.data, val.size)) != 0)
+			break;
+	}
+	free(val.data);
+	c->close(c);
+	if (stop)
+		return stop;
+	if (rc == 0 || rc == DB_NOTFOUND)
+		return SPOOL_OK;
+fail:
+	log_error("spool: cannot read content of %s: %s", id, db_strerror(rc));
+	return SPOOL_ERR;
+}
+
+/*
+ * Finds the first message after 'after' (or the first of all), with its
+ * recipients, then lets go of every lock before the caller sees it: a
+ * slow reader (mailq into a pager) must not hold up submitters.
+ */
+static int
+scan_next(struct spool *sp, const char *after, struct spool_msg *msg,
+    struct spool_rcpt **rcpts, size_t *nrcpt)
+{
+	char k[SPOOL_ID_SIZE];
+	DBT key, val;
+	DBC *c;
+	int rc;
+
+	if ((rc = sp->messages->cursor(sp->messages, NULL, &c,
+	    DB_READ_COMMITTED)) != 0)
+		return rc;
+	memset(k, 0, sizeof(k));
+	memcpy(k, after, strlen(after));
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	key.data = k;
+	key.size = (u_int32_t)strlen(after);
+	key.ulen = SPOOL_ID_LEN;
+	key.flags = DB_DBT_USERMEM;
+	val.flags = DB_DBT_MALLOC;
+	if (*after == '\0')
+		rc = c->get(c, &key, &val, DB_FIRST);
+	else {
+		rc = c->get(c, &key, &val, DB_SET_RANGE);
+		if (rc == 0 && key.size == SPOOL_ID_LEN &&
+		    memcmp(k, after, SPOOL_ID_LEN) == 0) {
+			free(val.data);
+			val.data = NULL;
+			rc = c->get(c, &key, &val, DB_NEXT);
+		}
+	}
+	c->close(c);
+	if (rc != 0)
+		return rc;
+	rc = record_decode_msg(val.data, val.size, msg);
+	free(val.data);
+	if (rc != 0) {
+		/* Skip it, but keep walking from its key. */
+		memset(msg, 0, sizeof(*msg));
+		memcpy(msg->id, k, SPOOL_ID_LEN);
+		log_error("spool: damaged envelope record %.*s skipped",
+		    SPOOL_ID_LEN, k);
+		*rcpts = NULL;
+		*nrcpt = 0;
+		return -1;
+	}
+	if ((rc = sp->recipients->cursor(sp->recipients, NULL, &c,
+	    DB_READ_COMMITTED)) != 0) {
+		spool_msg_free(msg);
+		return rc;
+	}
+	rc = read_rcpts(c, msg->id, rcpts, nrcpt);
+	c->close(c);
+	if (rc != 0)
+		spool_msg_free(msg);
+	return rc;
+}
+
+int
+spool_scan(struct spool *sp, spool_scan_fn fn, void *ctx)
+{
+	char after[SPOOL_ID_SIZE] = "";
+
+	for (;;) {
+		struct spool_msg msg;
+		struct spool_rcpt *rcpts = NULL;
+		size_t n = 0;
+		int rc, tries = 0;
+
+		do
+			rc = scan_next(sp, after, &msg, &rcpts, &n);
+		while (spool_retryable(rc) && ++tries < TXN_RETRIES);
+		if (rc == DB_NOTFOUND)
+			return SPOOL_OK;
+		if (rc == -1) {
+			memcpy(after, msg.id, SPOOL_ID_SIZE);
+			continue;
+		}
+		if (rc != 0) {
+			log_error("spool: cannot scan queue: %s",
+			    db_strerror(rc));
+			return SPOOL_ERR;
+		}
+		memcpy(after, msg.id, SPOOL_ID_SIZE);
+		int stop = fn(ctx, &msg, rcpts, n);
+		spool_msg_free(&msg);
+		spool_rcpts_free(rcpts, n);
+		if (stop)
+			return SPOOL_OK;
+	}
+}
+
+/* Deletes every key of db that starts with id NUL. */
+static int
+delete_subkeys(DB *db, DB_TXN *txn, const char *id)
+{
+	unsigned char k[RECORD_SUBKEY_LEN];
+	DBT key, val;
+	DBC *c;
+	u_int32_t op = DB_SET_RANGE;
+	int rc;
+
+	if ((rc = db->cursor(db, txn, &c, 0)) != 0)
+		return rc;
+	record_subkey(id, 0, k);
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	key.data = k;
+	key.size = sizeof(k);
+	key.ulen = sizeof(k);
+	key.flags = DB_DBT_USERMEM;
+	/* Only the keys matter; don't drag 64 KiB chunks through memory. */
+	val.flags = DB_DBT_PARTIAL;
+	while ((rc = c->get(c, &key, &val, op | DB_RMW)) == 0) {
+		op = DB_NEXT;
+		if (key.size != RECORD_SUBKEY_LEN ||
+		    memcmp(k, id, SPOOL_ID_SIZE) != 0)
+			break;
+		if ((rc = c->del(c, 0)) != 0)
+			break;
+	}
+	c->close(c);
+	return rc == DB_NOTFOUND ? 0 : rc;
+}
+
+static int
+remove_once(struct spool *sp, const char *id)
+{
+	DB_TXN *txn;
+	DBT key;
+	int rc;
+
+	if ((rc = sp->env->txn_begin(sp->env, NULL, &txn, 0)) != 0)
+		return rc;
+	memset(&key, 0, sizeof(key));
+	key.data = (void *)id;
+	key.size = SPOOL_ID_LEN;
+	if ((rc = sp->messages->del(sp->messages, txn, &key, 0)) != 0 ||
+	    (rc = delete_subkeys(sp->recipients, txn, id)) != 0 ||
+	    (rc = delete_subkeys(sp->content, txn, id)) != 0) {
+		txn->abort(txn);
+		return rc;
+	}
+	return txn->commit(txn, 0);
+}
+
+int
+spool_remove(struct spool *sp, const char *id)
+{
+	int rc = DB_LOCK_DEADLOCK;
+
+	if (!spool_id_valid(id))
+		return SPOOL_NOTFOUND;
+	for (int i = 0; i < TXN_RETRIES && spool_retryable(rc); i++)
+		rc = remove_once(sp, id);
+	if (rc == DB_NOTFOUND)
+		return SPOOL_NOTFOUND;
+	if (rc != 0) {
+		log_error("spool: cannot remove %s: %s", id, db_strerror(rc));
+		return SPOOL_ERR;
+	}
+	(void)sp->env->txn_checkpoint(sp->env, 1024, 5, 0);
+	return SPOOL_OK;
+}
