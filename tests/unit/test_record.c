@@ -1,0 +1,159 @@
+/*
+ * test_record - envelope and recipient records survive a round trip,
+ * and damaged records are refused rather than half-read.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "spool/record.h"
+#include "tests/unit/unit.h"
+
+static void
+test_msg_roundtrip(void)
+{
+	struct spool_msg in, out;
+	struct buf b = BUF_INIT;
+
+	memset(&in, 0, sizeof(in));
+	strcpy(in.id, "0123456789ABC");
+	in.sender = "alice@example.org";
+	in.envid = "env-1";
+	in.ret = SPOOL_RET_HDRS;
+	in.body = SPOOL_BODY_8BITMIME;
+	in.lane = "bulk";
+	in.arrival = 1795613231;
+	in.uid = 33;
+	in.user = "www-data";
+	in.size = 5000000000ULL;
+	in.nrcpt = 3;
+	in.flags = SPOOL_MSG_HELD;
+	record_encode_msg(&in, &b);
+	CHECK_INT(record_decode_msg(b.data, b.len, &out), 0);
+	CHECK_STR(out.id, "0123456789ABC");
+	CHECK_STR(out.sender, "alice@example.org");
+	CHECK_STR(out.envid, "env-1");
+	CHECK_INT(out.ret, SPOOL_RET_HDRS);
+	CHECK_INT(out.body, SPOOL_BODY_8BITMIME);
+	CHECK_STR(out.lane, "bulk");
+	CHECK_INT(out.arrival, 1795613231);
+	CHECK_INT(out.uid, 33);
+	CHECK_STR(out.user, "www-data");
+	CHECK(out.size == 5000000000ULL);
+	CHECK_INT(out.nrcpt, 3);
+	CHECK_INT(out.flags, SPOOL_MSG_HELD);
+	spool_msg_free(&out);
+
+	/* Every truncation must be refused, never read past the end. */
+	int refused = 0;
+	for (size_t len = 0; len < b.len; len++)
+		if (record_decode_msg(b.data, len, &out) != 0)
+			refused++;
+		else
+			spool_msg_free(&out);
+	CHECK_INT(refused, b.len);
+	/* Trailing garbage is refused too. */
+	buf_putc(&b, 'x');
+	CHECK(record_decode_msg(b.data, b.len, &out) != 0);
+	/* Unknown version. */
+	b.data[3] = 9;
+	CHECK(record_decode_msg(b.data, b.len - 1, &out) != 0);
+	buf_free(&b);
+
+	/* Null sender and no envid round-trip as "" and NULL. */
+	in.sender = "";
+	in.envid = NULL;
+	record_encode_msg(&in, &b);
+	CHECK_INT(record_decode_msg(b.data, b.len, &out), 0);
+	CHECK_STR(out.sender, "");
+	CHECK(out.envid == NULL);
+	spool_msg_free(&out);
+	buf_free(&b);
+
+	/* A bad queue id inside the record is refused. */
+	strcpy(in.id, "0123456789abc");
+	record_encode_msg(&in, &b);
+	CHECK(record_decode_msg(b.data, b.len, &out) != 0);
+	buf_free(&b);
+}
+
+static void
+test_rcpt_roundtrip(void)
+{
+	struct spool_rcpt in, out;
+	struct buf b = BUF_INIT;
+
+	memset(&in, 0, sizeof(in));
+	in.index = 7;
+	in.address = "bob@example.com";
+	in.orcpt = "rfc822;bob@example.com";
+	in.notify = SPOOL_NOTIFY_SUCCESS | SPOOL_NOTIFY_DELAY;
+	in.state = RCPT_ACTIVE;
+	in.attempts = 4;
+	in.next_try = 1795613300;
+	in.lease_until = -5;
+	in.done_time = 12;
+	in.last_response = "451 4.3.0 try again";
+	in.last_relay = "mx.example.com[192.0.2.1]:25";
+	record_encode_rcpt(&in, &b);
+	CHECK_INT(record_decode_rcpt(b.data, b.len, &out), 0);
+	CHECK_INT(out.index, 7);
+	CHECK_STR(out.address, "bob@example.com");
+	CHECK_STR(out.orcpt, "rfc822;bob@example.com");
+	CHECK_INT(out.notify, SPOOL_NOTIFY_SUCCESS | SPOOL_NOTIFY_DELAY);
+	CHECK_INT(out.state, RCPT_ACTIVE);
+	CHECK_INT(out.attempts, 4);
+	CHECK_INT(out.next_try, 1795613300);
+	CHECK_INT(out.lease_until, -5);
+	CHECK_INT(out.done_time, 12);
+	CHECK_STR(out.last_response, "451 4.3.0 try again");
+	CHECK_STR(out.last_relay, "mx.example.com[192.0.2.1]:25");
+	spool_rcpt_clear(&out);
+
+	int refused = 0;
+	for (size_t len = 0; len < b.len; len++)
+		if (record_decode_rcpt(b.data, len, &out) != 0)
+			refused++;
+		else
+			spool_rcpt_clear(&out);
+	CHECK_INT(refused, b.len);
+	buf_free(&b);
+
+	/* Out-of-range state is refused. */
+	in.state = (enum spool_rcpt_state)42;
+	record_encode_rcpt(&in, &b);
+	CHECK(record_decode_rcpt(b.data, b.len, &out) != 0);
+	buf_free(&b);
+	/* A NUL inside a string is refused. */
+	in.state = RCPT_QUEUED;
+	record_encode_rcpt(&in, &b);
+	char *at = memmem(b.data, b.len, "bob@", 4);
+	at[1] = '\0';
+	CHECK(record_decode_rcpt(b.data, b.len, &out) != 0);
+	buf_free(&b);
+}
+
+static void
+test_subkey(void)
+{
+	unsigned char a[RECORD_SUBKEY_LEN], b[RECORD_SUBKEY_LEN];
+
+	record_subkey("0123456789ABC", 1, a);
+	record_subkey("0123456789ABC", 256, b);
+	/* Big-endian index: byte order sorts like numeric order. */
+	CHECK(memcmp(a, b, sizeof(a)) < 0);
+	CHECK(memcmp(a, "0123456789ABC", 14) == 0);
+	CHECK(spool_id_valid("0123456789ABC"));
+	CHECK(!spool_id_valid("0123456789AB"));
+	CHECK(!spool_id_valid("0123456789ABCD"));
+	CHECK(!spool_id_valid("0123456789ABG"));
+	CHECK(!spool_id_valid("../../etc/pas"));
+}
+
+int
+main(void)
+{
+	test_msg_roundtrip();
+	test_rcpt_roundtrip();
+	test_subkey();
+	return unit_done("record");
+}
