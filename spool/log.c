@@ -46,8 +46,8 @@ log_set_file(const char *path)
 	}
 	if (path == NULL || *path == '\0')
 		return;
-	/* 0640: mail logs name senders and recipients. */
-	log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	/* 0660 (less the umask of 007): setgid submitters must append too. */
+	log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0660);
 	if (log_fd < 0)
 		log_stderr("warning: cannot open log file %s: %s; logging to "
 		    "syslog", path, strerror(errno));

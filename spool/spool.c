@@ -33,6 +33,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -56,8 +57,8 @@ bdb_errcall(const DB_ENV *env, const char *prefix, const char *msg)
 }
 
 static int
-open_db(struct spool *sp, DB **dbp, const char *file, DBTYPE type,
-    u_int32_t pagesize)
+open_db(struct spool *sp, DB_TXN *txn, DB **dbp, const char *file,
+    DBTYPE type, u_int32_t pagesize)
 {
 	DB *db;
 	int rc = db_create(&db, sp->env, 0);
@@ -66,16 +67,39 @@ open_db(struct spool *sp, DB **dbp, const char *file, DBTYPE type,
 		return rc;
 	if (pagesize)
 		db->set_pagesize(db, pagesize);
-	rc = db->open(db, NULL, file, NULL, type, DB_CREATE | DB_AUTO_COMMIT,
-	    FILE_MODE);
+	rc = db->open(db, txn, file, NULL, type, DB_CREATE, FILE_MODE);
 	if (rc != 0) {
-		log_error("spool: cannot open %s/%s: %s", sp->dir, file,
-		    db_strerror(rc));
-		db->close(db, 0);
+		db->close(db, DB_NOSYNC);
 		return rc;
 	}
 	*dbp = db;
 	return 0;
+}
+
+/*
+ * Opens the four tables in one transaction. It need not be durable
+ * (recovery recreates what it did), so it costs no fsync: a submission
+ * pays for exactly one, its own commit.
+ */
+static int
+open_tables(struct spool *sp)
+{
+	DB_TXN *txn;
+	int rc;
+
+	if ((rc = sp->env->txn_begin(sp->env, NULL, &txn, DB_TXN_NOSYNC)))
+		return rc;
+	if ((rc = open_db(sp, txn, &sp->messages, "messages.db", DB_BTREE,
+	    0)) ||
+	    (rc = open_db(sp, txn, &sp->recipients, "recipients.db", DB_BTREE,
+	    0)) ||
+	    (rc = open_db(sp, txn, &sp->content, "content.db", DB_BTREE,
+	    16384)) ||
+	    (rc = open_db(sp, txn, &sp->aliases, "aliases.db", DB_HASH, 0))) {
+		txn->abort(txn);
+		return rc;
+	}
+	return txn->commit(txn, 0);
 }
 
 /*
@@ -113,6 +137,23 @@ fix_ownership(const char *dir)
 	closedir(d);
 }
 
+/*
+ * BerkeleyDB 5.3's DB_REGISTER reads a process's registry slot and only
+ * then tries its lock; a process leaving the environment between the two
+ * looks dead, and an innocent recovery panics everyone inside. Entering
+ * and leaving the environment under one exclusive flock closes that
+ * window. The kernel drops the flock of a killed process, so a crash
+ * never leaves it held.
+ */
+static void
+open_lock(struct spool *sp, int op)
+{
+	if (sp->open_lock < 0)
+		return;
+	while (flock(sp->open_lock, op) != 0 && errno == EINTR)
+		;
+}
+
 static void
 spool_close_handles(struct spool *sp)
 {
@@ -120,12 +161,16 @@ spool_close_handles(struct spool *sp)
 	    &sp->aliases};
 
 	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+		/* Committed work is in the log already; no page flush. */
 		if (*dbs[i])
-			(*dbs[i])->close(*dbs[i], 0);
+			(*dbs[i])->close(*dbs[i], DB_NOSYNC);
 		*dbs[i] = NULL;
 	}
-	if (sp->env)
+	if (sp->env) {
+		open_lock(sp, LOCK_EX);
 		sp->env->close(sp->env, 0);
+		open_lock(sp, LOCK_UN);
+	}
 	sp->env = NULL;
 }
 
@@ -147,23 +192,27 @@ spool_open_handles(struct spool *sp)
 	env->set_lk_max_objects(env, 20000);
 	env->set_lk_max_lockers(env, 4000);
 	env->set_cachesize(env, 0, 8 * 1024 * 1024, 1);
+	/* Many more processes than cores: yield at once, never spin. */
+	env->mutex_set_tas_spins(env, 1);
 	env->set_lg_bsize(env, 1024 * 1024);
 	env->set_lg_max(env, 8 * 1024 * 1024);
 	env->set_lg_regionmax(env, 256 * 1024);
 	/* Disk use stays bounded: logs go once a checkpoint covers them. */
 	env->log_set_config(env, DB_LOG_AUTO_REMOVE, 1);
+	open_lock(sp, LOCK_EX);
 	rc = env->open(env, sp->dir, DB_CREATE | DB_INIT_LOCK | DB_INIT_LOG |
 	    DB_INIT_MPOOL | DB_INIT_TXN | DB_REGISTER | DB_RECOVER, FILE_MODE);
+	open_lock(sp, LOCK_UN);
 	if (rc != 0) {
 		log_error("spool: cannot open environment %s: %s", sp->dir,
 		    db_strerror(rc));
 		goto err;
 	}
-	if ((rc = open_db(sp, &sp->messages, "messages.db", DB_BTREE, 0)) ||
-	    (rc = open_db(sp, &sp->recipients, "recipients.db", DB_BTREE, 0)) ||
-	    (rc = open_db(sp, &sp->content, "content.db", DB_BTREE, 16384)) ||
-	    (rc = open_db(sp, &sp->aliases, "aliases.db", DB_HASH, 0)))
+	if ((rc = open_tables(sp)) != 0) {
+		log_error("spool: cannot open the tables in %s: %s", sp->dir,
+		    db_strerror(rc));
 		goto err;
+	}
 	fix_ownership(sp->dir);
 	return 0;
 err:
@@ -177,6 +226,7 @@ spool_open(const char *dir, struct spool **out)
 	struct spool *sp = xcalloc(1, sizeof(*sp));
 	struct stat st;
 
+	sp->open_lock = -1;
 	sp->dir = xstrdup(dir);
 	if (stat(dir, &st) != 0) {
 		if (errno != ENOENT || mkdir(dir, DIR_MODE) != 0) {
@@ -189,11 +239,36 @@ spool_open(const char *dir, struct spool **out)
 		log_error("spool: %s is not a directory", dir);
 		goto err;
 	}
-	if (spool_open_handles(sp) != 0)
+	char *lock_path = xasprintf("%s/open.lock", dir);
+	sp->open_lock = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC,
+	    FILE_MODE);
+	if (sp->open_lock < 0) {
+		log_error("spool: cannot open %s: %s", lock_path,
+		    strerror(errno));
+		free(lock_path);
 		goto err;
+	}
+	free(lock_path);
+	/*
+	 * A table file another process is growing can look torn for an
+	 * instant (BerkeleyDB: "file size not a multiple of the pagesize"),
+	 * and a recovery run by another process invalidates what we joined:
+	 * both pass, so try again briefly before giving up.
+	 */
+	for (int attempt = 0;; attempt++) {
+		int rc = spool_open_handles(sp);
+		if (rc == 0)
+			break;
+		if (rc == EACCES || rc == EPERM || rc == ENOSPC ||
+		    attempt >= 20)
+			goto err;
+		usleep(5000 + 5000 * attempt);
+	}
 	*out = sp;
 	return SPOOL_OK;
 err:
+	if (sp->open_lock >= 0)
+		close(sp->open_lock);
 	free(sp->dir);
 	free(sp);
 	return SPOOL_ERR;
@@ -214,6 +289,7 @@ spool_close(struct spool *sp)
 	if (sp->env)
 		(void)sp->env->txn_checkpoint(sp->env, 1024, 5, 0);
 	spool_close_handles(sp);
+	close(sp->open_lock);
 	free(sp->dir);
 	free(sp);
 }

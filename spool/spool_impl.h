@@ -22,6 +22,7 @@ struct spool {
 	DB *recipients;
 	DB *content;
 	DB *aliases;
+	int open_lock;	/* fd of open.lock, see spool_open_handles() */
 };
 
 /* Deadlock victims and lock time-outs: abort and run the txn again. */
