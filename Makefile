@@ -66,9 +66,11 @@ PROGRAMS = $(O)/sendmail/sendmail $(O)/queuerun/queuerun
 .PHONY: all check check-unit check-sanitize bench install clean demo
 all: $(PROGRAMS)
 
-$(O)/%.o: %.c $(wildcard */*.h)
+$(O)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(SPOOL_OBJS:.o=.d) $(SENDMAIL_OBJS:.o=.d) $(QUEUERUN_OBJS:.o=.d)
 
 $(O)/spool/libspool.a: $(SPOOL_OBJS)
 	$(AR) rcs $@ $^
@@ -109,4 +111,4 @@ install: all
 
 clean:
 	rm -rf build-sanitize
-	rm -f */*.o */*.a $(PROGRAMS) $(UNIT_TESTS)
+	rm -f */*.o */*.d */*.a $(PROGRAMS) $(UNIT_TESTS)

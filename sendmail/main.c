@@ -53,6 +53,16 @@ struct session {
 	char *fullname;
 };
 
+/* log_fatal() exits; leave the spool environment properly even then. */
+static struct spool *open_spool_at_exit;
+
+static void
+close_spool_at_exit(void)
+{
+	spool_close(open_spool_at_exit);
+	open_spool_at_exit = NULL;
+}
+
 static const char *
 base_name(const char *path)
 {
@@ -116,6 +126,8 @@ open_spool(struct session *s)
 		    "see the mail log");
 	s->who.spool = s->spool;
 	s->who.cfg = &s->cfg;
+	open_spool_at_exit = s->spool;
+	atexit(close_spool_at_exit);
 }
 
 /* Root, and members of the spool's group, may see every message. */
@@ -454,7 +466,7 @@ main(int argc, char **argv)
 		rc = run_deliver(&s);
 		break;
 	}
-	spool_close(s.spool);
+	close_spool_at_exit();
 	free(s.opt.rcpts);
 	free(s.user);
 	free(s.fullname);

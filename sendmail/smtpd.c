@@ -151,9 +151,10 @@ txn_reset(struct smtpd *s)
  * framing nor make a refusal look like success.
  */
 static const char *
-hook_text(char *text, const char *classes, const char *fallback)
+hook_text(char *text, size_t size, const char *classes,
+    const char *fallback)
 {
-	text[REPLY_MAX - 1] = '\0';
+	text[size - 1] = '\0';
 	text[strcspn(text, "\r\n")] = '\0';
 	if (text[0] == '\0' || strchr(classes, text[0]) == NULL)
 		return fallback;
@@ -175,7 +176,7 @@ run_check(struct smtpd *s, check_fn check, const char *address,
 	text[0] = '\0';
 	if (check(s->hooks->ctx, address, text, sizeof(text)) == 0)
 		return 0;
-	refuse(s, "%s", hook_text(text, "45", fallback));
+	refuse(s, "%s", hook_text(text, sizeof(text), "45", fallback));
 	return -1;
 }
 
@@ -693,9 +694,10 @@ deliver(struct smtpd *s)
 	if (rc == 0) {
 		/* Postfix's hard error limit counts "without delivering". */
 		s->errors = 0;
-		reply(s, "%s", hook_text(text, "2", "250 2.0.0 Ok"));
+		reply(s, "%s", hook_text(text, sizeof(text), "2",
+		    "250 2.0.0 Ok"));
 	} else
-		refuse(s, "%s", hook_text(text, "45",
+		refuse(s, "%s", hook_text(text, sizeof(text), "45",
 		    "451 4.3.0 Error: queue file write error"));
 }
 
