@@ -779,6 +779,7 @@ tokenize(const char *s, size_t len, struct toks *t, char *err, size_t errlen)
 {
 	struct buf b = BUF_INIT;
 	size_t i = 0, start;
+	int rc = -1;
 	char c;
 
 	while (i < len) {
@@ -788,28 +789,26 @@ tokenize(const char *s, size_t len, struct toks *t, char *err, size_t errlen)
 			i++;
 		else if (c == '(') {
 			if (scan_comment(s, len, &i, err, errlen) == -1)
-				return -1;
+				goto done;
 		} else if (c == '"' || c == '[') {
 			buf_reset(&b);
 			if (c == '[')
 				buf_putc(&b, '[');
 			if (scan_delimited(s, len, &i, c == '"' ? '"' : ']',
-			    &b, err, errlen) == -1) {
-				buf_free(&b);
-				return -1;
-			}
+			    &b, err, errlen) == -1)
+				goto done;
 			if (c == '[')
 				buf_putc(&b, ']');
 			toks_push(t, c == '"' ? T_QSTRING : T_LITERAL,
 			    xstrndup(b.data ? b.data : "", b.len), start,
 			    i - start);
-		} else if (scan_char(s, len, &i, t, err, errlen) == -1) {
-			buf_free(&b);
-			return -1;
-		}
+		} else if (scan_char(s, len, &i, t, err, errlen) == -1)
+			goto done;
 	}
+	rc = 0;
+done:
 	buf_free(&b);
-	return 0;
+	return rc;
 }
 
 static int

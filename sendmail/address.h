@@ -10,12 +10,18 @@
  *	mailbox found is appended as a bare addr-spec ("local@domain", or
  *	"local" when unqualified) with comments and display names dropped;
  *	quoted local parts keep their quotes only where RFC 5321 needs them.
+ *	An address already in out is not appended again, so one list can
+ *	collect To:, Cc: and Bcc:; on error out is left as it was.
  *
  *	address_envelope_parse() reads one address given on the command
  *	line, in -f, or in SMTP MAIL FROM/RCPT TO: "user", "user@dom",
  *	"<user@dom>", "Name <user@dom>" (command line only), and "<>" or ""
  *	for the null sender (allow_null). CR, LF, NUL and other control
  *	characters are always errors: they are how header injection starts.
+ *
+ *	Both return the same canonical form (address_valid() holds for it,
+ *	and parsing it again gives it back unchanged); the domain keeps its
+ *	case, minus a trailing dot.
  * DIAGNOSTICS
  *	Parsers return 0, or -1 with a one-line reason in err.
  */
@@ -47,7 +53,10 @@ const char *address_domain(const char *addr);
 /* Same address? Local parts compare exactly, domains ignoring case. */
 bool address_equal(const char *a, const char *b);
 
-/* Appends a copy of addr unless an equal address is already present. */
+/*
+ * Appends a copy of addr unless an equal address is already present;
+ * true when it appended.
+ */
 bool addr_list_add_unique(struct addr_list *list, const char *addr);
 void addr_list_free(struct addr_list *list);
 

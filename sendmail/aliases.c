@@ -30,9 +30,10 @@
  *	-	"\user" (sendmail's "do not alias this further") is kept as
  *		written; aliases_expand() delivers to user@myorigin without
  *		looking user up.
- *	-	A name seen twice: the later entry wins and a warning names
- *		both lines. Entries are collected first, then handed to fn
- *		once each, in file order.
+ *	-	A name seen twice: the later entry wins, and each overriding
+ *		entry gets a warning naming both lines (in file order).
+ *		Entries are collected first, then handed to fn once each,
+ *		in file order.
  *	-	Stats count the entries handed to fn; an entry's size is
  *		that of "name: t1, t2, ..." (after includes are spliced).
  *	-	An alias whose includes are all empty has no targets; it
@@ -88,6 +89,7 @@ struct entry {
 	char *name;
 	struct tlist targets;
 	size_t line;
+	size_t overrides;	/* line of the entry this one replaces, or 0 */
 	bool dead;		/* overridden by a later entry */
 };
 
@@ -430,9 +432,9 @@ split_targets(struct aparse *ap, const char *path, size_t line,
 				break;
 			continue;
 		}
-		if (*p == '\\' && p[1] != '\0') {
+		if (*p == '\\' && p[1] != '\0')
 			buf_putc(&cur, *p++);
-		} else if (*p == '"')
+		else if (*p == '"')
 			quoted = !quoted;
 		else if (!quoted && *p == '(')
 			paren++;
@@ -531,6 +533,7 @@ parse_entry(struct aparse *ap, size_t line, char *text)
 	e->name = name;
 	e->targets = tl;
 	e->line = line;
+	e->overrides = 0;
 	e->dead = false;
 	return 0;
 }
@@ -547,7 +550,10 @@ entry_cmp(const void *a, const void *b)
 	return ea < eb ? -1 : ea > eb;
 }
 
-/* Sorting by name, then file order, puts duplicates side by side. */
+/*
+ * Sorting by name, then file order, puts duplicates side by side; the
+ * warnings then go out in file order.
+ */
 static void
 mark_duplicates(struct aparse *ap)
 {
@@ -564,11 +570,15 @@ mark_duplicates(struct aparse *ap)
 		if (strcmp(idx[i]->name, idx[i + 1]->name) != 0)
 			continue;
 		idx[i]->dead = true;
-		warnf(ap->warn, ap->ctx, "%s:%zu: duplicate alias \"%s\" "
-		    "overrides line %zu", ap->path, idx[i + 1]->line,
-		    idx[i]->name, idx[i]->line);
+		idx[i + 1]->overrides = idx[i]->line;
 	}
 	free(idx);
+	for (i = 0; i < ap->n; i++)
+		if (ap->ents[i].overrides != 0)
+			warnf(ap->warn, ap->ctx, "%s:%zu: duplicate alias "
+			    "\"%s\" overrides line %zu", ap->path,
+			    ap->ents[i].line, ap->ents[i].name,
+			    ap->ents[i].overrides);
 }
 
 static size_t

@@ -9,6 +9,8 @@
  *	line, comments allowed) and spliced in at compile time. Names are
  *	folded to lower case. Each alias is handed to fn once; a name that
  *	appears twice is reported as a warning and the later entry wins.
+ *	Targets are stored as canonical addresses (see address.h), or as
+ *	written for "|command", "/file" and "\user" (no further aliasing).
  *
  *	aliases_expand() replaces local recipients by their aliases,
  *	recursively, with loop detection. A recipient is local when it has no
@@ -17,7 +19,8 @@
  *	skipped: mxlane does no local delivery and never runs them. An alias
  *	that (after recursion) names itself delivers to that address
  *	("root: root, admin@x" keeps root). Results are fully qualified with
- *	myorigin and de-duplicated.
+ *	myorigin and de-duplicated. lookup is called with the lower-cased
+ *	local part; warn and lookup may be NULL.
  * DIAGNOSTICS
  *	aliases_parse_file() returns 0, or -1 with "file:line: reason" in err
  *	for an unreadable file or a line it cannot parse.
