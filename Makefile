@@ -14,7 +14,6 @@ O        ?= .
 PREFIX   ?= /usr
 SBINDIR  ?= $(PREFIX)/sbin
 BINDIR   ?= $(PREFIX)/bin
-LIBEXECDIR ?= $(PREFIX)/lib/mxlane
 MANDIR   ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 SPOOLDIR ?= /var/spool/mxlane
@@ -40,11 +39,12 @@ endif
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(OPTFLAGS) $(WARNFLAGS) $(HARDENING) \
              $(SANFLAGS) -I. $(PKG_CFLAGS) $(CFLAGS) \
              -DMXL_SYSCONFDIR='"$(SYSCONFDIR)"' -DMXL_SPOOLDIR='"$(SPOOLDIR)"' \
-             -DMXL_LIBEXECDIR='"$(LIBEXECDIR)"'
+             -DMXL_SBINDIR='"$(SBINDIR)"'
 ALL_LDFLAGS = $(HARDEN_LD) $(SANFLAGS) $(LDFLAGS)
 LIBS_SPOOL = -ldb $(shell pkg-config --libs libconfuse 2>/dev/null)
 
 SPOOL_SRCS    = spool/util.c spool/log.c spool/config.c spool/record.c \
+                spool/schedule.c \
                 spool/spool.c spool/aliasdb.c
 SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \
                 sendmail/message.c sendmail/submit.c sendmail/aliases.c \
@@ -68,25 +68,31 @@ all: $(PROGRAMS)
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+	@echo "  CC      $@"
+	@$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 -include $(SPOOL_OBJS:.o=.d) $(SENDMAIL_OBJS:.o=.d) $(QUEUERUN_OBJS:.o=.d)
 
 $(O)/spool/libspool.a: $(SPOOL_OBJS)
-	$(AR) rcs $@ $^
+	@echo "  AR      $@"
+	@$(AR) rcs $@ $^
 
 $(O)/sendmail/libsubmit.a: $(SENDMAIL_LIB_OBJS)
-	$(AR) rcs $@ $^
+	@echo "  AR      $@"
+	@$(AR) rcs $@ $^
 
 $(O)/sendmail/sendmail: $(O)/sendmail/main.o $(O)/sendmail/libsubmit.a $(O)/spool/libspool.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SPOOL)
+	@echo "  LD      $@"
+	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SPOOL)
 
 $(O)/queuerun/queuerun: $(QUEUERUN_OBJS) $(O)/spool/libspool.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SPOOL) $(PKG_LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SPOOL) $(PKG_LIBS)
 
 $(O)/tests/unit/%: tests/unit/%.c tests/unit/unit.h $(O)/sendmail/libsubmit.a $(O)/spool/libspool.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(O)/sendmail/libsubmit.a $(O)/spool/libspool.a $(LIBS_SPOOL)
+	@echo "  CC/LD   $@"
+	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(O)/sendmail/libsubmit.a $(O)/spool/libspool.a $(LIBS_SPOOL)
 
 check-unit: $(UNIT_TESTS:%=$(O)/%)
 
@@ -107,7 +113,7 @@ demo: all
 
 install: all
 	sh contrib/install.sh "$(DESTDIR)" "$(SBINDIR)" "$(BINDIR)" "$(MANDIR)" \
-	   "$(SYSCONFDIR)" "$(SPOOLDIR)" "$(MXLANE_GROUP)" "$(O)" "$(LIBEXECDIR)"
+	   "$(SYSCONFDIR)" "$(SPOOLDIR)" "$(MXLANE_GROUP)" "$(O)"
 
 clean:
 	rm -rf build-sanitize

@@ -3,7 +3,7 @@
 #	install.sh - install mxlane (what 'make install' runs)
 # SYNOPSIS
 #	sh contrib/install.sh DESTDIR SBINDIR BINDIR MANDIR SYSCONFDIR \
-#	    SPOOLDIR GROUP BUILDDIR LIBEXECDIR
+#	    SPOOLDIR GROUP BUILDDIR
 # DESCRIPTION
 #	Installs BUILDDIR/sendmail/sendmail as SBINDIR/sendmail with the
 #	links BINDIR/mailq and BINDIR/newaliases, BUILDDIR/queuerun/queuerun
@@ -35,9 +35,9 @@ set -eu
 
 prog=install.sh
 
-if [ $# -ne 9 ]; then
+if [ $# -ne 8 ]; then
 	echo "usage: sh contrib/install.sh DESTDIR SBINDIR BINDIR MANDIR" \
-	    "SYSCONFDIR SPOOLDIR GROUP BUILDDIR LIBEXECDIR" >&2
+	    "SYSCONFDIR SPOOLDIR GROUP BUILDDIR" >&2
 	exit 64
 fi
 
@@ -49,7 +49,6 @@ sysconfdir=$5
 spooldir=$6
 group=$7
 builddir=$8
-# $9, LIBEXECDIR, is reserved for helper programs; this release has none.
 
 src=$(cd "$(dirname "$0")/.." && pwd)
 

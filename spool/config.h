@@ -27,7 +27,30 @@ struct mxl_config {
 	char *log_file;			/* "" = syslog */
 	char **lanes;			/* declared lanes; priority, bulk first */
 	size_t nlanes;
+
+	/* Delivery (queuerun). Times are in seconds. */
+	char *resolver;			/* "" = resolv.conf, or "IP:PORT" */
+	int smtp_port;
+	char *smtp_helo_name;		/* default myhostname */
+	bool smtp_tls;			/* opportunistic STARTTLS */
+	int minimal_backoff_time;
+	int maximal_backoff_time;
+	int maximal_queue_lifetime;
+	int delay_warning_time;		/* 0 = never */
+	int delivery_lease_time;
+	int smtp_connect_timeout;
+	int smtp_helo_timeout;
+	int smtp_mail_timeout;		/* MAIL and RCPT replies */
+	int smtp_data_init_timeout;
+	int smtp_data_xfer_timeout;
+	int smtp_data_done_timeout;
+	long long bounce_size_limit;	/* bytes of original in a bounce */
+	bool immediate_delivery;	/* priority lane: run at once */
+	char *queuerun_path;
 };
+
+/* Parses "30s", "5m", "4h", "5d", "1w" or plain seconds; -1 if bad. */
+long long config_parse_time(const char *text);
 
 /*
  * explicit_path: -C argument or NULL. use_environment: false under

@@ -8,6 +8,7 @@
  *	recipients.db	btree, id NUL index -> recipient record
  *	content.db	btree, id NUL chunk -> up to 64 KiB of content
  *	aliases.db	hash, alias name -> NUL-separated targets
+ *	schedule.db	btree, class due id index -> domain (see schedule.c)
  *
  *	Queue ids are the arrival time, so btree order is arrival order and
  *	mailq lists oldest first without sorting anything.
@@ -95,7 +96,9 @@ open_tables(struct spool *sp)
 	    0)) ||
 	    (rc = open_db(sp, txn, &sp->content, "content.db", DB_BTREE,
 	    16384)) ||
-	    (rc = open_db(sp, txn, &sp->aliases, "aliases.db", DB_HASH, 0))) {
+	    (rc = open_db(sp, txn, &sp->aliases, "aliases.db", DB_HASH, 0)) ||
+	    (rc = open_db(sp, txn, &sp->schedule, "schedule.db", DB_BTREE,
+	    0))) {
 		txn->abort(txn);
 		return rc;
 	}
@@ -158,7 +161,7 @@ static void
 spool_close_handles(struct spool *sp)
 {
 	DB **dbs[] = {&sp->messages, &sp->recipients, &sp->content,
-	    &sp->aliases};
+	    &sp->aliases, &sp->schedule};
 
 	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
 		/* Committed work is in the log already; no page flush. */
@@ -374,9 +377,9 @@ content_write(struct content_writer *w, const char *data, size_t len)
 	return 0;
 }
 
-static int
-put_record(DB *db, DB_TXN *txn, const void *k, size_t klen,
-    const struct buf *val, u_int32_t flags)
+int
+spool_put(DB *db, DB_TXN *txn, const void *k, size_t klen, const void *v,
+    size_t vlen, u_int32_t flags)
 {
 	DBT key, data;
 
@@ -384,9 +387,16 @@ put_record(DB *db, DB_TXN *txn, const void *k, size_t klen,
 	memset(&data, 0, sizeof(data));
 	key.data = (void *)k;
 	key.size = (u_int32_t)klen;
-	data.data = val->data;
-	data.size = (u_int32_t)val->len;
+	data.data = (void *)v;
+	data.size = (u_int32_t)vlen;
 	return db->put(db, txn, &key, &data, flags);
+}
+
+static int
+put_record(DB *db, DB_TXN *txn, const void *k, size_t klen,
+    const struct buf *val, u_int32_t flags)
+{
+	return spool_put(db, txn, k, klen, val->data, val->len, flags);
 }
 
 /* Claims a fresh queue id by inserting the envelope under it. */
@@ -417,26 +427,21 @@ claim_id(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
 	return DB_KEYEXIST;
 }
 
-static int
-submit_once(struct spool *sp, struct spool_msg *msg,
+int
+spool_submit_txn(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
     const struct spool_rcpt *rcpts, size_t nrcpt, spool_prefix_fn prefix,
     void *prefix_ctx, const char *body, size_t body_len)
 {
-	DB_TXN *txn = NULL;
 	struct buf rec = BUF_INIT, head = BUF_INIT;
-	struct content_writer w = {sp->content, NULL, msg->id, 0, NULL, 0};
+	struct content_writer w = {sp->content, txn, msg->id, 0, NULL, 0};
 	int rc;
 
 	msg->size = 0;
 	msg->nrcpt = (uint32_t)nrcpt;
-	if ((rc = sp->env->txn_begin(sp->env, NULL, &txn, 0)) != 0)
-		goto out;
 	if ((rc = claim_id(sp, txn, msg, &rec)) != 0)
 		goto out;
-
 	if (prefix)
 		prefix(prefix_ctx, msg->id, &head);
-	w.txn = txn;
 	w.stage = xmalloc(CHUNK_SIZE);
 	if ((rc = content_write(&w, head.data ? head.data : "", head.len)) ||
 	    (rc = content_write(&w, body, body_len)) ||
@@ -444,6 +449,7 @@ submit_once(struct spool *sp, struct spool_msg *msg,
 		goto out;
 	msg->size = head.len + body_len;
 
+	int cls = spool_lane_class(msg->lane);
 	for (size_t i = 0; i < nrcpt; i++) {
 		unsigned char k[RECORD_SUBKEY_LEN];
 		struct spool_rcpt r = rcpts[i];
@@ -457,22 +463,38 @@ submit_once(struct spool *sp, struct spool_msg *msg,
 		if ((rc = put_record(sp->recipients, txn, k, sizeof(k), &rec,
 		    0)) != 0)
 			goto out;
+		if (r.state == RCPT_QUEUED && (rc = spool_schedule_put(sp, txn,
+		    cls, r.next_try, msg->id, r.index, r.address)) != 0)
+			goto out;
 	}
 	buf_reset(&rec);
 	record_encode_msg(msg, &rec);
-	if ((rc = put_record(sp->messages, txn, msg->id, SPOOL_ID_LEN, &rec,
-	    0)) != 0)
-		goto out;
-	/* The default commit flushes the log to disk: durable on return. */
-	rc = txn->commit(txn, 0);
-	txn = NULL;
+	rc = put_record(sp->messages, txn, msg->id, SPOOL_ID_LEN, &rec, 0);
 out:
-	if (txn)
-		txn->abort(txn);
 	free(w.stage);
 	buf_free(&rec);
 	buf_free(&head);
 	return rc;
+}
+
+static int
+submit_once(struct spool *sp, struct spool_msg *msg,
+    const struct spool_rcpt *rcpts, size_t nrcpt, spool_prefix_fn prefix,
+    void *prefix_ctx, const char *body, size_t body_len)
+{
+	DB_TXN *txn = NULL;
+	int rc;
+
+	if ((rc = sp->env->txn_begin(sp->env, NULL, &txn, 0)) != 0)
+		return rc;
+	rc = spool_submit_txn(sp, txn, msg, rcpts, nrcpt, prefix, prefix_ctx,
+	    body, body_len);
+	if (rc != 0) {
+		txn->abort(txn);
+		return rc;
+	}
+	/* The default commit flushes the log to disk: durable on return. */
+	return txn->commit(txn, 0);
 }
 
 int
@@ -799,21 +821,32 @@ delete_subkeys(DB *db, DB_TXN *txn, const char *id)
 	return rc == DB_NOTFOUND ? 0 : rc;
 }
 
+int
+spool_remove_txn(struct spool *sp, DB_TXN *txn, const char *id)
+{
+	DBT key;
+	int rc;
+
+	memset(&key, 0, sizeof(key));
+	key.data = (void *)id;
+	key.size = SPOOL_ID_LEN;
+	if ((rc = spool_schedule_drop_message(sp, txn, id)) != 0 ||
+	    (rc = sp->messages->del(sp->messages, txn, &key, 0)) != 0 ||
+	    (rc = delete_subkeys(sp->recipients, txn, id)) != 0 ||
+	    (rc = delete_subkeys(sp->content, txn, id)) != 0)
+		return rc;
+	return 0;
+}
+
 static int
 remove_once(struct spool *sp, const char *id)
 {
 	DB_TXN *txn;
-	DBT key;
 	int rc;
 
 	if ((rc = sp->env->txn_begin(sp->env, NULL, &txn, 0)) != 0)
 		return rc;
-	memset(&key, 0, sizeof(key));
-	key.data = (void *)id;
-	key.size = SPOOL_ID_LEN;
-	if ((rc = sp->messages->del(sp->messages, txn, &key, 0)) != 0 ||
-	    (rc = delete_subkeys(sp->recipients, txn, id)) != 0 ||
-	    (rc = delete_subkeys(sp->content, txn, id)) != 0) {
+	if ((rc = spool_remove_txn(sp, txn, id)) != 0) {
 		txn->abort(txn);
 		return rc;
 	}

@@ -155,6 +155,89 @@ int spool_alias_lookup(struct spool *sp, const char *name, char ***targets,
 /* True once newaliases has built the table at least once. */
 bool spool_has_aliases(struct spool *sp);
 
+/*
+ * Scheduling. Every recipient still to be delivered has one entry in a
+ * due-time index, ordered priority lane first, then by due time, so a
+ * runner finds due work in O(log n) whatever the queue size. A claimed
+ * recipient's entry moves to its lease expiry: a runner that dies simply
+ * lets its claims come due again. When the last recipient of a message
+ * is final, a "finish" entry asks a runner to send the bounce owed and
+ * remove the message; it survives a crash between the two steps.
+ */
+struct spool_work {
+	char id[SPOOL_ID_SIZE];
+	uint32_t index;		/* recipient index */
+	char *address;
+	char *domain;		/* lower-case */
+	int64_t due;		/* when it was due */
+	uint32_t attempts;	/* before this attempt */
+};
+
+struct spool_claim_filter {
+	const char *domain;	/* only recipients at this domain */
+	const char *sender;	/* only messages from this sender */
+	const char *lane;	/* only messages in this lane */
+	bool flush;		/* ignore retry times (postqueue -f) */
+};
+
+/*
+ * Claims up to max due recipients (priority lane first) for lease
+ * seconds. With filter->flush, deferred recipients count as due.
+ */
+int spool_claim_due(struct spool *sp, const struct spool_claim_filter *filter,
+    int64_t now, int lease, size_t max, struct spool_work **out, size_t *n);
+/* Claims the due (or, with flush, all pending) recipients of one message. */
+int spool_claim_message(struct spool *sp, const char *id, bool flush,
+    int64_t now, int lease, struct spool_work **out, size_t *n);
+void spool_work_free(struct spool_work *work, size_t n);
+
+/* What became of one claimed recipient. */
+struct spool_result {
+	uint32_t index;
+	enum spool_rcpt_state state;	/* QUEUED (deferred), SENT, BOUNCED */
+	int64_t next_try;		/* for QUEUED */
+	bool attempted;			/* counts as a delivery attempt */
+	const char *response;		/* reply or reason, or NULL */
+	const char *relay;		/* host[ip]:port, or NULL */
+};
+
+/*
+ * Records results for claimed recipients of one message in one
+ * transaction. *all_final tells whether no recipient is pending any
+ * more; the message then has a finish entry (see spool_finish).
+ */
+int spool_record_results(struct spool *sp, const char *id,
+    const struct spool_result *results, size_t n, int64_t now,
+    bool *all_final);
+
+/*
+ * Messages whose recipients are all final and that wait for
+ * spool_finish(): up to max ids, oldest first.
+ */
+int spool_pending_finish(struct spool *sp, char (*ids)[SPOOL_ID_SIZE],
+    size_t max, size_t *n);
+
+/*
+ * In one durable transaction: queues notice (a bounce or delay report,
+ * may be NULL) and then removes message id (when remove) or sets its
+ * "delay warning sent" mark (when !remove).
+ */
+struct spool_notice {
+	struct spool_msg *msg;
+	const struct spool_rcpt *rcpts;
+	size_t nrcpt;
+	const char *content;
+	size_t len;
+	char id[SPOOL_ID_SIZE];		/* filled in: the notice's queue id */
+};
+int spool_finish(struct spool *sp, const char *id, struct spool_notice *notice,
+    bool remove);
+
+/* Reads chunk number index of a message's content into out (replacing). */
+int spool_read_chunk(struct spool *sp, const char *id, uint32_t index,
+    struct buf *out);
+#define SPOOL_CHUNK_SIZE (64 * 1024)
+
 /* Validates a queue id's form (13 upper-case hex digits). */
 bool spool_id_valid(const char *id);
 

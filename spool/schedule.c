@@ -1,0 +1,786 @@
+/*
+ * NAME
+ *	schedule - which recipient is due, who is delivering it, and what
+ *	became of it
+ * DESCRIPTION
+ *	schedule.db holds one key per pending recipient:
+ *
+ *	    class(1) due(8, big-endian) queue-id(13) index(4) -> domain
+ *
+ *	Class 0 is the priority lane and sorts first, so a runner that
+ *	takes the first due keys always serves password resets before a
+ *	newsletter. A queued recipient's key sits at its next_try; a claimed
+ *	(active) one's at its lease expiry. Claiming moves the key, so a
+ *	runner killed mid-delivery needs no clean-up: when its lease runs
+ *	out the recipient is simply due again, and is retried.
+ *
+ *	Class 2 holds "finish" keys (due 0, index 0xffffffff): messages
+ *	whose recipients are all final and that still owe a bounce and a
+ *	removal. spool_finish() does both in one transaction.
+ *
+ *	Claims and results are committed without waiting for the disk
+ *	(DB_TXN_WRITE_NOSYNC): the log reaches the kernel at commit, which
+ *	is all a killed runner needs. Only an operating system crash can
+ *	lose the last of them, and then the recipient is retried, which
+ *	costs a duplicate at worst, never a lost message. What creates mail
+ *	(bounces) commits durably.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "spool/log.h"
+#include "spool/record.h"
+#include "spool/spool_impl.h"
+
+#define SCHED_KEY_LEN	(1 + 8 + SPOOL_ID_LEN + 4)
+#define FINISH_INDEX	0xffffffffu
+
+struct sched_key {
+	int cls;
+	int64_t due;
+	char id[SPOOL_ID_SIZE];
+	uint32_t index;
+};
+
+static void
+key_pack(unsigned char k[SCHED_KEY_LEN], int cls, int64_t due, const char *id,
+    uint32_t index)
+{
+	uint64_t u = (uint64_t)(due < 0 ? 0 : due);
+
+	k[0] = (unsigned char)cls;
+	for (int i = 0; i < 8; i++)
+		k[1 + i] = (unsigned char)(u >> (56 - 8 * i));
+	memcpy(k + 9, id, SPOOL_ID_LEN);
+	for (int i = 0; i < 4; i++)
+		k[9 + SPOOL_ID_LEN + i] = (unsigned char)(index >> (24 - 8 * i));
+}
+
+static bool
+key_unpack(const DBT *key, struct sched_key *out)
+{
+	const unsigned char *k = key->data;
+	uint64_t u = 0;
+
+	if (key->size != SCHED_KEY_LEN)
+		return false;
+	out->cls = k[0];
+	for (int i = 0; i < 8; i++)
+		u = u << 8 | k[1 + i];
+	out->due = (int64_t)u;
+	memcpy(out->id, k + 9, SPOOL_ID_LEN);
+	out->id[SPOOL_ID_LEN] = '\0';
+	out->index = 0;
+	for (int i = 0; i < 4; i++)
+		out->index = out->index << 8 | k[9 + SPOOL_ID_LEN + i];
+	return spool_id_valid(out->id);
+}
+
+int
+spool_lane_class(const char *lane)
+{
+	return lane && strcmp(lane, "priority") == 0 ? SCHED_PRIORITY :
+	    SCHED_NORMAL;
+}
+
+static void
+domain_of(const char *address, struct buf *out)
+{
+	const char *at = address ? strrchr(address, '@') : NULL;
+
+	buf_reset(out);
+	buf_puts(out, at ? at + 1 : "");
+	str_lower(out->data);
+}
+
+int
+spool_schedule_put(struct spool *sp, DB_TXN *txn, int cls, int64_t due,
+    const char *id, uint32_t index, const char *address)
+{
+	unsigned char k[SCHED_KEY_LEN];
+	struct buf domain = BUF_INIT;
+
+	key_pack(k, cls, due, id, index);
+	domain_of(address, &domain);
+	int rc = spool_put(sp->schedule, txn, k, sizeof(k), domain.data,
+	    domain.len, 0);
+	buf_free(&domain);
+	return rc;
+}
+
+int
+spool_schedule_del(struct spool *sp, DB_TXN *txn, int cls, int64_t due,
+    const char *id, uint32_t index)
+{
+	unsigned char k[SCHED_KEY_LEN];
+	DBT key;
+
+	key_pack(k, cls, due, id, index);
+	memset(&key, 0, sizeof(key));
+	key.data = k;
+	key.size = sizeof(k);
+	int rc = sp->schedule->del(sp->schedule, txn, &key, 0);
+	return rc == DB_NOTFOUND ? 0 : rc;
+}
+
+/* Where a recipient's key is now, given its record. */
+static int64_t
+rcpt_key_due(const struct spool_rcpt *r)
+{
+	return r->state == RCPT_ACTIVE ? r->lease_until : r->next_try;
+}
+
+static bool
+rcpt_pending(const struct spool_rcpt *r)
+{
+	return r->state == RCPT_QUEUED || r->state == RCPT_ACTIVE;
+}
+
+static int
+read_msg(struct spool *sp, DB_TXN *txn, const char *id, struct spool_msg *msg,
+    u_int32_t flags)
+{
+	DBT key, val;
+	int rc;
+
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	key.data = (void *)id;
+	key.size = SPOOL_ID_LEN;
+	val.flags = DB_DBT_MALLOC;
+	if ((rc = sp->messages->get(sp->messages, txn, &key, &val, flags)))
+		return rc;
+	rc = record_decode_msg(val.data, val.size, msg);
+	free(val.data);
+	if (rc != 0) {
+		log_error("%s: damaged envelope record", id);
+		return DB_NOTFOUND;
+	}
+	return 0;
+}
+
+static int
+write_msg(struct spool *sp, DB_TXN *txn, const struct spool_msg *msg)
+{
+	struct buf rec = BUF_INIT;
+
+	record_encode_msg(msg, &rec);
+	int rc = spool_put(sp->messages, txn, msg->id, SPOOL_ID_LEN, rec.data,
+	    rec.len, 0);
+	buf_free(&rec);
+	return rc;
+}
+
+static int
+read_rcpt(struct spool *sp, DB_TXN *txn, const char *id, uint32_t index,
+    struct spool_rcpt *r, u_int32_t flags)
+{
+	unsigned char k[RECORD_SUBKEY_LEN];
+	DBT key, val;
+	int rc;
+
+	record_subkey(id, index, k);
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	key.data = k;
+	key.size = sizeof(k);
+	val.flags = DB_DBT_MALLOC;
+	if ((rc = sp->recipients->get(sp->recipients, txn, &key, &val,
+	    flags)) != 0)
+		return rc;
+	rc = record_decode_rcpt(val.data, val.size, r);
+	free(val.data);
+	if (rc != 0) {
+		log_error("%s: damaged recipient record %u", id, index);
+		return DB_NOTFOUND;
+	}
+	return 0;
+}
+
+static int
+write_rcpt(struct spool *sp, DB_TXN *txn, const char *id,
+    const struct spool_rcpt *r)
+{
+	unsigned char k[RECORD_SUBKEY_LEN];
+	struct buf rec = BUF_INIT;
+
+	record_subkey(id, r->index, k);
+	record_encode_rcpt(r, &rec);
+	int rc = spool_put(sp->recipients, txn, k, sizeof(k), rec.data,
+	    rec.len, 0);
+	buf_free(&rec);
+	return rc;
+}
+
+/* Calls fn for every recipient record of id, in index order. */
+static int
+each_rcpt(struct spool *sp, DB_TXN *txn, const char *id, u_int32_t flags,
+    int (*fn)(void *ctx, struct spool_rcpt *r), void *ctx)
+{
+	unsigned char k[RECORD_SUBKEY_LEN];
+	DBT key, val;
+	DBC *c;
+	u_int32_t op = DB_SET_RANGE;
+	int rc;
+
+	if ((rc = sp->recipients->cursor(sp->recipients, txn, &c, 0)) != 0)
+		return rc;
+	record_subkey(id, 0, k);
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	key.data = k;
+	key.size = sizeof(k);
+	key.ulen = sizeof(k);
+	key.flags = DB_DBT_USERMEM;
+	val.flags = DB_DBT_REALLOC;
+	while ((rc = c->get(c, &key, &val, op | flags)) == 0) {
+		struct spool_rcpt r;
+
+		op = DB_NEXT;
+		if (key.size != RECORD_SUBKEY_LEN ||
+		    memcmp(k, id, SPOOL_ID_SIZE) != 0)
+			break;
+		if (record_decode_rcpt(val.data, val.size, &r) != 0)
+			continue;
+		rc = fn(ctx, &r);
+		spool_rcpt_clear(&r);
+		if (rc != 0)
+			break;
+	}
+	free(val.data);
+	c->close(c);
+	return rc == DB_NOTFOUND ? 0 : rc;
+}
+
+struct drop_ctx {
+	struct spool *sp;
+	DB_TXN *txn;
+	int cls;
+	const char *id;
+};
+
+static int
+drop_one(void *vctx, struct spool_rcpt *r)
+{
+	struct drop_ctx *d = vctx;
+
+	if (!rcpt_pending(r))
+		return 0;
+	return spool_schedule_del(d->sp, d->txn, d->cls, rcpt_key_due(r),
+	    d->id, r->index);
+}
+
+int
+spool_schedule_drop_message(struct spool *sp, DB_TXN *txn, const char *id)
+{
+	struct spool_msg msg;
+	int rc;
+
+	if ((rc = read_msg(sp, txn, id, &msg, DB_RMW)) != 0)
+		return rc;
+	struct drop_ctx d = {sp, txn, spool_lane_class(msg.lane), id};
+	spool_msg_free(&msg);
+	if ((rc = each_rcpt(sp, txn, id, 0, drop_one, &d)) != 0)
+		return rc;
+	return spool_schedule_del(sp, txn, SCHED_FINISH, 0, id, FINISH_INDEX);
+}
+
+/* Claiming. */
+
+struct claim {
+	struct spool *sp;
+	DB_TXN *txn;
+	const struct spool_claim_filter *filter;
+	int64_t now;
+	int lease;
+	size_t max;
+	struct spool_work *out;
+	size_t n;
+	size_t cap;
+	/* The envelope of the message last looked at, for sender/lane. */
+	char cached_id[SPOOL_ID_SIZE];
+	struct spool_msg cached;
+	bool have_cached;
+};
+
+static void
+claim_reset(struct claim *cl)
+{
+	spool_work_free(cl->out, cl->n);
+	cl->out = NULL;
+	cl->n = cl->cap = 0;
+	if (cl->have_cached)
+		spool_msg_free(&cl->cached);
+	cl->have_cached = false;
+}
+
+/* Does the message pass the sender and lane filters? */
+static int
+claim_msg_ok(struct claim *cl, const char *id, bool *ok)
+{
+	const struct spool_claim_filter *f = cl->filter;
+	int rc;
+
+	*ok = true;
+	if (f == NULL || (f->sender == NULL && f->lane == NULL))
+		return 0;
+	if (!cl->have_cached || strcmp(cl->cached_id, id) != 0) {
+		if (cl->have_cached)
+			spool_msg_free(&cl->cached);
+		cl->have_cached = false;
+		if ((rc = read_msg(cl->sp, cl->txn, id, &cl->cached, 0)) != 0)
+			return rc == DB_NOTFOUND ? (*ok = false, 0) : rc;
+		memcpy(cl->cached_id, id, SPOOL_ID_SIZE);
+		cl->have_cached = true;
+	}
+	if (f->sender && str_casecmp_ascii(f->sender, cl->cached.sender) != 0)
+		*ok = false;
+	if (f->lane && strcmp(f->lane, cl->cached.lane) != 0)
+		*ok = false;
+	return 0;
+}
+
+/*
+ * Claims one recipient whose schedule key the cursor c is on (or, when
+ * c is NULL, whose key is at cls/due). Skips, without error, what is
+ * not claimable.
+ */
+static int
+claim_rcpt(struct claim *cl, DBC *c, int cls, const char *id, uint32_t index)
+{
+	struct spool_rcpt r;
+	int rc = read_rcpt(cl->sp, cl->txn, id, index, &r, DB_RMW);
+
+	if (rc == DB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	bool flush = cl->filter && cl->filter->flush;
+	bool claimable =
+	    (r.state == RCPT_QUEUED && (r.next_try <= cl->now || flush)) ||
+	    (r.state == RCPT_ACTIVE && r.lease_until <= cl->now);
+	if (!claimable) {
+		spool_rcpt_clear(&r);
+		return 0;
+	}
+	int64_t old_due = rcpt_key_due(&r);
+	if (c != NULL)
+		rc = c->del(c, 0);
+	else
+		rc = spool_schedule_del(cl->sp, cl->txn, cls, old_due, id,
+		    index);
+	if (rc == 0) {
+		r.state = RCPT_ACTIVE;
+		r.lease_until = cl->now + cl->lease;
+		rc = write_rcpt(cl->sp, cl->txn, id, &r);
+	}
+	if (rc == 0)
+		rc = spool_schedule_put(cl->sp, cl->txn, cls, r.lease_until,
+		    id, index, r.address);
+	if (rc == 0) {
+		if (cl->n == cl->cap) {
+			cl->cap = cl->cap ? cl->cap * 2 : 32;
+			cl->out = xrealloc(cl->out, cl->cap * sizeof(*cl->out));
+		}
+		struct spool_work *w = &cl->out[cl->n++];
+		struct buf domain = BUF_INIT;
+		memcpy(w->id, id, SPOOL_ID_SIZE);
+		w->index = index;
+		w->address = xstrdup(r.address);
+		domain_of(r.address, &domain);
+		w->domain = buf_steal(&domain);
+		w->due = old_due;
+		w->attempts = r.attempts;
+	}
+	spool_rcpt_clear(&r);
+	return rc;
+}
+
+static int
+claim_class(struct claim *cl, int cls)
+{
+	unsigned char k[SCHED_KEY_LEN];
+	DBT key, val;
+	DBC *c;
+	int rc;
+	u_int32_t op = DB_SET_RANGE;
+	bool flush = cl->filter && cl->filter->flush;
+
+	if ((rc = cl->sp->schedule->cursor(cl->sp->schedule, cl->txn, &c, 0)))
+		return rc;
+	key_pack(k, cls, 0, "0000000000000", 0);
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	key.data = k;
+	key.size = sizeof(k);
+	key.ulen = sizeof(k);
+	key.flags = DB_DBT_USERMEM;
+	val.flags = DB_DBT_REALLOC;
+	while (cl->n < cl->max && (rc = c->get(c, &key, &val,
+	    op | DB_RMW)) == 0) {
+		struct sched_key sk;
+
+		op = DB_NEXT;
+		if (!key_unpack(&key, &sk) || sk.cls != cls)
+			break;
+		if (sk.due > cl->now && !flush)
+			break;
+		if (cl->filter && cl->filter->domain &&
+		    (val.size != strlen(cl->filter->domain) ||
+		    str_ncasecmp_ascii(val.data, cl->filter->domain,
+		    val.size) != 0))
+			continue;
+		bool ok;
+		if ((rc = claim_msg_ok(cl, sk.id, &ok)) != 0)
+			break;
+		if (ok && (rc = claim_rcpt(cl, c, cls, sk.id, sk.index)) != 0)
+			break;
+	}
+	free(val.data);
+	c->close(c);
+	return rc == DB_NOTFOUND ? 0 : rc;
+}
+
+static int
+commit_nosync(DB_TXN *txn)
+{
+	return txn->commit(txn, DB_TXN_WRITE_NOSYNC);
+}
+
+int
+spool_claim_due(struct spool *sp, const struct spool_claim_filter *filter,
+    int64_t now, int lease, size_t max, struct spool_work **out, size_t *n)
+{
+	struct claim cl;
+	int rc = DB_LOCK_DEADLOCK;
+
+	memset(&cl, 0, sizeof(cl));
+	cl.sp = sp;
+	cl.filter = filter;
+	cl.now = now;
+	cl.lease = lease;
+	cl.max = max;
+	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(rc); i++) {
+		claim_reset(&cl);
+		if ((rc = sp->env->txn_begin(sp->env, NULL, &cl.txn, 0)) != 0)
+			break;
+		if ((rc = claim_class(&cl, SCHED_PRIORITY)) == 0 &&
+		    (rc = claim_class(&cl, SCHED_NORMAL)) == 0)
+			rc = commit_nosync(cl.txn);
+		else
+			cl.txn->abort(cl.txn);
+	}
+	if (cl.have_cached)
+		spool_msg_free(&cl.cached);
+	if (rc != 0) {
+		spool_work_free(cl.out, cl.n);
+		log_error("spool: cannot claim due recipients: %s",
+		    db_strerror(rc));
+		return SPOOL_ERR;
+	}
+	*out = cl.out;
+	*n = cl.n;
+	return SPOOL_OK;
+}
+
+struct claim_msg_ctx {
+	struct claim *cl;
+	int cls;
+	const char *id;
+};
+
+static int
+claim_msg_rcpt(void *vctx, struct spool_rcpt *r)
+{
+	struct claim_msg_ctx *m = vctx;
+
+	if (!rcpt_pending(r))
+		return 0;
+	return claim_rcpt(m->cl, NULL, m->cls, m->id, r->index);
+}
+
+int
+spool_claim_message(struct spool *sp, const char *id, bool flush,
+    int64_t now, int lease, struct spool_work **out, size_t *n)
+{
+	struct spool_claim_filter filter = {NULL, NULL, NULL, flush};
+	struct claim cl;
+	int rc = DB_LOCK_DEADLOCK;
+
+	if (!spool_id_valid(id))
+		return SPOOL_NOTFOUND;
+	memset(&cl, 0, sizeof(cl));
+	cl.sp = sp;
+	cl.filter = &filter;
+	cl.now = now;
+	cl.lease = lease;
+	cl.max = (size_t)-1;
+	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(rc); i++) {
+		struct spool_msg msg;
+
+		claim_reset(&cl);
+		if ((rc = sp->env->txn_begin(sp->env, NULL, &cl.txn, 0)) != 0)
+			break;
+		if ((rc = read_msg(sp, cl.txn, id, &msg, 0)) == 0) {
+			struct claim_msg_ctx m = {&cl,
+			    spool_lane_class(msg.lane), id};
+			spool_msg_free(&msg);
+			/*
+			 * Collect indexes first: claim_rcpt rewrites records
+			 * under the cursor each_rcpt holds.
+			 */
+			rc = each_rcpt(sp, cl.txn, id, 0, claim_msg_rcpt, &m);
+		}
+		if (rc == 0)
+			rc = commit_nosync(cl.txn);
+		else
+			cl.txn->abort(cl.txn);
+	}
+	if (rc != 0) {
+		spool_work_free(cl.out, cl.n);
+		if (rc == DB_NOTFOUND)
+			return SPOOL_NOTFOUND;
+		log_error("spool: cannot claim %s: %s", id, db_strerror(rc));
+		return SPOOL_ERR;
+	}
+	*out = cl.out;
+	*n = cl.n;
+	return SPOOL_OK;
+}
+
+void
+spool_work_free(struct spool_work *work, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(work[i].address);
+		free(work[i].domain);
+	}
+	free(work);
+}
+
+/* Results. */
+
+static int
+count_pending(void *vctx, struct spool_rcpt *r)
+{
+	size_t *pending = vctx;
+
+	if (rcpt_pending(r))
+		(*pending)++;
+	return 0;
+}
+
+static int
+apply_result(struct spool *sp, DB_TXN *txn, int cls, const char *id,
+    const struct spool_result *res, int64_t now)
+{
+	struct spool_rcpt r;
+	int rc = read_rcpt(sp, txn, id, res->index, &r, DB_RMW);
+
+	if (rc != 0)
+		return rc == DB_NOTFOUND ? 0 : rc;
+	if (!rcpt_pending(&r)) {
+		/* Already final (a duplicate runner): keep the first word. */
+		spool_rcpt_clear(&r);
+		return 0;
+	}
+	rc = spool_schedule_del(sp, txn, cls, rcpt_key_due(&r), id, r.index);
+	if (rc == 0) {
+		r.state = res->state;
+		r.lease_until = 0;
+		if (res->attempted)
+			r.attempts++;
+		if (res->state == RCPT_QUEUED)
+			r.next_try = res->next_try;
+		else
+			r.done_time = now;
+		if (res->response) {
+			free(r.last_response);
+			r.last_response = xstrdup(res->response);
+		}
+		if (res->relay) {
+			free(r.last_relay);
+			r.last_relay = xstrdup(res->relay);
+		}
+		rc = write_rcpt(sp, txn, id, &r);
+	}
+	if (rc == 0 && r.state == RCPT_QUEUED)
+		rc = spool_schedule_put(sp, txn, cls, r.next_try, id, r.index,
+		    r.address);
+	spool_rcpt_clear(&r);
+	return rc;
+}
+
+static int
+record_once(struct spool *sp, const char *id,
+    const struct spool_result *results, size_t n, int64_t now,
+    bool *all_final)
+{
+	DB_TXN *txn;
+	struct spool_msg msg;
+	size_t pending = 0;
+	int rc;
+
+	if ((rc = sp->env->txn_begin(sp->env, NULL, &txn, 0)) != 0)
+		return rc;
+	if ((rc = read_msg(sp, txn, id, &msg, 0)) != 0)
+		goto err;
+	int cls = spool_lane_class(msg.lane);
+	spool_msg_free(&msg);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = apply_result(sp, txn, cls, id, &results[i], now);
+	if (rc == 0)
+		rc = each_rcpt(sp, txn, id, 0, count_pending, &pending);
+	if (rc == 0 && pending == 0) {
+		unsigned char k[SCHED_KEY_LEN];
+		key_pack(k, SCHED_FINISH, 0, id, FINISH_INDEX);
+		rc = spool_put(sp->schedule, txn, k, sizeof(k), "", 0, 0);
+	}
+	if (rc != 0)
+		goto err;
+	*all_final = pending == 0;
+	return commit_nosync(txn);
+err:
+	txn->abort(txn);
+	return rc;
+}
+
+int
+spool_record_results(struct spool *sp, const char *id,
+    const struct spool_result *results, size_t n, int64_t now,
+    bool *all_final)
+{
+	int rc = DB_LOCK_DEADLOCK;
+
+	*all_final = false;
+	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(rc); i++)
+		rc = record_once(sp, id, results, n, now, all_final);
+	if (rc == DB_NOTFOUND)
+		return SPOOL_NOTFOUND;
+	if (rc != 0) {
+		log_error("spool: cannot record results for %s: %s", id,
+		    db_strerror(rc));
+		return SPOOL_ERR;
+	}
+	return SPOOL_OK;
+}
+
+int
+spool_pending_finish(struct spool *sp, char (*ids)[SPOOL_ID_SIZE], size_t max,
+    size_t *n)
+{
+	unsigned char k[SCHED_KEY_LEN];
+	DBT key, val;
+	DBC *c;
+	int rc;
+	u_int32_t op = DB_SET_RANGE;
+
+	*n = 0;
+	if ((rc = sp->schedule->cursor(sp->schedule, NULL, &c,
+	    DB_READ_COMMITTED)) != 0)
+		goto fail;
+	key_pack(k, SCHED_FINISH, 0, "0000000000000", 0);
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	key.data = k;
+	key.size = sizeof(k);
+	key.ulen = sizeof(k);
+	key.flags = DB_DBT_USERMEM;
+	val.flags = DB_DBT_PARTIAL;
+	while (*n < max && (rc = c->get(c, &key, &val, op)) == 0) {
+		struct sched_key sk;
+
+		op = DB_NEXT;
+		if (!key_unpack(&key, &sk) || sk.cls != SCHED_FINISH)
+			break;
+		memcpy(ids[(*n)++], sk.id, SPOOL_ID_SIZE);
+	}
+	c->close(c);
+	if (rc == 0 || rc == DB_NOTFOUND)
+		return SPOOL_OK;
+fail:
+	log_error("spool: cannot list finished messages: %s", db_strerror(rc));
+	return SPOOL_ERR;
+}
+
+static int
+finish_once(struct spool *sp, const char *id, struct spool_notice *notice,
+    bool remove)
+{
+	DB_TXN *txn;
+	int rc;
+
+	if ((rc = sp->env->txn_begin(sp->env, NULL, &txn, 0)) != 0)
+		return rc;
+	if (notice && (rc = spool_submit_txn(sp, txn, notice->msg,
+	    notice->rcpts, notice->nrcpt, NULL, NULL, notice->content,
+	    notice->len)) != 0)
+		goto err;
+	if (remove) {
+		rc = spool_remove_txn(sp, txn, id);
+	} else {
+		struct spool_msg msg;
+		if ((rc = read_msg(sp, txn, id, &msg, DB_RMW)) == 0) {
+			msg.warned = 1;
+			rc = write_msg(sp, txn, &msg);
+			spool_msg_free(&msg);
+		}
+	}
+	if (rc != 0)
+		goto err;
+	/* A notice is new mail: it must be on disk like a submission. */
+	if ((rc = txn->commit(txn, 0)) == 0 && notice)
+		memcpy(notice->id, notice->msg->id, SPOOL_ID_SIZE);
+	return rc;
+err:
+	txn->abort(txn);
+	return rc;
+}
+
+int
+spool_finish(struct spool *sp, const char *id, struct spool_notice *notice,
+    bool remove)
+{
+	int rc = DB_LOCK_DEADLOCK;
+
+	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(rc); i++)
+		rc = finish_once(sp, id, notice, remove);
+	if (rc == DB_NOTFOUND)
+		return SPOOL_NOTFOUND;
+	if (rc != 0) {
+		log_error("spool: cannot finish %s: %s", id, db_strerror(rc));
+		return SPOOL_ERR;
+	}
+	(void)sp->env->txn_checkpoint(sp->env, 1024, 5, 0);
+	return SPOOL_OK;
+}
+
+int
+spool_read_chunk(struct spool *sp, const char *id, uint32_t index,
+    struct buf *out)
+{
+	unsigned char k[RECORD_SUBKEY_LEN];
+	DBT key, val;
+	int rc = DB_LOCK_DEADLOCK;
+
+	record_subkey(id, index, k);
+	memset(&key, 0, sizeof(key));
+	key.data = k;
+	key.size = sizeof(k);
+	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(rc); i++) {
+		memset(&val, 0, sizeof(val));
+		val.flags = DB_DBT_MALLOC;
+		rc = sp->content->get(sp->content, NULL, &key, &val, 0);
+	}
+	if (rc == DB_NOTFOUND)
+		return SPOOL_NOTFOUND;
+	if (rc != 0) {
+		log_error("spool: cannot read %s chunk %u: %s", id, index,
+		    db_strerror(rc));
+		return SPOOL_ERR;
+	}
+	buf_reset(out);
+	buf_append(out, val.data, val.size);
+	free(val.data);
+	return SPOOL_OK;
+}
