@@ -41,25 +41,32 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(OPTFLAGS) $(WARNFLAGS) $(HARDENING) \
              -DMXL_SYSCONFDIR='"$(SYSCONFDIR)"' -DMXL_SPOOLDIR='"$(SPOOLDIR)"' \
              -DMXL_SBINDIR='"$(SBINDIR)"'
 ALL_LDFLAGS = $(HARDEN_LD) $(SANFLAGS) $(LDFLAGS)
-LIBS_SPOOL = -ldb $(shell pkg-config --libs libconfuse 2>/dev/null)
+LIBS_SPOOL = -ldb -lresolv $(shell pkg-config --libs libconfuse 2>/dev/null)
 
 SPOOL_SRCS    = spool/util.c spool/log.c spool/config.c spool/record.c \
-                spool/schedule.c \
+                spool/schedule.c spool/wakeup.c \
                 spool/spool.c spool/aliasdb.c
 SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \
                 sendmail/message.c sendmail/submit.c sendmail/aliases.c \
                 sendmail/smtpd.c sendmail/mailq.c
-QUEUERUN_SRCS = queuerun/main.c queuerun/show.c
+QUEUERUN_SRCS = queuerun/main.c queuerun/show.c queuerun/runner.c \
+                queuerun/deliver.c queuerun/connect.c queuerun/bounce.c
+ROUTE_SRCS    = route/dns.c
 UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_config tests/unit/test_aliases \
                 tests/unit/test_message tests/unit/test_spool \
-                tests/unit/test_smtpd tests/unit/test_mailq_format
+                tests/unit/test_smtpd tests/unit/test_mailq_format \
+                tests/unit/test_bounce tests/unit/test_dns
 
 SPOOL_OBJS    = $(SPOOL_SRCS:%.c=$(O)/%.o)
 SENDMAIL_OBJS = $(SENDMAIL_SRCS:%.c=$(O)/%.o)
 QUEUERUN_OBJS = $(QUEUERUN_SRCS:%.c=$(O)/%.o)
-# Everything in sendmail/ but its main(), for the unit tests.
+ROUTE_OBJS    = $(ROUTE_SRCS:%.c=$(O)/%.o)
+# Everything in sendmail/ and queuerun/ but main() (and the connect()
+# interposition), for the unit tests.
 SENDMAIL_LIB_OBJS = $(filter-out $(O)/sendmail/main.o,$(SENDMAIL_OBJS))
+QUEUERUN_LIB_OBJS = $(filter-out $(O)/queuerun/main.o $(O)/queuerun/connect.o,\
+                    $(QUEUERUN_OBJS))
 
 PROGRAMS = $(O)/sendmail/sendmail $(O)/queuerun/queuerun
 
@@ -71,9 +78,18 @@ $(O)/%.o: %.c
 	@echo "  CC      $@"
 	@$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
--include $(SPOOL_OBJS:.o=.d) $(SENDMAIL_OBJS:.o=.d) $(QUEUERUN_OBJS:.o=.d)
+-include $(SPOOL_OBJS:.o=.d) $(SENDMAIL_OBJS:.o=.d) $(QUEUERUN_OBJS:.o=.d) \
+         $(ROUTE_OBJS:.o=.d)
 
 $(O)/spool/libspool.a: $(SPOOL_OBJS)
+	@echo "  AR      $@"
+	@$(AR) rcs $@ $^
+
+$(O)/queuerun/libqueuerun.a: $(QUEUERUN_LIB_OBJS)
+	@echo "  AR      $@"
+	@$(AR) rcs $@ $^
+
+$(O)/route/libroute.a: $(ROUTE_OBJS)
 	@echo "  AR      $@"
 	@$(AR) rcs $@ $^
 
@@ -85,14 +101,16 @@ $(O)/sendmail/sendmail: $(O)/sendmail/main.o $(O)/sendmail/libsubmit.a $(O)/spoo
 	@echo "  LD      $@"
 	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SPOOL)
 
-$(O)/queuerun/queuerun: $(QUEUERUN_OBJS) $(O)/spool/libspool.a
+$(O)/queuerun/queuerun: $(QUEUERUN_OBJS) $(O)/route/libroute.a $(O)/spool/libspool.a
 	@echo "  LD      $@"
 	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SPOOL) $(PKG_LIBS)
 
-$(O)/tests/unit/%: tests/unit/%.c tests/unit/unit.h $(O)/sendmail/libsubmit.a $(O)/spool/libspool.a
+UNIT_LIBS = $(O)/queuerun/libqueuerun.a $(O)/sendmail/libsubmit.a \
+            $(O)/route/libroute.a $(O)/spool/libspool.a
+$(O)/tests/unit/%: tests/unit/%.c tests/unit/unit.h $(UNIT_LIBS)
 	@mkdir -p $(dir $@)
 	@echo "  CC/LD   $@"
-	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(O)/sendmail/libsubmit.a $(O)/spool/libspool.a $(LIBS_SPOOL)
+	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(UNIT_LIBS) $(LIBS_SPOOL) $(PKG_LIBS)
 
 check-unit: $(UNIT_TESTS:%=$(O)/%)
 
@@ -117,4 +135,4 @@ install: all
 
 clean:
 	rm -rf build-sanitize
-	rm -f */*.o */*.d */*.a $(PROGRAMS) $(UNIT_TESTS)
+	rm -f */*.o */*.d */*.a $(PROGRAMS) $(UNIT_TESTS:%=$(O)/%)

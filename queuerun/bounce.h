@@ -11,24 +11,31 @@
  *	     inform you that your message could not be delivered ..."),
  *	     listing each recipient with the reason;
  *	  2. a message/delivery-status part: per-message fields
- *	     (Reporting-MTA: dns; HOST, X-Mxlane-Queue-ID, Original-Envelope-Id
- *	     when given, Arrival-Date) and, per recipient, Final-Recipient:
- *	     rfc822; ADDR, Original-Recipient when ORCPT was given, Action
- *	     (failed, delayed, delivered, relayed, expanded), Status (X.Y.Z),
- *	     Remote-MTA: dns; HOST when known, Diagnostic-Code: smtp; REPLY
- *	     when there was a reply, Last-Attempt-Date, and Will-Retry-Until
- *	     for delayed;
- *	  3. the original message: text/rfc822-headers with only its
- *	     header section when ret is SPOOL_RET_HDRS, otherwise
- *	     message/rfc822 with the whole content (8bit; long lines left
- *	     for the sender to deal with, as Postfix does).
+ *	     (Original-Envelope-Id when given, Reporting-MTA: dns; HOST,
+ *	     Arrival-Date, X-Mxlane-Queue-ID, X-Mxlane-Sender) and, per
+ *	     recipient, Original-Recipient when ORCPT was given, Final-
+ *	     Recipient: rfc822; ADDR, Action (failed, delayed, delivered,
+ *	     relayed, expanded), Status (X.Y.Z), Remote-MTA: dns; HOST when
+ *	     known, Diagnostic-Code: smtp; REPLY when there was a reply (or
+ *	     X-mxlane; REASON when there was only a reason),
+ *	     Last-Attempt-Date, and Will-Retry-Until for delayed;
+ *	  3. the original message (none when read_original is NULL): for
+ *	     a failed report, text/rfc822-headers with only its header
+ *	     section when ret is SPOOL_RET_HDRS, otherwise message/rfc822
+ *	     with the whole content (8bit when it has 8-bit octets; long
+ *	     lines left for the SMTP client to deal with). RET=FULL asks
+ *	     for the content of failed reports only (RFC 3461 section 4.3),
+ *	     so delay and success reports carry the headers only, as
+ *	     Postfix's do. At most max_original octets, cut at a line end;
+ *	     the human-readable part says when it was cut.
  *	The message is From: MAILER-DAEMON@HOST (Mail Delivery System),
  *	To: the original envelope sender, Subject: "Undelivered Mail
  *	Returned to Sender" (failed), "Delayed Mail (still being retried)"
  *	(delayed), or "Successful Mail Delivery Report" (delivered/relayed),
  *	with Auto-Submitted: auto-replied, a Date:, a Message-ID:
- *	<DATE.QUEUEID@HOST> and a MIME boundary that cannot occur in the
- *	content it wraps.
+ *	<DATE.QUEUEID.KPID.N@HOST> (K: F, D or S for the kind; PID and N
+ *	keep two reports on one message in one second apart) and a MIME
+ *	boundary that cannot occur in the content it wraps.
  *
  *	Folded or non-ASCII text in diagnostics is kept to one line and to
  *	ASCII so the report stays valid.
@@ -68,7 +75,9 @@ struct bounce_info {
 	size_t nrcpts;
 	/*
 	 * Streams the original content (CRLF); returns 0 when all of it was
-	 * handed to fn, non-zero on error. fn returns non-zero to stop.
+	 * handed to fn, non-zero on error. fn returns non-zero to stop;
+	 * what read_original returns after that is ignored. NULL: the
+	 * report has no third part.
 	 */
 	int (*read_original)(void *ctx, int (*fn)(void *fnctx,
 	    const char *data, size_t len), void *fnctx);
@@ -76,11 +85,18 @@ struct bounce_info {
 	size_t max_original;		/* bytes of original to include, 0 = all */
 };
 
-/* Returns 0, or -1 when the original could not be read. */
+/*
+ * Appends the report to out and returns 0, or returns -1 with out
+ * untouched when the original could not be read or nrcpts is 0.
+ */
 int bounce_build(const struct bounce_info *info, time_t now,
     struct buf *out);
 
-/* "5.1.1" from a reply "550 5.1.1 ..." or a default from the code. */
+/*
+ * "5.1.1" from a reply "550 5.1.1 ..." when the class matches the code,
+ * else "5.0.0", "4.0.0" or "2.0.0" from the code; "4.0.0" for NULL or
+ * a reply that does not start with a 2xx, 4xx or 5xx code.
+ */
 void bounce_status_from_reply(const char *reply, char out[16]);
 
 #endif

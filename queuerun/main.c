@@ -2,11 +2,18 @@
  * NAME
  *	queuerun - mxlane's queue runner and admin command
  * SYNOPSIS
+ *	queuerun [-C FILE] [run] [--flush] [--daemon INTERVAL]
+ *	    [--max-time SECONDS] [--lane NAME] [--id QUEUEID]
+ *	    [--domain DOMAIN] [--sender ADDRESS]
  *	queuerun [-C FILE] show QUEUEID
  * DESCRIPTION
- *	The admin's view into the spool. This release has the verb "show"
- *	(one message as it will be sent, like postcat -q); delivery comes
- *	with the next release. man/queuerun.8 documents it.
+ *	With no verb, or "run", one pass over the queue: every recipient
+ *	that is due is delivered, then queuerun exits, so a cron line is a
+ *	complete deployment. man/queuerun.8 documents every verb and flag.
+ *
+ *	When it runs with more privilege than its caller (started by the
+ *	setgid sendmail for immediate delivery, or installed setgid), -C
+ *	and MXLANE_CONFIG are honoured for root only, as in sendmail.
  * DIAGNOSTICS
  *	"queuerun: reason" on stderr; sysexits(3) codes.
  */
@@ -17,6 +24,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "queuerun/runner.h"
 #include "queuerun/show.h"
 #include "spool/config.h"
 #include "spool/log.h"
@@ -25,8 +33,58 @@
 static _Noreturn void
 usage(void)
 {
-	fprintf(stderr, "usage: queuerun [-C FILE] show QUEUEID\n");
+	fprintf(stderr,
+	    "usage: queuerun [-C FILE] [run] [--flush] [--daemon INTERVAL]\n"
+	    "                [--max-time SECONDS] [--lane NAME] [--id QUEUEID]\n"
+	    "                [--domain DOMAIN] [--sender ADDRESS]\n"
+	    "       queuerun [-C FILE] show QUEUEID\n");
 	exit(EX_USAGE);
+}
+
+static int
+time_arg(const char *flag, const char *value)
+{
+	long long t = config_parse_time(value);
+
+	if (t <= 0 || t > 86400 * 365)
+		log_fatal(EX_USAGE, "%s %s: expected a time like 30s, 5m or "
+		    "1h", flag, value);
+	return (int)t;
+}
+
+/* Parses run's flags from argv[i] on; returns a sysexits code or 0. */
+static void
+parse_run(int argc, char **argv, int i, struct runner_options *o)
+{
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(a, "--flush") == 0) {
+			o->flush = true;
+			continue;
+		}
+		if (v == NULL)
+			usage();
+		if (strcmp(a, "--daemon") == 0)
+			o->daemon_interval = time_arg(a, v);
+		else if (strcmp(a, "--max-time") == 0)
+			o->max_time = time_arg(a, v);
+		else if (strcmp(a, "--lane") == 0)
+			o->lane = v;
+		else if (strcmp(a, "--id") == 0) {
+			if (!spool_id_valid(v))
+				log_fatal(EX_USAGE, "--id %s: not a queue id",
+				    v);
+			o->id = v;
+		} else if (strcmp(a, "--domain") == 0)
+			o->domain = v;
+		else if (strcmp(a, "--sender") == 0)
+			o->sender = v;
+		else
+			usage();
+		i++;
+	}
 }
 
 int
@@ -34,38 +92,53 @@ main(int argc, char **argv)
 {
 	const char *config_path = NULL;
 	struct mxl_config cfg;
-	struct spool *sp;
 	char err[1024];
 	int i = 1;
+	bool trusted = (getegid() == getgid() && geteuid() == getuid()) ||
+	    getuid() == 0;
 
+	/* Spool files must stay group-writable whoever creates them. */
 	umask(007);
 	log_init("queuerun");
-	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (strcmp(argv[i], "-C") == 0 && i + 1 < argc)
-			config_path = argv[++i];
-		else if (strncmp(argv[i], "-C", 2) == 0 && argv[i][2])
+	for (; i < argc && argv[i][0] == '-' && argv[i][1] == 'C'; i++) {
+		if (argv[i][2])
 			config_path = argv[i] + 2;
+		else if (i + 1 < argc)
+			config_path = argv[++i];
 		else
 			usage();
 	}
-	if (i >= argc)
-		usage();
-	const char *verb = argv[i++];
-	if (config_load(config_path, true, &cfg, err, sizeof(err)) != 0)
+	if (!trusted)
+		config_path = NULL;
+	const char *verb = "run";
+	if (i < argc && argv[i][0] != '-')
+		verb = argv[i++];
+	if (config_load(config_path, trusted, &cfg, err, sizeof(err)) != 0)
 		log_fatal(EX_CONFIG, "%s", err);
 	log_set_file(cfg.log_file);
 
+	int rc;
 	if (strcmp(verb, "show") == 0) {
+		struct spool *sp;
 		if (i + 1 != argc)
 			usage();
 		if (spool_open(cfg.spool_directory, &sp) != SPOOL_OK)
 			log_fatal(EX_TEMPFAIL, "cannot open the mail queue in "
 			    "%s", cfg.spool_directory);
-		int rc = show_message(sp, argv[i], stdout);
+		rc = show_message(sp, argv[i], stdout);
 		spool_close(sp);
-		config_free(&cfg);
-		return rc;
+	} else if (strcmp(verb, "run") == 0) {
+		struct runner_options opt;
+		memset(&opt, 0, sizeof(opt));
+		parse_run(argc, argv, i, &opt);
+		if (opt.lane && !config_has_lane(&cfg, opt.lane))
+			log_fatal(EX_USAGE, "--lane %s: no such lane",
+			    opt.lane);
+		rc = runner_run(&cfg, &opt);
+	} else {
+		log_stderr("unknown verb \"%s\"", verb);
+		usage();
 	}
-	log_stderr("unknown verb \"%s\"", verb);
-	usage();
+	config_free(&cfg);
+	return rc;
 }

@@ -44,6 +44,7 @@ struct dns_resolver {
 	socklen_t server_len;
 	int timeout_ms;			/* per try; default 5000 */
 	int tries;			/* default 2 */
+	/* With use_system, resolv.conf's timeout and attempts apply. */
 };
 
 #define DNS_MAX_ADDRS 16
@@ -51,6 +52,7 @@ struct dns_resolver {
 struct dns_host {
 	char *name;			/* MX exchange, or the domain itself */
 	int preference;			/* -1 for the implicit MX */
+	/* A then AAAA, port 0: the caller dials its own port. */
 	struct sockaddr_storage addrs[DNS_MAX_ADDRS];
 	socklen_t addr_lens[DNS_MAX_ADDRS];
 	size_t naddrs;
@@ -62,14 +64,25 @@ struct dns_mx {
 	bool implicit;			/* no MX record: the domain's A/AAAA */
 };
 
-/* Parses the "resolver" key. Returns 0, or -1 with err set. */
+/*
+ * Parses the "resolver" key and sets the default timeout_ms and tries.
+ * Returns 0, or -1 with err set.
+ */
 int dns_resolver_init(struct dns_resolver *r, const char *spec, char *err,
     size_t errlen);
 
+/*
+ * Only the best 8 MX hosts are looked up; those with an address come
+ * back, in order. On DNS_OK err is ""; on anything else *out is empty
+ * (dns_mx_free() on it is harmless) and err says why.
+ */
 enum dns_status dns_find_mx(const struct dns_resolver *r, const char *domain,
     bool want_ipv6, struct dns_mx *out, char *err, size_t errlen);
 
-/* Addresses of one name (for a fixed relay host): A, then AAAA. */
+/*
+ * Addresses of one name (for a fixed relay host): A, then AAAA; the
+ * preference is -1. On failure *out is empty, as above.
+ */
 enum dns_status dns_find_addrs(const struct dns_resolver *r, const char *name,
     bool want_ipv6, struct dns_host *out, char *err, size_t errlen);
 

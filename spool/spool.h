@@ -238,6 +238,14 @@ int spool_read_chunk(struct spool *sp, const char *id, uint32_t index,
     struct buf *out);
 #define SPOOL_CHUNK_SIZE (64 * 1024)
 
+/*
+ * The daemon's doorbell (a FIFO in the spool): listen returns an fd to
+ * poll; notify returns false when no daemon is listening.
+ */
+int spool_wakeup_listen(const char *dir);
+bool spool_wakeup_notify(const char *dir);
+void spool_wakeup_drain(int fd);
+
 /* Validates a queue id's form (13 upper-case hex digits). */
 bool spool_id_valid(const char *id);
 

@@ -1,0 +1,119 @@
+/*
+ * NAME
+ *	connect - the local end and the time limit of SMTP connections
+ * DESCRIPTION
+ *	See connect.h for why this file defines connect().
+ */
+#include "queuerun/connect.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct {
+	int armed;
+	int fd;			/* socket of the last armed connect, or -1 */
+	struct sockaddr_storage source;
+	socklen_t source_len;
+	int timeout_s;
+	int last_errno;
+} arm;
+
+void
+connect_arm(const struct sockaddr *source, socklen_t source_len,
+    int timeout_s)
+{
+	memset(&arm, 0, sizeof(arm));
+	arm.armed = 1;
+	if (source && source_len <= sizeof(arm.source)) {
+		memcpy(&arm.source, source, source_len);
+		arm.source_len = source_len;
+	}
+	arm.timeout_s = timeout_s;
+	arm.fd = -1;
+}
+
+void
+connect_abort_current(void)
+{
+	if (arm.fd >= 0)
+		(void)shutdown(arm.fd, SHUT_RDWR);
+}
+
+void
+connect_disarm(void)
+{
+	arm.armed = 0;
+}
+
+int
+connect_last_errno(void)
+{
+	return arm.last_errno;
+}
+
+static int
+kernel_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	return (int)syscall(SYS_connect, fd, addr, len);
+}
+
+static int
+fail(int err)
+{
+	arm.last_errno = err;
+	errno = err;
+	return -1;
+}
+
+/* Waits for a non-blocking connect to finish, at most timeout_s. */
+static int
+finish_connect(int fd)
+{
+	struct pollfd p = {fd, POLLOUT, 0};
+	int ms = arm.timeout_s > 0 ? arm.timeout_s * 1000 : -1;
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	for (;;) {
+		int n = poll(&p, 1, ms);
+		if (n > 0)
+			break;
+		if (n == 0)
+			return ETIMEDOUT;
+		if (errno != EINTR)
+			return errno;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+		return errno;
+	return err;
+}
+
+int
+connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	if (!arm.armed)
+		return kernel_connect(fd, addr, len);
+	arm.fd = fd;
+	if (arm.source_len > 0 && arm.source.ss_family == addr->sa_family &&
+	    bind(fd, (const struct sockaddr *)&arm.source,
+	    arm.source_len) != 0)
+		return fail(errno);
+
+	int flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)
+		return fail(errno);
+	int rc = kernel_connect(fd, addr, len);
+	int err = rc == 0 ? 0 : errno;
+	if (rc != 0 && err == EINPROGRESS)
+		err = finish_connect(fd);
+	(void)fcntl(fd, F_SETFL, flags);
+	if (err != 0)
+		return fail(err);
+	arm.last_errno = 0;
+	return 0;
+}

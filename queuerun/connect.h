@@ -1,0 +1,37 @@
+/*
+ * NAME
+ *	connect - the local end and the time limit of SMTP connections
+ * DESCRIPTION
+ *	libESMTP 1.1 opens its socket and calls connect(2) itself, with no
+ *	way to choose the local address or to bound the connect time. The
+ *	queue runner therefore defines connect() in its own executable. By
+ *	the ELF symbol lookup rules the executable's definition comes first,
+ *	so libESMTP's call (through its PLT) reaches ours, which binds the
+ *	socket to the source address chosen for this connection, connects
+ *	without blocking and waits at most the connect time-out, then calls
+ *	the kernel's connect. Every other caller in the process (the
+ *	resolver, syslog) gets the plain kernel call, because a source is
+ *	only armed around one SMTP session.
+ *
+ *	The mechanism is checked by the test suite: the test MX records the
+ *	peer address of every session, and the tests require the configured
+ *	source addresses.
+ */
+#ifndef MXLANE_CONNECT_H
+#define MXLANE_CONNECT_H
+
+#include <sys/socket.h>
+
+/*
+ * Arms the next connections (until connect_disarm()): bind to source
+ * (NULL = let the kernel choose) and give up after timeout_s seconds.
+ */
+void connect_arm(const struct sockaddr *source, socklen_t source_len,
+    int timeout_s);
+void connect_disarm(void);
+/* Shuts down the socket of the current session (content unreadable). */
+void connect_abort_current(void);
+/* errno of the last armed connect() that failed, 0 if none. */
+int connect_last_errno(void);
+
+#endif

@@ -1,0 +1,658 @@
+/*
+ * NAME
+ *	deliver - one destination's messages over SMTP with libESMTP
+ * DESCRIPTION
+ *	See deliver.h for the rules. libESMTP runs the whole conversation
+ *	inside smtp_start_session(); we learn what happened from its event
+ *	callback (a message accepted after DATA), from the status of each
+ *	message and recipient afterwards, and from the protocol monitor,
+ *	which hands us the server's lines so that a refused greeting can be
+ *	reported with the server's own words.
+ *
+ *	Content is streamed from the spool one 64 KiB chunk at a time, so a
+ *	50 MB message costs 64 KiB of memory. If a chunk cannot be read the
+ *	connection is shut down mid-DATA: the server never sees the final
+ *	dot, so a truncated message is never accepted.
+ */
+#include "queuerun/deliver.h"
+
+#include <errno.h>
+/* Before libesmtp.h, which declares its TLS calls only after it. */
+#include <openssl/ssl.h>
+#include <libesmtp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "queuerun/connect.h"
+#include "spool/log.h"
+
+#define LINE_LIMIT 998
+
+volatile int deliver_stop;
+
+/* Streams one message's content, breaking over-long lines. */
+struct content_reader {
+	struct spool *sp;
+	const char *id;
+	uint32_t chunk;
+	bool eof;
+	bool failed;
+	struct buf raw;
+	struct buf out;
+	size_t col;		/* octets since the last line end */
+	bool in_header;
+	bool line_empty;	/* current line has no octets yet */
+};
+
+struct session {
+	const struct dlv_config *cfg;
+	struct spool *sp;
+	const struct dns_host *host;
+	char relay[320];
+	struct buf last_reply;	/* the server's most recent reply line */
+	bool tls;
+	bool tls_attempted;
+	bool no_tls;
+	bool ext_8bitmime_missing;
+	double t_start;
+	double t_connected;
+	dlv_done_fn done;
+	void *done_ctx;
+};
+
+static SSL_CTX *tls_ctx;
+
+static double
+now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One printable line: replies end up in logs, mailq and bounces. */
+static char *
+one_line(const char *text)
+{
+	struct buf b = BUF_INIT;
+
+	for (const char *p = text; p && *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '\r' || c == '\n' || c == '\t')
+			c = ' ';
+		if (c < 32 || c > 126)
+			c = '?';
+		if (c == ' ' && b.len > 0 && b.data[b.len - 1] == ' ')
+			continue;
+		buf_putc(&b, c);
+	}
+	char *s = buf_steal(&b);
+	return str_trim(s);
+}
+
+static char *
+status_text(const smtp_status_t *st)
+{
+	struct buf b = BUF_INIT;
+	char *text = one_line(st->text ? st->text : "");
+
+	if (st->enh_class > 0)
+		buf_printf(&b, "%d %d.%d.%d %s", st->code, st->enh_class,
+		    st->enh_subject, st->enh_detail, text);
+	else
+		buf_printf(&b, "%d %s", st->code, text);
+	free(text);
+	char *s = buf_steal(&b);
+	return str_trim(s);
+}
+
+/* Content streaming. */
+
+static void
+reader_emit(struct content_reader *r, const char *data, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		char c = data[i];
+
+		if (c == '\n') {
+			if (r->in_header && r->line_empty)
+				r->in_header = false;	/* empty line: body */
+			buf_putc(&r->out, c);
+			r->col = 0;
+			r->line_empty = true;
+			continue;
+		}
+		if (c == '\r') {
+			buf_putc(&r->out, c);
+			continue;
+		}
+		if (r->col >= LINE_LIMIT) {
+			/* Fold a header line; split a body line. */
+			buf_append(&r->out, r->in_header ? "\r\n " : "\r\n",
+			    r->in_header ? 3 : 2);
+			r->col = r->in_header ? 1 : 0;
+		}
+		buf_putc(&r->out, c);
+		r->col++;
+		r->line_empty = false;
+	}
+}
+
+static void
+reader_rewind(struct content_reader *r)
+{
+	r->chunk = 0;
+	r->eof = false;
+	r->failed = false;
+	r->col = 0;
+	r->in_header = true;
+	r->line_empty = true;
+	buf_reset(&r->out);
+}
+
+static const char *
+content_cb(void **state, int *len, void *arg)
+{
+	struct content_reader *r = arg;
+
+	(void)state;
+	if (len == NULL) {
+		reader_rewind(r);
+		return NULL;
+	}
+	buf_reset(&r->out);
+	if (r->eof || r->failed) {
+		*len = 0;
+		return NULL;
+	}
+	int rc = spool_read_chunk(r->sp, r->id, r->chunk, &r->raw);
+	if (rc == SPOOL_NOTFOUND) {
+		r->eof = true;
+		*len = 0;
+		return NULL;
+	}
+	if (rc != SPOOL_OK) {
+		/* Never let a short message look complete: drop the line. */
+		r->failed = true;
+		log_error("%s: cannot read content chunk %u; connection "
+		    "abandoned", r->id, r->chunk);
+		connect_abort_current();
+		*len = 0;
+		return NULL;
+	}
+	r->chunk++;
+	reader_emit(r, r->raw.data, r->raw.len);
+	*len = (int)r->out.len;
+	return r->out.data;
+}
+
+/* Outcomes. */
+
+static void
+set_outcome(struct dlv_rcpt *r, enum dlv_outcome outcome, const char *reply,
+    bool from_server, const char *stage)
+{
+	r->outcome = outcome;
+	free(r->reply);
+	r->reply = reply ? one_line(reply) : NULL;
+	r->smtp_reply = from_server;
+	r->stage = stage;
+}
+
+static void
+remember_error(struct dlv_msg *m, const char *error, bool permanent)
+{
+	free(m->last_error);
+	m->last_error = one_line(error);
+	m->last_error_permanent = permanent;
+}
+
+static bool
+msg_all_decided(struct dlv_msg *m)
+{
+	for (size_t i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].outcome == DLV_PENDING)
+			return false;
+	return true;
+}
+
+static void
+finish_msg(struct session *s, struct dlv_msg *m)
+{
+	if (m->done || !msg_all_decided(m))
+		return;
+	m->done = true;
+	snprintf(m->relay, sizeof(m->relay), "%s", s->relay);
+	snprintf(m->relay_host, sizeof(m->relay_host), "%s", s->host->name);
+	double end = now_seconds();
+	m->connect_seconds = s->t_connected > 0 ? s->t_connected - s->t_start :
+	    end - s->t_start;
+	m->transfer_seconds = s->t_connected > 0 ? end - s->t_connected : 0;
+	m->tls = s->tls;
+	s->done(s->done_ctx, m);
+}
+
+struct rcpt_walk {
+	struct session *s;
+	struct dlv_msg *m;
+	const smtp_status_t *data;
+	bool lost_in_data;
+	char *session_error;
+};
+
+static void
+walk_rcpt(smtp_recipient_t rcpt, const char *mailbox, void *arg)
+{
+	struct rcpt_walk *w = arg;
+	struct dlv_rcpt *r = smtp_recipient_get_application_data(rcpt);
+	const smtp_status_t *st = smtp_recipient_status(rcpt);
+
+	(void)mailbox;
+	if (r == NULL || r->outcome != DLV_PENDING)
+		return;
+	char *text = st->code ? status_text(st) : NULL;
+	if (st->code >= 500) {
+		set_outcome(r, DLV_BOUNCE, text, true, "RCPT TO");
+	} else if (st->code >= 400) {
+		set_outcome(r, DLV_DEFER, text, true, "RCPT TO");
+	} else if (st->code >= 200 && st->code < 300) {
+		int dc = w->data->code;
+		char *dtext = dc ? status_text(w->data) : NULL;
+		if (dc >= 200 && dc < 300)
+			set_outcome(r, DLV_SENT, dtext, true, "end of DATA");
+		else if (dc >= 500)
+			set_outcome(r, DLV_BOUNCE, dtext, true, "end of DATA");
+		else if (dc >= 400) {
+			char *why = xasprintf("host %s said: %s (in reply to "
+			    "end of DATA command)", w->s->relay, dtext);
+			remember_error(w->m, why, false);	/* next host */
+			free(why);
+		}
+		else
+			w->lost_in_data = true;
+		free(dtext);
+	}
+	/* st->code == 0: never got to this RCPT; try the next host. */
+	free(text);
+}
+
+/*
+ * Decides what can be decided about one message after the session (or
+ * after its DATA reply). Recipients still pending go to the next host.
+ */
+static void
+analyze_message(struct session *s, smtp_message_t msg, struct dlv_msg *m,
+    const char *session_error)
+{
+	const smtp_status_t *mail = smtp_reverse_path_status(msg);
+	struct rcpt_walk w = {s, m, smtp_message_transfer_status(msg), false,
+	    NULL};
+
+	if (m->done)
+		return;
+	if (mail->code == 0) {
+		if (session_error)
+			remember_error(m, session_error,
+			    s->last_reply.len > 0 && s->last_reply.data[0] ==
+			    '5');
+		return;
+	}
+	char *mtext = status_text(mail);
+	if (mail->code >= 500) {
+		for (size_t i = 0; i < m->nrcpts; i++)
+			if (m->rcpts[i].outcome == DLV_PENDING)
+				set_outcome(&m->rcpts[i], DLV_BOUNCE, mtext,
+				    true, "MAIL FROM");
+	} else if (mail->code >= 400) {
+		char *why = xasprintf("host %s said: %s (in reply to MAIL FROM "
+		    "command)", s->relay, mtext);
+		remember_error(m, why, false);
+		free(why);
+	} else {
+		smtp_enumerate_recipients(msg, walk_rcpt, &w);
+		if (w.lost_in_data) {
+			/* It may have arrived: defer, never resend elsewhere. */
+			char *why = xasprintf("lost connection with %s while "
+			    "sending the message%s%s", s->relay,
+			    session_error ? ": " : "",
+			    session_error ? session_error : "");
+			for (size_t i = 0; i < m->nrcpts; i++)
+				if (m->rcpts[i].outcome == DLV_PENDING)
+					set_outcome(&m->rcpts[i], DLV_DEFER,
+					    why, false, NULL);
+			free(why);
+		}
+	}
+	free(mtext);
+	finish_msg(s, m);
+}
+
+/* libESMTP callbacks. */
+
+static void
+monitor_cb(const char *data, int len, int writing, void *arg)
+{
+	struct session *s = arg;
+
+	if (writing == SMTP_CB_READING) {
+		buf_reset(&s->last_reply);
+		buf_append(&s->last_reply, data, (size_t)len);
+		char *line = one_line(s->last_reply.data);
+		buf_reset(&s->last_reply);
+		buf_puts(&s->last_reply, line);
+		free(line);
+	} else if (writing == SMTP_CB_WRITING && len >= 8 &&
+	    strncmp(data, "STARTTLS", 8) == 0) {
+		s->tls_attempted = true;
+	}
+}
+
+static void
+event_cb(smtp_session_t session, int event, void *arg, ...)
+{
+	struct session *s = arg;
+	va_list ap;
+	int *ok;
+
+	(void)session;
+	va_start(ap, arg);
+	switch (event) {
+	case SMTP_EV_CONNECT:
+		s->t_connected = now_seconds();
+		break;
+	case SMTP_EV_STARTTLS_OK: {
+		SSL *ssl = va_arg(ap, SSL *);
+		s->tls = true;
+		log_set_component("smtp");
+		log_info("Untrusted TLS connection established to %s: %s with "
+		    "cipher %s", s->relay, ssl ? SSL_get_version(ssl) : "TLS",
+		    ssl ? SSL_get_cipher_name(ssl) : "unknown");
+		log_set_component(NULL);
+		break;
+	}
+	case SMTP_EV_INVALID_PEER_CERTIFICATE:
+	case SMTP_EV_WEAK_CIPHER:
+		(void)va_arg(ap, long);
+		ok = va_arg(ap, int *);
+		*ok = 1;	/* opportunistic TLS: encrypt anyway */
+		break;
+	case SMTP_EV_NO_PEER_CERTIFICATE:
+	case SMTP_EV_WRONG_PEER_CERTIFICATE:
+	case SMTP_EV_NO_CLIENT_CERTIFICATE:
+		ok = va_arg(ap, int *);
+		*ok = 1;
+		break;
+	case SMTP_EV_EXTNA_8BITMIME:
+		s->ext_8bitmime_missing = true;
+		break;
+	case SMTP_EV_EXTNA_DSN:
+	case SMTP_EV_SYNTAXWARNING:
+		ok = va_arg(ap, int *);
+		if (ok)
+			*ok = 0;	/* "quit now?": no */
+		break;
+	case SMTP_EV_MESSAGESENT: {
+		smtp_message_t msg = va_arg(ap, smtp_message_t);
+		struct dlv_msg *m = smtp_message_get_application_data(msg);
+		if (m)
+			analyze_message(s, msg, m, NULL);
+		break;
+	}
+	default:
+		break;
+	}
+	va_end(ap);
+}
+
+struct analyze_ctx {
+	struct session *s;
+	const char *error;
+};
+
+static void
+analyze_each(smtp_message_t msg, void *arg)
+{
+	struct analyze_ctx *a = arg;
+	struct dlv_msg *m = smtp_message_get_application_data(msg);
+
+	if (m)
+		analyze_message(a->s, msg, m, a->error);
+}
+
+static SSL_CTX *
+client_tls_ctx(void)
+{
+	if (tls_ctx == NULL) {
+		tls_ctx = SSL_CTX_new(TLS_client_method());
+		if (tls_ctx)
+			SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+	}
+	return tls_ctx;
+}
+
+static void
+set_timeouts(smtp_session_t session, const struct dlv_config *cfg)
+{
+	const long ovr = Timeout_OVERRIDE_RFC2822_MINIMUM;
+
+	smtp_set_timeout(session, Timeout_GREETING | ovr,
+	    cfg->helo_timeout);
+	smtp_set_timeout(session, Timeout_ENVELOPE | ovr, cfg->mail_timeout);
+	smtp_set_timeout(session, Timeout_DATA | ovr, cfg->data_init_timeout);
+	smtp_set_timeout(session, Timeout_TRANSFER | ovr,
+	    cfg->data_xfer_timeout);
+	smtp_set_timeout(session, Timeout_DATA2 | ovr, cfg->data_done_timeout);
+}
+
+static enum notify_flags
+notify_flags(uint32_t notify)
+{
+	int flags = Notify_NOTSET;
+
+	if (notify & SPOOL_NOTIFY_NEVER)
+		return Notify_NEVER;
+	if (notify & SPOOL_NOTIFY_SUCCESS)
+		flags |= Notify_SUCCESS;
+	if (notify & SPOOL_NOTIFY_FAILURE)
+		flags |= Notify_FAILURE;
+	if (notify & SPOOL_NOTIFY_DELAY)
+		flags |= Notify_DELAY;
+	return (enum notify_flags)flags;
+}
+
+static void
+add_message(smtp_session_t session, struct dlv_msg *m,
+    struct content_reader *reader)
+{
+	const struct spool_msg *env = m->env;
+	smtp_message_t msg = smtp_add_message(session);
+
+	smtp_message_set_application_data_release(msg, m, NULL);
+	smtp_set_reverse_path(msg, env->sender);
+	smtp_set_messagecb(msg, content_cb, reader);
+	smtp_size_set_estimate(msg, (unsigned long)env->size);
+	if (env->body == SPOOL_BODY_8BITMIME && !m->no_8bitmime)
+		smtp_8bitmime_set_body(msg, E8bitmime_8BITMIME);
+	if (env->ret == SPOOL_RET_FULL)
+		smtp_dsn_set_ret(msg, Ret_FULL);
+	else if (env->ret == SPOOL_RET_HDRS)
+		smtp_dsn_set_ret(msg, Ret_HDRS);
+	if (env->envid)
+		smtp_dsn_set_envid(msg, env->envid);
+	for (size_t i = 0; i < m->nrcpts; i++) {
+		struct dlv_rcpt *r = &m->rcpts[i];
+		if (r->outcome != DLV_PENDING)
+			continue;
+		smtp_recipient_t rcpt = smtp_add_recipient(msg, r->address);
+		smtp_recipient_set_application_data_release(rcpt, r, NULL);
+		if (r->notify)
+			smtp_dsn_set_notify(rcpt, notify_flags(r->notify));
+		const char *semi = r->orcpt ? strchr(r->orcpt, ';') : NULL;
+		if (semi) {
+			char *type = xstrndup(r->orcpt,
+			    (size_t)(semi - r->orcpt));
+			smtp_dsn_set_orcpt(rcpt, type, semi + 1);
+			free(type);
+		}
+	}
+}
+
+static char *
+session_error_text(struct session *s)
+{
+	int err = connect_last_errno();
+
+	if (s->t_connected == 0 && err != 0)
+		return xasprintf("connect to %s: %s", s->relay, strerror(err));
+	if (s->last_reply.len > 0 && (s->last_reply.data[0] == '4' ||
+	    s->last_reply.data[0] == '5'))
+		return xasprintf("host %s refused to talk to me: %s",
+		    s->relay, s->last_reply.data);
+	char ebuf[256];
+	int e = smtp_errno();
+	if (e == 0)
+		return xasprintf("conversation with %s ended early", s->relay);
+	return xasprintf("conversation with %s failed: %s", s->relay,
+	    smtp_strerror(e, ebuf, sizeof(ebuf)));
+}
+
+/*
+ * One session to one address with every message still pending. Returns
+ * true when it is worth retrying this same address once (a server that
+ * refused BODY=8BITMIME or broke the TLS handshake).
+ */
+static bool
+run_session(struct session *s, const struct sockaddr_storage *addr,
+    socklen_t addr_len, struct dlv_msg *msgs, size_t n)
+{
+	const struct dlv_config *cfg = s->cfg;
+	char ip[64], hostport[96];
+	struct content_reader *readers = xcalloc(n, sizeof(*readers));
+	bool retry = false;
+
+	(void)addr_len;
+	dns_addr_string(addr, ip, sizeof(ip));
+	snprintf(s->relay, sizeof(s->relay), "%s[%s]:%d", s->host->name, ip,
+	    cfg->port);
+	snprintf(hostport, sizeof(hostport), "%s:%d", ip, cfg->port);
+
+	smtp_session_t session = smtp_create_session();
+	smtp_set_server(session, hostport);
+	smtp_set_hostname(session, cfg->helo);
+	smtp_set_eventcb(session, event_cb, s);
+	smtp_set_monitorcb(session, monitor_cb, s, 1);
+	set_timeouts(session, cfg);
+	if (cfg->tls && !s->no_tls && client_tls_ctx()) {
+		smtp_starttls_set_ctx(session, client_tls_ctx());
+		smtp_starttls_enable(session, Starttls_ENABLED);
+	}
+	size_t queued = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (msgs[i].done)
+			continue;
+		readers[i].sp = s->sp;
+		readers[i].id = msgs[i].env->id;
+		reader_rewind(&readers[i]);
+		add_message(session, &msgs[i], &readers[i]);
+		queued++;
+	}
+	if (queued == 0)
+		goto out;
+
+	s->t_start = now_seconds();
+	s->t_connected = 0;
+	s->tls = s->tls_attempted = s->ext_8bitmime_missing = false;
+	buf_reset(&s->last_reply);
+	connect_arm(cfg->source, cfg->source_len, cfg->connect_timeout);
+	int ok = smtp_start_session(session);
+	connect_disarm();
+	char *error = ok ? NULL : session_error_text(s);
+
+	if (!ok && s->t_connected > 0 && s->ext_8bitmime_missing) {
+		for (size_t i = 0; i < n; i++)
+			msgs[i].no_8bitmime = true;
+		retry = true;
+	} else if (!ok && s->tls_attempted && !s->tls && !s->no_tls) {
+		s->no_tls = true;	/* broken TLS: try once in the clear */
+		retry = true;
+	}
+	if (!retry) {
+		struct analyze_ctx actx = {s, error};
+		smtp_enumerate_messages(session, analyze_each, &actx);
+	}
+	free(error);
+out:
+	smtp_destroy_session(session);
+	for (size_t i = 0; i < n; i++) {
+		buf_free(&readers[i].raw);
+		buf_free(&readers[i].out);
+	}
+	free(readers);
+	return retry;
+}
+
+static bool
+all_done(const struct dlv_msg *msgs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!msgs[i].done)
+			return false;
+	return true;
+}
+
+void
+deliver_to_hosts(const struct dlv_config *cfg, struct spool *sp,
+    const struct dns_host *hosts, size_t nhosts, struct dlv_msg *msgs,
+    size_t n, dlv_done_fn done, void *ctx)
+{
+	struct session s;
+
+	memset(&s, 0, sizeof(s));
+	s.cfg = cfg;
+	s.sp = sp;
+	s.done = done;
+	s.done_ctx = ctx;
+	for (size_t h = 0; h < nhosts; h++) {
+		s.host = &hosts[h];
+		for (size_t a = 0; a < hosts[h].naddrs; a++) {
+			if (deliver_stop || all_done(msgs, n))
+				goto out;
+			s.no_tls = false;
+			for (int attempt = 0; attempt < 2; attempt++)
+				if (!run_session(&s, &hosts[h].addrs[a],
+				    hosts[h].addr_lens[a], msgs, n))
+					break;
+		}
+	}
+out:
+	if (deliver_stop) {
+		buf_free(&s.last_reply);
+		return;		/* the caller hands the claims back */
+	}
+	/* Every host tried: what is still pending waits, or fails for good. */
+	for (size_t i = 0; i < n; i++) {
+		struct dlv_msg *m = &msgs[i];
+		if (m->done)
+			continue;
+		const char *why = m->last_error ? m->last_error :
+		    "no SMTP server could be reached";
+		enum dlv_outcome o = m->last_error_permanent ? DLV_BOUNCE :
+		    DLV_DEFER;
+		for (size_t k = 0; k < m->nrcpts; k++)
+			if (m->rcpts[k].outcome == DLV_PENDING)
+				set_outcome(&m->rcpts[k], o, why, false,
+				    NULL);
+		m->done = true;
+		snprintf(m->relay, sizeof(m->relay), "%s",
+		    s.relay[0] ? s.relay : "none");
+		snprintf(m->relay_host, sizeof(m->relay_host), "%s",
+		    s.host ? s.host->name : "");
+		done(ctx, m);
+	}
+	buf_free(&s.last_reply);
+}

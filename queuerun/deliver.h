@@ -1,0 +1,91 @@
+/*
+ * NAME
+ *	deliver - one destination's messages over SMTP with libESMTP
+ * DESCRIPTION
+ *	deliver_to_hosts() tries the destination's hosts in order (MX
+ *	preference order, or the single relay host), each address of a
+ *	host in turn, and sends every pending message over one connection
+ *	per address, pipelined where the server offers PIPELINING. It moves
+ *	on to the next address when it cannot connect, when the server
+ *	greets with a 4xx or 5xx, or when a message meets a 4xx to the whole
+ *	transaction (MAIL FROM, or the reply after DATA). It does not move
+ *	on after a connection is lost in the middle of a transaction: the
+ *	message may have been delivered, so it is deferred instead.
+ *
+ *	The outcome of each recipient follows its own reply: 2xx (after a
+ *	2xx to DATA) sent, 4xx deferred, 5xx bounced. done() is called for a
+ *	message as soon as its fate is known, while the session may still be
+ *	running: the caller records "sent" in the spool right after the MX
+ *	accepted the message, so a runner killed at any moment can repeat at
+ *	most the transaction in flight.
+ *
+ *	STARTTLS is used when offered (opportunistic: certificates are not
+ *	verified, and a failed handshake is not retried in the clear on the
+ *	same connection). SIZE, and the DSN parameters given at submission
+ *	(RET, ENVID, NOTIFY, ORCPT), go out when the server offers them.
+ *	BODY=8BITMIME is sent when offered; a server that does not offer
+ *	8BITMIME gets the message without BODY=, as most MTAs do. Lines
+ *	longer than 998 octets are broken (CRLF SPACE in the header,
+ *	CRLF in the body), as Postfix does.
+ */
+#ifndef MXLANE_DELIVER_H
+#define MXLANE_DELIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "route/dns.h"
+#include "spool/spool.h"
+
+enum dlv_outcome { DLV_PENDING = 0, DLV_SENT, DLV_DEFER, DLV_BOUNCE };
+
+struct dlv_rcpt {
+	uint32_t index;
+	const char *address;
+	const char *orcpt;		/* "rfc822;x@y" or NULL */
+	uint32_t notify;		/* SPOOL_NOTIFY_* */
+	enum dlv_outcome outcome;
+	char *reply;			/* the reply or our reason, one line */
+	const char *stage;		/* "RCPT TO", "end of DATA"... or NULL */
+	const char *status;		/* our X.Y.Z when not from a reply */
+	bool smtp_reply;		/* reply came from the server */
+	bool dsn_offered;		/* the server took over DSN duty */
+};
+
+struct dlv_msg {
+	const struct spool_msg *env;
+	struct dlv_rcpt *rcpts;
+	size_t nrcpts;
+	bool done;			/* every recipient has an outcome */
+	char relay[320];		/* "host[ip]:port", or "none" */
+	char relay_host[256];		/* host name alone, for DSN Remote-MTA */
+	double connect_seconds;		/* delays= c */
+	double transfer_seconds;	/* delays= d */
+	bool tls;
+	bool no_8bitmime;		/* server lacks 8BITMIME: omit BODY= */
+	char *last_error;		/* why the last host failed */
+	bool last_error_permanent;	/* a 5xx greeting on every host */
+};
+
+struct dlv_config {
+	const char *helo;
+	int port;
+	bool tls;
+	int connect_timeout, helo_timeout, mail_timeout;
+	int data_init_timeout, data_xfer_timeout, data_done_timeout;
+	const struct sockaddr *source;	/* bind connections here, or NULL */
+	socklen_t source_len;
+};
+
+typedef void (*dlv_done_fn)(void *ctx, struct dlv_msg *m);
+
+void deliver_to_hosts(const struct dlv_config *cfg, struct spool *sp,
+    const struct dns_host *hosts, size_t nhosts, struct dlv_msg *msgs,
+    size_t n, dlv_done_fn done, void *ctx);
+
+/* Set by a signal handler: finish the transaction in flight, then stop. */
+extern volatile int deliver_stop;
+
+#endif

@@ -1,0 +1,778 @@
+/*
+ * NAME
+ *	runner - queue runs: claim what is due, deliver it, record it
+ * DESCRIPTION
+ *	See runner.h. Log lines follow Postfix (smtp: to=..., status=...;
+ *	qmgr: removed; bounce: sender non-delivery notification) so that
+ *	pflogsumm and the admins' grep habits keep working.
+ */
+#include "queuerun/runner.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "queuerun/bounce.h"
+#include "queuerun/deliver.h"
+#include "route/dns.h"
+#include "spool/log.h"
+
+#define CLAIM_BATCH	100
+#define FINISH_BATCH	64
+
+struct runner {
+	const struct mxl_config *cfg;
+	const struct runner_options *opt;
+	struct spool *sp;
+	struct dns_resolver dns;
+	struct dlv_config dlv;
+	time_t pass_started;
+	int64_t claimed_at;	/* when the batch was claimed */
+	double claimed_mono;
+	/* The message group being delivered (for the done callback). */
+	struct msg_slot *slots;
+	struct dlv_msg *msgs;
+	size_t nmsgs;
+};
+
+/* What the runner keeps per message while it is being delivered. */
+struct msg_slot {
+	struct spool_msg env;
+	struct spool_rcpt *rcpts;	/* all recipients, from the spool */
+	size_t nrcpts;
+	uint32_t *attempts;		/* per dlv_rcpt, before this attempt */
+	int64_t *due;			/* per dlv_rcpt */
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void
+on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+	deliver_stop = 1;
+}
+
+static double
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Postfix prints delays with two significant digits, never exponents. */
+static void
+fmt_delay(char *out, size_t len, double v)
+{
+	if (v < 0.005)
+		snprintf(out, len, "0");
+	else if (v < 10)
+		snprintf(out, len, "%.2g", v);
+	else if (v < 100)
+		snprintf(out, len, "%.1f", v);
+	else
+		snprintf(out, len, "%.0f", v);
+}
+
+static int
+backoff(const struct mxl_config *cfg, uint32_t previous_attempts)
+{
+	long long t = cfg->minimal_backoff_time;
+
+	for (uint32_t i = 0; i < previous_attempts && t < cfg->maximal_backoff_time;
+	    i++)
+		t *= 2;
+	return (int)(t > cfg->maximal_backoff_time ? cfg->maximal_backoff_time :
+	    t);
+}
+
+/* "5.1.1"-style status for a recipient's outcome. */
+static void
+outcome_status(const struct dlv_rcpt *r, enum spool_rcpt_state state,
+    char out[16])
+{
+	if (r->smtp_reply && r->reply) {
+		bounce_status_from_reply(r->reply, out);
+		return;
+	}
+	if (r->status) {
+		snprintf(out, 16, "%s", r->status);
+		return;
+	}
+	snprintf(out, 16, "%s", state == RCPT_SENT ? "2.0.0" :
+	    state == RCPT_BOUNCED ? "5.4.4" : "4.4.1");
+}
+
+/* The human text kept as last_response and shown by mailq. */
+static char *
+outcome_text(const struct dlv_rcpt *r, const char *relay)
+{
+	if (r->reply == NULL)
+		return xstrdup("no reason given");
+	if (r->smtp_reply && r->stage)
+		return xasprintf("host %s said: %s (in reply to %s command)",
+		    relay, r->reply, r->stage);
+	return xstrdup(r->reply);
+}
+
+static void
+log_rcpt(struct runner *run, const struct dlv_msg *m, const struct dlv_rcpt *r,
+    const struct msg_slot *slot, size_t k, const char *status_word,
+    const char *dsn, const char *text, int64_t now)
+{
+	char d[16], a[16], b[16], c[16], e[16];
+	double total = (double)(now - slot->env.arrival);
+	double before = (double)(run->claimed_at - slot->due[k]);
+
+	fmt_delay(d, sizeof(d), total < 0 ? 0 : total);
+	fmt_delay(a, sizeof(a), before < 0 ? 0 : before);
+	fmt_delay(b, sizeof(b), mono_now() - run->claimed_mono -
+	    m->connect_seconds - m->transfer_seconds);
+	fmt_delay(c, sizeof(c), m->connect_seconds);
+	fmt_delay(e, sizeof(e), m->transfer_seconds);
+	log_set_component("smtp");
+	log_info("%s: to=<%s>, relay=%s, delay=%s, delays=%s/%s/%s/%s, "
+	    "dsn=%s, status=%s (%s)", slot->env.id, r->address,
+	    m->relay[0] ? m->relay : "none", d, a, b, c, e, dsn, status_word,
+	    text);
+	log_set_component(NULL);
+}
+
+/* The SMTP reply inside a "host X said: REPLY (in reply to ...)" text. */
+static char *
+diagnostic_of(const char *text)
+{
+	const char *said = text ? strstr(text, " said: ") : NULL;
+
+	if (said == NULL)
+		return NULL;
+	said += 7;
+	const char *end = strstr(said, " (in reply to ");
+	return end ? xstrndup(said, (size_t)(end - said)) : xstrdup(said);
+}
+
+static char *
+remote_mta_of(const char *relay)
+{
+	if (relay == NULL || strcmp(relay, "none") == 0)
+		return NULL;
+	const char *bracket = strchr(relay, '[');
+	return bracket ? xstrndup(relay, (size_t)(bracket - relay)) :
+	    xstrdup(relay);
+}
+
+struct original {
+	struct spool *sp;
+	const char *id;
+};
+
+static int
+read_original(void *ctx, int (*fn)(void *, const char *, size_t), void *fnctx)
+{
+	struct original *o = ctx;
+
+	return spool_read_content(o->sp, o->id, fn, fnctx) == SPOOL_OK ? 0 : -1;
+}
+
+static bool
+wants(const struct spool_rcpt *r, uint32_t bit)
+{
+	if (r->notify & SPOOL_NOTIFY_NEVER)
+		return false;
+	return r->notify == 0 || (r->notify & bit);
+}
+
+/*
+ * Builds and queues a notice about msg (failure or delay) for the
+ * recipients in states, then removes the message (remove) or marks it
+ * warned. Returns the notice id in notice_id ("" when none was owed).
+ */
+static int
+send_notice(struct runner *run, const struct spool_msg *msg,
+    const struct spool_rcpt *rcpts, size_t n, enum bounce_kind kind,
+    bool remove, char notice_id[SPOOL_ID_SIZE])
+{
+	struct bounce_rcpt *brs = xcalloc(n + 1, sizeof(*brs));
+	char (*status)[16] = xcalloc(n + 1, sizeof(*status));
+	char **owned = xcalloc(2 * n + 1, sizeof(char *));
+	size_t nb = 0, nowned = 0;
+	int64_t now = time(NULL);
+	int rc = SPOOL_OK;
+
+	notice_id[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		const struct spool_rcpt *r = &rcpts[i];
+		bool failed = kind == BOUNCE_FAILED && r->state == RCPT_BOUNCED &&
+		    wants(r, SPOOL_NOTIFY_FAILURE);
+		bool delayed = kind == BOUNCE_DELAYED &&
+		    r->state == RCPT_QUEUED && r->attempts > 0 &&
+		    wants(r, SPOOL_NOTIFY_DELAY);
+		if (!failed && !delayed)
+			continue;
+		struct bounce_rcpt *b = &brs[nb];
+		char *diag = diagnostic_of(r->last_response);
+		b->address = r->address;
+		b->orcpt = r->orcpt;
+		b->action = failed ? "failed" : "delayed";
+		if (diag)
+			bounce_status_from_reply(diag, status[nb]);
+		else
+			snprintf(status[nb], 16, "%s", failed ? "5.4.4" :
+			    "4.4.1");
+		b->status = status[nb];
+		b->remote_mta = owned[nowned++] = remote_mta_of(r->last_relay);
+		b->diagnostic = owned[nowned++] = diag;
+		b->reason = r->last_response;
+		b->last_attempt = (time_t)(r->done_time ? r->done_time : now);
+		nb++;
+	}
+	const char *to = msg->sender;
+	char *postmaster = NULL;
+	if (nb > 0 && *to == '\0') {
+		/* A bounce of a bounce goes to postmaster, if there is one. */
+		char **targets = NULL;
+		size_t nt = 0;
+		if (spool_alias_lookup(run->sp, "postmaster", &targets,
+		    &nt) == SPOOL_OK) {
+			postmaster = xasprintf("postmaster@%s",
+			    run->cfg->myorigin);
+			for (size_t i = 0; i < nt; i++)
+				free(targets[i]);
+			free(targets);
+		} else {
+			log_set_component("bounce");
+			log_info("%s: undeliverable postmaster notification "
+			    "discarded (no postmaster alias)", msg->id);
+			log_set_component(NULL);
+		}
+		to = postmaster;
+	}
+	struct spool_notice notice;
+	struct spool_notice *np = NULL;
+	struct buf content = BUF_INIT;
+	struct spool_msg nmsg;
+	struct spool_rcpt nrcpt;
+	if (nb > 0 && to != NULL) {
+		struct original orig = {run->sp, msg->id};
+		struct bounce_info info = {
+			.kind = kind, .reporting_mta = run->cfg->myhostname,
+			.queue_id = msg->id, .envid = msg->envid,
+			.original_sender = to, .arrival = (time_t)msg->arrival,
+			.retry_until = (time_t)(msg->arrival +
+			    run->cfg->maximal_queue_lifetime),
+			.ret = msg->ret, .rcpts = brs, .nrcpts = nb,
+			.read_original = read_original, .read_ctx = &orig,
+			.max_original = (size_t)run->cfg->bounce_size_limit,
+		};
+		if (bounce_build(&info, (time_t)now, &content) != 0) {
+			rc = SPOOL_ERR;
+			goto out;
+		}
+		memset(&nmsg, 0, sizeof(nmsg));
+		nmsg.sender = "";
+		nmsg.lane = msg->lane;
+		nmsg.uid = 0;
+		nmsg.user = "MAILER-DAEMON";
+		nmsg.body = SPOOL_BODY_8BITMIME;
+		memset(&nrcpt, 0, sizeof(nrcpt));
+		nrcpt.address = (char *)to;
+		memset(&notice, 0, sizeof(notice));
+		notice.msg = &nmsg;
+		notice.rcpts = &nrcpt;
+		notice.nrcpt = 1;
+		notice.content = content.data;
+		notice.len = content.len;
+		np = &notice;
+	}
+	if (np == NULL && !remove)
+		goto out;	/* no delay notice owed after all */
+	rc = spool_finish(run->sp, msg->id, np, remove);
+	if (rc == SPOOL_OK && np) {
+		memcpy(notice_id, notice.id, SPOOL_ID_SIZE);
+		log_set_component("bounce");
+		log_info("%s: sender %s notification: %s", msg->id,
+		    kind == BOUNCE_FAILED ? "non-delivery" : "delay",
+		    notice_id);
+		log_set_component(NULL);
+	}
+out:
+	buf_free(&content);
+	for (size_t i = 0; i < nowned; i++)
+		free(owned[i]);
+	free(owned);
+	free(status);
+	free(brs);
+	free(postmaster);
+	return rc;
+}
+
+/* All recipients final: send the bounce owed, remove the message. */
+static void
+finish_message(struct runner *run, const char *id)
+{
+	struct spool_msg msg;
+	struct spool_rcpt *rcpts;
+	size_t n;
+	char notice_id[SPOOL_ID_SIZE];
+
+	if (spool_get(run->sp, id, &msg, &rcpts, &n) != SPOOL_OK)
+		return;
+	if (send_notice(run, &msg, rcpts, n, BOUNCE_FAILED, true,
+	    notice_id) == SPOOL_OK) {
+		log_set_component("qmgr");
+		log_info("%s: removed", id);
+		log_set_component(NULL);
+	}
+	spool_msg_free(&msg);
+	spool_rcpts_free(rcpts, n);
+}
+
+static void
+maybe_warn_delay(struct runner *run, const char *id, int64_t now)
+{
+	struct spool_msg msg;
+	struct spool_rcpt *rcpts;
+	size_t n;
+	char notice_id[SPOOL_ID_SIZE];
+
+	if (run->cfg->delay_warning_time <= 0)
+		return;
+	if (spool_get(run->sp, id, &msg, &rcpts, &n) != SPOOL_OK)
+		return;
+	if (!msg.warned && *msg.sender &&
+	    now - msg.arrival >= run->cfg->delay_warning_time)
+		(void)send_notice(run, &msg, rcpts, n, BOUNCE_DELAYED, false,
+		    notice_id);
+	spool_msg_free(&msg);
+	spool_rcpts_free(rcpts, n);
+}
+
+static void
+finish_pending(struct runner *run)
+{
+	char ids[FINISH_BATCH][SPOOL_ID_SIZE];
+	size_t n;
+
+	for (int round = 0; round < 1000 && !stop_requested; round++) {
+		if (spool_pending_finish(run->sp, ids, FINISH_BATCH, &n) !=
+		    SPOOL_OK || n == 0)
+			return;
+		for (size_t i = 0; i < n; i++)
+			finish_message(run, ids[i]);
+	}
+}
+
+/* The done callback: record what happened to one message's recipients. */
+static void
+on_message_done(void *ctx, struct dlv_msg *m)
+{
+	struct runner *run = ctx;
+	struct msg_slot *slot = &run->slots[m - run->msgs];
+	struct spool_result *results = xcalloc(m->nrcpts + 1,
+	    sizeof(*results));
+	char **texts = xcalloc(m->nrcpts + 1, sizeof(char *));
+	int64_t now = time(NULL);
+	bool deferred = false, all_final = false;
+
+	for (size_t k = 0; k < m->nrcpts; k++) {
+		struct dlv_rcpt *r = &m->rcpts[k];
+		struct spool_result *res = &results[k];
+		const char *word;
+		char dsn[16];
+
+		res->index = r->index;
+		res->relay = m->relay;
+		res->attempted = true;
+		texts[k] = outcome_text(r, m->relay);
+		res->response = texts[k];
+		switch (r->outcome) {
+		case DLV_SENT:
+			res->state = RCPT_SENT;
+			word = "sent";
+			free(texts[k]);
+			texts[k] = xstrdup(r->reply ? r->reply : "250 Ok");
+			res->response = texts[k];
+			break;
+		case DLV_BOUNCE:
+			res->state = RCPT_BOUNCED;
+			word = "bounced";
+			break;
+		case DLV_DEFER:
+		case DLV_PENDING:
+		default:
+			if (deliver_stop && !r->smtp_reply) {
+				/* Shutting down: hand it back untouched. */
+				res->state = RCPT_QUEUED;
+				res->next_try = now;
+				res->attempted = false;
+				res->response = NULL;
+				word = NULL;
+				break;
+			}
+			if (now - slot->env.arrival >=
+			    run->cfg->maximal_queue_lifetime) {
+				res->state = RCPT_BOUNCED;
+				word = "expired";
+				char *t = xasprintf("message expired in the "
+				    "queue: %s", texts[k]);
+				free(texts[k]);
+				texts[k] = t;
+				res->response = t;
+				break;
+			}
+			res->state = RCPT_QUEUED;
+			res->next_try = now + backoff(run->cfg,
+			    slot->attempts[k]);
+			word = "deferred";
+			deferred = true;
+			break;
+		}
+		if (word == NULL)
+			continue;
+		outcome_status(r, res->state, dsn);
+		log_rcpt(run, m, r, slot, k, strcmp(word, "expired") == 0 ?
+		    "bounced" : word, dsn, res->response, now);
+	}
+	if (spool_record_results(run->sp, slot->env.id, results, m->nrcpts,
+	    now, &all_final) == SPOOL_OK) {
+		if (all_final)
+			finish_message(run, slot->env.id);
+		else if (deferred)
+			maybe_warn_delay(run, slot->env.id, now);
+	}
+	for (size_t k = 0; k < m->nrcpts; k++)
+		free(texts[k]);
+	free(texts);
+	free(results);
+}
+
+static int
+compare_work(const void *a, const void *b)
+{
+	const struct spool_work *x = a, *y = b;
+	int c = strcmp(x->domain, y->domain);
+
+	if (c == 0)
+		c = strcmp(x->id, y->id);
+	if (c == 0)
+		c = (x->index > y->index) - (x->index < y->index);
+	return c;
+}
+
+/* A domain literal "[192.0.2.1]" is its own single host. */
+static enum dns_status
+literal_host(const char *domain, struct dns_mx *mx, char *err, size_t errlen)
+{
+	size_t len = strlen(domain);
+	char ip[64];
+
+	if (len < 3 || len - 2 >= sizeof(ip) || domain[len - 1] != ']') {
+		snprintf(err, errlen, "malformed address literal %s", domain);
+		return DNS_PERMFAIL;
+	}
+	memcpy(ip, domain + 1, len - 2);
+	ip[len - 2] = '\0';
+	struct sockaddr_in sin;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	if (inet_pton(AF_INET, ip, &sin.sin_addr) != 1) {
+		snprintf(err, errlen, "unsupported address literal %s",
+		    domain);
+		return DNS_PERMFAIL;
+	}
+	mx->hosts = xcalloc(1, sizeof(*mx->hosts));
+	mx->nhosts = 1;
+	mx->implicit = true;
+	mx->hosts[0].name = xstrdup(ip);
+	mx->hosts[0].preference = -1;
+	memcpy(&mx->hosts[0].addrs[0], &sin, sizeof(sin));
+	mx->hosts[0].addr_lens[0] = sizeof(sin);
+	mx->hosts[0].naddrs = 1;
+	return DNS_OK;
+}
+
+static enum dns_status
+find_hosts(struct runner *run, const char *domain, struct dns_mx *mx,
+    char *err, size_t errlen)
+{
+	memset(mx, 0, sizeof(*mx));
+	if (*domain == '\0') {
+		snprintf(err, errlen, "recipient address has no domain");
+		return DNS_PERMFAIL;
+	}
+	if (domain[0] == '[')
+		return literal_host(domain, mx, err, errlen);
+	return dns_find_mx(&run->dns, domain, false, mx, err, errlen);
+}
+
+/* Loads the envelopes of one domain's work items, one slot per message. */
+static size_t
+load_slots(struct runner *run, struct spool_work *work, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j < n && strcmp(work[j].id, work[i].id) == 0)
+			j++;
+		struct msg_slot *slot = &run->slots[k];
+		struct dlv_msg *m = &run->msgs[k];
+		memset(slot, 0, sizeof(*slot));
+		memset(m, 0, sizeof(*m));
+		if (spool_get(run->sp, work[i].id, &slot->env, &slot->rcpts,
+		    &slot->nrcpts) != SPOOL_OK) {
+			i = j;		/* removed meanwhile (postsuper -d) */
+			continue;
+		}
+		m->env = &slot->env;
+		m->rcpts = xcalloc(j - i, sizeof(*m->rcpts));
+		slot->attempts = xcalloc(j - i, sizeof(uint32_t));
+		slot->due = xcalloc(j - i, sizeof(int64_t));
+		for (size_t w = i; w < j; w++) {
+			struct dlv_rcpt *r = &m->rcpts[m->nrcpts];
+			r->index = work[w].index;
+			r->address = work[w].address;
+			for (size_t q = 0; q < slot->nrcpts; q++)
+				if (slot->rcpts[q].index == work[w].index) {
+					r->orcpt = slot->rcpts[q].orcpt;
+					r->notify = slot->rcpts[q].notify;
+				}
+			slot->attempts[m->nrcpts] = work[w].attempts;
+			slot->due[m->nrcpts] = work[w].due;
+			m->nrcpts++;
+		}
+		k++;
+		i = j;
+	}
+	return k;
+}
+
+static void
+free_slots(struct runner *run, size_t k)
+{
+	for (size_t i = 0; i < k; i++) {
+		struct dlv_msg *m = &run->msgs[i];
+		for (size_t r = 0; r < m->nrcpts; r++)
+			free(m->rcpts[r].reply);
+		free(m->rcpts);
+		free(m->last_error);
+		spool_msg_free(&run->slots[i].env);
+		spool_rcpts_free(run->slots[i].rcpts, run->slots[i].nrcpts);
+		free(run->slots[i].attempts);
+		free(run->slots[i].due);
+	}
+}
+
+/* Hands back claims that were never attempted (SIGTERM). */
+static void
+release_pending(struct runner *run, size_t k)
+{
+	int64_t now = time(NULL);
+
+	for (size_t i = 0; i < k; i++) {
+		struct dlv_msg *m = &run->msgs[i];
+		if (m->done)
+			continue;
+		struct spool_result *res = xcalloc(m->nrcpts + 1,
+		    sizeof(*res));
+		for (size_t r = 0; r < m->nrcpts; r++) {
+			res[r].index = m->rcpts[r].index;
+			res[r].state = RCPT_QUEUED;
+			res[r].next_try = now;
+		}
+		bool all_final;
+		(void)spool_record_results(run->sp, m->env->id, res,
+		    m->nrcpts, now, &all_final);
+		free(res);
+	}
+}
+
+static void
+deliver_domain(struct runner *run, struct spool_work *work, size_t n)
+{
+	struct dns_mx mx;
+	char err[512];
+	enum dns_status st = find_hosts(run, work[0].domain, &mx, err,
+	    sizeof(err));
+
+	run->slots = xcalloc(n, sizeof(*run->slots));
+	run->msgs = xcalloc(n, sizeof(*run->msgs));
+	size_t k = load_slots(run, work, n);
+	run->nmsgs = k;
+	if (st == DNS_OK) {
+		deliver_to_hosts(&run->dlv, run->sp, mx.hosts, mx.nhosts,
+		    run->msgs, k, on_message_done, run);
+	} else {
+		for (size_t i = 0; i < k; i++) {
+			struct dlv_msg *m = &run->msgs[i];
+			for (size_t r = 0; r < m->nrcpts; r++) {
+				m->rcpts[r].outcome = st == DNS_TEMPFAIL ?
+				    DLV_DEFER : DLV_BOUNCE;
+				m->rcpts[r].reply = xstrdup(err);
+				/* RFC 3463 / RFC 7505 codes for DNS outcomes. */
+				m->rcpts[r].status = st == DNS_TEMPFAIL ?
+				    "4.4.3" : st == DNS_NULLMX ? "5.1.10" :
+				    "5.1.2";
+			}
+			snprintf(m->relay, sizeof(m->relay), "none");
+			m->done = true;
+			on_message_done(run, m);
+		}
+	}
+	if (deliver_stop)
+		release_pending(run, k);
+	free_slots(run, k);
+	free(run->slots);
+	free(run->msgs);
+	run->slots = NULL;
+	run->msgs = NULL;
+	dns_mx_free(&mx);
+}
+
+static bool
+out_of_time(const struct runner *run)
+{
+	return run->opt->max_time > 0 &&
+	    time(NULL) - run->pass_started >= run->opt->max_time;
+}
+
+static void
+run_pass(struct runner *run)
+{
+	const struct runner_options *opt = run->opt;
+	struct spool_claim_filter filter = {opt->domain, opt->sender,
+	    opt->lane, opt->flush};
+
+	run->pass_started = time(NULL);
+	finish_pending(run);
+	for (int round = 0; !stop_requested && !out_of_time(run); round++) {
+		struct spool_work *work = NULL;
+		size_t n = 0;
+		int rc;
+
+		run->claimed_at = time(NULL);
+		run->claimed_mono = mono_now();
+		if (opt->id) {
+			if (round > 0)
+				break;
+			rc = spool_claim_message(run->sp, opt->id, opt->flush,
+			    run->claimed_at, run->cfg->delivery_lease_time,
+			    &work, &n);
+		} else {
+			rc = spool_claim_due(run->sp, &filter, run->claimed_at,
+			    run->cfg->delivery_lease_time, CLAIM_BATCH, &work,
+			    &n);
+		}
+		if (rc != SPOOL_OK || n == 0)
+			break;
+		qsort(work, n, sizeof(*work), compare_work);
+		size_t i = 0;
+		while (i < n && !stop_requested) {
+			size_t j = i;
+			while (j < n && strcmp(work[j].domain,
+			    work[i].domain) == 0)
+				j++;
+			deliver_domain(run, &work[i], j - i);
+			i = j;
+		}
+		if (i < n) {
+			/* Claims of domains not started yet go back now. */
+			int64_t now = time(NULL);
+			for (; i < n; i++) {
+				struct spool_result res = {work[i].index,
+				    RCPT_QUEUED, now, false, NULL, NULL};
+				bool all_final;
+				(void)spool_record_results(run->sp, work[i].id,
+				    &res, 1, now, &all_final);
+			}
+		}
+		spool_work_free(work, n);
+	}
+	finish_pending(run);
+}
+
+static void
+install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	/* No SA_RESTART: a blocked poll() must return so we can stop. */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void
+wait_for_work(int fifo, int seconds)
+{
+	struct pollfd p = {fifo, POLLIN, 0};
+	double until = mono_now() + seconds;
+
+	while (!stop_requested) {
+		double left = until - mono_now();
+		if (left <= 0)
+			return;
+		int n = poll(&p, fifo >= 0 ? 1 : 0, (int)(left * 1000) + 1);
+		if (n > 0) {
+			spool_wakeup_drain(fifo);
+			return;
+		}
+	}
+}
+
+int
+runner_run(const struct mxl_config *cfg, const struct runner_options *opt)
+{
+	struct runner run;
+	char err[256];
+
+	memset(&run, 0, sizeof(run));
+	run.cfg = cfg;
+	run.opt = opt;
+	if (dns_resolver_init(&run.dns, cfg->resolver, err, sizeof(err)) != 0)
+		log_fatal(EX_CONFIG, "resolver = \"%s\": %s", cfg->resolver,
+		    err);
+	run.dlv = (struct dlv_config){
+		.helo = cfg->smtp_helo_name, .port = cfg->smtp_port,
+		.tls = cfg->smtp_tls,
+		.connect_timeout = cfg->smtp_connect_timeout,
+		.helo_timeout = cfg->smtp_helo_timeout,
+		.mail_timeout = cfg->smtp_mail_timeout,
+		.data_init_timeout = cfg->smtp_data_init_timeout,
+		.data_xfer_timeout = cfg->smtp_data_xfer_timeout,
+		.data_done_timeout = cfg->smtp_data_done_timeout,
+	};
+	install_signals();
+	if (spool_open(cfg->spool_directory, &run.sp) != SPOOL_OK)
+		log_fatal(EX_TEMPFAIL, "cannot open the mail queue in %s",
+		    cfg->spool_directory);
+	int fifo = -1;
+	if (opt->daemon_interval > 0) {
+		fifo = spool_wakeup_listen(cfg->spool_directory);
+		log_info("daemon started: a pass every %d s and on new mail",
+		    opt->daemon_interval);
+	}
+	do {
+		run_pass(&run);
+		if (opt->daemon_interval > 0)
+			wait_for_work(fifo, opt->daemon_interval);
+	} while (opt->daemon_interval > 0 && !stop_requested);
+	if (fifo >= 0)
+		close(fifo);
+	if (stop_requested)
+		log_info("stopping on signal; unfinished claims handed back");
+	spool_close(run.sp);
+	return 0;
+}
