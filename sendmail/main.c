@@ -24,6 +24,7 @@
  *	later, 78 configuration.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -31,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -51,7 +53,11 @@ struct session {
 	struct spool *spool;
 	char *user;
 	char *fullname;
+	const char *lane;	/* chosen lane of this submission */
+	bool trusted;		/* may choose the configuration (-C) */
 };
+
+static void deliver_now(struct session *s, const char *id);
 
 /* log_fatal() exits; leave the spool environment properly even then. */
 static struct spool *open_spool_at_exit;
@@ -242,6 +248,7 @@ choose_lane(struct session *s)
 		log_fatal(EX_USAGE, "-O Lane=%s: no such lane (declared: "
 		    "priority, bulk and the lane sections of %s)", lane,
 		    s->cfg.path ? s->cfg.path : "the configuration");
+	s->lane = lane;
 	return lane;
 }
 
@@ -312,6 +319,8 @@ run_deliver(struct session *s)
 		log_fatal(rc, "%s", err);
 	if (s->opt.verbose)
 		log_stderr("queued as %s", id);
+	close_spool_at_exit();
+	deliver_now(s, id);
 	message_free(&m);
 	addr_list_free(&args);
 	free(rcpts);
@@ -381,11 +390,13 @@ smtp_message(void *ctx, const struct smtpd_envelope *env, const char *data,
 		.sender = sender, .rcpts = rcpts, .nrcpts = env->nrcpt,
 		.extract_rcpts = false, .ret = env->ret, .body = env->body,
 		.envid = env->envid,
-		.lane = s->opt.lane ? s->opt.lane : s->cfg.default_lane,
+		.lane = s->lane,
 	};
 	rc = submit_message(&s->who, &req, &m, id, err, sizeof(err));
-	if (rc == 0)
+	if (rc == 0) {
 		snprintf(reply, replylen, "250 2.0.0 Ok: queued as %s", id);
+		deliver_now(s, id);
+	}
 	else if (rc == EX_TEMPFAIL)
 		snprintf(reply, replylen, "451 4.3.0 %s", err);
 	else
@@ -399,7 +410,7 @@ smtp_message(void *ctx, const struct smtpd_envelope *env, const char *data,
 static int
 run_smtp(struct session *s)
 {
-	(void)choose_lane(s);
+	(void)choose_lane(s);	/* -O Lane= applies to every message */
 	open_spool(s);
 	struct smtpd_hooks hooks = {
 		.check_rcpt = smtp_check_rcpt,
@@ -412,6 +423,97 @@ run_smtp(struct session *s)
 	return smtpd_run(stdin, stdout, &hooks);
 }
 
+/*
+ * -q, -q5m, -qI<id>, -qR<domain>, -qS<sender>: sendmail's queue options,
+ * handed to queuerun (exec, so signals and exit status are its own).
+ */
+static int
+run_queue(struct session *s)
+{
+	const char *q = s->opt.queue_arg;
+	char *argv[12];
+	int n = 0;
+
+	argv[n++] = (char *)"queuerun";
+	if (s->trusted && s->opt.config) {
+		argv[n++] = (char *)"-C";
+		argv[n++] = (char *)s->opt.config;
+	}
+	argv[n++] = (char *)"run";
+	if (*q == 'I' || *q == 'R' || *q == 'S') {
+		if (q[1] == '\0')
+			log_fatal(EX_USAGE, "-q%c needs a value", *q);
+		argv[n++] = (char *)(*q == 'I' ? "--id" : *q == 'R' ?
+		    "--domain" : "--sender");
+		argv[n++] = (char *)q + 1;
+		/* sendmail -qI etc. deliver now, whatever the retry time. */
+		argv[n++] = (char *)"--flush";
+	} else if (*q != '\0') {
+		if (config_parse_time(q) <= 0)
+			log_fatal(EX_USAGE, "-q%s: expected -q, -q<time>, "
+			    "-qI<id>, -qR<domain> or -qS<sender>", q);
+		argv[n++] = (char *)"--daemon";
+		argv[n++] = (char *)q;
+	}
+	argv[n] = NULL;
+	close_spool_at_exit();
+	execv(s->cfg.queuerun_path, argv);
+	log_fatal(EX_UNAVAILABLE, "cannot run the queue runner %s: %s",
+	    s->cfg.queuerun_path, strerror(errno));
+}
+
+/*
+ * New mail rings a running daemon's doorbell. Without a daemon,
+ * priority-lane mail still goes out at once: a detached runner is
+ * started for this one message, and sendmail does not wait for it (a
+ * PHP page must never block on a remote MX). Other lanes wait for the
+ * next queue run.
+ */
+static void
+deliver_now(struct session *s, const char *id)
+{
+	if (spool_wakeup_notify(s->cfg.spool_directory))
+		return;
+	if (!s->cfg.immediate_delivery || strcmp(s->lane, "priority") != 0)
+		return;
+	pid_t pid = fork();
+	if (pid < 0)
+		return;		/* the next queue run will deliver it */
+	if (pid > 0) {
+		int status;
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		return;
+	}
+	/* Child: detach from the caller's session and descriptors. */
+	setsid();
+	if (fork() != 0)
+		_exit(0);
+	/* Nothing of ours (spool handles, the caller's pipes) goes along. */
+	close_range(3, ~0U, 0);
+	int null = open("/dev/null", O_RDWR);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		if (null > 2)
+			close(null);
+	}
+	char *argv[8];
+	int n = 0;
+	argv[n++] = (char *)"queuerun";
+	if (s->trusted && s->opt.config) {
+		argv[n++] = (char *)"-C";
+		argv[n++] = (char *)s->opt.config;
+	}
+	argv[n++] = (char *)"run";
+	argv[n++] = (char *)"--id";
+	argv[n++] = (char *)id;
+	argv[n] = NULL;
+	execv(s->cfg.queuerun_path, argv);
+	_exit(EX_UNAVAILABLE);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -422,6 +524,7 @@ main(int argc, char **argv)
 	bool trusted = !privileged || getuid() == 0;
 
 	memset(&s, 0, sizeof(s));
+	s.trusted = trusted;
 	/* Spool files must stay group-writable whoever creates them. */
 	umask(007);
 	if (privileged)
@@ -458,9 +561,8 @@ main(int argc, char **argv)
 		rc = run_smtp(&s);
 		break;
 	case MODE_QUEUE:
-		log_fatal(EX_UNAVAILABLE, "-q%s: the queue runner (queuerun) "
-		    "is not part of this release yet; mail stays queued",
-		    s.opt.queue_arg);
+		rc = run_queue(&s);
+		break;
 	case MODE_DELIVER:
 	default:
 		rc = run_deliver(&s);
