@@ -12,6 +12,7 @@
  */
 #include "spool/config.h"
 
+#include <arpa/inet.h>
 #include <confuse.h>
 #include <errno.h>
 #include <netdb.h>
@@ -70,10 +71,205 @@ default_hostname(void)
 	return xstrdup(host);
 }
 
-/* Lane rules and pools arrive with route/; a lane is a name for now. */
-static cfg_opt_t lane_opts[] = {
+/* The throttle keys a provider and a lane may carry. */
+#define LIMIT_OPTS \
+	CFG_INT("concurrency", 0, CFGF_NONE), \
+	CFG_STR("rate", "", CFGF_NONE), \
+	CFG_INT("recipients_per_message", 0, CFGF_NONE), \
+	CFG_INT("messages_per_connection", 0, CFGF_NONE), \
+	CFG_STR("delay", "", CFGF_NONE)
+
+static cfg_opt_t source_opts[] = {
+	CFG_STR("helo", "", CFGF_NONE),
+	CFG_INT("weight", 1, CFGF_NONE),
+	CFG_BOOL("enabled", cfg_true, CFGF_NONE),
 	CFG_END()
 };
+
+static cfg_opt_t pool_opts[] = {
+	CFG_SEC("source", source_opts,
+	    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+	CFG_END()
+};
+
+static cfg_opt_t provider_opts[] = {
+	CFG_STR_LIST("domains", "{}", CFGF_NONE),
+	CFG_STR_LIST("mx", "{}", CFGF_NONE),
+	CFG_STR("pool", "", CFGF_NONE),
+	CFG_STR("relay", "", CFGF_NONE),
+	LIMIT_OPTS,
+	CFG_END()
+};
+
+static cfg_opt_t lane_opts[] = {
+	CFG_STR("pool", "", CFGF_NONE),
+	CFG_STR_LIST("match_sender", "{}", CFGF_NONE),
+	CFG_STR_LIST("match_user", "{}", CFGF_NONE),
+	CFG_STR_LIST("match_header", "{}", CFGF_NONE),
+	LIMIT_OPTS,
+	CFG_END()
+};
+
+bool
+config_parse_rate(const char *text, long *count, int *period)
+{
+	char *end;
+	long n;
+
+	if (text == NULL || *text < '1' || *text > '9')
+		return false;
+	n = strtol(text, &end, 10);
+	if (n <= 0 || n > 100000000 || *end != '/' || end[2] != '\0')
+		return false;
+	switch (end[1]) {
+	case 's':
+		*period = 1;
+		break;
+	case 'm':
+		*period = 60;
+		break;
+	case 'h':
+		*period = 3600;
+		break;
+	case 'd':
+		*period = 86400;
+		break;
+	default:
+		return false;
+	}
+	*count = n;
+	return true;
+}
+
+/* "500ms", "1s", "2m": the minimum gap between deliveries, in ms. */
+static long long
+parse_delay_ms(const char *text)
+{
+	size_t len = text ? strlen(text) : 0;
+
+	if (len > 2 && strcmp(text + len - 2, "ms") == 0) {
+		char *end;
+		long long v = strtoll(text, &end, 10);
+		return (end == text + len - 2 && v >= 0) ? v : -1;
+	}
+	long long s = config_parse_time(text);
+	return s < 0 ? -1 : s * 1000;
+}
+
+static int
+validate_rate(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *value = cfg_opt_getnstr(opt, 0);
+	long count;
+	int period;
+
+	if (value && *value && !config_parse_rate(value, &count, &period)) {
+		cfg_error(cfg, "rate = \"%s\": expected N/s, N/m, N/h or N/d",
+		    value);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+validate_delay(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *value = cfg_opt_getnstr(opt, 0);
+
+	if (value && *value && parse_delay_ms(value) < 0) {
+		cfg_error(cfg, "delay = \"%s\": expected a time like 500ms or "
+		    "1s", value);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+validate_nonnegative(cfg_t *cfg, cfg_opt_t *opt)
+{
+	if (cfg_opt_getnint(opt, 0) < 0) {
+		cfg_error(cfg, "%s must not be negative", opt->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* A source address must be one this host can send from. */
+static int
+validate_source(cfg_t *cfg, cfg_opt_t *opt)
+{
+	cfg_t *sec = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
+	const char *addr = cfg_title(sec);
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (cfg_getint(sec, "weight") < 1) {
+		cfg_error(cfg, "source \"%s\": weight must be 1 or more", addr);
+		return -1;
+	}
+	if (config_source_addr(addr, &ss, &len) != 0) {
+		cfg_error(cfg, "source \"%s\": not an IPv4 or IPv6 address",
+		    addr);
+		return -1;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+	int ok = fd >= 0 && bind(fd, (struct sockaddr *)&ss, len) == 0;
+	int err = errno;
+	if (fd >= 0)
+		close(fd);
+	if (!ok) {
+		cfg_error(cfg, "source \"%s\": not an address of this host "
+		    "(%s)", addr, strerror(err));
+		return -1;
+	}
+	return 0;
+}
+
+/* Section lines, kept for the checks that need every section first. */
+struct section_line {
+	char kind[12];
+	char name[64];
+	int line;
+};
+static struct section_line *section_lines;
+static size_t nsection_lines;
+
+static int
+remember_line(cfg_t *cfg, cfg_opt_t *opt, const char *kind)
+{
+	cfg_t *sec = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
+
+	section_lines = xrealloc(section_lines, (nsection_lines + 1) *
+	    sizeof(*section_lines));
+	struct section_line *l = &section_lines[nsection_lines++];
+	snprintf(l->kind, sizeof(l->kind), "%s", kind);
+	snprintf(l->name, sizeof(l->name), "%s", cfg_title(sec));
+	/* The section's own line is where it starts; cfg->line is its end. */
+	l->line = sec->line > 0 ? sec->line : cfg->line;
+	return 0;
+}
+
+static int
+remember_provider(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return remember_line(cfg, opt, "provider");
+}
+
+static int
+remember_lane(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return remember_line(cfg, opt, "lane");
+}
+
+static int
+section_line(const char *kind, const char *name)
+{
+	for (size_t i = 0; i < nsection_lines; i++)
+		if (strcmp(section_lines[i].kind, kind) == 0 &&
+		    strcmp(section_lines[i].name, name) == 0)
+			return section_lines[i].line;
+	return 0;
+}
 
 long long
 config_parse_time(const char *text)
@@ -171,6 +367,9 @@ static cfg_opt_t root_opts[] = {
 	CFG_INT("bounce_size_limit", 50000, CFGF_NONE),
 	CFG_BOOL("immediate_delivery", cfg_true, CFGF_NONE),
 	CFG_STR("queuerun_path", MXL_SBINDIR "/queuerun", CFGF_NONE),
+	CFG_SEC("pool", pool_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+	CFG_SEC("provider", provider_opts,
+	    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	CFG_SEC("lane", lane_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	CFG_FUNC("include", cfg_include),
 	CFG_END()
@@ -193,15 +392,6 @@ config_fail(struct mxl_config *cfg, char *err, size_t errlen,
 	return EX_CONFIG;
 }
 
-static void
-add_lane(struct mxl_config *cfg, const char *name)
-{
-	if (config_has_lane(cfg, name))
-		return;
-	cfg->lanes = xrealloc(cfg->lanes, (cfg->nlanes + 1) * sizeof(char *));
-	cfg->lanes[cfg->nlanes++] = xstrdup(name);
-}
-
 static int
 lane_name_valid(const char *name)
 {
@@ -212,6 +402,213 @@ lane_name_valid(const char *name)
 		    *name <= '9') || *name == '-' || *name == '_'))
 			return 0;
 	return 1;
+}
+
+int
+config_source_addr(const char *text, struct sockaddr_storage *ss,
+    socklen_t *len)
+{
+	memset(ss, 0, sizeof(*ss));
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	if (inet_pton(AF_INET, text, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		*len = sizeof(*sin);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, text, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		*len = sizeof(*sin6);
+		return 0;
+	}
+	return -1;
+}
+
+static char **
+copy_list(cfg_t *sec, const char *key, size_t *n)
+{
+	*n = cfg_size(sec, key);
+	char **list = xcalloc(*n + 1, sizeof(char *));
+	for (size_t i = 0; i < *n; i++) {
+		list[i] = xstrdup(cfg_getnstr(sec, key, (unsigned)i));
+		str_lower(list[i]);
+	}
+	return list;
+}
+
+static void
+read_limits(cfg_t *sec, struct mxl_limits *l)
+{
+	const char *rate = cfg_getstr(sec, "rate");
+	const char *delay = cfg_getstr(sec, "delay");
+
+	memset(l, 0, sizeof(*l));
+	l->concurrency = (int)cfg_getint(sec, "concurrency");
+	if (rate && *rate)
+		config_parse_rate(rate, &l->rate_count, &l->rate_period);
+	l->recipients_per_message = (int)cfg_getint(sec,
+	    "recipients_per_message");
+	l->messages_per_connection = (int)cfg_getint(sec,
+	    "messages_per_connection");
+	if (delay && *delay)
+		l->delay_ms = (int)parse_delay_ms(delay);
+}
+
+static bool
+has_limits(const struct mxl_limits *l)
+{
+	return l->concurrency || l->rate_count || l->recipients_per_message ||
+	    l->messages_per_connection || l->delay_ms;
+}
+
+/* "[host]:port", "host:port", "[host]", "host". */
+static int
+parse_relay(struct mxl_provider *p, const char *relay)
+{
+	const char *host = relay, *end;
+	int port = 0;
+
+	p->relay = xstrdup(relay);
+	if (*host == '[') {
+		end = strchr(host, ']');
+		if (end == NULL)
+			return -1;
+		p->relay_no_mx = true;
+		p->relay_host = xstrndup(host + 1, (size_t)(end - host - 1));
+		end++;
+	} else {
+		end = strchr(host, ':');
+		if (end == NULL)
+			end = host + strlen(host);
+		p->relay_host = xstrndup(host, (size_t)(end - host));
+	}
+	if (*end == ':') {
+		char *stop;
+		long v = strtol(end + 1, &stop, 10);
+		if (*stop != '\0' || v < 1 || v > 65535)
+			return -1;
+		port = (int)v;
+	} else if (*end != '\0') {
+		return -1;
+	}
+	p->relay_port = port;
+	return *p->relay_host ? 0 : -1;
+}
+
+static struct mxl_lane *
+lane_slot(struct mxl_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nlanes; i++)
+		if (strcmp(cfg->lanes[i].name, name) == 0)
+			return &cfg->lanes[i];
+	cfg->lanes = xrealloc(cfg->lanes, (cfg->nlanes + 1) *
+	    sizeof(*cfg->lanes));
+	struct mxl_lane *l = &cfg->lanes[cfg->nlanes++];
+	memset(l, 0, sizeof(*l));
+	l->name = xstrdup(name);
+	return l;
+}
+
+static int
+route_fail(char *err, size_t errlen, const char *path, int line,
+    const char *fmt, ...) MXL_PRINTF(5, 6);
+
+static int
+route_fail(char *err, size_t errlen, const char *path, int line,
+    const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(err, errlen, "%s:%d: ", path ? path : "", line);
+
+	va_start(ap, fmt);
+	if (n >= 0 && (size_t)n < errlen)
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Pools, providers and lanes; every cross-reference checked. */
+static int
+load_routing(cfg_t *parsed, struct mxl_config *cfg, const char *path,
+    char *err, size_t errlen)
+{
+	cfg->npools = cfg_size(parsed, "pool");
+	cfg->pools = xcalloc(cfg->npools + 1, sizeof(*cfg->pools));
+	for (size_t i = 0; i < cfg->npools; i++) {
+		cfg_t *sec = cfg_getnsec(parsed, "pool", (unsigned)i);
+		struct mxl_pool *pool = &cfg->pools[i];
+		pool->name = xstrdup(cfg_title(sec));
+		pool->nsources = cfg_size(sec, "source");
+		pool->sources = xcalloc(pool->nsources + 1,
+		    sizeof(*pool->sources));
+		for (size_t k = 0; k < pool->nsources; k++) {
+			cfg_t *src = cfg_getnsec(sec, "source", (unsigned)k);
+			struct mxl_source *s = &pool->sources[k];
+			const char *helo = cfg_getstr(src, "helo");
+			s->address = xstrdup(cfg_title(src));
+			(void)config_source_addr(s->address, &s->sa,
+			    &s->sa_len);
+			s->helo = xstrdup(helo && *helo ? helo :
+			    cfg->myhostname);
+			s->weight = (int)cfg_getint(src, "weight");
+			s->enabled = cfg_getbool(src, "enabled");
+		}
+	}
+	cfg->nproviders = cfg_size(parsed, "provider");
+	cfg->providers = xcalloc(cfg->nproviders + 1,
+	    sizeof(*cfg->providers));
+	for (size_t i = 0; i < cfg->nproviders; i++) {
+		cfg_t *sec = cfg_getnsec(parsed, "provider", (unsigned)i);
+		struct mxl_provider *p = &cfg->providers[i];
+		const char *pool = cfg_getstr(sec, "pool");
+		const char *relay = cfg_getstr(sec, "relay");
+		p->name = xstrdup(cfg_title(sec));
+		p->line = section_line("provider", p->name);
+		p->domains = copy_list(sec, "domains", &p->ndomains);
+		p->mx = copy_list(sec, "mx", &p->nmx);
+		p->pool = pool && *pool ? xstrdup(pool) : NULL;
+		read_limits(sec, &p->limits);
+		if (relay && *relay && parse_relay(p, relay) != 0)
+			return route_fail(err, errlen, path, p->line,
+			    "provider %s: relay \"%s\": expected [host]:port "
+			    "or host:port", p->name, relay);
+		if (p->pool && !config_pool(cfg, p->pool))
+			return route_fail(err, errlen, path, p->line,
+			    "provider %s: pool \"%s\" is not declared",
+			    p->name, p->pool);
+	}
+	/* priority and bulk always exist, in that order, before the rest. */
+	lane_slot(cfg, "priority");
+	lane_slot(cfg, "bulk");
+	for (unsigned i = 0; i < cfg_size(parsed, "lane"); i++) {
+		cfg_t *sec = cfg_getnsec(parsed, "lane", i);
+		const char *name = cfg_title(sec);
+		int line = section_line("lane", name);
+		if (!lane_name_valid(name))
+			return route_fail(err, errlen, path, line, "lane "
+			    "\"%s\": a lane name is 1-32 of a-z 0-9 - _",
+			    name);
+		struct mxl_lane *l = lane_slot(cfg, name);
+		const char *pool = cfg_getstr(sec, "pool");
+		l->pool = pool && *pool ? xstrdup(pool) : NULL;
+		l->match_sender = copy_list(sec, "match_sender",
+		    &l->nmatch_sender);
+		l->match_user = copy_list(sec, "match_user", &l->nmatch_user);
+		l->match_header = copy_list(sec, "match_header",
+		    &l->nmatch_header);
+		read_limits(sec, &l->limits);
+		l->has_limits = has_limits(&l->limits);
+		if (l->pool && !config_pool(cfg, l->pool))
+			return route_fail(err, errlen, path, line, "lane %s: "
+			    "pool \"%s\" is not declared", name, l->pool);
+		for (size_t k = 0; k < l->nmatch_header; k++)
+			if (strchr(l->match_header[k], ':') == NULL)
+				return route_fail(err, errlen, path, line,
+				    "lane %s: match_header \"%s\": expected "
+				    "\"Name: value\"", name, l->match_header[k]);
+	}
+	return 0;
 }
 
 int
@@ -239,6 +636,25 @@ config_load(const char *explicit_path, bool use_environment,
 	for (size_t i = 0; i < sizeof(time_keys) / sizeof(time_keys[0]); i++)
 		cfg_set_validate_func(parsed, time_keys[i], validate_time);
 	cfg_set_validate_func(parsed, "smtp_port", validate_port);
+	cfg_set_validate_func(parsed, "pool|source", validate_source);
+	cfg_set_validate_func(parsed, "provider", remember_provider);
+	cfg_set_validate_func(parsed, "lane", remember_lane);
+	const char *limit_sections[] = {"provider", "lane"};
+	for (size_t i = 0; i < 2; i++) {
+		char key[64];
+		snprintf(key, sizeof(key), "%s|rate", limit_sections[i]);
+		cfg_set_validate_func(parsed, key, validate_rate);
+		snprintf(key, sizeof(key), "%s|delay", limit_sections[i]);
+		cfg_set_validate_func(parsed, key, validate_delay);
+		const char *ints[] = {"concurrency", "recipients_per_message",
+		    "messages_per_connection"};
+		for (size_t k = 0; k < 3; k++) {
+			snprintf(key, sizeof(key), "%s|%s", limit_sections[i],
+			    ints[k]);
+			cfg_set_validate_func(parsed, key,
+			    validate_nonnegative);
+		}
+	}
 
 	struct stat st;
 	int rc = CFG_SUCCESS;
@@ -288,19 +704,6 @@ config_load(const char *explicit_path, bool use_environment,
 	cfg->bounce_size_limit = cfg_getint(parsed, "bounce_size_limit");
 	cfg->immediate_delivery = cfg_getbool(parsed, "immediate_delivery");
 	cfg->queuerun_path = xstrdup(cfg_getstr(parsed, "queuerun_path"));
-	add_lane(cfg, "priority");
-	add_lane(cfg, "bulk");
-	for (unsigned i = 0; i < cfg_size(parsed, "lane"); i++) {
-		const char *name = cfg_title(cfg_getnsec(parsed, "lane", i));
-		if (!lane_name_valid(name)) {
-			cfg_free(parsed);
-			return config_fail(cfg, err, errlen, "%s: lane \"%s\": "
-			    "a lane name is 1-32 of a-z 0-9 - _", path, name);
-		}
-		add_lane(cfg, name);
-	}
-	cfg_free(parsed);
-
 	if (*cfg->myhostname == '\0') {
 		free(cfg->myhostname);
 		cfg->myhostname = default_hostname();
@@ -313,6 +716,16 @@ config_load(const char *explicit_path, bool use_environment,
 		free(cfg->myorigin);
 		cfg->myorigin = xstrdup(cfg->myhostname);
 	}
+	rc = load_routing(parsed, cfg, path, err, errlen);
+	cfg_free(parsed);
+	free(section_lines);
+	section_lines = NULL;
+	nsection_lines = 0;
+	if (rc != 0) {
+		config_free(cfg);
+		return EX_CONFIG;
+	}
+
 	if (cfg->spool_directory[0] != '/')
 		return config_fail(cfg, err, errlen, "%s: spool_directory "
 		    "must be an absolute path, not \"%s\"", path ? path : "",
@@ -334,13 +747,45 @@ config_load(const char *explicit_path, bool use_environment,
 	return 0;
 }
 
+const struct mxl_lane *
+config_lane(const struct mxl_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nlanes; i++)
+		if (strcmp(cfg->lanes[i].name, name) == 0)
+			return &cfg->lanes[i];
+	return NULL;
+}
+
 bool
 config_has_lane(const struct mxl_config *cfg, const char *lane)
 {
-	for (size_t i = 0; i < cfg->nlanes; i++)
-		if (strcmp(cfg->lanes[i], lane) == 0)
-			return true;
-	return false;
+	return config_lane(cfg, lane) != NULL;
+}
+
+const struct mxl_pool *
+config_pool(const struct mxl_config *cfg, const char *name)
+{
+	for (size_t i = 0; name && i < cfg->npools; i++)
+		if (strcmp(cfg->pools[i].name, name) == 0)
+			return &cfg->pools[i];
+	return NULL;
+}
+
+const struct mxl_provider *
+config_provider(const struct mxl_config *cfg, const char *name)
+{
+	for (size_t i = 0; name && i < cfg->nproviders; i++)
+		if (strcmp(cfg->providers[i].name, name) == 0)
+			return &cfg->providers[i];
+	return NULL;
+}
+
+static void
+free_list(char **list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
 }
 
 void
@@ -356,8 +801,33 @@ config_free(struct mxl_config *cfg)
 	free(cfg->resolver);
 	free(cfg->smtp_helo_name);
 	free(cfg->queuerun_path);
-	for (size_t i = 0; i < cfg->nlanes; i++)
-		free(cfg->lanes[i]);
+	for (size_t i = 0; i < cfg->nlanes; i++) {
+		struct mxl_lane *l = &cfg->lanes[i];
+		free(l->name);
+		free(l->pool);
+		free_list(l->match_sender, l->nmatch_sender);
+		free_list(l->match_user, l->nmatch_user);
+		free_list(l->match_header, l->nmatch_header);
+	}
 	free(cfg->lanes);
+	for (size_t i = 0; i < cfg->npools; i++) {
+		for (size_t k = 0; k < cfg->pools[i].nsources; k++) {
+			free(cfg->pools[i].sources[k].address);
+			free(cfg->pools[i].sources[k].helo);
+		}
+		free(cfg->pools[i].sources);
+		free(cfg->pools[i].name);
+	}
+	free(cfg->pools);
+	for (size_t i = 0; i < cfg->nproviders; i++) {
+		struct mxl_provider *p = &cfg->providers[i];
+		free(p->name);
+		free_list(p->domains, p->ndomains);
+		free_list(p->mx, p->nmx);
+		free(p->pool);
+		free(p->relay);
+		free(p->relay_host);
+	}
+	free(cfg->providers);
 	memset(cfg, 0, sizeof(*cfg));
 }

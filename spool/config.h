@@ -13,8 +13,68 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #define MXL_DEFAULT_CONFIG MXL_SYSCONFDIR "/mxlane/mxlane.conf"
+
+/*
+ * Routing (route/ uses these): pools of source addresses, providers
+ * with their throttles, lanes with their rules. Plain data, filled and
+ * checked here so that every mistake is reported with file:line before
+ * anything is queued or sent.
+ */
+struct mxl_source {
+	char *address;			/* as written */
+	struct sockaddr_storage sa;	/* port 0 */
+	socklen_t sa_len;
+	char *helo;			/* default myhostname */
+	int weight;			/* >= 1 */
+	bool enabled;
+};
+
+struct mxl_pool {
+	char *name;
+	struct mxl_source *sources;
+	size_t nsources;
+};
+
+/* 0 in any field means "no limit". */
+struct mxl_limits {
+	int concurrency;		/* connections per source address */
+	long rate_count;		/* rate: rate_count per rate_period s */
+	int rate_period;
+	int recipients_per_message;
+	int messages_per_connection;
+	int delay_ms;			/* minimum gap between deliveries */
+};
+
+struct mxl_provider {
+	char *name;
+	char **domains;			/* "gmail.com", ".example.com" */
+	size_t ndomains;
+	char **mx;			/* glob patterns: "*.google.com" */
+	size_t nmx;
+	char *pool;			/* NULL = the "default" pool if any */
+	struct mxl_limits limits;
+	char *relay;			/* as written, or NULL */
+	char *relay_host;		/* host part */
+	int relay_port;			/* 0 = smtp_port */
+	bool relay_no_mx;		/* [host]: A/AAAA only, no MX look-up */
+	int line;			/* where it was declared */
+};
+
+struct mxl_lane {
+	char *name;
+	char *pool;			/* NULL = the provider's */
+	char **match_sender;		/* globs on the envelope sender */
+	size_t nmatch_sender;
+	char **match_user;		/* submitting Unix user names */
+	size_t nmatch_user;
+	char **match_header;		/* "Name: value" */
+	size_t nmatch_header;
+	struct mxl_limits limits;
+	bool has_limits;		/* replaces the provider's limits */
+};
 
 struct mxl_config {
 	char *path;			/* file read, or NULL for defaults */
@@ -25,8 +85,12 @@ struct mxl_config {
 	long long message_size_limit;	/* bytes; 0 = no limit */
 	char *default_lane;
 	char *log_file;			/* "" = syslog */
-	char **lanes;			/* declared lanes; priority, bulk first */
+	struct mxl_lane *lanes;		/* priority, bulk, then declared ones */
 	size_t nlanes;
+	struct mxl_pool *pools;
+	size_t npools;
+	struct mxl_provider *providers;
+	size_t nproviders;
 
 	/* Delivery (queuerun). Times are in seconds. */
 	char *resolver;			/* "" = resolv.conf, or "IP:PORT" */
@@ -61,5 +125,16 @@ int config_load(const char *explicit_path, bool use_environment,
     struct mxl_config *cfg, char *err, size_t errlen);
 void config_free(struct mxl_config *cfg);
 bool config_has_lane(const struct mxl_config *cfg, const char *lane);
+const struct mxl_lane *config_lane(const struct mxl_config *cfg,
+    const char *name);
+const struct mxl_pool *config_pool(const struct mxl_config *cfg,
+    const char *name);
+const struct mxl_provider *config_provider(const struct mxl_config *cfg,
+    const char *name);
+/* An IPv4 or IPv6 literal as a socket address (port 0); -1 if not one. */
+int config_source_addr(const char *text, struct sockaddr_storage *ss,
+    socklen_t *len);
+/* Parses "20/s", "100/h"...; returns false if malformed. */
+bool config_parse_rate(const char *text, long *count, int *period);
 
 #endif
