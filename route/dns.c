@@ -251,11 +251,18 @@ reply_matches(const unsigned char *q, int qlen, const unsigned char *a,
 	return question_matches(q, qlen, a, alen);
 }
 
+/* A try's deadline; a nonsense timeout gets the default, not zero. */
+static long long
+try_deadline(const struct dns_resolver *r)
+{
+	return now_ms() + (r->timeout_ms > 0 ? r->timeout_ms : 5000);
+}
+
 static int
 udp_exchange(struct lookup *lk, const unsigned char *q, int qlen)
 {
 	const struct dns_resolver *r = lk->r;
-	long long deadline = now_ms() + r->timeout_ms;
+	long long deadline = try_deadline(r);
 	ssize_t got;
 	int fd, ret = -1;
 
@@ -327,7 +334,7 @@ static int
 tcp_exchange(struct lookup *lk, const unsigned char *q, int qlen)
 {
 	const struct dns_resolver *r = lk->r;
-	long long deadline = now_ms() + r->timeout_ms;
+	long long deadline = try_deadline(r);
 	unsigned char out[2 + QUERY_SIZE], len[2];
 	int fd, n, ret = -1;
 

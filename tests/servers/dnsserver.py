@@ -22,10 +22,11 @@ DESCRIPTION
     requires when the query carries no EDNS0, so clients must retry over
     TCP.
 
-    The zone file is read again whenever its modification time changes,
-    so a test can change DNS between two runs of a program. A zone that
-    fails to parse at start-up is fatal (exit 2); a bad reload keeps the
-    previous zone and complains on standard error.
+    The zone file is read again whenever it changes (inode, size or
+    modification time), so a test can change DNS between two runs of a
+    program; replace it by rename, so that no query sees half a file. A
+    zone that fails to parse at start-up is fatal (exit 2); a bad reload
+    keeps the previous zone and complains on standard error.
 
     SIGTERM or SIGINT stops the server cleanly with exit status 0.
 
@@ -212,15 +213,19 @@ class ZoneResolver(BaseResolver):
     def __init__(self, path):
         self.path = path
         self.lock = threading.Lock()
-        self.mtime = os.stat(path).st_mtime_ns
+        self.stamp = self.file_stamp()
         self.zone = Zone(path)
+
+    def file_stamp(self):
+        st = os.stat(self.path)
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
 
     def current(self):
         with self.lock:
             try:
-                mtime = os.stat(self.path).st_mtime_ns
-                if mtime != self.mtime:
-                    self.mtime = mtime
+                stamp = self.file_stamp()
+                if stamp != self.stamp:
+                    self.stamp = stamp
                     self.zone = Zone(self.path)
             except (OSError, ZoneError) as e:
                 print("dnsserver: keeping the old zone: %s" % e,

@@ -794,6 +794,27 @@ test_truncated(void)
 	dns_mx_free(&mx);
 }
 
+/* The server rereads a zone replaced under it; later tests rely on it. */
+static void
+test_zone_reload(void)
+{
+	struct dns_resolver r = resolver(2000, 2);
+	char tmp[PATH_MAX], err[512];
+	struct dns_host h;
+	FILE *f;
+
+	CHECK_INT(dns_find_addrs(&r, "late.test", false, &h, err,
+	    sizeof(err)), DNS_PERMFAIL);
+	snprintf(tmp, sizeof(tmp), "%s/zone.new", dir);
+	CHECK(write_zone(tmp) == 0 && (f = fopen(tmp, "a")) != NULL &&
+	    fputs("late.test A 127.0.0.50\n", f) >= 0 && fclose(f) == 0 &&
+	    rename(tmp, zone_path) == 0);
+	CHECK_INT(dns_find_addrs(&r, "late.test", false, &h, err,
+	    sizeof(err)), DNS_OK);
+	CHECK_STR(addr(&h, 0), "127.0.0.50");
+	dns_host_free(&h);
+}
+
 static void
 test_addr_string(void)
 {
@@ -864,6 +885,7 @@ main(void)
 	test_unresolvable();
 	test_ipv6();
 	test_truncated();
+	test_zone_reload();
 
 	CHECK_INT(stop_server(), 0);	/* SIGTERM ends it cleanly */
 	if (unit_failed == 0)
