@@ -44,14 +44,14 @@ ALL_LDFLAGS = $(HARDEN_LD) $(SANFLAGS) $(LDFLAGS)
 LIBS_SPOOL = -ldb -lresolv $(shell pkg-config --libs libconfuse 2>/dev/null)
 
 SPOOL_SRCS    = spool/util.c spool/log.c spool/config.c spool/record.c \
-                spool/schedule.c spool/wakeup.c \
+                spool/schedule.c spool/wakeup.c spool/throttle.c \
                 spool/spool.c spool/aliasdb.c
 SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \
                 sendmail/message.c sendmail/submit.c sendmail/aliases.c \
                 sendmail/smtpd.c sendmail/mailq.c
 QUEUERUN_SRCS = queuerun/main.c queuerun/show.c queuerun/runner.c \
                 queuerun/deliver.c queuerun/connect.c queuerun/bounce.c
-ROUTE_SRCS    = route/dns.c
+ROUTE_SRCS    = route/dns.c route/route.c
 UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_config tests/unit/test_aliases \
                 tests/unit/test_message tests/unit/test_spool \
@@ -97,7 +97,8 @@ $(O)/sendmail/libsubmit.a: $(SENDMAIL_LIB_OBJS)
 	@echo "  AR      $@"
 	@$(AR) rcs $@ $^
 
-$(O)/sendmail/sendmail: $(O)/sendmail/main.o $(O)/sendmail/libsubmit.a $(O)/spool/libspool.a
+$(O)/sendmail/sendmail: $(O)/sendmail/main.o $(O)/sendmail/libsubmit.a \
+                       $(O)/route/libroute.a $(O)/spool/libspool.a
 	@echo "  LD      $@"
 	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SPOOL)
 

@@ -528,7 +528,7 @@ session_error_text(struct session *s)
  */
 static bool
 run_session(struct session *s, const struct sockaddr_storage *addr,
-    socklen_t addr_len, struct dlv_msg *msgs, size_t n)
+    socklen_t addr_len, struct dlv_msg **msgs, size_t n)
 {
 	const struct dlv_config *cfg = s->cfg;
 	char ip[64], hostport[96];
@@ -553,12 +553,12 @@ run_session(struct session *s, const struct sockaddr_storage *addr,
 	}
 	size_t queued = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (msgs[i].done)
+		if (msgs[i]->done)
 			continue;
 		readers[i].sp = s->sp;
-		readers[i].id = msgs[i].env->id;
+		readers[i].id = msgs[i]->env->id;
 		reader_rewind(&readers[i]);
-		add_message(session, &msgs[i], &readers[i]);
+		add_message(session, msgs[i], &readers[i]);
 		queued++;
 	}
 	if (queued == 0)
@@ -575,7 +575,7 @@ run_session(struct session *s, const struct sockaddr_storage *addr,
 
 	if (!ok && s->t_connected > 0 && s->ext_8bitmime_missing) {
 		for (size_t i = 0; i < n; i++)
-			msgs[i].no_8bitmime = true;
+			msgs[i]->no_8bitmime = true;
 		retry = true;
 	} else if (!ok && s->tls_attempted && !s->tls && !s->no_tls) {
 		s->no_tls = true;	/* broken TLS: try once in the clear */
@@ -597,17 +597,17 @@ out:
 }
 
 static bool
-all_done(const struct dlv_msg *msgs, size_t n)
+all_done(struct dlv_msg *const *msgs, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (!msgs[i].done)
+		if (!msgs[i]->done)
 			return false;
 	return true;
 }
 
 void
 deliver_to_hosts(const struct dlv_config *cfg, struct spool *sp,
-    const struct dns_host *hosts, size_t nhosts, struct dlv_msg *msgs,
+    const struct dns_host *hosts, size_t nhosts, struct dlv_msg **msgs,
     size_t n, dlv_done_fn done, void *ctx)
 {
 	struct session s;
@@ -636,7 +636,7 @@ out:
 	}
 	/* Every host tried: what is still pending waits, or fails for good. */
 	for (size_t i = 0; i < n; i++) {
-		struct dlv_msg *m = &msgs[i];
+		struct dlv_msg *m = msgs[i];
 		if (m->done)
 			continue;
 		const char *why = m->last_error ? m->last_error :

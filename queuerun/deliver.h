@@ -82,7 +82,7 @@ struct dlv_config {
 typedef void (*dlv_done_fn)(void *ctx, struct dlv_msg *m);
 
 void deliver_to_hosts(const struct dlv_config *cfg, struct spool *sp,
-    const struct dns_host *hosts, size_t nhosts, struct dlv_msg *msgs,
+    const struct dns_host *hosts, size_t nhosts, struct dlv_msg **msgs,
     size_t n, dlv_done_fn done, void *ctx);
 
 /* Set by a signal handler: finish the transaction in flight, then stop. */

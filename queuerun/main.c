@@ -17,6 +17,7 @@
  * DIAGNOSTICS
  *	"queuerun: reason" on stderr; sysexits(3) codes.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,18 @@
 #include "spool/config.h"
 #include "spool/log.h"
 #include "spool/spool.h"
+
+/* See sendmail/main.c: a full spool file system shows up as SIGBUS. */
+static void
+on_sigbus(int sig)
+{
+	static const char msg[] = "queuerun: cannot write the mail queue "
+	    "(file system full or I/O error)\n";
+
+	(void)sig;
+	(void)!write(2, msg, sizeof(msg) - 1);
+	_exit(EX_TEMPFAIL);
+}
 
 static _Noreturn void
 usage(void)
@@ -99,6 +112,7 @@ main(int argc, char **argv)
 
 	/* Spool files must stay group-writable whoever creates them. */
 	umask(007);
+	signal(SIGBUS, on_sigbus);
 	log_init("queuerun");
 	for (; i < argc && argv[i][0] == '-' && argv[i][1] == 'C'; i++) {
 		if (argv[i][2])

@@ -22,6 +22,7 @@
 #include "queuerun/bounce.h"
 #include "queuerun/deliver.h"
 #include "route/dns.h"
+#include "route/route.h"
 #include "spool/log.h"
 
 #define CLAIM_BATCH	100
@@ -36,10 +37,8 @@ struct runner {
 	time_t pass_started;
 	int64_t claimed_at;	/* when the batch was claimed */
 	double claimed_mono;
-	/* The message group being delivered (for the done callback). */
-	struct msg_slot *slots;
-	struct dlv_msg *msgs;
-	size_t nmsgs;
+	bool progress;		/* this round delivered or decided something */
+	int64_t throttled_until_ms;	/* earliest retry of held-back mail */
 };
 
 /* What the runner keeps per message while it is being delivered. */
@@ -47,8 +46,18 @@ struct msg_slot {
 	struct spool_msg env;
 	struct spool_rcpt *rcpts;	/* all recipients, from the spool */
 	size_t nrcpts;
-	uint32_t *attempts;		/* per dlv_rcpt, before this attempt */
-	int64_t *due;			/* per dlv_rcpt */
+};
+
+/*
+ * One SMTP transaction: a message and some of its recipients at one
+ * destination (recipients_per_message may split a message). The
+ * dlv_msg comes first so the done callback can find the rest.
+ */
+struct txn {
+	struct dlv_msg m;
+	struct msg_slot *slot;
+	uint32_t *attempts;		/* per recipient, before this attempt */
+	int64_t *due;			/* per recipient */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -126,13 +135,15 @@ outcome_text(const struct dlv_rcpt *r, const char *relay)
 }
 
 static void
-log_rcpt(struct runner *run, const struct dlv_msg *m, const struct dlv_rcpt *r,
-    const struct msg_slot *slot, size_t k, const char *status_word,
-    const char *dsn, const char *text, int64_t now)
+log_rcpt(struct runner *run, const struct txn *t, const struct dlv_rcpt *r,
+    size_t k, const char *status_word, const char *dsn, const char *text,
+    int64_t now)
 {
+	const struct dlv_msg *m = &t->m;
+	const struct msg_slot *slot = t->slot;
 	char d[16], a[16], b[16], c[16], e[16];
 	double total = (double)(now - slot->env.arrival);
-	double before = (double)(run->claimed_at - slot->due[k]);
+	double before = (double)(run->claimed_at - t->due[k]);
 
 	fmt_delay(d, sizeof(d), total < 0 ? 0 : total);
 	fmt_delay(a, sizeof(a), before < 0 ? 0 : before);
@@ -377,7 +388,8 @@ static void
 on_message_done(void *ctx, struct dlv_msg *m)
 {
 	struct runner *run = ctx;
-	struct msg_slot *slot = &run->slots[m - run->msgs];
+	struct txn *t = (struct txn *)m;
+	struct msg_slot *slot = t->slot;
 	struct spool_result *results = xcalloc(m->nrcpts + 1,
 	    sizeof(*results));
 	char **texts = xcalloc(m->nrcpts + 1, sizeof(char *));
@@ -423,16 +435,15 @@ on_message_done(void *ctx, struct dlv_msg *m)
 			    run->cfg->maximal_queue_lifetime) {
 				res->state = RCPT_BOUNCED;
 				word = "expired";
-				char *t = xasprintf("message expired in the "
+				char *why = xasprintf("message expired in the "
 				    "queue: %s", texts[k]);
 				free(texts[k]);
-				texts[k] = t;
-				res->response = t;
+				texts[k] = why;
+				res->response = why;
 				break;
 			}
 			res->state = RCPT_QUEUED;
-			res->next_try = now + backoff(run->cfg,
-			    slot->attempts[k]);
+			res->next_try = now + backoff(run->cfg, t->attempts[k]);
 			word = "deferred";
 			deferred = true;
 			break;
@@ -440,8 +451,9 @@ on_message_done(void *ctx, struct dlv_msg *m)
 		if (word == NULL)
 			continue;
 		outcome_status(r, res->state, dsn);
-		log_rcpt(run, m, r, slot, k, strcmp(word, "expired") == 0 ?
+		log_rcpt(run, t, r, k, strcmp(word, "expired") == 0 ?
 		    "bounced" : word, dsn, res->response, now);
+		run->progress = true;
 	}
 	if (spool_record_results(run->sp, slot->env.id, results, m->nrcpts,
 	    now, &all_final) == SPOOL_OK) {
@@ -515,9 +527,33 @@ find_hosts(struct runner *run, const char *domain, struct dns_mx *mx,
 	return dns_find_mx(&run->dns, domain, false, mx, err, errlen);
 }
 
+/* Relay hosts: "[127.0.0.30]" is an address, "[host]" A/AAAA only. */
+static enum dns_status
+relay_hosts(struct runner *run, const struct mxl_provider *p,
+    struct dns_mx *mx, char *err, size_t errlen)
+{
+	memset(mx, 0, sizeof(*mx));
+	if (!p->relay_no_mx)
+		return dns_find_mx(&run->dns, p->relay_host, false, mx, err,
+		    errlen);
+	char literal[300];
+	snprintf(literal, sizeof(literal), "[%s]", p->relay_host);
+	if (literal_host(literal, mx, err, errlen) == DNS_OK)
+		return DNS_OK;
+	mx->hosts = xcalloc(1, sizeof(*mx->hosts));
+	mx->nhosts = 1;
+	mx->implicit = true;
+	enum dns_status st = dns_find_addrs(&run->dns, p->relay_host, false,
+	    &mx->hosts[0], err, errlen);
+	if (st != DNS_OK)
+		dns_mx_free(mx);
+	return st;
+}
+
 /* Loads the envelopes of one domain's work items, one slot per message. */
 static size_t
-load_slots(struct runner *run, struct spool_work *work, size_t n)
+load_slots(struct runner *run, struct spool_work *work, size_t n,
+    struct msg_slot *slots, size_t *first)
 {
 	size_t k = 0;
 
@@ -525,21 +561,40 @@ load_slots(struct runner *run, struct spool_work *work, size_t n)
 		size_t j = i;
 		while (j < n && strcmp(work[j].id, work[i].id) == 0)
 			j++;
-		struct msg_slot *slot = &run->slots[k];
-		struct dlv_msg *m = &run->msgs[k];
-		memset(slot, 0, sizeof(*slot));
-		memset(m, 0, sizeof(*m));
-		if (spool_get(run->sp, work[i].id, &slot->env, &slot->rcpts,
-		    &slot->nrcpts) != SPOOL_OK) {
-			i = j;		/* removed meanwhile (postsuper -d) */
-			continue;
+		if (spool_get(run->sp, work[i].id, &slots[k].env,
+		    &slots[k].rcpts, &slots[k].nrcpts) == SPOOL_OK)
+			first[k++] = i;
+		/* else removed meanwhile; its claims vanished with it */
+		i = j;
+	}
+	first[k] = n;
+	return k;
+}
+
+/* Transactions of one message: chunks of at most per recipients. */
+static size_t
+add_txns(struct msg_slot *slot, struct spool_work *work, size_t nwork,
+    int per, struct txn **txns, size_t *ntxns, size_t *cap)
+{
+	size_t made = 0;
+
+	if (per <= 0)
+		per = (int)nwork;
+	for (size_t i = 0; i < nwork; i += (size_t)per) {
+		size_t cnt = nwork - i < (size_t)per ? nwork - i : (size_t)per;
+		if (*ntxns == *cap) {
+			*cap = *cap ? *cap * 2 : 16;
+			*txns = xrealloc(*txns, *cap * sizeof(**txns));
 		}
-		m->env = &slot->env;
-		m->rcpts = xcalloc(j - i, sizeof(*m->rcpts));
-		slot->attempts = xcalloc(j - i, sizeof(uint32_t));
-		slot->due = xcalloc(j - i, sizeof(int64_t));
-		for (size_t w = i; w < j; w++) {
-			struct dlv_rcpt *r = &m->rcpts[m->nrcpts];
+		struct txn *t = &(*txns)[(*ntxns)++];
+		memset(t, 0, sizeof(*t));
+		t->slot = slot;
+		t->m.env = &slot->env;
+		t->m.rcpts = xcalloc(cnt, sizeof(*t->m.rcpts));
+		t->attempts = xcalloc(cnt, sizeof(uint32_t));
+		t->due = xcalloc(cnt, sizeof(int64_t));
+		for (size_t w = i; w < i + cnt; w++) {
+			struct dlv_rcpt *r = &t->m.rcpts[t->m.nrcpts];
 			r->index = work[w].index;
 			r->address = work[w].address;
 			for (size_t q = 0; q < slot->nrcpts; q++)
@@ -547,95 +602,287 @@ load_slots(struct runner *run, struct spool_work *work, size_t n)
 					r->orcpt = slot->rcpts[q].orcpt;
 					r->notify = slot->rcpts[q].notify;
 				}
-			slot->attempts[m->nrcpts] = work[w].attempts;
-			slot->due[m->nrcpts] = work[w].due;
-			m->nrcpts++;
+			t->attempts[t->m.nrcpts] = work[w].attempts;
+			t->due[t->m.nrcpts] = work[w].due;
+			t->m.nrcpts++;
 		}
-		k++;
-		i = j;
+		made++;
 	}
-	return k;
+	return made;
 }
 
 static void
-free_slots(struct runner *run, size_t k)
+free_txns(struct txn *txns, size_t n)
 {
-	for (size_t i = 0; i < k; i++) {
-		struct dlv_msg *m = &run->msgs[i];
-		for (size_t r = 0; r < m->nrcpts; r++)
-			free(m->rcpts[r].reply);
-		free(m->rcpts);
-		free(m->last_error);
-		spool_msg_free(&run->slots[i].env);
-		spool_rcpts_free(run->slots[i].rcpts, run->slots[i].nrcpts);
-		free(run->slots[i].attempts);
-		free(run->slots[i].due);
+	for (size_t i = 0; i < n; i++) {
+		for (size_t r = 0; r < txns[i].m.nrcpts; r++)
+			free(txns[i].m.rcpts[r].reply);
+		free(txns[i].m.rcpts);
+		free(txns[i].m.last_error);
+		free(txns[i].attempts);
+		free(txns[i].due);
 	}
+	free(txns);
 }
 
-/* Hands back claims that were never attempted (SIGTERM). */
+/*
+ * Hands transactions back to the queue without an attempt: due again
+ * at when_ms + k * step_ms for the k-th (throttled mail comes back at
+ * the pace it can go), not logged, no backoff.
+ */
 static void
-release_pending(struct runner *run, size_t k)
+release_txns(struct runner *run, struct txn *txns, size_t n, int64_t when_ms,
+    int64_t step_ms)
 {
-	int64_t now = time(NULL);
-
-	for (size_t i = 0; i < k; i++) {
-		struct dlv_msg *m = &run->msgs[i];
-		if (m->done)
+	for (size_t i = 0; i < n; i++) {
+		struct txn *t = &txns[i];
+		if (t->m.done)
 			continue;
-		struct spool_result *res = xcalloc(m->nrcpts + 1,
+		int64_t at = (when_ms + (int64_t)i * step_ms + 999) / 1000;
+		struct spool_result *res = xcalloc(t->m.nrcpts + 1,
 		    sizeof(*res));
-		for (size_t r = 0; r < m->nrcpts; r++) {
-			res[r].index = m->rcpts[r].index;
+		for (size_t r = 0; r < t->m.nrcpts; r++) {
+			res[r].index = t->m.rcpts[r].index;
 			res[r].state = RCPT_QUEUED;
-			res[r].next_try = now;
+			res[r].next_try = at;
 		}
 		bool all_final;
-		(void)spool_record_results(run->sp, m->env->id, res,
-		    m->nrcpts, now, &all_final);
+		(void)spool_record_results(run->sp, t->slot->env.id, res,
+		    t->m.nrcpts, time(NULL), &all_final);
 		free(res);
+		t->m.done = true;
+	}
+}
+
+static bool
+limits_set(const struct mxl_limits *l)
+{
+	return l->concurrency || l->rate_count || l->delay_ms;
+}
+
+/* A group sharing lane, provider and hosts: sent under their throttle. */
+struct group {
+	const struct mxl_provider *provider;
+	const struct mxl_lane *lane;
+	const struct mxl_pool *pool;
+	struct mxl_limits limits;
+	const struct dns_host *hosts;
+	size_t nhosts;
+	int port;
+	bool priority;
+};
+
+static void
+throttle_key(const struct group *g, const struct mxl_source *src, char *key,
+    size_t len)
+{
+	snprintf(key, len, "%s|%s", g->provider ? g->provider->name : "-",
+	    src ? src->address : "-");
+}
+
+static void
+send_group(struct runner *run, const struct group *g, struct txn *txns,
+    size_t n)
+{
+	struct spool_throttle_limits tl = {g->limits.concurrency,
+	    g->limits.rate_count, g->limits.rate_period, g->limits.delay_ms};
+	bool throttled = limits_set(&g->limits);
+	size_t nsources = g->pool ? g->pool->nsources : 0;
+	bool *skip = xcalloc(nsources + 1, sizeof(bool));
+	int64_t retry_ms = 0;
+	const struct mxl_source *last_src = NULL;
+	size_t next = 0;
+	bool preempted = false;
+
+	while (next < n && !stop_requested) {
+		int si = g->pool ? route_pick_source(run->sp, g->pool, skip,
+		    false) : -1;
+		if (g->pool && si < 0)
+			break;	/* every source busy or out of rate */
+		const struct mxl_source *src = si >= 0 ?
+		    &g->pool->sources[si] : NULL;
+		size_t want = n - next;
+		if (g->limits.messages_per_connection > 0 &&
+		    want > (size_t)g->limits.messages_per_connection)
+			want = (size_t)g->limits.messages_per_connection;
+		struct spool_throttle_grant grant = {(int)want, -1, 0};
+		char key[400];
+		throttle_key(g, src, key, sizeof(key));
+		if (throttled && spool_throttle_acquire(run->sp, key, &tl,
+		    g->priority, (int)want, run->cfg->delivery_lease_time,
+		    &grant) != SPOOL_OK)
+			break;
+		if (grant.granted <= 0) {
+			if (retry_ms == 0 || grant.retry_ms < retry_ms)
+				retry_ms = grant.retry_ms;
+			last_src = src;
+			if (si < 0)
+				break;
+			skip[si] = true;
+			continue;
+		}
+		struct dlv_config dcfg = run->dlv;
+		dcfg.port = g->port;
+		if (src) {
+			dcfg.source = (const struct sockaddr *)&src->sa;
+			dcfg.source_len = src->sa_len;
+			dcfg.helo = src->helo;
+		}
+		struct dlv_msg **ptrs = xcalloc((size_t)grant.granted,
+		    sizeof(*ptrs));
+		for (int i = 0; i < grant.granted; i++)
+			ptrs[i] = &txns[next + (size_t)i].m;
+		deliver_to_hosts(&dcfg, run->sp, g->hosts, g->nhosts, ptrs,
+		    (size_t)grant.granted, on_message_done, run);
+		int unused = 0;
+		for (int i = 0; i < grant.granted; i++)
+			if (!ptrs[i]->done)
+				unused++;
+		free(ptrs);
+		if (throttled)
+			(void)spool_throttle_release(run->sp, key, &grant,
+			    unused);
+		next += (size_t)grant.granted;
+		/* Bulk yields to priority mail between connections. */
+		if (!g->priority && next < n &&
+		    spool_priority_due(run->sp, time(NULL))) {
+			preempted = true;
+			break;
+		}
+	}
+	if (next < n) {
+		int64_t first = retry_ms ? retry_ms : (int64_t)time(NULL) * 1000;
+		int64_t step = 0;
+		if (!preempted && !stop_requested && throttled) {
+			/* Book them at the throttle's pace (see spool.h). */
+			char key[400];
+			throttle_key(g, last_src, key, sizeof(key));
+			int64_t booked = 0;
+			if (!g->priority && spool_throttle_book(run->sp, key,
+			    &tl, (int)(n - next), &booked, &step) == SPOOL_OK &&
+			    booked > first)
+				first = booked;
+			/* Several sources share the load: each takes a step. */
+			size_t enabled = 0;
+			for (size_t i = 0; i < nsources; i++)
+				enabled += g->pool->sources[i].enabled;
+			if (enabled > 1)
+				step /= (int64_t)enabled;
+		}
+		release_txns(run, &txns[next], n - next, first, step);
+		if (run->throttled_until_ms == 0 ||
+		    first < run->throttled_until_ms)
+			run->throttled_until_ms = first;
+	}
+	free(skip);
+}
+
+static int
+compare_lane(const void *a, const void *b)
+{
+	const struct txn *x = a, *y = b;
+	int px = strcmp(x->slot->env.lane, "priority") != 0;
+	int py = strcmp(y->slot->env.lane, "priority") != 0;
+
+	if (px != py)
+		return px - py;
+	return strcmp(x->slot->env.lane, y->slot->env.lane);
+}
+
+static void
+fail_txns(struct runner *run, struct txn *txns, size_t n, enum dns_status st,
+    const char *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct dlv_msg *m = &txns[i].m;
+		for (size_t r = 0; r < m->nrcpts; r++) {
+			m->rcpts[r].outcome = st == DNS_TEMPFAIL ? DLV_DEFER :
+			    DLV_BOUNCE;
+			m->rcpts[r].reply = xstrdup(err);
+			/* RFC 3463 / RFC 7505 codes for DNS outcomes. */
+			m->rcpts[r].status = st == DNS_TEMPFAIL ? "4.4.3" :
+			    st == DNS_NULLMX ? "5.1.10" : "5.1.2";
+		}
+		snprintf(m->relay, sizeof(m->relay), "none");
+		m->done = true;
+		on_message_done(run, m);
 	}
 }
 
 static void
 deliver_domain(struct runner *run, struct spool_work *work, size_t n)
 {
+	const char *domain = work[0].domain;
+	char err[512], why[256];
 	struct dns_mx mx;
-	char err[512];
-	enum dns_status st = find_hosts(run, work[0].domain, &mx, err,
-	    sizeof(err));
+	enum dns_status st;
+	int port = run->cfg->smtp_port;
 
-	run->slots = xcalloc(n, sizeof(*run->slots));
-	run->msgs = xcalloc(n, sizeof(*run->msgs));
-	size_t k = load_slots(run, work, n);
-	run->nmsgs = k;
-	if (st == DNS_OK) {
-		deliver_to_hosts(&run->dlv, run->sp, mx.hosts, mx.nhosts,
-		    run->msgs, k, on_message_done, run);
+	const struct mxl_provider *provider = route_provider_by_domain(
+	    run->cfg, domain, why, sizeof(why));
+	if (provider && provider->relay) {
+		st = relay_hosts(run, provider, &mx, err, sizeof(err));
+		if (provider->relay_port)
+			port = provider->relay_port;
 	} else {
-		for (size_t i = 0; i < k; i++) {
-			struct dlv_msg *m = &run->msgs[i];
-			for (size_t r = 0; r < m->nrcpts; r++) {
-				m->rcpts[r].outcome = st == DNS_TEMPFAIL ?
-				    DLV_DEFER : DLV_BOUNCE;
-				m->rcpts[r].reply = xstrdup(err);
-				/* RFC 3463 / RFC 7505 codes for DNS outcomes. */
-				m->rcpts[r].status = st == DNS_TEMPFAIL ?
-				    "4.4.3" : st == DNS_NULLMX ? "5.1.10" :
-				    "5.1.2";
-			}
-			snprintf(m->relay, sizeof(m->relay), "none");
-			m->done = true;
-			on_message_done(run, m);
-		}
+		st = find_hosts(run, domain, &mx, err, sizeof(err));
+		if (provider == NULL)
+			provider = route_provider(run->cfg, domain,
+			    st == DNS_OK ? &mx : NULL, why, sizeof(why));
 	}
-	if (deliver_stop)
-		release_pending(run, k);
-	free_slots(run, k);
-	free(run->slots);
-	free(run->msgs);
-	run->slots = NULL;
-	run->msgs = NULL;
+
+	struct msg_slot *slots = xcalloc(n + 1, sizeof(*slots));
+	size_t *first = xcalloc(n + 1, sizeof(size_t));
+	size_t k = load_slots(run, work, n, slots, first);
+	struct txn *txns = NULL;
+	size_t ntxns = 0, cap = 0;
+	for (size_t i = 0; i < k; i++) {
+		/* first[i] indexes work; items of slot i run to the next id. */
+		size_t from = first[i], to = from;
+		while (to < n && strcmp(work[to].id, slots[i].env.id) == 0)
+			to++;
+		const struct mxl_lane *lane = config_lane(run->cfg,
+		    slots[i].env.lane);
+		struct mxl_limits lim = route_limits(lane, provider);
+		add_txns(&slots[i], &work[from], to - from,
+		    lim.recipients_per_message, &txns, &ntxns, &cap);
+	}
+	if (st != DNS_OK) {
+		fail_txns(run, txns, ntxns, st, err);
+	} else {
+		/* Priority lane first, then lane by lane. */
+		qsort(txns, ntxns, sizeof(*txns), compare_lane);
+		for (size_t i = 0; i < ntxns && !stop_requested;) {
+			size_t j = i;
+			while (j < ntxns && strcmp(txns[j].slot->env.lane,
+			    txns[i].slot->env.lane) == 0)
+				j++;
+			struct group g;
+			memset(&g, 0, sizeof(g));
+			g.provider = provider;
+			g.lane = config_lane(run->cfg, txns[i].slot->env.lane);
+			g.pool = route_pool(run->cfg, g.lane, provider, why,
+			    sizeof(why));
+			g.limits = route_limits(g.lane, provider);
+			g.hosts = mx.hosts;
+			g.nhosts = mx.nhosts;
+			g.port = port;
+			g.priority = strcmp(txns[i].slot->env.lane,
+			    "priority") == 0;
+			send_group(run, &g, &txns[i], j - i);
+			i = j;
+		}
+		if (stop_requested)
+			release_txns(run, txns, ntxns,
+			    (int64_t)time(NULL) * 1000, 0);
+	}
+	free_txns(txns, ntxns);
+	for (size_t i = 0; i < k; i++) {
+		spool_msg_free(&slots[i].env);
+		spool_rcpts_free(slots[i].rcpts, slots[i].nrcpts);
+	}
+	free(slots);
+	free(first);
 	dns_mx_free(&mx);
 }
 

@@ -59,6 +59,23 @@ struct session {
 
 static void deliver_now(struct session *s, const char *id);
 
+/*
+ * The spool's shared regions are memory-mapped files: on a full file
+ * system (a tmpfs) touching a new page raises SIGBUS instead of an
+ * error return. Nothing has been committed at that point, so the right
+ * answer is the usual one: temporary failure, try again later.
+ */
+static void
+on_sigbus(int sig)
+{
+	static const char msg[] = "sendmail: cannot write the mail queue "
+	    "(file system full or I/O error); message not queued\n";
+
+	(void)sig;
+	(void)!write(2, msg, sizeof(msg) - 1);
+	_exit(EX_TEMPFAIL);
+}
+
 /* log_fatal() exits; leave the spool environment properly even then. */
 static struct spool *open_spool_at_exit;
 
@@ -218,6 +235,15 @@ run_newaliases(struct session *s)
 	if (aliases_parse_file(path, collect_alias, warn_alias, &table,
 	    &stats, err, sizeof(err)) != 0)
 		log_fatal(EX_DATAERR, "%s", err);
+	/* Say now, not only when mail arrives, what will never be run. */
+	for (size_t i = 0; i < table.n; i++)
+		for (size_t k = 0; k < table.list[i].ntargets; k++) {
+			const char *t = table.list[i].targets[k];
+			if (t[0] == '|' || t[0] == '/')
+				log_stderr("warning: alias %s: %s target not "
+				    "supported by mxlane (no local delivery), "
+				    "skipped", table.list[i].name, t);
+		}
 	open_spool(s);
 	if (spool_aliases_replace(s->spool, table.list, table.n) != SPOOL_OK) {
 		log_stderr("cannot store the aliases in %s",
@@ -239,17 +265,16 @@ run_newaliases(struct session *s)
 	return rc;
 }
 
-static const char *
-choose_lane(struct session *s)
+/* -O Lane=NAME must name a lane; without it the lane rules decide. */
+static void
+check_requested_lane(struct session *s)
 {
-	const char *lane = s->opt.lane ? s->opt.lane : s->cfg.default_lane;
+	const char *lane = s->opt.lane;
 
-	if (!config_has_lane(&s->cfg, lane))
+	if (lane && !config_has_lane(&s->cfg, lane))
 		log_fatal(EX_USAGE, "-O Lane=%s: no such lane (declared: "
 		    "priority, bulk and the lane sections of %s)", lane,
 		    s->cfg.path ? s->cfg.path : "the configuration");
-	s->lane = lane;
-	return lane;
 }
 
 static char *
@@ -276,7 +301,7 @@ run_deliver(struct session *s)
 	int rc;
 
 	char *sender = envelope_sender(s);
-	const char *lane = choose_lane(s);
+	check_requested_lane(s);
 	/* A command-line argument may itself be a list: "a@x, b@y". */
 	for (size_t i = 0; i < s->opt.nrcpts; i++) {
 		const char *arg = s->opt.rcpts[i];
@@ -312,9 +337,9 @@ run_deliver(struct session *s)
 		.sender = sender, .rcpts = rcpts, .nrcpts = args.n,
 		.extract_rcpts = s->opt.extract_rcpts,
 		.header_notify = s->opt.notify, .ret = s->opt.ret,
-		.body = s->opt.body, .envid = s->opt.envid, .lane = lane,
+		.body = s->opt.body, .envid = s->opt.envid, .lane = s->opt.lane,
 	};
-	rc = submit_message(&s->who, &req, &m, id, err, sizeof(err));
+	rc = submit_message(&s->who, &req, &m, id, &s->lane, err, sizeof(err));
 	if (rc != 0)
 		log_fatal(rc, "%s", err);
 	if (s->opt.verbose)
@@ -390,9 +415,9 @@ smtp_message(void *ctx, const struct smtpd_envelope *env, const char *data,
 		.sender = sender, .rcpts = rcpts, .nrcpts = env->nrcpt,
 		.extract_rcpts = false, .ret = env->ret, .body = env->body,
 		.envid = env->envid,
-		.lane = s->lane,
+		.lane = s->opt.lane,
 	};
-	rc = submit_message(&s->who, &req, &m, id, err, sizeof(err));
+	rc = submit_message(&s->who, &req, &m, id, &s->lane, err, sizeof(err));
 	if (rc == 0) {
 		snprintf(reply, replylen, "250 2.0.0 Ok: queued as %s", id);
 		deliver_now(s, id);
@@ -410,7 +435,7 @@ smtp_message(void *ctx, const struct smtpd_envelope *env, const char *data,
 static int
 run_smtp(struct session *s)
 {
-	(void)choose_lane(s);	/* -O Lane= applies to every message */
+	check_requested_lane(s);	/* -O Lane= applies to every message */
 	open_spool(s);
 	struct smtpd_hooks hooks = {
 		.check_rcpt = smtp_check_rcpt,
@@ -531,6 +556,7 @@ main(int argc, char **argv)
 		scrub_environment();
 	/* A client that closes its end early must not kill a commit. */
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGBUS, on_sigbus);
 	if (strcmp(progname, "mailq") != 0 &&
 	    strcmp(progname, "newaliases") != 0)
 		progname = "sendmail";

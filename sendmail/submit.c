@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "sendmail/address.h"
+#include "route/route.h"
 #include "sendmail/aliases.h"
 #include "spool/log.h"
 
@@ -252,9 +253,28 @@ log_queued(const struct submitter *who, const struct spool_msg *msg,
 	log_set_component(NULL);
 }
 
+/* Offers the live headers to the lane rules, one at a time. */
+static const char *
+next_header(void *ctx, size_t i, char **value)
+{
+	struct message *m = ctx;
+	size_t seen = 0;
+
+	for (size_t k = 0; k < m->nheaders; k++) {
+		if (m->headers[k].deleted)
+			continue;
+		if (seen++ == i) {
+			*value = header_value(&m->headers[k]);
+			return m->headers[k].name;
+		}
+	}
+	return NULL;
+}
+
 int
 submit_message(const struct submitter *who, const struct submit_request *req,
-    struct message *m, char queue_id[SPOOL_ID_SIZE], char *err, size_t errlen)
+    struct message *m, char queue_id[SPOOL_ID_SIZE], const char **lane_out,
+    char *err, size_t errlen)
 {
 	struct rcpt_set set = {NULL, 0, 0};
 	struct addr_list from_headers = ADDR_LIST_INIT;
@@ -289,7 +309,12 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 	msg.envid = (char *)req->envid;
 	msg.ret = (enum spool_ret)req->ret;
 	msg.body = (enum spool_body)req->body;
-	msg.lane = (char *)req->lane;
+	char why[256];
+	const char *lane = route_lane(who->cfg, req->lane, req->sender,
+	    who->user, next_header, m, why, sizeof(why));
+	msg.lane = (char *)lane;
+	if (lane_out)
+		*lane_out = lane;
 	msg.uid = (uint32_t)who->uid;
 	msg.user = (char *)who->user;
 

@@ -48,12 +48,14 @@ struct submit_request {
 	int ret;		/* enum spool_ret */
 	int body;		/* enum spool_body */
 	const char *envid;
-	const char *lane;
+	const char *lane;	/* -O Lane=NAME, or NULL: the lane rules decide */
 };
 
+/* lane_out (may be NULL) gets the lane the message was queued in. */
 int submit_message(const struct submitter *who,
     const struct submit_request *req, struct message *m,
-    char queue_id[SPOOL_ID_SIZE], char *err, size_t errlen);
+    char queue_id[SPOOL_ID_SIZE], const char **lane_out, char *err,
+    size_t errlen);
 
 /*
  * Checks and normalises one envelope address given by a client: CR/LF

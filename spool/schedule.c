@@ -784,3 +784,54 @@ spool_read_chunk(struct spool *sp, const char *id, uint32_t index,
 	free(val.data);
 	return SPOOL_OK;
 }
+
+/* The first key of class cls: its due time, or false if none. */
+static bool
+first_due(struct spool *sp, int cls, int64_t *due)
+{
+	unsigned char k[SCHED_KEY_LEN];
+	DBT key, val;
+	DBC *c;
+	bool found = false;
+
+	if (sp->schedule->cursor(sp->schedule, NULL, &c, DB_READ_COMMITTED))
+		return false;
+	key_pack(k, cls, 0, "0000000000000", 0);
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	key.data = k;
+	key.size = sizeof(k);
+	key.ulen = sizeof(k);
+	key.flags = DB_DBT_USERMEM;
+	val.flags = DB_DBT_PARTIAL;
+	if (c->get(c, &key, &val, DB_SET_RANGE) == 0) {
+		struct sched_key sk;
+		if (key_unpack(&key, &sk) && sk.cls == cls) {
+			*due = sk.due;
+			found = true;
+		}
+	}
+	c->close(c);
+	return found;
+}
+
+bool
+spool_priority_due(struct spool *sp, int64_t now)
+{
+	int64_t due;
+
+	return first_due(sp, SCHED_PRIORITY, &due) && due <= now;
+}
+
+bool
+spool_next_due(struct spool *sp, int64_t *when)
+{
+	int64_t a, b;
+	bool has_a = first_due(sp, SCHED_PRIORITY, &a);
+	bool has_b = first_due(sp, SCHED_NORMAL, &b);
+
+	if (!has_a && !has_b)
+		return false;
+	*when = !has_a ? b : !has_b ? a : (a < b ? a : b);
+	return true;
+}

@@ -9,6 +9,7 @@
  *	content.db	btree, id NUL chunk -> up to 64 KiB of content
  *	aliases.db	hash, alias name -> NUL-separated targets
  *	schedule.db	btree, class due id index -> domain (see schedule.c)
+ *	throttle.db	btree, name -> counters and leases (see throttle.c)
  *
  *	Queue ids are the arrival time, so btree order is arrival order and
  *	mailq lists oldest first without sorting anything.
@@ -98,6 +99,8 @@ open_tables(struct spool *sp)
 	    16384)) ||
 	    (rc = open_db(sp, txn, &sp->aliases, "aliases.db", DB_HASH, 0)) ||
 	    (rc = open_db(sp, txn, &sp->schedule, "schedule.db", DB_BTREE,
+	    0)) ||
+	    (rc = open_db(sp, txn, &sp->throttle, "throttle.db", DB_BTREE,
 	    0))) {
 		txn->abort(txn);
 		return rc;
@@ -161,7 +164,7 @@ static void
 spool_close_handles(struct spool *sp)
 {
 	DB **dbs[] = {&sp->messages, &sp->recipients, &sp->content,
-	    &sp->aliases, &sp->schedule};
+	    &sp->aliases, &sp->schedule, &sp->throttle};
 
 	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
 		/* Committed work is in the log already; no page flush. */

@@ -239,6 +239,55 @@ int spool_read_chunk(struct spool *sp, const char *id, uint32_t index,
 #define SPOOL_CHUNK_SIZE (64 * 1024)
 
 /*
+ * Throttle state, shared by every runner through the spool, so limits
+ * hold across concurrent runners and separate cron passes. A key names
+ * what a receiving provider sees (provider and source address). The
+ * spool does not know what a provider is; it keeps the counts.
+ */
+struct spool_throttle_limits {
+	int concurrency;	/* simultaneous connections, 0 = any */
+	long rate_count;	/* deliveries per rate_period, 0 = any */
+	int rate_period;	/* seconds */
+	int delay_ms;		/* minimum gap between deliveries */
+};
+
+struct spool_throttle_grant {
+	int granted;		/* deliveries allowed now (0 = wait) */
+	int slot;		/* connection slot held, -1 if none */
+	int64_t retry_ms;	/* when 0 granted: try again then (unix ms) */
+};
+
+/*
+ * Asks for a connection and up to want deliveries. A connection slot
+ * is leased for lease seconds and tied to this process: a dead holder's
+ * slot is freed by the next caller. priority marks a priority-lane
+ * caller: one that must wait leaves a note that makes other lanes wait
+ * too, so the next free delivery goes to it.
+ */
+int spool_throttle_acquire(struct spool *sp, const char *key,
+    const struct spool_throttle_limits *limits, bool priority, int want,
+    int lease, struct spool_throttle_grant *grant);
+/* Frees the slot and gives back deliveries granted but not used. */
+int spool_throttle_release(struct spool *sp, const char *key,
+    const struct spool_throttle_grant *grant, int unused);
+/*
+ * Books count deliveries that a throttle holds back: the k-th of them
+ * is due at first_ms + k * step_ms, after those booked before, at the
+ * throttle's pace. Held-back mail comes back when it can go, instead of
+ * being looked at again and again.
+ */
+int spool_throttle_book(struct spool *sp, const char *key,
+    const struct spool_throttle_limits *limits, int count, int64_t *first_ms,
+    int64_t *step_ms);
+/* A shared counter (weighted round robin): returns it, then adds 1. */
+int spool_counter_next(struct spool *sp, const char *key, uint64_t *value,
+    bool peek);
+/* Is any priority-lane recipient due now? (A bulk runner yields.) */
+bool spool_priority_due(struct spool *sp, int64_t now);
+/* Earliest due time of any pending recipient; false if none. */
+bool spool_next_due(struct spool *sp, int64_t *when);
+
+/*
  * The daemon's doorbell (a FIFO in the spool): listen returns an fd to
  * poll; notify returns false when no daemon is listening.
  */

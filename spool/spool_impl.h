@@ -23,6 +23,7 @@ struct spool {
 	DB *content;
 	DB *aliases;
 	DB *schedule;
+	DB *throttle;
 	int open_lock;	/* fd of open.lock, see spool_open_handles() */
 };
 

@@ -1,0 +1,244 @@
+/*
+ * NAME
+ *	route - which lane, which provider, which source address, how fast
+ * DESCRIPTION
+ *	See route.h. Everything here is read-only over the configuration,
+ *	except the round-robin counter, which lives in the spool.
+ */
+#include "route/route.h"
+
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spool/util.h"
+
+static bool
+glob_match(const char *pattern, const char *text)
+{
+	return fnmatch(pattern, text, FNM_CASEFOLD) == 0;
+}
+
+static bool
+header_matches(const char *rule, const char *name, const char *value)
+{
+	const char *colon = strchr(rule, ':');
+	size_t nlen = (size_t)(colon - rule);
+
+	if (strlen(name) != nlen || str_ncasecmp_ascii(rule, name, nlen) != 0)
+		return false;
+	char *want = xstrdup(colon + 1);
+	char *have = xstrdup(value);
+	str_trim(want);
+	str_trim(have);
+	/* Values are globs too: "Precedence: bulk" or "X-Mailer: CiviCRM*". */
+	bool ok = glob_match(want, have);
+	free(want);
+	free(have);
+	return ok;
+}
+
+static bool
+lane_rules_match(const struct mxl_lane *lane, const char *sender,
+    const char *user, route_header_fn headers, void *ctx, char *why,
+    size_t whylen)
+{
+	for (size_t i = 0; i < lane->nmatch_sender; i++)
+		if (sender && glob_match(lane->match_sender[i], sender)) {
+			snprintf(why, whylen, "sender %s matches %s", sender,
+			    lane->match_sender[i]);
+			return true;
+		}
+	for (size_t i = 0; i < lane->nmatch_user; i++)
+		if (user && str_casecmp_ascii(lane->match_user[i], user) == 0) {
+			snprintf(why, whylen, "user %s", user);
+			return true;
+		}
+	for (size_t h = 0; headers && lane->nmatch_header; h++) {
+		char *value = NULL;
+		const char *name = headers(ctx, h, &value);
+		if (name == NULL)
+			break;
+		for (size_t i = 0; i < lane->nmatch_header; i++)
+			if (header_matches(lane->match_header[i], name,
+			    value)) {
+				snprintf(why, whylen, "header %s", lane->
+				    match_header[i]);
+				free(value);
+				return true;
+			}
+		free(value);
+	}
+	return false;
+}
+
+const char *
+route_lane(const struct mxl_config *cfg, const char *requested,
+    const char *sender, const char *user, route_header_fn headers,
+    void *ctx, char *why, size_t whylen)
+{
+	if (requested) {
+		snprintf(why, whylen, "-O Lane=%s", requested);
+		return requested;
+	}
+	for (size_t i = 0; i < cfg->nlanes; i++)
+		if (lane_rules_match(&cfg->lanes[i], sender, user, headers,
+		    ctx, why, whylen))
+			return cfg->lanes[i].name;
+	snprintf(why, whylen, "default_lane");
+	return cfg->default_lane;
+}
+
+const struct mxl_provider *
+route_provider_by_domain(const struct mxl_config *cfg, const char *domain,
+    char *why, size_t whylen)
+{
+	size_t dlen = strlen(domain);
+
+	for (size_t i = 0; i < cfg->nproviders; i++) {
+		const struct mxl_provider *p = &cfg->providers[i];
+		for (size_t k = 0; k < p->ndomains; k++) {
+			const char *d = p->domains[k];
+			size_t len = strlen(d);
+			bool hit = false;
+			if (d[0] == '.')	/* every subdomain */
+				hit = dlen > len && str_casecmp_ascii(domain +
+				    dlen - len, d) == 0;
+			else
+				hit = str_casecmp_ascii(domain, d) == 0;
+			if (hit) {
+				snprintf(why, whylen, "domain %s listed as %s",
+				    domain, d);
+				return p;
+			}
+		}
+	}
+	return NULL;
+}
+
+const struct mxl_provider *
+route_provider(const struct mxl_config *cfg, const char *domain,
+    const struct dns_mx *mx, char *why, size_t whylen)
+{
+	const struct mxl_provider *p = route_provider_by_domain(cfg, domain,
+	    why, whylen);
+
+	if (p)
+		return p;
+	for (size_t h = 0; mx && !mx->implicit && h < mx->nhosts; h++)
+		for (size_t i = 0; i < cfg->nproviders; i++)
+			for (size_t k = 0; k < cfg->providers[i].nmx; k++)
+				if (glob_match(cfg->providers[i].mx[k],
+				    mx->hosts[h].name)) {
+					snprintf(why, whylen, "MX %s matches "
+					    "%s", mx->hosts[h].name,
+					    cfg->providers[i].mx[k]);
+					return &cfg->providers[i];
+				}
+	p = config_provider(cfg, "therest");
+	snprintf(why, whylen, "%s", p ? "no domain or MX match: therest" :
+	    "no domain or MX match, and no provider \"therest\"");
+	return p;
+}
+
+const struct mxl_pool *
+route_pool(const struct mxl_config *cfg, const struct mxl_lane *lane,
+    const struct mxl_provider *provider, char *why, size_t whylen)
+{
+	if (lane && lane->pool) {
+		snprintf(why, whylen, "lane %s", lane->name);
+		return config_pool(cfg, lane->pool);
+	}
+	if (provider && provider->pool) {
+		snprintf(why, whylen, "provider %s", provider->name);
+		return config_pool(cfg, provider->pool);
+	}
+	const struct mxl_pool *def = config_pool(cfg, "default");
+	snprintf(why, whylen, "%s", def ? "pool default" :
+	    "no pool: the kernel picks the source address");
+	return def;
+}
+
+struct mxl_limits
+route_limits(const struct mxl_lane *lane, const struct mxl_provider *provider)
+{
+	struct mxl_limits none;
+
+	if (lane && lane->has_limits)
+		return lane->limits;
+	if (provider)
+		return provider->limits;
+	memset(&none, 0, sizeof(none));
+	return none;
+}
+
+int
+route_pick_source(struct spool *sp, const struct mxl_pool *pool,
+    const bool *skip, bool peek)
+{
+	long total = 0;
+
+	if (pool == NULL)
+		return -1;
+	for (size_t i = 0; i < pool->nsources; i++)
+		if (pool->sources[i].enabled && !(skip && skip[i]))
+			total += pool->sources[i].weight;
+	if (total == 0)
+		return -1;
+	uint64_t turn = 0;
+	char key[128];
+	snprintf(key, sizeof(key), "wrr|%s", pool->name);
+	if (spool_counter_next(sp, key, &turn, peek) != SPOOL_OK)
+		turn = (uint64_t)random();
+	/*
+	 * Smooth weighted round robin (as nginx does it), replayed from the
+	 * start of the cycle: with weights 3 and 1 the turns go A A B A,
+	 * interleaved rather than in blocks, each source getting exactly
+	 * its weight's share of every cycle of total turns.
+	 */
+	long slot = (long)(turn % (uint64_t)total);
+	long *current = xcalloc(pool->nsources, sizeof(long));
+	int pick = -1;
+	for (long step = 0; step <= slot; step++) {
+		pick = -1;
+		for (size_t i = 0; i < pool->nsources; i++) {
+			const struct mxl_source *s = &pool->sources[i];
+			if (!s->enabled || (skip && skip[i]))
+				continue;
+			current[i] += s->weight;
+			if (pick < 0 || current[i] > current[pick])
+				pick = (int)i;
+		}
+		current[pick] -= total;
+	}
+	free(current);
+	return pick;
+}
+
+void
+route_limits_text(const struct mxl_limits *l, char *out, size_t len)
+{
+	struct buf b = BUF_INIT;
+	const char *unit = "s";
+
+	if (l->concurrency)
+		buf_printf(&b, "concurrency %d, ", l->concurrency);
+	if (l->rate_count) {
+		unit = l->rate_period == 60 ? "m" : l->rate_period == 3600 ?
+		    "h" : l->rate_period == 86400 ? "d" : "s";
+		buf_printf(&b, "rate %ld/%s, ", l->rate_count, unit);
+	}
+	if (l->recipients_per_message)
+		buf_printf(&b, "recipients_per_message %d, ",
+		    l->recipients_per_message);
+	if (l->messages_per_connection)
+		buf_printf(&b, "messages_per_connection %d, ",
+		    l->messages_per_connection);
+	if (l->delay_ms)
+		buf_printf(&b, "delay %dms, ", l->delay_ms);
+	if (b.len >= 2)
+		b.data[b.len - 2] = '\0';
+	snprintf(out, len, "%s", b.len ? b.data : "none (unthrottled)");
+	buf_free(&b);
+}

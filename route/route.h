@@ -1,0 +1,72 @@
+/*
+ * NAME
+ *	route - which lane, which provider, which source address, how fast
+ * DESCRIPTION
+ *	The policy of mxlane, kept apart from the spool and from SMTP:
+ *
+ *	route_lane() picks a message's lane, first match wins: the lane
+ *	asked for with -O Lane=NAME; then each lane's rules in the order
+ *	the lanes are declared (match_sender globs on the envelope sender,
+ *	match_user on the submitting Unix user, match_header "Name: value"
+ *	on the headers); else default_lane.
+ *
+ *	route_provider() maps a recipient domain to a provider: by the
+ *	providers' domains lists (exact, or ".example.com" for every
+ *	subdomain, like a transport map); else by the destination's MX host
+ *	names against the providers' mx globs (so a company domain hosted
+ *	at Google shares gmail's pool and limits); else the provider named
+ *	"therest"; else none (no throttle, no pool).
+ *
+ *	route_pool() is the lane's pool if it names one, else the
+ *	provider's, else the pool named "default", else none (the kernel
+ *	chooses the source address). route_limits() is the lane's throttle
+ *	keys when it has any, else the provider's.
+ *
+ *	route_pick_source() chooses the source address of the next
+ *	connection by weighted round robin over the pool's enabled
+ *	sources, with the counter kept in the spool so that the weights
+ *	hold across processes and passes.
+ */
+#ifndef MXLANE_ROUTE_H
+#define MXLANE_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "route/dns.h"
+#include "spool/config.h"
+#include "spool/spool.h"
+
+/* Headers are offered one at a time: next(ctx, i) or NULL after the last. */
+typedef const char *(*route_header_fn)(void *ctx, size_t i, char **value);
+
+const char *route_lane(const struct mxl_config *cfg, const char *requested,
+    const char *sender, const char *user, route_header_fn headers,
+    void *ctx, char *why, size_t whylen);
+
+/* By domain only (no look-up needed); NULL when the domain lists miss. */
+const struct mxl_provider *route_provider_by_domain(
+    const struct mxl_config *cfg, const char *domain, char *why,
+    size_t whylen);
+/* By domain, then MX names (mx may be NULL), then "therest". */
+const struct mxl_provider *route_provider(const struct mxl_config *cfg,
+    const char *domain, const struct dns_mx *mx, char *why, size_t whylen);
+
+const struct mxl_pool *route_pool(const struct mxl_config *cfg,
+    const struct mxl_lane *lane, const struct mxl_provider *provider,
+    char *why, size_t whylen);
+struct mxl_limits route_limits(const struct mxl_lane *lane,
+    const struct mxl_provider *provider);
+
+/*
+ * Index into pool->sources of the next source by weighted round robin,
+ * skipping disabled ones and those marked in skip (may be NULL); -1 if
+ * none is left. peek: what would be used now, without advancing.
+ */
+int route_pick_source(struct spool *sp, const struct mxl_pool *pool,
+    const bool *skip, bool peek);
+
+/* "concurrency 4, rate 20/s, ..." or "none". */
+void route_limits_text(const struct mxl_limits *l, char *out, size_t len);
+
+#endif

@@ -1,0 +1,446 @@
+/*
+ * NAME
+ *	throttle - connection slots and delivery rates shared by all runners
+ * DESCRIPTION
+ *	throttle.db holds one record per throttle key (in practice
+ *	"provider|source-address"):
+ *
+ *	- connection slots: who holds one (pid) and until when (lease);
+ *	  a slot whose holder died or whose lease ran out is free again;
+ *	- a sliding-window rate counter: deliveries in the current and the
+ *	  previous window of rate_period seconds; the estimate for "the
+ *	  last rate_period seconds" weighs the previous window by how much
+ *	  of it still overlaps. Two cron passes ten minutes apart under
+ *	  "100/h" therefore send 100 between them, not 200, in constant
+ *	  space whatever the rate;
+ *	- the time of the last delivery, for a minimum delay between them;
+ *	- "a priority-lane delivery is waiting until T": until then other
+ *	  lanes get nothing, so the next free delivery goes to it.
+ *
+ *	Each call is one short transaction, committed without waiting for
+ *	the disk: after a crash the counts are at worst a little stale.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "spool/log.h"
+#include "spool/spool_impl.h"
+
+#define THROTTLE_VERSION	1
+#define MAX_SLOTS		256
+#define PRIORITY_HOLD_MS	3000
+#define BUSY_RETRY_MS		200
+
+struct slot {
+	uint32_t pid;
+	uint32_t token;
+	int64_t lease_until;	/* unix seconds */
+};
+
+struct throttle_state {
+	int64_t window_start_ms;
+	int64_t prev_count;
+	int64_t cur_count;
+	int64_t last_ms;
+	int64_t priority_wait_until_ms;
+	int64_t horizon_ms;	/* deliveries booked up to here */
+	uint32_t nslots;
+	struct slot slots[MAX_SLOTS];
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void
+put64(struct buf *b, uint64_t v)
+{
+	unsigned char x[8];
+
+	for (int i = 0; i < 8; i++)
+		x[i] = (unsigned char)(v >> (56 - 8 * i));
+	buf_append(b, x, 8);
+}
+
+static uint64_t
+get64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void
+encode(const struct throttle_state *st, struct buf *b)
+{
+	put64(b, THROTTLE_VERSION);
+	put64(b, (uint64_t)st->window_start_ms);
+	put64(b, (uint64_t)st->prev_count);
+	put64(b, (uint64_t)st->cur_count);
+	put64(b, (uint64_t)st->last_ms);
+	put64(b, (uint64_t)st->priority_wait_until_ms);
+	put64(b, (uint64_t)st->horizon_ms);
+	put64(b, st->nslots);
+	for (uint32_t i = 0; i < st->nslots; i++) {
+		put64(b, (uint64_t)st->slots[i].pid << 32 |
+		    st->slots[i].token);
+		put64(b, (uint64_t)st->slots[i].lease_until);
+	}
+}
+
+/* A record that does not decode is treated as fresh state. */
+static void
+decode(const unsigned char *p, size_t len, struct throttle_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (len < 8 * 8 || get64(p) != THROTTLE_VERSION)
+		return;
+	uint64_t n = get64(p + 56);
+	if (n > MAX_SLOTS || len != 8 * 8 + n * 16)
+		return;
+	st->window_start_ms = (int64_t)get64(p + 8);
+	st->prev_count = (int64_t)get64(p + 16);
+	st->cur_count = (int64_t)get64(p + 24);
+	st->last_ms = (int64_t)get64(p + 32);
+	st->priority_wait_until_ms = (int64_t)get64(p + 40);
+	st->horizon_ms = (int64_t)get64(p + 48);
+	st->nslots = (uint32_t)n;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t id = get64(p + 64 + 16 * i);
+		st->slots[i].pid = (uint32_t)(id >> 32);
+		st->slots[i].token = (uint32_t)id;
+		st->slots[i].lease_until = (int64_t)get64(p + 72 + 16 * i);
+	}
+}
+
+static int
+load(struct spool *sp, DB_TXN *txn, const char *key, struct throttle_state *st)
+{
+	DBT k, v;
+	int rc;
+
+	memset(&k, 0, sizeof(k));
+	memset(&v, 0, sizeof(v));
+	k.data = (void *)key;
+	k.size = (u_int32_t)strlen(key);
+	v.flags = DB_DBT_MALLOC;
+	rc = sp->throttle->get(sp->throttle, txn, &k, &v, DB_RMW);
+	if (rc == DB_NOTFOUND) {
+		memset(st, 0, sizeof(*st));
+		return 0;
+	}
+	if (rc != 0)
+		return rc;
+	decode(v.data, v.size, st);
+	free(v.data);
+	return 0;
+}
+
+static int
+store(struct spool *sp, DB_TXN *txn, const char *key,
+    const struct throttle_state *st)
+{
+	struct buf b = BUF_INIT;
+
+	encode(st, &b);
+	int rc = spool_put(sp->throttle, txn, key, strlen(key), b.data, b.len,
+	    0);
+	buf_free(&b);
+	return rc;
+}
+
+static bool
+holder_alive(uint32_t pid)
+{
+	return kill((pid_t)pid, 0) == 0 || errno != ESRCH;
+}
+
+static void
+free_dead_slots(struct throttle_state *st, int64_t now_s)
+{
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < st->nslots; i++)
+		if (st->slots[i].lease_until > now_s &&
+		    holder_alive(st->slots[i].pid))
+			st->slots[k++] = st->slots[i];
+	st->nslots = k;
+}
+
+/* Moves the rate windows forward to now. */
+static void
+roll_window(struct throttle_state *st, int64_t now, int64_t window)
+{
+	if (st->window_start_ms == 0 || now < st->window_start_ms) {
+		st->window_start_ms = now;
+		return;
+	}
+	int64_t elapsed = now - st->window_start_ms;
+	if (elapsed < window)
+		return;
+	st->prev_count = elapsed < 2 * window ? st->cur_count : 0;
+	st->cur_count = 0;
+	st->window_start_ms += (elapsed / window) * window;
+}
+
+static long
+rate_allowance(const struct throttle_state *st, const
+    struct spool_throttle_limits *l, int64_t now)
+{
+	int64_t window = (int64_t)l->rate_period * 1000;
+	int64_t into = now - st->window_start_ms;
+	double estimate = (double)st->prev_count * (double)(window - into) /
+	    (double)window + (double)st->cur_count;
+	double left = (double)l->rate_count - estimate;
+
+	return left >= 1 ? (long)left : 0;
+}
+
+static int
+acquire_once(struct spool *sp, const char *key,
+    const struct spool_throttle_limits *l, bool priority, int want,
+    int lease, struct spool_throttle_grant *g)
+{
+	struct throttle_state st;
+	DB_TXN *txn;
+	int64_t now = now_ms();
+	int rc;
+
+	g->granted = 0;
+	g->slot = -1;
+	g->retry_ms = 0;
+	if ((rc = sp->env->txn_begin(sp->env, NULL, &txn, 0)) != 0)
+		return rc;
+	if ((rc = load(sp, txn, key, &st)) != 0)
+		goto err;
+	free_dead_slots(&st, now / 1000);
+
+	long allowed = want;
+	int64_t retry = 0;
+	if (!priority && st.priority_wait_until_ms > now) {
+		allowed = 0;	/* a priority delivery is first in line */
+		retry = now + BUSY_RETRY_MS;
+	}
+	if (allowed > 0 && l->concurrency > 0 &&
+	    st.nslots >= (uint32_t)l->concurrency) {
+		allowed = 0;
+		retry = now + BUSY_RETRY_MS;
+	}
+	if (allowed > 0 && l->delay_ms > 0) {
+		if (st.last_ms + l->delay_ms > now) {
+			allowed = 0;
+			retry = st.last_ms + l->delay_ms;
+		} else {
+			allowed = 1;
+		}
+	}
+	if (allowed > 0 && l->rate_count > 0) {
+		int64_t window = (int64_t)l->rate_period * 1000;
+		roll_window(&st, now, window);
+		long left = rate_allowance(&st, l, now);
+		if (left < allowed)
+			allowed = left;
+		if (allowed == 0) {
+			/* About when one more delivery fits the window. */
+			int64_t step = window / l->rate_count;
+			retry = now + (step < 10 ? 10 : step);
+		}
+	}
+	if (allowed > 0 && l->concurrency > 0) {
+		struct slot *s = &st.slots[st.nslots++];
+		s->pid = (uint32_t)getpid();
+		s->token = (uint32_t)random() | 1;
+		s->lease_until = now / 1000 + lease;
+		g->slot = (int)(s->token & 0x7fffffff);
+		s->token = (uint32_t)g->slot;
+	}
+	if (allowed > 0) {
+		st.cur_count += allowed;
+		st.last_ms = now;
+		if (priority)
+			st.priority_wait_until_ms = 0;
+	} else if (priority) {
+		st.priority_wait_until_ms = now + PRIORITY_HOLD_MS;
+	}
+	g->granted = (int)allowed;
+	g->retry_ms = allowed > 0 ? 0 : retry;
+	if ((rc = store(sp, txn, key, &st)) != 0)
+		goto err;
+	return txn->commit(txn, DB_TXN_WRITE_NOSYNC);
+err:
+	txn->abort(txn);
+	return rc;
+}
+
+int
+spool_throttle_acquire(struct spool *sp, const char *key,
+    const struct spool_throttle_limits *limits, bool priority, int want,
+    int lease, struct spool_throttle_grant *grant)
+{
+	int rc = DB_LOCK_DEADLOCK;
+
+	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(rc); i++)
+		rc = acquire_once(sp, key, limits, priority, want, lease,
+		    grant);
+	if (rc != 0) {
+		log_error("spool: throttle %s: %s", key, db_strerror(rc));
+		return SPOOL_ERR;
+	}
+	return SPOOL_OK;
+}
+
+static int
+release_once(struct spool *sp, const char *key,
+    const struct spool_throttle_grant *g, int unused)
+{
+	struct throttle_state st;
+	DB_TXN *txn;
+	int rc;
+
+	if ((rc = sp->env->txn_begin(sp->env, NULL, &txn, 0)) != 0)
+		return rc;
+	if ((rc = load(sp, txn, key, &st)) != 0)
+		goto err;
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < st.nslots; i++)
+		if (!(g->slot >= 0 && st.slots[i].token == (uint32_t)g->slot &&
+		    st.slots[i].pid == (uint32_t)getpid()))
+			st.slots[k++] = st.slots[i];
+	st.nslots = k;
+	if (unused > 0)
+		st.cur_count = st.cur_count > unused ? st.cur_count - unused :
+		    0;
+	if ((rc = store(sp, txn, key, &st)) != 0)
+		goto err;
+	return txn->commit(txn, DB_TXN_WRITE_NOSYNC);
+err:
+	txn->abort(txn);
+	return rc;
+}
+
+int
+spool_throttle_release(struct spool *sp, const char *key,
+    const struct spool_throttle_grant *grant, int unused)
+{
+	int rc = DB_LOCK_DEADLOCK;
+
+	if (grant->slot < 0 && unused <= 0)
+		return SPOOL_OK;
+	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(rc); i++)
+		rc = release_once(sp, key, grant, unused);
+	if (rc != 0) {
+		log_error("spool: throttle %s: %s", key, db_strerror(rc));
+		return SPOOL_ERR;
+	}
+	return SPOOL_OK;
+}
+
+static int
+book_once(struct spool *sp, const char *key,
+    const struct spool_throttle_limits *l, int count, int64_t *first_ms,
+    int64_t *step_ms)
+{
+	struct throttle_state st;
+	DB_TXN *txn;
+	int64_t now = now_ms();
+	int rc;
+
+	if ((rc = sp->env->txn_begin(sp->env, NULL, &txn, 0)) != 0)
+		return rc;
+	if ((rc = load(sp, txn, key, &st)) != 0)
+		goto err;
+	int64_t step = 0;
+	if (l->rate_count > 0)
+		step = (int64_t)l->rate_period * 1000 / l->rate_count;
+	if (l->delay_ms > step)
+		step = l->delay_ms;
+	int64_t start = st.horizon_ms > now ? st.horizon_ms : now + step;
+	st.horizon_ms = start + step * count;
+	*first_ms = start;
+	*step_ms = step;
+	if ((rc = store(sp, txn, key, &st)) != 0)
+		goto err;
+	return txn->commit(txn, DB_TXN_WRITE_NOSYNC);
+err:
+	txn->abort(txn);
+	return rc;
+}
+
+int
+spool_throttle_book(struct spool *sp, const char *key,
+    const struct spool_throttle_limits *limits, int count, int64_t *first_ms,
+    int64_t *step_ms)
+{
+	int rc = DB_LOCK_DEADLOCK;
+
+	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(rc); i++)
+		rc = book_once(sp, key, limits, count, first_ms, step_ms);
+	if (rc != 0) {
+		log_error("spool: throttle %s: %s", key, db_strerror(rc));
+		return SPOOL_ERR;
+	}
+	return SPOOL_OK;
+}
+
+static int
+counter_once(struct spool *sp, const char *name, uint64_t *value, bool peek)
+{
+	char key[300];
+	DBT k, v;
+	DB_TXN *txn;
+	unsigned char raw[8];
+	int rc;
+
+	snprintf(key, sizeof(key), "counter|%s", name);
+	if ((rc = sp->env->txn_begin(sp->env, NULL, &txn, 0)) != 0)
+		return rc;
+	memset(&k, 0, sizeof(k));
+	memset(&v, 0, sizeof(v));
+	k.data = key;
+	k.size = (u_int32_t)strlen(key);
+	v.data = raw;
+	v.ulen = sizeof(raw);
+	v.flags = DB_DBT_USERMEM;
+	rc = sp->throttle->get(sp->throttle, txn, &k, &v, peek ? 0 : DB_RMW);
+	*value = (rc == 0 && v.size == 8) ? get64(raw) : 0;
+	if (rc == DB_NOTFOUND || rc == DB_BUFFER_SMALL)
+		rc = 0;
+	if (rc == 0 && !peek) {
+		struct buf b = BUF_INIT;
+		put64(&b, *value + 1);
+		rc = spool_put(sp->throttle, txn, key, strlen(key), b.data,
+		    b.len, 0);
+		buf_free(&b);
+	}
+	if (rc != 0) {
+		txn->abort(txn);
+		return rc;
+	}
+	return txn->commit(txn, DB_TXN_WRITE_NOSYNC);
+}
+
+int
+spool_counter_next(struct spool *sp, const char *key, uint64_t *value,
+    bool peek)
+{
+	int rc = DB_LOCK_DEADLOCK;
+
+	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(rc); i++)
+		rc = counter_once(sp, key, value, peek);
+	if (rc != 0) {
+		log_error("spool: counter %s: %s", key, db_strerror(rc));
+		return SPOOL_ERR;
+	}
+	return SPOOL_OK;
+}

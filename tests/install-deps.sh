@@ -1,0 +1,55 @@
+#!/bin/sh
+# NAME
+#	install-deps.sh - install what building and testing mxlane needs
+# SYNOPSIS
+#	sudo sh tests/install-deps.sh
+# DESCRIPTION
+#	Installs the Debian 12 packages for the build (compiler, BerkeleyDB,
+#	libconfuse, libesmtp, libcurl, OpenSSL) and for the test suite (the
+#	real mail clients the integration tests drive, and the tools later
+#	delivery tests use). Idempotent: when every package is already
+#	installed it says so and touches nothing, so a second run is quick.
+#
+#	A few packages are named that apt would only "recommend", because
+#	--no-install-recommends leaves them out and a client breaks without
+#	them: php-pear (PEAR.php, needed by php-mail's Mail.php) and
+#	libmailtools-perl (Mail::Address, needed by git send-email).
+#	bsd-mailx depends on some MTA; msmtp-mta satisfies that without a
+#	daemon and without taking /usr/sbin/sendmail away from anyone.
+set -eu
+
+PACKAGES="
+build-essential pkg-config
+libdb-dev db5.3-util libconfuse-dev libesmtp-dev libcurl4-openssl-dev libssl-dev
+php-cli php-pear php-mail libphp-phpmailer php-symfony-mailer
+python3 python3-aiosmtpd python3-dnslib dnsmasq-base
+msmtp-mta bsd-mailx mutt
+git git-email libmailtools-perl
+pflogsumm procps util-linux coreutils diffutils grep sed
+"
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps.sh: must run as root (sudo sh tests/install-deps.sh)" >&2
+	exit 1
+fi
+
+missing=
+for p in $PACKAGES; do
+	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	case $status in
+	*" installed") ;;
+	*) missing="$missing $p" ;;
+	esac
+done
+
+if [ -z "$missing" ]; then
+	echo "install-deps.sh: all build and test packages are installed"
+	exit 0
+fi
+
+echo "install-deps.sh: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+# shellcheck disable=SC2086 # word splitting of the list is intended
+apt-get install -y --no-install-recommends $missing
+echo "install-deps.sh: done"
