@@ -50,7 +50,8 @@ SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \
                 sendmail/message.c sendmail/submit.c sendmail/aliases.c \
                 sendmail/smtpd.c sendmail/mailq.c
 QUEUERUN_SRCS = queuerun/main.c queuerun/show.c queuerun/runner.c \
-                queuerun/deliver.c queuerun/connect.c queuerun/bounce.c
+                queuerun/deliver.c queuerun/connect.c queuerun/bounce.c \
+                queuerun/explain.c
 ROUTE_SRCS    = route/dns.c route/route.c
 UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_config tests/unit/test_aliases \

@@ -6,6 +6,7 @@
  *	    [--max-time SECONDS] [--lane NAME] [--id QUEUEID]
  *	    [--domain DOMAIN] [--sender ADDRESS]
  *	queuerun [-C FILE] show QUEUEID
+ *	queuerun [-C FILE] route [--lane NAME] [--sender ADDRESS] ADDRESS...
  * DESCRIPTION
  *	With no verb, or "run", one pass over the queue: every recipient
  *	that is due is delivered, then queuerun exits, so a cron line is a
@@ -25,6 +26,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "queuerun/explain.h"
 #include "queuerun/runner.h"
 #include "queuerun/show.h"
 #include "spool/config.h"
@@ -50,7 +52,9 @@ usage(void)
 	    "usage: queuerun [-C FILE] [run] [--flush] [--daemon INTERVAL]\n"
 	    "                [--max-time SECONDS] [--lane NAME] [--id QUEUEID]\n"
 	    "                [--domain DOMAIN] [--sender ADDRESS]\n"
-	    "       queuerun [-C FILE] show QUEUEID\n");
+	    "       queuerun [-C FILE] show QUEUEID\n"
+	    "       queuerun [-C FILE] route [--lane NAME] [--sender ADDRESS] "
+	    "ADDRESS...\n");
 	exit(EX_USAGE);
 }
 
@@ -141,6 +145,22 @@ main(int argc, char **argv)
 			    "%s", cfg.spool_directory);
 		rc = show_message(sp, argv[i], stdout);
 		spool_close(sp);
+	} else if (strcmp(verb, "route") == 0) {
+		const char *lane = NULL, *sender = NULL;
+		for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {
+			if (strcmp(argv[i], "--lane") == 0)
+				lane = argv[i + 1];
+			else if (strcmp(argv[i], "--sender") == 0)
+				sender = argv[i + 1];
+			else
+				usage();
+		}
+		if (i >= argc)
+			usage();
+		if (lane && !config_has_lane(&cfg, lane))
+			log_fatal(EX_USAGE, "--lane %s: no such lane", lane);
+		rc = explain_routes(&cfg, lane, sender, argv + i, argc - i,
+		    stdout);
 	} else if (strcmp(verb, "run") == 0) {
 		struct runner_options opt;
 		memset(&opt, 0, sizeof(opt));

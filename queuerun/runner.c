@@ -631,14 +631,18 @@ free_txns(struct txn *txns, size_t n)
  * the pace it can go), not logged, no backoff.
  */
 static void
-release_txns(struct runner *run, struct txn *txns, size_t n, int64_t when_ms,
+release_list(struct runner *run, struct txn **list, size_t n, int64_t when_ms,
     int64_t step_ms)
 {
 	for (size_t i = 0; i < n; i++) {
-		struct txn *t = &txns[i];
+		struct txn *t = list[i];
 		if (t->m.done)
 			continue;
-		int64_t at = (when_ms + (int64_t)i * step_ms + 999) / 1000;
+		/*
+		 * Round down: the runner sleeps until the exact moment
+		 * (throttled_until_ms) and must then find it due.
+		 */
+		int64_t at = (when_ms + (int64_t)i * step_ms) / 1000;
 		struct spool_result *res = xcalloc(t->m.nrcpts + 1,
 		    sizeof(*res));
 		for (size_t r = 0; r < t->m.nrcpts; r++) {
@@ -651,6 +655,15 @@ release_txns(struct runner *run, struct txn *txns, size_t n, int64_t when_ms,
 		    t->m.nrcpts, time(NULL), &all_final);
 		free(res);
 		t->m.done = true;
+	}
+}
+
+static void
+release_txns(struct runner *run, struct txn *txns, size_t n, int64_t when_ms)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct txn *t = &txns[i];
+		release_list(run, &t, 1, when_ms, 0);
 	}
 }
 
@@ -680,101 +693,124 @@ throttle_key(const struct group *g, const struct mxl_source *src, char *key,
 	    src ? src->address : "-");
 }
 
-static void
-send_group(struct runner *run, const struct group *g, struct txn *txns,
-    size_t n)
+/*
+ * One connection from src with as many of list as its throttle allows
+ * now. Returns how many were handed to it (0: the throttle said wait,
+ * *retry_ms tells until when).
+ */
+static size_t
+send_one_connection(struct runner *run, const struct group *g,
+    const struct mxl_source *src, struct txn **list, size_t n,
+    int64_t *retry_ms)
 {
 	struct spool_throttle_limits tl = {g->limits.concurrency,
 	    g->limits.rate_count, g->limits.rate_period, g->limits.delay_ms};
 	bool throttled = limits_set(&g->limits);
-	size_t nsources = g->pool ? g->pool->nsources : 0;
-	bool *skip = xcalloc(nsources + 1, sizeof(bool));
-	int64_t retry_ms = 0;
-	const struct mxl_source *last_src = NULL;
-	size_t next = 0;
-	bool preempted = false;
+	char key[400];
+	size_t want = n;
 
-	while (next < n && !stop_requested) {
-		int si = g->pool ? route_pick_source(run->sp, g->pool, skip,
-		    false) : -1;
-		if (g->pool && si < 0)
-			break;	/* every source busy or out of rate */
+	throttle_key(g, src, key, sizeof(key));
+	if (g->limits.messages_per_connection > 0 &&
+	    want > (size_t)g->limits.messages_per_connection)
+		want = (size_t)g->limits.messages_per_connection;
+	struct spool_throttle_grant grant = {(int)want, -1, 0};
+	if (throttled && spool_throttle_acquire(run->sp, key, &tl,
+	    g->priority, (int)want, run->cfg->delivery_lease_time,
+	    &grant) != SPOOL_OK)
+		return 0;
+	if (grant.granted <= 0) {
+		*retry_ms = grant.retry_ms;
+		return 0;
+	}
+	struct dlv_config dcfg = run->dlv;
+	dcfg.port = g->port;
+	if (src) {
+		dcfg.source = (const struct sockaddr *)&src->sa;
+		dcfg.source_len = src->sa_len;
+		dcfg.helo = src->helo;
+	}
+	struct dlv_msg **ptrs = xcalloc((size_t)grant.granted, sizeof(*ptrs));
+	for (int i = 0; i < grant.granted; i++)
+		ptrs[i] = &list[i]->m;
+	deliver_to_hosts(&dcfg, run->sp, g->hosts, g->nhosts, ptrs,
+	    (size_t)grant.granted, on_message_done, run);
+	int unused = 0;
+	for (int i = 0; i < grant.granted; i++)
+		if (!ptrs[i]->done)
+			unused++;
+	free(ptrs);
+	if (throttled)
+		(void)spool_throttle_release(run->sp, key, &grant, unused);
+	return (size_t)grant.granted;
+}
+
+/* Puts back what a throttle held: booked at its pace, or due at once. */
+static void
+hold_back(struct runner *run, const struct group *g,
+    const struct mxl_source *src, struct txn **list, size_t n,
+    int64_t retry_ms, bool at_once)
+{
+	int64_t now_ms = (int64_t)time(NULL) * 1000;
+	int64_t first = retry_ms > now_ms ? retry_ms : now_ms;
+	int64_t step = 0;
+
+	if (n == 0)
+		return;
+	if (!at_once && !g->priority && limits_set(&g->limits)) {
+		struct spool_throttle_limits tl = {g->limits.concurrency,
+		    g->limits.rate_count, g->limits.rate_period,
+		    g->limits.delay_ms};
+		char key[400];
+		int64_t booked;
+		throttle_key(g, src, key, sizeof(key));
+		if (spool_throttle_book(run->sp, key, &tl, (int)n, &booked,
+		    &step) == SPOOL_OK && booked > first)
+			first = booked;
+	}
+	if (at_once)
+		first = now_ms;
+	release_list(run, list, n, first, step);
+	if (!at_once && (run->throttled_until_ms == 0 ||
+	    first < run->throttled_until_ms))
+		run->throttled_until_ms = first;
+}
+
+static void
+send_group(struct runner *run, const struct group *g, struct txn *txns,
+    size_t n)
+{
+	struct txn **list = xcalloc(n + 1, sizeof(*list));
+	size_t next = 0;
+
+	for (size_t i = 0; i < n; i++)
+		list[i] = &txns[i];
+	while (next < n) {
+		int si = g->pool ? route_choose_source(run->sp, g->pool) : -1;
+		if (g->pool && si < 0) {
+			/* Every source switched off: the mail waits for one. */
+			release_list(run, list + next, n - next,
+			    ((int64_t)time(NULL) + 60) * 1000, 0);
+			break;
+		}
 		const struct mxl_source *src = si >= 0 ?
 		    &g->pool->sources[si] : NULL;
-		size_t want = n - next;
-		if (g->limits.messages_per_connection > 0 &&
-		    want > (size_t)g->limits.messages_per_connection)
-			want = (size_t)g->limits.messages_per_connection;
-		struct spool_throttle_grant grant = {(int)want, -1, 0};
-		char key[400];
-		throttle_key(g, src, key, sizeof(key));
-		if (throttled && spool_throttle_acquire(run->sp, key, &tl,
-		    g->priority, (int)want, run->cfg->delivery_lease_time,
-		    &grant) != SPOOL_OK)
-			break;
-		if (grant.granted <= 0) {
-			if (retry_ms == 0 || grant.retry_ms < retry_ms)
-				retry_ms = grant.retry_ms;
-			last_src = src;
-			if (si < 0)
-				break;
-			skip[si] = true;
-			continue;
-		}
-		struct dlv_config dcfg = run->dlv;
-		dcfg.port = g->port;
-		if (src) {
-			dcfg.source = (const struct sockaddr *)&src->sa;
-			dcfg.source_len = src->sa_len;
-			dcfg.helo = src->helo;
-		}
-		struct dlv_msg **ptrs = xcalloc((size_t)grant.granted,
-		    sizeof(*ptrs));
-		for (int i = 0; i < grant.granted; i++)
-			ptrs[i] = &txns[next + (size_t)i].m;
-		deliver_to_hosts(&dcfg, run->sp, g->hosts, g->nhosts, ptrs,
-		    (size_t)grant.granted, on_message_done, run);
-		int unused = 0;
-		for (int i = 0; i < grant.granted; i++)
-			if (!ptrs[i]->done)
-				unused++;
-		free(ptrs);
-		if (throttled)
-			(void)spool_throttle_release(run->sp, key, &grant,
-			    unused);
-		next += (size_t)grant.granted;
+		int64_t retry_ms = 0;
+		size_t sent = 0;
+		if (!stop_requested)
+			sent = send_one_connection(run, g, src, list + next,
+			    n - next, &retry_ms);
+		route_count_sent(run->sp, g->pool, si, (unsigned)sent);
+		next += sent;
 		/* Bulk yields to priority mail between connections. */
-		if (!g->priority && next < n &&
-		    spool_priority_due(run->sp, time(NULL))) {
-			preempted = true;
+		bool preempt = !g->priority && next < n &&
+		    spool_priority_due(run->sp, time(NULL));
+		if (sent == 0 || preempt || stop_requested) {
+			hold_back(run, g, src, list + next, n - next, retry_ms,
+			    preempt || stop_requested);
 			break;
 		}
 	}
-	if (next < n) {
-		int64_t first = retry_ms ? retry_ms : (int64_t)time(NULL) * 1000;
-		int64_t step = 0;
-		if (!preempted && !stop_requested && throttled) {
-			/* Book them at the throttle's pace (see spool.h). */
-			char key[400];
-			throttle_key(g, last_src, key, sizeof(key));
-			int64_t booked = 0;
-			if (!g->priority && spool_throttle_book(run->sp, key,
-			    &tl, (int)(n - next), &booked, &step) == SPOOL_OK &&
-			    booked > first)
-				first = booked;
-			/* Several sources share the load: each takes a step. */
-			size_t enabled = 0;
-			for (size_t i = 0; i < nsources; i++)
-				enabled += g->pool->sources[i].enabled;
-			if (enabled > 1)
-				step /= (int64_t)enabled;
-		}
-		release_txns(run, &txns[next], n - next, first, step);
-		if (run->throttled_until_ms == 0 ||
-		    first < run->throttled_until_ms)
-			run->throttled_until_ms = first;
-	}
-	free(skip);
+	free(list);
 }
 
 static int
@@ -874,7 +910,7 @@ deliver_domain(struct runner *run, struct spool_work *work, size_t n)
 		}
 		if (stop_requested)
 			release_txns(run, txns, ntxns,
-			    (int64_t)time(NULL) * 1000, 0);
+			    (int64_t)time(NULL) * 1000);
 	}
 	free_txns(txns, ntxns);
 	for (size_t i = 0; i < k; i++) {
@@ -884,6 +920,33 @@ deliver_domain(struct runner *run, struct spool_work *work, size_t n)
 	free(slots);
 	free(first);
 	dns_mx_free(&mx);
+}
+
+/*
+ * Nothing is due, but a throttle held mail back for a moment: wait for
+ * it rather than end the pass (a pass does not wait for holds longer
+ * than THROTTLE_WAIT_MS; the next pass or the daemon takes those).
+ */
+#define THROTTLE_WAIT_MS 5000
+static bool
+wait_for_throttle(struct runner *run)
+{
+	int64_t until = run->throttled_until_ms;
+	struct timespec ts;
+
+	run->throttled_until_ms = 0;
+	if (until == 0)
+		return false;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (until - now > THROTTLE_WAIT_MS)
+		return false;
+	if (until > now) {
+		struct timespec d = {(until - now) / 1000,
+		    ((until - now) % 1000) * 1000000};
+		nanosleep(&d, NULL);	/* a signal ends it early: fine */
+	}
+	return !stop_requested;
 }
 
 static bool
@@ -920,6 +983,9 @@ run_pass(struct runner *run)
 			    run->cfg->delivery_lease_time, CLAIM_BATCH, &work,
 			    &n);
 		}
+		if (rc == SPOOL_OK && n == 0 && !opt->id &&
+		    wait_for_throttle(run))
+			continue;
 		if (rc != SPOOL_OK || n == 0)
 			break;
 		qsort(work, n, sizeof(*work), compare_work);
@@ -961,11 +1027,25 @@ install_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/*
+ * Sleeps until the next pass is due: the interval, or sooner when held
+ * back or deferred mail comes due, or new mail rings the doorbell.
+ */
 static void
-wait_for_work(int fifo, int seconds)
+wait_for_work(struct runner *run, int fifo, int seconds)
 {
 	struct pollfd p = {fifo, POLLIN, 0};
-	double until = mono_now() + seconds;
+	double wait = seconds;
+	int64_t due;
+
+	if (spool_next_due(run->sp, &due)) {
+		double until_due = (double)(due - time(NULL));
+		if (until_due < wait)
+			wait = until_due;
+	}
+	if (wait < 0.2)
+		wait = 0.2;
+	double until = mono_now() + wait;
 
 	while (!stop_requested) {
 		double left = until - mono_now();
@@ -1014,7 +1094,7 @@ runner_run(const struct mxl_config *cfg, const struct runner_options *opt)
 	do {
 		run_pass(&run);
 		if (opt->daemon_interval > 0)
-			wait_for_work(fifo, opt->daemon_interval);
+			wait_for_work(&run, fifo, opt->daemon_interval);
 	} while (opt->daemon_interval > 0 && !stop_requested);
 	if (fifo >= 0)
 		close(fifo);

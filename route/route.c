@@ -173,47 +173,80 @@ route_limits(const struct mxl_lane *lane, const struct mxl_provider *provider)
 	return none;
 }
 
-int
-route_pick_source(struct spool *sp, const struct mxl_pool *pool,
-    const bool *skip, bool peek)
+static long
+pool_weight(const struct mxl_pool *pool)
 {
 	long total = 0;
 
-	if (pool == NULL)
-		return -1;
-	for (size_t i = 0; i < pool->nsources; i++)
-		if (pool->sources[i].enabled && !(skip && skip[i]))
+	for (size_t i = 0; pool && i < pool->nsources; i++)
+		if (pool->sources[i].enabled)
 			total += pool->sources[i].weight;
+	return total;
+}
+
+static void
+sent_key(const struct mxl_pool *pool, const struct mxl_source *s, char *key,
+    size_t len)
+{
+	snprintf(key, len, "sent|%s|%s", pool->name, s->address);
+}
+
+/*
+ * Weighted round robin by deficit: the enabled source furthest behind
+ * its share (weight / total weight) of what the pool has sent so far.
+ * Counting what was sent, rather than handing out turns, keeps the
+ * shares exact when connections carry different numbers of messages,
+ * and when one source waits for its throttle the others do not run
+ * ahead of their share.
+ */
+int
+route_choose_source(struct spool *sp, const struct mxl_pool *pool)
+{
+	long total = pool_weight(pool);
+	uint64_t *sent;
+	uint64_t all = 0;
+	int best = -1;
+	double best_deficit = 0;
+
 	if (total == 0)
 		return -1;
-	uint64_t turn = 0;
-	char key[128];
-	snprintf(key, sizeof(key), "wrr|%s", pool->name);
-	if (spool_counter_next(sp, key, &turn, peek) != SPOOL_OK)
-		turn = (uint64_t)random();
-	/*
-	 * Smooth weighted round robin (as nginx does it), replayed from the
-	 * start of the cycle: with weights 3 and 1 the turns go A A B A,
-	 * interleaved rather than in blocks, each source getting exactly
-	 * its weight's share of every cycle of total turns.
-	 */
-	long slot = (long)(turn % (uint64_t)total);
-	long *current = xcalloc(pool->nsources, sizeof(long));
-	int pick = -1;
-	for (long step = 0; step <= slot; step++) {
-		pick = -1;
-		for (size_t i = 0; i < pool->nsources; i++) {
-			const struct mxl_source *s = &pool->sources[i];
-			if (!s->enabled || (skip && skip[i]))
-				continue;
-			current[i] += s->weight;
-			if (pick < 0 || current[i] > current[pick])
-				pick = (int)i;
-		}
-		current[pick] -= total;
+	sent = xcalloc(pool->nsources, sizeof(uint64_t));
+	for (size_t i = 0; i < pool->nsources; i++) {
+		char key[400];
+		if (!pool->sources[i].enabled)
+			continue;
+		sent_key(pool, &pool->sources[i], key, sizeof(key));
+		if (sp == NULL || spool_counter_take(sp, key, 0, &sent[i]) !=
+		    SPOOL_OK)
+			sent[i] = 0;
+		all += sent[i];
 	}
-	free(current);
-	return pick;
+	for (size_t i = 0; i < pool->nsources; i++) {
+		const struct mxl_source *s = &pool->sources[i];
+		if (!s->enabled)
+			continue;
+		double deficit = (double)s->weight * (double)(all + 1) /
+		    (double)total - (double)sent[i];
+		if (best < 0 || deficit > best_deficit) {
+			best = (int)i;
+			best_deficit = deficit;
+		}
+	}
+	free(sent);
+	return best;
+}
+
+void
+route_count_sent(struct spool *sp, const struct mxl_pool *pool, int source,
+    unsigned count)
+{
+	char key[400];
+	uint64_t old;
+
+	if (pool == NULL || source < 0 || count == 0)
+		return;
+	sent_key(pool, &pool->sources[source], key, sizeof(key));
+	(void)spool_counter_take(sp, key, count, &old);
 }
 
 void

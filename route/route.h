@@ -22,10 +22,13 @@
  *	chooses the source address). route_limits() is the lane's throttle
  *	keys when it has any, else the provider's.
  *
- *	route_pick_source() chooses the source address of the next
- *	connection by weighted round robin over the pool's enabled
- *	sources, with the counter kept in the spool so that the weights
- *	hold across processes and passes.
+ *	route_choose_source() picks the source address of the next
+ *	connection by weighted round robin over the pool's enabled sources:
+ *	the one furthest behind its share of what the pool has sent, with
+ *	the counts kept in the spool so that the weights hold across
+ *	processes and passes. When that source is at its limit the mail
+ *	waits for it rather than spilling onto another: the weights are the
+ *	shares each address gets, which is how a new address is warmed up.
  */
 #ifndef MXLANE_ROUTE_H
 #define MXLANE_ROUTE_H
@@ -58,13 +61,11 @@ const struct mxl_pool *route_pool(const struct mxl_config *cfg,
 struct mxl_limits route_limits(const struct mxl_lane *lane,
     const struct mxl_provider *provider);
 
-/*
- * Index into pool->sources of the next source by weighted round robin,
- * skipping disabled ones and those marked in skip (may be NULL); -1 if
- * none is left. peek: what would be used now, without advancing.
- */
-int route_pick_source(struct spool *sp, const struct mxl_pool *pool,
-    const bool *skip, bool peek);
+/* Index into pool->sources for the next connection; -1: none enabled. */
+int route_choose_source(struct spool *sp, const struct mxl_pool *pool);
+/* Counts count transactions sent from pool->sources[source]. */
+void route_count_sent(struct spool *sp, const struct mxl_pool *pool,
+    int source, unsigned count);
 
 /* "concurrency 4, rate 20/s, ..." or "none". */
 void route_limits_text(const struct mxl_limits *l, char *out, size_t len);

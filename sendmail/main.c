@@ -487,6 +487,42 @@ run_queue(struct session *s)
 	    s->cfg.queuerun_path, strerror(errno));
 }
 
+/* -bv ADDRESS...: queuerun route says how each would be delivered. */
+static int
+run_verify(struct session *s)
+{
+	char **argv = xcalloc(s->opt.nrcpts + 12, sizeof(char *));
+	int n = 0;
+
+	if (s->opt.nrcpts == 0)
+		log_fatal(EX_USAGE, "-bv: no addresses given");
+	argv[n++] = (char *)"queuerun";
+	if (s->trusted && s->opt.config) {
+		argv[n++] = (char *)"-C";
+		argv[n++] = (char *)s->opt.config;
+	}
+	argv[n++] = (char *)"route";
+	if (s->opt.lane) {
+		check_requested_lane(s);
+		argv[n++] = (char *)"--lane";
+		argv[n++] = (char *)s->opt.lane;
+	}
+	if (s->opt.sender) {
+		argv[n++] = (char *)"--sender";
+		argv[n++] = (char *)s->opt.sender;
+	}
+	for (size_t i = 0; i < s->opt.nrcpts; i++) {
+		char *qualified = address_qualify(s->opt.rcpts[i],
+		    s->cfg.myorigin);
+		argv[n++] = qualified;
+	}
+	argv[n] = NULL;
+	close_spool_at_exit();
+	execv(s->cfg.queuerun_path, argv);
+	log_fatal(EX_UNAVAILABLE, "cannot run %s: %s", s->cfg.queuerun_path,
+	    strerror(errno));
+}
+
 /*
  * New mail rings a running daemon's doorbell. Without a daemon,
  * priority-lane mail still goes out at once: a detached runner is
@@ -588,6 +624,9 @@ main(int argc, char **argv)
 		break;
 	case MODE_QUEUE:
 		rc = run_queue(&s);
+		break;
+	case MODE_VERIFY:
+		rc = run_verify(&s);
 		break;
 	case MODE_DELIVER:
 	default:

@@ -72,6 +72,8 @@ apply_b(struct sm_options *o, const char *mode, char *err, size_t errlen)
 		o->mode = MODE_PRINTQ;
 	else if (strcmp(mode, "i") == 0)
 		o->mode = MODE_NEWALIASES;
+	else if (strcmp(mode, "v") == 0)
+		o->mode = MODE_VERIFY;
 	else
 		return usage_error(err, errlen, "unsupported mode -b%s", mode);
 	return 0;

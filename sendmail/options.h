@@ -23,6 +23,7 @@ enum sm_mode {
 	MODE_PRINTQ,		/* -bp, mailq */
 	MODE_NEWALIASES,	/* -bi, -I, newaliases */
 	MODE_QUEUE,		/* -q... */
+	MODE_VERIFY,		/* -bv: show how addresses would be routed */
 };
 
 struct sm_options {

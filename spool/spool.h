@@ -279,9 +279,12 @@ int spool_throttle_release(struct spool *sp, const char *key,
 int spool_throttle_book(struct spool *sp, const char *key,
     const struct spool_throttle_limits *limits, int count, int64_t *first_ms,
     int64_t *step_ms);
-/* A shared counter (weighted round robin): returns it, then adds 1. */
-int spool_counter_next(struct spool *sp, const char *key, uint64_t *value,
-    bool peek);
+/*
+ * A shared counter (weighted round robin): *value gets its value, then
+ * count is added (count 0: just look).
+ */
+int spool_counter_take(struct spool *sp, const char *key, uint64_t count,
+    uint64_t *value);
 /* Is any priority-lane recipient due now? (A bulk runner yields.) */
 bool spool_priority_due(struct spool *sp, int64_t now);
 /* Earliest due time of any pending recipient; false if none. */

@@ -7,12 +7,11 @@
  *
  *	- connection slots: who holds one (pid) and until when (lease);
  *	  a slot whose holder died or whose lease ran out is free again;
- *	- a sliding-window rate counter: deliveries in the current and the
- *	  previous window of rate_period seconds; the estimate for "the
- *	  last rate_period seconds" weighs the previous window by how much
- *	  of it still overlaps. Two cron passes ten minutes apart under
- *	  "100/h" therefore send 100 between them, not 200, in constant
- *	  space whatever the rate;
+ *	- a sliding-window rate counter: the deliveries of the last
+ *	  rate_period seconds, kept in RATE_BUCKETS buckets of 1/60 of the
+ *	  period each. Two cron passes ten minutes apart under "100/h"
+ *	  therefore send 100 between them, not 200, and "20/s" paces within
+ *	  17 ms, in constant space whatever the rate;
  *	- the time of the last delivery, for a minimum delay between them;
  *	- "a priority-lane delivery is waiting until T": until then other
  *	  lanes get nothing, so the next free delivery goes to it.
@@ -30,7 +29,8 @@
 #include "spool/log.h"
 #include "spool/spool_impl.h"
 
-#define THROTTLE_VERSION	1
+#define THROTTLE_VERSION	2
+#define RATE_BUCKETS		60
 #define MAX_SLOTS		256
 #define PRIORITY_HOLD_MS	3000
 #define BUSY_RETRY_MS		200
@@ -42,9 +42,10 @@ struct slot {
 };
 
 struct throttle_state {
-	int64_t window_start_ms;
-	int64_t prev_count;
-	int64_t cur_count;
+	int64_t head_start_ms;	/* start of the newest rate bucket */
+	int64_t bucket_ms;	/* width of a bucket (period / RATE_BUCKETS) */
+	uint32_t head;		/* index of the newest bucket */
+	int64_t counts[RATE_BUCKETS];
 	int64_t last_ms;
 	int64_t priority_wait_until_ms;
 	int64_t horizon_ms;	/* deliveries booked up to here */
@@ -85,9 +86,11 @@ static void
 encode(const struct throttle_state *st, struct buf *b)
 {
 	put64(b, THROTTLE_VERSION);
-	put64(b, (uint64_t)st->window_start_ms);
-	put64(b, (uint64_t)st->prev_count);
-	put64(b, (uint64_t)st->cur_count);
+	put64(b, (uint64_t)st->head_start_ms);
+	put64(b, (uint64_t)st->bucket_ms);
+	put64(b, st->head);
+	for (int i = 0; i < RATE_BUCKETS; i++)
+		put64(b, (uint64_t)st->counts[i]);
 	put64(b, (uint64_t)st->last_ms);
 	put64(b, (uint64_t)st->priority_wait_until_ms);
 	put64(b, (uint64_t)st->horizon_ms);
@@ -99,28 +102,35 @@ encode(const struct throttle_state *st, struct buf *b)
 	}
 }
 
+#define FIXED_WORDS (4 + RATE_BUCKETS + 4)
+
 /* A record that does not decode is treated as fresh state. */
 static void
 decode(const unsigned char *p, size_t len, struct throttle_state *st)
 {
 	memset(st, 0, sizeof(*st));
-	if (len < 8 * 8 || get64(p) != THROTTLE_VERSION)
+	if (len < FIXED_WORDS * 8 || get64(p) != THROTTLE_VERSION)
 		return;
-	uint64_t n = get64(p + 56);
-	if (n > MAX_SLOTS || len != 8 * 8 + n * 16)
+	uint64_t n = get64(p + (FIXED_WORDS - 1) * 8);
+	if (n > MAX_SLOTS || len != FIXED_WORDS * 8 + n * 16)
 		return;
-	st->window_start_ms = (int64_t)get64(p + 8);
-	st->prev_count = (int64_t)get64(p + 16);
-	st->cur_count = (int64_t)get64(p + 24);
-	st->last_ms = (int64_t)get64(p + 32);
-	st->priority_wait_until_ms = (int64_t)get64(p + 40);
-	st->horizon_ms = (int64_t)get64(p + 48);
+	const unsigned char *q = p + 8;
+	st->head_start_ms = (int64_t)get64(q);
+	st->bucket_ms = (int64_t)get64(q + 8);
+	st->head = (uint32_t)(get64(q + 16) % RATE_BUCKETS);
+	q += 24;
+	for (int i = 0; i < RATE_BUCKETS; i++, q += 8)
+		st->counts[i] = (int64_t)get64(q);
+	st->last_ms = (int64_t)get64(q);
+	st->priority_wait_until_ms = (int64_t)get64(q + 8);
+	st->horizon_ms = (int64_t)get64(q + 16);
+	q += 32;
 	st->nslots = (uint32_t)n;
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t id = get64(p + 64 + 16 * i);
+	for (uint32_t i = 0; i < n; i++, q += 16) {
+		uint64_t id = get64(q);
 		st->slots[i].pid = (uint32_t)(id >> 32);
 		st->slots[i].token = (uint32_t)id;
-		st->slots[i].lease_until = (int64_t)get64(p + 72 + 16 * i);
+		st->slots[i].lease_until = (int64_t)get64(q + 8);
 	}
 }
 
@@ -178,33 +188,56 @@ free_dead_slots(struct throttle_state *st, int64_t now_s)
 	st->nslots = k;
 }
 
-/* Moves the rate windows forward to now. */
+/* Moves the bucket ring forward to now, emptying buckets that expired. */
 static void
-roll_window(struct throttle_state *st, int64_t now, int64_t window)
+roll_buckets(struct throttle_state *st, int64_t now, int64_t period_ms)
 {
-	if (st->window_start_ms == 0 || now < st->window_start_ms) {
-		st->window_start_ms = now;
+	int64_t width = period_ms / RATE_BUCKETS;
+
+	if (width < 1)
+		width = 1;
+	if (st->bucket_ms != width || st->head_start_ms == 0 ||
+	    now < st->head_start_ms) {
+		/* New key, a changed rate, or a clock step: start afresh. */
+		memset(st->counts, 0, sizeof(st->counts));
+		st->bucket_ms = width;
+		st->head = 0;
+		st->head_start_ms = now;
 		return;
 	}
-	int64_t elapsed = now - st->window_start_ms;
-	if (elapsed < window)
+	int64_t steps = (now - st->head_start_ms) / width;
+	if (steps >= RATE_BUCKETS) {
+		memset(st->counts, 0, sizeof(st->counts));
+		st->head_start_ms += steps * width;
 		return;
-	st->prev_count = elapsed < 2 * window ? st->cur_count : 0;
-	st->cur_count = 0;
-	st->window_start_ms += (elapsed / window) * window;
+	}
+	for (int64_t i = 0; i < steps; i++) {
+		st->head = (st->head + 1) % RATE_BUCKETS;
+		st->counts[st->head] = 0;
+	}
+	st->head_start_ms += steps * width;
 }
 
-static long
-rate_allowance(const struct throttle_state *st, const
-    struct spool_throttle_limits *l, int64_t now)
+static int64_t
+rate_used(const struct throttle_state *st)
 {
-	int64_t window = (int64_t)l->rate_period * 1000;
-	int64_t into = now - st->window_start_ms;
-	double estimate = (double)st->prev_count * (double)(window - into) /
-	    (double)window + (double)st->cur_count;
-	double left = (double)l->rate_count - estimate;
+	int64_t sum = 0;
 
-	return left >= 1 ? (long)left : 0;
+	for (int i = 0; i < RATE_BUCKETS; i++)
+		sum += st->counts[i];
+	return sum;
+}
+
+/* When the oldest delivery in the window leaves it. */
+static int64_t
+rate_next_free(const struct throttle_state *st)
+{
+	for (int k = 1; k <= RATE_BUCKETS; k++) {
+		uint32_t i = (st->head + (uint32_t)k) % RATE_BUCKETS;
+		if (st->counts[i] > 0)
+			return st->head_start_ms + k * st->bucket_ms;
+	}
+	return st->head_start_ms + st->bucket_ms;
 }
 
 static int
@@ -245,17 +278,14 @@ acquire_once(struct spool *sp, const char *key,
 			allowed = 1;
 		}
 	}
+	if (l->rate_count > 0)
+		roll_buckets(&st, now, (int64_t)l->rate_period * 1000);
 	if (allowed > 0 && l->rate_count > 0) {
-		int64_t window = (int64_t)l->rate_period * 1000;
-		roll_window(&st, now, window);
-		long left = rate_allowance(&st, l, now);
+		int64_t left = l->rate_count - rate_used(&st);
 		if (left < allowed)
-			allowed = left;
-		if (allowed == 0) {
-			/* About when one more delivery fits the window. */
-			int64_t step = window / l->rate_count;
-			retry = now + (step < 10 ? 10 : step);
-		}
+			allowed = left > 0 ? (long)left : 0;
+		if (allowed == 0)
+			retry = rate_next_free(&st);
 	}
 	if (allowed > 0 && l->concurrency > 0) {
 		struct slot *s = &st.slots[st.nslots++];
@@ -266,7 +296,7 @@ acquire_once(struct spool *sp, const char *key,
 		s->token = (uint32_t)g->slot;
 	}
 	if (allowed > 0) {
-		st.cur_count += allowed;
+		st.counts[st.head] += allowed;
 		st.last_ms = now;
 		if (priority)
 			st.priority_wait_until_ms = 0;
@@ -318,9 +348,14 @@ release_once(struct spool *sp, const char *key,
 		    st.slots[i].pid == (uint32_t)getpid()))
 			st.slots[k++] = st.slots[i];
 	st.nslots = k;
-	if (unused > 0)
-		st.cur_count = st.cur_count > unused ? st.cur_count - unused :
-		    0;
+	/* Unused grants go back to the newest bucket they could be in. */
+	for (int i = 0; unused > 0 && i < RATE_BUCKETS; i++) {
+		uint32_t b = (st.head + RATE_BUCKETS - (uint32_t)i) %
+		    RATE_BUCKETS;
+		int64_t take = st.counts[b] < unused ? st.counts[b] : unused;
+		st.counts[b] -= take;
+		unused -= (int)take;
+	}
 	if ((rc = store(sp, txn, key, &st)) != 0)
 		goto err;
 	return txn->commit(txn, DB_TXN_WRITE_NOSYNC);
@@ -394,7 +429,8 @@ spool_throttle_book(struct spool *sp, const char *key,
 }
 
 static int
-counter_once(struct spool *sp, const char *name, uint64_t *value, bool peek)
+counter_once(struct spool *sp, const char *name, uint64_t count,
+    uint64_t *value)
 {
 	char key[300];
 	DBT k, v;
@@ -412,13 +448,13 @@ counter_once(struct spool *sp, const char *name, uint64_t *value, bool peek)
 	v.data = raw;
 	v.ulen = sizeof(raw);
 	v.flags = DB_DBT_USERMEM;
-	rc = sp->throttle->get(sp->throttle, txn, &k, &v, peek ? 0 : DB_RMW);
+	rc = sp->throttle->get(sp->throttle, txn, &k, &v, count ? DB_RMW : 0);
 	*value = (rc == 0 && v.size == 8) ? get64(raw) : 0;
 	if (rc == DB_NOTFOUND || rc == DB_BUFFER_SMALL)
 		rc = 0;
-	if (rc == 0 && !peek) {
+	if (rc == 0 && count > 0) {
 		struct buf b = BUF_INIT;
-		put64(&b, *value + 1);
+		put64(&b, *value + count);
 		rc = spool_put(sp->throttle, txn, key, strlen(key), b.data,
 		    b.len, 0);
 		buf_free(&b);
@@ -431,13 +467,13 @@ counter_once(struct spool *sp, const char *name, uint64_t *value, bool peek)
 }
 
 int
-spool_counter_next(struct spool *sp, const char *key, uint64_t *value,
-    bool peek)
+spool_counter_take(struct spool *sp, const char *key, uint64_t count,
+    uint64_t *value)
 {
 	int rc = DB_LOCK_DEADLOCK;
 
 	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(rc); i++)
-		rc = counter_once(sp, key, value, peek);
+		rc = counter_once(sp, key, count, value);
 	if (rc != 0) {
 		log_error("spool: counter %s: %s", key, db_strerror(rc));
 		return SPOOL_ERR;
