@@ -662,8 +662,23 @@ config_load(const char *explicit_path, bool use_environment,
 		/* A fresh install runs on built-in defaults. */
 		cfg->path = NULL;
 	} else {
+		/* include("providers.conf") is found beside this file. */
+		char *dir = xstrdup(path);
+		char *slash = strrchr(dir, '/');
+		const char *file = path;
+		if (slash) {
+			/*
+			 * With a search path libconfuse looks every name up in
+			 * it, the main file too: hand it the directory and the
+			 * bare file name.
+			 */
+			*slash = '\0';
+			cfg_add_searchpath(parsed, *dir ? dir : "/");
+			file = path + (slash - dir) + 1;
+		}
 		cfg->path = xstrdup(path);
-		rc = cfg_parse(parsed, path);
+		rc = cfg_parse(parsed, file);
+		free(dir);
 	}
 	current_error = NULL;
 	if (rc == CFG_FILE_ERROR) {
