@@ -1,0 +1,193 @@
+/*
+ * test_route - lanes, providers, pools, limits and the weighted round
+ * robin, from a configuration like the issue's sample.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "route/route.h"
+#include "spool/log.h"
+#include "tests/unit/unit.h"
+
+static char dir[] = "/tmp/mxl-test-route-XXXXXX";
+
+static const char sample[] =
+    "pool default { source \"127.0.0.1\" { } }\n"
+    "pool gmail {\n"
+    "  source \"127.0.0.11\" { helo = \"gm1.example.org\" weight = 3 }\n"
+    "  source \"127.0.0.12\" { helo = \"gm2.example.org\" weight = 1 }\n"
+    "  source \"127.0.0.13\" { helo = \"gm3.example.org\" enabled = false }\n"
+    "}\n"
+    "pool transactional { source \"127.0.0.20\" { helo = \"tx.example.org\" } }\n"
+    "provider gmail {\n"
+    "  domains = { \"gmail.com\", \"googlemail.com\" }\n"
+    "  mx      = { \"*.google.com\", \"*.googlemail.com\" }\n"
+    "  pool    = \"gmail\"\n"
+    "  concurrency = 4\n"
+    "  rate    = \"20/s\"\n"
+    "  recipients_per_message  = 50\n"
+    "  messages_per_connection = 100\n"
+    "}\n"
+    "provider internal {\n"
+    "  domains = { \"example.org\", \".corp.example\" }\n"
+    "  relay   = \"[127.0.0.30]:2525\"\n"
+    "}\n"
+    "provider therest { pool = \"default\" concurrency = 20 }\n"
+    "lane priority { pool = \"transactional\" }\n"
+    "lane bulk {\n"
+    "  match_sender = { \"*@lists.example.org\" }\n"
+    "  match_user   = { \"civicrm\" }\n"
+    "  match_header = { \"Precedence: bulk\", \"Precedence: list\" }\n"
+    "}\n"
+    "lane slow { rate = \"1/m\" }\n";
+
+static const char *hdr_names[] = {"Subject", "Precedence", NULL};
+static const char *hdr_values[] = {"news", " bulk ", NULL};
+
+static const char *
+headers(void *ctx, size_t i, char **value)
+{
+	(void)ctx;
+	if (hdr_names[i] == NULL)
+		return NULL;
+	*value = strdup(hdr_values[i]);
+	return hdr_names[i];
+}
+
+static void
+test_lanes(const struct mxl_config *cfg)
+{
+	char why[256];
+
+	CHECK_STR(route_lane(cfg, NULL, "a@lists.example.org", "www", NULL,
+	    NULL, why, sizeof(why)), "bulk");
+	CHECK(strstr(why, "lists.example.org") != NULL);
+	CHECK_STR(route_lane(cfg, NULL, "a@example.org", "civicrm", NULL, NULL,
+	    why, sizeof(why)), "bulk");
+	CHECK_STR(route_lane(cfg, NULL, "a@example.org", "www", headers, NULL,
+	    why, sizeof(why)), "bulk");
+	CHECK_STR(route_lane(cfg, NULL, "a@example.org", "www", NULL, NULL,
+	    why, sizeof(why)), "priority");
+	CHECK_STR(why, "default_lane");
+	CHECK_STR(route_lane(cfg, "priority", "a@lists.example.org", "civicrm",
+	    headers, NULL, why, sizeof(why)), "priority");
+}
+
+static void
+test_providers(const struct mxl_config *cfg)
+{
+	char why[256];
+	const struct mxl_provider *p;
+
+	p = route_provider_by_domain(cfg, "GMail.com", why, sizeof(why));
+	CHECK(p && strcmp(p->name, "gmail") == 0);
+	p = route_provider_by_domain(cfg, "eu.corp.example", why, sizeof(why));
+	CHECK(p && strcmp(p->name, "internal") == 0);
+	CHECK(p && p->relay_no_mx && p->relay_port == 2525);
+	CHECK(p && strcmp(p->relay_host, "127.0.0.30") == 0);
+	CHECK(route_provider_by_domain(cfg, "corp.example", why,
+	    sizeof(why)) == NULL);
+
+	struct dns_host host = {0};
+	host.name = "aspmx.l.google.com";
+	struct dns_mx mx = {&host, 1, false};
+	p = route_provider(cfg, "acme.test", &mx, why, sizeof(why));
+	CHECK(p && strcmp(p->name, "gmail") == 0);
+	CHECK(strstr(why, "*.google.com") != NULL);
+	host.name = "mx.acme.test";
+	p = route_provider(cfg, "acme.test", &mx, why, sizeof(why));
+	CHECK(p && strcmp(p->name, "therest") == 0);
+	p = route_provider(cfg, "acme.test", NULL, why, sizeof(why));
+	CHECK(p && strcmp(p->name, "therest") == 0);
+}
+
+static void
+test_pools_and_limits(const struct mxl_config *cfg)
+{
+	char why[256];
+	const struct mxl_provider *gmail = config_provider(cfg, "gmail");
+	const struct mxl_provider *internal = config_provider(cfg, "internal");
+	const struct mxl_lane *prio = config_lane(cfg, "priority");
+	const struct mxl_lane *bulk = config_lane(cfg, "bulk");
+	const struct mxl_lane *slow = config_lane(cfg, "slow");
+
+	CHECK_STR(route_pool(cfg, prio, gmail, why, sizeof(why))->name,
+	    "transactional");
+	CHECK_STR(route_pool(cfg, bulk, gmail, why, sizeof(why))->name,
+	    "gmail");
+	CHECK_STR(route_pool(cfg, bulk, internal, why, sizeof(why))->name,
+	    "default");
+	struct mxl_limits l = route_limits(bulk, gmail);
+	CHECK_INT(l.concurrency, 4);
+	CHECK_INT(l.rate_count, 20);
+	CHECK_INT(l.rate_period, 1);
+	CHECK_INT(l.recipients_per_message, 50);
+	CHECK_INT(l.messages_per_connection, 100);
+	l = route_limits(slow, gmail);
+	CHECK_INT(l.rate_count, 1);
+	CHECK_INT(l.rate_period, 60);
+	CHECK_INT(l.concurrency, 0);
+	l = route_limits(bulk, internal);
+	char text[200];
+	route_limits_text(&l, text, sizeof(text));
+	CHECK_STR(text, "none (unthrottled)");
+}
+
+static void
+test_round_robin(const struct mxl_config *cfg)
+{
+	struct spool *sp;
+	const struct mxl_pool *pool = config_pool(cfg, "gmail");
+	int counts[3] = {0, 0, 0};
+
+	CHECK_INT(spool_open(dir, &sp), 0);
+	/* Connections of uneven size: shares follow messages sent. */
+	for (int i = 0; i < 200; i++) {
+		int s = route_choose_source(sp, pool);
+		unsigned sent = 1 + (unsigned)(i % 7);
+		CHECK(s >= 0 && s < 2);
+		counts[s] += (int)sent;
+		route_count_sent(sp, pool, s, sent);
+	}
+	int total = counts[0] + counts[1];
+	CHECK_INT(counts[2], 0);
+	/* 3:1 within a connection's worth. */
+	CHECK(counts[0] * 4 >= total * 3 - 28 && counts[0] * 4 <= total * 3 +
+	    28);
+	fprintf(stderr, "round robin: %d / %d\n", counts[0], counts[1]);
+	spool_close(sp);
+}
+
+int
+main(void)
+{
+	struct mxl_config cfg;
+	char path[256], err[512];
+
+	log_init("test_route");
+	log_set_file("/dev/null");
+	if (mkdtemp(dir) == NULL)
+		return 2;
+	snprintf(path, sizeof(path), "%s/r.conf", dir);
+	FILE *f = fopen(path, "w");
+	fputs(sample, f);
+	fclose(f);
+	int rc = config_load(path, false, &cfg, err, sizeof(err));
+	CHECK_INT(rc, 0);
+	if (rc != 0) {
+		fprintf(stderr, "%s\n", err);
+		return unit_done("route");
+	}
+	test_lanes(&cfg);
+	test_providers(&cfg);
+	test_pools_and_limits(&cfg);
+	test_round_robin(&cfg);
+	config_free(&cfg);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		return 2;
+	return unit_done("route");
+}
