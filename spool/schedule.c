@@ -728,8 +728,13 @@ finish_once(struct spool *sp, const char *id, struct spool_notice *notice,
 	}
 	if (rc != 0)
 		goto err;
-	/* A notice is new mail: it must be on disk like a submission. */
-	if ((rc = txn->commit(txn, 0)) == 0 && notice)
+	/*
+	 * A notice is new mail: it must be on disk like a submission. A
+	 * bare removal need not wait for the disk: lost in an operating
+	 * system crash, it costs one repeated delivery, never a message.
+	 */
+	if ((rc = txn->commit(txn, notice ? 0 : DB_TXN_WRITE_NOSYNC)) == 0 &&
+	    notice)
 		memcpy(notice->id, notice->msg->id, SPOOL_ID_SIZE);
 	return rc;
 err:
