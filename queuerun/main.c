@@ -45,6 +45,21 @@ on_sigbus(int sig)
 	_exit(EX_TEMPFAIL);
 }
 
+/*
+ * The spool watchdog fired (see spool_set_watchdog): leave; claims held
+ * come back when their lease ends, and a supervisor restarts a daemon.
+ */
+static void
+on_spool_hang(int sig)
+{
+	static const char msg[] = "queuerun: the mail queue is not "
+	    "responding; exiting\n";
+
+	(void)sig;
+	(void)!write(2, msg, sizeof(msg) - 1);
+	_exit(EX_TEMPFAIL);
+}
+
 static _Noreturn void
 usage(void)
 {
@@ -117,6 +132,9 @@ main(int argc, char **argv)
 	/* Spool files must stay group-writable whoever creates them. */
 	umask(007);
 	signal(SIGBUS, on_sigbus);
+	signal(SIGXFSZ, SIG_IGN);
+	signal(SIGALRM, on_spool_hang);
+	spool_set_watchdog(60);
 	log_init("queuerun");
 	for (; i < argc && argv[i][0] == '-' && argv[i][1] == 'C'; i++) {
 		if (argv[i][2])

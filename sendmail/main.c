@@ -65,6 +65,24 @@ static void deliver_now(struct session *s, const char *id);
  * error return. Nothing has been committed at that point, so the right
  * answer is the usual one: temporary failure, try again later.
  */
+/*
+ * The spool watchdog fired: a spool call hung (a process killed while
+ * holding a BerkeleyDB mutex leaves waiters nothing would wake). Say
+ * what became of the message: committed means queued.
+ */
+static void
+on_spool_hang(int sig)
+{
+	static const char msg[] = "sendmail: the mail queue is not "
+	    "responding; message not queued, try again later\n";
+
+	(void)sig;
+	if (spool_committed)
+		_exit(0);
+	(void)!write(2, msg, sizeof(msg) - 1);
+	_exit(EX_TEMPFAIL);
+}
+
 static void
 on_sigbus(int sig)
 {
@@ -593,6 +611,10 @@ main(int argc, char **argv)
 	/* A client that closes its end early must not kill a commit. */
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGBUS, on_sigbus);
+	signal(SIGALRM, on_spool_hang);
+	spool_set_watchdog(20);
+	/* Over a file-size limit, write(2) must fail (EFBIG), not kill us. */
+	signal(SIGXFSZ, SIG_IGN);
 	if (strcmp(progname, "mailq") != 0 &&
 	    strcmp(progname, "newaliases") != 0)
 		progname = "sendmail";

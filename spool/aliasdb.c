@@ -66,9 +66,10 @@ int
 spool_aliases_replace(struct spool *sp, const struct spool_alias *aliases,
     size_t n)
 {
+	SPOOL_GUARD;
 	int rc = DB_LOCK_DEADLOCK;
 
-	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(rc); i++)
+	SPOOL_RETRY(sp, rc, i)
 		rc = replace_once(sp, aliases, n);
 	if (rc != 0) {
 		log_error("spool: cannot store aliases: %s", db_strerror(rc));
@@ -86,10 +87,11 @@ get_string(struct spool *sp, const char *name, DBT *val)
 	memset(&key, 0, sizeof(key));
 	key.data = (void *)name;
 	key.size = (u_int32_t)strlen(name);
-	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(rc); i++) {
+	SPOOL_RETRY(sp, rc, i) {
 		memset(val, 0, sizeof(*val));
 		val->flags = DB_DBT_MALLOC;
-		rc = sp->aliases->get(sp->aliases, NULL, &key, val, 0);
+		rc = sp->aliases->get(sp->aliases, NULL, &key, val,
+		    DB_READ_UNCOMMITTED);
 	}
 	return rc;
 }
@@ -98,6 +100,7 @@ int
 spool_alias_lookup(struct spool *sp, const char *name, char ***targets,
     size_t *ntargets)
 {
+	SPOOL_GUARD;
 	DBT val;
 	int rc = get_string(sp, name, &val);
 
@@ -129,6 +132,7 @@ spool_alias_lookup(struct spool *sp, const char *name, char ***targets,
 bool
 spool_has_aliases(struct spool *sp)
 {
+	SPOOL_GUARD;
 	DBT val;
 	int rc = get_string(sp, BUILT_KEY, &val);
 

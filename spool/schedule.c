@@ -451,6 +451,7 @@ int
 spool_claim_due(struct spool *sp, const struct spool_claim_filter *filter,
     int64_t now, int lease, size_t max, struct spool_work **out, size_t *n)
 {
+	SPOOL_GUARD;
 	struct claim cl;
 	int rc = DB_LOCK_DEADLOCK;
 
@@ -460,7 +461,7 @@ spool_claim_due(struct spool *sp, const struct spool_claim_filter *filter,
 	cl.now = now;
 	cl.lease = lease;
 	cl.max = max;
-	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(rc); i++) {
+	SPOOL_RETRY(sp, rc, i) {
 		claim_reset(&cl);
 		if ((rc = sp->env->txn_begin(sp->env, NULL, &cl.txn, 0)) != 0)
 			break;
@@ -503,6 +504,7 @@ int
 spool_claim_message(struct spool *sp, const char *id, bool flush,
     int64_t now, int lease, struct spool_work **out, size_t *n)
 {
+	SPOOL_GUARD;
 	struct spool_claim_filter filter = {NULL, NULL, NULL, flush};
 	struct claim cl;
 	int rc = DB_LOCK_DEADLOCK;
@@ -515,7 +517,7 @@ spool_claim_message(struct spool *sp, const char *id, bool flush,
 	cl.now = now;
 	cl.lease = lease;
 	cl.max = (size_t)-1;
-	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(rc); i++) {
+	SPOOL_RETRY(sp, rc, i) {
 		struct spool_msg msg;
 
 		claim_reset(&cl);
@@ -650,10 +652,11 @@ spool_record_results(struct spool *sp, const char *id,
     const struct spool_result *results, size_t n, int64_t now,
     bool *all_final)
 {
+	SPOOL_GUARD;
 	int rc = DB_LOCK_DEADLOCK;
 
 	*all_final = false;
-	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(rc); i++)
+	SPOOL_RETRY(sp, rc, i)
 		rc = record_once(sp, id, results, n, now, all_final);
 	if (rc == DB_NOTFOUND)
 		return SPOOL_NOTFOUND;
@@ -665,20 +668,29 @@ spool_record_results(struct spool *sp, const char *id,
 	return SPOOL_OK;
 }
 
-int
-spool_pending_finish(struct spool *sp, char (*ids)[SPOOL_ID_SIZE], size_t max,
+/*
+ * Finish keys are read committed: acting on one whose insertion then
+ * rolled back would remove a message that still has work.
+ */
+static int
+pending_once(struct spool *sp, char (*ids)[SPOOL_ID_SIZE], size_t max,
     size_t *n)
 {
 	unsigned char k[SCHED_KEY_LEN];
 	DBT key, val;
+	DB_TXN *txn;
 	DBC *c;
 	int rc;
 	u_int32_t op = DB_SET_RANGE;
 
 	*n = 0;
-	if ((rc = sp->schedule->cursor(sp->schedule, NULL, &c,
+	if ((rc = sp->env->txn_begin(sp->env, NULL, &txn,
 	    DB_READ_COMMITTED)) != 0)
-		goto fail;
+		return rc;
+	if ((rc = sp->schedule->cursor(sp->schedule, txn, &c, 0)) != 0) {
+		txn->abort(txn);
+		return rc;
+	}
 	key_pack(k, SCHED_FINISH, 0, "0000000000000", 0);
 	memset(&key, 0, sizeof(key));
 	memset(&val, 0, sizeof(val));
@@ -696,11 +708,28 @@ spool_pending_finish(struct spool *sp, char (*ids)[SPOOL_ID_SIZE], size_t max,
 		memcpy(ids[(*n)++], sk.id, SPOOL_ID_SIZE);
 	}
 	c->close(c);
-	if (rc == 0 || rc == DB_NOTFOUND)
-		return SPOOL_OK;
-fail:
-	log_error("spool: cannot list finished messages: %s", db_strerror(rc));
-	return SPOOL_ERR;
+	if (rc != 0 && rc != DB_NOTFOUND) {
+		txn->abort(txn);
+		return rc;
+	}
+	return txn->commit(txn, 0);
+}
+
+int
+spool_pending_finish(struct spool *sp, char (*ids)[SPOOL_ID_SIZE], size_t max,
+    size_t *n)
+{
+	int rc = DB_LOCK_DEADLOCK;
+	SPOOL_GUARD;
+
+	SPOOL_RETRY(sp, rc, i)
+		rc = pending_once(sp, ids, max, n);
+	if (rc != 0) {
+		log_error("spool: cannot list finished messages: %s",
+		    db_strerror(rc));
+		return SPOOL_ERR;
+	}
+	return SPOOL_OK;
 }
 
 static int
@@ -746,9 +775,10 @@ int
 spool_finish(struct spool *sp, const char *id, struct spool_notice *notice,
     bool remove)
 {
+	SPOOL_GUARD;
 	int rc = DB_LOCK_DEADLOCK;
 
-	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(rc); i++)
+	SPOOL_RETRY(sp, rc, i)
 		rc = finish_once(sp, id, notice, remove);
 	if (rc == DB_NOTFOUND)
 		return SPOOL_NOTFOUND;
@@ -764,6 +794,7 @@ int
 spool_read_chunk(struct spool *sp, const char *id, uint32_t index,
     struct buf *out)
 {
+	SPOOL_GUARD;
 	unsigned char k[RECORD_SUBKEY_LEN];
 	DBT key, val;
 	int rc = DB_LOCK_DEADLOCK;
@@ -772,10 +803,11 @@ spool_read_chunk(struct spool *sp, const char *id, uint32_t index,
 	memset(&key, 0, sizeof(key));
 	key.data = k;
 	key.size = sizeof(k);
-	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(rc); i++) {
+	SPOOL_RETRY(sp, rc, i) {
 		memset(&val, 0, sizeof(val));
 		val.flags = DB_DBT_MALLOC;
-		rc = sp->content->get(sp->content, NULL, &key, &val, 0);
+		rc = sp->content->get(sp->content, NULL, &key, &val,
+		    DB_READ_UNCOMMITTED);
 	}
 	if (rc == DB_NOTFOUND)
 		return SPOOL_NOTFOUND;
@@ -799,7 +831,7 @@ first_due(struct spool *sp, int cls, int64_t *due)
 	DBC *c;
 	bool found = false;
 
-	if (sp->schedule->cursor(sp->schedule, NULL, &c, DB_READ_COMMITTED))
+	if (sp->schedule->cursor(sp->schedule, NULL, &c, DB_READ_UNCOMMITTED))
 		return false;
 	key_pack(k, cls, 0, "0000000000000", 0);
 	memset(&key, 0, sizeof(key));
@@ -823,6 +855,7 @@ first_due(struct spool *sp, int cls, int64_t *due)
 bool
 spool_priority_due(struct spool *sp, int64_t now)
 {
+	SPOOL_GUARD;
 	int64_t due;
 
 	return first_due(sp, SCHED_PRIORITY, &due) && due <= now;
@@ -831,6 +864,7 @@ spool_priority_due(struct spool *sp, int64_t now)
 bool
 spool_next_due(struct spool *sp, int64_t *when)
 {
+	SPOOL_GUARD;
 	int64_t a, b;
 	bool has_a = first_due(sp, SCHED_PRIORITY, &a);
 	bool has_b = first_due(sp, SCHED_NORMAL, &b);

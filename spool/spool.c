@@ -69,7 +69,9 @@ open_db(struct spool *sp, DB_TXN *txn, DB **dbp, const char *file,
 		return rc;
 	if (pagesize)
 		db->set_pagesize(db, pagesize);
-	rc = db->open(db, txn, file, NULL, type, DB_CREATE, FILE_MODE);
+	/* Readers that need no isolation (mailq) never wait on writers. */
+	rc = db->open(db, txn, file, NULL, type, DB_CREATE |
+	    DB_READ_UNCOMMITTED, FILE_MODE);
 	if (rc != 0) {
 		db->close(db, DB_NOSYNC);
 		return rc;
@@ -194,6 +196,13 @@ spool_open_handles(struct spool *sp)
 	env->set_errcall(env, bdb_errcall);
 	/* Deadlocks between submitters and runners are broken at once. */
 	env->set_lk_detect(env, DB_LOCK_DEFAULT);
+	/*
+	 * A process killed inside a transaction leaves locks behind. No
+	 * transaction here ever waits for a lock (see spool_retryable), so
+	 * nobody sleeps on a lock a dead process holds; recovery, run by
+	 * the next process to join (DB_REGISTER), clears them.
+	 */
+	env->set_flags(env, DB_TXN_NOWAIT, 1);
 	env->set_lk_max_locks(env, 20000);
 	env->set_lk_max_objects(env, 20000);
 	env->set_lk_max_lockers(env, 4000);
@@ -229,6 +238,7 @@ err:
 int
 spool_open(const char *dir, struct spool **out)
 {
+	SPOOL_GUARD;
 	struct spool *sp = xcalloc(1, sizeof(*sp));
 	struct stat st;
 
@@ -287,9 +297,66 @@ spool_reopen(struct spool *sp)
 	return spool_open_handles(sp);
 }
 
+volatile sig_atomic_t spool_committed;
+static int watchdog_seconds;
+static int guard_depth;
+
+void
+spool_set_watchdog(int seconds)
+{
+	watchdog_seconds = seconds;
+}
+
+struct spool_guard
+spool_guard_begin(void)
+{
+	struct spool_guard g = {0};
+
+	if (guard_depth++ == 0 && watchdog_seconds > 0)
+		alarm((unsigned)watchdog_seconds);
+	return g;
+}
+
+void
+spool_guard_end(struct spool_guard *g)
+{
+	(void)g;
+	if (--guard_depth == 0 && watchdog_seconds > 0)
+		alarm(0);
+}
+
+bool
+spool_retryable(struct spool *sp, int rc, int attempt)
+{
+	if (attempt == 0)
+		return true;
+	if (rc == DB_RUNRECOVERY) {
+		/* Another process recovered the environment: join the new one. */
+		return spool_reopen(sp) == 0;
+	}
+	if (rc != DB_LOCK_DEADLOCK && rc != DB_LOCK_NOTGRANTED)
+		return false;
+	/*
+	 * Still refused after a while: perhaps the holder is dead. Joining
+	 * the environment again lets DB_REGISTER notice that and recover
+	 * (failchk could do it in place, but it waits on the mutexes a dead
+	 * process may hold, and would hang us instead).
+	 */
+	if (attempt % 64 == 0 && spool_reopen(sp) != 0)
+		return false;
+	/* Back off a little more each time, with jitter, up to 25 ms. */
+	long us = 200L * (attempt < 100 ? attempt : 100);
+	us += random() % (us + 1);
+	if (us > 25000)
+		us = 25000;
+	usleep((useconds_t)us);
+	return true;
+}
+
 void
 spool_close(struct spool *sp)
 {
+	SPOOL_GUARD;
 	if (sp == NULL)
 		return;
 	if (sp->env)
@@ -505,24 +572,18 @@ spool_submit(struct spool *sp, struct spool_msg *msg,
     const struct spool_rcpt *rcpts, size_t nrcpt, spool_prefix_fn prefix,
     void *prefix_ctx, const char *body, size_t body_len)
 {
-	int rc = 0;
+	int rc = DB_LOCK_DEADLOCK;
+	SPOOL_GUARD;
 
-	for (int attempt = 0; attempt < TXN_RETRIES; attempt++) {
+	SPOOL_RETRY(sp, rc, attempt) {
 		rc = submit_once(sp, msg, rcpts, nrcpt, prefix, prefix_ctx,
 		    body, body_len);
 		if (rc == 0) {
+			spool_committed = 1;
 			/* Cheap unless 1 MB of log or 5 minutes have passed. */
 			(void)sp->env->txn_checkpoint(sp->env, 1024, 5, 0);
 			return SPOOL_OK;
 		}
-		if (rc == DB_RUNRECOVERY) {
-			/* Another process just recovered the environment. */
-			if (spool_reopen(sp) != 0)
-				break;
-			continue;
-		}
-		if (!spool_retryable(rc))
-			break;
 	}
 	log_error("spool: cannot queue message in %s: %s", sp->dir,
 	    rc > 0 ? strerror(rc) : db_strerror(rc));
@@ -614,7 +675,8 @@ get_once(struct spool *sp, const char *id, struct spool_msg *msg,
 	key.data = (void *)id;
 	key.size = SPOOL_ID_LEN;
 	val.flags = DB_DBT_MALLOC;
-	if ((rc = sp->messages->get(sp->messages, NULL, &key, &val, 0)) != 0)
+	if ((rc = sp->messages->get(sp->messages, NULL, &key, &val,
+	    DB_READ_UNCOMMITTED)) != 0)
 		return rc;
 	rc = record_decode_msg(val.data, val.size, msg);
 	free(val.data);
@@ -624,7 +686,8 @@ get_once(struct spool *sp, const char *id, struct spool_msg *msg,
 	}
 	if (rcpts == NULL)
 		return 0;
-	if ((rc = sp->recipients->cursor(sp->recipients, NULL, &c, 0)) == 0) {
+	if ((rc = sp->recipients->cursor(sp->recipients, NULL, &c,
+	    DB_READ_UNCOMMITTED)) == 0) {
 		rc = read_rcpts(c, id, rcpts, nrcpt);
 		c->close(c);
 	}
@@ -637,11 +700,12 @@ int
 spool_get(struct spool *sp, const char *id, struct spool_msg *msg,
     struct spool_rcpt **rcpts, size_t *nrcpt)
 {
+	SPOOL_GUARD;
 	int rc = DB_LOCK_DEADLOCK;
 
 	if (!spool_id_valid(id))
 		return SPOOL_NOTFOUND;
-	for (int i = 0; i < TXN_RETRIES && spool_retryable(rc); i++)
+	SPOOL_RETRY(sp, rc, i)
 		rc = get_once(sp, id, msg, rcpts, nrcpt);
 	if (rc == DB_NOTFOUND)
 		return SPOOL_NOTFOUND;
@@ -656,6 +720,7 @@ int
 spool_read_content(struct spool *sp, const char *id,
     int (*fn)(void *ctx, const char *data, size_t len), void *ctx)
 {
+	SPOOL_GUARD;
 	unsigned char k[RECORD_SUBKEY_LEN];
 	DBT key, val;
 	DBC *c;
@@ -664,7 +729,8 @@ spool_read_content(struct spool *sp, const char *id,
 
 	if (!spool_id_valid(id))
 		return SPOOL_NOTFOUND;
-	if ((rc = sp->content->cursor(sp->content, NULL, &c, 0)) != 0)
+	if ((rc = sp->content->cursor(sp->content, NULL, &c,
+	    DB_READ_UNCOMMITTED)) != 0)
 		goto fail;
 	record_subkey(id, 0, k);
 	memset(&key, 0, sizeof(key));
@@ -708,7 +774,7 @@ scan_next(struct spool *sp, const char *after, struct spool_msg *msg,
 	int rc;
 
 	if ((rc = sp->messages->cursor(sp->messages, NULL, &c,
-	    DB_READ_COMMITTED)) != 0)
+	    DB_READ_UNCOMMITTED)) != 0)
 		return rc;
 	memset(k, 0, sizeof(k));
 	memcpy(k, after, strlen(after));
@@ -746,7 +812,7 @@ scan_next(struct spool *sp, const char *after, struct spool_msg *msg,
 		return -1;
 	}
 	if ((rc = sp->recipients->cursor(sp->recipients, NULL, &c,
-	    DB_READ_COMMITTED)) != 0) {
+	    DB_READ_UNCOMMITTED)) != 0) {
 		spool_msg_free(msg);
 		return rc;
 	}
@@ -766,11 +832,12 @@ spool_scan(struct spool *sp, spool_scan_fn fn, void *ctx)
 		struct spool_msg msg;
 		struct spool_rcpt *rcpts = NULL;
 		size_t n = 0;
-		int rc, tries = 0;
+		int rc;
 
-		do
+		SPOOL_GUARD;
+		rc = DB_LOCK_DEADLOCK;
+		SPOOL_RETRY(sp, rc, i)
 			rc = scan_next(sp, after, &msg, &rcpts, &n);
-		while (spool_retryable(rc) && ++tries < TXN_RETRIES);
 		if (rc == DB_NOTFOUND)
 			return SPOOL_OK;
 		if (rc == -1) {
@@ -859,11 +926,12 @@ remove_once(struct spool *sp, const char *id)
 int
 spool_remove(struct spool *sp, const char *id)
 {
+	SPOOL_GUARD;
 	int rc = DB_LOCK_DEADLOCK;
 
 	if (!spool_id_valid(id))
 		return SPOOL_NOTFOUND;
-	for (int i = 0; i < TXN_RETRIES && spool_retryable(rc); i++)
+	SPOOL_RETRY(sp, rc, i)
 		rc = remove_once(sp, id);
 	if (rc == DB_NOTFOUND)
 		return SPOOL_NOTFOUND;

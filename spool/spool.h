@@ -298,6 +298,15 @@ int spool_wakeup_listen(const char *dir);
 bool spool_wakeup_notify(const char *dir);
 void spool_wakeup_drain(int fd);
 
+/*
+ * After n seconds inside one spool call, SIGALRM is raised (0: never).
+ * spool_committed is set once spool_submit() has committed, so a
+ * handler can tell "queued" from "not queued".
+ */
+void spool_set_watchdog(int seconds);
+#include <signal.h>
+extern volatile sig_atomic_t spool_committed;
+
 /* Validates a queue id's form (13 upper-case hex digits). */
 bool spool_id_valid(const char *id);
 

@@ -13,7 +13,8 @@
 
 #include "spool/spool.h"
 
-#define SPOOL_TXN_RETRIES 20
+/* About 10 s of backing off before an operation gives up. */
+#define SPOOL_TXN_RETRIES 400
 
 struct spool {
 	char *dir;
@@ -47,11 +48,34 @@ int spool_schedule_del(struct spool *sp, DB_TXN *txn, int cls, int64_t due,
 int spool_schedule_drop_message(struct spool *sp, DB_TXN *txn,
     const char *id);
 
-/* Deadlock victims and lock time-outs: abort and run the txn again. */
-static inline bool
-spool_retryable(int rc)
-{
-	return rc == DB_LOCK_DEADLOCK || rc == DB_LOCK_NOTGRANTED;
-}
+/*
+ * Whether to run a transaction again, given what the last run returned
+ * (attempt 0: the first run, always). Transactions never wait for a
+ * lock (DB_TXN_NOWAIT): a conflict returns at once and we back off and
+ * retry here, rejoining the environment now and then so that a holder
+ * that died is noticed and recovered. A process blocked inside the lock
+ * manager could not be woken if the holder died; one that backs off can.
+ * DB_RUNRECOVERY (another process recovered the environment) reopens
+ * the handles and retries.
+ */
+bool spool_retryable(struct spool *sp, int rc, int attempt);
+#define SPOOL_RETRY(sp, rc, i) \
+	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(sp, rc, i); \
+	    i++)
+
+/*
+ * Watchdog: a spool call that takes longer than the limit set with
+ * spool_set_watchdog() raises SIGALRM (the program's handler decides),
+ * because a process killed while holding a BerkeleyDB mutex leaves
+ * waiters that nothing else would ever wake.
+ */
+struct spool_guard {
+	int unused;
+};
+struct spool_guard spool_guard_begin(void);
+void spool_guard_end(struct spool_guard *g);
+#define SPOOL_GUARD \
+	struct spool_guard spool_guard_ \
+	    __attribute__((cleanup(spool_guard_end))) = spool_guard_begin()
 
 #endif

@@ -318,9 +318,10 @@ spool_throttle_acquire(struct spool *sp, const char *key,
     const struct spool_throttle_limits *limits, bool priority, int want,
     int lease, struct spool_throttle_grant *grant)
 {
+	SPOOL_GUARD;
 	int rc = DB_LOCK_DEADLOCK;
 
-	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(rc); i++)
+	SPOOL_RETRY(sp, rc, i)
 		rc = acquire_once(sp, key, limits, priority, want, lease,
 		    grant);
 	if (rc != 0) {
@@ -368,11 +369,12 @@ int
 spool_throttle_release(struct spool *sp, const char *key,
     const struct spool_throttle_grant *grant, int unused)
 {
+	SPOOL_GUARD;
 	int rc = DB_LOCK_DEADLOCK;
 
 	if (grant->slot < 0 && unused <= 0)
 		return SPOOL_OK;
-	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(rc); i++)
+	SPOOL_RETRY(sp, rc, i)
 		rc = release_once(sp, key, grant, unused);
 	if (rc != 0) {
 		log_error("spool: throttle %s: %s", key, db_strerror(rc));
@@ -417,9 +419,10 @@ spool_throttle_book(struct spool *sp, const char *key,
     const struct spool_throttle_limits *limits, int count, int64_t *first_ms,
     int64_t *step_ms)
 {
+	SPOOL_GUARD;
 	int rc = DB_LOCK_DEADLOCK;
 
-	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(rc); i++)
+	SPOOL_RETRY(sp, rc, i)
 		rc = book_once(sp, key, limits, count, first_ms, step_ms);
 	if (rc != 0) {
 		log_error("spool: throttle %s: %s", key, db_strerror(rc));
@@ -470,9 +473,10 @@ int
 spool_counter_take(struct spool *sp, const char *key, uint64_t count,
     uint64_t *value)
 {
+	SPOOL_GUARD;
 	int rc = DB_LOCK_DEADLOCK;
 
-	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(rc); i++)
+	SPOOL_RETRY(sp, rc, i)
 		rc = counter_once(sp, key, count, value);
 	if (rc != 0) {
 		log_error("spool: counter %s: %s", key, db_strerror(rc));
