@@ -71,6 +71,7 @@ QUEUERUN_LIB_OBJS = $(filter-out $(O)/queuerun/main.o $(O)/queuerun/connect.o,\
                     $(QUEUERUN_OBJS))
 
 PROGRAMS = $(O)/sendmail/sendmail $(O)/queuerun/queuerun
+SRCDIRS  = spool sendmail queuerun route
 
 .PHONY: all check check-unit check-sanitize bench install clean demo
 all: $(PROGRAMS)
@@ -138,4 +139,5 @@ install: all
 
 clean:
 	rm -rf build-sanitize
-	rm -f */*.o */*.d */*.a $(PROGRAMS) $(UNIT_TESTS:%=$(O)/%)
+	rm -f $(addsuffix /*.o,$(SRCDIRS)) $(addsuffix /*.d,$(SRCDIRS)) \
+	      $(addsuffix /*.a,$(SRCDIRS)) $(PROGRAMS) $(UNIT_TESTS:%=$(O)/%)

@@ -50,6 +50,7 @@ void
 connect_disarm(void)
 {
 	arm.armed = 0;
+	arm.fd = -1;
 }
 
 int

@@ -54,6 +54,7 @@ struct session {
 	const struct dns_host *host;
 	char relay[320];
 	struct buf last_reply;	/* the server's most recent reply line */
+	struct buf greeting;	/* its first reply line (the greeting) */
 	bool tls;
 	bool tls_attempted;
 	bool no_tls;
@@ -298,8 +299,7 @@ analyze_message(struct session *s, smtp_message_t msg, struct dlv_msg *m,
 	if (mail->code == 0) {
 		if (session_error)
 			remember_error(m, session_error,
-			    s->last_reply.len > 0 && s->last_reply.data[0] ==
-			    '5');
+			    s->greeting.len > 0 && s->greeting.data[0] == '5');
 		return;
 	}
 	char *mtext = status_text(mail);
@@ -340,6 +340,13 @@ monitor_cb(const char *data, int len, int writing, void *arg)
 	struct session *s = arg;
 
 	if (writing == SMTP_CB_READING) {
+		if (s->greeting.len == 0) {
+			char *first = xstrndup(data, (size_t)len);
+			char *line = one_line(first);
+			buf_puts(&s->greeting, line);
+			free(line);
+			free(first);
+		}
 		buf_reset(&s->last_reply);
 		buf_append(&s->last_reply, data, (size_t)len);
 		char *line = one_line(s->last_reply.data);
@@ -429,8 +436,17 @@ client_tls_ctx(void)
 {
 	if (tls_ctx == NULL) {
 		tls_ctx = SSL_CTX_new(TLS_client_method());
-		if (tls_ctx)
+		if (tls_ctx) {
 			SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+			/*
+			 * libESMTP 1.1 polls the socket, not the TLS layer:
+			 * after a TLS 1.3 handshake the server's session
+			 * tickets sit unread in OpenSSL while it waits on
+			 * the socket for the EHLO reply, until the time-out.
+			 * TLS 1.2 has no such tickets after the handshake.
+			 */
+			SSL_CTX_set_max_proto_version(tls_ctx, TLS1_2_VERSION);
+		}
 	}
 	return tls_ctx;
 }
@@ -440,13 +456,17 @@ set_timeouts(smtp_session_t session, const struct dlv_config *cfg)
 {
 	const long ovr = Timeout_OVERRIDE_RFC2822_MINIMUM;
 
+	/* libESMTP counts in milliseconds; our keys are in seconds. */
 	smtp_set_timeout(session, Timeout_GREETING | ovr,
-	    cfg->helo_timeout);
-	smtp_set_timeout(session, Timeout_ENVELOPE | ovr, cfg->mail_timeout);
-	smtp_set_timeout(session, Timeout_DATA | ovr, cfg->data_init_timeout);
+	    cfg->helo_timeout * 1000L);
+	smtp_set_timeout(session, Timeout_ENVELOPE | ovr,
+	    cfg->mail_timeout * 1000L);
+	smtp_set_timeout(session, Timeout_DATA | ovr,
+	    cfg->data_init_timeout * 1000L);
 	smtp_set_timeout(session, Timeout_TRANSFER | ovr,
-	    cfg->data_xfer_timeout);
-	smtp_set_timeout(session, Timeout_DATA2 | ovr, cfg->data_done_timeout);
+	    cfg->data_xfer_timeout * 1000L);
+	smtp_set_timeout(session, Timeout_DATA2 | ovr,
+	    cfg->data_done_timeout * 1000L);
 }
 
 static enum notify_flags
@@ -509,16 +529,34 @@ session_error_text(struct session *s)
 
 	if (s->t_connected == 0 && err != 0)
 		return xasprintf("connect to %s: %s", s->relay, strerror(err));
+	/*
+	 * A refusing greeting is answered with QUIT, so by now the last
+	 * reply is the 221: the greeting is what the server had to say.
+	 */
+	if (s->greeting.len > 0 && (s->greeting.data[0] == '4' ||
+	    s->greeting.data[0] == '5'))
+		return xasprintf("host %s refused to talk to me: %s",
+		    s->relay, s->greeting.data);
 	if (s->last_reply.len > 0 && (s->last_reply.data[0] == '4' ||
 	    s->last_reply.data[0] == '5'))
-		return xasprintf("host %s refused to talk to me: %s",
-		    s->relay, s->last_reply.data);
+		return xasprintf("host %s said: %s", s->relay,
+		    s->last_reply.data);
 	char ebuf[256];
 	int e = smtp_errno();
 	if (e == 0)
 		return xasprintf("conversation with %s ended early", s->relay);
 	return xasprintf("conversation with %s failed: %s", s->relay,
 	    smtp_strerror(e, ebuf, sizeof(ebuf)));
+}
+
+/* Did any message of the session get as far as MAIL FROM? */
+static bool
+any_attempted(struct dlv_msg **msgs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (msgs[i]->done || msgs[i]->last_error)
+			return true;
+	return false;
 }
 
 /*
@@ -568,6 +606,7 @@ run_session(struct session *s, const struct sockaddr_storage *addr,
 	s->t_connected = 0;
 	s->tls = s->tls_attempted = s->ext_8bitmime_missing = false;
 	buf_reset(&s->last_reply);
+	buf_reset(&s->greeting);
 	connect_arm(cfg->source, cfg->source_len, cfg->connect_timeout);
 	int ok = smtp_start_session(session);
 	connect_disarm();
@@ -577,7 +616,8 @@ run_session(struct session *s, const struct sockaddr_storage *addr,
 		for (size_t i = 0; i < n; i++)
 			msgs[i]->no_8bitmime = true;
 		retry = true;
-	} else if (!ok && s->tls_attempted && !s->tls && !s->no_tls) {
+	} else if (s->tls_attempted && !s->tls && !s->no_tls &&
+	    !any_attempted(msgs, n)) {
 		s->no_tls = true;	/* broken TLS: try once in the clear */
 		retry = true;
 	}
@@ -632,6 +672,7 @@ deliver_to_hosts(const struct dlv_config *cfg, struct spool *sp,
 out:
 	if (deliver_stop) {
 		buf_free(&s.last_reply);
+		buf_free(&s.greeting);
 		return;		/* the caller hands the claims back */
 	}
 	/* Every host tried: what is still pending waits, or fails for good. */
@@ -655,4 +696,5 @@ out:
 		done(ctx, m);
 	}
 	buf_free(&s.last_reply);
+	buf_free(&s.greeting);
 }

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "queuerun/bounce.h"
+#include "queuerun/connect.h"
 #include "queuerun/deliver.h"
 #include "route/dns.h"
 #include "route/route.h"
@@ -62,12 +63,20 @@ struct txn {
 
 static volatile sig_atomic_t stop_requested;
 
+static bool out_of_time(const struct runner *run);
+
 static void
 on_stop_signal(int sig)
 {
 	(void)sig;
 	stop_requested = 1;
 	deliver_stop = 1;
+	/*
+	 * Abandon the transaction in flight rather than wait for a slow
+	 * server (shutdown(2) is async-signal-safe); what it carried is
+	 * handed back and retried, at worst delivered twice.
+	 */
+	connect_abort_current();
 }
 
 static double
@@ -105,6 +114,26 @@ backoff(const struct mxl_config *cfg, uint32_t previous_attempts)
 	    t);
 }
 
+/*
+ * The SMTP reply inside "host X said: REPLY (in reply to ...)" or
+ * "host X refused to talk to me: REPLY".
+ */
+static char *
+diagnostic_of(const char *text)
+{
+	const char *said = text ? strstr(text, " said: ") : NULL;
+	const char *refused = text ? strstr(text, " to talk to me: ") : NULL;
+
+	if (said)
+		said += 7;
+	else if (refused)
+		said = refused + 16;	/* "refused to talk to me: 421 ..." */
+	else
+		return NULL;
+	const char *end = strstr(said, " (in reply to ");
+	return end ? xstrndup(said, (size_t)(end - said)) : xstrdup(said);
+}
+
 /* "5.1.1"-style status for a recipient's outcome. */
 static void
 outcome_status(const struct dlv_rcpt *r, enum spool_rcpt_state state,
@@ -116,6 +145,13 @@ outcome_status(const struct dlv_rcpt *r, enum spool_rcpt_state state,
 	}
 	if (r->status) {
 		snprintf(out, 16, "%s", r->status);
+		return;
+	}
+	/* "host X said: 451 4.3.0 ..." from the last host tried. */
+	char *said = diagnostic_of(r->reply);
+	if (said) {
+		bounce_status_from_reply(said, out);
+		free(said);
 		return;
 	}
 	snprintf(out, 16, "%s", state == RCPT_SENT ? "2.0.0" :
@@ -159,19 +195,6 @@ log_rcpt(struct runner *run, const struct txn *t, const struct dlv_rcpt *r,
 	log_set_component(NULL);
 }
 
-/* The SMTP reply inside a "host X said: REPLY (in reply to ...)" text. */
-static char *
-diagnostic_of(const char *text)
-{
-	const char *said = text ? strstr(text, " said: ") : NULL;
-
-	if (said == NULL)
-		return NULL;
-	said += 7;
-	const char *end = strstr(said, " (in reply to ");
-	return end ? xstrndup(said, (size_t)(end - said)) : xstrdup(said);
-}
-
 static char *
 remote_mta_of(const char *relay)
 {
@@ -211,11 +234,12 @@ wants(const struct spool_rcpt *r, uint32_t bit)
 static int
 send_notice(struct runner *run, const struct spool_msg *msg,
     const struct spool_rcpt *rcpts, size_t n, enum bounce_kind kind,
-    bool remove, char notice_id[SPOOL_ID_SIZE])
+    enum spool_finish_what what, char notice_id[SPOOL_ID_SIZE])
 {
 	struct bounce_rcpt *brs = xcalloc(n + 1, sizeof(*brs));
 	char (*status)[16] = xcalloc(n + 1, sizeof(*status));
 	char **owned = xcalloc(2 * n + 1, sizeof(char *));
+	uint32_t *reported = xcalloc(n + 1, sizeof(uint32_t));
 	size_t nb = 0, nowned = 0;
 	int64_t now = time(NULL);
 	int rc = SPOOL_OK;
@@ -223,7 +247,9 @@ send_notice(struct runner *run, const struct spool_msg *msg,
 	notice_id[0] = '\0';
 	for (size_t i = 0; i < n; i++) {
 		const struct spool_rcpt *r = &rcpts[i];
+		/* A recipient whose bounce went out earlier is not repeated. */
 		bool failed = kind == BOUNCE_FAILED && r->state == RCPT_BOUNCED &&
+		    !(r->flags & SPOOL_RCPT_NOTIFIED) &&
 		    wants(r, SPOOL_NOTIFY_FAILURE);
 		bool delayed = kind == BOUNCE_DELAYED &&
 		    r->state == RCPT_QUEUED && r->attempts > 0 &&
@@ -235,11 +261,14 @@ send_notice(struct runner *run, const struct spool_msg *msg,
 		b->address = r->address;
 		b->orcpt = r->orcpt;
 		b->action = failed ? "failed" : "delayed";
-		if (diag)
+		if (r->status)
+			snprintf(status[nb], 16, "%s", r->status);
+		else if (diag)
 			bounce_status_from_reply(diag, status[nb]);
 		else
 			snprintf(status[nb], 16, "%s", failed ? "5.4.4" :
 			    "4.4.1");
+		reported[nb] = r->index;
 		b->status = status[nb];
 		b->remote_mta = owned[nowned++] = remote_mta_of(r->last_relay);
 		b->diagnostic = owned[nowned++] = diag;
@@ -305,9 +334,9 @@ send_notice(struct runner *run, const struct spool_msg *msg,
 		notice.len = content.len;
 		np = &notice;
 	}
-	if (np == NULL && !remove)
-		goto out;	/* no delay notice owed after all */
-	rc = spool_finish(run->sp, msg->id, np, remove);
+	if (np == NULL && what != SPOOL_FINISH_REMOVE)
+		goto out;	/* no notice owed after all */
+	rc = spool_finish(run->sp, msg->id, np, what, reported, nb);
 	if (rc == SPOOL_OK && np) {
 		memcpy(notice_id, notice.id, SPOOL_ID_SIZE);
 		log_set_component("bounce");
@@ -323,6 +352,7 @@ out:
 	free(owned);
 	free(status);
 	free(brs);
+	free(reported);
 	free(postmaster);
 	return rc;
 }
@@ -338,7 +368,7 @@ finish_message(struct runner *run, const char *id)
 
 	if (spool_get(run->sp, id, &msg, &rcpts, &n) != SPOOL_OK)
 		return;
-	if (send_notice(run, &msg, rcpts, n, BOUNCE_FAILED, true,
+	if (send_notice(run, &msg, rcpts, n, BOUNCE_FAILED, SPOOL_FINISH_REMOVE,
 	    notice_id) == SPOOL_OK) {
 		log_set_component("qmgr");
 		log_info("%s: removed", id);
@@ -362,8 +392,29 @@ maybe_warn_delay(struct runner *run, const char *id, int64_t now)
 		return;
 	if (!msg.warned && *msg.sender &&
 	    now - msg.arrival >= run->cfg->delay_warning_time)
-		(void)send_notice(run, &msg, rcpts, n, BOUNCE_DELAYED, false,
-		    notice_id);
+		(void)send_notice(run, &msg, rcpts, n, BOUNCE_DELAYED,
+		    SPOOL_FINISH_WARNED, notice_id);
+	spool_msg_free(&msg);
+	spool_rcpts_free(rcpts, n);
+}
+
+/*
+ * Some recipients failed for good while others still wait: their
+ * sender hears about those now, as with Postfix, not days later when
+ * the last recipient is done.
+ */
+static void
+bounce_now(struct runner *run, const char *id)
+{
+	struct spool_msg msg;
+	struct spool_rcpt *rcpts;
+	size_t n;
+	char notice_id[SPOOL_ID_SIZE];
+
+	if (spool_get(run->sp, id, &msg, &rcpts, &n) != SPOOL_OK)
+		return;
+	(void)send_notice(run, &msg, rcpts, n, BOUNCE_FAILED,
+	    SPOOL_FINISH_NOTIFIED, notice_id);
 	spool_msg_free(&msg);
 	spool_rcpts_free(rcpts, n);
 }
@@ -394,7 +445,8 @@ on_message_done(void *ctx, struct dlv_msg *m)
 	    sizeof(*results));
 	char **texts = xcalloc(m->nrcpts + 1, sizeof(char *));
 	int64_t now = time(NULL);
-	bool deferred = false, all_final = false;
+	bool deferred = false, bounced = false, all_final = false;
+	char (*dsns)[16] = xcalloc(m->nrcpts + 1, sizeof(*dsns));
 
 	for (size_t k = 0; k < m->nrcpts; k++) {
 		struct dlv_rcpt *r = &m->rcpts[k];
@@ -418,6 +470,7 @@ on_message_done(void *ctx, struct dlv_msg *m)
 		case DLV_BOUNCE:
 			res->state = RCPT_BOUNCED;
 			word = "bounced";
+			bounced = true;
 			break;
 		case DLV_DEFER:
 		case DLV_PENDING:
@@ -435,6 +488,7 @@ on_message_done(void *ctx, struct dlv_msg *m)
 			    run->cfg->maximal_queue_lifetime) {
 				res->state = RCPT_BOUNCED;
 				word = "expired";
+				bounced = true;
 				char *why = xasprintf("message expired in the "
 				    "queue: %s", texts[k]);
 				free(texts[k]);
@@ -451,6 +505,8 @@ on_message_done(void *ctx, struct dlv_msg *m)
 		if (word == NULL)
 			continue;
 		outcome_status(r, res->state, dsn);
+		memcpy(dsns[k], dsn, sizeof(dsn));
+		res->status = dsns[k];
 		log_rcpt(run, t, r, k, strcmp(word, "expired") == 0 ?
 		    "bounced" : word, dsn, res->response, now);
 		run->progress = true;
@@ -459,9 +515,12 @@ on_message_done(void *ctx, struct dlv_msg *m)
 	    now, &all_final) == SPOOL_OK) {
 		if (all_final)
 			finish_message(run, slot->env.id);
-		else if (deferred)
+		else if (bounced)
+			bounce_now(run, slot->env.id);
+		if (!all_final && deferred)
 			maybe_warn_delay(run, slot->env.id, now);
 	}
+	free(dsns);
 	for (size_t k = 0; k < m->nrcpts; k++)
 		free(texts[k]);
 	free(texts);
@@ -801,9 +860,12 @@ send_group(struct runner *run, const struct group *g, struct txn *txns,
 			    n - next, &retry_ms);
 		route_count_sent(run->sp, g->pool, si, (unsigned)sent);
 		next += sent;
-		/* Bulk yields to priority mail between connections. */
-		bool preempt = !g->priority && next < n &&
-		    spool_priority_due(run->sp, time(NULL));
+		/*
+		 * Bulk yields to priority mail between connections, and
+		 * --max-time ends the pass between connections too.
+		 */
+		bool preempt = next < n && (out_of_time(run) ||
+		    (!g->priority && spool_priority_due(run->sp, time(NULL))));
 		if (sent == 0 || preempt || stop_requested) {
 			hold_back(run, g, src, list + next, n - next, retry_ms,
 			    preempt || stop_requested);
@@ -960,10 +1022,24 @@ static void
 run_pass(struct runner *run)
 {
 	const struct runner_options *opt = run->opt;
+	/*
+	 * --flush makes what waits for a retry due once, at the start of
+	 * the pass; the pass then tries it once, like postqueue -f, rather
+	 * than again and again.
+	 */
 	struct spool_claim_filter filter = {opt->domain, opt->sender,
-	    opt->lane, opt->flush};
+	    opt->lane, false};
 
 	run->pass_started = time(NULL);
+	if (opt->flush) {
+		size_t moved = 0;
+		if (opt->id)
+			(void)spool_flush_message(run->sp, opt->id,
+			    run->pass_started);
+		else
+			(void)spool_flush(run->sp, &filter, run->pass_started,
+			    &moved);
+	}
 	finish_pending(run);
 	for (int round = 0; !stop_requested && !out_of_time(run); round++) {
 		struct spool_work *work = NULL;
@@ -975,7 +1051,7 @@ run_pass(struct runner *run)
 		if (opt->id) {
 			if (round > 0)
 				break;
-			rc = spool_claim_message(run->sp, opt->id, opt->flush,
+			rc = spool_claim_message(run->sp, opt->id, false,
 			    run->claimed_at, run->cfg->delivery_lease_time,
 			    &work, &n);
 		} else {
@@ -990,7 +1066,7 @@ run_pass(struct runner *run)
 			break;
 		qsort(work, n, sizeof(*work), compare_work);
 		size_t i = 0;
-		while (i < n && !stop_requested) {
+		while (i < n && !stop_requested && !out_of_time(run)) {
 			size_t j = i;
 			while (j < n && strcmp(work[j].domain,
 			    work[i].domain) == 0)
@@ -1003,7 +1079,7 @@ run_pass(struct runner *run)
 			int64_t now = time(NULL);
 			for (; i < n; i++) {
 				struct spool_result res = {work[i].index,
-				    RCPT_QUEUED, now, false, NULL, NULL};
+				    RCPT_QUEUED, now, false, NULL, NULL, NULL};
 				bool all_final;
 				(void)spool_record_results(run->sp, work[i].id,
 				    &res, 1, now, &all_final);

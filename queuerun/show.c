@@ -171,6 +171,10 @@ print_recipient(FILE *out, const struct spool_rcpt *r)
 		fprintf(out, "  last_response: %s\n", r->last_response);
 	if (r->last_relay != NULL && *r->last_relay != '\0')
 		fprintf(out, "  last_relay: %s\n", r->last_relay);
+	if (r->status != NULL && *r->status != '\0')
+		fprintf(out, "  dsn: %s\n", r->status);
+	if (r->flags & SPOOL_RCPT_NOTIFIED)
+		fprintf(out, "  notified: yes\n");
 }
 
 static void

@@ -27,6 +27,10 @@
  *	  next_try: Wed Nov 25 13:16:02 2026
  *	  last_response: 451 4.3.0 try later   (omitted when none)
  *	  last_relay: mx.example.com[192.0.2.1]:25   (omitted when none)
+ *	  dsn: 4.3.0                       (status of the last outcome; omitted
+ *	                                   when none)
+ *	  notified: yes                    (its bounce was sent; omitted
+ *	                                   otherwise)
  *	*** MESSAGE CONTENTS 1A2B3C4D5E6F7 ***
  *	...content...
  *	*** END OF MESSAGE 1A2B3C4D5E6F7 ***

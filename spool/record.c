@@ -13,7 +13,7 @@
 #include <string.h>
 
 #define RECORD_MSG_VERSION	1
-#define RECORD_RCPT_VERSION	1
+#define RECORD_RCPT_VERSION	2
 #define NULL_STRING		0xffffffffu
 
 struct reader {
@@ -162,6 +162,8 @@ record_encode_rcpt(const struct spool_rcpt *rcpt, struct buf *out)
 	put_i64(out, rcpt->done_time);
 	put_str(out, rcpt->last_response);
 	put_str(out, rcpt->last_relay);
+	put_str(out, rcpt->status);
+	put_u32(out, rcpt->flags);
 }
 
 int
@@ -183,6 +185,8 @@ record_decode_rcpt(const void *data, size_t len, struct spool_rcpt *rcpt)
 	rcpt->done_time = get_i64(&r);
 	rcpt->last_response = get_str(&r);
 	rcpt->last_relay = get_str(&r);
+	rcpt->status = get_str(&r);
+	rcpt->flags = get_u32(&r);
 	if (r.bad || r.left != 0 || rcpt->address == NULL ||
 	    state > RCPT_BOUNCED || (rcpt->notify & ~0x0fu) != 0) {
 		spool_rcpt_clear(rcpt);

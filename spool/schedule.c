@@ -604,6 +604,10 @@ apply_result(struct spool *sp, DB_TXN *txn, int cls, const char *id,
 			free(r.last_relay);
 			r.last_relay = xstrdup(res->relay);
 		}
+		if (res->status) {
+			free(r.status);
+			r.status = xstrdup(res->status);
+		}
 		rc = write_rcpt(sp, txn, id, &r);
 	}
 	if (rc == 0 && r.state == RCPT_QUEUED)
@@ -733,10 +737,31 @@ spool_pending_finish(struct spool *sp, char (*ids)[SPOOL_ID_SIZE], size_t max,
 }
 
 static int
+mark_notified(struct spool *sp, DB_TXN *txn, const char *id,
+    const uint32_t *notified, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct spool_rcpt r;
+		int rc = read_rcpt(sp, txn, id, notified[i], &r, DB_RMW);
+		if (rc == DB_NOTFOUND)
+			continue;
+		if (rc != 0)
+			return rc;
+		r.flags |= SPOOL_RCPT_NOTIFIED;
+		rc = write_rcpt(sp, txn, id, &r);
+		spool_rcpt_clear(&r);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int
 finish_once(struct spool *sp, const char *id, struct spool_notice *notice,
-    bool remove)
+    enum spool_finish_what what, const uint32_t *notified, size_t nnotified)
 {
 	DB_TXN *txn;
+	struct spool_msg msg;
 	int rc;
 
 	if ((rc = sp->env->txn_begin(sp->env, NULL, &txn, 0)) != 0)
@@ -745,15 +770,20 @@ finish_once(struct spool *sp, const char *id, struct spool_notice *notice,
 	    notice->rcpts, notice->nrcpt, NULL, NULL, notice->content,
 	    notice->len)) != 0)
 		goto err;
-	if (remove) {
+	switch (what) {
+	case SPOOL_FINISH_REMOVE:
 		rc = spool_remove_txn(sp, txn, id);
-	} else {
-		struct spool_msg msg;
+		break;
+	case SPOOL_FINISH_WARNED:
 		if ((rc = read_msg(sp, txn, id, &msg, DB_RMW)) == 0) {
 			msg.warned = 1;
 			rc = write_msg(sp, txn, &msg);
 			spool_msg_free(&msg);
 		}
+		break;
+	case SPOOL_FINISH_NOTIFIED:
+		rc = mark_notified(sp, txn, id, notified, nnotified);
+		break;
 	}
 	if (rc != 0)
 		goto err;
@@ -773,13 +803,13 @@ err:
 
 int
 spool_finish(struct spool *sp, const char *id, struct spool_notice *notice,
-    bool remove)
+    enum spool_finish_what what, const uint32_t *notified, size_t nnotified)
 {
-	SPOOL_GUARD;
 	int rc = DB_LOCK_DEADLOCK;
+	SPOOL_GUARD;
 
 	SPOOL_RETRY(sp, rc, i)
-		rc = finish_once(sp, id, notice, remove);
+		rc = finish_once(sp, id, notice, what, notified, nnotified);
 	if (rc == DB_NOTFOUND)
 		return SPOOL_NOTFOUND;
 	if (rc != 0) {
@@ -873,4 +903,208 @@ spool_next_due(struct spool *sp, int64_t *when)
 		return false;
 	*when = !has_a ? b : !has_b ? a : (a < b ? a : b);
 	return true;
+}
+
+/* Flush: what is queued for later becomes due now (postqueue -f). */
+
+struct flush {
+	struct spool *sp;
+	DB_TXN *txn;
+	const struct spool_claim_filter *filter;
+	int64_t now;
+	size_t moved;
+	struct claim cl;	/* for the sender/lane filter's envelope cache */
+};
+
+/* Moves one queued recipient's key to now; the cursor sits on it. */
+static int
+flush_rcpt(struct flush *f, DBC *c, int cls, const char *id, uint32_t index)
+{
+	struct spool_rcpt r;
+	int rc = read_rcpt(f->sp, f->txn, id, index, &r, DB_RMW);
+
+	if (rc == DB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	if (r.state == RCPT_QUEUED && r.next_try > f->now) {
+		if (c)
+			rc = c->del(c, 0);
+		else
+			rc = spool_schedule_del(f->sp, f->txn, cls, r.next_try,
+			    id, index);
+		r.next_try = f->now;
+		if (rc == 0)
+			rc = write_rcpt(f->sp, f->txn, id, &r);
+		if (rc == 0)
+			rc = spool_schedule_put(f->sp, f->txn, cls, f->now, id,
+			    index, r.address);
+		if (rc == 0)
+			f->moved++;
+	}
+	spool_rcpt_clear(&r);
+	return rc;
+}
+
+/*
+ * One transaction's worth (at most 500 keys) of a class, from key
+ * 'from' on; *done when the class is finished, else 'from' is where to
+ * go on. Keeps transactions short on a big queue.
+ */
+static int
+flush_some(struct flush *f, int cls, unsigned char from[SCHED_KEY_LEN],
+    bool *done)
+{
+	DBT key, val;
+	DBC *c;
+	int rc, seen = 0;
+	u_int32_t op = DB_SET_RANGE;
+
+	*done = false;
+	if ((rc = f->sp->schedule->cursor(f->sp->schedule, f->txn, &c, 0)))
+		return rc;
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	key.data = from;
+	key.size = SCHED_KEY_LEN;
+	key.ulen = SCHED_KEY_LEN;
+	key.flags = DB_DBT_USERMEM;
+	val.flags = DB_DBT_REALLOC;
+	while ((rc = c->get(c, &key, &val, op | DB_RMW)) == 0) {
+		struct sched_key sk;
+
+		op = DB_NEXT;
+		if (!key_unpack(&key, &sk) || sk.cls != cls) {
+			*done = true;
+			break;
+		}
+		if (++seen > 500)
+			break;		/* 'from' holds the next key */
+		if (sk.due <= f->now)
+			continue;	/* due already */
+		const struct spool_claim_filter *flt = f->filter;
+		if (flt && flt->domain && (val.size != strlen(flt->domain) ||
+		    str_ncasecmp_ascii(val.data, flt->domain, val.size) != 0))
+			continue;
+		bool ok;
+		if ((rc = claim_msg_ok(&f->cl, sk.id, &ok)) != 0)
+			break;
+		if (ok && (rc = flush_rcpt(f, c, cls, sk.id, sk.index)) != 0)
+			break;
+	}
+	if (rc == DB_NOTFOUND) {
+		*done = true;
+		rc = 0;
+	}
+	free(val.data);
+	c->close(c);
+	return rc;
+}
+
+static int
+flush_txn(struct flush *f, int cls, unsigned char from[SCHED_KEY_LEN],
+    bool *done)
+{
+	unsigned char at[SCHED_KEY_LEN];
+	int rc = DB_LOCK_DEADLOCK;
+
+	SPOOL_RETRY(f->sp, rc, i) {
+		memcpy(at, from, SCHED_KEY_LEN);
+		if ((rc = f->sp->env->txn_begin(f->sp->env, NULL, &f->txn,
+		    0)) != 0)
+			continue;
+		f->cl.txn = f->txn;
+		rc = flush_some(f, cls, at, done);
+		if (rc == 0)
+			rc = commit_nosync(f->txn);
+		else
+			f->txn->abort(f->txn);
+		if (f->cl.have_cached)
+			spool_msg_free(&f->cl.cached);
+		f->cl.have_cached = false;
+	}
+	if (rc == 0)
+		memcpy(from, at, SCHED_KEY_LEN);
+	return rc;
+}
+
+int
+spool_flush(struct spool *sp, const struct spool_claim_filter *filter,
+    int64_t now, size_t *moved)
+{
+	struct flush f;
+	SPOOL_GUARD;
+
+	memset(&f, 0, sizeof(f));
+	f.sp = sp;
+	f.filter = filter;
+	f.now = now;
+	f.cl.sp = sp;
+	f.cl.filter = filter;
+	for (int cls = SCHED_PRIORITY; cls <= SCHED_NORMAL; cls++) {
+		unsigned char from[SCHED_KEY_LEN];
+		bool done = false;
+		key_pack(from, cls, 0, "0000000000000", 0);
+		while (!done)
+			if (flush_txn(&f, cls, from, &done) != 0) {
+				log_error("spool: flush failed");
+				return SPOOL_ERR;
+			}
+	}
+	*moved = f.moved;
+	return SPOOL_OK;
+}
+
+struct flush_msg_ctx {
+	struct flush *f;
+	int cls;
+	const char *id;
+};
+
+static int
+flush_msg_rcpt(void *vctx, struct spool_rcpt *r)
+{
+	struct flush_msg_ctx *m = vctx;
+
+	if (r->state != RCPT_QUEUED)
+		return 0;
+	return flush_rcpt(m->f, NULL, m->cls, m->id, r->index);
+}
+
+static int
+flush_message_once(struct flush *f, const char *id)
+{
+	struct spool_msg msg;
+	int rc;
+
+	if ((rc = f->sp->env->txn_begin(f->sp->env, NULL, &f->txn, 0)) != 0)
+		return rc;
+	if ((rc = read_msg(f->sp, f->txn, id, &msg, 0)) == 0) {
+		struct flush_msg_ctx m = {f, spool_lane_class(msg.lane), id};
+		spool_msg_free(&msg);
+		rc = each_rcpt(f->sp, f->txn, id, 0, flush_msg_rcpt, &m);
+	}
+	if (rc == 0)
+		return commit_nosync(f->txn);
+	f->txn->abort(f->txn);
+	return rc;
+}
+
+int
+spool_flush_message(struct spool *sp, const char *id, int64_t now)
+{
+	struct flush f;
+	int rc = DB_LOCK_DEADLOCK;
+	SPOOL_GUARD;
+
+	if (!spool_id_valid(id))
+		return SPOOL_NOTFOUND;
+	memset(&f, 0, sizeof(f));
+	f.sp = sp;
+	f.now = now;
+	SPOOL_RETRY(sp, rc, i)
+		rc = flush_message_once(&f, id);
+	if (rc == DB_NOTFOUND)
+		return SPOOL_NOTFOUND;
+	return rc == 0 ? SPOOL_OK : SPOOL_ERR;
 }

@@ -607,6 +607,7 @@ spool_rcpt_clear(struct spool_rcpt *rcpt)
 	free(rcpt->orcpt);
 	free(rcpt->last_response);
 	free(rcpt->last_relay);
+	free(rcpt->status);
 	memset(rcpt, 0, sizeof(*rcpt));
 }
 

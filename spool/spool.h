@@ -85,7 +85,11 @@ struct spool_rcpt {
 	int64_t done_time;	/* when SENT/BOUNCED */
 	char *last_response;	/* last reply or error text, or NULL */
 	char *last_relay;	/* host[ip]:port of the last attempt, or NULL */
+	char *status;		/* RFC 3463 status of the last outcome, or NULL */
+	uint32_t flags;		/* SPOOL_RCPT_* */
 };
+
+#define SPOOL_RCPT_NOTIFIED	0x01	/* its bounce has been sent */
 
 struct spool;
 
@@ -191,6 +195,15 @@ int spool_claim_message(struct spool *sp, const char *id, bool flush,
     int64_t now, int lease, struct spool_work **out, size_t *n);
 void spool_work_free(struct spool_work *work, size_t n);
 
+/*
+ * Flush (postqueue -f): queued recipients (matching filter, may be
+ * NULL) that wait for a later retry become due now. Claimed ones are
+ * left alone. A pass then tries each of them once.
+ */
+int spool_flush(struct spool *sp, const struct spool_claim_filter *filter,
+    int64_t now, size_t *moved);
+int spool_flush_message(struct spool *sp, const char *id, int64_t now);
+
 /* What became of one claimed recipient. */
 struct spool_result {
 	uint32_t index;
@@ -199,6 +212,7 @@ struct spool_result {
 	bool attempted;			/* counts as a delivery attempt */
 	const char *response;		/* reply or reason, or NULL */
 	const char *relay;		/* host[ip]:port, or NULL */
+	const char *status;		/* RFC 3463 X.Y.Z, or NULL */
 };
 
 /*
@@ -219,9 +233,15 @@ int spool_pending_finish(struct spool *sp, char (*ids)[SPOOL_ID_SIZE],
 
 /*
  * In one durable transaction: queues notice (a bounce or delay report,
- * may be NULL) and then removes message id (when remove) or sets its
- * "delay warning sent" mark (when !remove).
+ * may be NULL), then does what: removes message id, sets its "delay
+ * warning sent" mark, or marks the recipients in notified[] as having
+ * had their bounce (a bounce sent while others are still pending).
  */
+enum spool_finish_what {
+	SPOOL_FINISH_REMOVE,
+	SPOOL_FINISH_WARNED,
+	SPOOL_FINISH_NOTIFIED,
+};
 struct spool_notice {
 	struct spool_msg *msg;
 	const struct spool_rcpt *rcpts;
@@ -231,7 +251,7 @@ struct spool_notice {
 	char id[SPOOL_ID_SIZE];		/* filled in: the notice's queue id */
 };
 int spool_finish(struct spool *sp, const char *id, struct spool_notice *notice,
-    bool remove);
+    enum spool_finish_what what, const uint32_t *notified, size_t nnotified);
 
 /* Reads chunk number index of a message's content into out (replacing). */
 int spool_read_chunk(struct spool *sp, const char *id, uint32_t index,

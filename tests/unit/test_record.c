@@ -94,6 +94,8 @@ test_rcpt_roundtrip(void)
 	in.done_time = 12;
 	in.last_response = "451 4.3.0 try again";
 	in.last_relay = "mx.example.com[192.0.2.1]:25";
+	in.status = "4.3.0";
+	in.flags = SPOOL_RCPT_NOTIFIED;
 	record_encode_rcpt(&in, &b);
 	CHECK_INT(record_decode_rcpt(b.data, b.len, &out), 0);
 	CHECK_INT(out.index, 7);
@@ -107,6 +109,8 @@ test_rcpt_roundtrip(void)
 	CHECK_INT(out.done_time, 12);
 	CHECK_STR(out.last_response, "451 4.3.0 try again");
 	CHECK_STR(out.last_relay, "mx.example.com[192.0.2.1]:25");
+	CHECK_STR(out.status, "4.3.0");
+	CHECK_INT(out.flags, SPOOL_RCPT_NOTIFIED);
 	spool_rcpt_clear(&out);
 
 	int refused = 0;

@@ -65,8 +65,8 @@ test_claim_order_and_lease(struct spool *sp)
 
 	/* Results: one sent, one deferred, one bounced. */
 	struct spool_result r1[] = {
-		{0, RCPT_SENT, 0, true, "250 ok", "mx[127.0.0.1]:25"},
-		{1, RCPT_QUEUED, now + 600, true, "451 later", NULL},
+		{0, RCPT_SENT, 0, true, "250 ok", "mx[127.0.0.1]:25", "2.0.0"},
+		{1, RCPT_QUEUED, now + 600, true, "451 later", NULL, "4.0.0"},
 	};
 	bool all_final;
 	CHECK_INT(spool_record_results(sp, bulk, r1, 2, now + 62, &all_final),
@@ -80,6 +80,9 @@ test_claim_order_and_lease(struct spool *sp)
 	CHECK_INT(rc[1].state, RCPT_QUEUED);
 	CHECK_INT(rc[1].attempts, 1);
 	CHECK_STR(rc[1].last_response, "451 later");
+	CHECK_STR(rc[1].status, "4.0.0");
+	CHECK_STR(rc[0].status, "2.0.0");
+	CHECK_INT(rc[1].flags, 0);
 	spool_msg_free(&msg);
 	spool_rcpts_free(rc, nr);
 	/* Deferred: not due before next_try, due with --flush. */
@@ -92,7 +95,7 @@ test_claim_order_and_lease(struct spool *sp)
 	CHECK_INT(n, 1);
 	spool_work_free(w, n);
 	struct spool_result r2[] = {
-		{1, RCPT_BOUNCED, 0, true, "550 no", NULL},
+		{1, RCPT_BOUNCED, 0, true, "550 no", NULL, "5.1.1"},
 	};
 	CHECK_INT(spool_record_results(sp, bulk, r2, 1, now + 100, &all_final),
 	    0);
@@ -101,7 +104,7 @@ test_claim_order_and_lease(struct spool *sp)
 	CHECK_INT(spool_pending_finish(sp, ids, 4, &n), 0);
 	CHECK_INT(n, 1);
 	CHECK_STR(ids[0], bulk);
-	CHECK_INT(spool_finish(sp, bulk, NULL, true), 0);
+	CHECK_INT(spool_finish(sp, bulk, NULL, SPOOL_FINISH_REMOVE, NULL, 0), 0);
 	CHECK_INT(spool_get(sp, bulk, &msg, NULL, NULL), SPOOL_NOTFOUND);
 	CHECK_INT(spool_pending_finish(sp, ids, 4, &n), 0);
 	CHECK_INT(n, 0);
