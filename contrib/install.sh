@@ -8,8 +8,9 @@
 #	Installs BUILDDIR/sendmail/sendmail as SBINDIR/sendmail with the
 #	links BINDIR/mailq and BINDIR/newaliases, BUILDDIR/queuerun/queuerun
 #	as SBINDIR/queuerun, the man pages under MANDIR/man{1,5,8}, and the
-#	sample configuration as SYSCONFDIR/mxlane/mxlane.conf, or as
-#	mxlane.conf.sample beside it when a configuration already exists
+#	sample configuration as SYSCONFDIR/mxlane/mxlane.conf (with the
+#	providers.conf it includes), or as mxlane.conf.sample beside it when
+#	a configuration already exists
 #	(an admin's file is never overwritten). Creates SPOOLDIR.
 #	Every path is prefixed with DESTDIR (which may be empty).
 #
@@ -198,6 +199,16 @@ if [ -e "$d_conf/mxlane.conf" ]; then
 else
 	install -m 0644 "$sample" "$d_conf/mxlane.conf"
 	say "installed $d_conf/mxlane.conf"
+fi
+# The sample includes providers.conf: it must be there too, or every
+# program would stop at the include. An admin's copy is kept.
+if [ -e "$d_conf/providers.conf" ]; then
+	install -m 0644 "$src/conf/providers.conf" \
+	    "$d_conf/providers.conf.sample"
+	say "kept $d_conf/providers.conf; the new one is providers.conf.sample"
+else
+	install -m 0644 "$src/conf/providers.conf" "$d_conf/providers.conf"
+	say "installed $d_conf/providers.conf"
 fi
 
 # ---------------------------------------------------------------- spool
