@@ -212,6 +212,15 @@ validate_source(cfg_t *cfg, cfg_opt_t *opt)
 		    addr);
 		return -1;
 	}
+	if (ss.ss_family != AF_INET) {
+		/* Delivery connects over IPv4 only (see queuerun.8). */
+		cfg_error(cfg, "source \"%s\": IPv6 source addresses are not "
+		    "supported yet", addr);
+		return -1;
+	}
+	/* A switched-off address may already be gone from the host. */
+	if (!cfg_getbool(sec, "enabled"))
+		return 0;
 	int fd = socket(ss.ss_family, SOCK_STREAM, 0);
 	int ok = fd >= 0 && bind(fd, (struct sockaddr *)&ss, len) == 0;
 	int err = errno;
