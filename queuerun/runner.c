@@ -59,6 +59,7 @@ struct txn {
 	struct msg_slot *slot;
 	uint32_t *attempts;		/* per recipient, before this attempt */
 	int64_t *due;			/* per recipient */
+	bool booked;			/* came back from a throttle booking */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -663,6 +664,13 @@ add_txns(struct msg_slot *slot, struct spool_work *work, size_t nwork,
 				}
 			t->attempts[t->m.nrcpts] = work[w].attempts;
 			t->due[t->m.nrcpts] = work[w].due;
+			/*
+			 * Never tried, yet due after it arrived: a throttle
+			 * held it back and booked it before.
+			 */
+			if (work[w].attempts == 0 &&
+			    work[w].due > slot->env.arrival)
+				t->booked = true;
 			t->m.nrcpts++;
 		}
 		made++;
@@ -697,11 +705,8 @@ release_list(struct runner *run, struct txn **list, size_t n, int64_t when_ms,
 		struct txn *t = list[i];
 		if (t->m.done)
 			continue;
-		/*
-		 * Round down: the runner sleeps until the exact moment
-		 * (throttled_until_ms) and must then find it due.
-		 */
-		int64_t at = (when_ms + (int64_t)i * step_ms) / 1000;
+		/* Never earlier than the throttle said (due times are s). */
+		int64_t at = (when_ms + (int64_t)i * step_ms + 999) / 1000;
 		struct spool_result *res = xcalloc(t->m.nrcpts + 1,
 		    sizeof(*res));
 		for (size_t r = 0; r < t->m.nrcpts; r++) {
@@ -803,35 +808,83 @@ send_one_connection(struct runner *run, const struct group *g,
 	return (size_t)grant.granted;
 }
 
-/* Puts back what a throttle held: booked at its pace, or due at once. */
+static int64_t
+wall_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* Sleeps until ms (unix time in ms) unless told to stop. */
+static void
+sleep_until_ms(int64_t ms)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t left = ms - ((int64_t)now.tv_sec * 1000 + now.tv_nsec /
+	    1000000);
+	if (left <= 0 || stop_requested)
+		return;
+	struct timespec d = {left / 1000, (left % 1000) * 1000000};
+	nanosleep(&d, NULL);	/* a signal ends it early: fine */
+}
+
+/*
+ * Puts back what a throttle held. Mail held for the first time is
+ * booked at the throttle's pace after what was booked before, so a big
+ * backlog comes back a little at a time, as it can go; mail that comes
+ * back from a booking and must wait again only waits for the throttle
+ * (booking it again would push it behind the whole backlog). at_once:
+ * due again now (priority mail took the turn, or the runner stops).
+ */
 static void
 hold_back(struct runner *run, const struct group *g,
     const struct mxl_source *src, struct txn **list, size_t n,
     int64_t retry_ms, bool at_once)
 {
-	int64_t now_ms = (int64_t)time(NULL) * 1000;
+	int64_t now_ms = wall_ms();
 	int64_t first = retry_ms > now_ms ? retry_ms : now_ms;
-	int64_t step = 0;
+	struct txn **fresh = xcalloc(n + 1, sizeof(*fresh));
+	struct txn **again = xcalloc(n + 1, sizeof(*again));
+	size_t nfresh = 0, nagain = 0;
 
 	if (n == 0)
-		return;
-	if (!at_once && !g->priority && limits_set(&g->limits)) {
+		goto out;
+	if (at_once) {
+		release_list(run, list, n, now_ms, 0);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (list[i]->booked || g->priority || !limits_set(&g->limits))
+			again[nagain++] = list[i];
+		else
+			fresh[nfresh++] = list[i];
+	}
+	release_list(run, again, nagain, first, 0);
+	int64_t until = nagain ? (first + 999) / 1000 * 1000 : 0;
+	if (nfresh > 0) {
 		struct spool_throttle_limits tl = {g->limits.concurrency,
 		    g->limits.rate_count, g->limits.rate_period,
 		    g->limits.delay_ms};
 		char key[400];
-		int64_t booked;
+		int64_t booked = first, step = 0;
 		throttle_key(g, src, key, sizeof(key));
-		if (spool_throttle_book(run->sp, key, &tl, (int)n, &booked,
-		    &step) == SPOOL_OK && booked > first)
-			first = booked;
+		if (spool_throttle_book(run->sp, key, &tl, (int)nfresh,
+		    &booked, &step) != SPOOL_OK || booked < first)
+			booked = first;
+		release_list(run, fresh, nfresh, booked, step);
+		int64_t at = (booked + 999) / 1000 * 1000;
+		if (until == 0 || at < until)
+			until = at;
 	}
-	if (at_once)
-		first = now_ms;
-	release_list(run, list, n, first, step);
-	if (!at_once && (run->throttled_until_ms == 0 ||
-	    first < run->throttled_until_ms))
-		run->throttled_until_ms = first;
+	if (run->throttled_until_ms == 0 || until < run->throttled_until_ms)
+		run->throttled_until_ms = until;
+out:
+	free(fresh);
+	free(again);
 }
 
 static void
@@ -840,6 +893,7 @@ send_group(struct runner *run, const struct group *g, struct txn *txns,
 {
 	struct txn **list = xcalloc(n + 1, sizeof(*list));
 	size_t next = 0;
+	int64_t paced_ms = 0;
 
 	for (size_t i = 0; i < n; i++)
 		list[i] = &txns[i];
@@ -858,6 +912,18 @@ send_group(struct runner *run, const struct group *g, struct txn *txns,
 		if (!stop_requested)
 			sent = send_one_connection(run, g, src, list + next,
 			    n - next, &retry_ms);
+		/*
+		 * The throttle frees a delivery within the next moment:
+		 * wait for it here, up to a second per group, which paces
+		 * "20/s" to the millisecond (due times are whole seconds).
+		 */
+		int64_t now_ms = wall_ms();
+		if (sent == 0 && retry_ms > 0 && !stop_requested &&
+		    retry_ms - now_ms <= 1000 && paced_ms < 1000) {
+			paced_ms += retry_ms > now_ms ? retry_ms - now_ms : 10;
+			sleep_until_ms(retry_ms);
+			continue;
+		}
 		route_count_sent(run->sp, g->pool, si, (unsigned)sent);
 		next += sent;
 		/*
@@ -1003,11 +1069,7 @@ wait_for_throttle(struct runner *run)
 	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	if (until - now > THROTTLE_WAIT_MS)
 		return false;
-	if (until > now) {
-		struct timespec d = {(until - now) / 1000,
-		    ((until - now) % 1000) * 1000000};
-		nanosleep(&d, NULL);	/* a signal ends it early: fine */
-	}
+	sleep_until_ms(until);
 	return !stop_requested;
 }
 

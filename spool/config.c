@@ -32,6 +32,61 @@ struct config_error {
 
 static struct config_error *current_error;
 
+/*
+ * libConfuse 3.3 counts lines wrongly after comments: a "#" or "//"
+ * comment line advances its counter by three, a block comment by one
+ * line more than it spans. We replay that count over the file to turn
+ * its line number back into the real one, so every message points at
+ * the line that is wrong.
+ */
+static int
+real_line(const char *file, int reported)
+{
+	FILE *f = file ? fopen(file, "r") : NULL;
+	int c, prev = 0, real = 1, counted = 1;
+	enum { TEXT, STRING, LINE_COMMENT, BLOCK_COMMENT } st = TEXT;
+
+	if (f == NULL)
+		return reported;
+	while (counted < reported && (c = getc(f)) != EOF) {
+		switch (st) {
+		case TEXT:
+			if (c == '"')
+				st = STRING;
+			else if (c == '#' || (c == '/' && prev == '/'))
+				st = LINE_COMMENT;
+			else if (c == '*' && prev == '/') {
+				st = BLOCK_COMMENT;
+				c = 0;	/* a slash right after does not close */
+			}
+			break;
+		case STRING:
+			if (c == '"' && prev != '\\')
+				st = TEXT;
+			break;
+		case LINE_COMMENT:
+			if (c == '\n') {
+				st = TEXT;
+				counted += 2;	/* the extra, then +1 below */
+			}
+			break;
+		case BLOCK_COMMENT:
+			if (c == '/' && prev == '*') {
+				st = TEXT;
+				counted += 1;
+			}
+			break;
+		}
+		if (c == '\n') {
+			real++;
+			counted++;
+		}
+		prev = c;
+	}
+	fclose(f);
+	return counted > reported ? real - 1 : real;
+}
+
 static void
 config_error_cb(cfg_t *cfg, const char *fmt, va_list ap)
 {
@@ -40,7 +95,8 @@ config_error_cb(cfg_t *cfg, const char *fmt, va_list ap)
 	if (current_error == NULL || current_error->msg != NULL)
 		return;
 	if (cfg && cfg->filename)
-		buf_printf(&b, "%s:%d: ", cfg->filename, cfg->line);
+		buf_printf(&b, "%s:%d: ", cfg->filename,
+		    real_line(cfg->filename, cfg->line));
 	buf_vprintf(&b, fmt, ap);
 	current_error->msg = buf_steal(&b);
 }
@@ -119,7 +175,8 @@ config_parse_rate(const char *text, long *count, int *period)
 	if (text == NULL || *text < '1' || *text > '9')
 		return false;
 	n = strtol(text, &end, 10);
-	if (n <= 0 || n > 100000000 || *end != '/' || end[2] != '\0')
+	if (n <= 0 || n > 100000000 || *end != '/' || end[1] == '\0' ||
+	    end[2] != '\0')
 		return false;
 	switch (end[1]) {
 	case 's':
@@ -238,10 +295,38 @@ validate_source(cfg_t *cfg, cfg_opt_t *opt)
 struct section_line {
 	char kind[12];
 	char name[64];
+	char file[256];
 	int line;
 };
 static struct section_line *section_lines;
 static size_t nsection_lines;
+
+/* The last line at or before 'end' that opens section "kind name". */
+static int
+section_start(const char *file, int end, const char *kind, const char *name)
+{
+	FILE *f = file ? fopen(file, "r") : NULL;
+	char line[1024];
+	int n = 0, found = end;
+
+	if (f == NULL)
+		return end;
+	while (n < end && fgets(line, sizeof(line), f)) {
+		n++;
+		char *p = line + strspn(line, " \t");
+		size_t klen = strlen(kind);
+		if (strncmp(p, kind, klen) != 0 || (p[klen] != ' ' &&
+		    p[klen] != '\t'))
+			continue;
+		p += klen + strspn(p + klen, " \t");
+		if (*p == '"')
+			p++;
+		if (strncmp(p, name, strlen(name)) == 0)
+			found = n;
+	}
+	fclose(f);
+	return found;
+}
 
 static int
 remember_line(cfg_t *cfg, cfg_opt_t *opt, const char *kind)
@@ -253,8 +338,11 @@ remember_line(cfg_t *cfg, cfg_opt_t *opt, const char *kind)
 	struct section_line *l = &section_lines[nsection_lines++];
 	snprintf(l->kind, sizeof(l->kind), "%s", kind);
 	snprintf(l->name, sizeof(l->name), "%s", cfg_title(sec));
-	/* The section's own line is where it starts; cfg->line is its end. */
-	l->line = sec->line > 0 ? sec->line : cfg->line;
+	snprintf(l->file, sizeof(l->file), "%s", cfg->filename ?
+	    cfg->filename : "");
+	/* Validation runs at the closing brace: find where it opened. */
+	l->line = section_start(cfg->filename, real_line(cfg->filename,
+	    cfg->line), kind, cfg_title(sec));
 	return 0;
 }
 
@@ -268,6 +356,18 @@ static int
 remember_lane(cfg_t *cfg, cfg_opt_t *opt)
 {
 	return remember_line(cfg, opt, "lane");
+}
+
+/* The file a section was declared in (an include), or NULL. */
+static const char *
+section_file(const char *kind, const char *name)
+{
+	for (size_t i = 0; i < nsection_lines; i++)
+		if (strcmp(section_lines[i].kind, kind) == 0 &&
+		    strcmp(section_lines[i].name, name) == 0 &&
+		    section_lines[i].file[0])
+			return section_lines[i].file;
+	return NULL;
 }
 
 static int
@@ -578,12 +678,15 @@ load_routing(cfg_t *parsed, struct mxl_config *cfg, const char *path,
 		p->mx = copy_list(sec, "mx", &p->nmx);
 		p->pool = pool && *pool ? xstrdup(pool) : NULL;
 		read_limits(sec, &p->limits);
+		const char *where = section_file("provider", p->name);
+		if (where == NULL)
+			where = path;
 		if (relay && *relay && parse_relay(p, relay) != 0)
-			return route_fail(err, errlen, path, p->line,
+			return route_fail(err, errlen, where, p->line,
 			    "provider %s: relay \"%s\": expected [host]:port "
 			    "or host:port", p->name, relay);
 		if (p->pool && !config_pool(cfg, p->pool))
-			return route_fail(err, errlen, path, p->line,
+			return route_fail(err, errlen, where, p->line,
 			    "provider %s: pool \"%s\" is not declared",
 			    p->name, p->pool);
 	}

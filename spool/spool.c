@@ -243,6 +243,7 @@ spool_open(const char *dir, struct spool **out)
 	struct stat st;
 
 	sp->open_lock = -1;
+	sp->submit_lock = -1;
 	sp->dir = xstrdup(dir);
 	if (stat(dir, &st) != 0) {
 		if (errno != ENOENT || mkdir(dir, DIR_MODE) != 0) {
@@ -363,6 +364,8 @@ spool_close(struct spool *sp)
 		(void)sp->env->txn_checkpoint(sp->env, 1024, 5, 0);
 	spool_close_handles(sp);
 	close(sp->open_lock);
+	if (sp->submit_lock >= 0)
+		close(sp->submit_lock);
 	free(sp->dir);
 	free(sp);
 }
@@ -547,6 +550,28 @@ out:
 	return rc;
 }
 
+/*
+ * Submitters take turns (an flock, which the kernel drops if one is
+ * killed). Every new message adds keys at the same end of the same
+ * b-trees, so concurrent submissions mostly collide on the same pages;
+ * taking turns costs less than colliding and backing off, and the
+ * waiters sleep in the kernel instead of retrying.
+ */
+static void
+submit_turn(struct spool *sp, int op)
+{
+	if (sp->submit_lock < 0) {
+		char *path = xasprintf("%s/submit.lock", sp->dir);
+		sp->submit_lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC,
+		    FILE_MODE);
+		free(path);
+		if (sp->submit_lock < 0)
+			return;		/* then BerkeleyDB's locks alone */
+	}
+	while (flock(sp->submit_lock, op) != 0 && errno == EINTR)
+		;
+}
+
 static int
 submit_once(struct spool *sp, struct spool_msg *msg,
     const struct spool_rcpt *rcpts, size_t nrcpt, spool_prefix_fn prefix,
@@ -576,8 +601,10 @@ spool_submit(struct spool *sp, struct spool_msg *msg,
 	SPOOL_GUARD;
 
 	SPOOL_RETRY(sp, rc, attempt) {
+		submit_turn(sp, LOCK_EX);
 		rc = submit_once(sp, msg, rcpts, nrcpt, prefix, prefix_ctx,
 		    body, body_len);
+		submit_turn(sp, LOCK_UN);
 		if (rc == 0) {
 			spool_committed = 1;
 			/* Cheap unless 1 MB of log or 5 minutes have passed. */

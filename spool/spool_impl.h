@@ -26,6 +26,7 @@ struct spool {
 	DB *schedule;
 	DB *throttle;
 	int open_lock;	/* fd of open.lock, see spool_open_handles() */
+	int submit_lock; /* fd of submit.lock, see spool_submit() */
 };
 
 /* Shared between spool.c and schedule.c; all work inside txn. */
