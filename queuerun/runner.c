@@ -27,6 +27,7 @@
 #include "spool/log.h"
 
 #define CLAIM_BATCH	100
+#define HOLD_WAIT_MS	5000	/* a pass waits for throttle holds this long */
 #define FINISH_BATCH	64
 
 struct runner {
@@ -40,6 +41,7 @@ struct runner {
 	double claimed_mono;
 	bool progress;		/* this round delivered or decided something */
 	int64_t throttled_until_ms;	/* earliest retry of held-back mail */
+	int64_t hold_until_ms;	/* a pass waits for short holds until then */
 };
 
 /* What the runner keeps per message while it is being delivered. */
@@ -664,12 +666,7 @@ add_txns(struct msg_slot *slot, struct spool_work *work, size_t nwork,
 				}
 			t->attempts[t->m.nrcpts] = work[w].attempts;
 			t->due[t->m.nrcpts] = work[w].due;
-			/*
-			 * Never tried, yet due after it arrived: a throttle
-			 * held it back and booked it before.
-			 */
-			if (work[w].attempts == 0 &&
-			    work[w].due > slot->env.arrival)
+			if (work[w].held)	/* booked by a throttle */
 				t->booked = true;
 			t->m.nrcpts++;
 		}
@@ -699,20 +696,26 @@ free_txns(struct txn *txns, size_t n)
  */
 static void
 release_list(struct runner *run, struct txn **list, size_t n, int64_t when_ms,
-    int64_t step_ms)
+    int64_t step_ms, bool held)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct txn *t = list[i];
 		if (t->m.done)
 			continue;
-		/* Never earlier than the throttle said (due times are s). */
-		int64_t at = (when_ms + (int64_t)i * step_ms + 999) / 1000;
+		/*
+		 * Due times are whole seconds: round down, so it is due by
+		 * the moment the throttle allows it; send_group() then waits
+		 * out the rest of that second to the millisecond.
+		 */
+		int64_t at = (when_ms + (int64_t)i * step_ms) / 1000;
 		struct spool_result *res = xcalloc(t->m.nrcpts + 1,
 		    sizeof(*res));
 		for (size_t r = 0; r < t->m.nrcpts; r++) {
 			res[r].index = t->m.rcpts[r].index;
 			res[r].state = RCPT_QUEUED;
 			res[r].next_try = at;
+			/* Once booked, still booked when handed back early. */
+			res[r].held = held || t->booked;
 		}
 		bool all_final;
 		(void)spool_record_results(run->sp, t->slot->env.id, res,
@@ -727,7 +730,7 @@ release_txns(struct runner *run, struct txn *txns, size_t n, int64_t when_ms)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct txn *t = &txns[i];
-		release_list(run, &t, 1, when_ms, 0);
+		release_list(run, &t, 1, when_ms, 0, false);
 	}
 }
 
@@ -854,7 +857,7 @@ hold_back(struct runner *run, const struct group *g,
 	if (n == 0)
 		goto out;
 	if (at_once) {
-		release_list(run, list, n, now_ms, 0);
+		release_list(run, list, n, now_ms, 0, false);
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -863,22 +866,36 @@ hold_back(struct runner *run, const struct group *g,
 		else
 			fresh[nfresh++] = list[i];
 	}
-	release_list(run, again, nagain, first, 0);
-	int64_t until = nagain ? (first + 999) / 1000 * 1000 : 0;
+	/* The throttle's pace: one delivery every step. */
+	int64_t step = 0;
+	if (g->limits.rate_count > 0)
+		step = (int64_t)g->limits.rate_period * 1000 /
+		    g->limits.rate_count;
+	if (g->limits.delay_ms > step)
+		step = g->limits.delay_ms;
+	release_list(run, again, nagain, first, step, true);
+	int64_t until = nagain ? first : 0;
+	if (nagain > 0) {
+		int64_t last = first + step * (int64_t)(nagain - 1);
+		if (last > run->hold_until_ms && last - now_ms <= HOLD_WAIT_MS)
+			run->hold_until_ms = last;
+	}
 	if (nfresh > 0) {
 		struct spool_throttle_limits tl = {g->limits.concurrency,
 		    g->limits.rate_count, g->limits.rate_period,
 		    g->limits.delay_ms};
 		char key[400];
-		int64_t booked = first, step = 0;
+		int64_t booked = first;	/* not before the throttle allows */
 		throttle_key(g, src, key, sizeof(key));
 		if (spool_throttle_book(run->sp, key, &tl, (int)nfresh,
 		    &booked, &step) != SPOOL_OK || booked < first)
 			booked = first;
-		release_list(run, fresh, nfresh, booked, step);
-		int64_t at = (booked + 999) / 1000 * 1000;
-		if (until == 0 || at < until)
-			until = at;
+		int64_t last = booked + step * (int64_t)(nfresh - 1);
+		if (last > run->hold_until_ms && last - now_ms <= HOLD_WAIT_MS)
+			run->hold_until_ms = last;
+		release_list(run, fresh, nfresh, booked, step, true);
+		if (until == 0 || booked < until)
+			until = booked;
 	}
 	if (run->throttled_until_ms == 0 || until < run->throttled_until_ms)
 		run->throttled_until_ms = until;
@@ -902,7 +919,7 @@ send_group(struct runner *run, const struct group *g, struct txn *txns,
 		if (g->pool && si < 0) {
 			/* Every source switched off: the mail waits for one. */
 			release_list(run, list + next, n - next,
-			    ((int64_t)time(NULL) + 60) * 1000, 0);
+			    ((int64_t)time(NULL) + 60) * 1000, 0, false);
 			break;
 		}
 		const struct mxl_source *src = si >= 0 ?
@@ -913,13 +930,17 @@ send_group(struct runner *run, const struct group *g, struct txn *txns,
 			sent = send_one_connection(run, g, src, list + next,
 			    n - next, &retry_ms);
 		/*
-		 * The throttle frees a delivery within the next moment:
-		 * wait for it here, up to a second per group, which paces
-		 * "20/s" to the millisecond (due times are whole seconds).
+		 * Mail back from a booking, and the throttle frees a delivery
+		 * within the next moment: wait for it here (a few seconds a
+		 * group at most), which paces "20/s" to the millisecond though
+		 * due times are whole seconds. Mail held for the first time is
+		 * booked instead, so a big backlog is sorted out quickly.
 		 */
 		int64_t now_ms = wall_ms();
 		if (sent == 0 && retry_ms > 0 && !stop_requested &&
-		    retry_ms - now_ms <= 1000 && paced_ms < 1000) {
+		    (list[next]->booked || g->priority) &&
+		    retry_ms - now_ms <= 1500 && paced_ms < 3000 &&
+		    (g->priority || !spool_priority_due(run->sp, time(NULL)))) {
 			paced_ms += retry_ms > now_ms ? retry_ms - now_ms : 10;
 			sleep_until_ms(retry_ms);
 			continue;
@@ -1052,24 +1073,27 @@ deliver_domain(struct runner *run, struct spool_work *work, size_t n)
 
 /*
  * Nothing is due, but a throttle held mail back for a moment: wait for
- * it rather than end the pass (a pass does not wait for holds longer
- * than THROTTLE_WAIT_MS; the next pass or the daemon takes those).
+ * it rather than end the pass. A pass waits for holds that end within
+ * HOLD_WAIT_MS of when they were made; longer ones are left to the
+ * next pass or to the daemon.
  */
-#define THROTTLE_WAIT_MS 5000
 static bool
 wait_for_throttle(struct runner *run)
 {
+	int64_t now = wall_ms();
 	int64_t until = run->throttled_until_ms;
-	struct timespec ts;
+	int64_t due;
 
 	run->throttled_until_ms = 0;
-	if (until == 0)
+	if (now >= run->hold_until_ms && until == 0)
 		return false;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	if (until - now > THROTTLE_WAIT_MS)
+	/* The next held mail due: what was just held, or booked before. */
+	if (spool_next_due(run->sp, &due) && (until == 0 || due * 1000 <
+	    until))
+		until = due * 1000;
+	if (until == 0 || until - now > HOLD_WAIT_MS)
 		return false;
-	sleep_until_ms(until);
+	sleep_until_ms(until > now ? until : now + 20);
 	return !stop_requested;
 }
 
@@ -1141,7 +1165,8 @@ run_pass(struct runner *run)
 			int64_t now = time(NULL);
 			for (; i < n; i++) {
 				struct spool_result res = {work[i].index,
-				    RCPT_QUEUED, now, false, NULL, NULL, NULL};
+				    RCPT_QUEUED, now, false, NULL, NULL, NULL,
+				    false};
 				bool all_final;
 				(void)spool_record_results(run->sp, work[i].id,
 				    &res, 1, now, &all_final);
@@ -1177,7 +1202,7 @@ wait_for_work(struct runner *run, int fifo, int seconds)
 	int64_t due;
 
 	if (spool_next_due(run->sp, &due)) {
-		double until_due = (double)(due - time(NULL));
+		double until_due = (double)(due * 1000 - wall_ms()) / 1000.0;
 		if (until_due < wait)
 			wait = until_due;
 	}

@@ -391,6 +391,7 @@ claim_rcpt(struct claim *cl, DBC *c, int cls, const char *id, uint32_t index)
 		w->domain = buf_steal(&domain);
 		w->due = old_due;
 		w->attempts = r.attempts;
+		w->held = (r.flags & SPOOL_RCPT_HELD) != 0;
 	}
 	spool_rcpt_clear(&r);
 	return rc;
@@ -592,6 +593,10 @@ apply_result(struct spool *sp, DB_TXN *txn, int cls, const char *id,
 		r.lease_until = 0;
 		if (res->attempted)
 			r.attempts++;
+		if (res->held)
+			r.flags |= SPOOL_RCPT_HELD;
+		else
+			r.flags &= ~(uint32_t)SPOOL_RCPT_HELD;
 		if (res->state == RCPT_QUEUED)
 			r.next_try = res->next_try;
 		else

@@ -90,6 +90,7 @@ struct spool_rcpt {
 };
 
 #define SPOOL_RCPT_NOTIFIED	0x01	/* its bounce has been sent */
+#define SPOOL_RCPT_HELD		0x02	/* a throttle held it back (booked) */
 
 struct spool;
 
@@ -175,6 +176,7 @@ struct spool_work {
 	char *domain;		/* lower-case */
 	int64_t due;		/* when it was due */
 	uint32_t attempts;	/* before this attempt */
+	bool held;		/* it comes back from a throttle's booking */
 };
 
 struct spool_claim_filter {
@@ -213,6 +215,7 @@ struct spool_result {
 	const char *response;		/* reply or reason, or NULL */
 	const char *relay;		/* host[ip]:port, or NULL */
 	const char *status;		/* RFC 3463 X.Y.Z, or NULL */
+	bool held;			/* QUEUED because a throttle held it */
 };
 
 /*
@@ -293,7 +296,7 @@ int spool_throttle_release(struct spool *sp, const char *key,
 /*
  * Books count deliveries that a throttle holds back: the k-th of them
  * is due at first_ms + k * step_ms, after those booked before, at the
- * throttle's pace. Held-back mail comes back when it can go, instead of
+ * throttle's pace, and not before the *first_ms passed in (0: any). Held-back mail comes back when it can go, instead of
  * being looked at again and again.
  */
 int spool_throttle_book(struct spool *sp, const char *key,

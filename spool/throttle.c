@@ -403,6 +403,8 @@ book_once(struct spool *sp, const char *key,
 	if (l->delay_ms > step)
 		step = l->delay_ms;
 	int64_t start = st.horizon_ms > now ? st.horizon_ms : now + step;
+	if (*first_ms > start)
+		start = *first_ms;	/* the caller knows of a later limit */
 	st.horizon_ms = start + step * count;
 	*first_ms = start;
 	*step_ms = step;

@@ -65,8 +65,9 @@ test_claim_order_and_lease(struct spool *sp)
 
 	/* Results: one sent, one deferred, one bounced. */
 	struct spool_result r1[] = {
-		{0, RCPT_SENT, 0, true, "250 ok", "mx[127.0.0.1]:25", "2.0.0"},
-		{1, RCPT_QUEUED, now + 600, true, "451 later", NULL, "4.0.0"},
+		{0, RCPT_SENT, 0, true, "250 ok", "mx[127.0.0.1]:25", "2.0.0", false},
+		{1, RCPT_QUEUED, now + 600, true, "451 later", NULL, "4.0.0",
+		    false},
 	};
 	bool all_final;
 	CHECK_INT(spool_record_results(sp, bulk, r1, 2, now + 62, &all_final),
@@ -95,7 +96,7 @@ test_claim_order_and_lease(struct spool *sp)
 	CHECK_INT(n, 1);
 	spool_work_free(w, n);
 	struct spool_result r2[] = {
-		{1, RCPT_BOUNCED, 0, true, "550 no", NULL, "5.1.1"},
+		{1, RCPT_BOUNCED, 0, true, "550 no", NULL, "5.1.1", false},
 	};
 	CHECK_INT(spool_record_results(sp, bulk, r2, 1, now + 100, &all_final),
 	    0);
@@ -267,7 +268,7 @@ test_throttle(struct spool *sp)
 	CHECK_INT(g.granted, 0);
 
 	/* Booking spaces held mail at the throttle's pace. */
-	int64_t first, step, first2;
+	int64_t first = 0, step, first2 = 0;
 	CHECK_INT(spool_throttle_book(sp, "p|a", &rate, 5, &first, &step), 0);
 	CHECK_INT(step, 6000);
 	CHECK_INT(spool_throttle_book(sp, "p|a", &rate, 5, &first2, &step), 0);

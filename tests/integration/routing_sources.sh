@@ -1,0 +1,479 @@
+#!/bin/bash
+# NAME
+#	routing_sources.sh - source address pools, providers by domain and by
+#	MX, queuerun route / sendmail -bv, and routing config errors
+# DESCRIPTION
+#	Runs the issue's sample configuration as written (resolver and
+#	smtp_port replaced by the test DNS server's port and a random sink
+#	port, the relay's port likewise) against a test DNS server and one
+#	sink listening on the MX and relay addresses. Asserts:
+#	  - queuerun route and sendmail -bv print, per address, the lane and
+#	    why, the provider and why ("domain ... listed as ...", "MX ...
+#	    matches ...", "therest"), the MX hosts or the relay, the pool and
+#	    why with its sources and weights (127.0.0.13 shown disabled), the
+#	    next source and the limits; -bv prints what route prints; a
+#	    provider domain ".sub.test" matches subdomains only;
+#	  - the source named by route as next is the one the next connection
+#	    comes from, over 8 separate single-message passes, and those 8
+#	    passes (separate processes: the counts live in the spool) go
+#	    6 from 127.0.0.11 and 2 from 127.0.0.12 (weights 3:1);
+#	  - 400 bulk messages to gmail.com, drained by a daemon at gmail's
+#	    limits, arrive from 127.0.0.11 and 127.0.0.12 in a 3:1 ratio
+#	    (count(.11)/count(.12) within 3 +- 10%), never from 127.0.0.13,
+#	    each exactly once, with the helo of their source;
+#	  - priority-lane mail (the default lane) arrives from 127.0.0.20,
+#	    for gmail.com and for a "therest" domain alike;
+#	  - a domain whose MX is aspmx.l.google.com is gmail: route says "MX
+#	    aspmx.l.google.com matches *.google.com" with gmail's pool and
+#	    limits, and its bulk mail arrives from gmail's source addresses;
+#	  - config errors (an unknown pool for a provider and for a lane, a
+#	    malformed rate, an enabled source address that is not local) make
+#	    every program print "file:line: problem" naming the line of the
+#	    problem and exit 78; a switched-off source need not be local.
+#	Takes about 30 seconds.
+# SEE ALSO
+#	routing_throttle.sh, routing_lanes.sh
+. "$(dirname "$0")/../lib.sh"
+
+PYTHON=/usr/bin/python3
+SERVERS=$MXL_SRC/tests/servers
+need_file "$PYTHON" "$SERVERS/smtpsink.py" "$SERVERS/dnsserver.py" \
+    "$SENDMAIL" "$QUEUERUN"
+
+SRV=$T/servers
+rm -rf "$SRV"
+mkdir -p "$SRV"
+MY_PIDS=
+cleanup() {
+	local p
+	for p in $MY_PIDS; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	for p in $MY_PIDS; do
+		wait "$p" 2>/dev/null
+	done
+}
+trap 'cleanup; [ -n "${MXL_SCRATCH:-}" ] || rm -rf "$T"' EXIT
+trap 'exit 143' TERM INT
+
+# ---------------------------------------------------------------- helpers
+
+# wait_for SECONDS CMD...: true once CMD succeeds, polled every 0.1 s
+wait_for() {
+	local n=$(($1 * 10))
+	shift
+	while [ "$n" -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	return 1
+}
+
+# start_dns ZONEFILE: the DNS server on 127.0.0.1; sets DNS_PORT
+start_dns() {
+	rm -f "$SRV/dns.port"
+	"$PYTHON" "$SERVERS/dnsserver.py" --zone "$1" --address 127.0.0.1 \
+	    --port 0 --port-file "$SRV/dns.port" --log "$SRV/dns.log" \
+	    >"$SRV/dns.out" 2>"$SRV/dns.err" &
+	MY_PIDS="$MY_PIDS $!"
+	if wait_for 20 test -s "$SRV/dns.port"; then
+		pass
+	else
+		fail "DNS server did not start" "$(cat "$SRV/dns.err")"
+		finish
+	fi
+	DNS_PORT=$(cat "$SRV/dns.port")
+}
+
+# start_sink ARG...: one sink; @P@ in ARGs becomes a random free port
+# (retried when taken). Sets PORT, SINK_PID, SINKLOG.
+start_sink() {
+	local _
+	SINKLOG=$SRV/sink.log
+	for _ in 1 2 3 4 5 6; do
+		PORT=$((20000 + RANDOM % 12000))
+		rm -f "$SRV/sink.ready" "$SINKLOG"
+		"$PYTHON" "$SERVERS/smtpsink.py" "${@//@P@/$PORT}" \
+		    --log "$SINKLOG" --ready-file "$SRV/sink.ready" \
+		    --stats-file "$SRV/sink.stats" --watch-pid $$ \
+		    --max-lifetime 600 2>"$SRV/sink.err" &
+		SINK_PID=$!
+		MY_PIDS="$MY_PIDS $SINK_PID"
+		wait_for 30 sh -c "[ -e '$SRV/sink.ready' ] || ! kill -0 $SINK_PID 2>/dev/null"
+		if [ -e "$SRV/sink.ready" ]; then
+			pass
+			return 0
+		fi
+		if ! kill -0 "$SINK_PID" 2>/dev/null && grep -q "in use" "$SRV/sink.err"; then
+			continue
+		fi
+		break
+	done
+	fail "sink did not start" "$(cat "$SRV/sink.err" 2>/dev/null)"
+	finish
+}
+
+# sinkq EXPR: a python expression over the sink's log: R every record,
+# M the accepted messages, tid(PREFIX) those whose X-Test-Id starts so,
+# S the session records, C collections.Counter
+cat >"$SRV/q.py" <<'PY'
+import collections, json, sys
+C = collections.Counter
+R = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+M = [r for r in R if r["type"] == "message"]
+S = [r for r in R if r["type"] == "session"]
+def tid(p): return [m for m in M if (m.get("x_test_id") or "").startswith(p)]
+print(eval(sys.argv[2]))
+PY
+sinkq() { "$PYTHON" "$SRV/q.py" "$SINKLOG" "$1"; }
+
+# bs_stream N SENDER RCPT TAG [HEADER]: an SMTP dialogue for sendmail -bs
+# queueing N messages; %d in RCPT becomes the message number, each has
+# X-Test-Id TAG-number
+cat >"$SRV/bs.py" <<'PY'
+import sys
+n, sender, rcpt, tag = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+extra = (sys.argv[5] + "\r\n") if len(sys.argv) > 5 and sys.argv[5] else ""
+w = sys.stdout.buffer
+w.write(b"EHLO client.example\r\n")
+for i in range(n):
+    r = rcpt.replace("%d", str(i))
+    w.write(("MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n"
+             "From: <%s>\r\nTo: <%s>\r\nSubject: %s %d\r\nX-Test-Id: %s-%d\r\n"
+             "%s\r\nmessage %d\r\n.\r\n"
+             % (sender, r, sender, r, tag, i, tag, i, extra, i)).encode())
+w.write(b"QUIT\r\n")
+PY
+
+# queue_bs N SENDER RCPT TAG [SENDMAIL-ARG...]: queue N messages in one
+# sendmail -bs session; asserts every one was accepted
+queue_bs() {
+	local n=$1 sender=$2 rcpt=$3 tag=$4
+	shift 4
+	"$PYTHON" "$SRV/bs.py" "$n" "$sender" "$rcpt" "$tag" >"$SRV/bs.in"
+	assert_exit 0 "$SENDMAIL" -bs "$@" <"$SRV/bs.in"
+	assert_eq "$n" "$(grep -c '^250 2.0.0 Ok: queued as' "$OUT")" \
+	    "messages accepted by sendmail -bs ($tag)"
+}
+
+# drain_daemon SECONDS: a daemon until the queue is empty (at most
+# SECONDS), then stopped; asserts the queue emptied
+drain_daemon() {
+	local lim=$1 d
+	"$QUEUERUN" run --daemon 1h >"$SRV/daemon.out" 2>&1 &
+	d=$!
+	MY_PIDS="$MY_PIDS $d"
+	if wait_for "$lim" sh -c "! $SENDMAIL -bp 2>/dev/null | grep -Eq '^[0-9A-F]{13}'"; then
+		pass
+	else
+		fail "the daemon did not empty the queue within $lim s" \
+		    "$($SENDMAIL -bp | tail -3)" "$(grep -v 'status=sent\|removed\|from=<\|message-id=\|uid=' "$LOGFILE" | tail -20)"
+	fi
+	kill -TERM "$d" 2>/dev/null
+	wait "$d"
+	assert_eq 0 "$?" "daemon exit status after SIGTERM"
+}
+
+# route_field OUTPUT KEY: the value of "  KEY: ..." in route output
+route_field() { printf '%s\n' "$1" | sed -n "s/^  $2: //p" | head -1; }
+
+# sample_config SMTP-PORT DNS-PORT: the issue's sample, with the ports
+sample_config() {
+	cat <<EOF
+resolver  = "127.0.0.1:$2"
+smtp_port = $1
+
+pool default { source "127.0.0.1" { } }
+pool gmail {
+  source "127.0.0.11" { helo = "gm1.example.org" weight = 3 }
+  source "127.0.0.12" { helo = "gm2.example.org" weight = 1 }
+  source "127.0.0.13" { helo = "gm3.example.org" enabled = false }
+}
+pool transactional { source "127.0.0.20" { helo = "tx.example.org" } }
+
+provider gmail {
+  domains = { "gmail.com", "googlemail.com" }
+  mx      = { "*.google.com", "*.googlemail.com" }
+  pool    = "gmail"
+  concurrency = 4
+  rate    = "20/s"
+  recipients_per_message  = 50
+  messages_per_connection = 100
+}
+provider internal {
+  domains = { "example.org" }
+  relay   = "[127.0.0.30]:$1"
+}
+provider therest { pool = "default" concurrency = 20 }
+
+lane priority { pool = "transactional" }
+lane bulk {
+  match_sender = { "*@lists.example.org" }
+  match_user   = { "civicrm" }
+  match_header = { "Precedence: bulk", "Precedence: list" }
+}
+EOF
+}
+
+# ---------------------------------------------------------------- servers
+
+section "DNS and sink"
+MX_G=127.0.0.40		# gmail's MX hosts (google.com names)
+MX_O=127.0.0.41		# the MX of other.test (therest)
+RELAY=127.0.0.30	# the internal relay
+cat >"$SRV/zone" <<EOF
+gmail.com			MX 5 gmail-smtp-in.l.google.com
+gmail.com			MX 10 alt1.gmail-smtp-in.l.google.com
+gmail-smtp-in.l.google.com	A $MX_G
+alt1.gmail-smtp-in.l.google.com	A $MX_G
+gcorp.test			MX 1 aspmx.l.google.com
+aspmx.l.google.com		A $MX_G
+other.test			MX 10 mx.other.test
+mx.other.test			A $MX_O
+a.sub.test			MX 10 mx.other.test
+sub.test			MX 10 mx.other.test
+EOF
+start_dns "$SRV/zone"
+start_sink --listen $MX_G:@P@ --listen $MX_O:@P@ --listen $RELAY:@P@
+say "sink on port $PORT, DNS on 127.0.0.1:$DNS_PORT"
+
+# ---------------------------------------------------------------- route
+
+section "queuerun route and sendmail -bv on the sample configuration"
+setup route "$(sample_config "$PORT" "$DNS_PORT")" \
+    'provider sub { domains = { ".sub.test" } pool = "gmail" rate = "5/m" }'
+
+assert_exit 0 "$QUEUERUN" route --lane bulk user@gmail.com
+R=$(last_out)
+assert_eq "user@gmail.com" "$(printf '%s\n' "$R" | head -1)" "route: first line is the address"
+assert_match "$(route_field "$R" lane)" '^bulk \(.*Lane=bulk.*\)$' "route: lane (and why)"
+assert_eq "gmail (domain gmail.com listed as gmail.com)" "$(route_field "$R" provider)" "route: provider of gmail.com"
+assert_match "$R" "^  mx: gmail-smtp-in\.l\.google\.com \(preference 5\) $MX_G\$" "route: first MX host"
+assert_match "$R" "^  mx: alt1\.gmail-smtp-in\.l\.google\.com \(preference 10\) $MX_G\$" "route: second MX host"
+P=$(route_field "$R" pool)
+assert_match "$P" '^gmail \(provider gmail\):' "route: pool of bulk gmail mail (and why)"
+assert_match "$P" '127\.0\.0\.11 weight 3' "route: pool sources and weights"
+assert_match "$P" '127\.0\.0\.12 weight 1' "route: pool sources and weights"
+assert_match "$P" '127\.0\.0\.13 [^,]*disabled' "route: the disabled source is shown as disabled"
+assert_match "$(route_field "$R" source)" '^127\.0\.0\.1[12] \(helo gm[12]\.example\.org\)' "route: the next source"
+L=$(route_field "$R" limits)
+for k in "concurrency 4" "rate 20/s" "recipients_per_message 50" "messages_per_connection 100"; do
+	assert_contains "$L" "$k" "route: limits of gmail"
+done
+
+# -bv prints the same as route
+assert_exit 0 "$SENDMAIL" -bv -O Lane=bulk user@gmail.com
+assert_eq "$R" "$(last_out)" "sendmail -bv -O Lane=bulk output vs queuerun route --lane bulk"
+
+# The default lane is priority: its pool (transactional) wins.
+assert_exit 0 "$QUEUERUN" route user@gmail.com
+R=$(last_out)
+assert_eq "priority (default_lane)" "$(route_field "$R" lane)" "route: default lane"
+assert_match "$(route_field "$R" pool)" '^transactional \(.*lane priority.*\): 127\.0\.0\.20 weight 1$' \
+    "route: the priority lane's pool overrides gmail's"
+assert_match "$(route_field "$R" source)" '^127\.0\.0\.20 \(helo tx\.example\.org\)' "route: source of priority mail"
+assert_exit 0 "$SENDMAIL" -bv user@gmail.com
+assert_eq "$R" "$(last_out)" "sendmail -bv output vs queuerun route"
+
+# Sender rule
+assert_exit 0 "$QUEUERUN" route --sender news@lists.example.org user@gmail.com
+assert_match "$(route_field "$(last_out)" lane)" '^bulk \(.*\*@lists\.example\.org.*\)$' \
+    "route --sender: lane by match_sender (and why)"
+
+# Provider by MX: a Google-hosted domain
+assert_exit 0 "$QUEUERUN" route --lane bulk boss@gcorp.test
+R=$(last_out)
+assert_eq "gmail (MX aspmx.l.google.com matches *.google.com)" "$(route_field "$R" provider)" \
+    "route: provider of a Google-hosted domain"
+assert_match "$R" "^  mx: aspmx\.l\.google\.com \(preference 1\) $MX_G\$" "route: MX of gcorp.test"
+assert_match "$(route_field "$R" pool)" '^gmail \(provider gmail\):' "route: gcorp.test uses gmail's pool"
+assert_contains "$(route_field "$R" limits)" "rate 20/s" "route: gcorp.test has gmail's limits"
+
+# therest
+assert_exit 0 "$QUEUERUN" route --lane bulk bob@other.test
+R=$(last_out)
+assert_match "$(route_field "$R" provider)" '^therest \(.*therest.*\)$' "route: provider of other.test"
+assert_match "$R" "^  mx: mx\.other\.test \(preference 10\) $MX_O\$" "route: MX of other.test"
+assert_match "$(route_field "$R" pool)" '^default \(provider therest\): 127\.0\.0\.1 weight 1$' "route: pool of therest"
+assert_eq "concurrency 20" "$(route_field "$R" limits)" "route: limits of therest"
+
+# relay: no MX look-up
+: >"$SRV/dns.log"
+assert_exit 0 "$QUEUERUN" route --lane bulk staff@example.org
+R=$(last_out)
+assert_eq "internal (domain example.org listed as example.org)" "$(route_field "$R" provider)" \
+    "route: provider of example.org"
+assert_match "$(route_field "$R" relay)" "^\[127\.0\.0\.30\]:$PORT( |\$)" "route: the relay of example.org"
+assert_no_match "$R" '^  mx:' "route: no MX hosts for a relayed domain"
+assert_match "$(route_field "$R" limits)" '^(none|unthrottled)' "route: internal is unthrottled"
+assert_eq "" "$(grep -i 'example\.org' "$SRV/dns.log")" "DNS queries for example.org (relay: none)"
+
+# ".sub.test" lists every subdomain of sub.test, not sub.test itself
+assert_exit 0 "$QUEUERUN" route --lane bulk x@a.sub.test x@sub.test
+R=$(last_out)
+assert_eq "sub (domain a.sub.test listed as .sub.test)" \
+    "$(printf '%s\n' "$R" | sed -n '/^x@a.sub.test$/,/^x@sub.test$/s/^  provider: //p')" \
+    "route: provider of a subdomain of .sub.test"
+assert_match "$(printf '%s\n' "$R" | sed -n '/^x@sub.test$/,$s/^  provider: //p')" '^therest ' \
+    "route: sub.test itself is not in .sub.test"
+
+# several addresses at once: one block each, in order
+assert_exit 0 "$QUEUERUN" route a@gmail.com b@other.test c@example.org
+assert_eq "a@gmail.com b@other.test c@example.org" "$(grep -v '^ ' "$OUT" | tr '\n' ' ' | sed 's/ $//')" \
+    "route with three addresses: the address lines"
+assert_eq 3 "$(grep -c '^  provider: ' "$OUT")" "route with three addresses: provider lines"
+
+# ---------------------------------------------------------------- next source
+
+section "the next source route names is the one used; 3:1 across separate passes"
+setup passes "$(sample_config "$PORT" "$DNS_PORT")"
+seen=
+for i in 1 2 3 4 5 6 7 8; do
+	assert_exit 0 "$QUEUERUN" route --lane bulk "p$i@gmail.com"
+	want=$(route_field "$(last_out)" source | cut -d' ' -f1)
+	printf 'From: a@src.example\nX-Test-Id: pass-%d\n\npass %d\n' "$i" "$i" |
+	    assert_exit 0 "$SENDMAIL" -i -O Lane=bulk "p$i@gmail.com"
+	assert_exit 0 "$QUEUERUN" run
+	got=$(sinkq "[m['peer_ip'] for m in tid('pass-$i')]")
+	assert_eq "['$want']" "$got" "pass $i: source used vs the one route named"
+	seen="$seen $want"
+done
+say "sources of 8 single-message passes:$seen"
+# shellcheck disable=SC2086 # one word per source
+assert_eq 6 "$(printf '%s\n' $seen | grep -cx '127.0.0.11')" "passes from 127.0.0.11 (weight 3 of 4)"
+# shellcheck disable=SC2086
+assert_eq 2 "$(printf '%s\n' $seen | grep -cx '127.0.0.12')" "passes from 127.0.0.12 (weight 1 of 4)"
+
+# ---------------------------------------------------------------- ratio
+
+section "400 bulk messages to gmail.com: 3:1 from .11/.12, never .13"
+setup ratio "$(sample_config "$PORT" "$DNS_PORT")"
+queue_bs 400 news@src.example 'r%d@gmail.com' ratio -O Lane=bulk
+assert_queue_count 400 "bulk gmail messages queued"
+t0=$(date +%s.%N)
+drain_daemon 90
+t1=$(date +%s.%N)
+say "drained in $("$PYTHON" -c "print(round($t1 - $t0, 1))") s"
+n11=$(sinkq "len([m for m in tid('ratio-') if m['peer_ip'] == '127.0.0.11'])")
+n12=$(sinkq "len([m for m in tid('ratio-') if m['peer_ip'] == '127.0.0.12'])")
+say "from 127.0.0.11: $n11, from 127.0.0.12: $n12"
+assert_eq 400 "$(sinkq "len(tid('ratio-'))")" "bulk gmail messages arrived"
+assert_eq 400 "$(sinkq "len(set(m['x_test_id'] for m in tid('ratio-')))")" "distinct bulk gmail messages arrived"
+assert_eq 400 "$((n11 + n12))" "bulk gmail messages from 127.0.0.11 or 127.0.0.12"
+assert_eq 0 "$(sinkq "len([r for r in R if r.get('peer_ip') == '127.0.0.13'])")" \
+    "sink records from the disabled 127.0.0.13"
+assert_eq True "$(sinkq "0.9 * 3 <= $n11 / max($n12, 1) <= 1.1 * 3")" \
+    "ratio 127.0.0.11:127.0.0.12 = $n11:$n12 within 3:1 +-10%"
+assert_eq "[]" "$(sinkq "sorted(set((m['peer_ip'], m['helo']) for m in tid('ratio-')) - {('127.0.0.11', 'gm1.example.org'), ('127.0.0.12', 'gm2.example.org')})")" \
+    "(source, helo) pairs other than the configured ones"
+assert_eq "[]" "$(sinkq "sorted(set(m['listener'] for m in tid('ratio-')) - {'$MX_G:$PORT'})")" \
+    "listeners other than gmail's MX"
+
+# ---------------------------------------------------------------- priority
+
+section "priority-lane mail comes from 127.0.0.20"
+setup prio "$(sample_config "$PORT" "$DNS_PORT")" "immediate_delivery = true"
+for i in 1 2 3; do
+	printf 'From: a@src.example\nX-Test-Id: prio-g-%d\n\nreset %d\n' "$i" "$i" |
+	    assert_exit 0 "$SENDMAIL" -i "pg$i@gmail.com"
+	printf 'From: a@src.example\nX-Test-Id: prio-o-%d\n\nreset %d\n' "$i" "$i" |
+	    assert_exit 0 "$SENDMAIL" -i "po$i@other.test"
+done
+if wait_for 30 sh -c "[ \"\$('$PYTHON' '$SRV/q.py' '$SINKLOG' \"len(tid('prio-'))\")\" = 6 ]"; then
+	pass
+else
+	fail "the 6 priority messages did not all arrive within 30 s" "$(sinkq "len(tid('prio-'))")"
+fi
+assert_eq "['127.0.0.20']" "$(sinkq "sorted(set(m['peer_ip'] for m in tid('prio-')))")" \
+    "source addresses of priority mail (gmail.com and other.test)"
+assert_eq "['tx.example.org']" "$(sinkq "sorted(set(m['helo'] for m in tid('prio-')))")" \
+    "helo of priority mail"
+assert_eq "['$MX_G:$PORT', '$MX_O:$PORT']" "$(sinkq "sorted(set(m['listener'] for m in tid('prio-')))")" \
+    "MX hosts reached by priority mail"
+wait_for 30 sh -c "! $SENDMAIL -bp 2>/dev/null | grep -Eq '^[0-9A-F]{13}'"
+assert_queue_empty "queue after the priority deliveries"
+
+# ---------------------------------------------------------------- by MX
+
+section "a Google-hosted domain is gmail: gmail's sources"
+setup bymx "$(sample_config "$PORT" "$DNS_PORT")"
+queue_bs 8 news@lists.example.org 'c%d@gcorp.test' gcorp
+assert_exit 0 "$QUEUERUN" route --sender news@lists.example.org c0@gcorp.test
+assert_match "$(route_field "$(last_out)" provider)" '^gmail \(MX aspmx\.l\.google\.com matches \*\.google\.com\)$' \
+    "route: why gcorp.test is gmail"
+next=$(route_field "$(last_out)" source | cut -d' ' -f1)
+assert_match "$next" '^127\.0\.0\.1[12]$' "route: next source for gcorp.test"
+drain_daemon 30
+assert_eq 8 "$(sinkq "len(tid('gcorp-'))")" "gcorp.test messages arrived"
+# One connection carries all 8 (messages_per_connection 100), from the
+# source route named.
+assert_eq "['$next']" "$(sinkq "sorted(set(m['peer_ip'] for m in tid('gcorp-')))")" \
+    "source address of gcorp.test bulk mail (gmail's pool, the next source)"
+assert_eq "[]" "$(sinkq "sorted(set((m['peer_ip'], m['helo']) for m in tid('gcorp-')) - {('127.0.0.11', 'gm1.example.org'), ('127.0.0.12', 'gm2.example.org')})")" \
+    "(source, helo) of gcorp.test mail other than gmail's"
+id=$(grep -F 'to=<c0@gcorp.test>' "$LOGFILE" | head -1)
+assert_contains "$id" "relay=aspmx.l.google.com[$MX_G]:$PORT" "log line of gcorp.test mail"
+
+# ---------------------------------------------------------------- errors
+
+section "config errors: file:line: problem, exit 78"
+setup errs "$(sample_config "$PORT" "$DNS_PORT")"
+GOOD=$CONF
+# bad_config NAME SED-EXPR: a copy of the good config with one change;
+# sets BAD and BADLINE (the changed line's number)
+bad_config() {
+	BAD=$W/$1.conf
+	sed "$2" "$GOOD" >"$BAD"
+	BADLINE=$(diff "$GOOD" "$BAD" | sed -n 's/^\([0-9]*\)c.*/\1/p' | head -1)
+	if [ -n "$BADLINE" ]; then pass; else fail "bad_config $1: nothing changed"; fi
+}
+# check_error WHAT LINES NEEDLE CMD...: exit 78, one line on stderr
+# "BAD:LINE: ..." with LINE one of LINES, mentioning NEEDLE
+check_error() {
+	local what=$1 lines=$2 needle=$3 line
+	shift 3
+	assert_exit 78 "$@"
+	assert_one_line_stderr "$needle"
+	line=$(sed -n "s|^.*$BAD:\([0-9]*\): .*|\1|p" "$ERR" | head -1)
+	if [ -n "$line" ] && [[ " $lines " == *" $line "* ]]; then
+		pass
+	else
+		fail "$what: stderr must be '$BAD:LINE: problem' with LINE in {$lines}" \
+		    "$(cat "$ERR")"
+	fi
+}
+
+bad_config nopool 's/^  pool    = "gmail"$/  pool    = "nosuch"/'
+hdr_line=$(grep -n '^provider gmail {' "$BAD" | cut -d: -f1)
+for cmd in "$QUEUERUN -C $BAD route a@gmail.com" "$QUEUERUN -C $BAD run" \
+    "$SENDMAIL -C $BAD -bv a@gmail.com" "$SENDMAIL -C $BAD -i a@gmail.com"; do
+	# shellcheck disable=SC2086
+	check_error "unknown pool of a provider ($cmd)" "$BADLINE $hdr_line" nosuch $cmd </dev/null
+done
+
+bad_config lanepool 's/^lane priority { pool = "transactional" }$/lane priority { pool = "nope" }/'
+check_error "unknown pool of a lane" "$BADLINE" nope "$QUEUERUN" -C "$BAD" route a@gmail.com
+
+for r in '20/fortnight' 'abc' '20' '/s' '0/s' '-5/s' '1.5/s' '20/'; do
+	bad_config rate "s|^  rate    = \"20/s\"\$|  rate    = \"$r\"|"
+	check_error "malformed rate \"$r\"" "$BADLINE" "$r" "$QUEUERUN" -C "$BAD" route a@gmail.com
+done
+bad_config rate 's|^  rate    = "20/s"$|  rate    = "20/x"|'
+check_error "malformed rate (sendmail -bv)" "$BADLINE" "20/x" "$SENDMAIL" -C "$BAD" -bv a@gmail.com
+
+bad_config nonlocal 's/"127\.0\.0\.12"/"192.0.2.1"/'
+check_error "source address not local (queuerun route)" "$BADLINE" 192.0.2.1 "$QUEUERUN" -C "$BAD" route a@gmail.com
+check_error "source address not local (queuerun run)" "$BADLINE" 192.0.2.1 "$QUEUERUN" -C "$BAD" run
+check_error "source address not local (sendmail)" "$BADLINE" 192.0.2.1 "$SENDMAIL" -C "$BAD" -i a@gmail.com </dev/null
+# a switched-off source may already be gone from the host
+sed 's/"127\.0\.0\.13"/"192.0.2.1"/' "$GOOD" >"$W/offsite.conf"
+assert_exit 0 "$QUEUERUN" -C "$W/offsite.conf" route --lane bulk a@gmail.com
+assert_match "$(route_field "$(last_out)" pool)" '192\.0\.2\.1 [^,]*disabled' "route: a switched-off source that is not local"
+
+# and the good one is accepted by every program
+assert_exit 0 "$QUEUERUN" -C "$GOOD" route a@gmail.com
+assert_exit 0 "$SENDMAIL" -C "$GOOD" -bv a@gmail.com
+assert_exit 0 "$QUEUERUN" -C "$GOOD" run
+
+finish
