@@ -38,6 +38,8 @@ volatile int deliver_stop;
 struct content_reader {
 	struct spool *sp;
 	const char *id;
+	uint64_t expected;	/* the envelope's size: all must come */
+	uint64_t read;
 	uint32_t chunk;
 	bool eof;
 	bool failed;
@@ -148,6 +150,7 @@ static void
 reader_rewind(struct content_reader *r)
 {
 	r->chunk = 0;
+	r->read = 0;
 	r->eof = false;
 	r->failed = false;
 	r->col = 0;
@@ -172,11 +175,12 @@ content_cb(void **state, int *len, void *arg)
 		return NULL;
 	}
 	int rc = spool_read_chunk(r->sp, r->id, r->chunk, &r->raw);
-	if (rc == SPOOL_NOTFOUND) {
+	if (rc == SPOOL_NOTFOUND && r->read == r->expected) {
 		r->eof = true;
 		*len = 0;
 		return NULL;
 	}
+	/* Unreadable, or gone before all of it came (removed meanwhile). */
 	if (rc != SPOOL_OK) {
 		/* Never let a short message look complete: drop the line. */
 		r->failed = true;
@@ -187,6 +191,7 @@ content_cb(void **state, int *len, void *arg)
 		return NULL;
 	}
 	r->chunk++;
+	r->read += r->raw.len;
 	reader_emit(r, r->raw.data, r->raw.len);
 	*len = (int)r->out.len;
 	return r->out.data;
@@ -595,6 +600,7 @@ run_session(struct session *s, const struct sockaddr_storage *addr,
 			continue;
 		readers[i].sp = s->sp;
 		readers[i].id = msgs[i]->env->id;
+		readers[i].expected = msgs[i]->env->size;
 		reader_rewind(&readers[i]);
 		add_message(session, msgs[i], &readers[i]);
 		queued++;

@@ -39,7 +39,8 @@
 #include "route/dns.h"
 #include "spool/spool.h"
 
-enum dlv_outcome { DLV_PENDING = 0, DLV_SENT, DLV_DEFER, DLV_BOUNCE };
+/* DLV_SKIP: no longer ours to deliver (another runner has it). */
+enum dlv_outcome { DLV_PENDING = 0, DLV_SENT, DLV_DEFER, DLV_BOUNCE, DLV_SKIP };
 
 struct dlv_rcpt {
 	uint32_t index;

@@ -61,6 +61,7 @@ struct txn {
 	struct msg_slot *slot;
 	uint32_t *attempts;		/* per recipient, before this attempt */
 	int64_t *due;			/* per recipient */
+	int64_t *lease;			/* per recipient: our claim's lease */
 	bool booked;			/* came back from a throttle booking */
 };
 
@@ -451,11 +452,15 @@ on_message_done(void *ctx, struct dlv_msg *m)
 	bool deferred = false, bounced = false, all_final = false;
 	char (*dsns)[16] = xcalloc(m->nrcpts + 1, sizeof(*dsns));
 
+	size_t nres = 0;
 	for (size_t k = 0; k < m->nrcpts; k++) {
 		struct dlv_rcpt *r = &m->rcpts[k];
-		struct spool_result *res = &results[k];
 		const char *word;
 		char dsn[16];
+
+		if (r->outcome == DLV_SKIP)
+			continue;	/* another runner's now */
+		struct spool_result *res = &results[nres++];
 
 		res->index = r->index;
 		res->relay = m->relay;
@@ -514,8 +519,8 @@ on_message_done(void *ctx, struct dlv_msg *m)
 		    "bounced" : word, dsn, res->response, now);
 		run->progress = true;
 	}
-	if (spool_record_results(run->sp, slot->env.id, results, m->nrcpts,
-	    now, &all_final) == SPOOL_OK) {
+	if (nres > 0 && spool_record_results(run->sp, slot->env.id, results,
+	    nres, now, &all_final) == SPOOL_OK) {
 		if (all_final)
 			finish_message(run, slot->env.id);
 		else if (bounced)
@@ -575,6 +580,66 @@ literal_host(const char *domain, struct dns_mx *mx, char *err, size_t errlen)
 	return DNS_OK;
 }
 
+/*
+ * MX answers, kept for a minute: a batch claimed in due order visits
+ * the same domains again and again, and each look-up costs a round
+ * trip to the resolver. Failures are kept too (a SERVFAIL is not asked
+ * again a hundred times a second). A small table, oldest out first.
+ */
+#define MX_CACHE_SIZE	256
+#define MX_CACHE_TTL	60
+
+struct mx_cache_entry {
+	char *domain;
+	time_t expires;
+	enum dns_status status;
+	struct dns_mx mx;
+	char err[512];
+};
+
+static struct mx_cache_entry mx_cache[MX_CACHE_SIZE];
+
+static void
+copy_mx(struct dns_mx *to, const struct dns_mx *from)
+{
+	*to = *from;
+	to->hosts = xcalloc(from->nhosts + 1, sizeof(*to->hosts));
+	for (size_t i = 0; i < from->nhosts; i++) {
+		to->hosts[i] = from->hosts[i];
+		to->hosts[i].name = xstrdup(from->hosts[i].name);
+	}
+}
+
+static enum dns_status
+cached_mx(struct runner *run, const char *domain, struct dns_mx *mx,
+    char *err, size_t errlen)
+{
+	time_t now = time(NULL);
+	struct mx_cache_entry *slot = &mx_cache[0];
+
+	for (size_t i = 0; i < MX_CACHE_SIZE; i++) {
+		struct mx_cache_entry *e = &mx_cache[i];
+		if (e->domain && strcmp(e->domain, domain) == 0 &&
+		    e->expires > now) {
+			copy_mx(mx, &e->mx);
+			snprintf(err, errlen, "%s", e->err);
+			return e->status;
+		}
+		if (e->expires < slot->expires)
+			slot = e;	/* the oldest, or an empty one */
+	}
+	enum dns_status st = dns_find_mx(&run->dns, domain, false, mx, err,
+	    errlen);
+	free(slot->domain);
+	dns_mx_free(&slot->mx);
+	slot->domain = xstrdup(domain);
+	slot->expires = now + MX_CACHE_TTL;
+	slot->status = st;
+	copy_mx(&slot->mx, mx);
+	snprintf(slot->err, sizeof(slot->err), "%s", err);
+	return st;
+}
+
 static enum dns_status
 find_hosts(struct runner *run, const char *domain, struct dns_mx *mx,
     char *err, size_t errlen)
@@ -586,7 +651,7 @@ find_hosts(struct runner *run, const char *domain, struct dns_mx *mx,
 	}
 	if (domain[0] == '[')
 		return literal_host(domain, mx, err, errlen);
-	return dns_find_mx(&run->dns, domain, false, mx, err, errlen);
+	return cached_mx(run, domain, mx, err, errlen);
 }
 
 /* Relay hosts: "[127.0.0.30]" is an address, "[host]" A/AAAA only. */
@@ -655,6 +720,7 @@ add_txns(struct msg_slot *slot, struct spool_work *work, size_t nwork,
 		t->m.rcpts = xcalloc(cnt, sizeof(*t->m.rcpts));
 		t->attempts = xcalloc(cnt, sizeof(uint32_t));
 		t->due = xcalloc(cnt, sizeof(int64_t));
+		t->lease = xcalloc(cnt, sizeof(int64_t));
 		for (size_t w = i; w < i + cnt; w++) {
 			struct dlv_rcpt *r = &t->m.rcpts[t->m.nrcpts];
 			r->index = work[w].index;
@@ -666,6 +732,7 @@ add_txns(struct msg_slot *slot, struct spool_work *work, size_t nwork,
 				}
 			t->attempts[t->m.nrcpts] = work[w].attempts;
 			t->due[t->m.nrcpts] = work[w].due;
+			t->lease[t->m.nrcpts] = work[w].lease_until;
 			if (work[w].held)	/* booked by a throttle */
 				t->booked = true;
 			t->m.nrcpts++;
@@ -685,6 +752,7 @@ free_txns(struct txn *txns, size_t n)
 		free(txns[i].m.last_error);
 		free(txns[i].attempts);
 		free(txns[i].due);
+		free(txns[i].lease);
 	}
 	free(txns);
 }
@@ -710,16 +778,21 @@ release_list(struct runner *run, struct txn **list, size_t n, int64_t when_ms,
 		int64_t at = (when_ms + (int64_t)i * step_ms) / 1000;
 		struct spool_result *res = xcalloc(t->m.nrcpts + 1,
 		    sizeof(*res));
+		size_t k = 0;
 		for (size_t r = 0; r < t->m.nrcpts; r++) {
-			res[r].index = t->m.rcpts[r].index;
-			res[r].state = RCPT_QUEUED;
-			res[r].next_try = at;
+			if (t->m.rcpts[r].outcome == DLV_SKIP)
+				continue;
+			res[k].index = t->m.rcpts[r].index;
+			res[k].state = RCPT_QUEUED;
+			res[k].next_try = at;
 			/* Once booked, still booked when handed back early. */
-			res[r].held = held || t->booked;
+			res[k].held = held || t->booked;
+			k++;
 		}
 		bool all_final;
-		(void)spool_record_results(run->sp, t->slot->env.id, res,
-		    t->m.nrcpts, time(NULL), &all_final);
+		if (k > 0)
+			(void)spool_record_results(run->sp, t->slot->env.id,
+			    res, k, time(NULL), &all_final);
 		free(res);
 		t->m.done = true;
 	}
@@ -761,6 +834,51 @@ throttle_key(const struct group *g, const struct mxl_source *src, char *key,
 }
 
 /*
+ * Makes sure the claims are still ours right before they go on the
+ * wire, and extends them: a batch can take longer than a lease (a slow
+ * MX), and a claim that ran out may be another runner's by now.
+ * Recipients no longer ours are skipped; a transaction left with none
+ * is done.
+ */
+static void
+renew_claims(struct runner *run, struct txn **list, size_t n)
+{
+	size_t total = 0, k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		total += list[i]->m.nrcpts;
+	struct spool_claim_ref *refs = xcalloc(total + 1, sizeof(*refs));
+	for (size_t i = 0; i < n; i++)
+		for (size_t r = 0; r < list[i]->m.nrcpts; r++) {
+			refs[k].id = list[i]->slot->env.id;
+			refs[k].index = list[i]->m.rcpts[r].index;
+			refs[k].lease_until = list[i]->lease[r];
+			k++;
+		}
+	if (spool_renew_claims(run->sp, refs, total, time(NULL),
+	    run->cfg->delivery_lease_time) != SPOOL_OK) {
+		free(refs);
+		return;		/* leases as they were; deliver anyway */
+	}
+	k = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct txn *t = list[i];
+		size_t left = 0;
+		for (size_t r = 0; r < t->m.nrcpts; r++, k++) {
+			if (refs[k].ours) {
+				t->lease[r] = refs[k].lease_until;
+				left++;
+			} else {
+				t->m.rcpts[r].outcome = DLV_SKIP;
+			}
+		}
+		if (left == 0)
+			t->m.done = true;
+	}
+	free(refs);
+}
+
+/*
  * One connection from src with as many of list as its throttle allows
  * now. Returns how many were handed to it (0: the throttle said wait,
  * *retry_ms tells until when).
@@ -796,13 +914,17 @@ send_one_connection(struct runner *run, const struct group *g,
 		dcfg.source_len = src->sa_len;
 		dcfg.helo = src->helo;
 	}
+	renew_claims(run, list, (size_t)grant.granted);
 	struct dlv_msg **ptrs = xcalloc((size_t)grant.granted, sizeof(*ptrs));
+	size_t nptrs = 0;
 	for (int i = 0; i < grant.granted; i++)
-		ptrs[i] = &list[i]->m;
-	deliver_to_hosts(&dcfg, run->sp, g->hosts, g->nhosts, ptrs,
-	    (size_t)grant.granted, on_message_done, run);
-	int unused = 0;
-	for (int i = 0; i < grant.granted; i++)
+		if (!list[i]->m.done)
+			ptrs[nptrs++] = &list[i]->m;
+	if (nptrs > 0)
+		deliver_to_hosts(&dcfg, run->sp, g->hosts, g->nhosts, ptrs,
+		    nptrs, on_message_done, run);
+	int unused = (int)((size_t)grant.granted - nptrs);
+	for (size_t i = 0; i < nptrs; i++)
 		if (!ptrs[i]->done)
 			unused++;
 	free(ptrs);

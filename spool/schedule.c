@@ -392,6 +392,7 @@ claim_rcpt(struct claim *cl, DBC *c, int cls, const char *id, uint32_t index)
 		w->due = old_due;
 		w->attempts = r.attempts;
 		w->held = (r.flags & SPOOL_RCPT_HELD) != 0;
+		w->lease_until = r.lease_until;
 	}
 	spool_rcpt_clear(&r);
 	return rc;
@@ -559,6 +560,72 @@ spool_work_free(struct spool_work *work, size_t n)
 		free(work[i].domain);
 	}
 	free(work);
+}
+
+static int
+renew_once(struct spool *sp, struct spool_claim_ref *refs, size_t n,
+    int64_t now, int lease)
+{
+	DB_TXN *txn;
+	int rc;
+
+	if ((rc = sp->env->txn_begin(sp->env, NULL, &txn, 0)) != 0)
+		return rc;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct spool_claim_ref *c = &refs[i];
+		struct spool_msg msg;
+		struct spool_rcpt r;
+
+		c->ours = false;
+		rc = read_rcpt(sp, txn, c->id, c->index, &r, DB_RMW);
+		if (rc == DB_NOTFOUND) {
+			rc = 0;		/* removed meanwhile: not ours */
+			continue;
+		}
+		if (rc != 0)
+			break;
+		if (r.state == RCPT_ACTIVE && r.lease_until == c->lease_until &&
+		    (rc = read_msg(sp, txn, c->id, &msg, 0)) == 0) {
+			int cls = spool_lane_class(msg.lane);
+			spool_msg_free(&msg);
+			rc = spool_schedule_del(sp, txn, cls, r.lease_until,
+			    c->id, c->index);
+			r.lease_until = now + lease;
+			if (rc == 0)
+				rc = write_rcpt(sp, txn, c->id, &r);
+			if (rc == 0)
+				rc = spool_schedule_put(sp, txn, cls,
+				    r.lease_until, c->id, c->index, r.address);
+			if (rc == 0) {
+				c->ours = true;
+				c->lease_until = r.lease_until;
+			}
+		}
+		spool_rcpt_clear(&r);
+	}
+	if (rc == DB_NOTFOUND)
+		rc = 0;
+	if (rc != 0) {
+		txn->abort(txn);
+		return rc;
+	}
+	return commit_nosync(txn);
+}
+
+int
+spool_renew_claims(struct spool *sp, struct spool_claim_ref *refs, size_t n,
+    int64_t now, int lease)
+{
+	int rc = DB_LOCK_DEADLOCK;
+	SPOOL_GUARD;
+
+	SPOOL_RETRY(sp, rc, i)
+		rc = renew_once(sp, refs, n, now, lease);
+	if (rc != 0) {
+		log_error("spool: cannot renew claims: %s", db_strerror(rc));
+		return SPOOL_ERR;
+	}
+	return SPOOL_OK;
 }
 
 /* Results. */

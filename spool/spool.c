@@ -98,7 +98,7 @@ open_tables(struct spool *sp)
 	    (rc = open_db(sp, txn, &sp->recipients, "recipients.db", DB_BTREE,
 	    0)) ||
 	    (rc = open_db(sp, txn, &sp->content, "content.db", DB_BTREE,
-	    16384)) ||
+	    4096)) ||
 	    (rc = open_db(sp, txn, &sp->aliases, "aliases.db", DB_HASH, 0)) ||
 	    (rc = open_db(sp, txn, &sp->schedule, "schedule.db", DB_BTREE,
 	    0)) ||

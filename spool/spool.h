@@ -177,6 +177,7 @@ struct spool_work {
 	int64_t due;		/* when it was due */
 	uint32_t attempts;	/* before this attempt */
 	bool held;		/* it comes back from a throttle's booking */
+	int64_t lease_until;	/* our claim: ours while this is its lease */
 };
 
 struct spool_claim_filter {
@@ -196,6 +197,21 @@ int spool_claim_due(struct spool *sp, const struct spool_claim_filter *filter,
 int spool_claim_message(struct spool *sp, const char *id, bool flush,
     int64_t now, int lease, struct spool_work **out, size_t *n);
 void spool_work_free(struct spool_work *work, size_t n);
+
+/*
+ * Before a connection: extends our claims on these recipients to
+ * now + lease, and tells which are still ours. A claim whose lease ran
+ * out may have been taken by another runner, who now delivers it: we
+ * must not. One transaction for the lot.
+ */
+struct spool_claim_ref {
+	const char *id;
+	uint32_t index;
+	int64_t lease_until;	/* in: our lease; out: the new one */
+	bool ours;		/* out */
+};
+int spool_renew_claims(struct spool *sp, struct spool_claim_ref *refs,
+    size_t n, int64_t now, int lease);
 
 /*
  * Flush (postqueue -f): queued recipients (matching filter, may be

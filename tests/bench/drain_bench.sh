@@ -35,6 +35,12 @@
 #	BENCH_SIZES	the queue sizes to run (default "20000 200000")
 #	BENCH_MAX_TIME	seconds one drain may take (default 600)
 #	BENCH_SINK	fastsink (default) or smtpsink
+#	BENCH_DOMAINS	recipient domains (default 100)
+#	BENCH_PROVIDERS	when set, that many provider sections share the
+#			domains (by their domains lists), all with a pool
+#			of source 127.0.0.1 and a concurrency limit that is
+#			never reached: the cost of routing and throttling
+#			bookkeeping, compared with the plain drain (issue 4)
 #	BENCH_DIR	where the scratch directory goes (default TMPDIR or
 #			/tmp); it is removed at the end
 # EXIT STATUS
@@ -47,7 +53,8 @@ SENDMAIL=$build/sendmail/sendmail
 QUEUERUN=$build/queuerun/queuerun
 PYTHON=/usr/bin/python3
 TIME=/usr/bin/time
-NDOM=100
+NDOM=${BENCH_DOMAINS:-100}
+NPROV=${BENCH_PROVIDERS:-0}
 MSG_SIZE=4096
 DNS_IP=127.0.0.87
 MX_IP=127.0.0.88
@@ -234,6 +241,7 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 fs=$(df -PT "$dir" | awk 'NR == 2 { print $2 " on " $1 }')
 echo "mxlane drain benchmark"
 echo "  messages:  $MSG_SIZE bytes as submitted, 1 recipient each, over $NDOM domains, one MX"
+[ "$NPROV" -gt 0 ] && echo "  routing:   $NPROV providers (domains lists), pool of source 127.0.0.1, concurrency 50 each"
 if [ "$sink" = fastsink ]; then
 	echo "  sink:      fastsink (tests/bench/fastsink.c, C, epoll; counts only)"
 else
@@ -266,6 +274,18 @@ smtp_port = $SINK_PORT
 immediate_delivery = false
 queuerun_path = "$QUEUERUN"
 EOF
+	if [ "$NPROV" -gt 0 ]; then
+		echo 'pool bench { source "127.0.0.1" { } }'
+		for ((p = 0; p < NPROV; p++)); do
+			printf 'provider p%d { pool = "bench" concurrency = 50 domains = {' "$p"
+			sep=
+			for ((d = p; d < NDOM; d += NPROV)); do
+				printf '%s "d%d.bench.test"' "$sep" "$d"
+				sep=,
+			done
+			printf ' } }\n'
+		done
+	fi >>"$w/mxlane.conf"
 	export MXLANE_CONFIG=$w/mxlane.conf
 
 	echo "queueing $n messages..."

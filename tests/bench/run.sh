@@ -140,3 +140,13 @@ echo
 echo "$lat" | awk '{ printf "Aim: p50 under 5 ms at concurrency 1: %s (%.2f ms)\n", ($6 < 5 ? "met" : "NOT met"), $6 }'
 echo "$tput" | awk '$1 == 64 { printf "Aim: 1000 submissions/s at 64 concurrent: %s (%.0f/s)\n", ($5 >= 1000 ? "met" : "NOT met"), $5 }'
 [ ! -e "$dir/failed" ]
+ok=0
+[ -e "$dir/failed" ] && ok=1
+echo
+MXL_BUILD=$build bash "$src/tests/bench/drain_bench.sh" || ok=1
+# Issue 4: the same drain routed through 20 providers over 1,000 domains.
+echo
+MXL_BUILD=$build BENCH_DOMAINS=1000 BENCH_PROVIDERS=20 \
+    BENCH_SIZES=${BENCH_ROUTED_SIZES:-100000} \
+    bash "$src/tests/bench/drain_bench.sh" || ok=1
+exit $ok

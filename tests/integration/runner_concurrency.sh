@@ -1,0 +1,341 @@
+#!/bin/bash
+# NAME
+#	runner_concurrency - three queue runners at once deliver every
+#	recipient exactly once
+# DESCRIPTION
+#	Queues 5,000 one-recipient messages (each with its own X-Test-Id
+#	header) for 20 recipient domains whose MX is one test sink
+#	(tests/servers/smtpsink.py) found through the test DNS server
+#	(tests/servers/dnsserver.py), both on loopback. Submission is four
+#	`sendmail -bs` sessions at once, each message committed on its own.
+#	Then three `queuerun run` processes are started together. Asserts:
+#	  - every submission was answered "queued as ID", 5,000 ids, unique;
+#	  - all three runners exit 0, and each of them delivered some of the
+#	    mail (three distinct pids on status=sent lines) while another
+#	    was connected too (the sink saw at least 2 sessions at once, and
+#	    never more than 3: one connection per runner);
+#	  - the sink received exactly 5,000 messages: 5,000 distinct
+#	    X-Test-Ids, none twice, none unknown, each to its own recipient
+#	    and with the Message-ID of the queue id it was submitted as, none
+#	    from the null sender (no bounce was made);
+#	  - the log has exactly 5,000 status=sent lines, one per queue id,
+#	    and 5,000 "removed" lines, one per queue id; no deferred or
+#	    bounced line;
+#	  - mailq says "Mail queue is empty".
+#	Then a lease shorter than the work: 40 messages to a sink that
+#	answers every line 50 ms late, delivery_lease_time = "2s", a
+#	second runner started 3 s after the first (when the first one's
+#	claims have run out but it is still delivering them): every message
+#	reaches the sink exactly once, none of them empty (a runner checks
+#	its claims are still its own before each connection).
+#	Under MXL_SANITIZE=1 2,000 messages are queued instead of 5,000
+#	(same 20 domains, same three runners, same properties): each
+#	ASan-built runner is several times slower.
+# SEE ALSO
+#	runner_crash.sh, runner_diskuse.sh, tests/servers/README
+. "$(dirname "$0")/../lib.sh"
+
+PYTHON=/usr/bin/python3
+DNSSERVER=$MXL_SRC/tests/servers/dnsserver.py
+SMTPSINK=$MXL_SRC/tests/servers/smtpsink.py
+need_file "$SENDMAIL" "$QUEUERUN" "$PYTHON" "$DNSSERVER" "$SMTPSINK"
+
+if [ -n "${MXL_SANITIZE:-}" ]; then N=2000; else N=5000; fi
+NDOM=20
+RUNNERS=3
+DNS_IP=127.0.0.81
+MX_IP=127.0.0.82
+PREFIX=conc-$$
+DOM=conc.test
+
+SERVER_PIDS=
+RUNNER_PIDS=
+cleanup() {
+	local p
+	for p in $RUNNER_PIDS $SERVER_PIDS; do
+		kill "$p" 2>/dev/null
+	done
+	wait 2>/dev/null
+}
+trap 'cleanup; [ -n "${MXL_SCRATCH:-}" ] || rm -rf "$T"' EXIT
+
+# wait_for SECONDS CMD...: polls CMD every 0.1 s
+wait_for() {
+	local n=$(($1 * 10))
+	shift
+	while [ "$n" -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	return 1
+}
+
+# ---------------------------------------------------------------- helpers
+
+# The submission driver: N messages in PARALLEL `sendmail -bs` sessions.
+# Writes "test-id queue-id recipient" lines to MAP; prints key=value.
+cat >"$T/queue.py" <<'PY'
+import re, subprocess, sys, threading
+SENDMAIL, N, NDOM, PREFIX, DOMFMT, SIZE, PAR, MAP = sys.argv[1:9]
+N, NDOM, SIZE, PAR = int(N), int(NDOM), int(SIZE), int(PAR)
+FILL = b"".join(b"%075d\r\n" % k for k in range(SIZE // 77))
+
+def message(i):
+    tid = "%s-%06d" % (PREFIX, i)
+    rcpt = "u%d@%s" % (i, DOMFMT % (i % NDOM))
+    head = ("From: <sender@example.org>\r\nTo: <%s>\r\nSubject: %s\r\n"
+            "X-Test-Id: %s\r\n\r\n" % (rcpt, tid, tid)).encode()
+    return tid, rcpt, head + b"body of " + tid.encode() + b"\r\n" + FILL
+
+results, errors = {}, []
+
+def session(k, idx):
+    out = [b"EHLO queue.example\r\n"]
+    meta = []
+    for i in idx:
+        tid, rcpt, data = message(i)
+        meta.append((tid, rcpt))
+        out.append(b"MAIL FROM:<sender@example.org>\r\nRCPT TO:<%s>\r\nDATA\r\n"
+                   % rcpt.encode())
+        out.append(data.replace(b"\r\n.", b"\r\n..") + b".\r\n")
+    out.append(b"QUIT\r\n")
+    try:
+        p = subprocess.run([SENDMAIL, "-bs"], input=b"".join(out),
+                           capture_output=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        errors.append("session %d timed out" % k)
+        return
+    ids = re.findall(rb"^250 .*queued as ([0-9A-F]{13})\r?$", p.stdout, re.M)
+    bad = re.findall(rb"^[45]\d\d .*$", p.stdout, re.M)
+    if p.returncode != 0 or bad or len(ids) != len(meta):
+        errors.append("session %d: exit %d, %d ids for %d messages, %r %r"
+                      % (k, p.returncode, len(ids), len(meta), bad[:3],
+                         p.stderr[:300]))
+    results[k] = [(t, q.decode(), r) for (t, r), q in zip(meta, ids)]
+
+ths = [threading.Thread(target=session, args=(k, range(k, N, PAR)))
+       for k in range(PAR)]
+for t in ths:
+    t.start()
+for t in ths:
+    t.join()
+rows = [row for k in sorted(results) for row in results[k]]
+with open(MAP, "w") as f:
+    for row in rows:
+        f.write("%s %s %s\n" % row)
+print("queued=%d unique_ids=%d errors=%d" % (len(rows), len(set(r[1] for r in rows)), len(errors)))
+for e in errors[:5]:
+    print("error: " + e, file=sys.stderr)
+PY
+
+# The checker: the sink's JSON log and mxlane's log against the map.
+cat >"$T/check.py" <<'PY'
+import collections, json, re, sys
+SINKLOG, MAP, MXLOG = sys.argv[1:4]
+want = {}
+qid_of = {}
+for line in open(MAP):
+    tid, qid, rcpt = line.split()
+    want[tid] = (qid, rcpt)
+    qid_of[qid] = tid
+recs = [r for r in map(json.loads, open(SINKLOG)) if r.get("type") == "message"]
+copies = collections.Counter(r.get("x_test_id") for r in recs)
+shas = collections.defaultdict(set)
+wrong_rcpt = wrong_qid = unknown = 0
+for r in recs:
+    t = r.get("x_test_id")
+    if t not in want:
+        unknown += 1
+        continue
+    shas[t].add(r["sha256"])
+    if r["rcpt_tos"] != [want[t][1]]:
+        wrong_rcpt += 1
+    if ("." + want[t][0] + "@") not in (r.get("message_id") or ""):
+        wrong_qid += 1
+known = [t for t in copies if t in want]
+sent = collections.Counter()
+removed = collections.Counter()
+pids = set()
+other = collections.Counter()
+pat = re.compile(r"mxlane/smtp\[(\d+)\]: ([0-9A-F]{13}): to=<[^>]*>, .* status=(\w+) ")
+rem = re.compile(r"mxlane/qmgr\[\d+\]: ([0-9A-F]{13}): removed$")
+for line in open(MXLOG, errors="replace"):
+    m = pat.search(line)
+    if m:
+        if m.group(3) == "sent":
+            sent[m.group(2)] += 1
+            pids.add(m.group(1))
+        else:
+            other[m.group(3)] += 1
+        continue
+    m = rem.search(line.rstrip("\n"))
+    if m:
+        removed[m.group(1)] += 1
+kv = dict(
+    expected=len(want), records=len(recs), distinct=len(known),
+    missing=len(set(want) - set(known)), unknown=unknown,
+    duplicates=sum(copies[t] - 1 for t in known),
+    max_copies=max(copies.values()) if copies else 0,
+    dup_sha_differs=sum(1 for t in known if len(shas[t]) > 1),
+    wrong_rcpt=wrong_rcpt, wrong_qid=wrong_qid,
+    null_sender=sum(1 for r in recs if r.get("mail_from") == ""),
+    sent_lines=sum(sent.values()), sent_qids=len(sent),
+    sent_unknown=len([q for q in sent if q not in qid_of]),
+    sent_missing=len([q for q in qid_of if q not in sent]),
+    sent_twice=len([q for q in sent if sent[q] > 1]),
+    sent_pids=len(pids), deferred=other["deferred"], bounced=other["bounced"],
+    removed_lines=sum(removed.values()), removed_qids=len(removed),
+    removed_twice=len([q for q in removed if removed[q] > 1]),
+    removed_unknown=len([q for q in removed if q not in qid_of]))
+print(" ".join("%s=%s" % i for i in kv.items()))
+PY
+
+# elapsed_ms T0: milliseconds since T0 (from date +%s%N)
+elapsed_ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
+
+# kv KEY LINE: the value of KEY in a "k=v k=v" line
+kv() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+
+# start_servers: the DNS server and the sink; sets SPORT
+start_servers() {
+	local try d
+	{
+		for ((d = 0; d < NDOM; d++)); do
+			echo "d$d.$DOM MX 10 mx.$DOM"
+		done
+		echo "mx.$DOM A $MX_IP"
+	} >"$W/zone"
+	"$PYTHON" "$DNSSERVER" --zone "$W/zone" --address $DNS_IP --port 0 \
+	    --port-file "$W/dns.port" >"$W/dns.out" 2>"$W/dns.err" &
+	SERVER_PIDS="$SERVER_PIDS $!"
+	if wait_for 20 test -s "$W/dns.port"; then
+		pass
+	else
+		fail "the DNS server did not start" "$(cat "$W/dns.err")"
+		finish
+	fi
+	for try in 1 2 3 4 5 6; do
+		SPORT=$((20000 + RANDOM % 12000))
+		rm -f "$W/sink.ready"
+		"$PYTHON" "$SMTPSINK" --listen $MX_IP:$SPORT --log "$W/sink.log" \
+		    --ready-file "$W/sink.ready" --stats-file "$W/sink.stats" \
+		    --watch-pid $$ --max-lifetime 900 2>"$W/sink.err" &
+		local spid=$!
+		SERVER_PIDS="$SERVER_PIDS $spid"
+		wait_for 20 sh -c "[ -e '$W/sink.ready' ] || ! kill -0 $spid 2>/dev/null"
+		if [ -e "$W/sink.ready" ]; then
+			pass
+			return
+		fi
+		grep -q "cannot listen" "$W/sink.err" || break
+	done
+	fail "the sink did not start" "$(cat "$W/sink.err")"
+	finish
+}
+
+# ---------------------------------------------------------------- queue
+
+section "queue $N messages for $NDOM domains"
+setup conc
+start_servers
+write_config "$CONF" "$SPOOL" "$ALIASES" "$LOGFILE" \
+    "resolver = \"$DNS_IP:$(cat "$W/dns.port")\"" "smtp_port = $SPORT" \
+    "immediate_delivery = false" "queuerun_path = \"$QUEUERUN\""
+t0=$(date +%s%N)
+R=$("$PYTHON" "$T/queue.py" "$SENDMAIL" $N $NDOM $PREFIX "d%d.$DOM" 300 4 "$W/map")
+say "queued in $(elapsed_ms $t0) ms: $R"
+assert_eq "queued=$N unique_ids=$N errors=0" "$R" "submission result"
+assert_queue_count $N
+
+# ---------------------------------------------------------------- deliver
+
+section "three runners at once"
+t0=$(date +%s%N)
+for ((i = 1; i <= RUNNERS; i++)); do
+	timeout -k 5 300 "$QUEUERUN" run >"$W/runner$i.out" 2>"$W/runner$i.err" &
+	RUNNER_PIDS="$RUNNER_PIDS $!"
+done
+i=0
+for p in $RUNNER_PIDS; do
+	i=$((i + 1))
+	wait "$p"
+	assert_eq 0 "$?" "exit status of runner $i ($(head -c 500 "$W/runner$i.err"))"
+done
+RUNNER_PIDS=
+say "drained in $(elapsed_ms $t0) ms"
+
+section "each message delivered exactly once"
+assert_queue_empty "after the three runners"
+# The sink logs a message before it answers 250, so all are in by now.
+R=$("$PYTHON" "$T/check.py" "$W/sink.log" "$W/map" "$LOGFILE")
+say "$R"
+assert_eq "$N $N 0 0 0 1" \
+    "$(kv records "$R") $(kv distinct "$R") $(kv missing "$R") $(kv unknown "$R") $(kv duplicates "$R") $(kv max_copies "$R")" \
+    "sink: messages, distinct X-Test-Ids, missing, unknown, duplicates, most copies of one"
+assert_eq "0 0 0" "$(kv wrong_rcpt "$R") $(kv wrong_qid "$R") $(kv null_sender "$R")" \
+    "sink: messages to the wrong recipient, with the wrong queue id, bounces"
+assert_eq "$N $N 0 0 0" \
+    "$(kv sent_lines "$R") $(kv sent_qids "$R") $(kv sent_missing "$R") $(kv sent_twice "$R") $(kv sent_unknown "$R")" \
+    "log: status=sent lines, queue ids sent, ids never sent, ids sent twice, unknown ids"
+assert_eq "$N $N 0 0" \
+    "$(kv removed_lines "$R") $(kv removed_qids "$R") $(kv removed_twice "$R") $(kv removed_unknown "$R")" \
+    "log: removed lines, ids removed, removed twice, unknown"
+assert_eq "0 0" "$(kv deferred "$R") $(kv bounced "$R")" "log: deferred and bounced lines"
+assert_eq "$N" "$(grep -c 'status=sent' "$LOGFILE")" "status=sent lines in the log"
+assert_eq "$RUNNERS" "$(kv sent_pids "$R")" "runners (pids) that delivered mail"
+
+STATS=$("$PYTHON" -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["max_active"], s["messages_total"], s["sessions_total"])' "$W/sink.stats")
+say "sink: most sessions at once, messages, sessions: $STATS"
+set -- $STATS
+if [ "$1" -ge 2 ] && [ "$1" -le "$RUNNERS" ]; then
+	pass
+else
+	fail "the sink saw $1 sessions at once; expected 2..$RUNNERS (runners overlapping, one connection each)"
+fi
+assert_eq "$N" "$2" "messages counted by the sink"
+if grep -q Traceback "$W/sink.err" "$W/dns.err"; then
+	fail "a test server had a traceback" "$(cat "$W/sink.err" "$W/dns.err")"
+else
+	pass
+fi
+
+
+# ---------------------------------------------------------------- lease
+
+section "a claim that outlives its lease is not delivered twice"
+SLOW_IP=127.0.0.83
+LN=40
+setup lease
+"$PYTHON" "$SMTPSINK" --listen $SLOW_IP:$SPORT --log "$W/sink.log" \
+    --ready-file "$W/sink.ready" --delay-ms 50 --watch-pid $$ \
+    --max-lifetime 300 2>"$W/sink.err" &
+SERVER_PIDS="$SERVER_PIDS $!"
+wait_for 20 test -e "$W/sink.ready" || fail "the slow sink did not start" "$(cat "$W/sink.err")"
+# The DNS server reads its zone again when the file changes.
+ZONE=$T/conc/zone
+{ cat "$ZONE"; echo "slow0.test MX 10 mx.slow.test"; echo "mx.slow.test A $SLOW_IP"; } >"$ZONE.new"
+mv "$ZONE.new" "$ZONE"
+write_config "$CONF" "$SPOOL" "$ALIASES" "$LOGFILE" \
+    "resolver = \"$DNS_IP:$(cat "$T/conc/dns.port")\"" "smtp_port = $SPORT" \
+    "immediate_delivery = false" "queuerun_path = \"$QUEUERUN\"" \
+    'delivery_lease_time = "2s"'
+R=$("$PYTHON" "$T/queue.py" "$SENDMAIL" $LN 1 lease-$$ "slow%d.test" 300 1 "$W/map")
+assert_eq "queued=$LN unique_ids=$LN errors=0" "$R" "submission result (lease)"
+timeout -k 5 120 "$QUEUERUN" run >"$W/r1.out" 2>"$W/r1.err" &
+r1=$!
+sleep 3
+timeout -k 5 120 "$QUEUERUN" run >"$W/r2.out" 2>"$W/r2.err" &
+r2=$!
+wait $r1
+assert_eq 0 "$?" "exit status of the first runner"
+wait $r2
+assert_eq 0 "$?" "exit status of the second runner"
+R=$("$PYTHON" "$T/check.py" "$W/sink.log" "$W/map" "$LOGFILE")
+say "$R"
+assert_eq "$LN $LN 0 0 0" \
+    "$(kv records "$R") $(kv distinct "$R") $(kv missing "$R") $(kv unknown "$R") $(kv duplicates "$R")" \
+    "sink: messages, distinct X-Test-Ids, missing, unknown (empty), duplicates"
+assert_queue_empty "after the lease runs"
+
+finish

@@ -1,0 +1,390 @@
+#!/bin/bash
+# NAME
+#	runner_crash - kill -9 queue runners at random moments: nothing is
+#	lost, duplicates stay within the transactions in flight
+# DESCRIPTION
+#	Queues 5,000 one-recipient messages (each with its own X-Test-Id)
+#	for 20 domains whose MX is the test sink, then ten times starts a
+#	`queuerun run` and kills it with SIGKILL after a random 20-400 ms
+#	(a runner that exits by itself before its kill is not counted, and
+#	another is started; at most 40 starts). delivery_lease_time is 3 s,
+#	so the recipients a killed runner had claimed are due again 3 s
+#	later. After the kills, `queuerun run --flush` passes (at most 40,
+#	one a second, 150 s in all) drain the queue. Asserts:
+#	  - every submission was queued (5,000 unique queue ids);
+#	  - ten runners were killed while running, with mail still queued
+#	    after the last kill (the kills fell in the middle of the drain);
+#	    every other runner exits 0;
+#	  - after every kill the next process opens the spool with no
+#	    manual recovery: mailq exits 0 (within 60 s) and lists the
+#	    queue, and every later runner exits 0;
+#	  - nothing is lost: every X-Test-Id reached the sink, each to its
+#	    own recipient and with the Message-ID of its queue id; nothing
+#	    unknown arrived, no bounce was made, no recipient was deferred
+#	    or bounced, every queue id has a status=sent line and none is
+#	    removed twice;
+#	  - duplicates (copies beyond the first) number at most the kills
+#	    times the SMTP transactions one runner can have in flight, and
+#	    that is one: a runner has one connection at a time, libESMTP
+#	    sends a message's content only after the 354 to its DATA, which
+#	    comes after the reply to the previous message's final dot, and
+#	    the runner commits each message's result (the done callback, one
+#	    transaction) as soon as libESMTP reads that reply. So at a kill
+#	    at most one message can have been accepted by the sink without
+#	    its result being committed. A duplicate has the same sha256 as
+#	    its first copy;
+#	  - mailq says "Mail queue is empty" at the end.
+#	The kill delays come from a seed printed at the start; MXL_SEED
+#	replays the delays (not the timing of everything else).
+#	Under MXL_SANITIZE=1 3,000 messages are queued instead of 5,000
+#	(still ten kills in the middle of the drain, same properties).
+# SEE ALSO
+#	runner_concurrency.sh, runner_diskuse.sh, stress_crash.sh
+. "$(dirname "$0")/../lib.sh"
+
+PYTHON=/usr/bin/python3
+DNSSERVER=$MXL_SRC/tests/servers/dnsserver.py
+SMTPSINK=$MXL_SRC/tests/servers/smtpsink.py
+need_file "$SENDMAIL" "$QUEUERUN" "$PYTHON" "$DNSSERVER" "$SMTPSINK"
+
+if [ -n "${MXL_SANITIZE:-}" ]; then N=3000; else N=5000; fi
+NDOM=20
+KILLS=10
+DNS_IP=127.0.0.83
+MX_IP=127.0.0.84
+PREFIX=crash-$$
+DOM=crash.test
+SEED=${MXL_SEED:-$(date +%s)}
+
+SERVER_PIDS=
+cleanup() {
+	local p
+	for p in $SERVER_PIDS; do
+		kill "$p" 2>/dev/null
+	done
+	wait 2>/dev/null
+}
+trap 'cleanup; [ -n "${MXL_SCRATCH:-}" ] || rm -rf "$T"' EXIT
+
+# wait_for SECONDS CMD...: polls CMD every 0.1 s
+wait_for() {
+	local n=$(($1 * 10))
+	shift
+	while [ "$n" -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	return 1
+}
+
+# ---------------------------------------------------------------- helpers
+
+# The submission driver: N messages in PARALLEL `sendmail -bs` sessions.
+# Writes "test-id queue-id recipient" lines to MAP; prints key=value.
+cat >"$T/queue.py" <<'PY'
+import re, subprocess, sys, threading
+SENDMAIL, N, NDOM, PREFIX, DOMFMT, SIZE, PAR, MAP = sys.argv[1:9]
+N, NDOM, SIZE, PAR = int(N), int(NDOM), int(SIZE), int(PAR)
+FILL = b"".join(b"%075d\r\n" % k for k in range(SIZE // 77))
+
+def message(i):
+    tid = "%s-%06d" % (PREFIX, i)
+    rcpt = "u%d@%s" % (i, DOMFMT % (i % NDOM))
+    head = ("From: <sender@example.org>\r\nTo: <%s>\r\nSubject: %s\r\n"
+            "X-Test-Id: %s\r\n\r\n" % (rcpt, tid, tid)).encode()
+    return tid, rcpt, head + b"body of " + tid.encode() + b"\r\n" + FILL
+
+results, errors = {}, []
+
+def session(k, idx):
+    out = [b"EHLO queue.example\r\n"]
+    meta = []
+    for i in idx:
+        tid, rcpt, data = message(i)
+        meta.append((tid, rcpt))
+        out.append(b"MAIL FROM:<sender@example.org>\r\nRCPT TO:<%s>\r\nDATA\r\n"
+                   % rcpt.encode())
+        out.append(data.replace(b"\r\n.", b"\r\n..") + b".\r\n")
+    out.append(b"QUIT\r\n")
+    try:
+        p = subprocess.run([SENDMAIL, "-bs"], input=b"".join(out),
+                           capture_output=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        errors.append("session %d timed out" % k)
+        return
+    ids = re.findall(rb"^250 .*queued as ([0-9A-F]{13})\r?$", p.stdout, re.M)
+    bad = re.findall(rb"^[45]\d\d .*$", p.stdout, re.M)
+    if p.returncode != 0 or bad or len(ids) != len(meta):
+        errors.append("session %d: exit %d, %d ids for %d messages, %r %r"
+                      % (k, p.returncode, len(ids), len(meta), bad[:3],
+                         p.stderr[:300]))
+    results[k] = [(t, q.decode(), r) for (t, r), q in zip(meta, ids)]
+
+ths = [threading.Thread(target=session, args=(k, range(k, N, PAR)))
+       for k in range(PAR)]
+for t in ths:
+    t.start()
+for t in ths:
+    t.join()
+rows = [row for k in sorted(results) for row in results[k]]
+with open(MAP, "w") as f:
+    for row in rows:
+        f.write("%s %s %s\n" % row)
+print("queued=%d unique_ids=%d errors=%d" % (len(rows), len(set(r[1] for r in rows)), len(errors)))
+for e in errors[:5]:
+    print("error: " + e, file=sys.stderr)
+PY
+
+# The checker: the sink's JSON log and mxlane's log against the map.
+cat >"$T/check.py" <<'PY'
+import collections, json, re, sys
+SINKLOG, MAP, MXLOG = sys.argv[1:4]
+want = {}
+qid_of = {}
+for line in open(MAP):
+    tid, qid, rcpt = line.split()
+    want[tid] = (qid, rcpt)
+    qid_of[qid] = tid
+recs = [r for r in map(json.loads, open(SINKLOG)) if r.get("type") == "message"]
+copies = collections.Counter(r.get("x_test_id") for r in recs)
+shas = collections.defaultdict(set)
+wrong_rcpt = wrong_qid = unknown = 0
+for r in recs:
+    t = r.get("x_test_id")
+    if t not in want:
+        unknown += 1
+        continue
+    shas[t].add(r["sha256"])
+    if r["rcpt_tos"] != [want[t][1]]:
+        wrong_rcpt += 1
+    if ("." + want[t][0] + "@") not in (r.get("message_id") or ""):
+        wrong_qid += 1
+known = [t for t in copies if t in want]
+sent = collections.Counter()
+removed = collections.Counter()
+pids = set()
+other = collections.Counter()
+pat = re.compile(r"mxlane/smtp\[(\d+)\]: ([0-9A-F]{13}): to=<[^>]*>, .* status=(\w+) ")
+rem = re.compile(r"mxlane/qmgr\[\d+\]: ([0-9A-F]{13}): removed$")
+for line in open(MXLOG, errors="replace"):
+    m = pat.search(line)
+    if m:
+        if m.group(3) == "sent":
+            sent[m.group(2)] += 1
+            pids.add(m.group(1))
+        else:
+            other[m.group(3)] += 1
+        continue
+    m = rem.search(line.rstrip("\n"))
+    if m:
+        removed[m.group(1)] += 1
+kv = dict(
+    expected=len(want), records=len(recs), distinct=len(known),
+    missing=len(set(want) - set(known)), unknown=unknown,
+    duplicates=sum(copies[t] - 1 for t in known),
+    max_copies=max(copies.values()) if copies else 0,
+    dup_sha_differs=sum(1 for t in known if len(shas[t]) > 1),
+    wrong_rcpt=wrong_rcpt, wrong_qid=wrong_qid,
+    null_sender=sum(1 for r in recs if r.get("mail_from") == ""),
+    sent_lines=sum(sent.values()), sent_qids=len(sent),
+    sent_unknown=len([q for q in sent if q not in qid_of]),
+    sent_missing=len([q for q in qid_of if q not in sent]),
+    sent_twice=len([q for q in sent if sent[q] > 1]),
+    sent_pids=len(pids), deferred=other["deferred"], bounced=other["bounced"],
+    removed_lines=sum(removed.values()), removed_qids=len(removed),
+    removed_twice=len([q for q in removed if removed[q] > 1]),
+    removed_unknown=len([q for q in removed if q not in qid_of]))
+print(" ".join("%s=%s" % i for i in kv.items()))
+PY
+
+# elapsed_ms T0: milliseconds since T0 (from date +%s%N)
+elapsed_ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
+
+# kv KEY LINE: the value of KEY in a "k=v k=v" line
+kv() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+
+# The killer: starts runners one at a time and SIGKILLs each after a
+# random delay; after each, mailq must work. Prints key=value, and one
+# line per kill on standard error.
+cat >"$T/killer.py" <<'PY'
+import random, subprocess, sys, time
+QUEUERUN, SENDMAIL, SINKLOG = sys.argv[1:4]
+KILLS, SEED = int(sys.argv[4]), int(sys.argv[5])
+rng = random.Random(SEED)
+deadline = time.monotonic() + 150
+def delivered():
+    with open(SINKLOG, "rb") as f:
+        return sum(1 for l in f if l.startswith(b'{"type":"message"'))
+kills = starts = self_exits = bad_exit = bad_mailq = 0
+at_kill = []
+while kills < KILLS and starts < 40 and time.monotonic() < deadline:
+    starts += 1
+    try:
+        p = subprocess.Popen([QUEUERUN, "run"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    except OSError as e:
+        bad_exit += 1
+        sys.stderr.write("cannot start %s: %s\n" % (QUEUERUN, e))
+        break
+    time.sleep(rng.uniform(0.02, 0.4))
+    if p.poll() is None:
+        p.kill()
+        _, err = p.communicate()
+        if p.returncode != -9:
+            bad_exit += 1
+        kills += 1
+        at_kill.append(delivered())
+        sys.stderr.write("kill %d: runner %d, %d messages at the sink\n"
+                         % (kills, p.pid, at_kill[-1]))
+    else:
+        _, err = p.communicate()
+        self_exits += 1
+        if p.returncode != 0:
+            bad_exit += 1
+            sys.stderr.write("runner %d exited %d: %r\n"
+                             % (p.pid, p.returncode, err[:300]))
+    # The next process must open the spool without manual recovery.
+    try:
+        q = subprocess.run([SENDMAIL, "-bp"], capture_output=True, timeout=60)
+        if q.returncode != 0 or not (b" Request" in q.stdout or
+                                     b"Mail queue is empty" in q.stdout):
+            bad_mailq += 1
+            sys.stderr.write("mailq exited %d: %r\n"
+                             % (q.returncode, q.stderr[:300]))
+    except subprocess.TimeoutExpired:
+        bad_mailq += 1
+        sys.stderr.write("mailq hung after kill %d\n" % kills)
+print("kills=%d starts=%d self_exits=%d bad_exit=%d bad_mailq=%d first=%d last=%d"
+      % (kills, starts, self_exits, bad_exit, bad_mailq,
+         at_kill[0] if at_kill else -1, at_kill[-1] if at_kill else -1))
+PY
+
+# start_servers: the DNS server and the sink; sets SPORT
+start_servers() {
+	local try d
+	{
+		for ((d = 0; d < NDOM; d++)); do
+			echo "d$d.$DOM MX 10 mx.$DOM"
+		done
+		echo "mx.$DOM A $MX_IP"
+	} >"$W/zone"
+	"$PYTHON" "$DNSSERVER" --zone "$W/zone" --address $DNS_IP --port 0 \
+	    --port-file "$W/dns.port" >"$W/dns.out" 2>"$W/dns.err" &
+	SERVER_PIDS="$SERVER_PIDS $!"
+	if wait_for 20 test -s "$W/dns.port"; then
+		pass
+	else
+		fail "the DNS server did not start" "$(cat "$W/dns.err")"
+		finish
+	fi
+	for try in 1 2 3 4 5 6; do
+		SPORT=$((20000 + RANDOM % 12000))
+		rm -f "$W/sink.ready"
+		"$PYTHON" "$SMTPSINK" --listen $MX_IP:$SPORT --log "$W/sink.log" \
+		    --ready-file "$W/sink.ready" --stats-file "$W/sink.stats" \
+		    --watch-pid $$ --max-lifetime 900 2>"$W/sink.err" &
+		local spid=$!
+		SERVER_PIDS="$SERVER_PIDS $spid"
+		wait_for 20 sh -c "[ -e '$W/sink.ready' ] || ! kill -0 $spid 2>/dev/null"
+		if [ -e "$W/sink.ready" ]; then
+			pass
+			return
+		fi
+		grep -q "cannot listen" "$W/sink.err" || break
+	done
+	fail "the sink did not start" "$(cat "$W/sink.err")"
+	finish
+}
+
+# ---------------------------------------------------------------- queue
+
+section "queue $N messages for $NDOM domains (seed $SEED)"
+setup crash
+start_servers
+write_config "$CONF" "$SPOOL" "$ALIASES" "$LOGFILE" \
+    "resolver = \"$DNS_IP:$(cat "$W/dns.port")\"" "smtp_port = $SPORT" \
+    "immediate_delivery = false" "queuerun_path = \"$QUEUERUN\"" \
+    "delivery_lease_time = \"3s\"" "minimal_backoff_time = \"1s\""
+t0=$(date +%s%N)
+R=$("$PYTHON" "$T/queue.py" "$SENDMAIL" $N $NDOM $PREFIX "d%d.$DOM" 300 4 "$W/map")
+say "queued in $(elapsed_ms $t0) ms: $R"
+assert_eq "queued=$N unique_ids=$N errors=0" "$R" "submission result"
+assert_queue_count $N
+
+# ---------------------------------------------------------------- kill
+
+section "kill -9 a runner $KILLS times"
+t0=$(date +%s%N)
+R=$("$PYTHON" "$T/killer.py" "$QUEUERUN" "$SENDMAIL" "$W/sink.log" $KILLS "$SEED")
+say "$R ($(elapsed_ms $t0) ms)"
+assert_eq "$KILLS 0 0" "$(kv kills "$R") $(kv bad_exit "$R") $(kv bad_mailq "$R")" \
+    "runners killed while running, runners with another exit status, failed mailq runs"
+LAST=$(kv last "$R")
+LEFT=$(queue_count)
+say "messages at the sink at the last kill: $LAST of $N; still queued: $LEFT"
+if [ "$LAST" -ge 0 ] && [ "$LAST" -lt "$N" ] && [ "$LEFT" -gt 0 ]; then
+	pass
+else
+	fail "the kills did not fall in the middle of the drain" \
+	    "messages at the sink at the last kill: $LAST of $N; still queued: $LEFT"
+fi
+
+# ---------------------------------------------------------------- drain
+
+section "drain with run --flush passes"
+t0=$(date +%s%N)
+passes=0
+end=$((SECONDS + 150))
+while [ "$passes" -lt 40 ] && [ "$SECONDS" -lt "$end" ]; do
+	passes=$((passes + 1))
+	assert_exit 0 "$QUEUERUN" run --flush
+	[ "$(queue_count)" -eq 0 ] && break
+	sleep 1
+done
+say "drained in $passes passes, $(elapsed_ms $t0) ms"
+assert_queue_empty "after the drain"
+
+section "nothing lost, duplicates within the bound"
+R=$("$PYTHON" "$T/check.py" "$W/sink.log" "$W/map" "$LOGFILE")
+say "$R"
+assert_eq "$N 0 0 0 0" \
+    "$(kv distinct "$R") $(kv missing "$R") $(kv unknown "$R") $(kv dup_sha_differs "$R") $(kv null_sender "$R")" \
+    "sink: distinct X-Test-Ids, missing, unknown, duplicates whose content differs, bounces"
+assert_eq "0 0" "$(kv wrong_rcpt "$R") $(kv wrong_qid "$R")" \
+    "sink: messages to the wrong recipient, with the wrong queue id"
+DUPS=$(kv duplicates "$R")
+# One runner, one connection, one transaction in flight: see DESCRIPTION.
+BOUND=$((KILLS * 1))
+if [ "$DUPS" -le "$BOUND" ]; then
+	pass
+else
+	fail "$DUPS duplicate deliveries after $KILLS kills; at most $BOUND allowed (one in-flight transaction per kill)"
+fi
+assert_eq "$((N + DUPS))" "$(kv records "$R")" "messages at the sink (distinct plus duplicates)"
+assert_eq "$N 0 0 0 0" \
+    "$(kv sent_qids "$R") $(kv sent_missing "$R") $(kv sent_unknown "$R") $(kv deferred "$R") $(kv bounced "$R")" \
+    "log: ids with status=sent, ids without, unknown ids, deferred lines, bounced lines"
+SENT_TWICE=$(kv sent_twice "$R")
+if [ "$SENT_TWICE" -le "$DUPS" ]; then
+	pass
+else
+	fail "$SENT_TWICE queue ids logged as sent twice, but only $DUPS duplicates reached the sink"
+fi
+REMOVED=$(kv removed_qids "$R")
+assert_eq "0 0" "$(kv removed_twice "$R") $(kv removed_unknown "$R")" \
+    "log: ids removed twice, unknown ids removed"
+# A kill between a removal's commit and its log line costs the line.
+if [ "$REMOVED" -ge $((N - KILLS)) ] && [ "$REMOVED" -le "$N" ]; then
+	pass
+else
+	fail "$REMOVED queue ids have a removed line; expected $((N - KILLS))..$N"
+fi
+say "duplicates: $DUPS (bound $BOUND); queue ids logged as sent twice: $SENT_TWICE"
+if grep -q Traceback "$W/sink.err" "$W/dns.err"; then
+	fail "a test server had a traceback" "$(cat "$W/sink.err" "$W/dns.err")"
+else
+	pass
+fi
+
+finish

@@ -1,0 +1,293 @@
+#!/bin/bash
+# NAME
+#	runner_diskuse - after a drain the spool's disk use returns to what
+#	it was before the mail was queued
+# DESCRIPTION
+#	Three cycles, each queueing 3,000 one-recipient 4 KB messages for
+#	20 domains whose MX is the test sink and draining them with
+#	`queuerun run`. Disk use is `du -sk` of the whole spool_directory
+#	(region files, tables, logs: nothing excluded). BerkeleyDB files
+#	keep their pages, so the first fill sets a high-water mark; what
+#	must hold is that a drain frees what a fill took, so that the next
+#	fill of the same size reuses it. Asserts:
+#	  - every cycle delivers all its messages (the sink has each
+#	    X-Test-Id) and ends with mailq saying "Mail queue is empty";
+#	  - the transaction logs are removed: after each drain at most two
+#	    log.* files remain, with at most 16 MiB between them (log files
+#	    are 8 MiB at most), and by the end the first log file is gone
+#	    (the cycles write enough that at least two were started);
+#	  - freed pages are reused: the files other than the logs take at
+#	    most 20% more after the third drain than after the first;
+#	  - the whole directory returns to near its size before the mail
+#	    was queued: after each later drain it is at most 20% larger than
+#	    before that cycle's fill (which is the size after the previous
+#	    drain), and after the third drain at most 20% larger than after
+#	    the first, plus in both cases 8 MiB: exactly one log file is
+#	    current after a drain, and how full it is (0 to 8 MiB) depends
+#	    only on where in it the cycle happened to end.
+#	The sizes are printed as a table.
+#	Under MXL_SANITIZE=1 each cycle queues 1,500 messages instead of
+#	3,000 (three cycles, same properties and tolerances).
+# SEE ALSO
+#	runner_concurrency.sh, runner_crash.sh, stress_diskfull.sh
+. "$(dirname "$0")/../lib.sh"
+
+PYTHON=/usr/bin/python3
+DNSSERVER=$MXL_SRC/tests/servers/dnsserver.py
+SMTPSINK=$MXL_SRC/tests/servers/smtpsink.py
+need_file "$SENDMAIL" "$QUEUERUN" "$PYTHON" "$DNSSERVER" "$SMTPSINK"
+
+if [ -n "${MXL_SANITIZE:-}" ]; then N=1500; else N=3000; fi
+NDOM=20
+CYCLES=3
+SIZE=3900		# body bytes; about 4 KB with the headers
+DNS_IP=127.0.0.85
+MX_IP=127.0.0.86
+PREFIX=disk-$$
+DOM=disk.test
+LOG_MAX_KB=8192		# spool.c: set_lg_max(8 MiB)
+
+SERVER_PIDS=
+cleanup() {
+	local p
+	for p in $SERVER_PIDS; do
+		kill "$p" 2>/dev/null
+	done
+	wait 2>/dev/null
+}
+trap 'cleanup; [ -n "${MXL_SCRATCH:-}" ] || rm -rf "$T"' EXIT
+
+# wait_for SECONDS CMD...: polls CMD every 0.1 s
+wait_for() {
+	local n=$(($1 * 10))
+	shift
+	while [ "$n" -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	return 1
+}
+
+# ---------------------------------------------------------------- helpers
+
+# The submission driver: N messages in PARALLEL `sendmail -bs` sessions.
+# Writes "test-id queue-id recipient" lines to MAP; prints key=value.
+cat >"$T/queue.py" <<'PY'
+import re, subprocess, sys, threading
+SENDMAIL, N, NDOM, PREFIX, DOMFMT, SIZE, PAR, MAP = sys.argv[1:9]
+N, NDOM, SIZE, PAR = int(N), int(NDOM), int(SIZE), int(PAR)
+FILL = b"".join(b"%075d\r\n" % k for k in range(SIZE // 77))
+
+def message(i):
+    tid = "%s-%06d" % (PREFIX, i)
+    rcpt = "u%d@%s" % (i, DOMFMT % (i % NDOM))
+    head = ("From: <sender@example.org>\r\nTo: <%s>\r\nSubject: %s\r\n"
+            "X-Test-Id: %s\r\n\r\n" % (rcpt, tid, tid)).encode()
+    return tid, rcpt, head + b"body of " + tid.encode() + b"\r\n" + FILL
+
+results, errors = {}, []
+
+def session(k, idx):
+    out = [b"EHLO queue.example\r\n"]
+    meta = []
+    for i in idx:
+        tid, rcpt, data = message(i)
+        meta.append((tid, rcpt))
+        out.append(b"MAIL FROM:<sender@example.org>\r\nRCPT TO:<%s>\r\nDATA\r\n"
+                   % rcpt.encode())
+        out.append(data.replace(b"\r\n.", b"\r\n..") + b".\r\n")
+    out.append(b"QUIT\r\n")
+    try:
+        p = subprocess.run([SENDMAIL, "-bs"], input=b"".join(out),
+                           capture_output=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        errors.append("session %d timed out" % k)
+        return
+    ids = re.findall(rb"^250 .*queued as ([0-9A-F]{13})\r?$", p.stdout, re.M)
+    bad = re.findall(rb"^[45]\d\d .*$", p.stdout, re.M)
+    if p.returncode != 0 or bad or len(ids) != len(meta):
+        errors.append("session %d: exit %d, %d ids for %d messages, %r %r"
+                      % (k, p.returncode, len(ids), len(meta), bad[:3],
+                         p.stderr[:300]))
+    results[k] = [(t, q.decode(), r) for (t, r), q in zip(meta, ids)]
+
+ths = [threading.Thread(target=session, args=(k, range(k, N, PAR)))
+       for k in range(PAR)]
+for t in ths:
+    t.start()
+for t in ths:
+    t.join()
+rows = [row for k in sorted(results) for row in results[k]]
+with open(MAP, "w") as f:
+    for row in rows:
+        f.write("%s %s %s\n" % row)
+print("queued=%d unique_ids=%d errors=%d" % (len(rows), len(set(r[1] for r in rows)), len(errors)))
+for e in errors[:5]:
+    print("error: " + e, file=sys.stderr)
+PY
+
+# elapsed_ms T0: milliseconds since T0 (from date +%s%N)
+elapsed_ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
+
+# kv KEY LINE: the value of KEY in a "k=v k=v" line
+kv() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+
+# start_servers: the DNS server and the sink; sets SPORT
+start_servers() {
+	local try d
+	{
+		for ((d = 0; d < NDOM; d++)); do
+			echo "d$d.$DOM MX 10 mx.$DOM"
+		done
+		echo "mx.$DOM A $MX_IP"
+	} >"$W/zone"
+	"$PYTHON" "$DNSSERVER" --zone "$W/zone" --address $DNS_IP --port 0 \
+	    --port-file "$W/dns.port" >"$W/dns.out" 2>"$W/dns.err" &
+	SERVER_PIDS="$SERVER_PIDS $!"
+	if wait_for 20 test -s "$W/dns.port"; then
+		pass
+	else
+		fail "the DNS server did not start" "$(cat "$W/dns.err")"
+		finish
+	fi
+	for try in 1 2 3 4 5 6; do
+		SPORT=$((20000 + RANDOM % 12000))
+		rm -f "$W/sink.ready"
+		"$PYTHON" "$SMTPSINK" --listen $MX_IP:$SPORT --log "$W/sink.log" \
+		    --ready-file "$W/sink.ready" --stats-file "$W/sink.stats" \
+		    --watch-pid $$ --max-lifetime 900 2>"$W/sink.err" &
+		local spid=$!
+		SERVER_PIDS="$SERVER_PIDS $spid"
+		wait_for 20 sh -c "[ -e '$W/sink.ready' ] || ! kill -0 $spid 2>/dev/null"
+		if [ -e "$W/sink.ready" ]; then
+			pass
+			return
+		fi
+		grep -q "cannot listen" "$W/sink.err" || break
+	done
+	fail "the sink did not start" "$(cat "$W/sink.err")"
+	finish
+}
+
+# du_kb: disk use of the whole spool directory, in KiB
+du_kb() { du -sk "$SPOOL" | cut -f1; }
+# tables_kb: disk use of everything in the spool but the log files
+tables_kb() {
+	local f t=0
+	for f in "$SPOOL"/*; do
+		case ${f##*/} in
+		log.*) ;;
+		*) t=$((t + $(du -sk "$f" | cut -f1))) ;;
+		esac
+	done
+	echo "$t"
+}
+logs_kb() {
+	local f t=0
+	for f in "$SPOOL"/log.*; do
+		[ -e "$f" ] && t=$((t + $(du -sk "$f" | cut -f1)))
+	done
+	echo "$t"
+}
+log_files() { ls "$SPOOL" | grep -c '^log\.'; }
+
+# delivered PREFIX: distinct X-Test-Ids starting with PREFIX at the sink
+delivered() {
+	"$PYTHON" -c '
+import json, sys
+ids = set()
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r.get("type") == "message" and (r.get("x_test_id") or "").startswith(sys.argv[2]):
+        ids.add(r["x_test_id"])
+print(len(ids))' "$W/sink.log" "$1"
+}
+
+# ---------------------------------------------------------------- cycles
+
+section "$CYCLES cycles of $N messages, queued then drained"
+setup disk
+start_servers
+write_config "$CONF" "$SPOOL" "$ALIASES" "$LOGFILE" \
+    "resolver = \"$DNS_IP:$(cat "$W/dns.port")\"" "smtp_port = $SPORT" \
+    "immediate_delivery = false" "queuerun_path = \"$QUEUERUN\""
+assert_queue_empty "a new spool"
+EMPTY=$(du_kb)
+TABLE=$(printf '%-6s %12s %12s %12s %12s %6s\n' cycle "before KiB" "full KiB" \
+    "drained KiB" "tables KiB" logs)
+declare -a BEFORE DRAINED TABLES
+for ((c = 1; c <= CYCLES; c++)); do
+	BEFORE[c]=$(du_kb)
+	R=$("$PYTHON" "$T/queue.py" "$SENDMAIL" $N $NDOM "$PREFIX-$c" "d%d.$DOM" \
+	    $SIZE 4 "$W/map$c")
+	assert_eq "queued=$N unique_ids=$N errors=0" "$R" "cycle $c: submission result"
+	FULL=$(du_kb)
+	t0=$(date +%s%N)
+	assert_exit 0 "$QUEUERUN" run
+	say "cycle $c: drained in $(elapsed_ms $t0) ms"
+	left=$(queue_count)
+	if [ "$left" -eq 0 ]; then
+		assert_queue_empty "cycle $c: after the drain"
+	else
+		fail "cycle $c: $left messages still queued after the drain" \
+		    "$("$SENDMAIL" -bp 2>&1 | head -20)"
+	fi
+	assert_eq "$N" "$(delivered "$PREFIX-$c-")" "cycle $c: messages delivered"
+	DRAINED[c]=$(du_kb)
+	TABLES[c]=$(tables_kb)
+	nlogs=$(log_files)
+	lkb=$(logs_kb)
+	TABLE="$TABLE
+$(printf '%-6s %12s %12s %12s %12s %6s\n' "$c" "${BEFORE[c]}" "$FULL" \
+	    "${DRAINED[c]}" "${TABLES[c]}" "$nlogs ($lkb KiB)")"
+	if [ "$nlogs" -ge 1 ] && [ "$nlogs" -le 2 ] && [ "$lkb" -le $((2 * LOG_MAX_KB)) ]; then
+		pass
+	else
+		fail "cycle $c: $nlogs log files ($lkb KiB) after the drain; expected 1 or 2, at most $((2 * LOG_MAX_KB)) KiB" \
+		    "$(ls -l "$SPOOL")"
+	fi
+done
+say "disk use of $SPOOL (empty spool: $EMPTY KiB)"
+say "$TABLE"
+
+section "logs removed, pages reused, disk use back where it was"
+LASTLOG=$(ls "$SPOOL" | sed -n 's/^log\.0*\([0-9][0-9]*\)$/\1/p' | sort -n | tail -1)
+say "log files started: ${LASTLOG:-none}; left: $(ls "$SPOOL" | grep '^log\.' | tr '\n' ' ')"
+if [ "${LASTLOG:-0}" -lt 2 ]; then
+	fail "only ${LASTLOG:-no} log file was started: too little was written to show that logs are removed"
+elif [ -e "$SPOOL/log.0000000001" ]; then
+	fail "the first log file is still there after $CYCLES cycles" "$(ls -l "$SPOOL")"
+else
+	pass
+fi
+limit=$((TABLES[1] * 12 / 10))
+if [ "${TABLES[CYCLES]}" -le "$limit" ]; then
+	pass
+else
+	fail "tables grew from ${TABLES[1]} KiB after drain 1 to ${TABLES[CYCLES]} KiB after drain $CYCLES (limit $limit KiB, +20%): freed pages are not reused" \
+	    "$TABLE" "$(ls -l "$SPOOL")"
+fi
+for ((c = 2; c <= CYCLES; c++)); do
+	limit=$((BEFORE[c] * 12 / 10 + LOG_MAX_KB))
+	if [ "${DRAINED[c]}" -le "$limit" ]; then
+		pass
+	else
+		fail "cycle $c: the spool takes ${DRAINED[c]} KiB after the drain, ${BEFORE[c]} KiB before the fill (limit $limit KiB: +20% and one log file)" \
+		    "$TABLE"
+	fi
+done
+limit=$((DRAINED[1] * 12 / 10 + LOG_MAX_KB))
+if [ "${DRAINED[CYCLES]}" -le "$limit" ]; then
+	pass
+else
+	fail "the spool grew from ${DRAINED[1]} KiB after drain 1 to ${DRAINED[CYCLES]} KiB after drain $CYCLES (limit $limit KiB: +20% and one log file)" \
+	    "$TABLE"
+fi
+if grep -q Traceback "$W/sink.err" "$W/dns.err"; then
+	fail "a test server had a traceback" "$(cat "$W/sink.err" "$W/dns.err")"
+else
+	pass
+fi
+
+finish
