@@ -175,6 +175,8 @@ print_recipient(FILE *out, const struct spool_rcpt *r)
 		fprintf(out, "  dsn: %s\n", r->status);
 	if (r->flags & SPOOL_RCPT_NOTIFIED)
 		fprintf(out, "  notified: yes\n");
+	if (r->flags & SPOOL_RCPT_HELD)
+		fprintf(out, "  booked: yes\n");
 }
 
 static void

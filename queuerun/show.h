@@ -31,6 +31,9 @@
  *	                                   when none)
  *	  notified: yes                    (its bounce was sent; omitted
  *	                                   otherwise)
+ *	  booked: yes                      (held back by a throttle and
+ *	                                   booked to come back; omitted
+ *	                                   otherwise)
  *	*** MESSAGE CONTENTS 1A2B3C4D5E6F7 ***
  *	...content...
  *	*** END OF MESSAGE 1A2B3C4D5E6F7 ***

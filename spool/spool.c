@@ -45,7 +45,14 @@
 #include "spool/record.h"
 #include "spool/spool_impl.h"
 
-#define CHUNK_SIZE	(64 * 1024)
+/*
+ * Content pages of 64 KiB: a message up to about 16 KiB is stored in the
+ * b-tree leaf itself, many to a page, and a bigger one in chunks that
+ * fill one overflow page each (the chunk leaves room for the page's
+ * header). Smaller pages waste half of each overflow page on the 4 KB
+ * messages that are most of the mail.
+ */
+#define CHUNK_SIZE	SPOOL_CHUNK_SIZE
 #define FILE_MODE	0660
 #define DIR_MODE	02770
 #define TXN_RETRIES	SPOOL_TXN_RETRIES
@@ -91,14 +98,22 @@ open_tables(struct spool *sp)
 	DB_TXN *txn;
 	int rc;
 
-	if ((rc = sp->env->txn_begin(sp->env, NULL, &txn, DB_TXN_NOSYNC)))
+	/*
+	 * This one transaction may wait for locks (DB_TXN_WAIT): opening
+	 * a table needs its meta page, which a writer growing the table
+	 * holds until it commits, a moment later. (A holder that died is
+	 * recovered by DB_REGISTER before we get here, or the watchdog
+	 * ends the wait.)
+	 */
+	if ((rc = sp->env->txn_begin(sp->env, NULL, &txn, DB_TXN_NOSYNC |
+	    DB_TXN_WAIT)))
 		return rc;
 	if ((rc = open_db(sp, txn, &sp->messages, "messages.db", DB_BTREE,
 	    0)) ||
 	    (rc = open_db(sp, txn, &sp->recipients, "recipients.db", DB_BTREE,
 	    0)) ||
 	    (rc = open_db(sp, txn, &sp->content, "content.db", DB_BTREE,
-	    4096)) ||
+	    64 * 1024)) ||
 	    (rc = open_db(sp, txn, &sp->aliases, "aliases.db", DB_HASH, 0)) ||
 	    (rc = open_db(sp, txn, &sp->schedule, "schedule.db", DB_BTREE,
 	    0)) ||

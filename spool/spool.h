@@ -275,7 +275,8 @@ int spool_finish(struct spool *sp, const char *id, struct spool_notice *notice,
 /* Reads chunk number index of a message's content into out (replacing). */
 int spool_read_chunk(struct spool *sp, const char *id, uint32_t index,
     struct buf *out);
-#define SPOOL_CHUNK_SIZE (64 * 1024)
+/* Content is stored in chunks of at most this many bytes. */
+#define SPOOL_CHUNK_SIZE (64 * 1024 - 512)
 
 /*
  * Throttle state, shared by every runner through the spool, so limits
