@@ -441,17 +441,8 @@ client_tls_ctx(void)
 {
 	if (tls_ctx == NULL) {
 		tls_ctx = SSL_CTX_new(TLS_client_method());
-		if (tls_ctx) {
+		if (tls_ctx)
 			SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
-			/*
-			 * libESMTP 1.1 polls the socket, not the TLS layer:
-			 * after a TLS 1.3 handshake the server's session
-			 * tickets sit unread in OpenSSL while it waits on
-			 * the socket for the EHLO reply, until the time-out.
-			 * TLS 1.2 has no such tickets after the handshake.
-			 */
-			SSL_CTX_set_max_proto_version(tls_ctx, TLS1_2_VERSION);
-		}
 	}
 	return tls_ctx;
 }

@@ -26,6 +26,7 @@ python3 python3-aiosmtpd python3-dnslib dnsmasq-base
 msmtp-mta bsd-mailx mutt
 git git-email libmailtools-perl
 pflogsumm procps util-linux coreutils diffutils grep sed
+openssl passwd gdb time
 "
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -679,6 +679,11 @@ class Session:
             return await self.error("501 5.5.4 Syntax: STARTTLS", "STARTTLS " + arg)
         if not self.ext("STARTTLS"):
             return await self.error("502 5.5.1 Error: STARTTLS not offered", "STARTTLS")
+        # Stop reading before the 220 goes out: the client's TLS hello
+        # follows it at once, and bytes the plain stream reads before
+        # start_tls() takes over are lost to the handshake (which then
+        # stalls until the client gives up).
+        self.writer.transport.pause_reading()
         await self.reply("220 2.0.0 Ready to start TLS")
         await self.flush()
         if self.buf:                      # plaintext sent ahead: discard it
