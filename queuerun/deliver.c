@@ -441,8 +441,19 @@ client_tls_ctx(void)
 {
 	if (tls_ctx == NULL) {
 		tls_ctx = SSL_CTX_new(TLS_client_method());
-		if (tls_ctx)
+		if (tls_ctx) {
 			SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+			/*
+			 * libESMTP 1.1 waits on the socket, not on the TLS
+			 * layer: after a TLS 1.3 handshake the server's
+			 * session tickets and the EHLO reply can arrive
+			 * together, OpenSSL keeps the reply buffered after
+			 * returning only the tickets, and libESMTP sleeps on
+			 * an empty socket until its time-out. TLS 1.2 sends
+			 * its ticket inside the handshake.
+			 */
+			SSL_CTX_set_max_proto_version(tls_ctx, TLS1_2_VERSION);
+		}
 	}
 	return tls_ctx;
 }

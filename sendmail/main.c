@@ -90,6 +90,13 @@ on_sigbus(int sig)
 	    "(file system full or I/O error); message not queued\n";
 
 	(void)sig;
+	/*
+	 * After the commit the message is queued, whatever fails next
+	 * (a checkpoint writing pages to a full disk): say so, or the
+	 * client would send it again.
+	 */
+	if (spool_committed)
+		_exit(0);
 	(void)!write(2, msg, sizeof(msg) - 1);
 	_exit(EX_TEMPFAIL);
 }
