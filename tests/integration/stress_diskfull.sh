@@ -15,7 +15,9 @@
 #	    the end every queued message is intact.
 #	(b) A 48 MB tmpfs holds the spool; a filler file leaves 0, 64 KiB,
 #	    256 KiB or 1 MiB free. Asserts a 2 MB submission exits 75 and is
-#	    not queued, a small one on the completely full disk exits 75,
+#	    not queued, a small one on the completely full disk exits 75
+#	    and is not queued, or exits 0 and is queued (it may fit in the
+#	    space the spool already holds),
 #	    mailq on the full disk does not crash (0 with the right count, or
 #	    75), and once the filler is gone: mailq exits 0 with the right
 #	    count, a 2 MB submission works, and every queued message is
@@ -283,9 +285,16 @@ elif MODE == "tmpfs":
         rc, err = submit(tok, 2 << 20)
         expect_75(where + ", 2 MB message", tok, rc, err)
         if reserve == 0:
+            # A small message may still fit: the log files are made full
+            # size in advance and a table page may have room. Then it is
+            # queued, durably, and sendmail says so (0); if it does not
+            # fit, 75 and nothing queued. Never 75 with it queued.
             tok = "full-small-%d" % k
             rc, err = submit(tok, 500)
-            expect_75(where + ", small message", tok, rc, err)
+            if rc == 0:
+                expected.add(tok)
+            else:
+                expect_75(where + ", small message", tok, rc, err)
             consistent(where + ", while full", full_disk=True)
         os.unlink(filler)
         consistent(where + ", filler removed")
