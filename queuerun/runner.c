@@ -39,7 +39,6 @@ struct runner {
 	time_t pass_started;
 	int64_t claimed_at;	/* when the batch was claimed */
 	double claimed_mono;
-	bool progress;		/* this round delivered or decided something */
 	int64_t throttled_until_ms;	/* earliest retry of held-back mail */
 	int64_t hold_until_ms;	/* a pass waits for short holds until then */
 };
@@ -517,7 +516,6 @@ on_message_done(void *ctx, struct dlv_msg *m)
 		res->status = dsns[k];
 		log_rcpt(run, t, r, k, strcmp(word, "expired") == 0 ?
 		    "bounced" : word, dsn, res->response, now);
-		run->progress = true;
 	}
 	if (nres > 0 && spool_record_results(run->sp, slot->env.id, results,
 	    nres, now, &all_final) == SPOOL_OK) {
@@ -688,10 +686,26 @@ load_slots(struct runner *run, struct spool_work *work, size_t n,
 		size_t j = i;
 		while (j < n && strcmp(work[j].id, work[i].id) == 0)
 			j++;
-		if (spool_get(run->sp, work[i].id, &slots[k].env,
-		    &slots[k].rcpts, &slots[k].nrcpts) == SPOOL_OK)
+		int rc = spool_get(run->sp, work[i].id, &slots[k].env,
+		    &slots[k].rcpts, &slots[k].nrcpts);
+		if (rc == SPOOL_OK) {
 			first[k++] = i;
-		/* else removed meanwhile; its claims vanished with it */
+		} else if (rc != SPOOL_NOTFOUND) {
+			/*
+			 * Could not read it now: hand the claims back, due at
+			 * once, rather than leave them to their lease. (Gone
+			 * for good, its claims went with it.)
+			 */
+			int64_t now = time(NULL);
+			for (size_t w = i; w < j; w++) {
+				struct spool_result res = {work[w].index,
+				    RCPT_QUEUED, now, false, NULL, NULL, NULL,
+				    work[w].held};
+				bool all_final;
+				(void)spool_record_results(run->sp, work[w].id,
+				    &res, 1, now, &all_final);
+			}
+		}
 		i = j;
 	}
 	first[k] = n;

@@ -596,10 +596,8 @@ renew_once(struct spool *sp, struct spool_claim_ref *refs, size_t n,
 			if (rc == 0)
 				rc = spool_schedule_put(sp, txn, cls,
 				    r.lease_until, c->id, c->index, r.address);
-			if (rc == 0) {
+			if (rc == 0)
 				c->ours = true;
-				c->lease_until = r.lease_until;
-			}
 		}
 		spool_rcpt_clear(&r);
 	}
@@ -609,7 +607,17 @@ renew_once(struct spool *sp, struct spool_claim_ref *refs, size_t n,
 		txn->abort(txn);
 		return rc;
 	}
-	return commit_nosync(txn);
+	if ((rc = commit_nosync(txn)) != 0)
+		return rc;
+	/*
+	 * Only now hand out the new leases: an attempt that aborted (a
+	 * deadlock, retried) must leave the refs as they were, or the
+	 * retry would not recognise our own claims and skip them.
+	 */
+	for (size_t i = 0; i < n; i++)
+		if (refs[i].ours)
+			refs[i].lease_until = now + lease;
+	return 0;
 }
 
 int

@@ -55,7 +55,6 @@
 #define CHUNK_SIZE	SPOOL_CHUNK_SIZE
 #define FILE_MODE	0660
 #define DIR_MODE	02770
-#define TXN_RETRIES	SPOOL_TXN_RETRIES
 
 static void
 bdb_errcall(const DB_ENV *env, const char *prefix, const char *msg)
