@@ -9,12 +9,15 @@
 #include "queuerun/runner.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <strings.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -582,9 +585,13 @@ literal_host(const char *domain, struct dns_mx *mx, char *err, size_t errlen)
  * MX answers, kept for a minute: a batch claimed in due order visits
  * the same domains again and again, and each look-up costs a round
  * trip to the resolver. Failures are kept too (a SERVFAIL is not asked
- * again a hundred times a second). A small table, oldest out first.
+ * again a hundred times a second). The table is split into sets by a
+ * hash of the domain, oldest out first within a set: a queue for
+ * thousands of domains must not evict the answer it needs next.
  */
-#define MX_CACHE_SIZE	256
+#define MX_CACHE_WAYS	8
+#define MX_CACHE_SETS	1024
+#define MX_CACHE_SIZE	(MX_CACHE_WAYS * MX_CACHE_SETS)
 #define MX_CACHE_TTL	60
 
 struct mx_cache_entry {
@@ -613,11 +620,18 @@ cached_mx(struct runner *run, const char *domain, struct dns_mx *mx,
     char *err, size_t errlen)
 {
 	time_t now = time(NULL);
-	struct mx_cache_entry *slot = &mx_cache[0];
+	uint32_t hash = 2166136261u;	/* FNV-1a */
 
-	for (size_t i = 0; i < MX_CACHE_SIZE; i++) {
-		struct mx_cache_entry *e = &mx_cache[i];
-		if (e->domain && strcmp(e->domain, domain) == 0 &&
+	for (const char *c = domain; *c; c++)
+		hash = (hash ^ (unsigned char)tolower((unsigned char)*c)) *
+		    16777619u;
+	struct mx_cache_entry *set = &mx_cache[(hash % MX_CACHE_SETS) *
+	    MX_CACHE_WAYS];
+	struct mx_cache_entry *slot = &set[0];
+
+	for (size_t i = 0; i < MX_CACHE_WAYS; i++) {
+		struct mx_cache_entry *e = &set[i];
+		if (e->domain && strcasecmp(e->domain, domain) == 0 &&
 		    e->expires > now) {
 			copy_mx(mx, &e->mx);
 			snprintf(err, errlen, "%s", e->err);
