@@ -73,124 +73,6 @@ wait_for() {
 
 # ---------------------------------------------------------------- helpers
 
-# The submission driver: N messages in PARALLEL `sendmail -bs` sessions.
-# Writes "test-id queue-id recipient" lines to MAP; prints key=value.
-cat >"$T/queue.py" <<'PY'
-import re, subprocess, sys, threading
-SENDMAIL, N, NDOM, PREFIX, DOMFMT, SIZE, PAR, MAP = sys.argv[1:9]
-N, NDOM, SIZE, PAR = int(N), int(NDOM), int(SIZE), int(PAR)
-FILL = b"".join(b"%075d\r\n" % k for k in range(SIZE // 77))
-
-def message(i):
-    tid = "%s-%06d" % (PREFIX, i)
-    rcpt = "u%d@%s" % (i, DOMFMT % (i % NDOM))
-    head = ("From: <sender@example.org>\r\nTo: <%s>\r\nSubject: %s\r\n"
-            "X-Test-Id: %s\r\n\r\n" % (rcpt, tid, tid)).encode()
-    return tid, rcpt, head + b"body of " + tid.encode() + b"\r\n" + FILL
-
-results, errors = {}, []
-
-def session(k, idx):
-    out = [b"EHLO queue.example\r\n"]
-    meta = []
-    for i in idx:
-        tid, rcpt, data = message(i)
-        meta.append((tid, rcpt))
-        out.append(b"MAIL FROM:<sender@example.org>\r\nRCPT TO:<%s>\r\nDATA\r\n"
-                   % rcpt.encode())
-        out.append(data.replace(b"\r\n.", b"\r\n..") + b".\r\n")
-    out.append(b"QUIT\r\n")
-    try:
-        p = subprocess.run([SENDMAIL, "-bs"], input=b"".join(out),
-                           capture_output=True, timeout=600)
-    except subprocess.TimeoutExpired:
-        errors.append("session %d timed out" % k)
-        return
-    ids = re.findall(rb"^250 .*queued as ([0-9A-F]{13})\r?$", p.stdout, re.M)
-    bad = re.findall(rb"^[45]\d\d .*$", p.stdout, re.M)
-    if p.returncode != 0 or bad or len(ids) != len(meta):
-        errors.append("session %d: exit %d, %d ids for %d messages, %r %r"
-                      % (k, p.returncode, len(ids), len(meta), bad[:3],
-                         p.stderr[:300]))
-    results[k] = [(t, q.decode(), r) for (t, r), q in zip(meta, ids)]
-
-ths = [threading.Thread(target=session, args=(k, range(k, N, PAR)))
-       for k in range(PAR)]
-for t in ths:
-    t.start()
-for t in ths:
-    t.join()
-rows = [row for k in sorted(results) for row in results[k]]
-with open(MAP, "w") as f:
-    for row in rows:
-        f.write("%s %s %s\n" % row)
-print("queued=%d unique_ids=%d errors=%d" % (len(rows), len(set(r[1] for r in rows)), len(errors)))
-for e in errors[:5]:
-    print("error: " + e, file=sys.stderr)
-PY
-
-# The checker: the sink's JSON log and mxlane's log against the map.
-cat >"$T/check.py" <<'PY'
-import collections, json, re, sys
-SINKLOG, MAP, MXLOG = sys.argv[1:4]
-want = {}
-qid_of = {}
-for line in open(MAP):
-    tid, qid, rcpt = line.split()
-    want[tid] = (qid, rcpt)
-    qid_of[qid] = tid
-recs = [r for r in map(json.loads, open(SINKLOG)) if r.get("type") == "message"]
-copies = collections.Counter(r.get("x_test_id") for r in recs)
-shas = collections.defaultdict(set)
-wrong_rcpt = wrong_qid = unknown = 0
-for r in recs:
-    t = r.get("x_test_id")
-    if t not in want:
-        unknown += 1
-        continue
-    shas[t].add(r["sha256"])
-    if r["rcpt_tos"] != [want[t][1]]:
-        wrong_rcpt += 1
-    if ("." + want[t][0] + "@") not in (r.get("message_id") or ""):
-        wrong_qid += 1
-known = [t for t in copies if t in want]
-sent = collections.Counter()
-removed = collections.Counter()
-pids = set()
-other = collections.Counter()
-pat = re.compile(r"mxlane/smtp\[(\d+)\]: ([0-9A-F]{13}): to=<[^>]*>, .* status=(\w+) ")
-rem = re.compile(r"mxlane/qmgr\[\d+\]: ([0-9A-F]{13}): removed$")
-for line in open(MXLOG, errors="replace"):
-    m = pat.search(line)
-    if m:
-        if m.group(3) == "sent":
-            sent[m.group(2)] += 1
-            pids.add(m.group(1))
-        else:
-            other[m.group(3)] += 1
-        continue
-    m = rem.search(line.rstrip("\n"))
-    if m:
-        removed[m.group(1)] += 1
-kv = dict(
-    expected=len(want), records=len(recs), distinct=len(known),
-    missing=len(set(want) - set(known)), unknown=unknown,
-    duplicates=sum(copies[t] - 1 for t in known),
-    max_copies=max(copies.values()) if copies else 0,
-    dup_sha_differs=sum(1 for t in known if len(shas[t]) > 1),
-    wrong_rcpt=wrong_rcpt, wrong_qid=wrong_qid,
-    null_sender=sum(1 for r in recs if r.get("mail_from") == ""),
-    sent_lines=sum(sent.values()), sent_qids=len(sent),
-    sent_unknown=len([q for q in sent if q not in qid_of]),
-    sent_missing=len([q for q in qid_of if q not in sent]),
-    sent_twice=len([q for q in sent if sent[q] > 1]),
-    sent_pids=len(pids), deferred=other["deferred"], bounced=other["bounced"],
-    removed_lines=sum(removed.values()), removed_qids=len(removed),
-    removed_twice=len([q for q in removed if removed[q] > 1]),
-    removed_unknown=len([q for q in removed if q not in qid_of]))
-print(" ".join("%s=%s" % i for i in kv.items()))
-PY
-
 # elapsed_ms T0: milliseconds since T0 (from date +%s%N)
 elapsed_ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
 
@@ -243,7 +125,7 @@ write_config "$CONF" "$SPOOL" "$ALIASES" "$LOGFILE" \
     "resolver = \"$DNS_IP:$(cat "$W/dns.port")\"" "smtp_port = $SPORT" \
     "immediate_delivery = false" "queuerun_path = \"$QUEUERUN\""
 t0=$(date +%s%N)
-R=$("$PYTHON" "$T/queue.py" "$SENDMAIL" $N $NDOM $PREFIX "d%d.$DOM" 300 4 "$W/map")
+R=$("$PYTHON" "$MXL_SRC/tests/servers/queue_bs.py" "$SENDMAIL" $N $NDOM $PREFIX "d%d.$DOM" 300 4 "$W/map")
 say "queued in $(elapsed_ms $t0) ms: $R"
 assert_eq "queued=$N unique_ids=$N errors=0" "$R" "submission result"
 assert_queue_count $N
@@ -268,7 +150,7 @@ say "drained in $(elapsed_ms $t0) ms"
 section "each message delivered exactly once"
 assert_queue_empty "after the three runners"
 # The sink logs a message before it answers 250, so all are in by now.
-R=$("$PYTHON" "$T/check.py" "$W/sink.log" "$W/map" "$LOGFILE")
+R=$("$PYTHON" "$MXL_SRC/tests/servers/delivery_check.py" "$W/sink.log" "$W/map" "$LOGFILE")
 say "$R"
 assert_eq "$N $N 0 0 0 1" \
     "$(kv records "$R") $(kv distinct "$R") $(kv missing "$R") $(kv unknown "$R") $(kv duplicates "$R") $(kv max_copies "$R")" \
@@ -320,7 +202,7 @@ write_config "$CONF" "$SPOOL" "$ALIASES" "$LOGFILE" \
     "resolver = \"$DNS_IP:$(cat "$T/conc/dns.port")\"" "smtp_port = $SPORT" \
     "immediate_delivery = false" "queuerun_path = \"$QUEUERUN\"" \
     'delivery_lease_time = "2s"'
-R=$("$PYTHON" "$T/queue.py" "$SENDMAIL" $LN 1 lease-$$ "slow%d.test" 300 1 "$W/map")
+R=$("$PYTHON" "$MXL_SRC/tests/servers/queue_bs.py" "$SENDMAIL" $LN 1 lease-$$ "slow%d.test" 300 1 "$W/map")
 assert_eq "queued=$LN unique_ids=$LN errors=0" "$R" "submission result (lease)"
 timeout -k 5 120 "$QUEUERUN" run >"$W/r1.out" 2>"$W/r1.err" &
 r1=$!
@@ -331,7 +213,7 @@ wait $r1
 assert_eq 0 "$?" "exit status of the first runner"
 wait $r2
 assert_eq 0 "$?" "exit status of the second runner"
-R=$("$PYTHON" "$T/check.py" "$W/sink.log" "$W/map" "$LOGFILE")
+R=$("$PYTHON" "$MXL_SRC/tests/servers/delivery_check.py" "$W/sink.log" "$W/map" "$LOGFILE")
 say "$R"
 assert_eq "$LN $LN 0 0 0" \
     "$(kv records "$R") $(kv distinct "$R") $(kv missing "$R") $(kv unknown "$R") $(kv duplicates "$R")" \
