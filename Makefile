@@ -21,7 +21,7 @@ MXLANE_GROUP ?= mxlane
 
 CC       ?= cc
 OPTFLAGS ?= -O2 -g
-PKGS      = libconfuse libesmtp-1.0 libcurl openssl
+PKGS      = libconfuse libesmtp-1.0 openssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -41,18 +41,23 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(OPTFLAGS) $(WARNFLAGS) $(HARDENING) \
              -DMXL_SYSCONFDIR='"$(SYSCONFDIR)"' -DMXL_SPOOLDIR='"$(SPOOLDIR)"' \
              -DMXL_SBINDIR='"$(SBINDIR)"'
 ALL_LDFLAGS = $(HARDEN_LD) $(SANFLAGS) $(LDFLAGS)
-LIBS_SPOOL = -ldb -lresolv $(shell pkg-config --libs libconfuse 2>/dev/null)
+# What each layer needs beyond libc: lib/ reads the configuration with
+# libconfuse, spool/ is BerkeleyDB, dns/ uses libresolv's parsers.
+LIBS_LIB   = $(shell pkg-config --libs libconfuse 2>/dev/null)
+LIBS_SPOOL = -ldb
+LIBS_DNS   = -lresolv
 
-SPOOL_SRCS    = spool/util.c spool/log.c spool/config.c spool/record.c \
-                spool/schedule.c spool/wakeup.c spool/throttle.c \
-                spool/spool.c spool/aliasdb.c
+LIB_SRCS      = lib/util.c lib/log.c lib/config.c
+SPOOL_SRCS    = spool/record.c spool/schedule.c spool/wakeup.c \
+                spool/throttle.c spool/spool.c spool/aliasdb.c
+DNS_SRCS      = dns/dns.c
 SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \
                 sendmail/message.c sendmail/submit.c sendmail/aliases.c \
                 sendmail/smtpd.c sendmail/mailq.c
 QUEUERUN_SRCS = queuerun/main.c queuerun/show.c queuerun/runner.c \
                 queuerun/deliver.c queuerun/connect.c queuerun/bounce.c \
                 queuerun/explain.c
-ROUTE_SRCS    = route/dns.c route/route.c
+ROUTE_SRCS    = route/route.c
 UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_config tests/unit/test_aliases \
                 tests/unit/test_message tests/unit/test_spool \
@@ -60,7 +65,9 @@ UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_bounce tests/unit/test_dns tests/unit/test_schedule \
                 tests/unit/test_route
 
+LIB_OBJS      = $(LIB_SRCS:%.c=$(O)/%.o)
 SPOOL_OBJS    = $(SPOOL_SRCS:%.c=$(O)/%.o)
+DNS_OBJS      = $(DNS_SRCS:%.c=$(O)/%.o)
 SENDMAIL_OBJS = $(SENDMAIL_SRCS:%.c=$(O)/%.o)
 QUEUERUN_OBJS = $(QUEUERUN_SRCS:%.c=$(O)/%.o)
 ROUTE_OBJS    = $(ROUTE_SRCS:%.c=$(O)/%.o)
@@ -71,7 +78,7 @@ QUEUERUN_LIB_OBJS = $(filter-out $(O)/queuerun/main.o $(O)/queuerun/connect.o,\
                     $(QUEUERUN_OBJS))
 
 PROGRAMS = $(O)/sendmail/sendmail $(O)/queuerun/queuerun
-SRCDIRS  = spool sendmail queuerun route
+SRCDIRS  = lib spool dns route sendmail queuerun
 
 .PHONY: all check check-unit check-sanitize bench install clean demo
 all: $(PROGRAMS)
@@ -81,8 +88,16 @@ $(O)/%.o: %.c
 	@echo "  CC      $@"
 	@$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
--include $(SPOOL_OBJS:.o=.d) $(SENDMAIL_OBJS:.o=.d) $(QUEUERUN_OBJS:.o=.d) \
-         $(ROUTE_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(SPOOL_OBJS:.o=.d) $(DNS_OBJS:.o=.d) \
+         $(ROUTE_OBJS:.o=.d) $(SENDMAIL_OBJS:.o=.d) $(QUEUERUN_OBJS:.o=.d)
+
+$(O)/lib/libmxl.a: $(LIB_OBJS)
+	@echo "  AR      $@"
+	@$(AR) rcs $@ $^
+
+$(O)/dns/libdns.a: $(DNS_OBJS)
+	@echo "  AR      $@"
+	@$(AR) rcs $@ $^
 
 $(O)/spool/libspool.a: $(SPOOL_OBJS)
 	@echo "  AR      $@"
@@ -101,20 +116,26 @@ $(O)/sendmail/libsubmit.a: $(SENDMAIL_LIB_OBJS)
 	@$(AR) rcs $@ $^
 
 $(O)/sendmail/sendmail: $(O)/sendmail/main.o $(O)/sendmail/libsubmit.a \
-                       $(O)/route/libroute.a $(O)/spool/libspool.a
+                       $(O)/route/libroute.a $(O)/spool/libspool.a \
+                       $(O)/lib/libmxl.a
 	@echo "  LD      $@"
-	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SPOOL)
+	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SPOOL) $(LIBS_LIB)
 
-$(O)/queuerun/queuerun: $(QUEUERUN_OBJS) $(O)/route/libroute.a $(O)/spool/libspool.a
+$(O)/queuerun/queuerun: $(QUEUERUN_OBJS) $(O)/route/libroute.a \
+                       $(O)/dns/libdns.a $(O)/spool/libspool.a \
+                       $(O)/lib/libmxl.a
 	@echo "  LD      $@"
-	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SPOOL) $(PKG_LIBS)
+	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SPOOL) $(LIBS_DNS) $(LIBS_LIB) \
+	    $(PKG_LIBS)
 
 UNIT_LIBS = $(O)/queuerun/libqueuerun.a $(O)/sendmail/libsubmit.a \
-            $(O)/route/libroute.a $(O)/spool/libspool.a
+            $(O)/route/libroute.a $(O)/dns/libdns.a $(O)/spool/libspool.a \
+            $(O)/lib/libmxl.a
 $(O)/tests/unit/%: tests/unit/%.c tests/unit/unit.h $(UNIT_LIBS)
 	@mkdir -p $(dir $@)
 	@echo "  CC/LD   $@"
-	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(UNIT_LIBS) $(LIBS_SPOOL) $(PKG_LIBS)
+	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(UNIT_LIBS) $(LIBS_SPOOL) $(LIBS_DNS) \
+	    $(LIBS_LIB) $(PKG_LIBS)
 
 check-unit: $(UNIT_TESTS:%=$(O)/%)
 

@@ -47,7 +47,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "spool/util.h"
+#include "lib/util.h"
 
 enum bounce_kind { BOUNCE_FAILED, BOUNCE_DELAYED, BOUNCE_SUCCESS };
 

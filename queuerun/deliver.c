@@ -28,7 +28,7 @@
 #include <time.h>
 
 #include "queuerun/connect.h"
-#include "spool/log.h"
+#include "lib/log.h"
 
 #define LINE_LIMIT 998
 

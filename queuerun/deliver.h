@@ -36,7 +36,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "route/dns.h"
+#include "dns/dns.h"
 #include "spool/spool.h"
 
 /* DLV_SKIP: no longer ours to deliver (another runner has it). */

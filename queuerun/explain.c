@@ -13,9 +13,9 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-#include "route/dns.h"
+#include "dns/dns.h"
 #include "route/route.h"
-#include "spool/log.h"
+#include "lib/log.h"
 #include "spool/spool.h"
 
 static void

@@ -13,7 +13,7 @@
 
 #include <stdio.h>
 
-#include "spool/config.h"
+#include "lib/config.h"
 
 /* Returns 0, or EX_NOUSER when an address is not valid. */
 int explain_routes(const struct mxl_config *cfg, const char *lane,

@@ -29,8 +29,8 @@
 #include "queuerun/explain.h"
 #include "queuerun/runner.h"
 #include "queuerun/show.h"
-#include "spool/config.h"
-#include "spool/log.h"
+#include "lib/config.h"
+#include "lib/log.h"
 #include "spool/spool.h"
 
 /* See sendmail/main.c: a full spool file system shows up as SIGBUS. */

@@ -25,9 +25,9 @@
 #include "queuerun/bounce.h"
 #include "queuerun/connect.h"
 #include "queuerun/deliver.h"
-#include "route/dns.h"
+#include "dns/dns.h"
 #include "route/route.h"
-#include "spool/log.h"
+#include "lib/log.h"
 
 #define CLAIM_BATCH	100
 #define HOLD_WAIT_MS	5000	/* a pass waits for throttle holds this long */

@@ -22,7 +22,7 @@
 
 #include <stdbool.h>
 
-#include "spool/config.h"
+#include "lib/config.h"
 #include "spool/spool.h"
 
 struct runner_options {

@@ -30,7 +30,7 @@
 #include <sysexits.h>
 #include <time.h>
 
-#include "spool/log.h"
+#include "lib/log.h"
 
 /* Stops spool_read_content(); distinct from every SPOOL_* code. */
 #define CONTENT_WRITE_FAILED	2

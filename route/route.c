@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "spool/util.h"
+#include "lib/util.h"
 
 static bool
 glob_match(const char *pattern, const char *text)

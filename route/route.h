@@ -36,8 +36,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "route/dns.h"
-#include "spool/config.h"
+#include "dns/dns.h"
+#include "lib/config.h"
 #include "spool/spool.h"
 
 /* Headers are offered one at a time: next(ctx, i) or NULL after the last. */

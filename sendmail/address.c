@@ -67,7 +67,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "spool/util.h"
+#include "lib/util.h"
 
 #define LOCAL_MAX	256
 #define DOMAIN_MAX	255

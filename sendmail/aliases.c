@@ -72,7 +72,7 @@
 #include <string.h>
 #include <sys/types.h>
 
-#include "spool/util.h"
+#include "lib/util.h"
 
 #define INCLUDE_DEPTH_MAX	10
 #define EXPAND_DEPTH_MAX	20

@@ -42,8 +42,8 @@
 #include "sendmail/options.h"
 #include "sendmail/smtpd.h"
 #include "sendmail/submit.h"
-#include "spool/config.h"
-#include "spool/log.h"
+#include "lib/config.h"
+#include "lib/log.h"
 #include "spool/spool.h"
 
 struct session {

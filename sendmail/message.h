@@ -21,7 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "spool/util.h"
+#include "lib/util.h"
 
 struct header {
 	char *name;		/* field name as written */

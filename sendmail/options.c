@@ -15,7 +15,7 @@
 #include <sysexits.h>
 
 #include "spool/spool.h"
-#include "spool/util.h"
+#include "lib/util.h"
 
 static int
 usage_error(char *err, size_t errlen, const char *fmt, const char *arg)

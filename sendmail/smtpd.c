@@ -49,7 +49,7 @@
 #include <sysexits.h>
 
 #include "spool/spool.h"
-#include "spool/util.h"
+#include "lib/util.h"
 
 #define LINE_MAX_BYTES	2048	/* command line without its line end */
 #define RCPT_MAX	1000	/* per transaction, as Postfix */

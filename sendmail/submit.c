@@ -18,7 +18,7 @@
 #include "sendmail/address.h"
 #include "route/route.h"
 #include "sendmail/aliases.h"
-#include "spool/log.h"
+#include "lib/log.h"
 
 struct rcpt_set {
 	struct spool_rcpt *list;

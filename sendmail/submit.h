@@ -22,7 +22,7 @@
 #include <sys/types.h>
 
 #include "sendmail/message.h"
-#include "spool/config.h"
+#include "lib/config.h"
 #include "spool/spool.h"
 
 struct submit_rcpt {

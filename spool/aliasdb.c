@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "spool/log.h"
+#include "lib/log.h"
 #include "spool/spool_impl.h"
 
 #define BUILT_KEY "@built"

@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "spool/log.h"
+#include "lib/log.h"
 #include "spool/record.h"
 #include "spool/spool_impl.h"
 

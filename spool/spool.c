@@ -41,7 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "spool/log.h"
+#include "lib/log.h"
 #include "spool/record.h"
 #include "spool/spool_impl.h"
 

@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "spool/util.h"
+#include "lib/util.h"
 
 #define SPOOL_OK	0
 #define SPOOL_NOTFOUND	1

@@ -26,7 +26,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "spool/log.h"
+#include "lib/log.h"
 #include "spool/spool_impl.h"
 
 #define THROTTLE_VERSION	2

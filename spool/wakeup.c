@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "spool/log.h"
+#include "lib/log.h"
 #include "spool/spool.h"
 
 static char *

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "sendmail/address.h"
-#include "spool/util.h"
+#include "lib/util.h"
 #include "tests/unit/unit.h"
 
 static char err[256];

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "sendmail/aliases.h"
-#include "spool/util.h"
+#include "lib/util.h"
 #include "tests/unit/unit.h"
 
 struct alias {

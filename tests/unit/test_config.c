@@ -8,7 +8,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-#include "spool/config.h"
+#include "lib/config.h"
 #include "tests/unit/unit.h"
 
 static char dir[] = "/tmp/mxl-test-config-XXXXXX";

@@ -17,7 +17,7 @@
  *	installed for. The server dies with this test (PR_SET_PDEATHSIG),
  *	so a crash here leaves nothing listening.
  */
-#include "route/dns.h"
+#include "dns/dns.h"
 
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -36,7 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "spool/util.h"
+#include "lib/util.h"
 #include "tests/unit/unit.h"
 
 #define START_WAIT_MS	15000

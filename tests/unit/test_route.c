@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "route/route.h"
-#include "spool/log.h"
+#include "lib/log.h"
 #include "tests/unit/unit.h"
 
 static char dir[] = "/tmp/mxl-test-route-XXXXXX";

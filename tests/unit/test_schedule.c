@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "spool/log.h"
+#include "lib/log.h"
 #include "spool/spool.h"
 #include "tests/unit/unit.h"
 

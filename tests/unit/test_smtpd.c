@@ -15,7 +15,7 @@
 #include <sysexits.h>
 
 #include "spool/spool.h"
-#include "spool/util.h"
+#include "lib/util.h"
 #include "tests/unit/unit.h"
 
 #define MAX_MSG		4

@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "spool/log.h"
+#include "lib/log.h"
 #include "spool/spool.h"
 #include "tests/unit/unit.h"
 

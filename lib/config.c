@@ -10,7 +10,7 @@
  *	include("file") splices another file in (libconfuse's include), so
  *	a site can keep provider lists apart from host settings.
  */
-#include "spool/config.h"
+#include "lib/config.h"
 
 #include <arpa/inet.h>
 #include <confuse.h>
@@ -24,7 +24,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-#include "spool/util.h"
+#include "lib/util.h"
 
 struct config_error {
 	char *msg;		/* first error reported, or NULL */

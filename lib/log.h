@@ -13,7 +13,7 @@
 #ifndef MXLANE_LOG_H
 #define MXLANE_LOG_H
 
-#include "spool/util.h"
+#include "lib/util.h"
 
 /* progname is e.g. "sendmail"; the syslog tag becomes "mxlane/sendmail". */
 void log_init(const char *progname);

@@ -2,7 +2,7 @@
  * NAME
  *	dns - MX and address look-ups against the configured resolver
  * SYNOPSIS
- *	#include "route/dns.h"
+ *	#include "dns/dns.h"
  * DESCRIPTION
  *	What the look-ups mean is in dns.h; this is how they are made.
  *
@@ -44,7 +44,7 @@
  * SEE ALSO
  *	RFC 1035, RFC 2181 section 10.3, RFC 5321 section 5.1, RFC 7505
  */
-#include "route/dns.h"
+#include "dns/dns.h"
 
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -62,7 +62,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "spool/util.h"
+#include "lib/util.h"
 
 #define MAX_HOSTS	8	/* MX hosts resolved, best first */
 #define MAX_MX_RR	256	/* MX records read from one answer */

@@ -7,7 +7,7 @@
  *	appended with a single write(2) on an O_APPEND descriptor: lines from
  *	many concurrent submitters never interleave.
  */
-#include "spool/log.h"
+#include "lib/log.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -2,7 +2,7 @@
  * NAME
  *	util - memory, growing strings and small helpers shared by every program
  * SYNOPSIS
- *	#include "spool/util.h"
+ *	#include "lib/util.h"
  * DESCRIPTION
  *	xmalloc() and friends never return NULL: running out of memory while
  *	handling mail is a temporary failure, so they exit with EX_TEMPFAIL

@@ -5,7 +5,7 @@
  *	See util.h. Allocation failure exits EX_TEMPFAIL: the submitter is
  *	told to try again and nothing has been queued.
  */
-#include "spool/util.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <stdio.h>
