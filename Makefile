@@ -47,7 +47,7 @@ LIBS_LIB   = $(shell pkg-config --libs libconfuse 2>/dev/null)
 LIBS_SPOOL = -ldb
 LIBS_DNS   = -lresolv
 
-LIB_SRCS      = lib/util.c lib/log.c lib/config.c
+LIB_SRCS      = lib/util.c lib/log.c lib/config.c lib/safefile.c
 SPOOL_SRCS    = spool/record.c spool/schedule.c spool/wakeup.c \
                 spool/throttle.c spool/spool.c spool/aliasdb.c
 DNS_SRCS      = dns/dns.c
@@ -63,7 +63,7 @@ UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_message tests/unit/test_spool \
                 tests/unit/test_smtpd tests/unit/test_mailq_format \
                 tests/unit/test_bounce tests/unit/test_dns tests/unit/test_schedule \
-                tests/unit/test_route
+                tests/unit/test_route tests/unit/test_safefile
 
 LIB_OBJS      = $(LIB_SRCS:%.c=$(O)/%.o)
 SPOOL_OBJS    = $(SPOOL_SRCS:%.c=$(O)/%.o)
