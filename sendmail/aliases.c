@@ -25,8 +25,21 @@
  *	-	":include:" files are read when the file is parsed: one or
  *		more targets per line, '#' comment lines, blank lines. A
  *		relative path is taken from the directory of the file that
- *		names it. Includes nest at most 10 deep, which also ends
- *		include loops.
+ *		names it. They are read by safefile_read(3): run as root,
+ *		with the privileges of the file's owner; never through a
+ *		symbolic link, from anything but a regular file with one
+ *		link, or from a file or directory that others than root and
+ *		the owner can write. An include named in an include file is
+ *		read with the privileges that file was read with, so a
+ *		user's list cannot name a file its owner could not read.
+ *	-	Nothing about an include file is an error, since its owner
+ *		must not be able to stop the table from compiling. A file
+ *		that is refused or cannot be read, nesting deeper than 10
+ *		(which also ends include loops), and more than 100 files or
+ *		10 seconds spent on one ":include:" of the aliases file are
+ *		warnings, and that include adds no targets; a line of an
+ *		include file that does not parse is a warning and is
+ *		skipped. The alias keeps its other targets.
  *	-	"\user" (sendmail's "do not alias this further") is kept as
  *		written; aliases_expand() delivers to user@myorigin without
  *		looking user up.
@@ -36,8 +49,9 @@
  *		in file order.
  *	-	Stats count the entries handed to fn; an entry's size is
  *		that of "name: t1, t2, ..." (after includes are spliced).
- *	-	An alias whose includes are all empty has no targets; it
- *		is still handed to fn (ntargets 0).
+ *	-	An alias whose includes are all empty or refused has no
+ *		targets; it is still handed to fn (ntargets 0), so that mail
+ *		to it is not delivered to the bare name instead.
  *
  *	aliases_expand() expands each local recipient depth first. A
  *	visited set keeps, per lower-cased name, whether its expansion is
@@ -56,8 +70,14 @@
  *		without targets is reported.
  * DIAGNOSTICS
  *	Errors: "file:line: reason", the line being the first line of the
- *	logical line. Warnings passed to warn() have control characters
- *	replaced, so they stay one line each.
+ *	logical line; a bad target is "target N: reason", N counting the
+ *	targets of that line from 1. No error or warning quotes a line that
+ *	does not parse, not even in part: an include file may hold another
+ *	user's secrets, and the reasons of address(3), which quote, are cut
+ *	to their first words. Errors and warnings have control characters
+ *	replaced, so they stay one printable line each; "|command" and
+ *	"/file" targets with control characters are refused, since they are
+ *	stored and reported as written.
  * SEE ALSO
  *	aliases(5), newaliases(1), address(3).
  */
@@ -71,10 +91,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <time.h>
 
+#include "lib/safefile.h"
 #include "lib/util.h"
 
 #define INCLUDE_DEPTH_MAX	10
+#define INCLUDE_SIZE_MAX	(4 * 1024 * 1024)
+#define INCLUDE_FILES_MAX	100	/* files read for one :include: */
+#define INCLUDE_TIME_MS		10000	/* for one :include:, nested ones too */
 #define EXPAND_DEPTH_MAX	20
 #define INCLUDE_PREFIX		":include:"
 #define INCLUDE_PREFIX_LEN	(sizeof(INCLUDE_PREFIX) - 1)
@@ -93,6 +118,12 @@ struct entry {
 	bool dead;		/* overridden by a later entry */
 };
 
+/* Where the text being split came from, for :include: targets in it. */
+struct incl {
+	int depth;		/* 0: the aliases file itself */
+	uid_t as;		/* who reads includes named in it */
+};
+
 struct aparse {
 	const char *path;
 	aliases_warn_fn warn;
@@ -102,10 +133,17 @@ struct aparse {
 	struct entry *ents;
 	size_t n;
 	size_t cap;
+	/* What one :include: in the aliases file may spend, nesting too. */
+	size_t inc_files;
+	struct timespec inc_deadline;
+	bool inc_spent;		/* said so once */
 };
 
 struct reader {
-	FILE *fp;
+	FILE *fp;		/* or, when NULL, the bytes in mem */
+	const char *mem;
+	size_t memlen;
+	size_t memoff;
 	const char *path;
 	char *line;
 	size_t cap;
@@ -143,18 +181,23 @@ static void set_err(char *, size_t, const char *, ...) MXL_PRINTF(3, 4);
 static void warnf(aliases_warn_fn, void *, const char *, ...)
     MXL_PRINTF(3, 4);
 static int split_targets(struct aparse *, const char *, size_t, const char *,
-    struct tlist *, int);
+    struct tlist *, const struct incl *);
 
 static void
 set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
+	char *p;
 
 	if (err == NULL || errlen == 0)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+	/* Include paths come from users: one printable line, always. */
+	for (p = err; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 }
 
 static void
@@ -198,15 +241,40 @@ tlist_free(struct tlist *t)
 	t->n = t->cap = 0;
 }
 
-/* Returns 1 with the next line (line end removed), 0 at EOF, -1. */
+/* getline(3) for a reader of bytes in memory. */
+static ssize_t
+mem_getline(struct reader *r)
+{
+	const char *p = r->mem + r->memoff, *nl;
+	size_t n;
+
+	if (r->memoff >= r->memlen)
+		return -1;
+	nl = memchr(p, '\n', r->memlen - r->memoff);
+	n = nl != NULL ? (size_t)(nl - p) + 1 : r->memlen - r->memoff;
+	if (n + 1 > r->cap) {
+		r->cap = n + 1;
+		r->line = xrealloc(r->line, r->cap);
+	}
+	memcpy(r->line, p, n);
+	r->line[n] = '\0';
+	r->memoff += n;
+	return (ssize_t)n;
+}
+
+/*
+ * Returns 1 with the next line (line end removed), 0 at EOF, -1. After
+ * a NUL byte in a line, the next call goes on with the next line.
+ */
 static int
 reader_next(struct reader *r, char *err, size_t errlen)
 {
 	ssize_t n;
 
 	errno = 0;
-	if ((n = getline(&r->line, &r->cap, r->fp)) == -1) {
-		if (ferror(r->fp)) {
+	n = r->fp != NULL ? getline(&r->line, &r->cap, r->fp) : mem_getline(r);
+	if (n == -1) {
+		if (r->fp != NULL && ferror(r->fp)) {
 			set_err(err, errlen, "%s: read error: %s", r->path,
 			    strerror(errno));
 			return -1;
@@ -284,46 +352,127 @@ include_path(const char *from, const char *path)
 	return xasprintf("%.*s/%s", (int)(slash - from), from, path);
 }
 
+static long
+ms_until(const struct timespec *deadline)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long)(deadline->tv_sec - now.tv_sec) * 1000 +
+	    (deadline->tv_nsec - now.tv_nsec) / 1000000;
+}
+
+/*
+ * Whether another file may be read for the :include: named in the
+ * aliases file that is being followed: include files may nest and
+ * repeat, and their owners may stall the reading, so each one from the
+ * aliases file gets a number of files and a time to share.
+ */
+static long
+include_budget(struct aparse *ap, const struct incl *in)
+{
+	long left;
+
+	if (in->depth == 0) {
+		ap->inc_files = 0;
+		ap->inc_spent = false;
+		clock_gettime(CLOCK_MONOTONIC, &ap->inc_deadline);
+		ap->inc_deadline.tv_sec += INCLUDE_TIME_MS / 1000;
+	}
+	left = ms_until(&ap->inc_deadline);
+	if (ap->inc_files >= INCLUDE_FILES_MAX || left <= 0)
+		return 0;
+	ap->inc_files++;
+	return left;
+}
+
+/*
+ * Reads an :include: file (see safefile(3) for who reads it and what is
+ * refused) and adds its targets to tl. Whatever goes wrong with the file
+ * or in it is a warning, never an error: the owner of a list must not be
+ * able to stop the whole table from compiling. A file that cannot be
+ * read adds nothing; a line in it that does not parse is skipped. The
+ * file's includes are read with the privileges it was read with (see
+ * aliases_parse_file()). Returns -1 only for an empty path, which is an
+ * error in the line that names it.
+ */
 static int
 include_read(struct aparse *ap, const char *from, size_t line,
-    const char *path, struct tlist *tl, int depth)
+    const char *path, struct tlist *tl, const struct incl *in)
 {
 	struct reader r;
-	char *full;
-	int rc = -1, more;
+	struct buf data = BUF_INIT;
+	struct tlist lt;
+	struct incl sub;
+	char *full, *outer_err, why[512], lerr[512];
+	size_t outer_errlen, i;
+	uid_t reader;
+	long ms;
+	int more;
 
-	memset(&r, 0, sizeof(r));
 	path += strspn(path, " \t");
 	if (*path == '\0') {
 		set_err(ap->err, ap->errlen, "%s:%zu: empty :include: path",
 		    from, line);
 		return -1;
 	}
-	if (depth > INCLUDE_DEPTH_MAX) {
-		set_err(ap->err, ap->errlen, "%s:%zu: :include: nested deeper "
-		    "than %d levels", from, line, INCLUDE_DEPTH_MAX);
-		return -1;
+	if (in->depth >= INCLUDE_DEPTH_MAX) {
+		warnf(ap->warn, ap->ctx, "%s:%zu: :include: nested deeper "
+		    "than %d levels, ignored", from, line, INCLUDE_DEPTH_MAX);
+		return 0;
 	}
 	full = include_path(from, path);
-	if ((r.fp = fopen(full, "r")) == NULL) {
-		set_err(ap->err, ap->errlen, "%s:%zu: cannot open include "
-		    "file %s: %s", from, line, full, strerror(errno));
-		goto done;
+	if ((ms = include_budget(ap, in)) == 0) {
+		if (!ap->inc_spent)
+			warnf(ap->warn, ap->ctx, "%s:%zu: include file %s "
+			    "ignored: more than %d files or %d seconds for "
+			    "one :include:", from, line, full,
+			    INCLUDE_FILES_MAX, INCLUDE_TIME_MS / 1000);
+		ap->inc_spent = true;
+		free(full);
+		return 0;
 	}
+	if (safefile_read(full, in->as, INCLUDE_SIZE_MAX, (int)ms, &data,
+	    &reader, why, sizeof(why)) == -1) {
+		warnf(ap->warn, ap->ctx, "%s:%zu: include file %s ignored: %s",
+		    from, line, full, why);
+		free(full);
+		return 0;
+	}
+	memset(&r, 0, sizeof(r));
+	r.mem = data.data;
+	r.memlen = data.len;
 	r.path = full;
-	while ((more = reader_next(&r, ap->err, ap->errlen)) == 1) {
+	sub.depth = in->depth + 1;
+	sub.as = reader == 0 ? SAFEFILE_OWNER : reader;
+	/* The errors of its lines become warnings. */
+	outer_err = ap->err;
+	outer_errlen = ap->errlen;
+	ap->err = lerr;
+	ap->errlen = sizeof(lerr);
+	while ((more = reader_next(&r, lerr, sizeof(lerr))) != 0) {
+		if (more == -1) {
+			warnf(ap->warn, ap->ctx, "%s, line skipped", lerr);
+			continue;
+		}
 		if (line_ignored(r.line))
 			continue;
-		if (split_targets(ap, full, r.lineno, r.line, tl, depth) == -1)
-			goto done;
+		memset(&lt, 0, sizeof(lt));
+		if (split_targets(ap, full, r.lineno, r.line, &lt, &sub) == -1) {
+			warnf(ap->warn, ap->ctx, "%s, line skipped", lerr);
+			tlist_free(&lt);
+			continue;
+		}
+		for (i = 0; i < lt.n; i++)
+			tlist_push(tl, lt.v[i]);
+		free(lt.v);
 	}
-	rc = more;
-done:
-	if (r.fp != NULL)
-		fclose(r.fp);
+	ap->err = outer_err;
+	ap->errlen = outer_errlen;
 	free(r.line);
+	buf_free(&data);
 	free(full);
-	return rc;
+	return 0;
 }
 
 /* Unquotes a target that is one quoted string as a whole, or NULL. */
@@ -354,23 +503,55 @@ is_special_target(const char *s)
 	    str_ncasecmp_ascii(s, INCLUDE_PREFIX, INCLUDE_PREFIX_LEN) == 0;
 }
 
+static bool
+has_control(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+/*
+ * address(3)'s reasons quote the input ("invalid domain \"x..y\" in
+ * ..."). What a line that does not parse says must not reach a log or a
+ * terminal: only the words before the first quote are kept.
+ */
+static void
+reason_words(const char *reason, char *out, size_t outlen)
+{
+	size_t n = strcspn(reason, "\"'");
+
+	while (n > 0 && reason[n - 1] == ' ')
+		n--;
+	if (n >= 3 && strncmp(reason + n - 3, " in", 3) == 0)
+		n -= 3;
+	if (n == 0)
+		snprintf(out, outlen, "not an address");
+	else if (n == 10 && strncmp(reason, "unexpected", n) == 0)
+		snprintf(out, outlen, "unexpected text");
+	else
+		snprintf(out, outlen, "%.*s", (int)n, reason);
+}
+
 static int
-address_target(struct aparse *ap, const char *path, size_t line,
+address_target(struct aparse *ap, const char *path, size_t line, size_t nth,
     const char *s, struct tlist *tl)
 {
 	struct addr_list al = ADDR_LIST_INIT;
-	char reason[256];
+	char reason[256], words[128];
 	size_t i;
 
 	if (address_list_parse(s, strlen(s), &al, reason,
 	    sizeof(reason)) == -1) {
-		set_err(ap->err, ap->errlen, "%s:%zu: bad target \"%s\": %s",
-		    path, line, s, reason);
+		reason_words(reason, words, sizeof(words));
+		set_err(ap->err, ap->errlen, "%s:%zu: target %zu: %s", path,
+		    line, nth, words);
 		return -1;
 	}
 	if (al.n == 0) {
-		set_err(ap->err, ap->errlen, "%s:%zu: target \"%s\" has no "
-		    "address", path, line, s);
+		set_err(ap->err, ap->errlen, "%s:%zu: target %zu has no "
+		    "address", path, line, nth);
 		return -1;
 	}
 	for (i = 0; i < al.n; i++)
@@ -379,11 +560,12 @@ address_target(struct aparse *ap, const char *path, size_t line,
 	return 0;
 }
 
+/* nth: the target's place in the line, for messages. */
 static int
-add_target(struct aparse *ap, const char *path, size_t line, const char *t,
-    struct tlist *tl, int depth)
+add_target(struct aparse *ap, const char *path, size_t line, size_t nth,
+    const char *t, struct tlist *tl, const struct incl *in)
 {
-	char *unq = unquote_whole(t), *addr, reason[256];
+	char *unq = unquote_whole(t), *addr, reason[256], words[128];
 	const char *s = t;
 	int rc = 0;
 
@@ -391,21 +573,27 @@ add_target(struct aparse *ap, const char *path, size_t line, const char *t,
 		s = unq;
 	if (str_ncasecmp_ascii(s, INCLUDE_PREFIX, INCLUDE_PREFIX_LEN) == 0)
 		rc = include_read(ap, path, line, s + INCLUDE_PREFIX_LEN, tl,
-		    depth + 1);
-	else if (s[0] == '|' || s[0] == '/')
+		    in);
+	else if ((s[0] == '|' || s[0] == '/') && has_control(s)) {
+		/* Stored as written and printed when reported: no controls. */
+		set_err(ap->err, ap->errlen, "%s:%zu: target %zu: control "
+		    "character in a command or file name", path, line, nth);
+		rc = -1;
+	} else if (s[0] == '|' || s[0] == '/')
 		tlist_push(tl, xstrdup(s));
 	else if (s[0] == '\\') {
 		if (address_envelope_parse(s + 1, false, &addr, reason,
 		    sizeof(reason)) == -1) {
-			set_err(ap->err, ap->errlen, "%s:%zu: bad target "
-			    "\"%s\": %s", path, line, t, reason);
+			reason_words(reason, words, sizeof(words));
+			set_err(ap->err, ap->errlen, "%s:%zu: target %zu: %s",
+			    path, line, nth, words);
 			rc = -1;
 		} else {
 			tlist_push(tl, xasprintf("\\%s", addr));
 			free(addr);
 		}
 	} else
-		rc = address_target(ap, path, line, s, tl);
+		rc = address_target(ap, path, line, nth, s, tl);
 	free(unq);
 	return rc;
 }
@@ -413,11 +601,12 @@ add_target(struct aparse *ap, const char *path, size_t line, const char *t,
 /* Splits at commas outside quotes, comments and angle brackets. */
 static int
 split_targets(struct aparse *ap, const char *path, size_t line,
-    const char *s, struct tlist *tl, int depth)
+    const char *s, struct tlist *tl, const struct incl *in)
 {
 	struct buf cur = BUF_INIT;
 	bool quoted = false;
 	int paren = 0, angle = 0, rc = 0;
+	size_t nth = 0;
 	const char *p;
 
 	for (p = s; rc == 0; p++) {
@@ -425,8 +614,8 @@ split_targets(struct aparse *ap, const char *path, size_t line,
 		    angle == 0)) {
 			buf_putc(&cur, '\0');
 			if (*str_trim(cur.data) != '\0')
-				rc = add_target(ap, path, line, cur.data, tl,
-				    depth);
+				rc = add_target(ap, path, line, ++nth,
+				    cur.data, tl, in);
 			buf_reset(&cur);
 			if (*p == '\0')
 				break;
@@ -453,7 +642,7 @@ split_targets(struct aparse *ap, const char *path, size_t line,
 static int
 alias_name(struct aparse *ap, size_t line, const char *text, char **name)
 {
-	char reason[256];
+	char reason[256], words[128];
 
 	if (*text == '\0') {
 		set_err(ap->err, ap->errlen, "%s:%zu: missing alias name",
@@ -461,19 +650,20 @@ alias_name(struct aparse *ap, size_t line, const char *text, char **name)
 		return -1;
 	}
 	if (strpbrk(text, "<>") != NULL) {
-		set_err(ap->err, ap->errlen, "%s:%zu: bad alias name \"%s\"",
-		    ap->path, line, text);
+		set_err(ap->err, ap->errlen, "%s:%zu: bad alias name: angle "
+		    "brackets", ap->path, line);
 		return -1;
 	}
 	if (address_envelope_parse(text, false, name, reason,
 	    sizeof(reason)) == -1) {
-		set_err(ap->err, ap->errlen, "%s:%zu: bad alias name \"%s\": "
-		    "%s", ap->path, line, text, reason);
+		reason_words(reason, words, sizeof(words));
+		set_err(ap->err, ap->errlen, "%s:%zu: bad alias name: %s",
+		    ap->path, line, words);
 		return -1;
 	}
 	if (address_domain(*name) != NULL) {
-		set_err(ap->err, ap->errlen, "%s:%zu: alias name \"%s\" has a "
-		    "domain; aliases are local parts", ap->path, line, text);
+		set_err(ap->err, ap->errlen, "%s:%zu: alias name has a domain; "
+		    "aliases are local parts", ap->path, line);
 		free(*name);
 		return -1;
 	}
@@ -502,6 +692,7 @@ static int
 parse_entry(struct aparse *ap, size_t line, char *text)
 {
 	struct tlist tl = {NULL, 0, 0};
+	struct incl top = {0, SAFEFILE_OWNER};
 	struct entry *e;
 	char *colon, *name, *rhs;
 
@@ -520,7 +711,7 @@ parse_entry(struct aparse *ap, size_t line, char *text)
 		free(name);
 		return -1;
 	}
-	if (split_targets(ap, ap->path, line, rhs, &tl, 0) == -1) {
+	if (split_targets(ap, ap->path, line, rhs, &tl, &top) == -1) {
 		tlist_free(&tl);
 		free(name);
 		return -1;
@@ -759,8 +950,8 @@ expand_target(struct expand *x, const char *name, const char *t,
 	else if (t[0] == '\\' && address_valid(t + 1))
 		deliver(x, t + 1);
 	else if (!address_valid(t))
-		warnf(x->warn, x->ctx, "alias %s: bad target \"%s\", skipped",
-		    name, t);
+		warnf(x->warn, x->ctx, "alias %s: a target that is not an "
+		    "address, skipped", name);
 	else
 		expand_one(x, t, depth);
 }

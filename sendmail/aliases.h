@@ -6,7 +6,11 @@
  *	format: "name: target, target, ..." with continuation lines (lines
  *	that start with a blank), '#' comments, quoted targets, and
  *	":include:/path" targets, which are read (one or more targets per
- *	line, comments allowed) and spliced in at compile time. Names are
+ *	line, comments allowed) and spliced in at compile time. Include
+ *	files are read as their owner when run as root, and refused when
+ *	reached through a symbolic link, not regular, hard-linked or in a
+ *	directory others can write (see safefile.h); any trouble with one
+ *	is a warning and that include adds nothing. Names are
  *	folded to lower case. Each alias is handed to fn once; a name that
  *	appears twice is reported as a warning and the later entry wins.
  *	Targets are stored as canonical addresses (see address.h), or as
@@ -23,7 +27,8 @@
  *	local part; warn and lookup may be NULL.
  * DIAGNOSTICS
  *	aliases_parse_file() returns 0, or -1 with "file:line: reason" in err
- *	for an unreadable file or a line it cannot parse.
+ *	for an unreadable aliases file or a line of it it cannot parse. No
+ *	message quotes the line.
  */
 #ifndef MXLANE_ALIASES_H
 #define MXLANE_ALIASES_H
