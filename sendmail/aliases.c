@@ -387,28 +387,68 @@ include_budget(struct aparse *ap, const struct incl *in)
 }
 
 /*
+ * Splits the lines of an include file's bytes into tl. A line that does
+ * not parse is a warning and adds nothing; its error becomes the warning.
+ */
+static void
+include_lines(struct aparse *ap, const char *path, const struct buf *data,
+    struct tlist *tl, const struct incl *in)
+{
+	struct reader r;
+	struct tlist lt;
+	char *outer_err, lerr[512];
+	size_t outer_errlen, i;
+	int more;
+
+	memset(&r, 0, sizeof(r));
+	r.mem = data->data;
+	r.memlen = data->len;
+	r.path = path;
+	outer_err = ap->err;
+	outer_errlen = ap->errlen;
+	ap->err = lerr;
+	ap->errlen = sizeof(lerr);
+	lerr[0] = '\0';
+	while ((more = reader_next(&r, lerr, sizeof(lerr))) != 0) {
+		if (more == -1) {
+			warnf(ap->warn, ap->ctx, "%s, line skipped", lerr);
+			continue;
+		}
+		if (line_ignored(r.line))
+			continue;
+		memset(&lt, 0, sizeof(lt));
+		if (split_targets(ap, path, r.lineno, r.line, &lt, in) == -1) {
+			warnf(ap->warn, ap->ctx, "%s, line skipped", lerr);
+			tlist_free(&lt);
+			continue;
+		}
+		for (i = 0; i < lt.n; i++)
+			tlist_push(tl, lt.v[i]);
+		free(lt.v);
+	}
+	ap->err = outer_err;
+	ap->errlen = outer_errlen;
+	free(r.line);
+}
+
+/*
  * Reads an :include: file (see safefile(3) for who reads it and what is
  * refused) and adds its targets to tl. Whatever goes wrong with the file
  * or in it is a warning, never an error: the owner of a list must not be
  * able to stop the whole table from compiling. A file that cannot be
  * read adds nothing; a line in it that does not parse is skipped. The
- * file's includes are read with the privileges it was read with (see
- * aliases_parse_file()). Returns -1 only for an empty path, which is an
- * error in the line that names it.
+ * file's includes are read with the privileges it was read with. Returns
+ * -1 only for an empty path, which is an error in the line that names it.
  */
 static int
 include_read(struct aparse *ap, const char *from, size_t line,
     const char *path, struct tlist *tl, const struct incl *in)
 {
-	struct reader r;
 	struct buf data = BUF_INIT;
-	struct tlist lt;
 	struct incl sub;
-	char *full, *outer_err, why[512], lerr[512];
-	size_t outer_errlen, i;
+	char *full, why[512];
 	uid_t reader;
 	long ms;
-	int more;
 
 	path += strspn(path, " \t");
 	if (*path == '\0') {
@@ -429,47 +469,15 @@ include_read(struct aparse *ap, const char *from, size_t line,
 			    "one :include:", from, line, full,
 			    INCLUDE_FILES_MAX, INCLUDE_TIME_MS / 1000);
 		ap->inc_spent = true;
-		free(full);
-		return 0;
-	}
-	if (safefile_read(full, in->as, INCLUDE_SIZE_MAX, (int)ms, &data,
-	    &reader, why, sizeof(why)) == -1) {
+	} else if (safefile_read(full, in->as, INCLUDE_SIZE_MAX, (int)ms,
+	    &data, &reader, why, sizeof(why)) == -1)
 		warnf(ap->warn, ap->ctx, "%s:%zu: include file %s ignored: %s",
 		    from, line, full, why);
-		free(full);
-		return 0;
+	else {
+		sub.depth = in->depth + 1;
+		sub.as = reader == 0 ? SAFEFILE_OWNER : reader;
+		include_lines(ap, full, &data, tl, &sub);
 	}
-	memset(&r, 0, sizeof(r));
-	r.mem = data.data;
-	r.memlen = data.len;
-	r.path = full;
-	sub.depth = in->depth + 1;
-	sub.as = reader == 0 ? SAFEFILE_OWNER : reader;
-	/* The errors of its lines become warnings. */
-	outer_err = ap->err;
-	outer_errlen = ap->errlen;
-	ap->err = lerr;
-	ap->errlen = sizeof(lerr);
-	while ((more = reader_next(&r, lerr, sizeof(lerr))) != 0) {
-		if (more == -1) {
-			warnf(ap->warn, ap->ctx, "%s, line skipped", lerr);
-			continue;
-		}
-		if (line_ignored(r.line))
-			continue;
-		memset(&lt, 0, sizeof(lt));
-		if (split_targets(ap, full, r.lineno, r.line, &lt, &sub) == -1) {
-			warnf(ap->warn, ap->ctx, "%s, line skipped", lerr);
-			tlist_free(&lt);
-			continue;
-		}
-		for (i = 0; i < lt.n; i++)
-			tlist_push(tl, lt.v[i]);
-		free(lt.v);
-	}
-	ap->err = outer_err;
-	ap->errlen = outer_errlen;
-	free(r.line);
 	buf_free(&data);
 	free(full);
 	return 0;
