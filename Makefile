@@ -47,8 +47,9 @@ LIBS_LIB   = $(shell pkg-config --libs libconfuse 2>/dev/null)
 LIBS_SPOOL = -ldb
 LIBS_DNS   = -lresolv
 
-LIB_SRCS      = lib/util.c lib/log.c lib/config.c
+LIB_SRCS      = lib/util.c lib/log.c lib/config.c lib/proc.c
 SPOOL_SRCS    = spool/record.c spool/schedule.c spool/wakeup.c \
+                spool/maildrop.c spool/pickup.c \
                 spool/throttle.c spool/spool.c spool/aliasdb.c
 DNS_SRCS      = dns/dns.c
 SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \

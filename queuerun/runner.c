@@ -44,6 +44,7 @@ struct runner {
 	double claimed_mono;
 	int64_t throttled_until_ms;	/* earliest retry of held-back mail */
 	int64_t hold_until_ms;	/* a pass waits for short holds until then */
+	bool spool_failed;	/* the queue could not be read or written */
 };
 
 /* What the runner keeps per message while it is being delivered. */
@@ -1267,6 +1268,9 @@ run_pass(struct runner *run)
 	    opt->lane, false};
 
 	run->pass_started = time(NULL);
+	/* New mail waits in the maildrop until a runner picks it up. */
+	if (spool_pickup(run->sp, opt->id, NULL) != SPOOL_OK)
+		run->spool_failed = true;
 	if (opt->flush) {
 		size_t moved = 0;
 		if (opt->id)
@@ -1298,6 +1302,8 @@ run_pass(struct runner *run)
 		if (rc == SPOOL_OK && n == 0 && !opt->id &&
 		    wait_for_throttle(run))
 			continue;
+		if (rc != SPOOL_OK)
+			run->spool_failed = true;
 		if (rc != SPOOL_OK || n == 0)
 			break;
 		qsort(work, n, sizeof(*work), compare_work);
@@ -1400,7 +1406,7 @@ runner_run(const struct mxl_config *cfg, const struct runner_options *opt)
 		    cfg->spool_directory);
 	int fifo = -1;
 	if (opt->daemon_interval > 0) {
-		fifo = spool_wakeup_listen(cfg->spool_directory);
+		fifo = spool_wakeup_listen(spool_directory_fd(run.sp));
 		log_info("daemon started: a pass every %d s and on new mail",
 		    opt->daemon_interval);
 	}
@@ -1414,5 +1420,6 @@ runner_run(const struct mxl_config *cfg, const struct runner_options *opt)
 	if (stop_requested)
 		log_info("stopping on signal; unfinished claims handed back");
 	spool_close(run.sp);
-	return 0;
+	/* Cron and systemd must see that the queue was not usable. */
+	return run.spool_failed ? EX_TEMPFAIL : 0;
 }
