@@ -5,7 +5,8 @@
 #   make check-sanitize  the same suite under AddressSanitizer + UBSan
 #                        (objects and programs go to build-sanitize/)
 #   make bench           benchmarks (numbers go in README)
-#   make install         honours DESTDIR and PREFIX
+#   make install         honours DESTDIR, PREFIX, SYSCONFDIR, SPOOLDIR,
+#                        MXLANE_USER and MXLANE_GROUP
 #
 # O= puts objects and programs in another tree, so a sanitizer build can sit
 # beside the normal one.
@@ -17,6 +18,7 @@ BINDIR   ?= $(PREFIX)/bin
 MANDIR   ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 SPOOLDIR ?= /var/spool/mxlane
+MXLANE_USER  ?= mxlane
 MXLANE_GROUP ?= mxlane
 
 CC       ?= cc
@@ -157,7 +159,8 @@ demo: all
 
 install: all
 	sh contrib/install.sh "$(DESTDIR)" "$(SBINDIR)" "$(BINDIR)" "$(MANDIR)" \
-	   "$(SYSCONFDIR)" "$(SPOOLDIR)" "$(MXLANE_GROUP)" "$(O)"
+	   "$(SYSCONFDIR)" "$(SPOOLDIR)" "$(MXLANE_USER)" "$(MXLANE_GROUP)" \
+	   "$(O)"
 
 clean:
 	rm -rf build-sanitize

@@ -6,6 +6,7 @@
  *	    [--max-time SECONDS] [--lane NAME] [--id QUEUEID]
  *	    [--domain DOMAIN] [--sender ADDRESS]
  *	queuerun [-C FILE] show QUEUEID
+ *	queuerun [-C FILE] pickup
  *	queuerun [-C FILE] route [--lane NAME] [--sender ADDRESS] ADDRESS...
  * DESCRIPTION
  *	With no verb, or "run", one pass over the queue: every recipient
@@ -70,6 +71,7 @@ usage(void)
 	    "                [--max-time SECONDS] [--lane NAME] [--id QUEUEID]\n"
 	    "                [--domain DOMAIN] [--sender ADDRESS]\n"
 	    "       queuerun [-C FILE] show QUEUEID\n"
+	    "       queuerun [-C FILE] pickup\n"
 	    "       queuerun [-C FILE] route [--lane NAME] [--sender ADDRESS] "
 	    "ADDRESS...\n");
 	exit(EX_USAGE);
@@ -174,6 +176,20 @@ main(int argc, char **argv)
 			(void)spool_pickup(sp, argv[i], NULL);
 		rc = show_message(sp, argv[i], stdout);
 		spool_close(sp);
+	} else if (strcmp(verb, "pickup") == 0) {
+		struct spool *sp;
+		size_t n = 0;
+		if (i != argc)
+			usage();
+		if (spool_open(cfg.spool_directory, &sp) != SPOOL_OK)
+			log_fatal(EX_TEMPFAIL, "cannot open the mail queue in "
+			    "%s", cfg.spool_directory);
+		rc = spool_pickup(sp, NULL, &n) == SPOOL_OK ? 0 : EX_TEMPFAIL;
+		spool_close(sp);
+		printf("picked up: %zu message%s\n", n, n == 1 ? "" : "s");
+		if (rc != 0)
+			log_stderr("cannot pick up new mail in %s",
+			    cfg.spool_directory);
 	} else if (strcmp(verb, "route") == 0) {
 		const char *lane = NULL, *sender = NULL;
 		for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {
