@@ -72,6 +72,27 @@ static volatile sig_atomic_t stop_requested;
 
 static bool out_of_time(const struct runner *run);
 
+/*
+ * New mail waits in the maildrop until a runner picks it up: at the
+ * start of a pass, before each batch is claimed, and whenever bulk mail
+ * asks whether priority mail is waiting, so a daemon busy with a
+ * backlog still sees a password reset within one connection. With
+ * --id only that message is picked up.
+ */
+static void
+pick_up(struct runner *run)
+{
+	if (spool_pickup(run->sp, run->opt->id, NULL) != SPOOL_OK)
+		run->spool_failed = true;
+}
+
+static bool
+priority_waiting(struct runner *run)
+{
+	pick_up(run);
+	return spool_priority_due(run->sp, time(NULL));
+}
+
 static void
 on_stop_signal(int sig)
 {
@@ -1091,7 +1112,7 @@ send_group(struct runner *run, const struct group *g, struct txn *txns,
 		if (sent == 0 && retry_ms > 0 && !stop_requested &&
 		    (list[next]->booked || g->priority) &&
 		    retry_ms - now_ms <= 1500 && paced_ms < 3000 &&
-		    (g->priority || !spool_priority_due(run->sp, time(NULL)))) {
+		    (g->priority || !priority_waiting(run))) {
 			paced_ms += retry_ms > now_ms ? retry_ms - now_ms : 10;
 			sleep_until_ms(retry_ms);
 			continue;
@@ -1103,7 +1124,7 @@ send_group(struct runner *run, const struct group *g, struct txn *txns,
 		 * --max-time ends the pass between connections too.
 		 */
 		bool preempt = next < n && (out_of_time(run) ||
-		    (!g->priority && spool_priority_due(run->sp, time(NULL))));
+		    (!g->priority && priority_waiting(run)));
 		if (sent == 0 || preempt || stop_requested) {
 			hold_back(run, g, src, list + next, n - next, retry_ms,
 			    preempt || stop_requested);
@@ -1268,9 +1289,7 @@ run_pass(struct runner *run)
 	    opt->lane, false};
 
 	run->pass_started = time(NULL);
-	/* New mail waits in the maildrop until a runner picks it up. */
-	if (spool_pickup(run->sp, opt->id, NULL) != SPOOL_OK)
-		run->spool_failed = true;
+	pick_up(run);
 	if (opt->flush) {
 		size_t moved = 0;
 		if (opt->id)
@@ -1286,6 +1305,8 @@ run_pass(struct runner *run)
 		size_t n = 0;
 		int rc;
 
+		if (round > 0)
+			pick_up(run);
 		run->claimed_at = time(NULL);
 		run->claimed_mono = mono_now();
 		if (opt->id) {

@@ -56,6 +56,11 @@ struct session {
 	struct submitter who;
 	struct proc_caller caller;	/* ids we were started with */
 	int spool_dirfd;		/* the spool, ours (proc_become_owner) */
+	struct maildrop_batch batch;	/* -bs: messages not yet durable */
+	struct batched {		/* and what delivery needs of them */
+		char id[SPOOL_ID_SIZE];
+		const char *lane;
+	} *batched;
 	struct spool *spool;		/* the queue, for mailq and newaliases */
 	char *user;
 	char *fullname;
@@ -63,7 +68,7 @@ struct session {
 	bool trusted;		/* may choose the configuration (-C) */
 };
 
-static void deliver_now(struct session *s, const char *id);
+static void deliver_now(struct session *s, const char *id, const char *lane);
 
 /*
  * The spool's shared regions are memory-mapped files: on a full file
@@ -392,7 +397,7 @@ run_deliver(struct session *s)
 		log_fatal(rc, "%s", err);
 	if (s->opt.verbose)
 		log_stderr("queued as %s", id);
-	deliver_now(s, id);
+	deliver_now(s, id, s->lane);
 	message_free(&m);
 	addr_list_free(&args);
 	free(rcpts);
@@ -467,7 +472,11 @@ smtp_message(void *ctx, const struct smtpd_envelope *env, const char *data,
 	rc = submit_message(&s->who, &req, &m, id, &s->lane, err, sizeof(err));
 	if (rc == 0) {
 		snprintf(reply, replylen, "250 2.0.0 Ok: queued as %s", id);
-		deliver_now(s, id);
+		/* Delivery starts once the batch is durable (smtp_sync). */
+		s->batched = xrealloc(s->batched, s->batch.n *
+		    sizeof(*s->batched));
+		memcpy(s->batched[s->batch.n - 1].id, id, SPOOL_ID_SIZE);
+		s->batched[s->batch.n - 1].lane = s->lane;
 	}
 	else if (rc == EX_TEMPFAIL)
 		snprintf(reply, replylen, "451 4.3.0 %s", err);
@@ -479,15 +488,38 @@ smtp_message(void *ctx, const struct smtpd_envelope *env, const char *data,
 	return rc == 0 ? 0 : -1;
 }
 
+/* The messages of the batch become durable before their replies leave. */
+static int
+smtp_sync(void *ctx)
+{
+	struct session *s = ctx;
+	size_t n = s->batch.n;
+
+	if (maildrop_sync(&s->batch) != 0) {
+		log_error("cannot write %zu queue file(s) in %s/%s: %s; not "
+		    "queued", n, s->cfg.spool_directory, MAILDROP_DIR,
+		    strerror(errno));
+		for (size_t i = 0; i < n; i++)
+			log_error("%s: removed: queue file write error",
+			    s->batched[i].id);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		deliver_now(s, s->batched[i].id, s->batched[i].lane);
+	return 0;
+}
+
 static int
 run_smtp(struct session *s)
 {
 	check_requested_lane(s);	/* -O Lane= applies to every message */
 	open_maildrop(s);
+	s->who.batch = &s->batch;
 	struct smtpd_hooks hooks = {
 		.check_rcpt = smtp_check_rcpt,
 		.check_sender = smtp_check_sender,
 		.message = smtp_message,
+		.sync = smtp_sync,
 		.ctx = s,
 		.hostname = s->cfg.myhostname,
 		.size_limit = s->cfg.message_size_limit,
@@ -599,11 +631,11 @@ run_verify(struct session *s)
  * maildrop for the next queue run, which picks it up first.
  */
 static void
-deliver_now(struct session *s, const char *id)
+deliver_now(struct session *s, const char *id, const char *lane)
 {
 	if (spool_wakeup_notify(s->spool_dirfd))
 		return;
-	if (!s->cfg.immediate_delivery || strcmp(s->lane, "priority") != 0)
+	if (!s->cfg.immediate_delivery || strcmp(lane, "priority") != 0)
 		return;
 	char *argv[8];
 	int n = 0;
@@ -689,6 +721,8 @@ main(int argc, char **argv)
 	}
 	close_spool_at_exit();
 	aliasmap_close(s.who.aliases);
+	free(s.batch.files);
+	free(s.batched);
 	free(s.opt.rcpts);
 	free(s.user);
 	free(s.fullname);

@@ -336,14 +336,15 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 	msg.size = head.len + m->body.len;
 	msg.nrcpt = (uint32_t)set.n;
 	if (maildrop_commit(&drop, &msg, set.list, set.n, head.data, head.len,
-	    m->body.data ? m->body.data : "", m->body.len) != 0) {
+	    m->body.data ? m->body.data : "", m->body.len, who->batch) != 0) {
 		snprintf(err, errlen, "cannot write the queue file in %s/%s: "
 		    "%s; message not queued, try again later",
 		    who->cfg->spool_directory, MAILDROP_DIR, strerror(errno));
 		rc = EX_TEMPFAIL;
 	} else {
 		/* From here on, whatever happens, the message is queued. */
-		spool_committed = 1;
+		if (who->batch == NULL)
+			spool_committed = 1;
 		memcpy(queue_id, msg.id, SPOOL_ID_SIZE);
 		log_queued(who, &msg, hctx.message_id);
 	}

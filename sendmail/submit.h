@@ -25,6 +25,7 @@
 
 #include "sendmail/message.h"
 #include "lib/config.h"
+#include "spool/maildrop.h"
 #include "spool/spool.h"
 
 struct submit_rcpt {
@@ -37,6 +38,11 @@ struct submitter {
 	const struct mxl_config *cfg;
 	int spool_dirfd;		/* the opened spool directory */
 	struct aliasmap *aliases;	/* NULL: no table built */
+	/*
+	 * NULL: each message is durable when submit_message() returns.
+	 * Else messages join this batch, durable at maildrop_sync().
+	 */
+	struct maildrop_batch *batch;
 	uid_t uid;
 	const char *user;	/* login name of uid */
 	const char *fullname;	/* for a generated From:, or NULL */

@@ -296,14 +296,37 @@ writev_full(int fd, struct iovec *iov, int n)
 	return 0;
 }
 
+/* Durable, and still ours alone (nobody removed it meanwhile)? */
+static int
+make_durable(struct maildrop_file *f)
+{
+	struct stat st;
+
+	if (fsync(f->fd) != 0)
+		return -1;
+	if (fstat(f->fd, &st) != 0 || st.st_nlink == 0) {
+		errno = ESTALE;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+release(struct maildrop_file *f)
+{
+	close(f->fd);
+	close(f->dirfd);
+	f->fd = f->dirfd = -1;
+}
+
 int
 maildrop_commit(struct maildrop_file *f, const struct spool_msg *msg,
     const struct spool_rcpt *rcpts, size_t nrcpt, const char *head,
-    size_t head_len, const char *body, size_t body_len)
+    size_t head_len, const char *body, size_t body_len,
+    struct maildrop_batch *batch)
 {
 	struct buf prefix = BUF_INIT, trailer = BUF_INIT;
 	uint64_t nonce = 0;
-	struct stat st;
 	int rc = -1;
 
 	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce)) {
@@ -323,27 +346,49 @@ maildrop_commit(struct maildrop_file *f, const struct spool_msg *msg,
 		{(void *)body, body_len},
 		{trailer.data, trailer.len},
 	};
-	if (writev_full(f->fd, iov, 4) != 0 || fsync(f->fd) != 0)
+	if (writev_full(f->fd, iov, 4) != 0)
 		goto out;
-	/* Removed meanwhile (it cannot be, but then it is not queued). */
-	if (fstat(f->fd, &st) != 0 || st.st_nlink == 0) {
-		errno = ESTALE;
+	if (batch) {
+		if (batch->n == batch->cap) {
+			batch->cap = batch->cap ? batch->cap * 2 : 16;
+			batch->files = xrealloc(batch->files,
+			    batch->cap * sizeof(*batch->files));
+		}
+		batch->files[batch->n++] = *f;
+		f->fd = f->dirfd = -1;
+		rc = 0;
 		goto out;
 	}
-	if (fsync(f->dirfd) != 0)
+	if (make_durable(f) != 0 || fsync(f->dirfd) != 0)
 		goto out;
+	release(f);
 	rc = 0;
 out:
 	buf_free(&prefix);
 	buf_free(&trailer);
-	if (rc != 0) {
+	if (rc != 0)
 		maildrop_abort(f);
-		return -1;
+	return rc;
+}
+
+int
+maildrop_sync(struct maildrop_batch *b)
+{
+	int rc = 0;
+
+	/* The first fsync commits the journal for all: the rest are cheap. */
+	for (size_t i = 0; i < b->n && rc == 0; i++)
+		rc = make_durable(&b->files[i]);
+	if (rc == 0 && b->n > 0 && fsync(b->files[0].dirfd) != 0)
+		rc = -1;
+	for (size_t i = 0; i < b->n; i++) {
+		if (rc == 0)
+			release(&b->files[i]);
+		else
+			maildrop_abort(&b->files[i]);
 	}
-	close(f->fd);
-	close(f->dirfd);
-	f->fd = f->dirfd = -1;
-	return 0;
+	b->n = 0;
+	return rc;
 }
 
 static int

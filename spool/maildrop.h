@@ -63,10 +63,23 @@ int maildrop_create(int spool_dirfd, struct maildrop_file *f);
 /*
  * Writes the message and makes it durable; returns 0 only then. On
  * failure the file is removed and errno says why.
+ *
+ * With a batch, the file is written but not yet durable: it joins the
+ * batch (still locked, so pickup leaves it alone) and maildrop_sync()
+ * makes the whole batch durable at once, one journal commit for many
+ * files, or removes every file of it. sendmail -bs uses this for
+ * transactions a client pipelines, and holds their replies until then.
  */
+struct maildrop_batch {
+	struct maildrop_file *files;
+	size_t n;
+	size_t cap;
+};
 int maildrop_commit(struct maildrop_file *f, const struct spool_msg *msg,
     const struct spool_rcpt *rcpts, size_t nrcpt, const char *head,
-    size_t head_len, const char *body, size_t body_len);
+    size_t head_len, const char *body, size_t body_len,
+    struct maildrop_batch *batch);
+int maildrop_sync(struct maildrop_batch *batch);
 void maildrop_abort(struct maildrop_file *f);
 
 /* Reading. Queue ids of the files present, sorted (oldest first). */

@@ -21,6 +21,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -188,15 +190,44 @@ pickup_batch(struct spool *sp, struct taken *batch, size_t n, size_t *count)
 	return SPOOL_OK;
 }
 
+/*
+ * Nothing new since the last look? A runner asks between connections,
+ * so an idle maildrop must cost one fstat, not a directory read. The
+ * directory's mtime moves when a file is added; a file that was still
+ * being written at the last look does not move it, so then we look
+ * again anyway, and so we do within a second of any change (mtime
+ * ticks are coarser than submissions).
+ */
+static bool
+maildrop_unchanged(struct spool *sp, struct timespec *now_seen)
+{
+	struct stat st;
+
+	if (fstat(sp->maildrop, &st) != 0)
+		return false;
+	*now_seen = st.st_mtim;
+	if (sp->maildrop_left || time(NULL) - st.st_mtim.tv_sec < 2)
+		return false;
+	return st.st_mtim.tv_sec == sp->maildrop_seen.tv_sec &&
+	    st.st_mtim.tv_nsec == sp->maildrop_seen.tv_nsec;
+}
+
 int
 spool_pickup(struct spool *sp, const char *only_id, size_t *countp)
 {
 	SPOOL_GUARD;
 	char (*ids)[SPOOL_ID_SIZE] = NULL;
 	size_t nids = 0, count = 0, nbatch = 0, bytes = 0;
-	struct taken *batch = xcalloc(BATCH_FILES, sizeof(*batch));
+	struct taken *batch;
+	struct timespec seen = {0, 0};
+	bool left = false;
 	int rc = SPOOL_OK;
 
+	if (countp)
+		*countp = 0;
+	if (only_id == NULL && maildrop_unchanged(sp, &seen))
+		return SPOOL_OK;
+	batch = xcalloc(BATCH_FILES, sizeof(*batch));
 	if (only_id) {
 		ids = xmalloc(sizeof(*ids));
 		snprintf(ids[0], SPOOL_ID_SIZE, "%s", only_id);
@@ -224,7 +255,10 @@ spool_pickup(struct spool *sp, const char *only_id, size_t *countp)
 			    "this spool's owner; left alone", sp->dir,
 			    MAILDROP_DIR, ids[i]);
 			break;
-		default:	/* busy, incomplete, gone: another time */
+		case MAILDROP_GONE:
+			break;
+		default:	/* busy or incomplete: another time */
+			left = true;
 			break;
 		}
 		if (nbatch == BATCH_FILES || bytes >= BATCH_BYTES ||
@@ -236,6 +270,10 @@ spool_pickup(struct spool *sp, const char *only_id, size_t *countp)
 	}
 	free(ids);
 	free(batch);
+	if (only_id == NULL && rc == SPOOL_OK) {
+		sp->maildrop_seen = seen;
+		sp->maildrop_left = left;
+	}
 	if (countp)
 		*countp = count;
 	return rc;

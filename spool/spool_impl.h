@@ -10,6 +10,7 @@
 
 #include <db.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "spool/spool.h"
 
@@ -30,6 +31,8 @@ struct spool {
 	DB *throttle;
 	DB *pickup;
 	struct aliasmap *aliasmap;	/* opened at the first look-up */
+	struct timespec maildrop_seen;	/* its mtime at the last pickup */
+	bool maildrop_left;	/* that pickup left files it could not take */
 	int open_lock;	/* fd of open.lock, see spool_open_handles() */
 	int submit_lock; /* fd of submit.lock, see spool_submit() */
 };
