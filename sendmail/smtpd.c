@@ -158,14 +158,34 @@ flush(struct smtpd *s)
  * elsewhere only the descriptor is asked, which merely holds fewer.
  */
 static bool
-input_waiting(struct smtpd *s)
+input_buffered(struct smtpd *s)
 {
 #ifdef __GLIBC__
-	if (s->in->_IO_read_ptr < s->in->_IO_read_end)
-		return true;
+	return s->in->_IO_read_ptr < s->in->_IO_read_end;
+#else
+	(void)s;
+	return false;
 #endif
+}
+
+static bool
+input_waiting(struct smtpd *s)
+{
+	if (input_buffered(s))
+		return true;
 	struct pollfd p = {fileno(s->in), POLLIN, 0};
 	return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
+/*
+ * Before a read that could block: the client may be waiting for a held
+ * reply (the 354 it did not wait for, but a reply nonetheless).
+ */
+static void
+flush_before_waiting(struct smtpd *s)
+{
+	if ((s->replies.len > 0 || s->unsynced > 0) && !input_waiting(s))
+		flush(s);
 }
 
 /* Forgets the open transaction, if any; nothing of it is queued. */
@@ -237,7 +257,11 @@ read_command(struct smtpd *s)
 
 	buf_reset(b);
 	s->toolong = false;
-	while ((c = getc(s->in)) != '\n') {
+	for (;;) {
+		if (!input_buffered(s))
+			flush_before_waiting(s);
+		if ((c = getc(s->in)) == '\n')
+			break;
 		if (c == EOF)
 			return ferror(s->in) ? -1 : 0;
 		if (b->len <= LINE_MAX_BYTES)
@@ -297,7 +321,11 @@ read_data(struct smtpd *s, bool crlf_only, bool *oversize)
 
 	*oversize = false;
 	buf_reset(&s->data);
-	while ((c = getc(s->in)) != EOF) {
+	for (;;) {
+		if (!input_buffered(s))
+			flush_before_waiting(s);
+		if ((c = getc(s->in)) == EOF)
+			break;
 		if (linelen < sizeof(head))
 			head[linelen] = (char)c;
 		if (!*oversize && !(linelen == 0 && c == '.'))

@@ -312,8 +312,16 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 	msg.ret = (enum spool_ret)req->ret;
 	msg.body = (enum spool_body)req->body;
 	char why[256];
-	const char *lane = route_lane(who->cfg, req->lane, req->sender,
-	    who->user, next_header, m, why, sizeof(why));
+	struct route_submitter rs = {who->user, req->sender, who->admin};
+	bool refused;
+	const char *lane = route_lane(who->cfg, req->lane, &rs, next_header,
+	    m, &refused, why, sizeof(why));
+	if (refused) {
+		log_warn("uid=%u user=%s: -O Lane=%s not allowed; lane %s (%s)",
+		    (unsigned)who->uid, who->user, req->lane, lane, why);
+		log_stderr("warning: -O Lane=%s is not allowed for %s; the lane "
+		    "rules chose %s (%s)", req->lane, who->user, lane, why);
+	}
 	msg.lane = (char *)lane;
 	if (lane_out)
 		*lane_out = lane;

@@ -45,6 +45,7 @@ struct submitter {
 	struct maildrop_batch *batch;
 	uid_t uid;
 	const char *user;	/* login name of uid */
+	bool admin;		/* root, the mail system or its group */
 	const char *fullname;	/* for a generated From:, or NULL */
 };
 

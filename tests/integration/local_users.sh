@@ -130,6 +130,8 @@ alias_maps = "$P/etc/aliases"
 log_file = "$P/log/mxlane.log"
 immediate_delivery = false
 resolver = "127.0.0.1:9"
+lane bulk { match_user = { "$ATK" } }
+lane vip { allow_users = { "$VIC" } }
 EOF
 chmod 0644 "$CONF" "$P/etc/aliases"
 cd /
@@ -324,6 +326,25 @@ assert_eq "$(printf '%s\n' "$all" | grep -E -e '-(kill|closed|atk)' | sort)" \
 assert_eq "$(printf '%s\n' "$atk_list" | tokens | grep -c .)" \
     "$(printf '%s\n' "$atk_list" | trailer_count)" "request count in the user's trailer"
 assert_eq "$all" "$(as "$MON" "$SM" -bp | tokens)" "messages listed for a member of $SYS"
+
+section "a lane the rules assign cannot be escaped with -O Lane="
+# lane_of TOKEN: the lane of the queued message to TOKEN
+lane_of() {
+	local id
+	id=$(rootq | awk -v r="$1@rcpt.example" '/^[0-9A-F]/ {id = substr($1, 1, 13)} $1 == r {print id; exit}')
+	timeout 60 "$QR" show "$id" | sed -n 's/^lane: //p' | head -1
+}
+message perm-lane-atk | assert_exit 0 as "$ATK" "$SM" -O Lane=priority -t -i
+assert_contains "$(last_err)" "not allowed" "sendmail's warning to the hostile user"
+assert_eq bulk "$(lane_of perm-lane-atk)" "lane of the hostile user's -O Lane=priority"
+message perm-lane-atkvip | assert_exit 0 as "$ATK" "$SM" -O Lane=vip -t -i
+assert_eq bulk "$(lane_of perm-lane-atkvip)" "lane of the hostile user's -O Lane=vip"
+message perm-lane-vic | assert_exit 0 as "$VIC" "$SM" -O Lane=vip -t -i
+assert_eq vip "$(lane_of perm-lane-vic)" "lane of -O Lane=vip by a user allow_users lists"
+message perm-lane-mon | assert_exit 0 as "$MON" "$SM" -O Lane=vip -t -i
+assert_eq vip "$(lane_of perm-lane-mon)" "lane of -O Lane=vip by a member of $SYS"
+message perm-lane-root | assert_exit 0 "$SM" -O Lane=vip -t -i
+assert_eq vip "$(lane_of perm-lane-root)" "lane of root's -O Lane=vip"
 
 section "newaliases is root's; root's programs leave nothing of root's in the spool"
 run as "$ATK" "$SM" -bi
