@@ -466,7 +466,7 @@ static cfg_opt_t root_opts[] = {
 	CFG_STR("maximal_backoff_time", "1h", CFGF_NONE),
 	CFG_STR("maximal_queue_lifetime", "5d", CFGF_NONE),
 	CFG_STR("delay_warning_time", "4h", CFGF_NONE),
-	CFG_STR("delivery_lease_time", "1h", CFGF_NONE),
+	CFG_STR("delivery_lease_time", "1m", CFGF_NONE),
 	/* RFC 5321 section 4.5.3.2 recommendations, as Postfix uses. */
 	CFG_STR("smtp_connect_timeout", "30s", CFGF_NONE),
 	CFG_STR("smtp_helo_timeout", "5m", CFGF_NONE),

@@ -45,6 +45,8 @@ struct runner {
 	int64_t throttled_until_ms;	/* earliest retry of held-back mail */
 	int64_t hold_until_ms;	/* a pass waits for short holds until then */
 	bool spool_failed;	/* the queue could not be read or written */
+	struct txn **in_flight;	/* the transactions of the open session */
+	size_t nin_flight;
 };
 
 /* What the runner keeps per message while it is being delivered. */
@@ -890,6 +892,20 @@ throttle_key(const struct group *g, const struct mxl_source *src, char *key,
  * Recipients no longer ours are skipped; a transaction left with none
  * is done.
  */
+static void renew_claims(struct runner *run, struct txn **list, size_t n);
+
+/* Seconds a throttle's connection slot is held at most (see its use). */
+#define SLOT_LEASE	1800
+
+static void
+keep_claims(void *ctx)
+{
+	struct runner *run = ctx;
+
+	if (run->nin_flight > 0)
+		renew_claims(run, run->in_flight, run->nin_flight);
+}
+
 static void
 renew_claims(struct runner *run, struct txn **list, size_t n)
 {
@@ -949,9 +965,15 @@ send_one_connection(struct runner *run, const struct group *g,
 	    want > (size_t)g->limits.messages_per_connection)
 		want = (size_t)g->limits.messages_per_connection;
 	struct spool_throttle_grant grant = {(int)want, -1, 0};
+	/*
+	 * A connection slot is not renewed during the session as claims
+	 * are: it lasts as long as the longest session may, and is freed
+	 * at once when its holder is found dead.
+	 */
+	int slot_lease = run->cfg->delivery_lease_time > SLOT_LEASE ?
+	    run->cfg->delivery_lease_time : SLOT_LEASE;
 	if (throttled && spool_throttle_acquire(run->sp, key, &tl,
-	    g->priority, (int)want, run->cfg->delivery_lease_time,
-	    &grant) != SPOOL_OK)
+	    g->priority, (int)want, slot_lease, &grant) != SPOOL_OK)
 		return 0;
 	if (grant.granted <= 0) {
 		*retry_ms = grant.retry_ms;
@@ -959,6 +981,13 @@ send_one_connection(struct runner *run, const struct group *g,
 	}
 	struct dlv_config dcfg = run->dlv;
 	dcfg.port = g->port;
+	/* Claims are short: they are extended while the session lasts. */
+	run->in_flight = list;
+	run->nin_flight = (size_t)grant.granted;
+	dcfg.keepalive = keep_claims;
+	dcfg.keepalive_ctx = run;
+	dcfg.keepalive_interval = run->cfg->delivery_lease_time / 3 > 1 ?
+	    run->cfg->delivery_lease_time / 3 : 1;
 	if (src) {
 		dcfg.source = (const struct sockaddr *)&src->sa;
 		dcfg.source_len = src->sa_len;
@@ -973,6 +1002,8 @@ send_one_connection(struct runner *run, const struct group *g,
 	if (nptrs > 0)
 		deliver_to_hosts(&dcfg, run->sp, g->hosts, g->nhosts, ptrs,
 		    nptrs, on_message_done, run);
+	run->in_flight = NULL;
+	run->nin_flight = 0;
 	int unused = (int)((size_t)grant.granted - nptrs);
 	for (size_t i = 0; i < nptrs; i++)
 		if (!ptrs[i]->done)
