@@ -5,7 +5,8 @@
 #   make check-sanitize  the same suite under AddressSanitizer + UBSan
 #                        (objects and programs go to build-sanitize/)
 #   make bench           benchmarks (numbers go in README)
-#   make install         honours DESTDIR and PREFIX
+#   make install         honours DESTDIR, PREFIX, SYSCONFDIR, SPOOLDIR,
+#                        MXLANE_USER and MXLANE_GROUP
 #
 # O= puts objects and programs in another tree, so a sanitizer build can sit
 # beside the normal one.
@@ -17,6 +18,7 @@ BINDIR   ?= $(PREFIX)/bin
 MANDIR   ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 SPOOLDIR ?= /var/spool/mxlane
+MXLANE_USER  ?= mxlane
 MXLANE_GROUP ?= mxlane
 
 CC       ?= cc
@@ -47,8 +49,10 @@ LIBS_LIB   = $(shell pkg-config --libs libconfuse 2>/dev/null)
 LIBS_SPOOL = -ldb
 LIBS_DNS   = -lresolv
 
-LIB_SRCS      = lib/util.c lib/log.c lib/config.c lib/safefile.c
+LIB_SRCS      = lib/util.c lib/log.c lib/config.c lib/proc.c \
+                lib/safefile.c
 SPOOL_SRCS    = spool/record.c spool/schedule.c spool/wakeup.c \
+                spool/maildrop.c spool/pickup.c \
                 spool/throttle.c spool/spool.c spool/aliasdb.c
 DNS_SRCS      = dns/dns.c
 SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \
@@ -156,7 +160,8 @@ demo: all
 
 install: all
 	sh contrib/install.sh "$(DESTDIR)" "$(SBINDIR)" "$(BINDIR)" "$(MANDIR)" \
-	   "$(SYSCONFDIR)" "$(SPOOLDIR)" "$(MXLANE_GROUP)" "$(O)"
+	   "$(SYSCONFDIR)" "$(SPOOLDIR)" "$(MXLANE_USER)" "$(MXLANE_GROUP)" \
+	   "$(O)"
 
 clean:
 	rm -rf build-sanitize

@@ -172,7 +172,7 @@ mx_port=$(sed -n 's/^listen=127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$mx/sink.ready")
 [ -n "$mx_port" ] || die "no port in $mx/sink.ready"
 
 mkdir "$spool"
-chmod 02770 "$spool"
+chmod 0700 "$spool"
 cat >"$conf" <<EOF
 # Where the demo keeps things.
 spool_directory = "$spool"

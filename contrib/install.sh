@@ -3,7 +3,7 @@
 #	install.sh - install mxlane (what 'make install' runs)
 # SYNOPSIS
 #	sh contrib/install.sh DESTDIR SBINDIR BINDIR MANDIR SYSCONFDIR \
-#	    SPOOLDIR GROUP BUILDDIR
+#	    SPOOLDIR USER GROUP BUILDDIR
 # DESCRIPTION
 #	Installs BUILDDIR/sendmail/sendmail as SBINDIR/sendmail with the
 #	links BINDIR/mailq and BINDIR/newaliases, BUILDDIR/queuerun/queuerun
@@ -12,22 +12,27 @@
 #	providers.conf it includes), or as mxlane.conf.sample beside it when
 #	a configuration already exists
 #	(an admin's file is never overwritten). Creates SPOOLDIR.
+#	USER and GROUP are the mail system's own account (default mxlane):
+#	it owns the spool and runs the queue runner.
 #	Every path is prefixed with DESTDIR (which may be empty).
 #
 #	The programs are first written under a temporary name in their
 #	directory and then renamed into place, so that a host that is
-#	sending mail never runs a half-copied or not-yet-setgid sendmail.
+#	sending mail never runs a half-copied or not-yet-set-id sendmail.
 #
 #	The privileged steps need root:
-#	  - the system group GROUP (created with groupadd --system);
-#	  - sendmail set-group-id GROUP, mode 2755 (like Postfix's postdrop,
-#	    so every local user can submit into a spool they cannot read);
-#	  - SPOOLDIR owned by root:GROUP, mode 02770.
+#	  - the system group GROUP and the system user USER (no login
+#	    shell, home SPOOLDIR, not created);
+#	  - sendmail owned by USER:GROUP, set-user-id and set-group-id,
+#	    mode 6755 (it drops the caller's ids at once: see INSTALL);
+#	  - SPOOLDIR owned by USER:GROUP, mode 0700, and everything in it
+#	    given to USER (a spool of an older install was root:GROUP
+#	    02770 with files of many owners).
 #	Run by another user, the script installs the files, then lists the
 #	steps it could not do and the commands that do them, and exits 0.
-#	With a DESTDIR (a staging tree for a package or an image) the group
-#	is not created on this host: that is the package's postinst's job;
-#	ownership is still set when the group exists here.
+#	With a DESTDIR (a staging tree for a package or an image) nothing
+#	is created on this host: the steps are listed for the package's
+#	post-install script (postinst).
 # EXIT STATUS
 #	0 when the files are installed (privileged steps may be left to
 #	root, as reported); 64 on a usage error; 1 when a file could not
@@ -36,9 +41,9 @@ set -eu
 
 prog=install.sh
 
-if [ $# -ne 8 ]; then
+if [ $# -ne 9 ]; then
 	echo "usage: sh contrib/install.sh DESTDIR SBINDIR BINDIR MANDIR" \
-	    "SYSCONFDIR SPOOLDIR GROUP BUILDDIR" >&2
+	    "SYSCONFDIR SPOOLDIR USER GROUP BUILDDIR" >&2
 	exit 64
 fi
 
@@ -48,8 +53,9 @@ bindir=$3
 mandir=$4
 sysconfdir=$5
 spooldir=$6
-group=$7
-builddir=$8
+user=$7
+group=$8
+builddir=$9
 
 src=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -68,11 +74,14 @@ for path in "$sbindir" "$bindir" "$mandir" "$sysconfdir" "$spooldir"; do
 	*) echo "$prog: $path: not an absolute path" >&2; exit 64 ;;
 	esac
 done
-case $group in
-'' | *[!A-Za-z0-9_-]*)
-	echo "$prog: '$group' is not a valid group name" >&2
-	exit 64 ;;
-esac
+for name in "$user" "$group"; do
+	case $name in
+	'' | root | -* | *[!A-Za-z0-9_-]*)
+		echo "$prog: '$name' is not a valid account name for the" \
+		    "mail system" >&2
+		exit 64 ;;
+	esac
+done
 
 sendmail_bin=$builddir/sendmail/sendmail
 queuerun_bin=$builddir/queuerun/queuerun
@@ -96,22 +105,41 @@ later() {
 "
 }
 
-# ---------------------------------------------------------------- group
-have_group=no
+# ------------------------------------------------------------- accounts
+# Created on this host only for a real install by root; a staging tree
+# (DESTDIR) leaves them to the package's postinst.
+nologin=/usr/sbin/nologin
+[ -x "$nologin" ] || nologin=/bin/false
+make_accounts=no
+[ "$root" = yes ] && [ -z "$destdir" ] && make_accounts=yes
+cmd_group="getent group $group >/dev/null || groupadd --system $group"
+cmd_user="getent passwd $user >/dev/null || useradd --system --gid $group --home-dir $spooldir --no-create-home --shell $nologin --comment 'mxlane mail system' $user"
 if getent group "$group" >/dev/null 2>&1; then
-	have_group=yes
-elif [ "$root" = yes ] && [ -z "$destdir" ]; then
-	if groupadd --system "$group"; then
-		say "created the system group $group"
-		have_group=yes
-	else
-		later "create the system group $group" \
-		    "getent group $group >/dev/null || groupadd --system $group"
-	fi
+	:
+elif [ "$make_accounts" = yes ] && groupadd --system "$group"; then
+	say "created the system group $group"
 else
-	later "create the system group $group" \
-	    "getent group $group >/dev/null || groupadd --system $group"
+	later "create the system group $group" "$cmd_group"
 fi
+if getent passwd "$user" >/dev/null 2>&1; then
+	:
+elif [ "$make_accounts" = yes ] && getent group "$group" >/dev/null &&
+    useradd --system --gid "$group" --home-dir "$spooldir" \
+    --no-create-home --shell "$nologin" --comment "mxlane mail system" \
+    "$user"; then
+	say "created the system user $user"
+else
+	later "create the system user $user (no login shell)" "$cmd_user"
+fi
+have_accounts=no
+if getent group "$group" >/dev/null 2>&1 &&
+    getent passwd "$user" >/dev/null 2>&1; then
+	have_accounts=yes
+fi
+# Owners are set here when this is a real install, or a staging tree on
+# a host that has the accounts (then they carry into the package).
+set_owners=no
+[ "$root" = yes ] && [ "$have_accounts" = yes ] && set_owners=yes
 
 # ---------------------------------------------------------- directories
 d_sbin=$destdir$sbindir
@@ -141,28 +169,31 @@ if [ -z "$destdir" ] && [ -e "$sbindir/sendmail" ] &&
 fi
 
 # install_program SRC DIR NAME MODE: copy under a temporary name, set
-# group and mode, then rename over the old program in one step.
+# owner and mode, then rename over the old program in one step.
 install_program() {
 	tmp=$2/.$3.mxlane-new.$$
 	rm -f "$tmp"
 	install -m 0755 "$1" "$tmp" || die "cannot write $tmp"
-	if [ "$4" = setgid ]; then
-		if [ "$root" = yes ] && [ "$have_group" = yes ]; then
-			# chgrp clears the setgid bit, so chmod comes after it.
-			if ! { chgrp "$group" "$tmp" && chmod 2755 "$tmp"; }; then
+	if [ "$4" = setid ]; then
+		if [ "$set_owners" = yes ]; then
+			# chown clears the set-id bits, so chmod comes after it.
+			if ! { chown "$user:$group" "$tmp" &&
+			    chmod 6755 "$tmp"; }; then
 				rm -f "$tmp"
-				die "cannot make $2/$3 setgid $group"
+				die "cannot make $2/$3 set-id $user:$group"
 			fi
 		else
-			later "make $sbindir/sendmail setgid $group (mode 2755)" \
-			    "chgrp $group $sbindir/sendmail && chmod 2755 $sbindir/sendmail"
+			later "make $sbindir/sendmail set-id $user:$group (mode 6755)" \
+			    "chown $user:$group $sbindir/sendmail && chmod 6755 $sbindir/sendmail"
 		fi
+	elif [ "$root" = yes ]; then
+		chown root:root "$tmp" 2>/dev/null || true
 	fi
 	mv -f "$tmp" "$2/$3" || { rm -f "$tmp"; die "cannot install $2/$3"; }
 	say "installed $2/$3"
 }
 
-install_program "$sendmail_bin" "$d_sbin" sendmail setgid
+install_program "$sendmail_bin" "$d_sbin" sendmail setid
 install_program "$queuerun_bin" "$d_sbin" queuerun plain
 
 # mailq and newaliases are sendmail under other names. The link is
@@ -212,23 +243,31 @@ else
 fi
 
 # ---------------------------------------------------------------- spool
-install -d "$d_spool" || die "cannot create $d_spool"
-if [ "$root" = yes ] && [ "$have_group" = yes ]; then
-	if ! { chown "root:$group" "$d_spool" && chmod 02770 "$d_spool"; }; then
+# The spool is the mail system's alone (0700): nobody else, root
+# included, ever works inside it (see INSTALL, "Who runs what").
+cmd_spool="chown -hR $user:$group $spooldir && chmod 0700 $spooldir && find $spooldir -mindepth 1 -type d -exec chmod 0700 {} + && find $spooldir -type f -exec chmod 0600 {} +"
+install -d -m 0700 "$d_spool" || die "cannot create $d_spool"
+if [ "$set_owners" = yes ]; then
+	# -h: a symlink planted in an old, group-writable spool is changed
+	# itself, never what it points at; find -type f skips symlinks.
+	if ! { chown -hR "$user:$group" "$d_spool" &&
+	    chmod 0700 "$d_spool" &&
+	    find "$d_spool" -mindepth 1 -type d -exec chmod 0700 {} + &&
+	    find "$d_spool" -type f -exec chmod 0600 {} +; }; then
 		die "cannot set the owner and mode of $d_spool"
 	fi
-	say "spool $d_spool: root:$group, mode 02770"
+	say "spool $d_spool: $user:$group, mode 0700"
 else
-	# Usable by this user meanwhile; root finishes the job.
-	chmod 02770 "$d_spool" 2>/dev/null || chmod 0770 "$d_spool" || true
-	later "give $spooldir to root:$group, mode 02770" \
-	    "chown root:$group $spooldir && chmod 02770 $spooldir"
+	chmod 0700 "$d_spool" 2>/dev/null || true
+	later "give $spooldir to $user:$group, mode 0700" "$cmd_spool"
 fi
 
 # --------------------------------------------------------------- report
 if [ -n "$todo" ]; then
-	if [ "$root" = yes ]; then
-		why="the group $group does not exist on this host"
+	if [ -n "$destdir" ]; then
+		why="a staging tree (DESTDIR): the package's postinst must do them"
+	elif [ "$root" = yes ]; then
+		why="the accounts $user/$group could not be created"
 	else
 		why="not running as root"
 	fi
@@ -247,6 +286,6 @@ if [ -n "$todo" ]; then
 		echo "  $cmd"
 	done
 	echo
-	say "until then only users who can write the spool can submit mail."
+	say "until then only the spool's owner can submit mail."
 fi
 exit 0

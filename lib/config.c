@@ -162,6 +162,7 @@ static cfg_opt_t lane_opts[] = {
 	CFG_STR_LIST("match_sender", "{}", CFGF_NONE),
 	CFG_STR_LIST("match_user", "{}", CFGF_NONE),
 	CFG_STR_LIST("match_header", "{}", CFGF_NONE),
+	CFG_STR_LIST("allow_users", "{}", CFGF_NONE),
 	LIMIT_OPTS,
 	CFG_END()
 };
@@ -465,7 +466,7 @@ static cfg_opt_t root_opts[] = {
 	CFG_STR("maximal_backoff_time", "1h", CFGF_NONE),
 	CFG_STR("maximal_queue_lifetime", "5d", CFGF_NONE),
 	CFG_STR("delay_warning_time", "4h", CFGF_NONE),
-	CFG_STR("delivery_lease_time", "1h", CFGF_NONE),
+	CFG_STR("delivery_lease_time", "1m", CFGF_NONE),
 	/* RFC 5321 section 4.5.3.2 recommendations, as Postfix uses. */
 	CFG_STR("smtp_connect_timeout", "30s", CFGF_NONE),
 	CFG_STR("smtp_helo_timeout", "5m", CFGF_NONE),
@@ -709,6 +710,8 @@ load_routing(cfg_t *parsed, struct mxl_config *cfg, const char *path,
 		l->match_user = copy_list(sec, "match_user", &l->nmatch_user);
 		l->match_header = copy_list(sec, "match_header",
 		    &l->nmatch_header);
+		l->allow_users = copy_list(sec, "allow_users",
+		    &l->nallow_users);
 		read_limits(sec, &l->limits);
 		l->has_limits = has_limits(&l->limits);
 		if (l->pool && !config_pool(cfg, l->pool))
@@ -934,6 +937,7 @@ config_free(struct mxl_config *cfg)
 		free(l->pool);
 		free_list(l->match_sender, l->nmatch_sender);
 		free_list(l->match_user, l->nmatch_user);
+		free_list(l->allow_users, l->nallow_users);
 		free_list(l->match_header, l->nmatch_header);
 	}
 	free(cfg->lanes);

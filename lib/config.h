@@ -72,6 +72,8 @@ struct mxl_lane {
 	size_t nmatch_user;
 	char **match_header;		/* "Name: value" */
 	size_t nmatch_header;
+	char **allow_users;		/* who may ask for it (-O Lane=) */
+	size_t nallow_users;
 	struct mxl_limits limits;
 	bool has_limits;		/* replaces the provider's limits */
 };

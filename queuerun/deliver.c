@@ -69,6 +69,10 @@ struct session {
 
 static SSL_CTX *tls_ctx;
 
+/* The session in progress, for keepalive_tick(): one at a time. */
+static const struct dlv_config *in_progress;
+static double last_keepalive;
+
 static double
 now_seconds(void)
 {
@@ -76,6 +80,19 @@ now_seconds(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Lets the runner extend its claims while libESMTP has the control. */
+static void
+keepalive_tick(void)
+{
+	if (in_progress == NULL || in_progress->keepalive == NULL)
+		return;
+	double now = now_seconds();
+	if (now - last_keepalive < in_progress->keepalive_interval)
+		return;
+	last_keepalive = now;
+	in_progress->keepalive(in_progress->keepalive_ctx);
 }
 
 /* One printable line: replies end up in logs, mailq and bounces. */
@@ -165,6 +182,7 @@ content_cb(void **state, int *len, void *arg)
 	struct content_reader *r = arg;
 
 	(void)state;
+	keepalive_tick();
 	if (len == NULL) {
 		reader_rewind(r);
 		return NULL;
@@ -344,6 +362,7 @@ monitor_cb(const char *data, int len, int writing, void *arg)
 {
 	struct session *s = arg;
 
+	keepalive_tick();
 	if (writing == SMTP_CB_READING) {
 		if (s->greeting.len == 0) {
 			char *first = xstrndup(data, (size_t)len);
@@ -665,6 +684,8 @@ deliver_to_hosts(const struct dlv_config *cfg, struct spool *sp,
 	s.sp = sp;
 	s.done = done;
 	s.done_ctx = ctx;
+	in_progress = cfg;
+	last_keepalive = now_seconds();
 	for (size_t h = 0; h < nhosts; h++) {
 		s.host = &hosts[h];
 		for (size_t a = 0; a < hosts[h].naddrs; a++) {
@@ -703,6 +724,7 @@ out:
 		    s.host ? s.host->name : "");
 		done(ctx, m);
 	}
+	in_progress = NULL;
 	buf_free(&s.last_reply);
 	buf_free(&s.greeting);
 }

@@ -78,6 +78,15 @@ struct dlv_config {
 	int data_init_timeout, data_xfer_timeout, data_done_timeout;
 	const struct sockaddr *source;	/* bind connections here, or NULL */
 	socklen_t source_len;
+	/*
+	 * Called now and then while a session is in progress (at most
+	 * every keepalive_interval seconds, from libESMTP's callbacks):
+	 * the runner extends its claims, which are short so that those of
+	 * a runner that stopped or died come back soon.
+	 */
+	void (*keepalive)(void *ctx);
+	void *keepalive_ctx;
+	int keepalive_interval;
 };
 
 typedef void (*dlv_done_fn)(void *ctx, struct dlv_msg *m);

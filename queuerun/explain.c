@@ -78,8 +78,11 @@ explain_one(const struct mxl_config *cfg, struct spool *sp,
 	char *domain = xstrdup(at + 1);
 	str_lower(domain);
 	fprintf(out, "%s\n", address);
-	const char *lane = route_lane(cfg, lane_name, sender, user, NULL, NULL,
-	    why, sizeof(why));
+	/* queuerun runs as the mail system: it may name any lane. */
+	struct route_submitter who = {user, sender, true};
+	bool refused;
+	const char *lane = route_lane(cfg, lane_name, &who, NULL, NULL,
+	    &refused, why, sizeof(why));
 	fprintf(out, "  lane: %s (%s)\n", lane, why);
 	const struct mxl_provider *p = route_provider_by_domain(cfg, domain,
 	    why, sizeof(why));

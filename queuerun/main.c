@@ -6,15 +6,17 @@
  *	    [--max-time SECONDS] [--lane NAME] [--id QUEUEID]
  *	    [--domain DOMAIN] [--sender ADDRESS]
  *	queuerun [-C FILE] show QUEUEID
+ *	queuerun [-C FILE] pickup
  *	queuerun [-C FILE] route [--lane NAME] [--sender ADDRESS] ADDRESS...
  * DESCRIPTION
  *	With no verb, or "run", one pass over the queue: every recipient
  *	that is due is delivered, then queuerun exits, so a cron line is a
  *	complete deployment. man/queuerun.8 documents every verb and flag.
  *
- *	When it runs with more privilege than its caller (started by the
- *	setgid sendmail for immediate delivery, or installed setgid), -C
- *	and MXLANE_CONFIG are honoured for root only, as in sendmail.
+ *	It works as the owner of the spool directory: root (cron, systemd)
+ *	becomes that account before it opens anything in the spool, and any
+ *	other user must be it (lib/proc.h). If it is ever installed set-id,
+ *	-C and MXLANE_CONFIG are honoured for root only, as in sendmail.
  * DIAGNOSTICS
  *	"queuerun: reason" on stderr; sysexits(3) codes.
  */
@@ -31,6 +33,7 @@
 #include "queuerun/show.h"
 #include "lib/config.h"
 #include "lib/log.h"
+#include "lib/proc.h"
 #include "spool/spool.h"
 
 /* See sendmail/main.c: a full spool file system shows up as SIGBUS. */
@@ -68,6 +71,7 @@ usage(void)
 	    "                [--max-time SECONDS] [--lane NAME] [--id QUEUEID]\n"
 	    "                [--domain DOMAIN] [--sender ADDRESS]\n"
 	    "       queuerun [-C FILE] show QUEUEID\n"
+	    "       queuerun [-C FILE] pickup\n"
 	    "       queuerun [-C FILE] route [--lane NAME] [--sender ADDRESS] "
 	    "ADDRESS...\n");
 	exit(EX_USAGE);
@@ -124,18 +128,19 @@ main(int argc, char **argv)
 {
 	const char *config_path = NULL;
 	struct mxl_config cfg;
+	struct proc_caller caller;
 	char err[1024];
-	int i = 1;
-	bool trusted = (getegid() == getgid() && geteuid() == getuid()) ||
-	    getuid() == 0;
+	int i = 1, rc;
 
-	/* Spool files must stay group-writable whoever creates them. */
-	umask(007);
+	proc_start(&caller);
+	log_init("queuerun");
+	if ((rc = proc_drop_setid(&caller, err, sizeof(err))) != 0 ||
+	    (rc = proc_regain_root(&caller, err, sizeof(err))) != 0)
+		log_fatal(EX_TEMPFAIL, "%s", err);
+	bool trusted = !caller.setid || caller.uid == 0;
 	signal(SIGBUS, on_sigbus);
-	signal(SIGXFSZ, SIG_IGN);
 	signal(SIGALRM, on_spool_hang);
 	spool_set_watchdog(60);
-	log_init("queuerun");
 	for (; i < argc && argv[i][0] == '-' && argv[i][1] == 'C'; i++) {
 		if (argv[i][2])
 			config_path = argv[i] + 2;
@@ -151,9 +156,14 @@ main(int argc, char **argv)
 		verb = argv[i++];
 	if (config_load(config_path, trusted, &cfg, err, sizeof(err)) != 0)
 		log_fatal(EX_CONFIG, "%s", err);
+	/* Not one file of the spool is touched as anyone but its owner. */
+	int spool_dirfd;
+	if ((rc = proc_become_owner(cfg.spool_directory, &spool_dirfd, err,
+	    sizeof(err))) != 0)
+		log_fatal(EX_TEMPFAIL, "%s", err);
+	close(spool_dirfd);
 	log_set_file(cfg.log_file);
 
-	int rc;
 	if (strcmp(verb, "show") == 0) {
 		struct spool *sp;
 		if (i + 1 != argc)
@@ -161,8 +171,25 @@ main(int argc, char **argv)
 		if (spool_open(cfg.spool_directory, &sp) != SPOOL_OK)
 			log_fatal(EX_TEMPFAIL, "cannot open the mail queue in "
 			    "%s", cfg.spool_directory);
+		/* Just submitted, it may still wait in the maildrop. */
+		if (spool_id_valid(argv[i]))
+			(void)spool_pickup(sp, argv[i], NULL);
 		rc = show_message(sp, argv[i], stdout);
 		spool_close(sp);
+	} else if (strcmp(verb, "pickup") == 0) {
+		struct spool *sp;
+		size_t n = 0;
+		if (i != argc)
+			usage();
+		if (spool_open(cfg.spool_directory, &sp) != SPOOL_OK)
+			log_fatal(EX_TEMPFAIL, "cannot open the mail queue in "
+			    "%s", cfg.spool_directory);
+		rc = spool_pickup(sp, NULL, &n) == SPOOL_OK ? 0 : EX_TEMPFAIL;
+		spool_close(sp);
+		printf("picked up: %zu message%s\n", n, n == 1 ? "" : "s");
+		if (rc != 0)
+			log_stderr("cannot pick up new mail in %s",
+			    cfg.spool_directory);
 	} else if (strcmp(verb, "route") == 0) {
 		const char *lane = NULL, *sender = NULL;
 		for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {

@@ -44,6 +44,9 @@ struct runner {
 	double claimed_mono;
 	int64_t throttled_until_ms;	/* earliest retry of held-back mail */
 	int64_t hold_until_ms;	/* a pass waits for short holds until then */
+	bool spool_failed;	/* the queue could not be read or written */
+	struct txn **in_flight;	/* the transactions of the open session */
+	size_t nin_flight;
 };
 
 /* What the runner keeps per message while it is being delivered. */
@@ -70,6 +73,27 @@ struct txn {
 static volatile sig_atomic_t stop_requested;
 
 static bool out_of_time(const struct runner *run);
+
+/*
+ * New mail waits in the maildrop until a runner picks it up: at the
+ * start of a pass, before each batch is claimed, and whenever bulk mail
+ * asks whether priority mail is waiting, so a daemon busy with a
+ * backlog still sees a password reset within one connection. With
+ * --id only that message is picked up.
+ */
+static void
+pick_up(struct runner *run)
+{
+	if (spool_pickup(run->sp, run->opt->id, NULL) != SPOOL_OK)
+		run->spool_failed = true;
+}
+
+static bool
+priority_waiting(struct runner *run)
+{
+	pick_up(run);
+	return spool_priority_due(run->sp, time(NULL));
+}
 
 static void
 on_stop_signal(int sig)
@@ -868,6 +892,20 @@ throttle_key(const struct group *g, const struct mxl_source *src, char *key,
  * Recipients no longer ours are skipped; a transaction left with none
  * is done.
  */
+static void renew_claims(struct runner *run, struct txn **list, size_t n);
+
+/* Seconds a throttle's connection slot is held at most (see its use). */
+#define SLOT_LEASE	1800
+
+static void
+keep_claims(void *ctx)
+{
+	struct runner *run = ctx;
+
+	if (run->nin_flight > 0)
+		renew_claims(run, run->in_flight, run->nin_flight);
+}
+
 static void
 renew_claims(struct runner *run, struct txn **list, size_t n)
 {
@@ -927,9 +965,15 @@ send_one_connection(struct runner *run, const struct group *g,
 	    want > (size_t)g->limits.messages_per_connection)
 		want = (size_t)g->limits.messages_per_connection;
 	struct spool_throttle_grant grant = {(int)want, -1, 0};
+	/*
+	 * A connection slot is not renewed during the session as claims
+	 * are: it lasts as long as the longest session may, and is freed
+	 * at once when its holder is found dead.
+	 */
+	int slot_lease = run->cfg->delivery_lease_time > SLOT_LEASE ?
+	    run->cfg->delivery_lease_time : SLOT_LEASE;
 	if (throttled && spool_throttle_acquire(run->sp, key, &tl,
-	    g->priority, (int)want, run->cfg->delivery_lease_time,
-	    &grant) != SPOOL_OK)
+	    g->priority, (int)want, slot_lease, &grant) != SPOOL_OK)
 		return 0;
 	if (grant.granted <= 0) {
 		*retry_ms = grant.retry_ms;
@@ -937,6 +981,13 @@ send_one_connection(struct runner *run, const struct group *g,
 	}
 	struct dlv_config dcfg = run->dlv;
 	dcfg.port = g->port;
+	/* Claims are short: they are extended while the session lasts. */
+	run->in_flight = list;
+	run->nin_flight = (size_t)grant.granted;
+	dcfg.keepalive = keep_claims;
+	dcfg.keepalive_ctx = run;
+	dcfg.keepalive_interval = run->cfg->delivery_lease_time / 3 > 1 ?
+	    run->cfg->delivery_lease_time / 3 : 1;
 	if (src) {
 		dcfg.source = (const struct sockaddr *)&src->sa;
 		dcfg.source_len = src->sa_len;
@@ -951,6 +1002,8 @@ send_one_connection(struct runner *run, const struct group *g,
 	if (nptrs > 0)
 		deliver_to_hosts(&dcfg, run->sp, g->hosts, g->nhosts, ptrs,
 		    nptrs, on_message_done, run);
+	run->in_flight = NULL;
+	run->nin_flight = 0;
 	int unused = (int)((size_t)grant.granted - nptrs);
 	for (size_t i = 0; i < nptrs; i++)
 		if (!ptrs[i]->done)
@@ -1090,7 +1143,7 @@ send_group(struct runner *run, const struct group *g, struct txn *txns,
 		if (sent == 0 && retry_ms > 0 && !stop_requested &&
 		    (list[next]->booked || g->priority) &&
 		    retry_ms - now_ms <= 1500 && paced_ms < 3000 &&
-		    (g->priority || !spool_priority_due(run->sp, time(NULL)))) {
+		    (g->priority || !priority_waiting(run))) {
 			paced_ms += retry_ms > now_ms ? retry_ms - now_ms : 10;
 			sleep_until_ms(retry_ms);
 			continue;
@@ -1102,7 +1155,7 @@ send_group(struct runner *run, const struct group *g, struct txn *txns,
 		 * --max-time ends the pass between connections too.
 		 */
 		bool preempt = next < n && (out_of_time(run) ||
-		    (!g->priority && spool_priority_due(run->sp, time(NULL))));
+		    (!g->priority && priority_waiting(run)));
 		if (sent == 0 || preempt || stop_requested) {
 			hold_back(run, g, src, list + next, n - next, retry_ms,
 			    preempt || stop_requested);
@@ -1267,6 +1320,7 @@ run_pass(struct runner *run)
 	    opt->lane, false};
 
 	run->pass_started = time(NULL);
+	pick_up(run);
 	if (opt->flush) {
 		size_t moved = 0;
 		if (opt->id)
@@ -1282,6 +1336,8 @@ run_pass(struct runner *run)
 		size_t n = 0;
 		int rc;
 
+		if (round > 0)
+			pick_up(run);
 		run->claimed_at = time(NULL);
 		run->claimed_mono = mono_now();
 		if (opt->id) {
@@ -1298,6 +1354,8 @@ run_pass(struct runner *run)
 		if (rc == SPOOL_OK && n == 0 && !opt->id &&
 		    wait_for_throttle(run))
 			continue;
+		if (rc != SPOOL_OK)
+			run->spool_failed = true;
 		if (rc != SPOOL_OK || n == 0)
 			break;
 		qsort(work, n, sizeof(*work), compare_work);
@@ -1400,7 +1458,7 @@ runner_run(const struct mxl_config *cfg, const struct runner_options *opt)
 		    cfg->spool_directory);
 	int fifo = -1;
 	if (opt->daemon_interval > 0) {
-		fifo = spool_wakeup_listen(cfg->spool_directory);
+		fifo = spool_wakeup_listen(spool_directory_fd(run.sp));
 		log_info("daemon started: a pass every %d s and on new mail",
 		    opt->daemon_interval);
 	}
@@ -1414,5 +1472,6 @@ runner_run(const struct mxl_config *cfg, const struct runner_options *opt)
 	if (stop_requested)
 		log_info("stopping on signal; unfinished claims handed back");
 	spool_close(run.sp);
-	return 0;
+	/* Cron and systemd must see that the queue was not usable. */
+	return run.spool_failed ? EX_TEMPFAIL : 0;
 }

@@ -73,18 +73,53 @@ lane_rules_match(const struct mxl_lane *lane, const char *sender,
 	return false;
 }
 
+static bool
+lane_allows_user(const struct mxl_lane *lane, const char *user)
+{
+	for (size_t i = 0; i < lane->nallow_users; i++)
+		if (user && str_casecmp_ascii(lane->allow_users[i], user) == 0)
+			return true;
+	return false;
+}
+
+/* May this submitter have the lane it asked for? See route.h. */
+static bool
+may_choose(const struct mxl_config *cfg, const char *requested,
+    const struct route_submitter *who)
+{
+	const struct mxl_lane *want = config_lane(cfg, requested);
+	char why[256];
+
+	if (who->admin)
+		return true;
+	if (want == NULL)
+		return false;
+	if (want->nallow_users > 0)
+		return lane_allows_user(want, who->user);
+	/* Without headers: only the user and sender rules pin a lane. */
+	for (size_t i = 0; i < cfg->nlanes; i++)
+		if (lane_rules_match(&cfg->lanes[i], who->sender, who->user,
+		    NULL, NULL, why, sizeof(why)))
+			return strcmp(cfg->lanes[i].name, requested) == 0;
+	return true;
+}
+
 const char *
 route_lane(const struct mxl_config *cfg, const char *requested,
-    const char *sender, const char *user, route_header_fn headers,
-    void *ctx, char *why, size_t whylen)
+    const struct route_submitter *who, route_header_fn headers, void *ctx,
+    bool *refused, char *why, size_t whylen)
 {
+	*refused = false;
 	if (requested) {
-		snprintf(why, whylen, "-O Lane=%s", requested);
-		return requested;
+		if (may_choose(cfg, requested, who)) {
+			snprintf(why, whylen, "-O Lane=%s", requested);
+			return requested;
+		}
+		*refused = true;
 	}
 	for (size_t i = 0; i < cfg->nlanes; i++)
-		if (lane_rules_match(&cfg->lanes[i], sender, user, headers,
-		    ctx, why, whylen))
+		if (lane_rules_match(&cfg->lanes[i], who->sender, who->user,
+		    headers, ctx, why, whylen))
 			return cfg->lanes[i].name;
 	snprintf(why, whylen, "default_lane");
 	return cfg->default_lane;

@@ -5,10 +5,20 @@
  *	The policy of mxlane, kept apart from the spool and from SMTP:
  *
  *	route_lane() picks a message's lane, first match wins: the lane
- *	asked for with -O Lane=NAME; then each lane's rules in the order
- *	the lanes are declared (match_sender globs on the envelope sender,
- *	match_user on the submitting Unix user, match_header "Name: value"
- *	on the headers); else default_lane.
+ *	asked for with -O Lane=NAME, when the submitter may choose it; then
+ *	each lane's rules in the order the lanes are declared (match_sender
+ *	globs on the envelope sender, match_user on the submitting Unix
+ *	user, match_header "Name: value" on the headers); else
+ *	default_lane.
+ *
+ *	Who may choose: an administrator (root, the mail system's own
+ *	account and its group) any lane; a user listed in the lane's
+ *	allow_users that lane; any other user a lane without allow_users,
+ *	unless a match_user or match_sender rule puts their mail in
+ *	another lane: those rules are the administrator's, and a site
+ *	user must not escape them (the priority lane's source addresses
+ *	are not for a newsletter). A refused request is not an error: the
+ *	rules decide, and *refused tells the caller to say so.
  *
  *	route_provider() maps a recipient domain to a provider: by the
  *	providers' domains lists (exact, or ".example.com" for every
@@ -43,9 +53,14 @@
 /* Headers are offered one at a time: next(ctx, i) or NULL after the last. */
 typedef const char *(*route_header_fn)(void *ctx, size_t i, char **value);
 
+struct route_submitter {
+	const char *user;	/* login name of the real uid */
+	const char *sender;	/* envelope sender, or NULL */
+	bool admin;		/* may choose any lane */
+};
 const char *route_lane(const struct mxl_config *cfg, const char *requested,
-    const char *sender, const char *user, route_header_fn headers,
-    void *ctx, char *why, size_t whylen);
+    const struct route_submitter *who, route_header_fn headers, void *ctx,
+    bool *refused, char *why, size_t whylen);
 
 /* By domain only (no look-up needed); NULL when the domain lists miss. */
 const struct mxl_provider *route_provider_by_domain(

@@ -48,7 +48,10 @@
  */
 #include "sendmail/mailq.h"
 
+#include "lib/util.h"
+
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
 #include <time.h>
@@ -68,7 +71,16 @@ struct mailq_walk {
 	uint64_t shown;		/* messages printed */
 	uint64_t bytes;		/* their total size */
 	bool write_failed;
+	bool in_maildrop;	/* walking the maildrop, not the queue */
+	char (*maildrop_ids)[SPOOL_ID_SIZE];	/* listed from it, sorted */
+	size_t nmaildrop;
 };
+
+static int
+compare_ids(const void *a, const void *b)
+{
+	return memcmp(a, b, SPOOL_ID_SIZE);
+}
 
 static bool
 rcpt_pending(const struct spool_rcpt *r)
@@ -210,6 +222,15 @@ print_message(void *ctx, const struct spool_msg *msg,
 
 	if (!w->see_all && msg->uid != (uint32_t)w->viewer_uid)
 		return 0;
+	if (w->in_maildrop) {
+		w->maildrop_ids = xrealloc(w->maildrop_ids,
+		    (w->nmaildrop + 1) * sizeof(*w->maildrop_ids));
+		memcpy(w->maildrop_ids[w->nmaildrop++], msg->id,
+		    SPOOL_ID_SIZE);
+	} else if (w->nmaildrop > 0 && bsearch(msg->id, w->maildrop_ids,
+	    w->nmaildrop, sizeof(*w->maildrop_ids), compare_ids)) {
+		return 0;	/* picked up since we listed it */
+	}
 	if (!msg_pending(rcpts, nrcpt))
 		return 0;
 
@@ -254,7 +275,16 @@ mailq_print(struct spool *sp, FILE *out, uid_t viewer_uid, bool see_all)
 	};
 	int rc;
 
-	rc = spool_scan(sp, print_message, &w);
+	/*
+	 * New mail still in the maildrop first, then the queue: a message
+	 * picked up in between is listed once, from the maildrop.
+	 */
+	w.in_maildrop = true;
+	rc = spool_scan_maildrop(sp, print_message, &w);
+	w.in_maildrop = false;
+	if (rc == SPOOL_OK && !w.write_failed)
+		rc = spool_scan(sp, print_message, &w);
+	free(w.maildrop_ids);
 	if (w.write_failed)
 		return EX_IOERR;
 	if (rc != SPOOL_OK) {

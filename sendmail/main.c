@@ -13,11 +13,14 @@
  *	Under the names mailq and newaliases (argv[0]) it lists the queue or
  *	compiles the aliases. man/sendmail.8 documents every flag.
  *
- *	Installed set-group-id to the mxlane group: only this program's
- *	group may open the spool. Under setgid, for a caller other than
- *	root, -C and MXLANE_CONFIG are ignored and the environment is
- *	cleared before BerkeleyDB sees it, so nobody can point the
- *	privileged program at a spool or file of their choosing.
+ *	Installed set-user-id and set-group-id to the mxlane account
+ *	(lib/proc.h): a caller other than root becomes that account at once,
+ *	so it can no longer signal or stop the process; -C and MXLANE_CONFIG
+ *	are then ignored and the environment is cleared before anything
+ *	reads it. Root keeps its choice of configuration and becomes the
+ *	spool's owner before it touches the spool. A submission writes one
+ *	private file into the maildrop and never joins the queue's
+ *	database, so nothing one submitter does can hold up another.
  * DIAGNOSTICS
  *	One line on stderr, "sendmail: reason", and the exit codes of
  *	sysexits(3): 64 usage, 65 data, 67 bad recipient, 75 try again
@@ -44,20 +47,29 @@
 #include "sendmail/submit.h"
 #include "lib/config.h"
 #include "lib/log.h"
+#include "lib/proc.h"
 #include "spool/spool.h"
 
 struct session {
 	struct mxl_config cfg;
 	struct sm_options opt;
 	struct submitter who;
-	struct spool *spool;
+	struct proc_caller caller;	/* ids we were started with */
+	int spool_dirfd;		/* the spool, ours (proc_become_owner) */
+	struct maildrop_batch batch;	/* -bs: messages not yet durable */
+	struct batched {		/* and what delivery needs of them */
+		char id[SPOOL_ID_SIZE];
+		const char *lane;
+	} *batched;
+	struct spool *spool;		/* the queue, for mailq and newaliases */
 	char *user;
 	char *fullname;
 	const char *lane;	/* chosen lane of this submission */
 	bool trusted;		/* may choose the configuration (-C) */
 };
 
-static void deliver_now(struct session *s, const char *id);
+static void deliver_now(struct session *s, const char *id, const char *lane);
+static bool sees_all(const struct session *s);
 
 /*
  * The spool's shared regions are memory-mapped files: on a full file
@@ -119,14 +131,7 @@ base_name(const char *path)
 	return slash ? slash + 1 : path;
 }
 
-/* Running with more privilege than the caller has (setgid install)? */
-static bool
-is_privileged(void)
-{
-	return getegid() != getgid() || geteuid() != getuid();
-}
-
-/* Nothing from the caller's environment may steer a setgid program. */
+/* Nothing from the caller's environment may steer a set-id program. */
 static void
 scrub_environment(void)
 {
@@ -146,7 +151,7 @@ scrub_environment(void)
 static void
 identify_caller(struct session *s)
 {
-	uid_t uid = getuid();
+	uid_t uid = s->caller.uid;
 	struct passwd *pw = getpwuid(uid);
 
 	s->who.uid = uid;
@@ -165,17 +170,50 @@ identify_caller(struct session *s)
 	s->who.fullname = s->opt.fullname ? s->opt.fullname : s->fullname;
 }
 
+/*
+ * From here on the program works as the spool's owner, in a directory
+ * nobody else can write (lib/proc.h); the log file is opened as that
+ * owner too.
+ */
+static void
+enter_spool(struct session *s)
+{
+	char err[512];
+	int rc;
+
+	if (s->spool_dirfd >= 0)
+		return;
+	rc = proc_become_owner(s->cfg.spool_directory, &s->spool_dirfd, err,
+	    sizeof(err));
+	if (rc != 0)
+		log_fatal(EX_TEMPFAIL, "%s", err);
+	log_set_file(s->cfg.log_file);
+	s->who.spool_dirfd = s->spool_dirfd;
+	/* Root, the mail system itself and its group may pick any lane. */
+	s->who.admin = s->caller.uid == geteuid() || sees_all(s);
+}
+
 static void
 open_spool(struct session *s)
 {
+	enter_spool(s);
 	if (spool_open(s->cfg.spool_directory, &s->spool) != SPOOL_OK)
 		log_fatal(EX_TEMPFAIL, "cannot open the mail queue in %s: %s",
 		    s->cfg.spool_directory, errno ? strerror(errno) :
 		    "see the mail log");
-	s->who.spool = s->spool;
-	s->who.cfg = &s->cfg;
 	open_spool_at_exit = s->spool;
 	atexit(close_spool_at_exit);
+}
+
+/*
+ * A submission needs only the maildrop and the aliases table, both read
+ * and written without joining the queue's database.
+ */
+static void
+open_maildrop(struct session *s)
+{
+	enter_spool(s);
+	s->who.aliases = aliasmap_open(s->spool_dirfd);
 }
 
 /* Root, and members of the spool's group, may see every message. */
@@ -183,27 +221,19 @@ static bool
 sees_all(const struct session *s)
 {
 	struct stat st;
-	gid_t groups[256];
-	int n;
 
-	if (getuid() == 0)
+	if (s->caller.uid == 0)
 		return true;
-	if (stat(s->cfg.spool_directory, &st) != 0)
+	if (fstat(s->spool_dirfd, &st) != 0)
 		return false;
-	if (getgid() == st.st_gid)
-		return true;
-	n = getgroups(256, groups);
-	for (int i = 0; i < n; i++)
-		if (groups[i] == st.st_gid)
-			return true;
-	return false;
+	return proc_caller_in_group(&s->caller, st.st_gid);
 }
 
 static int
 run_mailq(struct session *s)
 {
 	open_spool(s);
-	int rc = mailq_print(s->spool, stdout, getuid(), sees_all(s));
+	int rc = mailq_print(s->spool, stdout, s->caller.uid, sees_all(s));
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = EX_IOERR;
 	if (rc == EX_TEMPFAIL)
@@ -252,7 +282,7 @@ run_newaliases(struct session *s)
 	const char *path = s->cfg.alias_maps;
 	int rc = 0;
 
-	if (is_privileged() && getuid() != 0)
+	if (s->caller.setid && s->caller.uid != 0)
 		log_fatal(EX_NOPERM, "only root can rebuild the aliases");
 	/* Accept Postfix's "hash:/etc/aliases" spelling. */
 	if (strchr(path, ':') && path[0] != '/')
@@ -269,8 +299,9 @@ run_newaliases(struct session *s)
 				    "supported by mxlane (no local delivery), "
 				    "skipped", table.list[i].name, t);
 		}
-	open_spool(s);
-	if (spool_aliases_replace(s->spool, table.list, table.n) != SPOOL_OK) {
+	/* Read as root (the files are root's); stored as the spool's owner. */
+	enter_spool(s);
+	if (aliasmap_replace(s->spool_dirfd, table.list, table.n) != SPOOL_OK) {
 		log_stderr("cannot store the aliases in %s",
 		    s->cfg.spool_directory);
 		rc = EX_TEMPFAIL;
@@ -357,7 +388,7 @@ run_deliver(struct session *s)
 	if (rc != 0)
 		log_fatal(rc, "%s; message not queued", err);
 
-	open_spool(s);
+	open_maildrop(s);
 	struct submit_request req = {
 		.sender = sender, .rcpts = rcpts, .nrcpts = args.n,
 		.extract_rcpts = s->opt.extract_rcpts,
@@ -369,8 +400,7 @@ run_deliver(struct session *s)
 		log_fatal(rc, "%s", err);
 	if (s->opt.verbose)
 		log_stderr("queued as %s", id);
-	close_spool_at_exit();
-	deliver_now(s, id);
+	deliver_now(s, id, s->lane);
 	message_free(&m);
 	addr_list_free(&args);
 	free(rcpts);
@@ -445,7 +475,11 @@ smtp_message(void *ctx, const struct smtpd_envelope *env, const char *data,
 	rc = submit_message(&s->who, &req, &m, id, &s->lane, err, sizeof(err));
 	if (rc == 0) {
 		snprintf(reply, replylen, "250 2.0.0 Ok: queued as %s", id);
-		deliver_now(s, id);
+		/* Delivery starts once the batch is durable (smtp_sync). */
+		s->batched = xrealloc(s->batched, s->batch.n *
+		    sizeof(*s->batched));
+		memcpy(s->batched[s->batch.n - 1].id, id, SPOOL_ID_SIZE);
+		s->batched[s->batch.n - 1].lane = s->lane;
 	}
 	else if (rc == EX_TEMPFAIL)
 		snprintf(reply, replylen, "451 4.3.0 %s", err);
@@ -457,15 +491,38 @@ smtp_message(void *ctx, const struct smtpd_envelope *env, const char *data,
 	return rc == 0 ? 0 : -1;
 }
 
+/* The messages of the batch become durable before their replies leave. */
+static int
+smtp_sync(void *ctx)
+{
+	struct session *s = ctx;
+	size_t n = s->batch.n;
+
+	if (maildrop_sync(&s->batch) != 0) {
+		log_error("cannot write %zu queue file(s) in %s/%s: %s; not "
+		    "queued", n, s->cfg.spool_directory, MAILDROP_DIR,
+		    strerror(errno));
+		for (size_t i = 0; i < n; i++)
+			log_error("%s: removed: queue file write error",
+			    s->batched[i].id);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		deliver_now(s, s->batched[i].id, s->batched[i].lane);
+	return 0;
+}
+
 static int
 run_smtp(struct session *s)
 {
 	check_requested_lane(s);	/* -O Lane= applies to every message */
-	open_spool(s);
+	open_maildrop(s);
+	s->who.batch = &s->batch;
 	struct smtpd_hooks hooks = {
 		.check_rcpt = smtp_check_rcpt,
 		.check_sender = smtp_check_sender,
 		.message = smtp_message,
+		.sync = smtp_sync,
 		.ctx = s,
 		.hostname = s->cfg.myhostname,
 		.size_limit = s->cfg.message_size_limit,
@@ -475,12 +532,18 @@ run_smtp(struct session *s)
 
 /*
  * -q, -q5m, -qI<id>, -qR<domain>, -qS<sender>: sendmail's queue options,
- * handed to queuerun (exec, so signals and exit status are its own).
+ * handed to queuerun. Root's run in the foreground (exec, so signals and
+ * exit status are queuerun's own). Anyone else's -q is a request to the
+ * mail system, as Postfix's postqueue -f is: a running daemon is woken,
+ * or a runner is started detached, as the mail system's user, and
+ * sendmail returns at once; the caller cannot hold or stop that runner.
+ * Starting a daemon (-q<time>) is root's business.
  */
 static int
 run_queue(struct session *s)
 {
 	const char *q = s->opt.queue_arg;
+	bool request = s->caller.setid && s->caller.uid != 0;
 	char *argv[12];
 	int n = 0;
 
@@ -502,11 +565,26 @@ run_queue(struct session *s)
 		if (config_parse_time(q) <= 0)
 			log_fatal(EX_USAGE, "-q%s: expected -q, -q<time>, "
 			    "-qI<id>, -qR<domain> or -qS<sender>", q);
+		if (request)
+			log_fatal(EX_NOPERM, "-q%s: only root may start a "
+			    "queue runner daemon", q);
 		argv[n++] = (char *)"--daemon";
 		argv[n++] = (char *)q;
+	} else {
+		argv[n++] = (char *)"--flush";
 	}
 	argv[n] = NULL;
-	close_spool_at_exit();
+	if (request) {
+		enter_spool(s);
+		if (spool_wakeup_notify(s->spool_dirfd))
+			return 0;
+		if (!proc_spawn_detached(s->cfg.queuerun_path, argv))
+			log_fatal(EX_UNAVAILABLE, "cannot run the queue runner "
+			    "%s", s->cfg.queuerun_path);
+		return 0;
+	}
+	if (*q == '\0')
+		argv[--n] = NULL;	/* root's plain -q: a normal pass */
 	execv(s->cfg.queuerun_path, argv);
 	log_fatal(EX_UNAVAILABLE, "cannot run the queue runner %s: %s",
 	    s->cfg.queuerun_path, strerror(errno));
@@ -542,49 +620,26 @@ run_verify(struct session *s)
 		argv[n++] = qualified;
 	}
 	argv[n] = NULL;
-	close_spool_at_exit();
 	execv(s->cfg.queuerun_path, argv);
 	log_fatal(EX_UNAVAILABLE, "cannot run %s: %s", s->cfg.queuerun_path,
 	    strerror(errno));
 }
 
 /*
- * New mail rings a running daemon's doorbell. Without a daemon,
- * priority-lane mail still goes out at once: a detached runner is
+ * New mail rings a running daemon's doorbell; the daemon picks it up.
+ * Without a daemon, priority-lane mail still goes out at once: a
+ * detached runner (as the spool's owner, in a session of its own) is
  * started for this one message, and sendmail does not wait for it (a
- * PHP page must never block on a remote MX). Other lanes wait for the
- * next queue run.
+ * PHP page must never block on a remote MX). Other mail waits in the
+ * maildrop for the next queue run, which picks it up first.
  */
 static void
-deliver_now(struct session *s, const char *id)
+deliver_now(struct session *s, const char *id, const char *lane)
 {
-	if (spool_wakeup_notify(s->cfg.spool_directory))
+	if (spool_wakeup_notify(s->spool_dirfd))
 		return;
-	if (!s->cfg.immediate_delivery || strcmp(s->lane, "priority") != 0)
+	if (!s->cfg.immediate_delivery || strcmp(lane, "priority") != 0)
 		return;
-	pid_t pid = fork();
-	if (pid < 0)
-		return;		/* the next queue run will deliver it */
-	if (pid > 0) {
-		int status;
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-		return;
-	}
-	/* Child: detach from the caller's session and descriptors. */
-	setsid();
-	if (fork() != 0)
-		_exit(0);
-	/* Nothing of ours (spool handles, the caller's pipes) goes along. */
-	close_range(3, ~0U, 0);
-	int null = open("/dev/null", O_RDWR);
-	if (null >= 0) {
-		dup2(null, 0);
-		dup2(null, 1);
-		dup2(null, 2);
-		if (null > 2)
-			close(null);
-	}
 	char *argv[8];
 	int n = 0;
 	argv[n++] = (char *)"queuerun";
@@ -596,8 +651,8 @@ deliver_now(struct session *s, const char *id)
 	argv[n++] = (char *)"--id";
 	argv[n++] = (char *)id;
 	argv[n] = NULL;
-	execv(s->cfg.queuerun_path, argv);
-	_exit(EX_UNAVAILABLE);
+	/* If it cannot be started, the next queue run delivers the mail. */
+	(void)proc_spawn_detached(s->cfg.queuerun_path, argv);
 }
 
 int
@@ -606,38 +661,43 @@ main(int argc, char **argv)
 	struct session s;
 	char err[1024];
 	const char *progname = base_name(argc > 0 ? argv[0] : "sendmail");
-	bool privileged = is_privileged();
-	bool trusted = !privileged || getuid() == 0;
+	int rc;
 
 	memset(&s, 0, sizeof(s));
-	s.trusted = trusted;
-	/* Spool files must stay group-writable whoever creates them. */
-	umask(007);
-	if (privileged)
-		scrub_environment();
-	/* A client that closes its end early must not kill a commit. */
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGBUS, on_sigbus);
-	signal(SIGALRM, on_spool_hang);
-	spool_set_watchdog(20);
-	/* Over a file-size limit, write(2) must fail (EFBIG), not kill us. */
-	signal(SIGXFSZ, SIG_IGN);
+	s.spool_dirfd = -1;
+	s.who.spool_dirfd = -1;
+	proc_start(&s.caller);
 	if (strcmp(progname, "mailq") != 0 &&
 	    strcmp(progname, "newaliases") != 0)
 		progname = "sendmail";
 	log_init(progname);
+	/* First of all: a caller other than root can no longer reach us. */
+	if ((rc = proc_drop_setid(&s.caller, err, sizeof(err))) != 0 ||
+	    (rc = proc_regain_root(&s.caller, err, sizeof(err))) != 0)
+		log_fatal(EX_TEMPFAIL, "%s", err);
+	s.trusted = !s.caller.setid || s.caller.uid == 0;
+	if (s.caller.setid)
+		scrub_environment();
+	signal(SIGBUS, on_sigbus);
+	signal(SIGALRM, on_spool_hang);
+	spool_set_watchdog(20);
 
-	int rc = options_parse(progname, argc, argv, &s.opt, err, sizeof(err));
+	rc = options_parse(progname, argc, argv, &s.opt, err, sizeof(err));
 	if (rc != 0)
 		log_fatal(rc, "%s", err);
-	if (!trusted && s.opt.config)
+	if (!s.trusted && s.opt.config)
 		log_stderr("warning: -C ignored: only root may choose the "
-		    "configuration of the setgid sendmail");
-	rc = config_load(trusted ? s.opt.config : NULL, trusted, &s.cfg, err,
-	    sizeof(err));
+		    "configuration of the installed sendmail");
+	rc = config_load(s.trusted ? s.opt.config : NULL, s.trusted, &s.cfg,
+	    err, sizeof(err));
 	if (rc != 0)
 		log_fatal(rc, "%s", err);
-	log_set_file(s.cfg.log_file);
+	/* Before anything is written: limits that could cut it in half. */
+	unsigned long long room = s.cfg.message_size_limit > 0 ?
+	    2ULL * (unsigned long long)s.cfg.message_size_limit : 64ULL << 20;
+	if ((rc = proc_check_limits(room + (1ULL << 20), err,
+	    sizeof(err))) != 0)
+		log_fatal(rc, "%s; message not queued", err);
 	identify_caller(&s);
 	s.who.cfg = &s.cfg;
 
@@ -663,6 +723,9 @@ main(int argc, char **argv)
 		break;
 	}
 	close_spool_at_exit();
+	aliasmap_close(s.who.aliases);
+	free(s.batch.files);
+	free(s.batched);
 	free(s.opt.rcpts);
 	free(s.user);
 	free(s.fullname);

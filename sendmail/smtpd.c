@@ -42,9 +42,11 @@
  */
 #include "sendmail/smtpd.h"
 
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sysexits.h>
 
@@ -73,13 +75,19 @@ struct smtpd {
 	bool toolong;
 	int errors;
 	bool write_failed;
+	bool sync_failed;		/* held messages were lost: 421 sent */
 	char *helo;			/* "" until HELO/EHLO */
 	bool in_mail;			/* MAIL accepted */
 	uint64_t declared;		/* MAIL FROM SIZE= */
 	struct smtpd_envelope env;
 	size_t rcpt_cap;
 	struct buf data;
+	struct buf replies;		/* held until flush() */
+	size_t unsynced;		/* messages accepted since hooks->sync */
 };
+
+/* Held replies go out at the latest after this many messages. */
+#define SYNC_EVERY	64
 
 typedef int (*check_fn)(void *, const char *, char *, size_t);
 
@@ -91,8 +99,8 @@ vreply(struct smtpd *s, const char *fmt, va_list ap)
 {
 	if (s->write_failed)
 		return;
-	if (vfprintf(s->out, fmt, ap) < 0 || fputs("\r\n", s->out) == EOF)
-		s->write_failed = true;
+	buf_vprintf(&s->replies, fmt, ap);
+	buf_append(&s->replies, "\r\n", 2);
 }
 
 static void
@@ -118,11 +126,66 @@ refuse(struct smtpd *s, const char *fmt, ...)
 	return STEP_NEXT;
 }
 
+/*
+ * Sends the held replies, after making the messages they acknowledge
+ * durable. If that fails, none of those replies may be sent: the
+ * client gets 421 instead and retries every message it has no reply
+ * for, none of which was kept.
+ */
 static void
 flush(struct smtpd *s)
 {
-	if (!s->write_failed && fflush(s->out) != 0)
+	if (s->unsynced > 0 && s->hooks->sync != NULL &&
+	    s->hooks->sync(s->hooks->ctx) != 0) {
+		buf_reset(&s->replies);
+		buf_printf(&s->replies, "421 4.3.0 %s Error: queue file write "
+		    "error\r\n", s->hostname);
+		s->sync_failed = true;
+	}
+	s->unsynced = 0;
+	if (!s->write_failed && s->replies.len > 0 &&
+	    (fwrite(s->replies.data, 1, s->replies.len, s->out) !=
+	    s->replies.len || fflush(s->out) != 0))
 		s->write_failed = true;
+	buf_reset(&s->replies);
+	if (s->sync_failed)
+		s->write_failed = true;
+}
+
+/*
+ * Has the client already sent more (pipelining)? Then replies may wait.
+ * Input in stdio's buffer is looked at through glibc's FILE fields;
+ * elsewhere only the descriptor is asked, which merely holds fewer.
+ */
+static bool
+input_buffered(struct smtpd *s)
+{
+#ifdef __GLIBC__
+	return s->in->_IO_read_ptr < s->in->_IO_read_end;
+#else
+	(void)s;
+	return false;
+#endif
+}
+
+static bool
+input_waiting(struct smtpd *s)
+{
+	if (input_buffered(s))
+		return true;
+	struct pollfd p = {fileno(s->in), POLLIN, 0};
+	return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
+/*
+ * Before a read that could block: the client may be waiting for a held
+ * reply (the 354 it did not wait for, but a reply nonetheless).
+ */
+static void
+flush_before_waiting(struct smtpd *s)
+{
+	if ((s->replies.len > 0 || s->unsynced > 0) && !input_waiting(s))
+		flush(s);
 }
 
 /* Forgets the open transaction, if any; nothing of it is queued. */
@@ -194,7 +257,11 @@ read_command(struct smtpd *s)
 
 	buf_reset(b);
 	s->toolong = false;
-	while ((c = getc(s->in)) != '\n') {
+	for (;;) {
+		if (!input_buffered(s))
+			flush_before_waiting(s);
+		if ((c = getc(s->in)) == '\n')
+			break;
 		if (c == EOF)
 			return ferror(s->in) ? -1 : 0;
 		if (b->len <= LINE_MAX_BYTES)
@@ -254,7 +321,11 @@ read_data(struct smtpd *s, bool crlf_only, bool *oversize)
 
 	*oversize = false;
 	buf_reset(&s->data);
-	while ((c = getc(s->in)) != EOF) {
+	for (;;) {
+		if (!input_buffered(s))
+			flush_before_waiting(s);
+		if ((c = getc(s->in)) == EOF)
+			break;
 		if (linelen < sizeof(head))
 			head[linelen] = (char)c;
 		if (!*oversize && !(linelen == 0 && c == '.'))
@@ -694,6 +765,7 @@ deliver(struct smtpd *s)
 	if (rc == 0) {
 		/* Postfix's hard error limit counts "without delivering". */
 		s->errors = 0;
+		s->unsynced++;
 		reply(s, "%s", hook_text(text, sizeof(text), "2",
 		    "250 2.0.0 Ok"));
 	} else
@@ -714,7 +786,9 @@ cmd_data(struct smtpd *s, char *args)
 	if (s->env.nrcpt == 0)
 		return refuse(s, "554 5.5.1 Error: no valid recipients");
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
-	flush(s);
+	/* A client that sent its data without waiting needs no 354 yet. */
+	if (!input_waiting(s) || s->unsynced >= SYNC_EVERY)
+		flush(s);
 	if (s->write_failed)
 		return STEP_NEXT;
 	r = read_data(s, s->crlf, &oversize);
@@ -837,7 +911,8 @@ next_command(struct smtpd *s)
 		return STEP_END;
 	}
 	/* About to wait for the client: it must have every reply by now. */
-	flush(s);
+	if (!input_waiting(s) || s->unsynced >= SYNC_EVERY)
+		flush(s);
 	if (s->write_failed)
 		return STEP_END;
 	switch (read_command(s)) {
@@ -875,5 +950,6 @@ smtpd_run(FILE *in, FILE *out, const struct smtpd_hooks *hooks)
 	txn_reset(&s);
 	free(s.helo);
 	buf_free(&s.line);
+	buf_free(&s.replies);
 	return s.write_failed || step == STEP_READ_ERROR ? EX_IOERR : 0;
 }

@@ -17,10 +17,12 @@
  *	when it ended in a bare LF, LF and CRLF both end lines. A message
  *	over the size limit is read to the end and then refused with 552.
  *	Each complete message is handed to hooks->message(); its return
- *	decides the reply to the final dot, which is sent only after the
- *	hook returned, i.e. after the message is durably spooled. Replies
- *	are flushed whenever the server is about to wait for input, so a
- *	pipelining client never waits for a reply held back.
+ *	decides the reply to the final dot, which is sent only once the
+ *	message is durably spooled (after hooks->sync() when there is one).
+ *	Replies are held while the client has pipelined more input, and
+ *	sent whenever the server is about to wait for input (or has held
+ *	64 messages' worth), so a pipelining client never waits for a reply
+ *	held back, and many pipelined messages cost one sync.
  *
  *	The conversation ends on QUIT (221), EOF, or after 100 protocol
  *	errors (421; delivering a message resets the count). Command lines
@@ -80,6 +82,14 @@ struct smtpd_hooks {
 	 */
 	int (*message)(void *ctx, const struct smtpd_envelope *env,
 	    const char *data, size_t len, char *reply, size_t replylen);
+	/*
+	 * May be NULL. When set, message() may leave its message not yet
+	 * durable, and sync() makes every such message durable; it is
+	 * called before any reply after them leaves. It returns 0, or -1
+	 * when they could not be kept: their replies are then never sent,
+	 * the client gets 421 and the session ends.
+	 */
+	int (*sync)(void *ctx);
 	void *ctx;
 	const char *hostname;		/* greeting, EHLO; NULL = "localhost" */
 	long long size_limit;		/* content bytes; 0 (or less) = none */

@@ -9,6 +9,7 @@
  */
 #include "sendmail/submit.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "route/route.h"
 #include "sendmail/aliases.h"
 #include "lib/log.h"
+#include "spool/maildrop.h"
 
 struct rcpt_set {
 	struct spool_rcpt *list;
@@ -88,7 +90,7 @@ rcpt_set_add(struct rcpt_set *set, const char *address, const char *orcpt,
 static int
 alias_lookup(void *ctx, const char *name, char ***targets, size_t *n)
 {
-	return spool_alias_lookup(ctx, name, targets, n) == SPOOL_OK ? 0 : -1;
+	return aliasmap_lookup(ctx, name, targets, n) == SPOOL_OK ? 0 : -1;
 }
 
 static void
@@ -114,7 +116,7 @@ add_recipient(const struct submitter *who, bool aliases, struct rcpt_set *set,
 	}
 	addr_list_add_unique(&in, qualified);
 	aliases_expand(&in, who->cfg->myorigin, alias_lookup, alias_warn,
-	    who->spool, &out);
+	    who->aliases, &out);
 	for (size_t i = 0; i < out.n; i++)
 		rcpt_set_add(set, out.addrs[i], orcpt, notify);
 	addr_list_free(&in);
@@ -278,7 +280,7 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 {
 	struct rcpt_set set = {NULL, 0, 0};
 	struct addr_list from_headers = ADDR_LIST_INIT;
-	bool aliases = spool_has_aliases(who->spool);
+	bool aliases = aliasmap_built(who->aliases);
 	int rc = 0;
 
 	for (size_t i = 0; i < req->nrcpts; i++)
@@ -310,25 +312,51 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 	msg.ret = (enum spool_ret)req->ret;
 	msg.body = (enum spool_body)req->body;
 	char why[256];
-	const char *lane = route_lane(who->cfg, req->lane, req->sender,
-	    who->user, next_header, m, why, sizeof(why));
+	struct route_submitter rs = {who->user, req->sender, who->admin};
+	bool refused;
+	const char *lane = route_lane(who->cfg, req->lane, &rs, next_header,
+	    m, &refused, why, sizeof(why));
+	if (refused) {
+		log_warn("uid=%u user=%s: -O Lane=%s not allowed; lane %s (%s)",
+		    (unsigned)who->uid, who->user, req->lane, lane, why);
+		log_stderr("warning: -O Lane=%s is not allowed for %s; the lane "
+		    "rules chose %s (%s)", req->lane, who->user, lane, why);
+	}
 	msg.lane = (char *)lane;
 	if (lane_out)
 		*lane_out = lane;
 	msg.uid = (uint32_t)who->uid;
 	msg.user = (char *)who->user;
 
+	struct maildrop_file drop;
+	if (maildrop_create(who->spool_dirfd, &drop) != 0) {
+		snprintf(err, errlen, "cannot create a queue file in %s/%s: "
+		    "%s; message not queued, try again later",
+		    who->cfg->spool_directory, MAILDROP_DIR, strerror(errno));
+		rc = EX_TEMPFAIL;
+		goto out;
+	}
 	struct header_ctx hctx = {who, req, m, time(NULL), NULL};
-	if (spool_submit(who->spool, &msg, set.list, set.n, build_headers,
-	    &hctx, m->body.data ? m->body.data : "", m->body.len) != 0) {
-		snprintf(err, errlen, "cannot write the queue file in %s; "
-		    "message not queued, try again later",
-		    who->cfg->spool_directory);
+	struct buf head = BUF_INIT;
+	build_headers(&hctx, drop.id, &head);
+	memcpy(msg.id, drop.id, SPOOL_ID_SIZE);
+	msg.arrival = drop.arrival;
+	msg.size = head.len + m->body.len;
+	msg.nrcpt = (uint32_t)set.n;
+	if (maildrop_commit(&drop, &msg, set.list, set.n, head.data, head.len,
+	    m->body.data ? m->body.data : "", m->body.len, who->batch) != 0) {
+		snprintf(err, errlen, "cannot write the queue file in %s/%s: "
+		    "%s; message not queued, try again later",
+		    who->cfg->spool_directory, MAILDROP_DIR, strerror(errno));
 		rc = EX_TEMPFAIL;
 	} else {
+		/* From here on, whatever happens, the message is queued. */
+		if (who->batch == NULL)
+			spool_committed = 1;
 		memcpy(queue_id, msg.id, SPOOL_ID_SIZE);
 		log_queued(who, &msg, hctx.message_id);
 	}
+	buf_free(&head);
 	free(hctx.message_id);
 out:
 	addr_list_free(&from_headers);

@@ -7,12 +7,14 @@
  *	message has Resent- headers), qualifies unqualified addresses with
  *	myorigin, expands local aliases, removes duplicates, strips Bcc:,
  *	adds Received:, and the From:, Date: and Message-ID: a message lacks,
- *	then stores it in one durable transaction and logs it the way
- *	Postfix's pickup, cleanup and qmgr do.
+ *	then writes it durably into the maildrop (spool/maildrop.h) and logs
+ *	it the way Postfix's pickup, cleanup and qmgr do. It takes no lock
+ *	another submission could wait for.
  * DIAGNOSTICS
  *	Returns 0 with the queue id, or a sysexits code with a one-line
  *	reason in err: EX_USAGE (no recipients), EX_NOUSER (a bad recipient
- *	address), EX_TEMPFAIL (the spool could not store it; nothing was).
+ *	address), EX_TEMPFAIL (the maildrop could not store it; nothing
+ *	was).
  */
 #ifndef MXLANE_SUBMIT_H
 #define MXLANE_SUBMIT_H
@@ -23,6 +25,7 @@
 
 #include "sendmail/message.h"
 #include "lib/config.h"
+#include "spool/maildrop.h"
 #include "spool/spool.h"
 
 struct submit_rcpt {
@@ -33,9 +36,16 @@ struct submit_rcpt {
 
 struct submitter {
 	const struct mxl_config *cfg;
-	struct spool *spool;
+	int spool_dirfd;		/* the opened spool directory */
+	struct aliasmap *aliases;	/* NULL: no table built */
+	/*
+	 * NULL: each message is durable when submit_message() returns.
+	 * Else messages join this batch, durable at maildrop_sync().
+	 */
+	struct maildrop_batch *batch;
 	uid_t uid;
 	const char *user;	/* login name of uid */
+	bool admin;		/* root, the mail system or its group */
 	const char *fullname;	/* for a generated From:, or NULL */
 };
 

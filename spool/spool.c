@@ -7,7 +7,7 @@
  *	messages.db	btree, queue id -> envelope record
  *	recipients.db	btree, id NUL index -> recipient record
  *	content.db	btree, id NUL chunk -> up to 64 KiB of content
- *	aliases.db	hash, alias name -> NUL-separated targets
+ *	pickup.db	btree, maildrop file name -> nonce (see pickup.c)
  *	schedule.db	btree, class due id index -> domain (see schedule.c)
  *	throttle.db	btree, name -> counters and leases (see throttle.c)
  *
@@ -21,9 +21,10 @@
  *	DB_RUNRECOVERY; spool_submit() reopens and tries again rather than
  *	failing the caller.
  *
- *	Files are created 0660 and the spool directory is set-group-id, so
- *	whatever runs as root (cron's queue runner, newaliases) leaves files
- *	the setgid submitters can still open; umask is not trusted for it.
+ *	New messages arrive through the maildrop (maildrop.c, pickup.c),
+ *	never straight from a submitter; the aliases table is a file of its
+ *	own beside the environment (aliasdb.c). Only the spool's owner
+ *	opens anything here: files are 0600 and the directory 0700.
  * DIAGNOSTICS
  *	BerkeleyDB's own messages go to the log through an error callback.
  */
@@ -43,6 +44,7 @@
 
 #include "lib/log.h"
 #include "spool/record.h"
+#include "spool/maildrop.h"
 #include "spool/spool_impl.h"
 
 /*
@@ -53,8 +55,8 @@
  * messages that are most of the mail.
  */
 #define CHUNK_SIZE	SPOOL_CHUNK_SIZE
-#define FILE_MODE	0660
-#define DIR_MODE	02770
+/* Only the spool's owner ever opens its files (see lib/proc.h). */
+#define FILE_MODE	0600
 
 static void
 bdb_errcall(const DB_ENV *env, const char *prefix, const char *msg)
@@ -113,50 +115,15 @@ open_tables(struct spool *sp)
 	    0)) ||
 	    (rc = open_db(sp, txn, &sp->content, "content.db", DB_BTREE,
 	    64 * 1024)) ||
-	    (rc = open_db(sp, txn, &sp->aliases, "aliases.db", DB_HASH, 0)) ||
 	    (rc = open_db(sp, txn, &sp->schedule, "schedule.db", DB_BTREE,
 	    0)) ||
 	    (rc = open_db(sp, txn, &sp->throttle, "throttle.db", DB_BTREE,
-	    0))) {
+	    0)) ||
+	    (rc = open_db(sp, txn, &sp->pickup, "pickup.db", DB_BTREE, 0))) {
 		txn->abort(txn);
 		return rc;
 	}
 	return txn->commit(txn, 0);
-}
-
-/*
- * A root process may have created files with root's group before the
- * directory had its set-group-id bit, or under an odd umask: put group
- * and mode right so unprivileged submitters are never locked out.
- */
-static void
-fix_ownership(const char *dir)
-{
-	struct stat dst, st;
-	DIR *d;
-	struct dirent *de;
-
-	if (geteuid() != 0 || stat(dir, &dst) != 0)
-		return;
-	if ((d = opendir(dir)) == NULL)
-		return;
-	int dfd = dirfd(d);
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-		    !S_ISREG(st.st_mode))
-			continue;
-		if (st.st_gid != dst.st_gid && fchownat(dfd, de->d_name,
-		    (uid_t)-1, dst.st_gid, AT_SYMLINK_NOFOLLOW) != 0)
-			log_warn("spool: chgrp %s/%s: %s", dir, de->d_name,
-			    strerror(errno));
-		if ((st.st_mode & 07777) != FILE_MODE &&
-		    fchmodat(dfd, de->d_name, FILE_MODE, 0) != 0)
-			log_warn("spool: chmod %s/%s: %s", dir, de->d_name,
-			    strerror(errno));
-	}
-	closedir(d);
 }
 
 /*
@@ -180,7 +147,7 @@ static void
 spool_close_handles(struct spool *sp)
 {
 	DB **dbs[] = {&sp->messages, &sp->recipients, &sp->content,
-	    &sp->aliases, &sp->schedule, &sp->throttle};
+	    &sp->schedule, &sp->throttle, &sp->pickup};
 
 	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
 		/* Committed work is in the log already; no page flush. */
@@ -242,7 +209,6 @@ spool_open_handles(struct spool *sp)
 		    db_strerror(rc));
 		goto err;
 	}
-	fix_ownership(sp->dir);
 	return 0;
 err:
 	spool_close_handles(sp);
@@ -258,28 +224,32 @@ spool_open(const char *dir, struct spool **out)
 
 	sp->open_lock = -1;
 	sp->submit_lock = -1;
+	sp->dirfd = -1;
 	sp->dir = xstrdup(dir);
-	if (stat(dir, &st) != 0) {
-		if (errno != ENOENT || mkdir(dir, DIR_MODE) != 0) {
-			log_error("spool: cannot use spool directory %s: %s",
-			    dir, strerror(errno));
-			goto err;
-		}
-		(void)chmod(dir, DIR_MODE);	/* mkdir honours the umask */
-	} else if (!S_ISDIR(st.st_mode)) {
-		log_error("spool: %s is not a directory", dir);
-		goto err;
-	}
-	char *lock_path = xasprintf("%s/open.lock", dir);
-	sp->open_lock = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC,
-	    FILE_MODE);
-	if (sp->open_lock < 0) {
-		log_error("spool: cannot open %s: %s", lock_path,
+	sp->maildrop = -1;
+	/*
+	 * The caller made sure the directory is ours alone
+	 * (proc_become_owner); the spool is never created here, so that
+	 * nobody's mistake makes one with the wrong owner.
+	 */
+	if ((sp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    fstat(sp->dirfd, &st) != 0) {
+		log_error("spool: cannot use spool directory %s: %s", dir,
 		    strerror(errno));
-		free(lock_path);
 		goto err;
 	}
-	free(lock_path);
+	sp->open_lock = openat(sp->dirfd, "open.lock", O_RDWR | O_CREAT |
+	    O_NOFOLLOW | O_CLOEXEC, FILE_MODE);
+	if (sp->open_lock < 0) {
+		log_error("spool: cannot open %s/open.lock: %s", dir,
+		    strerror(errno));
+		goto err;
+	}
+	if ((sp->maildrop = maildrop_open_dir(sp->dirfd)) < 0) {
+		log_error("spool: cannot open %s/%s: %s", dir, MAILDROP_DIR,
+		    strerror(errno));
+		goto err;
+	}
 	/*
 	 * A table file another process is growing can look torn for an
 	 * instant (BerkeleyDB: "file size not a multiple of the pagesize"),
@@ -300,6 +270,10 @@ spool_open(const char *dir, struct spool **out)
 err:
 	if (sp->open_lock >= 0)
 		close(sp->open_lock);
+	if (sp->maildrop >= 0)
+		close(sp->maildrop);
+	if (sp->dirfd >= 0)
+		close(sp->dirfd);
 	free(sp->dir);
 	free(sp);
 	return SPOOL_ERR;
@@ -378,6 +352,9 @@ spool_close(struct spool *sp)
 		(void)sp->env->txn_checkpoint(sp->env, 1024, 5, 0);
 	spool_close_handles(sp);
 	close(sp->open_lock);
+	close(sp->maildrop);
+	close(sp->dirfd);
+	aliasmap_close(sp->aliasmap);
 	if (sp->submit_lock >= 0)
 		close(sp->submit_lock);
 	free(sp->dir);
@@ -388,6 +365,12 @@ const char *
 spool_directory(const struct spool *sp)
 {
 	return sp->dir;
+}
+
+int
+spool_directory_fd(const struct spool *sp)
+{
+	return sp->dirfd;
 }
 
 bool
@@ -402,8 +385,8 @@ spool_id_valid(const char *id)
 	return id[i] == '\0';
 }
 
-static void
-id_format(char id[SPOOL_ID_SIZE], uint64_t sec, uint32_t usec)
+void
+spool_id_format(char id[SPOOL_ID_SIZE], uint64_t sec, uint32_t usec)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	uint64_t v = (sec & 0xffffffffu) << 20 | (usec & 0xfffffu);
@@ -498,7 +481,7 @@ claim_id(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
 
 	msg->arrival = tv.tv_sec;
 	for (int tries = 0; tries < 1000; tries++) {
-		id_format(msg->id, sec, usec);
+		spool_id_format(msg->id, sec, usec);
 		buf_reset(rec);
 		record_encode_msg(msg, rec);
 		int rc = put_record(sp->messages, txn, msg->id, SPOOL_ID_LEN,
@@ -525,7 +508,15 @@ spool_submit_txn(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
 
 	msg->size = 0;
 	msg->nrcpt = (uint32_t)nrcpt;
-	if ((rc = claim_id(sp, txn, msg, &rec)) != 0)
+	if (msg->id[0] != '\0') {
+		/* Picked up from the maildrop: the id is the file's name. */
+		record_encode_msg(msg, &rec);
+		rc = put_record(sp->messages, txn, msg->id, SPOOL_ID_LEN, &rec,
+		    DB_NOOVERWRITE);
+	} else {
+		rc = claim_id(sp, txn, msg, &rec);
+	}
+	if (rc != 0)
 		goto out;
 	if (prefix)
 		prefix(prefix_ctx, msg->id, &head);
@@ -575,10 +566,8 @@ static void
 submit_turn(struct spool *sp, int op)
 {
 	if (sp->submit_lock < 0) {
-		char *path = xasprintf("%s/submit.lock", sp->dir);
-		sp->submit_lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC,
-		    FILE_MODE);
-		free(path);
+		sp->submit_lock = openat(sp->dirfd, "submit.lock", O_RDWR |
+		    O_CREAT | O_NOFOLLOW | O_CLOEXEC, FILE_MODE);
 		if (sp->submit_lock < 0)
 			return;		/* then BerkeleyDB's locks alone */
 	}

@@ -101,6 +101,8 @@ struct spool;
 int spool_open(const char *dir, struct spool **out);
 void spool_close(struct spool *sp);
 const char *spool_directory(const struct spool *sp);
+/* The spool directory, opened: for openat() of what lives beside the queue. */
+int spool_directory_fd(const struct spool *sp);
 
 /*
  * Stores a new message. msg->id is filled in; msg->size and msg->nrcpt
@@ -159,6 +161,21 @@ int spool_alias_lookup(struct spool *sp, const char *name, char ***targets,
     size_t *ntargets);
 /* True once newaliases has built the table at least once. */
 bool spool_has_aliases(struct spool *sp);
+
+/*
+ * The same table without the queue (aliasdb.c): a submitter reads it
+ * with no lock and without joining the environment. spool_dirfd is
+ * the opened spool directory. aliasmap_open() returns NULL when no
+ * table was ever built; look-ups in NULL find nothing.
+ */
+struct aliasmap;
+struct aliasmap *aliasmap_open(int spool_dirfd);
+int aliasmap_lookup(struct aliasmap *map, const char *name, char ***targets,
+    size_t *ntargets);
+bool aliasmap_built(struct aliasmap *map);
+void aliasmap_close(struct aliasmap *map);
+int aliasmap_replace(int spool_dirfd, const struct spool_alias *aliases,
+    size_t n);
 
 /*
  * Scheduling. Every recipient still to be delivered has one entry in a
@@ -334,8 +351,8 @@ bool spool_next_due(struct spool *sp, int64_t *when);
  * The daemon's doorbell (a FIFO in the spool): listen returns an fd to
  * poll; notify returns false when no daemon is listening.
  */
-int spool_wakeup_listen(const char *dir);
-bool spool_wakeup_notify(const char *dir);
+int spool_wakeup_listen(int spool_dirfd);
+bool spool_wakeup_notify(int spool_dirfd);
 void spool_wakeup_drain(int fd);
 
 /*
@@ -349,5 +366,18 @@ extern volatile sig_atomic_t spool_committed;
 
 /* Validates a queue id's form (13 upper-case hex digits). */
 bool spool_id_valid(const char *id);
+/* The queue id of a message that arrived at sec.usec. */
+void spool_id_format(char id[SPOOL_ID_SIZE], uint64_t sec, uint32_t usec);
+
+/*
+ * Pickup: moves complete maildrop files (maildrop.h) into the queue,
+ * a batch per durable transaction, and removes them. only_id: just
+ * that file (a runner about to deliver it), or NULL for all. *count
+ * (may be NULL) gets how many messages were queued. Safe to run in any
+ * number of processes at once: each file is taken by one of them.
+ */
+int spool_pickup(struct spool *sp, const char *only_id, size_t *count);
+/* Walks the messages still in the maildrop, oldest first (mailq). */
+int spool_scan_maildrop(struct spool *sp, spool_scan_fn fn, void *ctx);
 
 #endif

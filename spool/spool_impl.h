@@ -10,21 +10,29 @@
 
 #include <db.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "spool/spool.h"
 
 /* About 10 s of backing off before an operation gives up. */
 #define SPOOL_TXN_RETRIES 400
 
+struct aliasmap;
+
 struct spool {
 	char *dir;
+	int dirfd;	/* the spool directory, for openat() */
+	int maildrop;	/* its maildrop directory */
 	DB_ENV *env;
 	DB *messages;
 	DB *recipients;
 	DB *content;
-	DB *aliases;
 	DB *schedule;
 	DB *throttle;
+	DB *pickup;
+	struct aliasmap *aliasmap;	/* opened at the first look-up */
+	struct timespec maildrop_seen;	/* its mtime at the last pickup */
+	bool maildrop_left;	/* that pickup left files it could not take */
 	int open_lock;	/* fd of open.lock, see spool_open_handles() */
 	int submit_lock; /* fd of submit.lock, see spool_submit() */
 };

@@ -8,49 +8,60 @@
  *	opens it without blocking and writes one byte. When no daemon is
  *	listening the open fails with ENXIO, which tells the submitter to
  *	start a runner itself if the mail cannot wait.
+ *
+ *	Both sides are the spool's owner and open the FIFO relative to the
+ *	spool directory they opened, without following a symlink, and make
+ *	sure it is a FIFO before using it.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/log.h"
 #include "spool/spool.h"
 
-static char *
-fifo_path(const char *dir)
+#define FIFO_NAME "wakeup"
+
+static int
+open_fifo(int dirfd, int flags)
 {
-	return xasprintf("%s/wakeup", dir);
+	struct stat st;
+	int fd = openat(dirfd, FIFO_NAME, flags | O_NONBLOCK | O_NOFOLLOW |
+	    O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	return fd;
 }
 
 int
-spool_wakeup_listen(const char *dir)
+spool_wakeup_listen(int dirfd)
 {
-	char *path = fifo_path(dir);
-	struct stat st;
-
-	if (lstat(path, &st) != 0 && mkfifo(path, 0660) != 0 &&
-	    errno != EEXIST) {
-		log_error("spool: cannot create %s", path);
-		free(path);
+	if (mkfifoat(dirfd, FIFO_NAME, 0600) != 0 && errno != EEXIST) {
+		log_error("spool: cannot create the %s FIFO: %s", FIFO_NAME,
+		    strerror(errno));
 		return -1;
 	}
-	(void)chmod(path, 0660);
-	int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	int fd = open_fifo(dirfd, O_RDWR);
 	if (fd < 0)
-		log_error("spool: cannot open %s", path);
-	free(path);
+		log_error("spool: cannot open the %s FIFO: %s", FIFO_NAME,
+		    strerror(errno));
 	return fd;
 }
 
 bool
-spool_wakeup_notify(const char *dir)
+spool_wakeup_notify(int dirfd)
 {
-	char *path = fifo_path(dir);
-	int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	int fd = open_fifo(dirfd, O_WRONLY);
 
-	free(path);
 	if (fd < 0)
 		return false;	/* ENXIO: nobody listening; ENOENT: never */
 	bool ok = write(fd, "", 1) == 1 || errno == EAGAIN;

@@ -167,7 +167,7 @@ setup() {
 	shift
 	rm -rf "$W"
 	mkdir -p "$W/spool"
-	chmod 0770 "$W/spool"
+	chmod 0700 "$W/spool"
 	SPOOL=$W/spool
 	CONF=$W/mxlane.conf
 	ALIASES=$W/aliases

@@ -310,7 +310,7 @@ if ! getent passwd civicrm >/dev/null; then
 	fi
 fi
 # A world outside $T (which is private to root): readable by all, the
-# spool and log owned by civicrm, as if sendmail were setgid to it.
+# spool and log owned by civicrm, as if sendmail were set-id to it.
 # (Not under $TMPDIR: tests/run.sh points it into $T.)
 UW=$(mktemp -d /tmp/mxlane-routing-user.XXXXXX)
 EXTRA_DIRS="$EXTRA_DIRS $UW"
@@ -321,11 +321,11 @@ mkdir -p "$UW/spool"
 write_config "$UW/mxlane.conf" "$UW/spool" "$UW/aliases" "$UW/mxlane.log" \
     "$(sample_config "$PORT" "$DNS_PORT")"
 chmod 0644 "$UW/mxlane.conf" "$UW/aliases"
-# like the installed spool (02770, group mxlane): files root creates in
-# it (mailq below) get civicrm's group
+# like the installed spool (0700, owned by the mail system's account):
+# root's programs (mailq below) become civicrm before they touch it
 chown civicrm:"$(id -g civicrm)" "$UW/spool" "$UW/mxlane.log"
-chmod 02770 "$UW/spool"
-chmod 0660 "$UW/mxlane.log"
+chmod 0700 "$UW/spool"
+chmod 0600 "$UW/mxlane.log"
 export MXLANE_CONFIG=$UW/mxlane.conf
 CIVI_UID=$(id -u civicrm)
 CIVI_GID=$(id -g civicrm)

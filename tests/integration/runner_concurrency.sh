@@ -220,4 +220,31 @@ assert_eq "$LN $LN 0 0 0" \
     "sink: messages, distinct X-Test-Ids, missing, unknown (empty), duplicates"
 assert_queue_empty "after the lease runs"
 
+section "the claims of a stopped runner come back when its lease runs out"
+SN=20
+setup stopped
+write_config "$CONF" "$SPOOL" "$ALIASES" "$LOGFILE" \
+    "resolver = \"$DNS_IP:$(cat "$T/conc/dns.port")\"" "smtp_port = $SPORT" \
+    "immediate_delivery = false" "queuerun_path = \"$QUEUERUN\"" \
+    'delivery_lease_time = "3s"'
+R=$("$PYTHON" "$MXL_SRC/tests/servers/queue_bs.py" "$SENDMAIL" $SN 1 stop-$$ "slow%d.test" 300 1 "$W/map")
+assert_eq "queued=$SN unique_ids=$SN errors=0" "$R" "submission result (stopped runner)"
+"$QUEUERUN" run >"$W/r1.out" 2>"$W/r1.err" &
+r1=$!
+sleep 1
+kill -STOP "$r1"
+t0=$(date +%s)
+timeout -k 5 120 "$QUEUERUN" run >"$W/r2.out" 2>"$W/r2.err"
+assert_eq 0 "$?" "exit status of the runner started after the first was stopped"
+# What the stopped runner had claimed comes due when its 3 s lease runs
+# out: a pass after that delivers it.
+sleep 4
+timeout -k 5 120 "$QUEUERUN" run >"$W/r3.out" 2>"$W/r3.err"
+assert_eq 0 "$?" "exit status of the pass after the lease ran out"
+kill -KILL "$r1"
+kill -CONT "$r1" 2>/dev/null
+wait "$r1" 2>/dev/null
+say "the second runner finished $(( $(date +%s) - t0 )) s after the first was stopped"
+assert_queue_empty "after the second runner (the first still stopped)"
+
 finish

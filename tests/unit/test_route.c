@@ -41,7 +41,8 @@ static const char sample[] =
     "  match_user   = { \"civicrm\" }\n"
     "  match_header = { \"Precedence: bulk\", \"Precedence: list\" }\n"
     "}\n"
-    "lane slow { rate = \"1/m\" }\n";
+    "lane slow { rate = \"1/m\" }\n"
+    "lane vip { allow_users = { \"shop\" } }\n";
 
 static const char *hdr_names[] = {"Subject", "Precedence", NULL};
 static const char *hdr_values[] = {"news", " bulk ", NULL};
@@ -56,23 +57,65 @@ headers(void *ctx, size_t i, char **value)
 	return hdr_names[i];
 }
 
+/* route_lane for a user (admin: may choose any lane) and sender. */
+static const char *
+lane_for(const struct mxl_config *cfg, const char *requested,
+    const char *sender, const char *user, bool admin, route_header_fn hdrs,
+    bool *refused, char *why, size_t whylen)
+{
+	struct route_submitter who = {user, sender, admin};
+
+	return route_lane(cfg, requested, &who, hdrs, NULL, refused, why,
+	    whylen);
+}
+
 static void
 test_lanes(const struct mxl_config *cfg)
 {
 	char why[256];
+	bool refused;
 
-	CHECK_STR(route_lane(cfg, NULL, "a@lists.example.org", "www", NULL,
-	    NULL, why, sizeof(why)), "bulk");
+	CHECK_STR(lane_for(cfg, NULL, "a@lists.example.org", "www", false,
+	    NULL, &refused, why, sizeof(why)), "bulk");
 	CHECK(strstr(why, "lists.example.org") != NULL);
-	CHECK_STR(route_lane(cfg, NULL, "a@example.org", "civicrm", NULL, NULL,
-	    why, sizeof(why)), "bulk");
-	CHECK_STR(route_lane(cfg, NULL, "a@example.org", "www", headers, NULL,
-	    why, sizeof(why)), "bulk");
-	CHECK_STR(route_lane(cfg, NULL, "a@example.org", "www", NULL, NULL,
-	    why, sizeof(why)), "priority");
+	CHECK_STR(lane_for(cfg, NULL, "a@example.org", "civicrm", false, NULL,
+	    &refused, why, sizeof(why)), "bulk");
+	CHECK_STR(lane_for(cfg, NULL, "a@example.org", "www", false, headers,
+	    &refused, why, sizeof(why)), "bulk");
+	CHECK_STR(lane_for(cfg, NULL, "a@example.org", "www", false, NULL,
+	    &refused, why, sizeof(why)), "priority");
 	CHECK_STR(why, "default_lane");
-	CHECK_STR(route_lane(cfg, "priority", "a@lists.example.org", "civicrm",
-	    headers, NULL, why, sizeof(why)), "priority");
+	CHECK(!refused);
+	/* An administrator names any lane. */
+	CHECK_STR(lane_for(cfg, "priority", "a@lists.example.org", "civicrm",
+	    true, headers, &refused, why, sizeof(why)), "priority");
+	CHECK(!refused);
+	/* A user the rules put in bulk cannot escape to priority... */
+	CHECK_STR(lane_for(cfg, "priority", "a@example.org", "civicrm", false,
+	    NULL, &refused, why, sizeof(why)), "bulk");
+	CHECK(refused);
+	/* ...nor a sender the rules put there. */
+	CHECK_STR(lane_for(cfg, "priority", "a@lists.example.org", "www",
+	    false, NULL, &refused, why, sizeof(why)), "bulk");
+	CHECK(refused);
+	/* Header rules are the user's own doing: they pin nothing. */
+	CHECK_STR(lane_for(cfg, "priority", "a@example.org", "www", false,
+	    headers, &refused, why, sizeof(why)), "priority");
+	CHECK(!refused);
+	/* A user with no rule of their own may pick a lane without a list. */
+	CHECK_STR(lane_for(cfg, "slow", "a@example.org", "www", false, NULL,
+	    &refused, why, sizeof(why)), "slow");
+	CHECK(!refused);
+	/* allow_users: only those. */
+	CHECK_STR(lane_for(cfg, "vip", "a@example.org", "www", false, NULL,
+	    &refused, why, sizeof(why)), "priority");
+	CHECK(refused);
+	CHECK_STR(lane_for(cfg, "vip", "a@example.org", "shop", false, NULL,
+	    &refused, why, sizeof(why)), "vip");
+	CHECK(!refused);
+	CHECK_STR(lane_for(cfg, "vip", "a@example.org", "civicrm", false, NULL,
+	    &refused, why, sizeof(why)), "bulk");
+	CHECK(refused);
 }
 
 static void

@@ -55,6 +55,10 @@ struct fake {
 	const char *bad_rcpt;
 	const char *check_reply;
 	long long size_limit;
+	bool use_sync;		/* give smtpd a sync hook */
+	int sync_rc;		/* what it returns */
+	int syncs;		/* how often it was called */
+	int synced_msgs[8];	/* messages accepted before each call */
 };
 
 struct result {
@@ -148,12 +152,28 @@ fake_free(struct fake *f)
 	memset(f, 0, sizeof(*f));
 }
 
+static int
+fake_sync(void *ctx)
+{
+	struct fake *f = ctx;
+
+	if (f->syncs < 8)
+		f->synced_msgs[f->syncs] = f->nmsg;
+	f->syncs++;
+	return f->sync_rc;
+}
+
 static struct result
 run_streams(struct fake *f, FILE *in, FILE *out)
 {
 	struct smtpd_hooks h = {
-		fake_check_rcpt, fake_check_sender, fake_message, f,
-		"mx.example", f->size_limit
+		.check_rcpt = fake_check_rcpt,
+		.check_sender = fake_check_sender,
+		.message = fake_message,
+		.ctx = f,
+		.hostname = "mx.example",
+		.size_limit = f->size_limit,
+		.sync = f->use_sync ? fake_sync : NULL,
 	};
 	struct result r = { NULL, 0, 0 };
 
@@ -937,10 +957,70 @@ test_io_errors(void)
 	fake_free(&f);
 }
 
+/*
+ * A client that sends several transactions without waiting: one sync
+ * makes them all durable, before any of their replies is sent.
+ */
+static void
+test_pipelined_batch(void)
+{
+	struct fake f = { .use_sync = true };
+	struct result r = RUN(&f,
+	    "MAIL FROM:<a@x>\r\nRCPT TO:<r1@y>\r\nDATA\r\none\r\n.\r\n"
+	    "MAIL FROM:<b@x>\r\nRCPT TO:<r2@y>\r\nDATA\r\ntwo\r\n.\r\n"
+	    "MAIL FROM:<c@x>\r\nRCPT TO:<r3@y>\r\nDATA\r\nthree\r\n.\r\n"
+	    "QUIT\r\n");
+
+	CHECK_STR(r.out, GREETING
+	    OK_MAIL OK_RCPT GO_AHEAD QUEUED
+	    OK_MAIL OK_RCPT GO_AHEAD QUEUED
+	    OK_MAIL OK_RCPT GO_AHEAD QUEUED BYE);
+	CHECK_INT(f.nmsg, 3);
+	CHECK_INT(f.syncs, 1);
+	CHECK_INT(f.synced_msgs[0], 3);
+	fake_free(&f);
+	free(r.out);
+}
+
+/* A client that waits for each reply gets each message synced first. */
+static void
+test_sync_each_waited_reply(void)
+{
+	struct fake f = { .use_sync = true };
+	struct result r = RUN(&f,
+	    "MAIL FROM:<a@x>\r\nRCPT TO:<r1@y>\r\nDATA\r\none\r\n.\r\n");
+
+	CHECK_STR(r.out, GREETING OK_MAIL OK_RCPT GO_AHEAD QUEUED);
+	CHECK_INT(f.syncs, 1);
+	fake_free(&f);
+	free(r.out);
+}
+
+/* If the sync fails, no reply for the lost messages is ever sent. */
+static void
+test_sync_failure(void)
+{
+	struct fake f = { .use_sync = true, .sync_rc = -1 };
+	struct result r = RUN(&f,
+	    "MAIL FROM:<a@x>\r\nRCPT TO:<r1@y>\r\nDATA\r\none\r\n.\r\n"
+	    "MAIL FROM:<b@x>\r\nRCPT TO:<r2@y>\r\nDATA\r\ntwo\r\n.\r\n"
+	    "QUIT\r\n");
+
+	CHECK_STR(r.out, GREETING "421 4.3.0 mx.example Error: queue file "
+	    "write error\r\n");
+	CHECK_INT(f.syncs, 1);
+	CHECK_INT(r.rc, EX_IOERR);
+	fake_free(&f);
+	free(r.out);
+}
+
 int
 main(void)
 {
 	test_full_session();
+	test_pipelined_batch();
+	test_sync_each_waited_reply();
+	test_sync_failure();
 	test_pipelined_params();
 	test_two_messages();
 	test_rset_and_helo_reset();
