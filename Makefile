@@ -97,27 +97,27 @@ $(O)/%.o: %.c
 
 $(O)/lib/libmxl.a: $(LIB_OBJS)
 	@echo "  AR      $@"
-	@$(AR) rcs $@ $^
+	@rm -f $@ && $(AR) rcs $@ $^
 
 $(O)/dns/libdns.a: $(DNS_OBJS)
 	@echo "  AR      $@"
-	@$(AR) rcs $@ $^
+	@rm -f $@ && $(AR) rcs $@ $^
 
 $(O)/spool/libspool.a: $(SPOOL_OBJS)
 	@echo "  AR      $@"
-	@$(AR) rcs $@ $^
+	@rm -f $@ && $(AR) rcs $@ $^
 
 $(O)/queuerun/libqueuerun.a: $(QUEUERUN_LIB_OBJS)
 	@echo "  AR      $@"
-	@$(AR) rcs $@ $^
+	@rm -f $@ && $(AR) rcs $@ $^
 
 $(O)/route/libroute.a: $(ROUTE_OBJS)
 	@echo "  AR      $@"
-	@$(AR) rcs $@ $^
+	@rm -f $@ && $(AR) rcs $@ $^
 
 $(O)/sendmail/libsubmit.a: $(SENDMAIL_LIB_OBJS)
 	@echo "  AR      $@"
-	@$(AR) rcs $@ $^
+	@rm -f $@ && $(AR) rcs $@ $^
 
 $(O)/sendmail/sendmail: $(O)/sendmail/main.o $(O)/sendmail/libsubmit.a \
                        $(O)/route/libroute.a $(O)/spool/libspool.a \
