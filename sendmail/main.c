@@ -570,8 +570,6 @@ run_queue(struct session *s)
 			    "queue runner daemon", q);
 		argv[n++] = (char *)"--daemon";
 		argv[n++] = (char *)q;
-	} else {
-		argv[n++] = (char *)"--flush";
 	}
 	argv[n] = NULL;
 	if (request) {
@@ -583,8 +581,6 @@ run_queue(struct session *s)
 			    "%s", s->cfg.queuerun_path);
 		return 0;
 	}
-	if (*q == '\0')
-		argv[--n] = NULL;	/* root's plain -q: a normal pass */
 	execv(s->cfg.queuerun_path, argv);
 	log_fatal(EX_UNAVAILABLE, "cannot run the queue runner %s: %s",
 	    s->cfg.queuerun_path, strerror(errno));
