@@ -6,6 +6,10 @@
  *	length 0xffffffff stands for NULL. Every read checks the remaining
  *	length first, so a damaged record yields an error, never an
  *	out-of-bounds read.
+ *
+ *	Also here, since they are about the same values and nothing more:
+ *	freeing a decoded envelope or recipient, and checking a queue id's
+ *	form.
  */
 #include "spool/record.h"
 
@@ -206,4 +210,45 @@ record_subkey(const char *id, uint32_t index,
 	key[SPOOL_ID_SIZE + 1] = (unsigned char)(index >> 16);
 	key[SPOOL_ID_SIZE + 2] = (unsigned char)(index >> 8);
 	key[SPOOL_ID_SIZE + 3] = (unsigned char)index;
+}
+
+void
+spool_msg_free(struct spool_msg *msg)
+{
+	free(msg->sender);
+	free(msg->envid);
+	free(msg->lane);
+	free(msg->user);
+	msg->sender = msg->envid = msg->lane = msg->user = NULL;
+}
+
+void
+spool_rcpt_clear(struct spool_rcpt *rcpt)
+{
+	free(rcpt->address);
+	free(rcpt->orcpt);
+	free(rcpt->last_response);
+	free(rcpt->last_relay);
+	free(rcpt->status);
+	memset(rcpt, 0, sizeof(*rcpt));
+}
+
+void
+spool_rcpts_free(struct spool_rcpt *rcpts, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		spool_rcpt_clear(&rcpts[i]);
+	free(rcpts);
+}
+
+bool
+spool_id_valid(const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < SPOOL_ID_LEN; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') ||
+		    (id[i] >= 'A' && id[i] <= 'F')))
+			return false;
+	return id[i] == '\0';
 }

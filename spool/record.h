@@ -6,11 +6,15 @@
  *	a record that does not decode cleanly (truncated, trailing bytes,
  *	unknown version, out-of-range enum, string with a NUL inside) is
  *	refused rather than half-used. Integers are big-endian.
+ *
+ *	Pure functions of bytes and values: nothing here knows BerkeleyDB
+ *	or the spool, only the types in spool_types.h.
  */
 #ifndef MXLANE_RECORD_H
 #define MXLANE_RECORD_H
 
-#include "spool/spool.h"
+#include "lib/util.h"
+#include "spool/spool_types.h"
 
 void record_encode_msg(const struct spool_msg *msg, struct buf *out);
 int record_decode_msg(const void *data, size_t len, struct spool_msg *msg);

@@ -390,18 +390,6 @@ spool_directory(const struct spool *sp)
 	return sp->dir;
 }
 
-bool
-spool_id_valid(const char *id)
-{
-	size_t i;
-
-	for (i = 0; i < SPOOL_ID_LEN; i++)
-		if (!((id[i] >= '0' && id[i] <= '9') ||
-		    (id[i] >= 'A' && id[i] <= 'F')))
-			return false;
-	return id[i] == '\0';
-}
-
 static void
 id_format(char id[SPOOL_ID_SIZE], uint64_t sec, uint32_t usec)
 {
@@ -629,35 +617,6 @@ spool_submit(struct spool *sp, struct spool_msg *msg,
 	log_error("spool: cannot queue message in %s: %s", sp->dir,
 	    rc > 0 ? strerror(rc) : db_strerror(rc));
 	return SPOOL_ERR;
-}
-
-void
-spool_msg_free(struct spool_msg *msg)
-{
-	free(msg->sender);
-	free(msg->envid);
-	free(msg->lane);
-	free(msg->user);
-	msg->sender = msg->envid = msg->lane = msg->user = NULL;
-}
-
-void
-spool_rcpt_clear(struct spool_rcpt *rcpt)
-{
-	free(rcpt->address);
-	free(rcpt->orcpt);
-	free(rcpt->last_response);
-	free(rcpt->last_relay);
-	free(rcpt->status);
-	memset(rcpt, 0, sizeof(*rcpt));
-}
-
-void
-spool_rcpts_free(struct spool_rcpt *rcpts, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		spool_rcpt_clear(&rcpts[i]);
-	free(rcpts);
 }
 
 /* Reads a message's recipients with cursor c (already open). */
