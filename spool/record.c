@@ -213,6 +213,40 @@ record_subkey(const char *id, uint32_t index,
 }
 
 void
+record_sched_key(unsigned char k[RECORD_SCHED_KEY_LEN], int cls, int64_t due,
+    const char *id, uint32_t index)
+{
+	uint64_t u = (uint64_t)(due < 0 ? 0 : due);
+
+	k[0] = (unsigned char)cls;
+	for (int i = 0; i < 8; i++)
+		k[1 + i] = (unsigned char)(u >> (56 - 8 * i));
+	memcpy(k + 9, id, SPOOL_ID_LEN);
+	for (int i = 0; i < 4; i++)
+		k[9 + SPOOL_ID_LEN + i] = (unsigned char)(index >> (24 - 8 * i));
+}
+
+bool
+record_sched_key_parse(const void *data, size_t len, struct sched_key *out)
+{
+	const unsigned char *k = data;
+	uint64_t u = 0;
+
+	if (len != RECORD_SCHED_KEY_LEN)
+		return false;
+	out->cls = k[0];
+	for (int i = 0; i < 8; i++)
+		u = u << 8 | k[1 + i];
+	out->due = (int64_t)u;
+	memcpy(out->id, k + 9, SPOOL_ID_LEN);
+	out->id[SPOOL_ID_LEN] = '\0';
+	out->index = 0;
+	for (int i = 0; i < 4; i++)
+		out->index = out->index << 8 | k[9 + SPOOL_ID_LEN + i];
+	return spool_id_valid(out->id);
+}
+
+void
 spool_msg_free(struct spool_msg *msg)
 {
 	free(msg->sender);

@@ -32,50 +32,6 @@
 #include "spool/record.h"
 #include "spool/spool_impl.h"
 
-#define SCHED_KEY_LEN	(1 + 8 + SPOOL_ID_LEN + 4)
-#define FINISH_INDEX	0xffffffffu
-
-struct sched_key {
-	int cls;
-	int64_t due;
-	char id[SPOOL_ID_SIZE];
-	uint32_t index;
-};
-
-static void
-key_pack(unsigned char k[SCHED_KEY_LEN], int cls, int64_t due, const char *id,
-    uint32_t index)
-{
-	uint64_t u = (uint64_t)(due < 0 ? 0 : due);
-
-	k[0] = (unsigned char)cls;
-	for (int i = 0; i < 8; i++)
-		k[1 + i] = (unsigned char)(u >> (56 - 8 * i));
-	memcpy(k + 9, id, SPOOL_ID_LEN);
-	for (int i = 0; i < 4; i++)
-		k[9 + SPOOL_ID_LEN + i] = (unsigned char)(index >> (24 - 8 * i));
-}
-
-static bool
-key_unpack(const DBT *key, struct sched_key *out)
-{
-	const unsigned char *k = key->data;
-	uint64_t u = 0;
-
-	if (key->size != SCHED_KEY_LEN)
-		return false;
-	out->cls = k[0];
-	for (int i = 0; i < 8; i++)
-		u = u << 8 | k[1 + i];
-	out->due = (int64_t)u;
-	memcpy(out->id, k + 9, SPOOL_ID_LEN);
-	out->id[SPOOL_ID_LEN] = '\0';
-	out->index = 0;
-	for (int i = 0; i < 4; i++)
-		out->index = out->index << 8 | k[9 + SPOOL_ID_LEN + i];
-	return spool_id_valid(out->id);
-}
-
 int
 spool_lane_class(const char *lane)
 {
@@ -97,10 +53,10 @@ int
 spool_schedule_put(struct spool *sp, DB_TXN *txn, int cls, int64_t due,
     const char *id, uint32_t index, const char *address)
 {
-	unsigned char k[SCHED_KEY_LEN];
+	unsigned char k[RECORD_SCHED_KEY_LEN];
 	struct buf domain = BUF_INIT;
 
-	key_pack(k, cls, due, id, index);
+	record_sched_key(k, cls, due, id, index);
 	domain_of(address, &domain);
 	int rc = spool_put(sp->schedule, txn, k, sizeof(k), domain.data,
 	    domain.len, 0);
@@ -112,10 +68,10 @@ int
 spool_schedule_del(struct spool *sp, DB_TXN *txn, int cls, int64_t due,
     const char *id, uint32_t index)
 {
-	unsigned char k[SCHED_KEY_LEN];
+	unsigned char k[RECORD_SCHED_KEY_LEN];
 	DBT key;
 
-	key_pack(k, cls, due, id, index);
+	record_sched_key(k, cls, due, id, index);
 	memset(&key, 0, sizeof(key));
 	key.data = k;
 	key.size = sizeof(k);
@@ -282,7 +238,8 @@ spool_schedule_drop_message(struct spool *sp, DB_TXN *txn, const char *id)
 	spool_msg_free(&msg);
 	if ((rc = each_rcpt(sp, txn, id, 0, drop_one, &d)) != 0)
 		return rc;
-	return spool_schedule_del(sp, txn, SCHED_FINISH, 0, id, FINISH_INDEX);
+	return spool_schedule_del(sp, txn, SCHED_FINISH, 0, id,
+	    SCHED_FINISH_INDEX);
 }
 
 /* Claiming. */
@@ -401,7 +358,7 @@ claim_rcpt(struct claim *cl, DBC *c, int cls, const char *id, uint32_t index)
 static int
 claim_class(struct claim *cl, int cls)
 {
-	unsigned char k[SCHED_KEY_LEN];
+	unsigned char k[RECORD_SCHED_KEY_LEN];
 	DBT key, val;
 	DBC *c;
 	int rc;
@@ -410,7 +367,7 @@ claim_class(struct claim *cl, int cls)
 
 	if ((rc = cl->sp->schedule->cursor(cl->sp->schedule, cl->txn, &c, 0)))
 		return rc;
-	key_pack(k, cls, 0, "0000000000000", 0);
+	record_sched_key(k, cls, 0, "0000000000000", 0);
 	memset(&key, 0, sizeof(key));
 	memset(&val, 0, sizeof(val));
 	key.data = k;
@@ -423,7 +380,8 @@ claim_class(struct claim *cl, int cls)
 		struct sched_key sk;
 
 		op = DB_NEXT;
-		if (!key_unpack(&key, &sk) || sk.cls != cls)
+		if (!record_sched_key_parse(key.data, key.size, &sk) ||
+		    sk.cls != cls)
 			break;
 		if (sk.due > cl->now && !flush)
 			break;
@@ -718,8 +676,8 @@ record_once(struct spool *sp, const char *id,
 	if (rc == 0)
 		rc = each_rcpt(sp, txn, id, 0, count_pending, &pending);
 	if (rc == 0 && pending == 0) {
-		unsigned char k[SCHED_KEY_LEN];
-		key_pack(k, SCHED_FINISH, 0, id, FINISH_INDEX);
+		unsigned char k[RECORD_SCHED_KEY_LEN];
+		record_sched_key(k, SCHED_FINISH, 0, id, SCHED_FINISH_INDEX);
 		rc = spool_put(sp->schedule, txn, k, sizeof(k), "", 0, 0);
 	}
 	if (rc != 0)
@@ -760,7 +718,7 @@ static int
 pending_once(struct spool *sp, char (*ids)[SPOOL_ID_SIZE], size_t max,
     size_t *n)
 {
-	unsigned char k[SCHED_KEY_LEN];
+	unsigned char k[RECORD_SCHED_KEY_LEN];
 	DBT key, val;
 	DB_TXN *txn;
 	DBC *c;
@@ -775,7 +733,7 @@ pending_once(struct spool *sp, char (*ids)[SPOOL_ID_SIZE], size_t max,
 		txn->abort(txn);
 		return rc;
 	}
-	key_pack(k, SCHED_FINISH, 0, "0000000000000", 0);
+	record_sched_key(k, SCHED_FINISH, 0, "0000000000000", 0);
 	memset(&key, 0, sizeof(key));
 	memset(&val, 0, sizeof(val));
 	key.data = k;
@@ -787,7 +745,8 @@ pending_once(struct spool *sp, char (*ids)[SPOOL_ID_SIZE], size_t max,
 		struct sched_key sk;
 
 		op = DB_NEXT;
-		if (!key_unpack(&key, &sk) || sk.cls != SCHED_FINISH)
+		if (!record_sched_key_parse(key.data, key.size, &sk) ||
+		    sk.cls != SCHED_FINISH)
 			break;
 		memcpy(ids[(*n)++], sk.id, SPOOL_ID_SIZE);
 	}
@@ -936,14 +895,14 @@ spool_read_chunk(struct spool *sp, const char *id, uint32_t index,
 static bool
 first_due(struct spool *sp, int cls, int64_t *due)
 {
-	unsigned char k[SCHED_KEY_LEN];
+	unsigned char k[RECORD_SCHED_KEY_LEN];
 	DBT key, val;
 	DBC *c;
 	bool found = false;
 
 	if (sp->schedule->cursor(sp->schedule, NULL, &c, DB_READ_UNCOMMITTED))
 		return false;
-	key_pack(k, cls, 0, "0000000000000", 0);
+	record_sched_key(k, cls, 0, "0000000000000", 0);
 	memset(&key, 0, sizeof(key));
 	memset(&val, 0, sizeof(val));
 	key.data = k;
@@ -953,7 +912,8 @@ first_due(struct spool *sp, int cls, int64_t *due)
 	val.flags = DB_DBT_PARTIAL;
 	if (c->get(c, &key, &val, DB_SET_RANGE) == 0) {
 		struct sched_key sk;
-		if (key_unpack(&key, &sk) && sk.cls == cls) {
+		if (record_sched_key_parse(key.data, key.size, &sk) &&
+		    sk.cls == cls) {
 			*due = sk.due;
 			found = true;
 		}
@@ -1032,7 +992,7 @@ flush_rcpt(struct flush *f, DBC *c, int cls, const char *id, uint32_t index)
  * go on. Keeps transactions short on a big queue.
  */
 static int
-flush_some(struct flush *f, int cls, unsigned char from[SCHED_KEY_LEN],
+flush_some(struct flush *f, int cls, unsigned char from[RECORD_SCHED_KEY_LEN],
     bool *done)
 {
 	DBT key, val;
@@ -1046,15 +1006,16 @@ flush_some(struct flush *f, int cls, unsigned char from[SCHED_KEY_LEN],
 	memset(&key, 0, sizeof(key));
 	memset(&val, 0, sizeof(val));
 	key.data = from;
-	key.size = SCHED_KEY_LEN;
-	key.ulen = SCHED_KEY_LEN;
+	key.size = RECORD_SCHED_KEY_LEN;
+	key.ulen = RECORD_SCHED_KEY_LEN;
 	key.flags = DB_DBT_USERMEM;
 	val.flags = DB_DBT_REALLOC;
 	while ((rc = c->get(c, &key, &val, op | DB_RMW)) == 0) {
 		struct sched_key sk;
 
 		op = DB_NEXT;
-		if (!key_unpack(&key, &sk) || sk.cls != cls) {
+		if (!record_sched_key_parse(key.data, key.size, &sk) ||
+		    sk.cls != cls) {
 			*done = true;
 			break;
 		}
@@ -1082,14 +1043,14 @@ flush_some(struct flush *f, int cls, unsigned char from[SCHED_KEY_LEN],
 }
 
 static int
-flush_txn(struct flush *f, int cls, unsigned char from[SCHED_KEY_LEN],
+flush_txn(struct flush *f, int cls, unsigned char from[RECORD_SCHED_KEY_LEN],
     bool *done)
 {
-	unsigned char at[SCHED_KEY_LEN];
+	unsigned char at[RECORD_SCHED_KEY_LEN];
 	int rc = DB_LOCK_DEADLOCK;
 
 	SPOOL_RETRY(f->sp, rc, i) {
-		memcpy(at, from, SCHED_KEY_LEN);
+		memcpy(at, from, RECORD_SCHED_KEY_LEN);
 		if ((rc = f->sp->env->txn_begin(f->sp->env, NULL, &f->txn,
 		    0)) != 0)
 			continue;
@@ -1104,7 +1065,7 @@ flush_txn(struct flush *f, int cls, unsigned char from[SCHED_KEY_LEN],
 		f->cl.have_cached = false;
 	}
 	if (rc == 0)
-		memcpy(from, at, SCHED_KEY_LEN);
+		memcpy(from, at, RECORD_SCHED_KEY_LEN);
 	return rc;
 }
 
@@ -1122,9 +1083,9 @@ spool_flush(struct spool *sp, const struct spool_claim_filter *filter,
 	f.cl.sp = sp;
 	f.cl.filter = filter;
 	for (int cls = SCHED_PRIORITY; cls <= SCHED_NORMAL; cls++) {
-		unsigned char from[SCHED_KEY_LEN];
+		unsigned char from[RECORD_SCHED_KEY_LEN];
 		bool done = false;
-		key_pack(from, cls, 0, "0000000000000", 0);
+		record_sched_key(from, cls, 0, "0000000000000", 0);
 		while (!done)
 			if (flush_txn(&f, cls, from, &done) != 0) {
 				log_error("spool: flush failed");

@@ -37,10 +37,6 @@ int spool_submit_txn(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
     void *prefix_ctx, const char *body, size_t body_len);
 int spool_remove_txn(struct spool *sp, DB_TXN *txn, const char *id);
 
-/* Schedule classes: the first byte of a schedule key. */
-#define SCHED_PRIORITY	0	/* the priority lane, always looked at first */
-#define SCHED_NORMAL	1	/* every other lane */
-#define SCHED_FINISH	2	/* messages waiting for spool_finish() */
 int spool_lane_class(const char *lane);
 int spool_schedule_put(struct spool *sp, DB_TXN *txn, int cls, int64_t due,
     const char *id, uint32_t index, const char *address);
