@@ -48,7 +48,7 @@ LIBS_SPOOL = -ldb
 LIBS_DNS   = -lresolv
 
 LIB_SRCS      = lib/util.c lib/log.c lib/config.c
-SPOOL_SRCS    = spool/record.c spool/schedule.c spool/wakeup.c \
+SPOOL_SRCS    = spool/record.c spool/txn.c spool/schedule.c spool/wakeup.c \
                 spool/throttle.c spool/spool.c spool/aliasdb.c
 DNS_SRCS      = dns/dns.c
 SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \

@@ -31,6 +31,7 @@
 #include "lib/log.h"
 #include "spool/record.h"
 #include "spool/spool_impl.h"
+#include "spool/txn.h"
 
 int
 spool_lane_class(const char *lane)
@@ -92,122 +93,6 @@ rcpt_pending(const struct spool_rcpt *r)
 	return r->state == RCPT_QUEUED || r->state == RCPT_ACTIVE;
 }
 
-static int
-read_msg(struct spool *sp, DB_TXN *txn, const char *id, struct spool_msg *msg,
-    u_int32_t flags)
-{
-	DBT key, val;
-	int rc;
-
-	memset(&key, 0, sizeof(key));
-	memset(&val, 0, sizeof(val));
-	key.data = (void *)id;
-	key.size = SPOOL_ID_LEN;
-	val.flags = DB_DBT_MALLOC;
-	if ((rc = sp->messages->get(sp->messages, txn, &key, &val, flags)))
-		return rc;
-	rc = record_decode_msg(val.data, val.size, msg);
-	free(val.data);
-	if (rc != 0) {
-		log_error("%s: damaged envelope record", id);
-		return DB_NOTFOUND;
-	}
-	return 0;
-}
-
-static int
-write_msg(struct spool *sp, DB_TXN *txn, const struct spool_msg *msg)
-{
-	struct buf rec = BUF_INIT;
-
-	record_encode_msg(msg, &rec);
-	int rc = spool_put(sp->messages, txn, msg->id, SPOOL_ID_LEN, rec.data,
-	    rec.len, 0);
-	buf_free(&rec);
-	return rc;
-}
-
-static int
-read_rcpt(struct spool *sp, DB_TXN *txn, const char *id, uint32_t index,
-    struct spool_rcpt *r, u_int32_t flags)
-{
-	unsigned char k[RECORD_SUBKEY_LEN];
-	DBT key, val;
-	int rc;
-
-	record_subkey(id, index, k);
-	memset(&key, 0, sizeof(key));
-	memset(&val, 0, sizeof(val));
-	key.data = k;
-	key.size = sizeof(k);
-	val.flags = DB_DBT_MALLOC;
-	if ((rc = sp->recipients->get(sp->recipients, txn, &key, &val,
-	    flags)) != 0)
-		return rc;
-	rc = record_decode_rcpt(val.data, val.size, r);
-	free(val.data);
-	if (rc != 0) {
-		log_error("%s: damaged recipient record %u", id, index);
-		return DB_NOTFOUND;
-	}
-	return 0;
-}
-
-static int
-write_rcpt(struct spool *sp, DB_TXN *txn, const char *id,
-    const struct spool_rcpt *r)
-{
-	unsigned char k[RECORD_SUBKEY_LEN];
-	struct buf rec = BUF_INIT;
-
-	record_subkey(id, r->index, k);
-	record_encode_rcpt(r, &rec);
-	int rc = spool_put(sp->recipients, txn, k, sizeof(k), rec.data,
-	    rec.len, 0);
-	buf_free(&rec);
-	return rc;
-}
-
-/* Calls fn for every recipient record of id, in index order. */
-static int
-each_rcpt(struct spool *sp, DB_TXN *txn, const char *id, u_int32_t flags,
-    int (*fn)(void *ctx, struct spool_rcpt *r), void *ctx)
-{
-	unsigned char k[RECORD_SUBKEY_LEN];
-	DBT key, val;
-	DBC *c;
-	u_int32_t op = DB_SET_RANGE;
-	int rc;
-
-	if ((rc = sp->recipients->cursor(sp->recipients, txn, &c, 0)) != 0)
-		return rc;
-	record_subkey(id, 0, k);
-	memset(&key, 0, sizeof(key));
-	memset(&val, 0, sizeof(val));
-	key.data = k;
-	key.size = sizeof(k);
-	key.ulen = sizeof(k);
-	key.flags = DB_DBT_USERMEM;
-	val.flags = DB_DBT_REALLOC;
-	while ((rc = c->get(c, &key, &val, op | flags)) == 0) {
-		struct spool_rcpt r;
-
-		op = DB_NEXT;
-		if (key.size != RECORD_SUBKEY_LEN ||
-		    memcmp(k, id, SPOOL_ID_SIZE) != 0)
-			break;
-		if (record_decode_rcpt(val.data, val.size, &r) != 0)
-			continue;
-		rc = fn(ctx, &r);
-		spool_rcpt_clear(&r);
-		if (rc != 0)
-			break;
-	}
-	free(val.data);
-	c->close(c);
-	return rc == DB_NOTFOUND ? 0 : rc;
-}
-
 struct drop_ctx {
 	struct spool *sp;
 	DB_TXN *txn;
@@ -232,11 +117,11 @@ spool_schedule_drop_message(struct spool *sp, DB_TXN *txn, const char *id)
 	struct spool_msg msg;
 	int rc;
 
-	if ((rc = read_msg(sp, txn, id, &msg, DB_RMW)) != 0)
+	if ((rc = txn_read_msg(sp, txn, id, &msg, DB_RMW)) != 0)
 		return rc;
 	struct drop_ctx d = {sp, txn, spool_lane_class(msg.lane), id};
 	spool_msg_free(&msg);
-	if ((rc = each_rcpt(sp, txn, id, 0, drop_one, &d)) != 0)
+	if ((rc = txn_each_rcpt(sp, txn, id, 0, drop_one, &d)) != 0)
 		return rc;
 	return spool_schedule_del(sp, txn, SCHED_FINISH, 0, id,
 	    SCHED_FINISH_INDEX);
@@ -285,7 +170,7 @@ claim_msg_ok(struct claim *cl, const char *id, bool *ok)
 		if (cl->have_cached)
 			spool_msg_free(&cl->cached);
 		cl->have_cached = false;
-		if ((rc = read_msg(cl->sp, cl->txn, id, &cl->cached, 0)) != 0)
+		if ((rc = txn_read_msg(cl->sp, cl->txn, id, &cl->cached, 0)) != 0)
 			return rc == DB_NOTFOUND ? (*ok = false, 0) : rc;
 		memcpy(cl->cached_id, id, SPOOL_ID_SIZE);
 		cl->have_cached = true;
@@ -306,7 +191,7 @@ static int
 claim_rcpt(struct claim *cl, DBC *c, int cls, const char *id, uint32_t index)
 {
 	struct spool_rcpt r;
-	int rc = read_rcpt(cl->sp, cl->txn, id, index, &r, DB_RMW);
+	int rc = txn_read_rcpt(cl->sp, cl->txn, id, index, &r, DB_RMW);
 
 	if (rc == DB_NOTFOUND)
 		return 0;
@@ -329,7 +214,7 @@ claim_rcpt(struct claim *cl, DBC *c, int cls, const char *id, uint32_t index)
 	if (rc == 0) {
 		r.state = RCPT_ACTIVE;
 		r.lease_until = cl->now + cl->lease;
-		rc = write_rcpt(cl->sp, cl->txn, id, &r);
+		rc = txn_write_rcpt(cl->sp, cl->txn, id, &r);
 	}
 	if (rc == 0)
 		rc = spool_schedule_put(cl->sp, cl->txn, cls, r.lease_until,
@@ -483,7 +368,7 @@ spool_claim_message(struct spool *sp, const char *id, bool flush,
 		claim_reset(&cl);
 		if ((rc = sp->env->txn_begin(sp->env, NULL, &cl.txn, 0)) != 0)
 			break;
-		if ((rc = read_msg(sp, cl.txn, id, &msg, 0)) == 0) {
+		if ((rc = txn_read_msg(sp, cl.txn, id, &msg, 0)) == 0) {
 			struct claim_msg_ctx m = {&cl,
 			    spool_lane_class(msg.lane), id};
 			spool_msg_free(&msg);
@@ -491,7 +376,7 @@ spool_claim_message(struct spool *sp, const char *id, bool flush,
 			 * Collect indexes first: claim_rcpt rewrites records
 			 * under the cursor each_rcpt holds.
 			 */
-			rc = each_rcpt(sp, cl.txn, id, 0, claim_msg_rcpt, &m);
+			rc = txn_each_rcpt(sp, cl.txn, id, 0, claim_msg_rcpt, &m);
 		}
 		if (rc == 0)
 			rc = commit_nosync(cl.txn);
@@ -535,7 +420,7 @@ renew_once(struct spool *sp, struct spool_claim_ref *refs, size_t n,
 		struct spool_rcpt r;
 
 		c->ours = false;
-		rc = read_rcpt(sp, txn, c->id, c->index, &r, DB_RMW);
+		rc = txn_read_rcpt(sp, txn, c->id, c->index, &r, DB_RMW);
 		if (rc == DB_NOTFOUND) {
 			rc = 0;		/* removed meanwhile: not ours */
 			continue;
@@ -543,14 +428,14 @@ renew_once(struct spool *sp, struct spool_claim_ref *refs, size_t n,
 		if (rc != 0)
 			break;
 		if (r.state == RCPT_ACTIVE && r.lease_until == c->lease_until &&
-		    (rc = read_msg(sp, txn, c->id, &msg, 0)) == 0) {
+		    (rc = txn_read_msg(sp, txn, c->id, &msg, 0)) == 0) {
 			int cls = spool_lane_class(msg.lane);
 			spool_msg_free(&msg);
 			rc = spool_schedule_del(sp, txn, cls, r.lease_until,
 			    c->id, c->index);
 			r.lease_until = now + lease;
 			if (rc == 0)
-				rc = write_rcpt(sp, txn, c->id, &r);
+				rc = txn_write_rcpt(sp, txn, c->id, &r);
 			if (rc == 0)
 				rc = spool_schedule_put(sp, txn, cls,
 				    r.lease_until, c->id, c->index, r.address);
@@ -611,7 +496,7 @@ apply_result(struct spool *sp, DB_TXN *txn, int cls, const char *id,
     const struct spool_result *res, int64_t now)
 {
 	struct spool_rcpt r;
-	int rc = read_rcpt(sp, txn, id, res->index, &r, DB_RMW);
+	int rc = txn_read_rcpt(sp, txn, id, res->index, &r, DB_RMW);
 
 	if (rc != 0)
 		return rc == DB_NOTFOUND ? 0 : rc;
@@ -646,7 +531,7 @@ apply_result(struct spool *sp, DB_TXN *txn, int cls, const char *id,
 			free(r.status);
 			r.status = xstrdup(res->status);
 		}
-		rc = write_rcpt(sp, txn, id, &r);
+		rc = txn_write_rcpt(sp, txn, id, &r);
 	}
 	if (rc == 0 && r.state == RCPT_QUEUED)
 		rc = spool_schedule_put(sp, txn, cls, r.next_try, id, r.index,
@@ -667,14 +552,14 @@ record_once(struct spool *sp, const char *id,
 
 	if ((rc = sp->env->txn_begin(sp->env, NULL, &txn, 0)) != 0)
 		return rc;
-	if ((rc = read_msg(sp, txn, id, &msg, 0)) != 0)
+	if ((rc = txn_read_msg(sp, txn, id, &msg, 0)) != 0)
 		goto err;
 	int cls = spool_lane_class(msg.lane);
 	spool_msg_free(&msg);
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = apply_result(sp, txn, cls, id, &results[i], now);
 	if (rc == 0)
-		rc = each_rcpt(sp, txn, id, 0, count_pending, &pending);
+		rc = txn_each_rcpt(sp, txn, id, 0, count_pending, &pending);
 	if (rc == 0 && pending == 0) {
 		unsigned char k[RECORD_SCHED_KEY_LEN];
 		record_sched_key(k, SCHED_FINISH, 0, id, SCHED_FINISH_INDEX);
@@ -781,13 +666,13 @@ mark_notified(struct spool *sp, DB_TXN *txn, const char *id,
 {
 	for (size_t i = 0; i < n; i++) {
 		struct spool_rcpt r;
-		int rc = read_rcpt(sp, txn, id, notified[i], &r, DB_RMW);
+		int rc = txn_read_rcpt(sp, txn, id, notified[i], &r, DB_RMW);
 		if (rc == DB_NOTFOUND)
 			continue;
 		if (rc != 0)
 			return rc;
 		r.flags |= SPOOL_RCPT_NOTIFIED;
-		rc = write_rcpt(sp, txn, id, &r);
+		rc = txn_write_rcpt(sp, txn, id, &r);
 		spool_rcpt_clear(&r);
 		if (rc != 0)
 			return rc;
@@ -814,9 +699,9 @@ finish_once(struct spool *sp, const char *id, struct spool_notice *notice,
 		rc = spool_remove_txn(sp, txn, id);
 		break;
 	case SPOOL_FINISH_WARNED:
-		if ((rc = read_msg(sp, txn, id, &msg, DB_RMW)) == 0) {
+		if ((rc = txn_read_msg(sp, txn, id, &msg, DB_RMW)) == 0) {
 			msg.warned = 1;
-			rc = write_msg(sp, txn, &msg);
+			rc = txn_write_msg(sp, txn, &msg);
 			spool_msg_free(&msg);
 		}
 		break;
@@ -961,7 +846,7 @@ static int
 flush_rcpt(struct flush *f, DBC *c, int cls, const char *id, uint32_t index)
 {
 	struct spool_rcpt r;
-	int rc = read_rcpt(f->sp, f->txn, id, index, &r, DB_RMW);
+	int rc = txn_read_rcpt(f->sp, f->txn, id, index, &r, DB_RMW);
 
 	if (rc == DB_NOTFOUND)
 		return 0;
@@ -975,7 +860,7 @@ flush_rcpt(struct flush *f, DBC *c, int cls, const char *id, uint32_t index)
 			    id, index);
 		r.next_try = f->now;
 		if (rc == 0)
-			rc = write_rcpt(f->sp, f->txn, id, &r);
+			rc = txn_write_rcpt(f->sp, f->txn, id, &r);
 		if (rc == 0)
 			rc = spool_schedule_put(f->sp, f->txn, cls, f->now, id,
 			    index, r.address);
@@ -1120,10 +1005,10 @@ flush_message_once(struct flush *f, const char *id)
 
 	if ((rc = f->sp->env->txn_begin(f->sp->env, NULL, &f->txn, 0)) != 0)
 		return rc;
-	if ((rc = read_msg(f->sp, f->txn, id, &msg, 0)) == 0) {
+	if ((rc = txn_read_msg(f->sp, f->txn, id, &msg, 0)) == 0) {
 		struct flush_msg_ctx m = {f, spool_lane_class(msg.lane), id};
 		spool_msg_free(&msg);
-		rc = each_rcpt(f->sp, f->txn, id, 0, flush_msg_rcpt, &m);
+		rc = txn_each_rcpt(f->sp, f->txn, id, 0, flush_msg_rcpt, &m);
 	}
 	if (rc == 0)
 		return commit_nosync(f->txn);

@@ -44,6 +44,7 @@
 #include "lib/log.h"
 #include "spool/record.h"
 #include "spool/spool_impl.h"
+#include "spool/txn.h"
 
 /*
  * Content pages of 64 KiB: a message up to about 16 KiB is stored in the
@@ -452,21 +453,6 @@ content_write(struct content_writer *w, const char *data, size_t len)
 	return 0;
 }
 
-int
-spool_put(DB *db, DB_TXN *txn, const void *k, size_t klen, const void *v,
-    size_t vlen, u_int32_t flags)
-{
-	DBT key, data;
-
-	memset(&key, 0, sizeof(key));
-	memset(&data, 0, sizeof(data));
-	key.data = (void *)k;
-	key.size = (u_int32_t)klen;
-	data.data = (void *)v;
-	data.size = (u_int32_t)vlen;
-	return db->put(db, txn, &key, &data, flags);
-}
-
 static int
 put_record(DB *db, DB_TXN *txn, const void *k, size_t klen,
     const struct buf *val, u_int32_t flags)
@@ -667,24 +653,11 @@ static int
 get_once(struct spool *sp, const char *id, struct spool_msg *msg,
     struct spool_rcpt **rcpts, size_t *nrcpt)
 {
-	DBT key, val;
 	DBC *c = NULL;
 	int rc;
 
-	memset(&key, 0, sizeof(key));
-	memset(&val, 0, sizeof(val));
-	key.data = (void *)id;
-	key.size = SPOOL_ID_LEN;
-	val.flags = DB_DBT_MALLOC;
-	if ((rc = sp->messages->get(sp->messages, NULL, &key, &val,
-	    DB_READ_UNCOMMITTED)) != 0)
+	if ((rc = txn_read_msg(sp, NULL, id, msg, DB_READ_UNCOMMITTED)) != 0)
 		return rc;
-	rc = record_decode_msg(val.data, val.size, msg);
-	free(val.data);
-	if (rc != 0) {
-		log_error("%s: damaged envelope record", id);
-		return DB_NOTFOUND;
-	}
 	if (rcpts == NULL)
 		return 0;
 	if ((rc = sp->recipients->cursor(sp->recipients, NULL, &c,

@@ -30,8 +30,6 @@ struct spool {
 };
 
 /* Shared between spool.c and schedule.c; all work inside txn. */
-int spool_put(DB *db, DB_TXN *txn, const void *k, size_t klen, const void *v,
-    size_t vlen, u_int32_t flags);
 int spool_submit_txn(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
     const struct spool_rcpt *rcpts, size_t nrcpt, spool_prefix_fn prefix,
     void *prefix_ctx, const char *body, size_t body_len);
