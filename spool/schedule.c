@@ -121,7 +121,7 @@ spool_schedule_drop_message(struct spool *sp, DB_TXN *txn, const char *id)
 		return rc;
 	struct drop_ctx d = {sp, txn, spool_lane_class(msg.lane), id};
 	spool_msg_free(&msg);
-	if ((rc = txn_each_rcpt(sp, txn, id, 0, drop_one, &d)) != 0)
+	if ((rc = txn_each_rcpt(sp, txn, id, drop_one, &d)) != 0)
 		return rc;
 	return spool_schedule_del(sp, txn, SCHED_FINISH, 0, id,
 	    SCHED_FINISH_INDEX);
@@ -376,7 +376,7 @@ spool_claim_message(struct spool *sp, const char *id, bool flush,
 			 * Collect indexes first: claim_rcpt rewrites records
 			 * under the cursor each_rcpt holds.
 			 */
-			rc = txn_each_rcpt(sp, cl.txn, id, 0, claim_msg_rcpt, &m);
+			rc = txn_each_rcpt(sp, cl.txn, id, claim_msg_rcpt, &m);
 		}
 		if (rc == 0)
 			rc = commit_nosync(cl.txn);
@@ -559,7 +559,7 @@ record_once(struct spool *sp, const char *id,
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = apply_result(sp, txn, cls, id, &results[i], now);
 	if (rc == 0)
-		rc = txn_each_rcpt(sp, txn, id, 0, count_pending, &pending);
+		rc = txn_each_rcpt(sp, txn, id, count_pending, &pending);
 	if (rc == 0 && pending == 0) {
 		unsigned char k[RECORD_SCHED_KEY_LEN];
 		record_sched_key(k, SCHED_FINISH, 0, id, SCHED_FINISH_INDEX);
@@ -1008,7 +1008,7 @@ flush_message_once(struct flush *f, const char *id)
 	if ((rc = txn_read_msg(f->sp, f->txn, id, &msg, 0)) == 0) {
 		struct flush_msg_ctx m = {f, spool_lane_class(msg.lane), id};
 		spool_msg_free(&msg);
-		rc = txn_each_rcpt(f->sp, f->txn, id, 0, flush_msg_rcpt, &m);
+		rc = txn_each_rcpt(f->sp, f->txn, id, flush_msg_rcpt, &m);
 	}
 	if (rc == 0)
 		return commit_nosync(f->txn);

@@ -605,67 +605,17 @@ spool_submit(struct spool *sp, struct spool_msg *msg,
 	return SPOOL_ERR;
 }
 
-/* Reads a message's recipients with cursor c (already open). */
-static int
-read_rcpts(DBC *c, const char *id, struct spool_rcpt **out, size_t *nout)
-{
-	unsigned char k[RECORD_SUBKEY_LEN];
-	DBT key, val;
-	struct spool_rcpt *list = NULL;
-	size_t n = 0, cap = 0;
-	u_int32_t op = DB_SET_RANGE;
-	int rc;
-
-	record_subkey(id, 0, k);
-	memset(&key, 0, sizeof(key));
-	memset(&val, 0, sizeof(val));
-	key.data = k;
-	key.size = sizeof(k);
-	key.ulen = sizeof(k);
-	key.flags = DB_DBT_USERMEM;
-	val.flags = DB_DBT_REALLOC;
-	while ((rc = c->get(c, &key, &val, op)) == 0) {
-		op = DB_NEXT;
-		if (key.size != RECORD_SUBKEY_LEN ||
-		    memcmp(k, id, SPOOL_ID_SIZE) != 0)
-			break;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 8;
-			list = xrealloc(list, cap * sizeof(*list));
-		}
-		if (record_decode_rcpt(val.data, val.size, &list[n]) != 0) {
-			log_error("%s: damaged recipient record skipped", id);
-			continue;
-		}
-		n++;
-	}
-	free(val.data);
-	if (rc != 0 && rc != DB_NOTFOUND) {
-		spool_rcpts_free(list, n);
-		return rc;
-	}
-	*out = list;
-	*nout = n;
-	return 0;
-}
-
 static int
 get_once(struct spool *sp, const char *id, struct spool_msg *msg,
     struct spool_rcpt **rcpts, size_t *nrcpt)
 {
-	DBC *c = NULL;
 	int rc;
 
 	if ((rc = txn_read_msg(sp, NULL, id, msg, DB_READ_UNCOMMITTED)) != 0)
 		return rc;
 	if (rcpts == NULL)
 		return 0;
-	if ((rc = sp->recipients->cursor(sp->recipients, NULL, &c,
-	    DB_READ_UNCOMMITTED)) == 0) {
-		rc = read_rcpts(c, id, rcpts, nrcpt);
-		c->close(c);
-	}
-	if (rc != 0)
+	if ((rc = txn_read_rcpts(sp, id, rcpts, nrcpt)) != 0)
 		spool_msg_free(msg);
 	return rc;
 }
@@ -785,14 +735,7 @@ scan_next(struct spool *sp, const char *after, struct spool_msg *msg,
 		*nrcpt = 0;
 		return -1;
 	}
-	if ((rc = sp->recipients->cursor(sp->recipients, NULL, &c,
-	    DB_READ_UNCOMMITTED)) != 0) {
-		spool_msg_free(msg);
-		return rc;
-	}
-	rc = read_rcpts(c, msg->id, rcpts, nrcpt);
-	c->close(c);
-	if (rc != 0)
+	if ((rc = txn_read_rcpts(sp, msg->id, rcpts, nrcpt)) != 0)
 		spool_msg_free(msg);
 	return rc;
 }
@@ -832,39 +775,6 @@ spool_scan(struct spool *sp, spool_scan_fn fn, void *ctx)
 	}
 }
 
-/* Deletes every key of db that starts with id NUL. */
-static int
-delete_subkeys(DB *db, DB_TXN *txn, const char *id)
-{
-	unsigned char k[RECORD_SUBKEY_LEN];
-	DBT key, val;
-	DBC *c;
-	u_int32_t op = DB_SET_RANGE;
-	int rc;
-
-	if ((rc = db->cursor(db, txn, &c, 0)) != 0)
-		return rc;
-	record_subkey(id, 0, k);
-	memset(&key, 0, sizeof(key));
-	memset(&val, 0, sizeof(val));
-	key.data = k;
-	key.size = sizeof(k);
-	key.ulen = sizeof(k);
-	key.flags = DB_DBT_USERMEM;
-	/* Only the keys matter; don't drag 64 KiB chunks through memory. */
-	val.flags = DB_DBT_PARTIAL;
-	while ((rc = c->get(c, &key, &val, op | DB_RMW)) == 0) {
-		op = DB_NEXT;
-		if (key.size != RECORD_SUBKEY_LEN ||
-		    memcmp(k, id, SPOOL_ID_SIZE) != 0)
-			break;
-		if ((rc = c->del(c, 0)) != 0)
-			break;
-	}
-	c->close(c);
-	return rc == DB_NOTFOUND ? 0 : rc;
-}
-
 int
 spool_remove_txn(struct spool *sp, DB_TXN *txn, const char *id)
 {
@@ -876,8 +786,8 @@ spool_remove_txn(struct spool *sp, DB_TXN *txn, const char *id)
 	key.size = SPOOL_ID_LEN;
 	if ((rc = spool_schedule_drop_message(sp, txn, id)) != 0 ||
 	    (rc = sp->messages->del(sp->messages, txn, &key, 0)) != 0 ||
-	    (rc = delete_subkeys(sp->recipients, txn, id)) != 0 ||
-	    (rc = delete_subkeys(sp->content, txn, id)) != 0)
+	    (rc = txn_delete_subkeys(sp->recipients, txn, id)) != 0 ||
+	    (rc = txn_delete_subkeys(sp->content, txn, id)) != 0)
 		return rc;
 	return 0;
 }

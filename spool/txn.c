@@ -105,16 +105,18 @@ txn_write_rcpt(struct spool *sp, DB_TXN *txn, const char *id,
 }
 
 int
-txn_each_rcpt(struct spool *sp, DB_TXN *txn, const char *id, u_int32_t flags,
-    int (*fn)(void *ctx, struct spool_rcpt *r), void *ctx)
+txn_each_subkey(DB *db, DB_TXN *txn, const char *id, unsigned flags,
+    txn_subkey_fn fn, void *ctx)
 {
 	unsigned char k[RECORD_SUBKEY_LEN];
 	DBT key, val;
 	DBC *c;
 	u_int32_t op = DB_SET_RANGE;
+	u_int32_t rmw = flags & SUBKEY_RMW ? DB_RMW : 0;
 	int rc;
 
-	if ((rc = sp->recipients->cursor(sp->recipients, txn, &c, 0)) != 0)
+	if ((rc = db->cursor(db, txn, &c, flags & SUBKEY_READ_UNCOMMITTED ?
+	    DB_READ_UNCOMMITTED : 0)) != 0)
 		return rc;
 	record_subkey(id, 0, k);
 	memset(&key, 0, sizeof(key));
@@ -123,22 +125,103 @@ txn_each_rcpt(struct spool *sp, DB_TXN *txn, const char *id, u_int32_t flags,
 	key.size = sizeof(k);
 	key.ulen = sizeof(k);
 	key.flags = DB_DBT_USERMEM;
-	val.flags = DB_DBT_REALLOC;
-	while ((rc = c->get(c, &key, &val, op | flags)) == 0) {
-		struct spool_rcpt r;
-
+	/* Keys only: no 64 KiB content chunks dragged through memory. */
+	val.flags = flags & SUBKEY_KEYS_ONLY ? DB_DBT_PARTIAL : DB_DBT_REALLOC;
+	while ((rc = c->get(c, &key, &val, op | rmw)) == 0) {
 		op = DB_NEXT;
 		if (key.size != RECORD_SUBKEY_LEN ||
 		    memcmp(k, id, SPOOL_ID_SIZE) != 0)
 			break;
-		if (record_decode_rcpt(val.data, val.size, &r) != 0)
-			continue;
-		rc = fn(ctx, &r);
-		spool_rcpt_clear(&r);
-		if (rc != 0)
+		if ((rc = fn(ctx, c, val.data, val.size)) != 0)
 			break;
 	}
-	free(val.data);
+	if (!(flags & SUBKEY_KEYS_ONLY))
+		free(val.data);
 	c->close(c);
 	return rc == DB_NOTFOUND ? 0 : rc;
+}
+
+struct each_rcpt {
+	int (*fn)(void *ctx, struct spool_rcpt *r);
+	void *ctx;
+};
+
+static int
+each_rcpt_one(void *vctx, DBC *c, const void *data, size_t len)
+{
+	struct each_rcpt *e = vctx;
+	struct spool_rcpt r;
+
+	(void)c;
+	if (record_decode_rcpt(data, len, &r) != 0)
+		return 0;
+	int rc = e->fn(e->ctx, &r);
+	spool_rcpt_clear(&r);
+	return rc;
+}
+
+int
+txn_each_rcpt(struct spool *sp, DB_TXN *txn, const char *id,
+    int (*fn)(void *ctx, struct spool_rcpt *r), void *ctx)
+{
+	struct each_rcpt e = {fn, ctx};
+
+	return txn_each_subkey(sp->recipients, txn, id, 0, each_rcpt_one, &e);
+}
+
+struct rcpt_list {
+	const char *id;
+	struct spool_rcpt *list;
+	size_t n, cap;
+};
+
+static int
+rcpt_list_add(void *vctx, DBC *c, const void *data, size_t len)
+{
+	struct rcpt_list *l = vctx;
+
+	(void)c;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 8;
+		l->list = xrealloc(l->list, l->cap * sizeof(*l->list));
+	}
+	if (record_decode_rcpt(data, len, &l->list[l->n]) != 0) {
+		log_error("%s: damaged recipient record skipped", l->id);
+		return 0;
+	}
+	l->n++;
+	return 0;
+}
+
+int
+txn_read_rcpts(struct spool *sp, const char *id, struct spool_rcpt **out,
+    size_t *nout)
+{
+	struct rcpt_list l = {id, NULL, 0, 0};
+	int rc = txn_each_subkey(sp->recipients, NULL, id,
+	    SUBKEY_READ_UNCOMMITTED, rcpt_list_add, &l);
+
+	if (rc != 0) {
+		spool_rcpts_free(l.list, l.n);
+		return rc;
+	}
+	*out = l.list;
+	*nout = l.n;
+	return 0;
+}
+
+static int
+delete_one(void *ctx, DBC *c, const void *data, size_t len)
+{
+	(void)ctx;
+	(void)data;
+	(void)len;
+	return c->del(c, 0);
+}
+
+int
+txn_delete_subkeys(DB *db, DB_TXN *txn, const char *id)
+{
+	return txn_each_subkey(db, txn, id, SUBKEY_RMW | SUBKEY_KEYS_ONLY,
+	    delete_one, NULL);
 }

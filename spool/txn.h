@@ -5,7 +5,8 @@
  *	#include "spool/txn.h"
  * DESCRIPTION
  *	The one place that reads and writes the records of messages.db and
- *	recipients.db (spool.c and schedule.c both go through it). Every
+ *	recipients.db, and walks or deletes a message's recipients and
+ *	content chunks (spool.c and schedule.c both go through it). Every
  *	call works inside the caller's transaction (or, where it says so,
  *	none) and neither retries nor logs a BerkeleyDB error: the caller
  *	owns the transaction and knows what failed. A record that does not
@@ -36,11 +37,34 @@ int txn_write_rcpt(struct spool *sp, DB_TXN *txn, const char *id,
     const struct spool_rcpt *r);
 
 /*
+ * Walks the records of db (recipients or content) whose key is id NUL
+ * index, in index order, calling fn with each value and the cursor c
+ * on its record (fn may c->del it). Stops at fn's first non-zero
+ * return and returns it; else 0, or BerkeleyDB's error.
+ */
+#define SUBKEY_READ_UNCOMMITTED	0x01	/* txn NULL: no isolation needed */
+#define SUBKEY_RMW		0x02	/* lock each record for writing */
+#define SUBKEY_KEYS_ONLY	0x04	/* fn gets no value (len 0) */
+typedef int (*txn_subkey_fn)(void *ctx, DBC *c, const void *data,
+    size_t len);
+int txn_each_subkey(DB *db, DB_TXN *txn, const char *id, unsigned flags,
+    txn_subkey_fn fn, void *ctx);
+
+/*
  * Calls fn for every recipient record of id, in index order (damaged
  * ones are skipped); r is freed after fn returns. Stops at fn's first
  * non-zero return, and returns it.
  */
 int txn_each_rcpt(struct spool *sp, DB_TXN *txn, const char *id,
-    u_int32_t flags, int (*fn)(void *ctx, struct spool_rcpt *r), void *ctx);
+    int (*fn)(void *ctx, struct spool_rcpt *r), void *ctx);
+/*
+ * All recipients of id in a new array (free with spool_rcpts_free),
+ * read without a transaction or isolation, as mailq and spool_get do;
+ * damaged ones are logged and left out.
+ */
+int txn_read_rcpts(struct spool *sp, const char *id, struct spool_rcpt **out,
+    size_t *nout);
+/* Deletes every record of db (recipients or content) of message id. */
+int txn_delete_subkeys(DB *db, DB_TXN *txn, const char *id);
 
 #endif
