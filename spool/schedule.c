@@ -744,38 +744,6 @@ spool_finish(struct spool *sp, const char *id, struct spool_notice *notice,
 	return SPOOL_OK;
 }
 
-int
-spool_read_chunk(struct spool *sp, const char *id, uint32_t index,
-    struct buf *out)
-{
-	SPOOL_GUARD;
-	unsigned char k[RECORD_SUBKEY_LEN];
-	DBT key, val;
-	int rc = DB_LOCK_DEADLOCK;
-
-	record_subkey(id, index, k);
-	memset(&key, 0, sizeof(key));
-	key.data = k;
-	key.size = sizeof(k);
-	SPOOL_RETRY(sp, rc, i) {
-		memset(&val, 0, sizeof(val));
-		val.flags = DB_DBT_MALLOC;
-		rc = sp->content->get(sp->content, NULL, &key, &val,
-		    DB_READ_UNCOMMITTED);
-	}
-	if (rc == DB_NOTFOUND)
-		return SPOOL_NOTFOUND;
-	if (rc != 0) {
-		log_error("spool: cannot read %s chunk %u: %s", id, index,
-		    db_strerror(rc));
-		return SPOOL_ERR;
-	}
-	buf_reset(out);
-	buf_append(out, val.data, val.size);
-	free(val.data);
-	return SPOOL_OK;
-}
-
 /* The first key of class cls: its due time, or false if none. */
 static bool
 first_due(struct spool *sp, int cls, int64_t *due)

@@ -641,46 +641,56 @@ spool_get(struct spool *sp, const char *id, struct spool_msg *msg,
 }
 
 int
-spool_read_content(struct spool *sp, const char *id,
-    int (*fn)(void *ctx, const char *data, size_t len), void *ctx)
+spool_read_chunk(struct spool *sp, const char *id, uint32_t index,
+    struct buf *out)
 {
 	SPOOL_GUARD;
 	unsigned char k[RECORD_SUBKEY_LEN];
 	DBT key, val;
-	DBC *c;
-	u_int32_t op = DB_SET_RANGE;
+	int rc = DB_LOCK_DEADLOCK;
+
+	record_subkey(id, index, k);
+	memset(&key, 0, sizeof(key));
+	key.data = k;
+	key.size = sizeof(k);
+	SPOOL_RETRY(sp, rc, i) {
+		memset(&val, 0, sizeof(val));
+		val.flags = DB_DBT_MALLOC;
+		rc = sp->content->get(sp->content, NULL, &key, &val,
+		    DB_READ_UNCOMMITTED);
+	}
+	if (rc == DB_NOTFOUND)
+		return SPOOL_NOTFOUND;
+	if (rc != 0) {
+		log_error("spool: cannot read %s chunk %u: %s", id, index,
+		    db_strerror(rc));
+		return SPOOL_ERR;
+	}
+	buf_reset(out);
+	buf_append(out, val.data, val.size);
+	free(val.data);
+	return SPOOL_OK;
+}
+
+/* Chunks are numbered from 0 without a gap: the first missing one ends it. */
+int
+spool_read_content(struct spool *sp, const char *id,
+    int (*fn)(void *ctx, const char *data, size_t len), void *ctx)
+{
+	SPOOL_GUARD;
+	struct buf chunk = BUF_INIT;
+	uint32_t index = 0;
 	int rc, stop = 0;
 
 	if (!spool_id_valid(id))
 		return SPOOL_NOTFOUND;
-	if ((rc = sp->content->cursor(sp->content, NULL, &c,
-	    DB_READ_UNCOMMITTED)) != 0)
-		goto fail;
-	record_subkey(id, 0, k);
-	memset(&key, 0, sizeof(key));
-	memset(&val, 0, sizeof(val));
-	key.data = k;
-	key.size = sizeof(k);
-	key.ulen = sizeof(k);
-	key.flags = DB_DBT_USERMEM;
-	val.flags = DB_DBT_REALLOC;
-	while ((rc = c->get(c, &key, &val, op)) == 0) {
-		op = DB_NEXT;
-		if (key.size != RECORD_SUBKEY_LEN ||
-		    memcmp(k, id, SPOOL_ID_SIZE) != 0)
+	while ((rc = spool_read_chunk(sp, id, index++, &chunk)) == SPOOL_OK)
+		if ((stop = fn(ctx, chunk.data, chunk.len)) != 0)
 			break;
-		if ((stop = fn(ctx, val.data, val.size)) != 0)
-			break;
-	}
-	free(val.data);
-	c->close(c);
+	buf_free(&chunk);
 	if (stop)
 		return stop;
-	if (rc == 0 || rc == DB_NOTFOUND)
-		return SPOOL_OK;
-fail:
-	log_error("spool: cannot read content of %s: %s", id, db_strerror(rc));
-	return SPOOL_ERR;
+	return rc == SPOOL_NOTFOUND ? SPOOL_OK : SPOOL_ERR;
 }
 
 /*

@@ -73,6 +73,11 @@ int spool_get(struct spool *sp, const char *id, struct spool_msg *msg,
  */
 int spool_read_content(struct spool *sp, const char *id,
     int (*fn)(void *ctx, const char *data, size_t len), void *ctx);
+/* Reads chunk number index of a message's content into out (replacing). */
+int spool_read_chunk(struct spool *sp, const char *id, uint32_t index,
+    struct buf *out);
+/* Content is stored in chunks of at most this many bytes. */
+#define SPOOL_CHUNK_SIZE (64 * 1024 - 512)
 
 /*
  * Walks the queue in arrival order, one message at a time, without
@@ -214,12 +219,6 @@ struct spool_notice {
 };
 int spool_finish(struct spool *sp, const char *id, struct spool_notice *notice,
     enum spool_finish_what what, const uint32_t *notified, size_t nnotified);
-
-/* Reads chunk number index of a message's content into out (replacing). */
-int spool_read_chunk(struct spool *sp, const char *id, uint32_t index,
-    struct buf *out);
-/* Content is stored in chunks of at most this many bytes. */
-#define SPOOL_CHUNK_SIZE (64 * 1024 - 512)
 
 /*
  * Throttle state, shared by every runner through the spool, so limits
