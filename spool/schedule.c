@@ -18,6 +18,11 @@
  *	whose recipients are all final and that still owe a bounce and a
  *	removal. spool_finish() does both in one transaction.
  *
+ *	record.c lays the keys out; txn.c adds and drops them as messages
+ *	are stored and removed, and reads and writes the recipient records
+ *	for this file, which moves keys as recipients are claimed, flushed
+ *	and given their results.
+ *
  *	Claims and results are committed without waiting for the disk
  *	(DB_TXN_WRITE_NOSYNC): the log reaches the kernel at commit, which
  *	is all a killed runner needs. Only an operating system crash can
@@ -32,100 +37,6 @@
 #include "spool/record.h"
 #include "spool/spool_impl.h"
 #include "spool/txn.h"
-
-int
-spool_lane_class(const char *lane)
-{
-	return lane && strcmp(lane, "priority") == 0 ? SCHED_PRIORITY :
-	    SCHED_NORMAL;
-}
-
-static void
-domain_of(const char *address, struct buf *out)
-{
-	const char *at = address ? strrchr(address, '@') : NULL;
-
-	buf_reset(out);
-	buf_puts(out, at ? at + 1 : "");
-	str_lower(out->data);
-}
-
-int
-spool_schedule_put(struct spool *sp, DB_TXN *txn, int cls, int64_t due,
-    const char *id, uint32_t index, const char *address)
-{
-	unsigned char k[RECORD_SCHED_KEY_LEN];
-	struct buf domain = BUF_INIT;
-
-	record_sched_key(k, cls, due, id, index);
-	domain_of(address, &domain);
-	int rc = spool_put(sp->schedule, txn, k, sizeof(k), domain.data,
-	    domain.len, 0);
-	buf_free(&domain);
-	return rc;
-}
-
-int
-spool_schedule_del(struct spool *sp, DB_TXN *txn, int cls, int64_t due,
-    const char *id, uint32_t index)
-{
-	unsigned char k[RECORD_SCHED_KEY_LEN];
-	DBT key;
-
-	record_sched_key(k, cls, due, id, index);
-	memset(&key, 0, sizeof(key));
-	key.data = k;
-	key.size = sizeof(k);
-	int rc = sp->schedule->del(sp->schedule, txn, &key, 0);
-	return rc == DB_NOTFOUND ? 0 : rc;
-}
-
-/* Where a recipient's key is now, given its record. */
-static int64_t
-rcpt_key_due(const struct spool_rcpt *r)
-{
-	return r->state == RCPT_ACTIVE ? r->lease_until : r->next_try;
-}
-
-static bool
-rcpt_pending(const struct spool_rcpt *r)
-{
-	return r->state == RCPT_QUEUED || r->state == RCPT_ACTIVE;
-}
-
-struct drop_ctx {
-	struct spool *sp;
-	DB_TXN *txn;
-	int cls;
-	const char *id;
-};
-
-static int
-drop_one(void *vctx, struct spool_rcpt *r)
-{
-	struct drop_ctx *d = vctx;
-
-	if (!rcpt_pending(r))
-		return 0;
-	return spool_schedule_del(d->sp, d->txn, d->cls, rcpt_key_due(r),
-	    d->id, r->index);
-}
-
-int
-spool_schedule_drop_message(struct spool *sp, DB_TXN *txn, const char *id)
-{
-	struct spool_msg msg;
-	int rc;
-
-	if ((rc = txn_read_msg(sp, txn, id, &msg, DB_RMW)) != 0)
-		return rc;
-	struct drop_ctx d = {sp, txn, spool_lane_class(msg.lane), id};
-	spool_msg_free(&msg);
-	if ((rc = txn_each_rcpt(sp, txn, id, drop_one, &d)) != 0)
-		return rc;
-	return spool_schedule_del(sp, txn, SCHED_FINISH, 0, id,
-	    SCHED_FINISH_INDEX);
-}
 
 /* Claiming. */
 
@@ -170,7 +81,8 @@ claim_msg_ok(struct claim *cl, const char *id, bool *ok)
 		if (cl->have_cached)
 			spool_msg_free(&cl->cached);
 		cl->have_cached = false;
-		if ((rc = txn_read_msg(cl->sp, cl->txn, id, &cl->cached, 0)) != 0)
+		if ((rc = txn_read_msg(cl->sp, cl->txn, id, &cl->cached,
+		    0)) != 0)
 			return rc == DB_NOTFOUND ? (*ok = false, 0) : rc;
 		memcpy(cl->cached_id, id, SPOOL_ID_SIZE);
 		cl->have_cached = true;
@@ -205,7 +117,7 @@ claim_rcpt(struct claim *cl, DBC *c, int cls, const char *id, uint32_t index)
 		spool_rcpt_clear(&r);
 		return 0;
 	}
-	int64_t old_due = rcpt_key_due(&r);
+	int64_t old_due = txn_rcpt_key_due(&r);
 	if (c != NULL)
 		rc = c->del(c, 0);
 	else
@@ -229,7 +141,7 @@ claim_rcpt(struct claim *cl, DBC *c, int cls, const char *id, uint32_t index)
 		memcpy(w->id, id, SPOOL_ID_SIZE);
 		w->index = index;
 		w->address = xstrdup(r.address);
-		domain_of(r.address, &domain);
+		txn_domain_of(r.address, &domain);
 		w->domain = buf_steal(&domain);
 		w->due = old_due;
 		w->attempts = r.attempts;
@@ -340,7 +252,7 @@ claim_msg_rcpt(void *vctx, struct spool_rcpt *r)
 {
 	struct claim_msg_ctx *m = vctx;
 
-	if (!rcpt_pending(r))
+	if (!txn_rcpt_pending(r))
 		return 0;
 	return claim_rcpt(m->cl, NULL, m->cls, m->id, r->index);
 }
@@ -486,7 +398,7 @@ count_pending(void *vctx, struct spool_rcpt *r)
 {
 	size_t *pending = vctx;
 
-	if (rcpt_pending(r))
+	if (txn_rcpt_pending(r))
 		(*pending)++;
 	return 0;
 }
@@ -500,12 +412,13 @@ apply_result(struct spool *sp, DB_TXN *txn, int cls, const char *id,
 
 	if (rc != 0)
 		return rc == DB_NOTFOUND ? 0 : rc;
-	if (!rcpt_pending(&r)) {
+	if (!txn_rcpt_pending(&r)) {
 		/* Already final (a duplicate runner): keep the first word. */
 		spool_rcpt_clear(&r);
 		return 0;
 	}
-	rc = spool_schedule_del(sp, txn, cls, rcpt_key_due(&r), id, r.index);
+	rc = spool_schedule_del(sp, txn, cls, txn_rcpt_key_due(&r), id,
+	    r.index);
 	if (rc == 0) {
 		r.state = res->state;
 		r.lease_until = 0;

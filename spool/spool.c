@@ -14,6 +14,12 @@
  *	Queue ids are the arrival time, so btree order is arrival order and
  *	mailq lists oldest first without sorting anything.
  *
+ *	This file keeps the environment (opening, recovery, retries, the
+ *	watchdog) and the message verbs: submit, get, scan, remove, and
+ *	reading content back. The records themselves are read and written
+ *	by txn.c and laid out by record.c; schedule.c and throttle.c hold
+ *	the verbs of their own tables.
+ *
  *	Every process opens the environment with DB_REGISTER | DB_RECOVER:
  *	BerkeleyDB then notices on its own when a process died inside the
  *	environment and runs recovery before letting the next one in.
@@ -49,11 +55,10 @@
 /*
  * Content pages of 64 KiB: a message up to about 16 KiB is stored in the
  * b-tree leaf itself, many to a page, and a bigger one in chunks that
- * fill one overflow page each (the chunk leaves room for the page's
- * header). Smaller pages waste half of each overflow page on the 4 KB
- * messages that are most of the mail.
+ * fill one overflow page each (the chunk, SPOOL_CHUNK_SIZE, leaves room
+ * for the page's header; txn.c writes them). Smaller pages waste half of
+ * each overflow page on the 4 KB messages that are most of the mail.
  */
-#define CHUNK_SIZE	SPOOL_CHUNK_SIZE
 #define FILE_MODE	0660
 #define DIR_MODE	02770
 
@@ -391,153 +396,6 @@ spool_directory(const struct spool *sp)
 	return sp->dir;
 }
 
-static void
-id_format(char id[SPOOL_ID_SIZE], uint64_t sec, uint32_t usec)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	uint64_t v = (sec & 0xffffffffu) << 20 | (usec & 0xfffffu);
-
-	for (int i = SPOOL_ID_LEN - 1; i >= 0; i--) {
-		id[i] = hex[v & 0xf];
-		v >>= 4;
-	}
-	id[SPOOL_ID_LEN] = '\0';
-}
-
-/* Chunks content made of two pieces without copying them together. */
-struct content_writer {
-	DB *db;
-	DB_TXN *txn;
-	const char *id;
-	uint32_t chunk;
-	char *stage;
-	size_t staged;
-};
-
-static int
-content_flush(struct content_writer *w)
-{
-	unsigned char k[RECORD_SUBKEY_LEN];
-	DBT key, val;
-
-	if (w->staged == 0)
-		return 0;
-	record_subkey(w->id, w->chunk++, k);
-	memset(&key, 0, sizeof(key));
-	memset(&val, 0, sizeof(val));
-	key.data = k;
-	key.size = sizeof(k);
-	val.data = w->stage;
-	val.size = (u_int32_t)w->staged;
-	w->staged = 0;
-	return w->db->put(w->db, w->txn, &key, &val, 0);
-}
-
-static int
-content_write(struct content_writer *w, const char *data, size_t len)
-{
-	while (len > 0) {
-		size_t n = CHUNK_SIZE - w->staged;
-		if (n > len)
-			n = len;
-		memcpy(w->stage + w->staged, data, n);
-		w->staged += n;
-		data += n;
-		len -= n;
-		if (w->staged == CHUNK_SIZE) {
-			int rc = content_flush(w);
-			if (rc != 0)
-				return rc;
-		}
-	}
-	return 0;
-}
-
-static int
-put_record(DB *db, DB_TXN *txn, const void *k, size_t klen,
-    const struct buf *val, u_int32_t flags)
-{
-	return spool_put(db, txn, k, klen, val->data, val->len, flags);
-}
-
-/* Claims a fresh queue id by inserting the envelope under it. */
-static int
-claim_id(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
-    struct buf *rec)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	uint64_t sec = (uint64_t)tv.tv_sec;
-	uint32_t usec = (uint32_t)tv.tv_usec;
-
-	msg->arrival = tv.tv_sec;
-	for (int tries = 0; tries < 1000; tries++) {
-		id_format(msg->id, sec, usec);
-		buf_reset(rec);
-		record_encode_msg(msg, rec);
-		int rc = put_record(sp->messages, txn, msg->id, SPOOL_ID_LEN,
-		    rec, DB_NOOVERWRITE);
-		if (rc != DB_KEYEXIST)
-			return rc;
-		/* Same microsecond as another submitter: take the next one. */
-		if (++usec > 0xfffffu) {
-			usec = 0;
-			sec++;
-		}
-	}
-	return DB_KEYEXIST;
-}
-
-int
-spool_submit_txn(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
-    const struct spool_rcpt *rcpts, size_t nrcpt, spool_prefix_fn prefix,
-    void *prefix_ctx, const char *body, size_t body_len)
-{
-	struct buf rec = BUF_INIT, head = BUF_INIT;
-	struct content_writer w = {sp->content, txn, msg->id, 0, NULL, 0};
-	int rc;
-
-	msg->size = 0;
-	msg->nrcpt = (uint32_t)nrcpt;
-	if ((rc = claim_id(sp, txn, msg, &rec)) != 0)
-		goto out;
-	if (prefix)
-		prefix(prefix_ctx, msg->id, &head);
-	w.stage = xmalloc(CHUNK_SIZE);
-	if ((rc = content_write(&w, head.data ? head.data : "", head.len)) ||
-	    (rc = content_write(&w, body, body_len)) ||
-	    (rc = content_flush(&w)))
-		goto out;
-	msg->size = head.len + body_len;
-
-	int cls = spool_lane_class(msg->lane);
-	for (size_t i = 0; i < nrcpt; i++) {
-		unsigned char k[RECORD_SUBKEY_LEN];
-		struct spool_rcpt r = rcpts[i];
-
-		r.index = (uint32_t)i;
-		if (r.next_try == 0)
-			r.next_try = msg->arrival;	/* due at once */
-		record_subkey(msg->id, r.index, k);
-		buf_reset(&rec);
-		record_encode_rcpt(&r, &rec);
-		if ((rc = put_record(sp->recipients, txn, k, sizeof(k), &rec,
-		    0)) != 0)
-			goto out;
-		if (r.state == RCPT_QUEUED && (rc = spool_schedule_put(sp, txn,
-		    cls, r.next_try, msg->id, r.index, r.address)) != 0)
-			goto out;
-	}
-	buf_reset(&rec);
-	record_encode_msg(msg, &rec);
-	rc = put_record(sp->messages, txn, msg->id, SPOOL_ID_LEN, &rec, 0);
-out:
-	free(w.stage);
-	buf_free(&rec);
-	buf_free(&head);
-	return rc;
-}
-
 /*
  * Submitters take turns (an flock, which the kernel drops if one is
  * killed). Every new message adds keys at the same end of the same
@@ -783,23 +641,6 @@ spool_scan(struct spool *sp, spool_scan_fn fn, void *ctx)
 		if (stop)
 			return SPOOL_OK;
 	}
-}
-
-int
-spool_remove_txn(struct spool *sp, DB_TXN *txn, const char *id)
-{
-	DBT key;
-	int rc;
-
-	memset(&key, 0, sizeof(key));
-	key.data = (void *)id;
-	key.size = SPOOL_ID_LEN;
-	if ((rc = spool_schedule_drop_message(sp, txn, id)) != 0 ||
-	    (rc = sp->messages->del(sp->messages, txn, &key, 0)) != 0 ||
-	    (rc = txn_delete_subkeys(sp->recipients, txn, id)) != 0 ||
-	    (rc = txn_delete_subkeys(sp->content, txn, id)) != 0)
-		return rc;
-	return 0;
 }
 
 static int

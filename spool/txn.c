@@ -3,12 +3,15 @@
  *	txn - a message's records, read and written inside a transaction
  * DESCRIPTION
  *	See txn.h. Keys and values are made and taken apart by record.c;
- *	this file only moves them in and out of the tables.
+ *	this file moves them in and out of the tables, in this order:
+ *	single records, walks over a message's recipients or chunks, the
+ *	schedule index, and whole messages stored or removed.
  */
 #include "spool/txn.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include "lib/log.h"
 #include "spool/record.h"
@@ -224,4 +227,266 @@ txn_delete_subkeys(DB *db, DB_TXN *txn, const char *id)
 {
 	return txn_each_subkey(db, txn, id, SUBKEY_RMW | SUBKEY_KEYS_ONLY,
 	    delete_one, NULL);
+}
+
+/* The schedule index: one key per pending recipient (see schedule.c). */
+
+int
+spool_lane_class(const char *lane)
+{
+	return lane && strcmp(lane, "priority") == 0 ? SCHED_PRIORITY :
+	    SCHED_NORMAL;
+}
+
+void
+txn_domain_of(const char *address, struct buf *out)
+{
+	const char *at = address ? strrchr(address, '@') : NULL;
+
+	buf_reset(out);
+	buf_puts(out, at ? at + 1 : "");
+	str_lower(out->data);
+}
+
+int
+spool_schedule_put(struct spool *sp, DB_TXN *txn, int cls, int64_t due,
+    const char *id, uint32_t index, const char *address)
+{
+	unsigned char k[RECORD_SCHED_KEY_LEN];
+	struct buf domain = BUF_INIT;
+
+	record_sched_key(k, cls, due, id, index);
+	txn_domain_of(address, &domain);
+	int rc = spool_put(sp->schedule, txn, k, sizeof(k), domain.data,
+	    domain.len, 0);
+	buf_free(&domain);
+	return rc;
+}
+
+int
+spool_schedule_del(struct spool *sp, DB_TXN *txn, int cls, int64_t due,
+    const char *id, uint32_t index)
+{
+	unsigned char k[RECORD_SCHED_KEY_LEN];
+	DBT key;
+
+	record_sched_key(k, cls, due, id, index);
+	memset(&key, 0, sizeof(key));
+	key.data = k;
+	key.size = sizeof(k);
+	int rc = sp->schedule->del(sp->schedule, txn, &key, 0);
+	return rc == DB_NOTFOUND ? 0 : rc;
+}
+
+/* Where a recipient's key is now, given its record. */
+int64_t
+txn_rcpt_key_due(const struct spool_rcpt *r)
+{
+	return r->state == RCPT_ACTIVE ? r->lease_until : r->next_try;
+}
+
+bool
+txn_rcpt_pending(const struct spool_rcpt *r)
+{
+	return r->state == RCPT_QUEUED || r->state == RCPT_ACTIVE;
+}
+
+struct drop_ctx {
+	struct spool *sp;
+	DB_TXN *txn;
+	int cls;
+	const char *id;
+};
+
+static int
+drop_one(void *vctx, struct spool_rcpt *r)
+{
+	struct drop_ctx *d = vctx;
+
+	if (!txn_rcpt_pending(r))
+		return 0;
+	return spool_schedule_del(d->sp, d->txn, d->cls,
+	    txn_rcpt_key_due(r), d->id, r->index);
+}
+
+int
+spool_schedule_drop_message(struct spool *sp, DB_TXN *txn, const char *id)
+{
+	struct spool_msg msg;
+	int rc;
+
+	if ((rc = txn_read_msg(sp, txn, id, &msg, DB_RMW)) != 0)
+		return rc;
+	struct drop_ctx d = {sp, txn, spool_lane_class(msg.lane), id};
+	spool_msg_free(&msg);
+	if ((rc = txn_each_rcpt(sp, txn, id, drop_one, &d)) != 0)
+		return rc;
+	return spool_schedule_del(sp, txn, SCHED_FINISH, 0, id,
+	    SCHED_FINISH_INDEX);
+}
+
+/* Storing and removing a whole message. */
+
+static void
+id_format(char id[SPOOL_ID_SIZE], uint64_t sec, uint32_t usec)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	uint64_t v = (sec & 0xffffffffu) << 20 | (usec & 0xfffffu);
+
+	for (int i = SPOOL_ID_LEN - 1; i >= 0; i--) {
+		id[i] = hex[v & 0xf];
+		v >>= 4;
+	}
+	id[SPOOL_ID_LEN] = '\0';
+}
+
+/* Chunks content made of two pieces without copying them together. */
+struct content_writer {
+	DB *db;
+	DB_TXN *txn;
+	const char *id;
+	uint32_t chunk;
+	char *stage;
+	size_t staged;
+};
+
+static int
+content_flush(struct content_writer *w)
+{
+	unsigned char k[RECORD_SUBKEY_LEN];
+	DBT key, val;
+
+	if (w->staged == 0)
+		return 0;
+	record_subkey(w->id, w->chunk++, k);
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	key.data = k;
+	key.size = sizeof(k);
+	val.data = w->stage;
+	val.size = (u_int32_t)w->staged;
+	w->staged = 0;
+	return w->db->put(w->db, w->txn, &key, &val, 0);
+}
+
+static int
+content_write(struct content_writer *w, const char *data, size_t len)
+{
+	while (len > 0) {
+		size_t n = SPOOL_CHUNK_SIZE - w->staged;
+		if (n > len)
+			n = len;
+		memcpy(w->stage + w->staged, data, n);
+		w->staged += n;
+		data += n;
+		len -= n;
+		if (w->staged == SPOOL_CHUNK_SIZE) {
+			int rc = content_flush(w);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static int
+put_record(DB *db, DB_TXN *txn, const void *k, size_t klen,
+    const struct buf *val, u_int32_t flags)
+{
+	return spool_put(db, txn, k, klen, val->data, val->len, flags);
+}
+
+/* Claims a fresh queue id by inserting the envelope under it. */
+static int
+claim_id(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
+    struct buf *rec)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	uint64_t sec = (uint64_t)tv.tv_sec;
+	uint32_t usec = (uint32_t)tv.tv_usec;
+
+	msg->arrival = tv.tv_sec;
+	for (int tries = 0; tries < 1000; tries++) {
+		id_format(msg->id, sec, usec);
+		buf_reset(rec);
+		record_encode_msg(msg, rec);
+		int rc = put_record(sp->messages, txn, msg->id, SPOOL_ID_LEN,
+		    rec, DB_NOOVERWRITE);
+		if (rc != DB_KEYEXIST)
+			return rc;
+		/* Same microsecond as another submitter: take the next one. */
+		if (++usec > 0xfffffu) {
+			usec = 0;
+			sec++;
+		}
+	}
+	return DB_KEYEXIST;
+}
+
+int
+spool_submit_txn(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
+    const struct spool_rcpt *rcpts, size_t nrcpt, spool_prefix_fn prefix,
+    void *prefix_ctx, const char *body, size_t body_len)
+{
+	struct buf rec = BUF_INIT, head = BUF_INIT;
+	struct content_writer w = {sp->content, txn, msg->id, 0, NULL, 0};
+	int rc;
+
+	msg->size = 0;
+	msg->nrcpt = (uint32_t)nrcpt;
+	if ((rc = claim_id(sp, txn, msg, &rec)) != 0)
+		goto out;
+	if (prefix)
+		prefix(prefix_ctx, msg->id, &head);
+	w.stage = xmalloc(SPOOL_CHUNK_SIZE);
+	if ((rc = content_write(&w, head.data ? head.data : "", head.len)) ||
+	    (rc = content_write(&w, body, body_len)) ||
+	    (rc = content_flush(&w)))
+		goto out;
+	msg->size = head.len + body_len;
+
+	int cls = spool_lane_class(msg->lane);
+	for (size_t i = 0; i < nrcpt; i++) {
+		unsigned char k[RECORD_SUBKEY_LEN];
+		struct spool_rcpt r = rcpts[i];
+
+		r.index = (uint32_t)i;
+		if (r.next_try == 0)
+			r.next_try = msg->arrival;	/* due at once */
+		record_subkey(msg->id, r.index, k);
+		buf_reset(&rec);
+		record_encode_rcpt(&r, &rec);
+		if ((rc = put_record(sp->recipients, txn, k, sizeof(k), &rec,
+		    0)) != 0)
+			goto out;
+		if (r.state == RCPT_QUEUED && (rc = spool_schedule_put(sp, txn,
+		    cls, r.next_try, msg->id, r.index, r.address)) != 0)
+			goto out;
+	}
+	buf_reset(&rec);
+	record_encode_msg(msg, &rec);
+	rc = put_record(sp->messages, txn, msg->id, SPOOL_ID_LEN, &rec, 0);
+out:
+	free(w.stage);
+	buf_free(&rec);
+	buf_free(&head);
+	return rc;
+}
+
+int
+spool_remove_txn(struct spool *sp, DB_TXN *txn, const char *id)
+{
+	DBT key;
+	int rc;
+
+	memset(&key, 0, sizeof(key));
+	key.data = (void *)id;
+	key.size = SPOOL_ID_LEN;
+	if ((rc = spool_schedule_drop_message(sp, txn, id)) != 0 ||
+	    (rc = sp->messages->del(sp->messages, txn, &key, 0)) != 0 ||
+	    (rc = txn_delete_subkeys(sp->recipients, txn, id)) != 0 ||
+	    (rc = txn_delete_subkeys(sp->content, txn, id)) != 0)
+		return rc;
+	return 0;
 }

@@ -4,13 +4,17 @@
  * SYNOPSIS
  *	#include "spool/txn.h"
  * DESCRIPTION
- *	The one place that reads and writes the records of messages.db and
- *	recipients.db, and walks or deletes a message's recipients and
- *	content chunks (spool.c and schedule.c both go through it). Every
- *	call works inside the caller's transaction (or, where it says so,
- *	none) and neither retries nor logs a BerkeleyDB error: the caller
- *	owns the transaction and knows what failed. A record that does not
- *	decode is logged here and reads as missing (DB_NOTFOUND).
+ *	The one place that reads and writes a message's records: its
+ *	envelope (messages.db), recipients (recipients.db), content chunks
+ *	(content.db; spool_read_chunk in spool.c reads them back) and
+ *	schedule keys (schedule.db). spool.c and schedule.c both go through
+ *	it, and it needs neither of them: below it is only record.c, which
+ *	lays out the bytes.
+ *
+ *	Every call works inside the caller's transaction (or, where it says
+ *	so, none) and neither retries nor logs a BerkeleyDB error: the
+ *	caller owns the transaction and knows what failed. A record that
+ *	does not decode is logged here and reads as missing (DB_NOTFOUND).
  *
  *	Not for use outside spool/.
  */
@@ -66,5 +70,33 @@ int txn_read_rcpts(struct spool *sp, const char *id, struct spool_rcpt **out,
     size_t *nout);
 /* Deletes every record of db (recipients or content) of message id. */
 int txn_delete_subkeys(DB *db, DB_TXN *txn, const char *id);
+
+/*
+ * The schedule index (schedule.db, see schedule.c): a pending
+ * recipient's key is in the class of its message's lane (SCHED_*), at
+ * txn_rcpt_key_due(); its value is the recipient's domain.
+ */
+int spool_lane_class(const char *lane);
+bool txn_rcpt_pending(const struct spool_rcpt *r);
+int64_t txn_rcpt_key_due(const struct spool_rcpt *r);
+/* The lower-cased domain of address ("" without one) into out. */
+void txn_domain_of(const char *address, struct buf *out);
+int spool_schedule_put(struct spool *sp, DB_TXN *txn, int cls, int64_t due,
+    const char *id, uint32_t index, const char *address);
+int spool_schedule_del(struct spool *sp, DB_TXN *txn, int cls, int64_t due,
+    const char *id, uint32_t index);
+/* Deletes every schedule key of message id, its finish key too. */
+int spool_schedule_drop_message(struct spool *sp, DB_TXN *txn,
+    const char *id);
+
+/*
+ * A whole message: stores a new one (envelope under a fresh queue id,
+ * recipients, content chunks, schedule keys; see spool_submit), or
+ * removes one with all of that.
+ */
+int spool_submit_txn(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
+    const struct spool_rcpt *rcpts, size_t nrcpt, spool_prefix_fn prefix,
+    void *prefix_ctx, const char *body, size_t body_len);
+int spool_remove_txn(struct spool *sp, DB_TXN *txn, const char *id);
 
 #endif
