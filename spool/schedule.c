@@ -473,11 +473,9 @@ record_once(struct spool *sp, const char *id,
 		rc = apply_result(sp, txn, cls, id, &results[i], now);
 	if (rc == 0)
 		rc = txn_each_rcpt(sp, txn, id, count_pending, &pending);
-	if (rc == 0 && pending == 0) {
-		unsigned char k[RECORD_SCHED_KEY_LEN];
-		record_sched_key(k, SCHED_FINISH, 0, id, SCHED_FINISH_INDEX);
-		rc = spool_put(sp->schedule, txn, k, sizeof(k), "", 0, 0);
-	}
+	if (rc == 0 && pending == 0)
+		rc = spool_schedule_put(sp, txn, SCHED_FINISH, 0, id,
+		    SCHED_FINISH_INDEX, NULL);
 	if (rc != 0)
 		goto err;
 	*all_final = pending == 0;

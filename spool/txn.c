@@ -389,13 +389,6 @@ content_write(struct content_writer *w, const char *data, size_t len)
 	return 0;
 }
 
-static int
-put_record(DB *db, DB_TXN *txn, const void *k, size_t klen,
-    const struct buf *val, u_int32_t flags)
-{
-	return spool_put(db, txn, k, klen, val->data, val->len, flags);
-}
-
 /* Claims a fresh queue id by inserting the envelope under it. */
 static int
 claim_id(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
@@ -411,8 +404,8 @@ claim_id(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
 		id_format(msg->id, sec, usec);
 		buf_reset(rec);
 		record_encode_msg(msg, rec);
-		int rc = put_record(sp->messages, txn, msg->id, SPOOL_ID_LEN,
-		    rec, DB_NOOVERWRITE);
+		int rc = spool_put(sp->messages, txn, msg->id, SPOOL_ID_LEN,
+		    rec->data, rec->len, DB_NOOVERWRITE);
 		if (rc != DB_KEYEXIST)
 			return rc;
 		/* Same microsecond as another submitter: take the next one. */
@@ -448,25 +441,19 @@ spool_submit_txn(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
 
 	int cls = spool_lane_class(msg->lane);
 	for (size_t i = 0; i < nrcpt; i++) {
-		unsigned char k[RECORD_SUBKEY_LEN];
 		struct spool_rcpt r = rcpts[i];
 
 		r.index = (uint32_t)i;
 		if (r.next_try == 0)
 			r.next_try = msg->arrival;	/* due at once */
-		record_subkey(msg->id, r.index, k);
-		buf_reset(&rec);
-		record_encode_rcpt(&r, &rec);
-		if ((rc = put_record(sp->recipients, txn, k, sizeof(k), &rec,
-		    0)) != 0)
+		if ((rc = txn_write_rcpt(sp, txn, msg->id, &r)) != 0)
 			goto out;
 		if (r.state == RCPT_QUEUED && (rc = spool_schedule_put(sp, txn,
 		    cls, r.next_try, msg->id, r.index, r.address)) != 0)
 			goto out;
 	}
-	buf_reset(&rec);
-	record_encode_msg(msg, &rec);
-	rc = put_record(sp->messages, txn, msg->id, SPOOL_ID_LEN, &rec, 0);
+	/* Again, now with the size: the first one only claimed the id. */
+	rc = txn_write_msg(sp, txn, msg);
 out:
 	free(w.stage);
 	buf_free(&rec);

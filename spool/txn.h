@@ -74,7 +74,8 @@ int txn_delete_subkeys(DB *db, DB_TXN *txn, const char *id);
 /*
  * The schedule index (schedule.db, see schedule.c): a pending
  * recipient's key is in the class of its message's lane (SCHED_*), at
- * txn_rcpt_key_due(); its value is the recipient's domain.
+ * txn_rcpt_key_due(); its value is the recipient's domain. A finish
+ * key (SCHED_FINISH, due 0, SCHED_FINISH_INDEX) has no address (NULL).
  */
 int spool_lane_class(const char *lane);
 bool txn_rcpt_pending(const struct spool_rcpt *r);
