@@ -18,10 +18,10 @@
  *	whose recipients are all final and that still owe a bounce and a
  *	removal. spool_finish() does both in one transaction.
  *
- *	record.c lays the keys out; txn.c adds and drops them as messages
- *	are stored and removed, and reads and writes the recipient records
- *	for this file, which moves keys as recipients are claimed, flushed
- *	and given their results.
+ *	record.c lays the keys out and txn.c writes them: when a message is
+ *	stored or removed, and for this file, which moves a recipient's key
+ *	(and rewrites its record, also through txn.c) as it is claimed,
+ *	flushed or given its result.
  *
  *	Claims and results are committed without waiting for the disk
  *	(DB_TXN_WRITE_NOSYNC): the log reaches the kernel at commit, which

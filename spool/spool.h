@@ -13,7 +13,8 @@
  *	transaction: the envelope (struct spool_msg), one record per
  *	recipient (struct spool_rcpt, each with its own delivery state), and
  *	the content in chunks. spool_submit() returns 0 only once that
- *	transaction is durable on disk.
+ *	transaction is durable on disk. Those two types, and the calls that
+ *	free them, are in spool_types.h, which this header includes.
  *
  *	Nothing here loads the whole queue: spool_scan() walks the envelope
  *	table with a cursor and hands over one message at a time.
