@@ -51,7 +51,7 @@ LIBS_DNS   = -lresolv
 
 LIB_SRCS      = lib/util.c lib/log.c lib/config.c lib/proc.c \
                 lib/safefile.c
-SPOOL_SRCS    = spool/record.c spool/schedule.c spool/wakeup.c \
+SPOOL_SRCS    = spool/record.c spool/txn.c spool/schedule.c spool/wakeup.c \
                 spool/maildrop.c spool/pickup.c \
                 spool/throttle.c spool/spool.c spool/aliasdb.c
 DNS_SRCS      = dns/dns.c

@@ -28,6 +28,7 @@
 #include "lib/log.h"
 #include "spool/maildrop.h"
 #include "spool/spool_impl.h"
+#include "spool/txn.h"
 
 #define BATCH_FILES	128
 #define BATCH_BYTES	(16u << 20)

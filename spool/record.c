@@ -6,6 +6,10 @@
  *	length 0xffffffff stands for NULL. Every read checks the remaining
  *	length first, so a damaged record yields an error, never an
  *	out-of-bounds read.
+ *
+ *	Also here, since they are about the same values and nothing more:
+ *	freeing a decoded envelope or recipient, and checking a queue id's
+ *	form.
  */
 #include "spool/record.h"
 
@@ -206,4 +210,92 @@ record_subkey(const char *id, uint32_t index,
 	key[SPOOL_ID_SIZE + 1] = (unsigned char)(index >> 16);
 	key[SPOOL_ID_SIZE + 2] = (unsigned char)(index >> 8);
 	key[SPOOL_ID_SIZE + 3] = (unsigned char)index;
+}
+
+void
+record_sched_key(unsigned char k[RECORD_SCHED_KEY_LEN], int cls, int64_t due,
+    const char *id, uint32_t index)
+{
+	uint64_t u = (uint64_t)(due < 0 ? 0 : due);
+
+	k[0] = (unsigned char)cls;
+	for (int i = 0; i < 8; i++)
+		k[1 + i] = (unsigned char)(u >> (56 - 8 * i));
+	memcpy(k + 9, id, SPOOL_ID_LEN);
+	for (int i = 0; i < 4; i++)
+		k[9 + SPOOL_ID_LEN + i] = (unsigned char)(index >> (24 - 8 * i));
+}
+
+bool
+record_sched_key_parse(const void *data, size_t len, struct sched_key *out)
+{
+	const unsigned char *k = data;
+	uint64_t u = 0;
+
+	if (len != RECORD_SCHED_KEY_LEN)
+		return false;
+	out->cls = k[0];
+	for (int i = 0; i < 8; i++)
+		u = u << 8 | k[1 + i];
+	out->due = (int64_t)u;
+	memcpy(out->id, k + 9, SPOOL_ID_LEN);
+	out->id[SPOOL_ID_LEN] = '\0';
+	out->index = 0;
+	for (int i = 0; i < 4; i++)
+		out->index = out->index << 8 | k[9 + SPOOL_ID_LEN + i];
+	return spool_id_valid(out->id);
+}
+
+void
+spool_msg_free(struct spool_msg *msg)
+{
+	free(msg->sender);
+	free(msg->envid);
+	free(msg->lane);
+	free(msg->user);
+	msg->sender = msg->envid = msg->lane = msg->user = NULL;
+}
+
+void
+spool_rcpt_clear(struct spool_rcpt *rcpt)
+{
+	free(rcpt->address);
+	free(rcpt->orcpt);
+	free(rcpt->last_response);
+	free(rcpt->last_relay);
+	free(rcpt->status);
+	memset(rcpt, 0, sizeof(*rcpt));
+}
+
+void
+spool_rcpts_free(struct spool_rcpt *rcpts, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		spool_rcpt_clear(&rcpts[i]);
+	free(rcpts);
+}
+
+bool
+spool_id_valid(const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < SPOOL_ID_LEN; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') ||
+		    (id[i] >= 'A' && id[i] <= 'F')))
+			return false;
+	return id[i] == '\0';
+}
+
+void
+spool_id_format(char id[SPOOL_ID_SIZE], uint64_t sec, uint32_t usec)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	uint64_t v = (sec & 0xffffffffu) << 20 | (usec & 0xfffffu);
+
+	for (int i = SPOOL_ID_LEN - 1; i >= 0; i--) {
+		id[i] = hex[v & 0xf];
+		v >>= 4;
+	}
+	id[SPOOL_ID_LEN] = '\0';
 }

@@ -6,11 +6,15 @@
  *	a record that does not decode cleanly (truncated, trailing bytes,
  *	unknown version, out-of-range enum, string with a NUL inside) is
  *	refused rather than half-used. Integers are big-endian.
+ *
+ *	Pure functions of bytes and values: nothing here knows BerkeleyDB
+ *	or the spool, only the types in spool_types.h.
  */
 #ifndef MXLANE_RECORD_H
 #define MXLANE_RECORD_H
 
-#include "spool/spool.h"
+#include "lib/util.h"
+#include "spool/spool_types.h"
 
 void record_encode_msg(const struct spool_msg *msg, struct buf *out);
 int record_decode_msg(const void *data, size_t len, struct spool_msg *msg);
@@ -21,5 +25,27 @@ int record_decode_rcpt(const void *data, size_t len, struct spool_rcpt *rcpt);
 #define RECORD_SUBKEY_LEN (SPOOL_ID_SIZE + 4)
 void record_subkey(const char *id, uint32_t index,
     unsigned char key[RECORD_SUBKEY_LEN]);
+
+/*
+ * Schedule keys (schedule.db, see schedule.c): class(1) due(8) id(13)
+ * index(4), integers big-endian, so b-tree order is class, then due
+ * time, then queue id and index. A due time before 1970 is stored as 0.
+ */
+#define SCHED_PRIORITY	0	/* the priority lane, always looked at first */
+#define SCHED_NORMAL	1	/* every other lane */
+#define SCHED_FINISH	2	/* messages waiting for spool_finish() */
+#define SCHED_FINISH_INDEX 0xffffffffu	/* the index of a finish key */
+#define RECORD_SCHED_KEY_LEN (1 + 8 + SPOOL_ID_LEN + 4)
+struct sched_key {
+	int cls;
+	int64_t due;
+	char id[SPOOL_ID_SIZE];
+	uint32_t index;
+};
+void record_sched_key(unsigned char k[RECORD_SCHED_KEY_LEN], int cls,
+    int64_t due, const char *id, uint32_t index);
+/* False unless len and the queue id are right. */
+bool record_sched_key_parse(const void *data, size_t len,
+    struct sched_key *out);
 
 #endif

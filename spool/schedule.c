@@ -18,6 +18,11 @@
  *	whose recipients are all final and that still owe a bounce and a
  *	removal. spool_finish() does both in one transaction.
  *
+ *	record.c lays the keys out and txn.c writes them: when a message is
+ *	stored or removed, and for this file, which moves a recipient's key
+ *	(and rewrites its record, also through txn.c) as it is claimed,
+ *	flushed or given its result.
+ *
  *	Claims and results are committed without waiting for the disk
  *	(DB_TXN_WRITE_NOSYNC): the log reaches the kernel at commit, which
  *	is all a killed runner needs. Only an operating system crash can
@@ -31,259 +36,7 @@
 #include "lib/log.h"
 #include "spool/record.h"
 #include "spool/spool_impl.h"
-
-#define SCHED_KEY_LEN	(1 + 8 + SPOOL_ID_LEN + 4)
-#define FINISH_INDEX	0xffffffffu
-
-struct sched_key {
-	int cls;
-	int64_t due;
-	char id[SPOOL_ID_SIZE];
-	uint32_t index;
-};
-
-static void
-key_pack(unsigned char k[SCHED_KEY_LEN], int cls, int64_t due, const char *id,
-    uint32_t index)
-{
-	uint64_t u = (uint64_t)(due < 0 ? 0 : due);
-
-	k[0] = (unsigned char)cls;
-	for (int i = 0; i < 8; i++)
-		k[1 + i] = (unsigned char)(u >> (56 - 8 * i));
-	memcpy(k + 9, id, SPOOL_ID_LEN);
-	for (int i = 0; i < 4; i++)
-		k[9 + SPOOL_ID_LEN + i] = (unsigned char)(index >> (24 - 8 * i));
-}
-
-static bool
-key_unpack(const DBT *key, struct sched_key *out)
-{
-	const unsigned char *k = key->data;
-	uint64_t u = 0;
-
-	if (key->size != SCHED_KEY_LEN)
-		return false;
-	out->cls = k[0];
-	for (int i = 0; i < 8; i++)
-		u = u << 8 | k[1 + i];
-	out->due = (int64_t)u;
-	memcpy(out->id, k + 9, SPOOL_ID_LEN);
-	out->id[SPOOL_ID_LEN] = '\0';
-	out->index = 0;
-	for (int i = 0; i < 4; i++)
-		out->index = out->index << 8 | k[9 + SPOOL_ID_LEN + i];
-	return spool_id_valid(out->id);
-}
-
-int
-spool_lane_class(const char *lane)
-{
-	return lane && strcmp(lane, "priority") == 0 ? SCHED_PRIORITY :
-	    SCHED_NORMAL;
-}
-
-static void
-domain_of(const char *address, struct buf *out)
-{
-	const char *at = address ? strrchr(address, '@') : NULL;
-
-	buf_reset(out);
-	buf_puts(out, at ? at + 1 : "");
-	str_lower(out->data);
-}
-
-int
-spool_schedule_put(struct spool *sp, DB_TXN *txn, int cls, int64_t due,
-    const char *id, uint32_t index, const char *address)
-{
-	unsigned char k[SCHED_KEY_LEN];
-	struct buf domain = BUF_INIT;
-
-	key_pack(k, cls, due, id, index);
-	domain_of(address, &domain);
-	int rc = spool_put(sp->schedule, txn, k, sizeof(k), domain.data,
-	    domain.len, 0);
-	buf_free(&domain);
-	return rc;
-}
-
-int
-spool_schedule_del(struct spool *sp, DB_TXN *txn, int cls, int64_t due,
-    const char *id, uint32_t index)
-{
-	unsigned char k[SCHED_KEY_LEN];
-	DBT key;
-
-	key_pack(k, cls, due, id, index);
-	memset(&key, 0, sizeof(key));
-	key.data = k;
-	key.size = sizeof(k);
-	int rc = sp->schedule->del(sp->schedule, txn, &key, 0);
-	return rc == DB_NOTFOUND ? 0 : rc;
-}
-
-/* Where a recipient's key is now, given its record. */
-static int64_t
-rcpt_key_due(const struct spool_rcpt *r)
-{
-	return r->state == RCPT_ACTIVE ? r->lease_until : r->next_try;
-}
-
-static bool
-rcpt_pending(const struct spool_rcpt *r)
-{
-	return r->state == RCPT_QUEUED || r->state == RCPT_ACTIVE;
-}
-
-static int
-read_msg(struct spool *sp, DB_TXN *txn, const char *id, struct spool_msg *msg,
-    u_int32_t flags)
-{
-	DBT key, val;
-	int rc;
-
-	memset(&key, 0, sizeof(key));
-	memset(&val, 0, sizeof(val));
-	key.data = (void *)id;
-	key.size = SPOOL_ID_LEN;
-	val.flags = DB_DBT_MALLOC;
-	if ((rc = sp->messages->get(sp->messages, txn, &key, &val, flags)))
-		return rc;
-	rc = record_decode_msg(val.data, val.size, msg);
-	free(val.data);
-	if (rc != 0) {
-		log_error("%s: damaged envelope record", id);
-		return DB_NOTFOUND;
-	}
-	return 0;
-}
-
-static int
-write_msg(struct spool *sp, DB_TXN *txn, const struct spool_msg *msg)
-{
-	struct buf rec = BUF_INIT;
-
-	record_encode_msg(msg, &rec);
-	int rc = spool_put(sp->messages, txn, msg->id, SPOOL_ID_LEN, rec.data,
-	    rec.len, 0);
-	buf_free(&rec);
-	return rc;
-}
-
-static int
-read_rcpt(struct spool *sp, DB_TXN *txn, const char *id, uint32_t index,
-    struct spool_rcpt *r, u_int32_t flags)
-{
-	unsigned char k[RECORD_SUBKEY_LEN];
-	DBT key, val;
-	int rc;
-
-	record_subkey(id, index, k);
-	memset(&key, 0, sizeof(key));
-	memset(&val, 0, sizeof(val));
-	key.data = k;
-	key.size = sizeof(k);
-	val.flags = DB_DBT_MALLOC;
-	if ((rc = sp->recipients->get(sp->recipients, txn, &key, &val,
-	    flags)) != 0)
-		return rc;
-	rc = record_decode_rcpt(val.data, val.size, r);
-	free(val.data);
-	if (rc != 0) {
-		log_error("%s: damaged recipient record %u", id, index);
-		return DB_NOTFOUND;
-	}
-	return 0;
-}
-
-static int
-write_rcpt(struct spool *sp, DB_TXN *txn, const char *id,
-    const struct spool_rcpt *r)
-{
-	unsigned char k[RECORD_SUBKEY_LEN];
-	struct buf rec = BUF_INIT;
-
-	record_subkey(id, r->index, k);
-	record_encode_rcpt(r, &rec);
-	int rc = spool_put(sp->recipients, txn, k, sizeof(k), rec.data,
-	    rec.len, 0);
-	buf_free(&rec);
-	return rc;
-}
-
-/* Calls fn for every recipient record of id, in index order. */
-static int
-each_rcpt(struct spool *sp, DB_TXN *txn, const char *id, u_int32_t flags,
-    int (*fn)(void *ctx, struct spool_rcpt *r), void *ctx)
-{
-	unsigned char k[RECORD_SUBKEY_LEN];
-	DBT key, val;
-	DBC *c;
-	u_int32_t op = DB_SET_RANGE;
-	int rc;
-
-	if ((rc = sp->recipients->cursor(sp->recipients, txn, &c, 0)) != 0)
-		return rc;
-	record_subkey(id, 0, k);
-	memset(&key, 0, sizeof(key));
-	memset(&val, 0, sizeof(val));
-	key.data = k;
-	key.size = sizeof(k);
-	key.ulen = sizeof(k);
-	key.flags = DB_DBT_USERMEM;
-	val.flags = DB_DBT_REALLOC;
-	while ((rc = c->get(c, &key, &val, op | flags)) == 0) {
-		struct spool_rcpt r;
-
-		op = DB_NEXT;
-		if (key.size != RECORD_SUBKEY_LEN ||
-		    memcmp(k, id, SPOOL_ID_SIZE) != 0)
-			break;
-		if (record_decode_rcpt(val.data, val.size, &r) != 0)
-			continue;
-		rc = fn(ctx, &r);
-		spool_rcpt_clear(&r);
-		if (rc != 0)
-			break;
-	}
-	free(val.data);
-	c->close(c);
-	return rc == DB_NOTFOUND ? 0 : rc;
-}
-
-struct drop_ctx {
-	struct spool *sp;
-	DB_TXN *txn;
-	int cls;
-	const char *id;
-};
-
-static int
-drop_one(void *vctx, struct spool_rcpt *r)
-{
-	struct drop_ctx *d = vctx;
-
-	if (!rcpt_pending(r))
-		return 0;
-	return spool_schedule_del(d->sp, d->txn, d->cls, rcpt_key_due(r),
-	    d->id, r->index);
-}
-
-int
-spool_schedule_drop_message(struct spool *sp, DB_TXN *txn, const char *id)
-{
-	struct spool_msg msg;
-	int rc;
-
-	if ((rc = read_msg(sp, txn, id, &msg, DB_RMW)) != 0)
-		return rc;
-	struct drop_ctx d = {sp, txn, spool_lane_class(msg.lane), id};
-	spool_msg_free(&msg);
-	if ((rc = each_rcpt(sp, txn, id, 0, drop_one, &d)) != 0)
-		return rc;
-	return spool_schedule_del(sp, txn, SCHED_FINISH, 0, id, FINISH_INDEX);
-}
+#include "spool/txn.h"
 
 /* Claiming. */
 
@@ -328,7 +81,8 @@ claim_msg_ok(struct claim *cl, const char *id, bool *ok)
 		if (cl->have_cached)
 			spool_msg_free(&cl->cached);
 		cl->have_cached = false;
-		if ((rc = read_msg(cl->sp, cl->txn, id, &cl->cached, 0)) != 0)
+		if ((rc = txn_read_msg(cl->sp, cl->txn, id, &cl->cached,
+		    0)) != 0)
 			return rc == DB_NOTFOUND ? (*ok = false, 0) : rc;
 		memcpy(cl->cached_id, id, SPOOL_ID_SIZE);
 		cl->have_cached = true;
@@ -349,7 +103,7 @@ static int
 claim_rcpt(struct claim *cl, DBC *c, int cls, const char *id, uint32_t index)
 {
 	struct spool_rcpt r;
-	int rc = read_rcpt(cl->sp, cl->txn, id, index, &r, DB_RMW);
+	int rc = txn_read_rcpt(cl->sp, cl->txn, id, index, &r, DB_RMW);
 
 	if (rc == DB_NOTFOUND)
 		return 0;
@@ -363,7 +117,7 @@ claim_rcpt(struct claim *cl, DBC *c, int cls, const char *id, uint32_t index)
 		spool_rcpt_clear(&r);
 		return 0;
 	}
-	int64_t old_due = rcpt_key_due(&r);
+	int64_t old_due = txn_rcpt_key_due(&r);
 	if (c != NULL)
 		rc = c->del(c, 0);
 	else
@@ -372,7 +126,7 @@ claim_rcpt(struct claim *cl, DBC *c, int cls, const char *id, uint32_t index)
 	if (rc == 0) {
 		r.state = RCPT_ACTIVE;
 		r.lease_until = cl->now + cl->lease;
-		rc = write_rcpt(cl->sp, cl->txn, id, &r);
+		rc = txn_write_rcpt(cl->sp, cl->txn, id, &r);
 	}
 	if (rc == 0)
 		rc = spool_schedule_put(cl->sp, cl->txn, cls, r.lease_until,
@@ -387,7 +141,7 @@ claim_rcpt(struct claim *cl, DBC *c, int cls, const char *id, uint32_t index)
 		memcpy(w->id, id, SPOOL_ID_SIZE);
 		w->index = index;
 		w->address = xstrdup(r.address);
-		domain_of(r.address, &domain);
+		txn_domain_of(r.address, &domain);
 		w->domain = buf_steal(&domain);
 		w->due = old_due;
 		w->attempts = r.attempts;
@@ -401,7 +155,7 @@ claim_rcpt(struct claim *cl, DBC *c, int cls, const char *id, uint32_t index)
 static int
 claim_class(struct claim *cl, int cls)
 {
-	unsigned char k[SCHED_KEY_LEN];
+	unsigned char k[RECORD_SCHED_KEY_LEN];
 	DBT key, val;
 	DBC *c;
 	int rc;
@@ -410,7 +164,7 @@ claim_class(struct claim *cl, int cls)
 
 	if ((rc = cl->sp->schedule->cursor(cl->sp->schedule, cl->txn, &c, 0)))
 		return rc;
-	key_pack(k, cls, 0, "0000000000000", 0);
+	record_sched_key(k, cls, 0, "0000000000000", 0);
 	memset(&key, 0, sizeof(key));
 	memset(&val, 0, sizeof(val));
 	key.data = k;
@@ -423,7 +177,8 @@ claim_class(struct claim *cl, int cls)
 		struct sched_key sk;
 
 		op = DB_NEXT;
-		if (!key_unpack(&key, &sk) || sk.cls != cls)
+		if (!record_sched_key_parse(key.data, key.size, &sk) ||
+		    sk.cls != cls)
 			break;
 		if (sk.due > cl->now && !flush)
 			break;
@@ -497,7 +252,7 @@ claim_msg_rcpt(void *vctx, struct spool_rcpt *r)
 {
 	struct claim_msg_ctx *m = vctx;
 
-	if (!rcpt_pending(r))
+	if (!txn_rcpt_pending(r))
 		return 0;
 	return claim_rcpt(m->cl, NULL, m->cls, m->id, r->index);
 }
@@ -525,7 +280,7 @@ spool_claim_message(struct spool *sp, const char *id, bool flush,
 		claim_reset(&cl);
 		if ((rc = sp->env->txn_begin(sp->env, NULL, &cl.txn, 0)) != 0)
 			break;
-		if ((rc = read_msg(sp, cl.txn, id, &msg, 0)) == 0) {
+		if ((rc = txn_read_msg(sp, cl.txn, id, &msg, 0)) == 0) {
 			struct claim_msg_ctx m = {&cl,
 			    spool_lane_class(msg.lane), id};
 			spool_msg_free(&msg);
@@ -533,7 +288,7 @@ spool_claim_message(struct spool *sp, const char *id, bool flush,
 			 * Collect indexes first: claim_rcpt rewrites records
 			 * under the cursor each_rcpt holds.
 			 */
-			rc = each_rcpt(sp, cl.txn, id, 0, claim_msg_rcpt, &m);
+			rc = txn_each_rcpt(sp, cl.txn, id, claim_msg_rcpt, &m);
 		}
 		if (rc == 0)
 			rc = commit_nosync(cl.txn);
@@ -577,7 +332,7 @@ renew_once(struct spool *sp, struct spool_claim_ref *refs, size_t n,
 		struct spool_rcpt r;
 
 		c->ours = false;
-		rc = read_rcpt(sp, txn, c->id, c->index, &r, DB_RMW);
+		rc = txn_read_rcpt(sp, txn, c->id, c->index, &r, DB_RMW);
 		if (rc == DB_NOTFOUND) {
 			rc = 0;		/* removed meanwhile: not ours */
 			continue;
@@ -585,14 +340,14 @@ renew_once(struct spool *sp, struct spool_claim_ref *refs, size_t n,
 		if (rc != 0)
 			break;
 		if (r.state == RCPT_ACTIVE && r.lease_until == c->lease_until &&
-		    (rc = read_msg(sp, txn, c->id, &msg, 0)) == 0) {
+		    (rc = txn_read_msg(sp, txn, c->id, &msg, 0)) == 0) {
 			int cls = spool_lane_class(msg.lane);
 			spool_msg_free(&msg);
 			rc = spool_schedule_del(sp, txn, cls, r.lease_until,
 			    c->id, c->index);
 			r.lease_until = now + lease;
 			if (rc == 0)
-				rc = write_rcpt(sp, txn, c->id, &r);
+				rc = txn_write_rcpt(sp, txn, c->id, &r);
 			if (rc == 0)
 				rc = spool_schedule_put(sp, txn, cls,
 				    r.lease_until, c->id, c->index, r.address);
@@ -643,7 +398,7 @@ count_pending(void *vctx, struct spool_rcpt *r)
 {
 	size_t *pending = vctx;
 
-	if (rcpt_pending(r))
+	if (txn_rcpt_pending(r))
 		(*pending)++;
 	return 0;
 }
@@ -653,16 +408,17 @@ apply_result(struct spool *sp, DB_TXN *txn, int cls, const char *id,
     const struct spool_result *res, int64_t now)
 {
 	struct spool_rcpt r;
-	int rc = read_rcpt(sp, txn, id, res->index, &r, DB_RMW);
+	int rc = txn_read_rcpt(sp, txn, id, res->index, &r, DB_RMW);
 
 	if (rc != 0)
 		return rc == DB_NOTFOUND ? 0 : rc;
-	if (!rcpt_pending(&r)) {
+	if (!txn_rcpt_pending(&r)) {
 		/* Already final (a duplicate runner): keep the first word. */
 		spool_rcpt_clear(&r);
 		return 0;
 	}
-	rc = spool_schedule_del(sp, txn, cls, rcpt_key_due(&r), id, r.index);
+	rc = spool_schedule_del(sp, txn, cls, txn_rcpt_key_due(&r), id,
+	    r.index);
 	if (rc == 0) {
 		r.state = res->state;
 		r.lease_until = 0;
@@ -688,7 +444,7 @@ apply_result(struct spool *sp, DB_TXN *txn, int cls, const char *id,
 			free(r.status);
 			r.status = xstrdup(res->status);
 		}
-		rc = write_rcpt(sp, txn, id, &r);
+		rc = txn_write_rcpt(sp, txn, id, &r);
 	}
 	if (rc == 0 && r.state == RCPT_QUEUED)
 		rc = spool_schedule_put(sp, txn, cls, r.next_try, id, r.index,
@@ -709,19 +465,17 @@ record_once(struct spool *sp, const char *id,
 
 	if ((rc = sp->env->txn_begin(sp->env, NULL, &txn, 0)) != 0)
 		return rc;
-	if ((rc = read_msg(sp, txn, id, &msg, 0)) != 0)
+	if ((rc = txn_read_msg(sp, txn, id, &msg, 0)) != 0)
 		goto err;
 	int cls = spool_lane_class(msg.lane);
 	spool_msg_free(&msg);
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = apply_result(sp, txn, cls, id, &results[i], now);
 	if (rc == 0)
-		rc = each_rcpt(sp, txn, id, 0, count_pending, &pending);
-	if (rc == 0 && pending == 0) {
-		unsigned char k[SCHED_KEY_LEN];
-		key_pack(k, SCHED_FINISH, 0, id, FINISH_INDEX);
-		rc = spool_put(sp->schedule, txn, k, sizeof(k), "", 0, 0);
-	}
+		rc = txn_each_rcpt(sp, txn, id, count_pending, &pending);
+	if (rc == 0 && pending == 0)
+		rc = spool_schedule_put(sp, txn, SCHED_FINISH, 0, id,
+		    SCHED_FINISH_INDEX, NULL);
 	if (rc != 0)
 		goto err;
 	*all_final = pending == 0;
@@ -760,7 +514,7 @@ static int
 pending_once(struct spool *sp, char (*ids)[SPOOL_ID_SIZE], size_t max,
     size_t *n)
 {
-	unsigned char k[SCHED_KEY_LEN];
+	unsigned char k[RECORD_SCHED_KEY_LEN];
 	DBT key, val;
 	DB_TXN *txn;
 	DBC *c;
@@ -775,7 +529,7 @@ pending_once(struct spool *sp, char (*ids)[SPOOL_ID_SIZE], size_t max,
 		txn->abort(txn);
 		return rc;
 	}
-	key_pack(k, SCHED_FINISH, 0, "0000000000000", 0);
+	record_sched_key(k, SCHED_FINISH, 0, "0000000000000", 0);
 	memset(&key, 0, sizeof(key));
 	memset(&val, 0, sizeof(val));
 	key.data = k;
@@ -787,7 +541,8 @@ pending_once(struct spool *sp, char (*ids)[SPOOL_ID_SIZE], size_t max,
 		struct sched_key sk;
 
 		op = DB_NEXT;
-		if (!key_unpack(&key, &sk) || sk.cls != SCHED_FINISH)
+		if (!record_sched_key_parse(key.data, key.size, &sk) ||
+		    sk.cls != SCHED_FINISH)
 			break;
 		memcpy(ids[(*n)++], sk.id, SPOOL_ID_SIZE);
 	}
@@ -822,13 +577,13 @@ mark_notified(struct spool *sp, DB_TXN *txn, const char *id,
 {
 	for (size_t i = 0; i < n; i++) {
 		struct spool_rcpt r;
-		int rc = read_rcpt(sp, txn, id, notified[i], &r, DB_RMW);
+		int rc = txn_read_rcpt(sp, txn, id, notified[i], &r, DB_RMW);
 		if (rc == DB_NOTFOUND)
 			continue;
 		if (rc != 0)
 			return rc;
 		r.flags |= SPOOL_RCPT_NOTIFIED;
-		rc = write_rcpt(sp, txn, id, &r);
+		rc = txn_write_rcpt(sp, txn, id, &r);
 		spool_rcpt_clear(&r);
 		if (rc != 0)
 			return rc;
@@ -855,9 +610,9 @@ finish_once(struct spool *sp, const char *id, struct spool_notice *notice,
 		rc = spool_remove_txn(sp, txn, id);
 		break;
 	case SPOOL_FINISH_WARNED:
-		if ((rc = read_msg(sp, txn, id, &msg, DB_RMW)) == 0) {
+		if ((rc = txn_read_msg(sp, txn, id, &msg, DB_RMW)) == 0) {
 			msg.warned = 1;
-			rc = write_msg(sp, txn, &msg);
+			rc = txn_write_msg(sp, txn, &msg);
 			spool_msg_free(&msg);
 		}
 		break;
@@ -900,50 +655,18 @@ spool_finish(struct spool *sp, const char *id, struct spool_notice *notice,
 	return SPOOL_OK;
 }
 
-int
-spool_read_chunk(struct spool *sp, const char *id, uint32_t index,
-    struct buf *out)
-{
-	SPOOL_GUARD;
-	unsigned char k[RECORD_SUBKEY_LEN];
-	DBT key, val;
-	int rc = DB_LOCK_DEADLOCK;
-
-	record_subkey(id, index, k);
-	memset(&key, 0, sizeof(key));
-	key.data = k;
-	key.size = sizeof(k);
-	SPOOL_RETRY(sp, rc, i) {
-		memset(&val, 0, sizeof(val));
-		val.flags = DB_DBT_MALLOC;
-		rc = sp->content->get(sp->content, NULL, &key, &val,
-		    DB_READ_UNCOMMITTED);
-	}
-	if (rc == DB_NOTFOUND)
-		return SPOOL_NOTFOUND;
-	if (rc != 0) {
-		log_error("spool: cannot read %s chunk %u: %s", id, index,
-		    db_strerror(rc));
-		return SPOOL_ERR;
-	}
-	buf_reset(out);
-	buf_append(out, val.data, val.size);
-	free(val.data);
-	return SPOOL_OK;
-}
-
 /* The first key of class cls: its due time, or false if none. */
 static bool
 first_due(struct spool *sp, int cls, int64_t *due)
 {
-	unsigned char k[SCHED_KEY_LEN];
+	unsigned char k[RECORD_SCHED_KEY_LEN];
 	DBT key, val;
 	DBC *c;
 	bool found = false;
 
 	if (sp->schedule->cursor(sp->schedule, NULL, &c, DB_READ_UNCOMMITTED))
 		return false;
-	key_pack(k, cls, 0, "0000000000000", 0);
+	record_sched_key(k, cls, 0, "0000000000000", 0);
 	memset(&key, 0, sizeof(key));
 	memset(&val, 0, sizeof(val));
 	key.data = k;
@@ -953,7 +676,8 @@ first_due(struct spool *sp, int cls, int64_t *due)
 	val.flags = DB_DBT_PARTIAL;
 	if (c->get(c, &key, &val, DB_SET_RANGE) == 0) {
 		struct sched_key sk;
-		if (key_unpack(&key, &sk) && sk.cls == cls) {
+		if (record_sched_key_parse(key.data, key.size, &sk) &&
+		    sk.cls == cls) {
 			*due = sk.due;
 			found = true;
 		}
@@ -1001,7 +725,7 @@ static int
 flush_rcpt(struct flush *f, DBC *c, int cls, const char *id, uint32_t index)
 {
 	struct spool_rcpt r;
-	int rc = read_rcpt(f->sp, f->txn, id, index, &r, DB_RMW);
+	int rc = txn_read_rcpt(f->sp, f->txn, id, index, &r, DB_RMW);
 
 	if (rc == DB_NOTFOUND)
 		return 0;
@@ -1015,7 +739,7 @@ flush_rcpt(struct flush *f, DBC *c, int cls, const char *id, uint32_t index)
 			    id, index);
 		r.next_try = f->now;
 		if (rc == 0)
-			rc = write_rcpt(f->sp, f->txn, id, &r);
+			rc = txn_write_rcpt(f->sp, f->txn, id, &r);
 		if (rc == 0)
 			rc = spool_schedule_put(f->sp, f->txn, cls, f->now, id,
 			    index, r.address);
@@ -1032,7 +756,7 @@ flush_rcpt(struct flush *f, DBC *c, int cls, const char *id, uint32_t index)
  * go on. Keeps transactions short on a big queue.
  */
 static int
-flush_some(struct flush *f, int cls, unsigned char from[SCHED_KEY_LEN],
+flush_some(struct flush *f, int cls, unsigned char from[RECORD_SCHED_KEY_LEN],
     bool *done)
 {
 	DBT key, val;
@@ -1046,15 +770,16 @@ flush_some(struct flush *f, int cls, unsigned char from[SCHED_KEY_LEN],
 	memset(&key, 0, sizeof(key));
 	memset(&val, 0, sizeof(val));
 	key.data = from;
-	key.size = SCHED_KEY_LEN;
-	key.ulen = SCHED_KEY_LEN;
+	key.size = RECORD_SCHED_KEY_LEN;
+	key.ulen = RECORD_SCHED_KEY_LEN;
 	key.flags = DB_DBT_USERMEM;
 	val.flags = DB_DBT_REALLOC;
 	while ((rc = c->get(c, &key, &val, op | DB_RMW)) == 0) {
 		struct sched_key sk;
 
 		op = DB_NEXT;
-		if (!key_unpack(&key, &sk) || sk.cls != cls) {
+		if (!record_sched_key_parse(key.data, key.size, &sk) ||
+		    sk.cls != cls) {
 			*done = true;
 			break;
 		}
@@ -1082,14 +807,14 @@ flush_some(struct flush *f, int cls, unsigned char from[SCHED_KEY_LEN],
 }
 
 static int
-flush_txn(struct flush *f, int cls, unsigned char from[SCHED_KEY_LEN],
+flush_txn(struct flush *f, int cls, unsigned char from[RECORD_SCHED_KEY_LEN],
     bool *done)
 {
-	unsigned char at[SCHED_KEY_LEN];
+	unsigned char at[RECORD_SCHED_KEY_LEN];
 	int rc = DB_LOCK_DEADLOCK;
 
 	SPOOL_RETRY(f->sp, rc, i) {
-		memcpy(at, from, SCHED_KEY_LEN);
+		memcpy(at, from, RECORD_SCHED_KEY_LEN);
 		if ((rc = f->sp->env->txn_begin(f->sp->env, NULL, &f->txn,
 		    0)) != 0)
 			continue;
@@ -1104,7 +829,7 @@ flush_txn(struct flush *f, int cls, unsigned char from[SCHED_KEY_LEN],
 		f->cl.have_cached = false;
 	}
 	if (rc == 0)
-		memcpy(from, at, SCHED_KEY_LEN);
+		memcpy(from, at, RECORD_SCHED_KEY_LEN);
 	return rc;
 }
 
@@ -1122,9 +847,9 @@ spool_flush(struct spool *sp, const struct spool_claim_filter *filter,
 	f.cl.sp = sp;
 	f.cl.filter = filter;
 	for (int cls = SCHED_PRIORITY; cls <= SCHED_NORMAL; cls++) {
-		unsigned char from[SCHED_KEY_LEN];
+		unsigned char from[RECORD_SCHED_KEY_LEN];
 		bool done = false;
-		key_pack(from, cls, 0, "0000000000000", 0);
+		record_sched_key(from, cls, 0, "0000000000000", 0);
 		while (!done)
 			if (flush_txn(&f, cls, from, &done) != 0) {
 				log_error("spool: flush failed");
@@ -1159,10 +884,10 @@ flush_message_once(struct flush *f, const char *id)
 
 	if ((rc = f->sp->env->txn_begin(f->sp->env, NULL, &f->txn, 0)) != 0)
 		return rc;
-	if ((rc = read_msg(f->sp, f->txn, id, &msg, 0)) == 0) {
+	if ((rc = txn_read_msg(f->sp, f->txn, id, &msg, 0)) == 0) {
 		struct flush_msg_ctx m = {f, spool_lane_class(msg.lane), id};
 		spool_msg_free(&msg);
-		rc = each_rcpt(f->sp, f->txn, id, 0, flush_msg_rcpt, &m);
+		rc = txn_each_rcpt(f->sp, f->txn, id, flush_msg_rcpt, &m);
 	}
 	if (rc == 0)
 		return commit_nosync(f->txn);

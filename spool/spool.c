@@ -14,6 +14,12 @@
  *	Queue ids are the arrival time, so btree order is arrival order and
  *	mailq lists oldest first without sorting anything.
  *
+ *	This file keeps the environment (opening, recovery, retries, the
+ *	watchdog) and the message verbs: submit, get, scan, remove, and
+ *	reading content back. The records themselves are read and written
+ *	by txn.c and laid out by record.c; schedule.c and throttle.c hold
+ *	the verbs of their own tables.
+ *
  *	Every process opens the environment with DB_REGISTER | DB_RECOVER:
  *	BerkeleyDB then notices on its own when a process died inside the
  *	environment and runs recovery before letting the next one in.
@@ -46,15 +52,15 @@
 #include "spool/record.h"
 #include "spool/maildrop.h"
 #include "spool/spool_impl.h"
+#include "spool/txn.h"
 
 /*
  * Content pages of 64 KiB: a message up to about 16 KiB is stored in the
  * b-tree leaf itself, many to a page, and a bigger one in chunks that
- * fill one overflow page each (the chunk leaves room for the page's
- * header). Smaller pages waste half of each overflow page on the 4 KB
- * messages that are most of the mail.
+ * fill one overflow page each (the chunk, SPOOL_CHUNK_SIZE, leaves room
+ * for the page's header; txn.c writes them). Smaller pages waste half of
+ * each overflow page on the 4 KB messages that are most of the mail.
  */
-#define CHUNK_SIZE	SPOOL_CHUNK_SIZE
 /* Only the spool's owner ever opens its files (see lib/proc.h). */
 #define FILE_MODE	0600
 
@@ -373,188 +379,6 @@ spool_directory_fd(const struct spool *sp)
 	return sp->dirfd;
 }
 
-bool
-spool_id_valid(const char *id)
-{
-	size_t i;
-
-	for (i = 0; i < SPOOL_ID_LEN; i++)
-		if (!((id[i] >= '0' && id[i] <= '9') ||
-		    (id[i] >= 'A' && id[i] <= 'F')))
-			return false;
-	return id[i] == '\0';
-}
-
-void
-spool_id_format(char id[SPOOL_ID_SIZE], uint64_t sec, uint32_t usec)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	uint64_t v = (sec & 0xffffffffu) << 20 | (usec & 0xfffffu);
-
-	for (int i = SPOOL_ID_LEN - 1; i >= 0; i--) {
-		id[i] = hex[v & 0xf];
-		v >>= 4;
-	}
-	id[SPOOL_ID_LEN] = '\0';
-}
-
-/* Chunks content made of two pieces without copying them together. */
-struct content_writer {
-	DB *db;
-	DB_TXN *txn;
-	const char *id;
-	uint32_t chunk;
-	char *stage;
-	size_t staged;
-};
-
-static int
-content_flush(struct content_writer *w)
-{
-	unsigned char k[RECORD_SUBKEY_LEN];
-	DBT key, val;
-
-	if (w->staged == 0)
-		return 0;
-	record_subkey(w->id, w->chunk++, k);
-	memset(&key, 0, sizeof(key));
-	memset(&val, 0, sizeof(val));
-	key.data = k;
-	key.size = sizeof(k);
-	val.data = w->stage;
-	val.size = (u_int32_t)w->staged;
-	w->staged = 0;
-	return w->db->put(w->db, w->txn, &key, &val, 0);
-}
-
-static int
-content_write(struct content_writer *w, const char *data, size_t len)
-{
-	while (len > 0) {
-		size_t n = CHUNK_SIZE - w->staged;
-		if (n > len)
-			n = len;
-		memcpy(w->stage + w->staged, data, n);
-		w->staged += n;
-		data += n;
-		len -= n;
-		if (w->staged == CHUNK_SIZE) {
-			int rc = content_flush(w);
-			if (rc != 0)
-				return rc;
-		}
-	}
-	return 0;
-}
-
-int
-spool_put(DB *db, DB_TXN *txn, const void *k, size_t klen, const void *v,
-    size_t vlen, u_int32_t flags)
-{
-	DBT key, data;
-
-	memset(&key, 0, sizeof(key));
-	memset(&data, 0, sizeof(data));
-	key.data = (void *)k;
-	key.size = (u_int32_t)klen;
-	data.data = (void *)v;
-	data.size = (u_int32_t)vlen;
-	return db->put(db, txn, &key, &data, flags);
-}
-
-static int
-put_record(DB *db, DB_TXN *txn, const void *k, size_t klen,
-    const struct buf *val, u_int32_t flags)
-{
-	return spool_put(db, txn, k, klen, val->data, val->len, flags);
-}
-
-/* Claims a fresh queue id by inserting the envelope under it. */
-static int
-claim_id(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
-    struct buf *rec)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	uint64_t sec = (uint64_t)tv.tv_sec;
-	uint32_t usec = (uint32_t)tv.tv_usec;
-
-	msg->arrival = tv.tv_sec;
-	for (int tries = 0; tries < 1000; tries++) {
-		spool_id_format(msg->id, sec, usec);
-		buf_reset(rec);
-		record_encode_msg(msg, rec);
-		int rc = put_record(sp->messages, txn, msg->id, SPOOL_ID_LEN,
-		    rec, DB_NOOVERWRITE);
-		if (rc != DB_KEYEXIST)
-			return rc;
-		/* Same microsecond as another submitter: take the next one. */
-		if (++usec > 0xfffffu) {
-			usec = 0;
-			sec++;
-		}
-	}
-	return DB_KEYEXIST;
-}
-
-int
-spool_submit_txn(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
-    const struct spool_rcpt *rcpts, size_t nrcpt, spool_prefix_fn prefix,
-    void *prefix_ctx, const char *body, size_t body_len)
-{
-	struct buf rec = BUF_INIT, head = BUF_INIT;
-	struct content_writer w = {sp->content, txn, msg->id, 0, NULL, 0};
-	int rc;
-
-	msg->size = 0;
-	msg->nrcpt = (uint32_t)nrcpt;
-	if (msg->id[0] != '\0') {
-		/* Picked up from the maildrop: the id is the file's name. */
-		record_encode_msg(msg, &rec);
-		rc = put_record(sp->messages, txn, msg->id, SPOOL_ID_LEN, &rec,
-		    DB_NOOVERWRITE);
-	} else {
-		rc = claim_id(sp, txn, msg, &rec);
-	}
-	if (rc != 0)
-		goto out;
-	if (prefix)
-		prefix(prefix_ctx, msg->id, &head);
-	w.stage = xmalloc(CHUNK_SIZE);
-	if ((rc = content_write(&w, head.data ? head.data : "", head.len)) ||
-	    (rc = content_write(&w, body, body_len)) ||
-	    (rc = content_flush(&w)))
-		goto out;
-	msg->size = head.len + body_len;
-
-	int cls = spool_lane_class(msg->lane);
-	for (size_t i = 0; i < nrcpt; i++) {
-		unsigned char k[RECORD_SUBKEY_LEN];
-		struct spool_rcpt r = rcpts[i];
-
-		r.index = (uint32_t)i;
-		if (r.next_try == 0)
-			r.next_try = msg->arrival;	/* due at once */
-		record_subkey(msg->id, r.index, k);
-		buf_reset(&rec);
-		record_encode_rcpt(&r, &rec);
-		if ((rc = put_record(sp->recipients, txn, k, sizeof(k), &rec,
-		    0)) != 0)
-			goto out;
-		if (r.state == RCPT_QUEUED && (rc = spool_schedule_put(sp, txn,
-		    cls, r.next_try, msg->id, r.index, r.address)) != 0)
-			goto out;
-	}
-	buf_reset(&rec);
-	record_encode_msg(msg, &rec);
-	rc = put_record(sp->messages, txn, msg->id, SPOOL_ID_LEN, &rec, 0);
-out:
-	free(w.stage);
-	buf_free(&rec);
-	buf_free(&head);
-	return rc;
-}
-
 /*
  * Submitters take turns (an flock, which the kernel drops if one is
  * killed). Every new message adds keys at the same end of the same
@@ -620,109 +444,17 @@ spool_submit(struct spool *sp, struct spool_msg *msg,
 	return SPOOL_ERR;
 }
 
-void
-spool_msg_free(struct spool_msg *msg)
-{
-	free(msg->sender);
-	free(msg->envid);
-	free(msg->lane);
-	free(msg->user);
-	msg->sender = msg->envid = msg->lane = msg->user = NULL;
-}
-
-void
-spool_rcpt_clear(struct spool_rcpt *rcpt)
-{
-	free(rcpt->address);
-	free(rcpt->orcpt);
-	free(rcpt->last_response);
-	free(rcpt->last_relay);
-	free(rcpt->status);
-	memset(rcpt, 0, sizeof(*rcpt));
-}
-
-void
-spool_rcpts_free(struct spool_rcpt *rcpts, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		spool_rcpt_clear(&rcpts[i]);
-	free(rcpts);
-}
-
-/* Reads a message's recipients with cursor c (already open). */
-static int
-read_rcpts(DBC *c, const char *id, struct spool_rcpt **out, size_t *nout)
-{
-	unsigned char k[RECORD_SUBKEY_LEN];
-	DBT key, val;
-	struct spool_rcpt *list = NULL;
-	size_t n = 0, cap = 0;
-	u_int32_t op = DB_SET_RANGE;
-	int rc;
-
-	record_subkey(id, 0, k);
-	memset(&key, 0, sizeof(key));
-	memset(&val, 0, sizeof(val));
-	key.data = k;
-	key.size = sizeof(k);
-	key.ulen = sizeof(k);
-	key.flags = DB_DBT_USERMEM;
-	val.flags = DB_DBT_REALLOC;
-	while ((rc = c->get(c, &key, &val, op)) == 0) {
-		op = DB_NEXT;
-		if (key.size != RECORD_SUBKEY_LEN ||
-		    memcmp(k, id, SPOOL_ID_SIZE) != 0)
-			break;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 8;
-			list = xrealloc(list, cap * sizeof(*list));
-		}
-		if (record_decode_rcpt(val.data, val.size, &list[n]) != 0) {
-			log_error("%s: damaged recipient record skipped", id);
-			continue;
-		}
-		n++;
-	}
-	free(val.data);
-	if (rc != 0 && rc != DB_NOTFOUND) {
-		spool_rcpts_free(list, n);
-		return rc;
-	}
-	*out = list;
-	*nout = n;
-	return 0;
-}
-
 static int
 get_once(struct spool *sp, const char *id, struct spool_msg *msg,
     struct spool_rcpt **rcpts, size_t *nrcpt)
 {
-	DBT key, val;
-	DBC *c = NULL;
 	int rc;
 
-	memset(&key, 0, sizeof(key));
-	memset(&val, 0, sizeof(val));
-	key.data = (void *)id;
-	key.size = SPOOL_ID_LEN;
-	val.flags = DB_DBT_MALLOC;
-	if ((rc = sp->messages->get(sp->messages, NULL, &key, &val,
-	    DB_READ_UNCOMMITTED)) != 0)
+	if ((rc = txn_read_msg(sp, NULL, id, msg, DB_READ_UNCOMMITTED)) != 0)
 		return rc;
-	rc = record_decode_msg(val.data, val.size, msg);
-	free(val.data);
-	if (rc != 0) {
-		log_error("%s: damaged envelope record", id);
-		return DB_NOTFOUND;
-	}
 	if (rcpts == NULL)
 		return 0;
-	if ((rc = sp->recipients->cursor(sp->recipients, NULL, &c,
-	    DB_READ_UNCOMMITTED)) == 0) {
-		rc = read_rcpts(c, id, rcpts, nrcpt);
-		c->close(c);
-	}
-	if (rc != 0)
+	if ((rc = txn_read_rcpts(sp, id, rcpts, nrcpt)) != 0)
 		spool_msg_free(msg);
 	return rc;
 }
@@ -748,46 +480,56 @@ spool_get(struct spool *sp, const char *id, struct spool_msg *msg,
 }
 
 int
-spool_read_content(struct spool *sp, const char *id,
-    int (*fn)(void *ctx, const char *data, size_t len), void *ctx)
+spool_read_chunk(struct spool *sp, const char *id, uint32_t index,
+    struct buf *out)
 {
 	SPOOL_GUARD;
 	unsigned char k[RECORD_SUBKEY_LEN];
 	DBT key, val;
-	DBC *c;
-	u_int32_t op = DB_SET_RANGE;
+	int rc = DB_LOCK_DEADLOCK;
+
+	record_subkey(id, index, k);
+	memset(&key, 0, sizeof(key));
+	key.data = k;
+	key.size = sizeof(k);
+	SPOOL_RETRY(sp, rc, i) {
+		memset(&val, 0, sizeof(val));
+		val.flags = DB_DBT_MALLOC;
+		rc = sp->content->get(sp->content, NULL, &key, &val,
+		    DB_READ_UNCOMMITTED);
+	}
+	if (rc == DB_NOTFOUND)
+		return SPOOL_NOTFOUND;
+	if (rc != 0) {
+		log_error("spool: cannot read %s chunk %u: %s", id, index,
+		    db_strerror(rc));
+		return SPOOL_ERR;
+	}
+	buf_reset(out);
+	buf_append(out, val.data, val.size);
+	free(val.data);
+	return SPOOL_OK;
+}
+
+/* Chunks are numbered from 0 without a gap: the first missing one ends it. */
+int
+spool_read_content(struct spool *sp, const char *id,
+    int (*fn)(void *ctx, const char *data, size_t len), void *ctx)
+{
+	SPOOL_GUARD;
+	struct buf chunk = BUF_INIT;
+	uint32_t index = 0;
 	int rc, stop = 0;
 
 	if (!spool_id_valid(id))
 		return SPOOL_NOTFOUND;
-	if ((rc = sp->content->cursor(sp->content, NULL, &c,
-	    DB_READ_UNCOMMITTED)) != 0)
-		goto fail;
-	record_subkey(id, 0, k);
-	memset(&key, 0, sizeof(key));
-	memset(&val, 0, sizeof(val));
-	key.data = k;
-	key.size = sizeof(k);
-	key.ulen = sizeof(k);
-	key.flags = DB_DBT_USERMEM;
-	val.flags = DB_DBT_REALLOC;
-	while ((rc = c->get(c, &key, &val, op)) == 0) {
-		op = DB_NEXT;
-		if (key.size != RECORD_SUBKEY_LEN ||
-		    memcmp(k, id, SPOOL_ID_SIZE) != 0)
+	while ((rc = spool_read_chunk(sp, id, index++, &chunk)) == SPOOL_OK)
+		if ((stop = fn(ctx, chunk.data, chunk.len)) != 0)
 			break;
-		if ((stop = fn(ctx, val.data, val.size)) != 0)
-			break;
-	}
-	free(val.data);
-	c->close(c);
+	buf_free(&chunk);
 	if (stop)
 		return stop;
-	if (rc == 0 || rc == DB_NOTFOUND)
-		return SPOOL_OK;
-fail:
-	log_error("spool: cannot read content of %s: %s", id, db_strerror(rc));
-	return SPOOL_ERR;
+	return rc == SPOOL_NOTFOUND ? SPOOL_OK : SPOOL_ERR;
 }
 
 /*
@@ -842,14 +584,7 @@ scan_next(struct spool *sp, const char *after, struct spool_msg *msg,
 		*nrcpt = 0;
 		return -1;
 	}
-	if ((rc = sp->recipients->cursor(sp->recipients, NULL, &c,
-	    DB_READ_UNCOMMITTED)) != 0) {
-		spool_msg_free(msg);
-		return rc;
-	}
-	rc = read_rcpts(c, msg->id, rcpts, nrcpt);
-	c->close(c);
-	if (rc != 0)
+	if ((rc = txn_read_rcpts(sp, msg->id, rcpts, nrcpt)) != 0)
 		spool_msg_free(msg);
 	return rc;
 }
@@ -887,56 +622,6 @@ spool_scan(struct spool *sp, spool_scan_fn fn, void *ctx)
 		if (stop)
 			return SPOOL_OK;
 	}
-}
-
-/* Deletes every key of db that starts with id NUL. */
-static int
-delete_subkeys(DB *db, DB_TXN *txn, const char *id)
-{
-	unsigned char k[RECORD_SUBKEY_LEN];
-	DBT key, val;
-	DBC *c;
-	u_int32_t op = DB_SET_RANGE;
-	int rc;
-
-	if ((rc = db->cursor(db, txn, &c, 0)) != 0)
-		return rc;
-	record_subkey(id, 0, k);
-	memset(&key, 0, sizeof(key));
-	memset(&val, 0, sizeof(val));
-	key.data = k;
-	key.size = sizeof(k);
-	key.ulen = sizeof(k);
-	key.flags = DB_DBT_USERMEM;
-	/* Only the keys matter; don't drag 64 KiB chunks through memory. */
-	val.flags = DB_DBT_PARTIAL;
-	while ((rc = c->get(c, &key, &val, op | DB_RMW)) == 0) {
-		op = DB_NEXT;
-		if (key.size != RECORD_SUBKEY_LEN ||
-		    memcmp(k, id, SPOOL_ID_SIZE) != 0)
-			break;
-		if ((rc = c->del(c, 0)) != 0)
-			break;
-	}
-	c->close(c);
-	return rc == DB_NOTFOUND ? 0 : rc;
-}
-
-int
-spool_remove_txn(struct spool *sp, DB_TXN *txn, const char *id)
-{
-	DBT key;
-	int rc;
-
-	memset(&key, 0, sizeof(key));
-	key.data = (void *)id;
-	key.size = SPOOL_ID_LEN;
-	if ((rc = spool_schedule_drop_message(sp, txn, id)) != 0 ||
-	    (rc = sp->messages->del(sp->messages, txn, &key, 0)) != 0 ||
-	    (rc = delete_subkeys(sp->recipients, txn, id)) != 0 ||
-	    (rc = delete_subkeys(sp->content, txn, id)) != 0)
-		return rc;
-	return 0;
 }
 
 static int

@@ -13,7 +13,8 @@
  *	transaction: the envelope (struct spool_msg), one record per
  *	recipient (struct spool_rcpt, each with its own delivery state), and
  *	the content in chunks. spool_submit() returns 0 only once that
- *	transaction is durable on disk.
+ *	transaction is durable on disk. Those two types, and the calls that
+ *	free them, are in spool_types.h, which this header includes.
  *
  *	Nothing here loads the whole queue: spool_scan() walks the envelope
  *	table with a cursor and hands over one message at a time.
@@ -30,67 +31,11 @@
 #include <stdint.h>
 
 #include "lib/util.h"
+#include "spool/spool_types.h"
 
 #define SPOOL_OK	0
 #define SPOOL_NOTFOUND	1
 #define SPOOL_ERR	(-1)
-
-/* Queue ids are 13 upper-case hex digits: arrival second and microsecond. */
-#define SPOOL_ID_LEN	13
-#define SPOOL_ID_SIZE	(SPOOL_ID_LEN + 1)
-
-enum spool_ret { SPOOL_RET_DEFAULT = 0, SPOOL_RET_FULL, SPOOL_RET_HDRS };
-enum spool_body { SPOOL_BODY_DEFAULT = 0, SPOOL_BODY_7BIT, SPOOL_BODY_8BITMIME };
-
-/* DSN NOTIFY= bits; 0 means the client gave none (RFC 3461 default). */
-#define SPOOL_NOTIFY_NEVER	0x01
-#define SPOOL_NOTIFY_SUCCESS	0x02
-#define SPOOL_NOTIFY_FAILURE	0x04
-#define SPOOL_NOTIFY_DELAY	0x08
-
-enum spool_rcpt_state {
-	RCPT_QUEUED = 0,	/* waiting for next_try (deferred if attempts > 0) */
-	RCPT_ACTIVE,		/* claimed by a runner until lease_until */
-	RCPT_SENT,		/* accepted by the next hop */
-	RCPT_BOUNCED,		/* failed for good; bounce owed or sent */
-};
-
-#define SPOOL_MSG_HELD	0x01	/* on hold: no delivery until released */
-
-struct spool_msg {
-	char id[SPOOL_ID_SIZE];
-	char *sender;		/* "" = null sender <> */
-	char *envid;		/* DSN ENVID or NULL */
-	enum spool_ret ret;
-	enum spool_body body;
-	char *lane;
-	int64_t arrival;	/* unix time, seconds */
-	uint32_t uid;		/* submitting user's real uid */
-	char *user;		/* and name, from the password file */
-	uint64_t size;		/* content bytes as stored (CRLF) */
-	uint32_t nrcpt;
-	uint32_t flags;		/* SPOOL_MSG_* */
-	uint32_t warned;	/* delay notice already sent */
-};
-
-struct spool_rcpt {
-	uint32_t index;		/* position within the message */
-	char *address;
-	char *orcpt;		/* DSN ORCPT as given ("rfc822;a@b"), or NULL */
-	uint32_t notify;	/* SPOOL_NOTIFY_* bits */
-	enum spool_rcpt_state state;
-	uint32_t attempts;
-	int64_t next_try;	/* unix time the next attempt is due */
-	int64_t lease_until;	/* RCPT_ACTIVE: claim expires then */
-	int64_t done_time;	/* when SENT/BOUNCED */
-	char *last_response;	/* last reply or error text, or NULL */
-	char *last_relay;	/* host[ip]:port of the last attempt, or NULL */
-	char *status;		/* RFC 3463 status of the last outcome, or NULL */
-	uint32_t flags;		/* SPOOL_RCPT_* */
-};
-
-#define SPOOL_RCPT_NOTIFIED	0x01	/* its bounce has been sent */
-#define SPOOL_RCPT_HELD		0x02	/* a throttle held it back (booked) */
 
 struct spool;
 
@@ -118,13 +63,12 @@ int spool_submit(struct spool *sp, struct spool_msg *msg,
     spool_prefix_fn prefix, void *prefix_ctx,
     const char *body, size_t body_len);
 
-/* Reads one message's envelope and recipients (free with the _free calls). */
+/*
+ * Reads one message's envelope and recipients (free with the _free
+ * calls in spool_types.h).
+ */
 int spool_get(struct spool *sp, const char *id, struct spool_msg *msg,
     struct spool_rcpt **rcpts, size_t *nrcpt);
-void spool_msg_free(struct spool_msg *msg);
-void spool_rcpts_free(struct spool_rcpt *rcpts, size_t n);
-/* Frees one recipient's strings (not the struct itself). */
-void spool_rcpt_clear(struct spool_rcpt *rcpt);
 
 /*
  * Streams the stored content in chunks of at most 64 KiB; stops early
@@ -132,6 +76,11 @@ void spool_rcpt_clear(struct spool_rcpt *rcpt);
  */
 int spool_read_content(struct spool *sp, const char *id,
     int (*fn)(void *ctx, const char *data, size_t len), void *ctx);
+/* Reads chunk number index of a message's content into out (replacing). */
+int spool_read_chunk(struct spool *sp, const char *id, uint32_t index,
+    struct buf *out);
+/* Content is stored in chunks of at most this many bytes. */
+#define SPOOL_CHUNK_SIZE (64 * 1024 - 512)
 
 /*
  * Walks the queue in arrival order, one message at a time, without
@@ -289,12 +238,6 @@ struct spool_notice {
 int spool_finish(struct spool *sp, const char *id, struct spool_notice *notice,
     enum spool_finish_what what, const uint32_t *notified, size_t nnotified);
 
-/* Reads chunk number index of a message's content into out (replacing). */
-int spool_read_chunk(struct spool *sp, const char *id, uint32_t index,
-    struct buf *out);
-/* Content is stored in chunks of at most this many bytes. */
-#define SPOOL_CHUNK_SIZE (64 * 1024 - 512)
-
 /*
  * Throttle state, shared by every runner through the spool, so limits
  * hold across concurrent runners and separate cron passes. A key names
@@ -363,11 +306,6 @@ void spool_wakeup_drain(int fd);
 void spool_set_watchdog(int seconds);
 #include <signal.h>
 extern volatile sig_atomic_t spool_committed;
-
-/* Validates a queue id's form (13 upper-case hex digits). */
-bool spool_id_valid(const char *id);
-/* The queue id of a message that arrived at sec.usec. */
-void spool_id_format(char id[SPOOL_ID_SIZE], uint64_t sec, uint32_t usec);
 
 /*
  * Pickup: moves complete maildrop files (maildrop.h) into the queue,

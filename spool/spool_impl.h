@@ -2,6 +2,11 @@
  * NAME
  *	spool_impl - what the spool's own source files share
  * DESCRIPTION
+ *	The environment's handles (struct spool), the retry loop and the
+ *	watchdog guard, all kept by spool.c and used by every file here.
+ *	Reading and writing a message's records is txn.h's; their byte
+ *	layout is record.h's.
+ *
  *	Not for use outside spool/: callers go through spool.h and never
  *	see a BerkeleyDB handle.
  */
@@ -36,26 +41,6 @@ struct spool {
 	int open_lock;	/* fd of open.lock, see spool_open_handles() */
 	int submit_lock; /* fd of submit.lock, see spool_submit() */
 };
-
-/* Shared between spool.c and schedule.c; all work inside txn. */
-int spool_put(DB *db, DB_TXN *txn, const void *k, size_t klen, const void *v,
-    size_t vlen, u_int32_t flags);
-int spool_submit_txn(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
-    const struct spool_rcpt *rcpts, size_t nrcpt, spool_prefix_fn prefix,
-    void *prefix_ctx, const char *body, size_t body_len);
-int spool_remove_txn(struct spool *sp, DB_TXN *txn, const char *id);
-
-/* Schedule classes: the first byte of a schedule key. */
-#define SCHED_PRIORITY	0	/* the priority lane, always looked at first */
-#define SCHED_NORMAL	1	/* every other lane */
-#define SCHED_FINISH	2	/* messages waiting for spool_finish() */
-int spool_lane_class(const char *lane);
-int spool_schedule_put(struct spool *sp, DB_TXN *txn, int cls, int64_t due,
-    const char *id, uint32_t index, const char *address);
-int spool_schedule_del(struct spool *sp, DB_TXN *txn, int cls, int64_t due,
-    const char *id, uint32_t index);
-int spool_schedule_drop_message(struct spool *sp, DB_TXN *txn,
-    const char *id);
 
 /*
  * Whether to run a transaction again, given what the last run returned

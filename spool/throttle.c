@@ -28,6 +28,7 @@
 
 #include "lib/log.h"
 #include "spool/spool_impl.h"
+#include "spool/txn.h"
 
 #define THROTTLE_VERSION	2
 #define RATE_BUCKETS		60

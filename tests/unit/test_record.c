@@ -1,6 +1,7 @@
 /*
  * test_record - envelope and recipient records survive a round trip,
- * and damaged records are refused rather than half-read.
+ * damaged records are refused rather than half-read, and keys keep the
+ * byte layout (and so the order) that spools on disk have.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -153,11 +154,46 @@ test_subkey(void)
 	CHECK(!spool_id_valid("../../etc/pas"));
 }
 
+static void
+test_sched_key(void)
+{
+	unsigned char a[RECORD_SCHED_KEY_LEN], b[RECORD_SCHED_KEY_LEN];
+	static const unsigned char want[RECORD_SCHED_KEY_LEN] = {
+	    SCHED_NORMAL, 0, 0, 0, 0, 0x6b, 0x06, 0x2b, 0x2f,
+	    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'A', 'B', 'C',
+	    0, 0, 1, 2};
+	struct sched_key sk;
+
+	/* The layout on disk: class, due and index big-endian. */
+	record_sched_key(a, SCHED_NORMAL, 1795566383, "0123456789ABC", 258);
+	CHECK(memcmp(a, want, sizeof(a)) == 0);
+	CHECK(record_sched_key_parse(a, sizeof(a), &sk));
+	CHECK_INT(sk.cls, SCHED_NORMAL);
+	CHECK_INT(sk.due, 1795566383);
+	CHECK_STR(sk.id, "0123456789ABC");
+	CHECK_INT(sk.index, 258);
+	/* Class sorts before due time, due time before queue id. */
+	record_sched_key(b, SCHED_PRIORITY, 1895566383, "0123456789ABC", 0);
+	CHECK(memcmp(b, a, sizeof(a)) < 0);
+	record_sched_key(b, SCHED_NORMAL, 1795566384, "0000000000000", 0);
+	CHECK(memcmp(a, b, sizeof(a)) < 0);
+	/* Before 1970 is stored as 0. */
+	record_sched_key(b, SCHED_FINISH, -5, "0123456789ABC",
+	    SCHED_FINISH_INDEX);
+	CHECK(record_sched_key_parse(b, sizeof(b), &sk));
+	CHECK_INT(sk.due, 0);
+	CHECK(sk.index == SCHED_FINISH_INDEX);
+	CHECK(!record_sched_key_parse(b, sizeof(b) - 1, &sk));
+	b[9] = 'x';
+	CHECK(!record_sched_key_parse(b, sizeof(b), &sk));
+}
+
 int
 main(void)
 {
 	test_msg_roundtrip();
 	test_rcpt_roundtrip();
 	test_subkey();
+	test_sched_key();
 	return unit_done("record");
 }

@@ -71,6 +71,16 @@ collect_content(void *ctx, const char *data, size_t len)
 	return 0;
 }
 
+/* Takes one chunk, then stops the read with a code of its own. */
+static int
+first_chunk_only(void *ctx, const char *data, size_t len)
+{
+	struct collect *c = ctx;
+
+	buf_append(&c->data, data, len);
+	return 7;
+}
+
 struct scan_count {
 	int messages;
 	char last[SPOOL_ID_SIZE];
@@ -148,6 +158,18 @@ test_big_content(struct spool *sp)
 	CHECK_INT(spool_read_content(sp, id, collect_content, &c), SPOOL_OK);
 	CHECK_INT(c.data.len, len);
 	CHECK(c.data.len == len && memcmp(c.data.data, body, len) == 0);
+	buf_free(&c.data);
+	/* The chunks are what spool_read_chunk reads, in order. */
+	struct buf chunk = BUF_INIT;
+	CHECK_INT(spool_read_chunk(sp, id, 1, &chunk), SPOOL_OK);
+	CHECK_INT(chunk.len, SPOOL_CHUNK_SIZE);
+	CHECK(memcmp(chunk.data, body + SPOOL_CHUNK_SIZE, chunk.len) == 0);
+	CHECK_INT(spool_read_chunk(sp, id, len / SPOOL_CHUNK_SIZE + 1, &chunk),
+	    SPOOL_NOTFOUND);
+	buf_free(&chunk);
+	/* A callback's non-zero return stops the read and is returned. */
+	CHECK_INT(spool_read_content(sp, id, first_chunk_only, &c), 7);
+	CHECK_INT(c.data.len, SPOOL_CHUNK_SIZE);
 	buf_free(&c.data);
 	CHECK_INT(spool_remove(sp, id), SPOOL_OK);
 	/* Removing it removed every chunk. */
