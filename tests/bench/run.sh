@@ -11,8 +11,13 @@
 #
 #	  - latency of one submission at concurrency 1: p50 and p99 over
 #	    BENCH_LATENCY_N submissions (default 1000);
-#	  - submissions per second at 1, 8 and 64 concurrent submitters,
-#	    each level for BENCH_SECONDS (default 5) on a fresh spool.
+#	  - submissions per second at 1, 8, 32 and 64 concurrent
+#	    submitters, each level for BENCH_SECONDS (default 5) on a fresh
+#	    spool, with p50 and p99 latency at each.
+#
+#	Submissions write into the maildrop; nothing picks them up during
+#	a level (no runner), which is what a host without a daemon sees
+#	between two cron passes.
 #
 #	Immediate delivery is switched off so that only submission is
 #	timed. After each level the queue must hold exactly the number of
@@ -22,7 +27,8 @@
 #	MXL_BUILD	build tree holding sendmail/sendmail (default: source)
 #	BENCH_DIR	scratch directory (default: a new one under /tmp),
 #			removed at the end
-#	BENCH_SECONDS, BENCH_LATENCY_N, BENCH_LEVELS ("1 8 64")
+#	BENCH_SECONDS, BENCH_LATENCY_N, BENCH_LEVELS ("1 8 32 64")
+#	BENCH_SUBMIT_ONLY	1: skip the drain benchmarks
 # EXIT STATUS
 #	0 when every level ran without a failed submission and the queue
 #	counts matched; the timing aims are reported, not enforced.
@@ -34,7 +40,7 @@ SENDMAIL=$build/sendmail/sendmail
 QUEUERUN=$build/queuerun/queuerun
 seconds=${BENCH_SECONDS:-5}
 latency_n=${BENCH_LATENCY_N:-1000}
-levels=${BENCH_LEVELS:-1 8 64}
+levels=${BENCH_LEVELS:-1 8 32 64}
 
 if [ ! -x "$SENDMAIL" ]; then
 	echo "bench: $SENDMAIL is not built (run make first)" >&2
@@ -137,11 +143,17 @@ echo "Throughput (${seconds}s per level, fresh spool each):"
 printf '  %-11s %11s %7s %9s %12s %8s %8s\n' concurrency submissions errors seconds "subs/s" "p50 ms" "p99 ms"
 echo "$tput" | awk 'NF == 9 { printf "  %-11s %11s %7s %9.2f %12.1f %8.2f %8.2f\n", $1, $2, $3, $4, $5, $6, $8 }'
 echo
-echo "$lat" | awk '{ printf "Aim: p50 under 5 ms at concurrency 1: %s (%.2f ms)\n", ($6 < 5 ? "met" : "NOT met"), $6 }'
-echo "$tput" | awk '$1 == 64 { printf "Aim: 1000 submissions/s at 64 concurrent: %s (%.0f/s)\n", ($5 >= 1000 ? "met" : "NOT met"), $5 }'
-[ ! -e "$dir/failed" ]
+echo "$lat" | awk '{ printf "Aim: p50 under 3 ms at concurrency 1: %s (%.2f ms)\n", ($6 < 3 ? "met" : "NOT met"), $6 }'
+echo "$tput" | awk '$1 == 8 { r8 = $5 } $1 == 64 { r64 = $5; p50 = $6; p99 = $8 }
+    END {
+	if (r8 == "" || r64 == "") exit
+	printf "Aim: rate at 64 submitters at least the rate at 8: %s (%.0f/s vs %.0f/s)\n", (r64 >= r8 ? "met" : "NOT met"), r64, r8
+	printf "Aim: p99 at 64 under 20 x p50: %s (%.2f ms vs %.2f ms)\n", (p99 < 20 * p50 ? "met" : "NOT met"), p99, p50
+	printf "Aim: 1000 submissions/s at 64 concurrent: %s (%.0f/s)\n", (r64 >= 1000 ? "met" : "NOT met"), r64
+    }'
 ok=0
 [ -e "$dir/failed" ] && ok=1
+[ "${BENCH_SUBMIT_ONLY:-0}" = 1 ] && exit $ok
 echo
 MXL_BUILD=$build bash "$src/tests/bench/drain_bench.sh" || ok=1
 # Issue 4: the same drain routed through 20 providers over 1,000 domains.
