@@ -288,6 +288,34 @@ proc_check_limits(unsigned long long min_fsize, char *err, size_t errlen)
 	return 0;
 }
 
+volatile sig_atomic_t proc_committed;
+static char fatal_bus[160];
+static char fatal_hang[160];
+
+static void
+on_fatal_signal(int sig)
+{
+	const char *msg = sig == SIGBUS ? fatal_bus : fatal_hang;
+
+	if (proc_committed)
+		_exit(0);
+	(void)!write(2, msg, strlen(msg));
+	_exit(EX_TEMPFAIL);
+}
+
+void
+proc_fatal_signals(const char *progname)
+{
+	/* Formatted now: a handler may only write(2). */
+	snprintf(fatal_bus, sizeof(fatal_bus), "%s: cannot write the mail "
+	    "queue (file system full or I/O error); nothing done\n",
+	    progname);
+	snprintf(fatal_hang, sizeof(fatal_hang), "%s: the mail queue is not "
+	    "responding; nothing done, try again later\n", progname);
+	signal(SIGBUS, on_fatal_signal);
+	signal(SIGALRM, on_fatal_signal);
+}
+
 bool
 proc_spawn_detached(const char *path, char *const argv[])
 {

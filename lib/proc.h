@@ -89,6 +89,17 @@ int proc_become_owner(const char *path, int *dirfd, char *err,
 int proc_check_limits(unsigned long long min_fsize, char *err, size_t errlen);
 
 /*
+ * SIGBUS (a memory-mapped spool file on a full file system) and SIGALRM
+ * (the spool's watchdog: a call stuck on a dead process's mutex) end
+ * the program with one line on stderr and exit 75, or with exit 0 once
+ * proc_committed is set: after its work is durable, a submission must
+ * not report a failure, or the client would send the message again.
+ */
+void proc_fatal_signals(const char *progname);
+#include <signal.h>
+extern volatile sig_atomic_t proc_committed;
+
+/*
  * Starts argv (path first) detached: in a new session, with no
  * descriptor of ours but /dev/null on 0-2, and without waiting for it.
  * Returns false when it could not be started.

@@ -36,33 +36,6 @@
 #include "lib/proc.h"
 #include "spool/spool.h"
 
-/* See sendmail/main.c: a full spool file system shows up as SIGBUS. */
-static void
-on_sigbus(int sig)
-{
-	static const char msg[] = "queuerun: cannot write the mail queue "
-	    "(file system full or I/O error)\n";
-
-	(void)sig;
-	(void)!write(2, msg, sizeof(msg) - 1);
-	_exit(EX_TEMPFAIL);
-}
-
-/*
- * The spool watchdog fired (see spool_set_watchdog): leave; claims held
- * come back when their lease ends, and a supervisor restarts a daemon.
- */
-static void
-on_spool_hang(int sig)
-{
-	static const char msg[] = "queuerun: the mail queue is not "
-	    "responding; exiting\n";
-
-	(void)sig;
-	(void)!write(2, msg, sizeof(msg) - 1);
-	_exit(EX_TEMPFAIL);
-}
-
 static _Noreturn void
 usage(void)
 {
@@ -138,8 +111,8 @@ main(int argc, char **argv)
 	    (rc = proc_regain_root(&caller, err, sizeof(err))) != 0)
 		log_fatal(EX_TEMPFAIL, "%s", err);
 	bool trusted = !caller.setid || caller.uid == 0;
-	signal(SIGBUS, on_sigbus);
-	signal(SIGALRM, on_spool_hang);
+	/* Claims held when it dies come back when their lease ends. */
+	proc_fatal_signals("queuerun");
 	spool_set_watchdog(60);
 	for (; i < argc && argv[i][0] == '-' && argv[i][1] == 'C'; i++) {
 		if (argv[i][2])

@@ -71,48 +71,6 @@ struct session {
 static void deliver_now(struct session *s, const char *id, const char *lane);
 static bool sees_all(const struct session *s);
 
-/*
- * The spool's shared regions are memory-mapped files: on a full file
- * system (a tmpfs) touching a new page raises SIGBUS instead of an
- * error return. Nothing has been committed at that point, so the right
- * answer is the usual one: temporary failure, try again later.
- */
-/*
- * The spool watchdog fired: a spool call hung (a process killed while
- * holding a BerkeleyDB mutex leaves waiters nothing would wake). Say
- * what became of the message: committed means queued.
- */
-static void
-on_spool_hang(int sig)
-{
-	static const char msg[] = "sendmail: the mail queue is not "
-	    "responding; message not queued, try again later\n";
-
-	(void)sig;
-	if (spool_committed)
-		_exit(0);
-	(void)!write(2, msg, sizeof(msg) - 1);
-	_exit(EX_TEMPFAIL);
-}
-
-static void
-on_sigbus(int sig)
-{
-	static const char msg[] = "sendmail: cannot write the mail queue "
-	    "(file system full or I/O error); message not queued\n";
-
-	(void)sig;
-	/*
-	 * After the commit the message is queued, whatever fails next
-	 * (a checkpoint writing pages to a full disk): say so, or the
-	 * client would send it again.
-	 */
-	if (spool_committed)
-		_exit(0);
-	(void)!write(2, msg, sizeof(msg) - 1);
-	_exit(EX_TEMPFAIL);
-}
-
 /* log_fatal() exits; leave the spool environment properly even then. */
 static struct spool *open_spool_at_exit;
 
@@ -674,8 +632,7 @@ main(int argc, char **argv)
 	s.trusted = !s.caller.setid || s.caller.uid == 0;
 	if (s.caller.setid)
 		scrub_environment();
-	signal(SIGBUS, on_sigbus);
-	signal(SIGALRM, on_spool_hang);
+	proc_fatal_signals(progname);
 	spool_set_watchdog(20);
 
 	rc = options_parse(progname, argc, argv, &s.opt, err, sizeof(err));

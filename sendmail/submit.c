@@ -20,6 +20,7 @@
 #include "route/route.h"
 #include "sendmail/aliases.h"
 #include "lib/log.h"
+#include "lib/proc.h"
 #include "spool/maildrop.h"
 
 struct rcpt_set {
@@ -352,7 +353,7 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 	} else {
 		/* From here on, whatever happens, the message is queued. */
 		if (who->batch == NULL)
-			spool_committed = 1;
+			proc_committed = 1;
 		memcpy(queue_id, msg.id, SPOOL_ID_SIZE);
 		log_queued(who, &msg, hctx.message_id);
 	}

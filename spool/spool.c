@@ -229,7 +229,6 @@ spool_open(const char *dir, struct spool **out)
 	struct stat st;
 
 	sp->open_lock = -1;
-	sp->submit_lock = -1;
 	sp->dirfd = -1;
 	sp->dir = xstrdup(dir);
 	sp->maildrop = -1;
@@ -292,7 +291,6 @@ spool_reopen(struct spool *sp)
 	return spool_open_handles(sp);
 }
 
-volatile sig_atomic_t spool_committed;
 static int watchdog_seconds;
 static int guard_depth;
 
@@ -361,8 +359,6 @@ spool_close(struct spool *sp)
 	close(sp->maildrop);
 	close(sp->dirfd);
 	aliasmap_close(sp->aliasmap);
-	if (sp->submit_lock >= 0)
-		close(sp->submit_lock);
 	free(sp->dir);
 	free(sp);
 }
@@ -377,26 +373,6 @@ int
 spool_directory_fd(const struct spool *sp)
 {
 	return sp->dirfd;
-}
-
-/*
- * Submitters take turns (an flock, which the kernel drops if one is
- * killed). Every new message adds keys at the same end of the same
- * b-trees, so concurrent submissions mostly collide on the same pages;
- * taking turns costs less than colliding and backing off, and the
- * waiters sleep in the kernel instead of retrying.
- */
-static void
-submit_turn(struct spool *sp, int op)
-{
-	if (sp->submit_lock < 0) {
-		sp->submit_lock = openat(sp->dirfd, "submit.lock", O_RDWR |
-		    O_CREAT | O_NOFOLLOW | O_CLOEXEC, FILE_MODE);
-		if (sp->submit_lock < 0)
-			return;		/* then BerkeleyDB's locks alone */
-	}
-	while (flock(sp->submit_lock, op) != 0 && errno == EINTR)
-		;
 }
 
 static int
@@ -428,12 +404,9 @@ spool_submit(struct spool *sp, struct spool_msg *msg,
 	SPOOL_GUARD;
 
 	SPOOL_RETRY(sp, rc, attempt) {
-		submit_turn(sp, LOCK_EX);
 		rc = submit_once(sp, msg, rcpts, nrcpt, prefix, prefix_ctx,
 		    body, body_len);
-		submit_turn(sp, LOCK_UN);
 		if (rc == 0) {
-			spool_committed = 1;
 			/* Cheap unless 1 MB of log or 5 minutes have passed. */
 			(void)sp->env->txn_checkpoint(sp->env, 1024, 5, 0);
 			return SPOOL_OK;

@@ -50,7 +50,9 @@ const char *spool_directory(const struct spool *sp);
 int spool_directory_fd(const struct spool *sp);
 
 /*
- * Stores a new message. msg->id is filled in; msg->size and msg->nrcpt
+ * Stores a new message straight into the queue (submissions go
+ * through the maildrop instead; this is for the tests and tools that
+ * run as the spool's owner). msg->id is filled in; msg->size and msg->nrcpt
  * are set from the content and rcpts. prefix() is called once the
  * queue id is known, to append the header lines that name it
  * (Received:, Message-ID:) to out; the stored content is what prefix()
@@ -299,13 +301,10 @@ bool spool_wakeup_notify(int spool_dirfd);
 void spool_wakeup_drain(int fd);
 
 /*
- * After n seconds inside one spool call, SIGALRM is raised (0: never).
- * spool_committed is set once spool_submit() has committed, so a
- * handler can tell "queued" from "not queued".
+ * After n seconds inside one spool call, SIGALRM is raised (0: never);
+ * the program's handler decides (lib/proc.h).
  */
 void spool_set_watchdog(int seconds);
-#include <signal.h>
-extern volatile sig_atomic_t spool_committed;
 
 /*
  * Pickup: moves complete maildrop files (maildrop.h) into the queue,

@@ -39,7 +39,6 @@ struct spool {
 	struct timespec maildrop_seen;	/* its mtime at the last pickup */
 	bool maildrop_left;	/* that pickup left files it could not take */
 	int open_lock;	/* fd of open.lock, see spool_open_handles() */
-	int submit_lock; /* fd of submit.lock, see spool_submit() */
 };
 
 /*
