@@ -317,6 +317,16 @@ proc_fatal_signals(const char *progname)
 }
 
 bool
+proc_fsize_allows(unsigned long long size)
+{
+	struct rlimit rl;
+
+	return getrlimit(RLIMIT_FSIZE, &rl) != 0 ||
+	    rl.rlim_cur == RLIM_INFINITY || (unsigned long long)rl.rlim_cur >=
+	    size;
+}
+
+bool
 proc_spawn_detached(const char *path, char *const argv[])
 {
 	pid_t pid = fork();

@@ -87,6 +87,8 @@ int proc_become_owner(const char *path, int *dirfd, char *err,
  * Returns 0 or EX_TEMPFAIL with the limit named in err.
  */
 int proc_check_limits(unsigned long long min_fsize, char *err, size_t errlen);
+/* Does the file size limit leave room for a file of size bytes? */
+bool proc_fsize_allows(unsigned long long size);
 
 /*
  * SIGBUS (a memory-mapped spool file on a full file system) and SIGALRM

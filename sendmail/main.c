@@ -645,11 +645,13 @@ main(int argc, char **argv)
 	    err, sizeof(err));
 	if (rc != 0)
 		log_fatal(rc, "%s", err);
-	/* Before anything is written: limits that could cut it in half. */
-	unsigned long long room = s.cfg.message_size_limit > 0 ?
-	    2ULL * (unsigned long long)s.cfg.message_size_limit : 64ULL << 20;
-	if ((rc = proc_check_limits(room + (1ULL << 20), err,
-	    sizeof(err))) != 0)
+	/*
+	 * Before anything is written: limits that could cut it in half.
+	 * The file size limit is held against each message's own size
+	 * when it is written (submit_message); here only a limit too
+	 * small for any message is refused.
+	 */
+	if ((rc = proc_check_limits(64 * 1024, err, sizeof(err))) != 0)
 		log_fatal(rc, "%s; message not queued", err);
 	identify_caller(&s);
 	s.who.cfg = &s.cfg;

@@ -329,6 +329,17 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 	msg.uid = (uint32_t)who->uid;
 	msg.user = (char *)who->user;
 
+	/* Room for the file: content, envelope, recipients and a margin. */
+	unsigned long long need = m->body.len + 65536ULL + 1024ULL * set.n;
+	for (size_t i = 0; i < m->nheaders; i++)
+		need += m->headers[i].raw_len;
+	if (!proc_fsize_allows(need)) {
+		snprintf(err, errlen, "the file size limit (RLIMIT_FSIZE) is "
+		    "below this message's %llu bytes; message not queued",
+		    need);
+		rc = EX_TEMPFAIL;
+		goto out;
+	}
 	struct maildrop_file drop;
 	if (maildrop_create(who->spool_dirfd, &drop) != 0) {
 		snprintf(err, errlen, "cannot create a queue file in %s/%s: "
