@@ -282,6 +282,29 @@ ID=$(only_id)
 assert_eq "just a body line, no headers" "$(body "$ID")" "body"
 assert_generated_headers "$ID"
 
+section "CR CR LF line ends (CRLF text converted twice) are taken, stored as CRLF"
+setup crcrlf
+printf 'From: alice@example.org\r\r\nTo: bob@example.com,\r\r\n carol@example.net\r\r\nSubject: twice\r\r\n\r\r\nline one\r\r\nline two\r\r\n' |
+    assert_exit 0 "$SENDMAIL" -t -i
+ID=$(only_id)
+assert_rcpts "$ID" bob@example.com carol@example.net
+assert_hdr "$ID" Subject twice
+assert_eq "$(printf 'line one\nline two')" "$(body "$ID")" "body"
+assert_eq 0 "$(content "$ID" | tr -cd '\r' | wc -c)" "CRs left after CRLF became LF"
+
+section "white space before the colon (obsolete 'Subject : x') is a header"
+setup obs_colon
+printf 'From : alice@example.org\nTo : bob@example.com\nCc\t:\tcarol@example.net\nBcc : eve@example.com\nSubject : spaced\n\nbody\n' |
+    assert_exit 0 "$SENDMAIL" -t -i
+ID=$(only_id)
+assert_rcpts "$ID" bob@example.com carol@example.net eve@example.com
+C=$(content "$ID")
+assert_contains "$C" "$(printf 'Cc\t:\tcarol@example.net\nSubject : spaced')" \
+    "stored bytes as given"
+assert_not_contains "$C" "eve@example.com" "Bcc : removed"
+assert_eq 0 "$(printf '%s\n' "$C" | grep -c '^From: ')" "no From: added"
+assert_eq body "$(body "$ID")" "body"
+
 # ---------------------------------------------------------------- spool failures
 
 section "spool not writable: exit 75 and nothing half-written"
@@ -458,6 +481,21 @@ if [ -n "$ONE" ] && [ -n "$TWO" ]; then
 	assert_sender "$TWO" alice@example.org
 	assert_rcpts "$TWO" carol@example.net
 fi
+
+section "-bs: CR CR LF lines in DATA are taken, stored as CRLF"
+setup bs_crcrlf
+printf '%s\r\n' 'EHLO client' 'MAIL FROM:<alice@example.org>' \
+    'RCPT TO:<bob@example.com>' 'DATA' $'Subject: twice\r' $'Subject : obsolete\r' \
+    $'\r' $'line one\r' $'line two\r' '.' 'QUIT' |
+    assert_exit 0 "$SENDMAIL" -bs
+cp "$OUT" "$T/bs_crcrlf.out"
+assert_eq "220 250 250 250 354 250 221" "$(reply_codes "$T/bs_crcrlf.out")" \
+    "-bs reply codes"
+ID=$(only_id)
+assert_hdr "$ID" Subject twice
+assert_contains "$(content "$ID")" "Subject : obsolete" "obsolete header kept"
+assert_eq "$(printf 'line one\nline two')" "$(body "$ID")" "-bs body"
+assert_eq 0 "$(content "$ID" | tr -cd '\r' | wc -c)" "CRs left after CRLF became LF"
 
 section "-bs: protocol errors queue nothing"
 setup bs_errors
