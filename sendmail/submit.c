@@ -168,12 +168,38 @@ format_date(char *out, size_t len, time_t t)
 		strcat(out, zone);
 }
 
+/*
+ * The full name as it may go into a header we write. It comes from -F
+ * or the password file, not from a message: control characters (ESC
+ * sequences for the reader's terminal, BEL, a line break that would
+ * start a field of its own) are taken out, and the white space ones
+ * (TAB, CR, LF) become one space.
+ */
+static char *
+clean_fullname(const char *name)
+{
+	struct buf b = BUF_INIT;
+
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		if (*p == '\t' || *p == '\r' || *p == '\n') {
+			if (b.len > 0 && b.data[b.len - 1] != ' ')
+				buf_putc(&b, ' ');
+		} else if (*p >= 32 && *p != 127) {
+			buf_putc(&b, *p);
+		}
+	}
+	return str_trim(buf_steal(&b));
+}
+
 /* "Name <addr>", quoting the name when it holds RFC 5322 specials. */
 static void
-format_from(struct buf *b, const char *name, const char *addr)
+format_from(struct buf *b, const char *fullname, const char *addr)
 {
-	if (name == NULL || *name == '\0') {
+	char *name = clean_fullname(fullname ? fullname : "");
+
+	if (*name == '\0') {
 		buf_printf(b, "From: %s\r\n", addr);
+		free(name);
 		return;
 	}
 	bool quote = strpbrk(name, "()<>[]:;@\\,.\"") != NULL;
@@ -183,16 +209,14 @@ format_from(struct buf *b, const char *name, const char *addr)
 		for (const char *p = name; *p; p++) {
 			if (*p == '"' || *p == '\\')
 				buf_putc(b, '\\');
-			if (*p != '\r' && *p != '\n')
-				buf_putc(b, *p);
+			buf_putc(b, *p);
 		}
 		buf_putc(b, '"');
 	} else {
-		for (const char *p = name; *p; p++)
-			if (*p != '\r' && *p != '\n')
-				buf_putc(b, *p);
+		buf_puts(b, name);
 	}
 	buf_printf(b, " <%s>\r\n", addr);
+	free(name);
 }
 
 static void

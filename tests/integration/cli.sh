@@ -129,6 +129,31 @@ assert_eq ENV456 "$(env_get "$ID" envid)" "envid from -V"
 assert_eq 7bit "$(env_get "$ID" body)" "body from -B"
 assert_eq bulk "$(env_get "$ID" lane)" "lane from -O"
 
+section "-F: control characters stay out of the generated From:"
+setup fullname_ctl
+submit -i -f alice@example.org -F $'Al\033[31mice\a \tSmith\r\nBcc: x@example.net' bob@example.com
+submit -i -f carol@example.org -F $'Carol \033]0;T\a"Q" Jones, Jr.\x7f' bob@example.com
+submit -i -f dave@example.org -F $'\033\a\r\n' bob@example.com
+assert_queue_count 3
+for ID in $(queue_ids); do
+	F=$(content "$ID" | LC_ALL=C grep -a '^From: ')
+	assert_eq 0 "$(printf '%s' "$F" | LC_ALL=C tr -d '\040-\176' | wc -c)" \
+	    "bytes outside printable ASCII in [$F]"
+	case $(env_get "$ID" sender) in
+	alice@example.org)
+		# the line break is a space, and ":" "@" "." need quotes
+		assert_eq 'From: "Al[31mice Smith Bcc: x@example.net" <alice@example.org>' \
+		    "$F" "From: from -F with ESC, BEL, TAB, CRLF" ;;
+	carol@example.org)
+		assert_eq 'From: "Carol ]0;T\"Q\" Jones, Jr." <carol@example.org>' \
+		    "$F" "From: from -F with ESC, BEL, DEL and specials" ;;
+	*)
+		assert_eq "From: dave@example.org" "$F" \
+		    "From: from -F with nothing but control characters" ;;
+	esac
+	assert_no_hdr "$ID" Bcc
+done
+
 section "-r is -f"
 setup rflag
 submit -i -r alice@example.org bob@example.com
