@@ -24,6 +24,7 @@ struct rcpt_set {
 	struct spool_rcpt *list;
 	size_t n;
 	size_t cap;
+	struct addr_set seen;	/* the list's addresses */
 };
 
 struct header_ctx {
@@ -70,16 +71,19 @@ static void
 rcpt_set_add(struct rcpt_set *set, const char *address, const char *orcpt,
     uint32_t notify)
 {
-	for (size_t i = 0; i < set->n; i++)
-		if (address_equal(set->list[i].address, address))
-			return;
+	char *copy = xstrdup(address);
+
+	if (addr_set_add(&set->seen, copy) != NULL) {
+		free(copy);
+		return;
+	}
 	if (set->n == set->cap) {
 		set->cap = set->cap ? set->cap * 2 : 8;
 		set->list = xrealloc(set->list, set->cap * sizeof(*set->list));
 	}
 	struct spool_rcpt *r = &set->list[set->n++];
 	memset(r, 0, sizeof(*r));
-	r->address = xstrdup(address);
+	r->address = copy;
 	r->orcpt = orcpt ? xstrdup(orcpt) : NULL;
 	r->notify = notify;
 	r->state = RCPT_QUEUED;
@@ -300,7 +304,7 @@ submit_message(const struct submitter *who, const struct submit_request *req,
     struct message *m, char queue_id[SPOOL_ID_SIZE], const char **lane_out,
     char *err, size_t errlen)
 {
-	struct rcpt_set set = {NULL, 0, 0};
+	struct rcpt_set set = {NULL, 0, 0, ADDR_SET_INIT};
 	struct addr_list from_headers = ADDR_LIST_INIT;
 	bool aliases = spool_has_aliases(who->spool);
 	int rc = 0;
@@ -356,6 +360,7 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 	free(hctx.message_id);
 out:
 	addr_list_free(&from_headers);
+	addr_set_free(&set.seen);
 	for (size_t i = 0; i < set.n; i++)
 		spool_rcpt_clear(&set.list[i]);
 	free(set.list);
