@@ -369,6 +369,9 @@ for bad in 'bob@@example.com' 'bob@' '<bob@example.com' 'bob@exa mple.com' \
 done
 # one bad recipient among good ones: nothing is queued for anyone
 printf '%s' "$MSG" | assert_refused 67 "" "$SENDMAIL" -i good@example.com 'bad@@example.com'
+# the reason is the parser's, not "no address"
+printf '%s' "$MSG" | assert_refused 67 "unbalanced angle brackets" "$SENDMAIL" -i '<bob@example.com'
+printf '%s' "$MSG" | assert_refused 67 "no address" "$SENDMAIL" -i '(just a comment)'
 
 section "invalid sender"
 setup badsender
@@ -642,6 +645,46 @@ printf '%s' "$MSG" | assert_exit 0 "$SENDMAIL" -i runscript
 assert_contains "$(last_err; cat "$LOGFILE" 2>/dev/null)" runscript \
     "stderr and log of a submission to the |command alias"
 assert_rcpts "$(only_id)" keep@example.com
+
+section "one copy per address across the command line, -t and aliases"
+setup dedup
+printf 'team: bob@example.com, Bob@Example.COM, carol\n' >"$ALIASES"
+run "$NEWALIASES"
+printf 'To: bob@EXAMPLE.com, "bob"@example.com, BOB@example.com\nCc: carol@example.org, team\nSubject: d\n\nbody\n' |
+    assert_exit 0 "$SENDMAIL" -t -i bob@example.com carol bob@example.com
+# domains match in any case, local parts only exactly, "bob" is bob
+assert_rcpts "$(only_id)" bob@example.com BOB@example.com Bob@Example.COM carol@example.org
+
+section "20,000 recipients: de-duplicated in linear time"
+setup many
+# 20,000 distinct addresses, then 2,000 of them again in other case
+awk 'BEGIN { for (i = 0; i < 20000; i++) printf "u%d@d%d.example.com\n", i, i % 50
+	for (i = 0; i < 20000; i += 10) printf "u%d@D%d.EXAMPLE.com\n", i, i % 50 }' \
+    >"$T/many.rcpts"
+# Before: 7 s of CPU (a linear scan per recipient); now about 0.1 s.
+limit=3
+[ -n "${MXL_SANITIZE:-}" ] && limit=15
+for how in args header; do
+	setup "many_$how"
+	TIMEFORMAT='%R %U %S'
+	if [ "$how" = args ]; then
+		{ time printf 'Subject: many\n\nbody\n' |
+		    run "$SENDMAIL" -i $(cat "$T/many.rcpts"); } 2>"$T/many.time"
+	else
+		{ time { printf 'Subject: many\nTo: '; sed '$!s/$/,/;1!s/^/ /' "$T/many.rcpts";
+		    printf '\nbody\n'; } | run "$SENDMAIL" -t -i; } 2>"$T/many.time"
+	fi
+	assert_eq 0 "$(last_rc)" "exit status with 22,000 recipients ($how)"
+	assert_eq 20000 "$(env_rcpts "$(only_id)" | wc -l | tr -d ' ')" \
+	    "recipients left of 22,000 ($how)"
+	read -r real user sys <"$T/many.time"
+	say "22,000 recipients ($how): ${real}s real, ${user}s user, ${sys}s sys"
+	if awk -v u="$user" -v s="$sys" -v l="$limit" 'BEGIN { exit !(u + s < l) }'; then
+		pass
+	else
+		fail "22,000 recipients ($how) took ${user}s + ${sys}s of CPU, limit ${limit}s"
+	fi
+done
 
 section "a malformed aliases file is reported with file:line"
 setup aliases_bad
