@@ -281,17 +281,36 @@ log_queued(const struct submitter *who, const struct spool_msg *msg,
 	log_set_component(NULL);
 }
 
-/* Offers the live headers to the lane rules, one at a time. */
+/* The live headers, as the lane rules walk them. */
+struct header_walk {
+	struct message *m;
+	size_t i;		/* the i-th live header ... */
+	size_t k;		/* ... is m->headers[k] */
+};
+
+/*
+ * Offers the live headers to the lane rules, one at a time. route_lane()
+ * asks for 0, 1, 2, ... for each lane, so the walk goes on from the
+ * header it gave last instead of counting from the first again (which
+ * made a lane's walk quadratic in the number of headers).
+ */
 static const char *
 next_header(void *ctx, size_t i, char **value)
 {
-	struct message *m = ctx;
-	size_t seen = 0;
+	struct header_walk *w = ctx;
+	struct message *m = w->m;
+	size_t k = 0, seen = 0;
 
-	for (size_t k = 0; k < m->nheaders; k++) {
+	if (i > 0 && i == w->i + 1) {
+		k = w->k + 1;
+		seen = i;
+	}
+	for (; k < m->nheaders; k++) {
 		if (m->headers[k].deleted)
 			continue;
 		if (seen++ == i) {
+			w->i = i;
+			w->k = k;
 			*value = header_value(&m->headers[k]);
 			return m->headers[k].name;
 		}
@@ -338,8 +357,9 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 	msg.ret = (enum spool_ret)req->ret;
 	msg.body = (enum spool_body)req->body;
 	char why[256];
+	struct header_walk walk = {m, SIZE_MAX, 0};
 	const char *lane = route_lane(who->cfg, req->lane, req->sender,
-	    who->user, next_header, m, why, sizeof(why));
+	    who->user, next_header, &walk, why, sizeof(why));
 	msg.lane = (char *)lane;
 	if (lane_out)
 		*lane_out = lane;

@@ -180,6 +180,40 @@ setup deflane 'default_lane = "bulk"'
 submit -i bob@example.com
 assert_eq bulk "$(env_get "$(only_id)" lane)" "lane from default_lane"
 
+section "match_header: each lane walks every live header, in linear time"
+LANES='lane first { match_header = { "X-First: yes", "Bcc: *" } }
+lane second { match_header = { "X-Second: yes", "Precedence: bulk" } }'
+setup lanes_hdr "$LANES"
+# "first" walks all headers and misses; "second" must start again at the top
+printf 'X-Second: yes\nSubject: x\nX-Other: 1\n\nbody\n' | assert_exit 0 "$SENDMAIL" -i bob@example.com
+printf 'Subject: x\nX-Other: 1\nX-First: yes\n\nbody\n' | assert_exit 0 "$SENDMAIL" -i bob@example.com
+# the obsolete "Name :" form is found by name
+printf 'Subject: x\nPrecedence : bulk\n\nbody\n' | assert_exit 0 "$SENDMAIL" -i bob@example.com
+# Bcc: is removed before the rules look
+printf 'Bcc: eve@example.com\nX-Other: 1\n\nbody\n' | assert_exit 0 "$SENDMAIL" -i bob@example.com
+LANES_SEEN=$(for ID in $(queue_ids); do
+	printf '%s %s\n' "$(env_get "$ID" lane)" "$(content "$ID" | grep -c '^X-Other\|^Subject')"
+done | sort | tr '\n' ' ')
+assert_eq "first 2 priority 1 second 1 second 2 " "$LANES_SEEN" "lanes chosen"
+setup lanes_many "$LANES"
+awk 'BEGIN { print "Subject: many headers"
+	for (i = 0; i < 100000; i++) printf "X-Junk-%d: value %d\n", i, i
+	print "Precedence: bulk"; print ""; print "body" }' >"$T/many_headers.msg"
+TIMEFORMAT='%R %U %S'
+{ time run "$SENDMAIL" -i bob@example.com <"$T/many_headers.msg"; } 2>"$T/many_headers.time"
+assert_eq 0 "$(last_rc)" "exit status with 100,000 headers"
+assert_eq second "$(env_get "$(only_id)" lane)" "lane of the message with 100,000 headers"
+read -r real user sys <"$T/many_headers.time"
+say "100,000 headers, two lanes: ${real}s real, ${user}s user, ${sys}s sys"
+# Before: 5.8 s of CPU (each header counted from the first); now 0.05 s.
+limit=2
+[ -n "${MXL_SANITIZE:-}" ] && limit=10
+if awk -v u="$user" -v s="$sys" -v l="$limit" 'BEGIN { exit !(u + s < l) }'; then
+	pass
+else
+	fail "100,000 headers took ${user}s + ${sys}s of CPU, limit ${limit}s"
+fi
+
 section "-O Lane=nosuch is a usage error"
 setup nolane
 printf '%s' "$MSG" | assert_refused 64 nosuch "$SENDMAIL" -i -O Lane=nosuch bob@example.com
