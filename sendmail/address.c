@@ -1090,6 +1090,7 @@ address_list_parse(const char *text, size_t len, struct addr_list *out,
 {
 	struct lparse lp;
 	size_t keep = out->n;
+	bool had_array = out->addrs != NULL;
 	int rc;
 
 	memset(&lp, 0, sizeof(lp));
@@ -1108,6 +1109,15 @@ address_list_parse(const char *text, size_t len, struct addr_list *out,
 		addr_set_free(&out->seen);
 		for (size_t i = 0; i < out->n; i++)
 			(void)addr_set_add(&out->seen, out->addrs[i]);
+		/*
+		 * "As it was" includes the array: a caller whose list was
+		 * empty may drop it on error without addr_list_free().
+		 */
+		if (!had_array) {
+			free(out->addrs);
+			out->addrs = NULL;
+			out->cap = 0;
+		}
 	}
 	return rc;
 }

@@ -206,6 +206,12 @@ test_list_dedup(void)
 	    sizeof(err)), 0);
 	CHECK_INT(l.n, 4);
 	CHECK_STR(l.addrs[3], "e@v");
+	/* An empty list stays empty, with nothing allocated to free. */
+	struct addr_list e = ADDR_LIST_INIT;
+	CHECK_INT(address_list_parse("a@b.example; x y z", 18, &e, err,
+	    sizeof(err)), -1);
+	CHECK(e.addrs == NULL && e.n == 0 && e.cap == 0 && e.seen.n == 0 &&
+	    e.seen.slots == NULL);
 	/* After a failing field, d@w is gone from the set as well. */
 	CHECK(addr_list_add_unique(&l, "d@w"));
 	CHECK(!addr_list_add_unique(&l, "d@W"));

@@ -414,6 +414,10 @@ test_parse_errors(void)
 	put("e_target2", "a: x@y..z\n");
 	parse_err("e_target2", "e_target2:1: bad target \"x@y..z\": invalid "
 	    "domain \"y..z\" in \"x@y..z\"");
+	/* A target that fails after an address: nothing left behind. */
+	put("e_after", "root: a@b.example; x y z\n");
+	parse_err("e_after", "e_after:1: bad target \"a@b.example; x y z\": "
+	    "unexpected \"y\" in \"x y z\"");
 	put("e_group", "a: empty:;\n");
 	parse_err("e_group", "e_group:1: target \"empty:;\" has no address");
 	put("e_bs", "a: \\bad user\n");
