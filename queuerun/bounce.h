@@ -107,6 +107,13 @@ int bounce_build(const struct bounce_info *info, time_t now,
  * Returns -1 when postmaster is no alias (nothing in *out), 1 when a
  * limit cut the expansion short, else 0.
  */
+/*
+ * The user a postmaster notification is queued under (uid 0, null
+ * sender), so that one that bounces can be told from any other bounce:
+ * it is only logged, since a notice about it would go to postmaster
+ * again, and bounce again, without end.
+ */
+#define BOUNCE_POSTMASTER_USER	"double-bounce"
 #define BOUNCE_ALIAS_DEPTH	20
 #define BOUNCE_ALIAS_MAX	1000
 typedef int (*bounce_alias_fn)(void *ctx, const char *name, char ***targets,

@@ -317,7 +317,16 @@ send_notice(struct runner *run, const struct spool_msg *msg,
 	const char *to = msg->sender;
 	char *postmaster = NULL, **pm_rcpts = NULL;
 	size_t npm = 0;
-	if (nb > 0 && *to == '\0') {
+	bool postmaster_notice = msg->uid == 0 && msg->user != NULL &&
+	    strcmp(msg->user, BOUNCE_POSTMASTER_USER) == 0;
+	if (nb > 0 && *to == '\0' && postmaster_notice) {
+		log_set_component("bounce");
+		log_info("%s: undeliverable postmaster notification discarded "
+		    "(a notice about it would go to postmaster again)",
+		    msg->id);
+		log_set_component(NULL);
+		to = NULL;
+	} else if (nb > 0 && *to == '\0') {
 		/* A bounce of a bounce goes where postmaster's alias says. */
 		npm = postmaster_rcpts(run, msg->id, &pm_rcpts);
 		if (npm > 0)
@@ -350,7 +359,8 @@ send_notice(struct runner *run, const struct spool_msg *msg,
 		nmsg.sender = "";
 		nmsg.lane = msg->lane;
 		nmsg.uid = 0;
-		nmsg.user = "MAILER-DAEMON";
+		nmsg.user = postmaster ? BOUNCE_POSTMASTER_USER :
+		    "MAILER-DAEMON";
 		nmsg.body = SPOOL_BODY_8BITMIME;
 		/* postmaster@myorigin stays in To:, the alias's addresses get it. */
 		size_t nr = postmaster ? npm : 1;
