@@ -8,7 +8,11 @@
  *	configuration is worse than none.
  *
  *	include("file") splices another file in (libconfuse's include), so
- *	a site can keep provider lists apart from host settings.
+ *	a site can keep provider lists apart from host settings. We resolve
+ *	the name ourselves (config_include) rather than give libconfuse a
+ *	search path: its 3.3 search path glues even an absolute name onto
+ *	the directory, so include("/etc/mxlane/providers.conf") was never
+ *	found.
  */
 #include "lib/config.h"
 
@@ -31,6 +35,9 @@ struct config_error {
 };
 
 static struct config_error *current_error;
+
+/* The main file's directory, which relative include() names are in. */
+static const char *include_dir;
 
 /*
  * libConfuse 3.3 counts lines wrongly after comments: a "#" or "//"
@@ -125,6 +132,27 @@ default_hostname(void)
 	if (res)
 		freeaddrinfo(res);
 	return xstrdup(host);
+}
+
+/*
+ * include("file"): an absolute name as it is, a relative one beside the
+ * main configuration file (also from an included file, so that moving
+ * the main file moves the set). libconfuse then opens, reports and
+ * counts nesting as usual.
+ */
+static int
+config_include(cfg_t *cfg, cfg_opt_t *opt, int argc, const char **argv)
+{
+	if (argc != 1 || argv[0][0] == '/' || include_dir == NULL)
+		return cfg_include(cfg, opt, argc, argv);
+
+	struct buf b = BUF_INIT;
+	buf_printf(&b, "%s/%s", include_dir, argv[0]);
+	char *full = buf_steal(&b);
+	const char *args[1] = {full};
+	int rc = cfg_include(cfg, opt, 1, args);
+	free(full);
+	return rc;
 }
 
 /* The throttle keys a provider and a lane may carry. */
@@ -481,7 +509,7 @@ static cfg_opt_t root_opts[] = {
 	CFG_SEC("provider", provider_opts,
 	    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	CFG_SEC("lane", lane_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
-	CFG_FUNC("include", cfg_include),
+	CFG_FUNC("include", config_include),
 	CFG_END()
 };
 
@@ -780,19 +808,12 @@ config_load(const char *explicit_path, bool use_environment,
 		/* include("providers.conf") is found beside this file. */
 		char *dir = xstrdup(path);
 		char *slash = strrchr(dir, '/');
-		const char *file = path;
-		if (slash) {
-			/*
-			 * With a search path libconfuse looks every name up in
-			 * it, the main file too: hand it the directory and the
-			 * bare file name.
-			 */
-			*slash = '\0';
-			cfg_add_searchpath(parsed, *dir ? dir : "/");
-			file = path + (slash - dir) + 1;
-		}
+		if (slash)
+			*slash = '\0';	/* "" for a file in "/" */
+		include_dir = slash ? dir : NULL;
 		cfg->path = xstrdup(path);
-		rc = cfg_parse(parsed, file);
+		rc = cfg_parse(parsed, path);
+		include_dir = NULL;
 		free(dir);
 	}
 	current_error = NULL;

@@ -8,6 +8,9 @@
  *	    struct buf *out);
  *
  *	void bounce_status_from_reply(const char *reply, char out[16]);
+ *
+ *	int bounce_postmaster(const char *origin, bounce_alias_fn lookup,
+ *	    void *ctx, char ***out, size_t *n);
  * DESCRIPTION
  *	bounce_build() appends to out one complete notification in the
  *	layout of bounce.h, in the shape Postfix's bounce daemon gives
@@ -73,6 +76,13 @@
  *	4.0.0 or 5.0.0 from the reply class. A NULL reply, or one that
  *	does not start with a 2xx, 4xx or 5xx code, gives 4.0.0: what
  *	cannot be understood is never proof of a permanent failure.
+ *
+ *	bounce_postmaster() expands the postmaster alias for a bounce of
+ *	a bounce the way bounce.h says. A name already expanded once adds
+ *	nothing the second time (its addresses are in already), so the
+ *	work is linear in the names reached; one being expanded (on the
+ *	path from postmaster to it) is a loop and ends as name@origin, as
+ *	"root: root, admin@x" keeps root at submission.
  * SEE ALSO
  *	RFC 3461 (SMTP DSN extension), RFC 3462/6522 (multipart/report),
  *	RFC 3463 (enhanced status codes), RFC 3464 (DSN format), RFC 3834
@@ -784,4 +794,121 @@ err:
 	free(rp.host);
 	free(rp.qid);
 	return rc;
+}
+
+/* Names looked up by bounce_postmaster(), and the addresses found. */
+struct pm_expand {
+	const char *origin;
+	bounce_alias_fn lookup;
+	void *ctx;
+	char **names;		/* looked up (lower case) */
+	bool *active;		/* names[i] is being expanded */
+	size_t nnames;
+	char **addrs;
+	size_t naddrs;
+	bool cut;		/* a limit was reached */
+};
+
+/* Adds addr (taken over) unless the same address is in already. */
+static void
+pm_add(struct pm_expand *x, char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	for (size_t i = 0; i < x->naddrs; i++) {
+		const char *o = x->addrs[i], *oat = strrchr(o, '@');
+		/* Local parts exactly, domains in any case (address_equal). */
+		if (at != NULL && oat != NULL && at - addr == oat - o &&
+		    strncmp(addr, o, (size_t)(at - addr)) == 0 &&
+		    str_casecmp_ascii(at, oat) == 0) {
+			free(addr);
+			return;
+		}
+	}
+	if (x->naddrs == BOUNCE_ALIAS_MAX) {
+		x->cut = true;
+		free(addr);
+		return;
+	}
+	x->addrs = xrealloc(x->addrs, (x->naddrs + 1) * sizeof(*x->addrs));
+	x->addrs[x->naddrs++] = addr;
+}
+
+static void
+pm_expand_name(struct pm_expand *x, const char *name, size_t depth)
+{
+	char *key = xstrdup(name), **targets = NULL;
+	size_t i, n = 0, slot;
+
+	for (char *p = key; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	for (i = 0; i < x->nnames; i++)
+		if (strcmp(x->names[i], key) == 0)
+			break;
+	if (i < x->nnames) {
+		/* Done already: nothing new. Still on the path: a loop. */
+		if (x->active[i])
+			pm_add(x, xasprintf("%s@%s", name, x->origin));
+		free(key);
+		return;
+	}
+	if (depth > BOUNCE_ALIAS_DEPTH || x->nnames == BOUNCE_ALIAS_MAX ||
+	    x->lookup(x->ctx, key, &targets, &n) != 0) {
+		if (depth > BOUNCE_ALIAS_DEPTH || x->nnames == BOUNCE_ALIAS_MAX)
+			x->cut = true;
+		pm_add(x, xasprintf("%s@%s", name, x->origin));
+		free(key);
+		return;
+	}
+	slot = x->nnames++;
+	x->names = xrealloc(x->names, x->nnames * sizeof(*x->names));
+	x->active = xrealloc(x->active, x->nnames * sizeof(*x->active));
+	x->names[slot] = key;
+	x->active[slot] = true;
+	for (i = 0; i < n; i++) {
+		const char *t = targets[i];
+		if (t[0] == '|' || t[0] == '/')
+			;	/* no local delivery: skipped */
+		else if (t[0] == '\\')
+			pm_add(x, strchr(t, '@') ? xstrdup(t + 1) :
+			    xasprintf("%s@%s", t + 1, x->origin));
+		else if (strchr(t, '@') != NULL)
+			pm_add(x, xstrdup(t));
+		else
+			pm_expand_name(x, t, depth + 1);
+		free(targets[i]);
+	}
+	free(targets);
+	x->active[slot] = false;
+}
+
+int
+bounce_postmaster(const char *origin, bounce_alias_fn lookup, void *ctx,
+    char ***out, size_t *n)
+{
+	struct pm_expand x;
+
+	memset(&x, 0, sizeof(x));
+	x.origin = origin;
+	x.lookup = lookup;
+	x.ctx = ctx;
+	pm_expand_name(&x, "postmaster", 0);
+	bool alias = x.nnames > 0;
+	for (size_t i = 0; i < x.nnames; i++)
+		free(x.names[i]);
+	free(x.names);
+	free(x.active);
+	/* Only an alias makes a postmaster: no alias, no notification. */
+	if (!alias) {
+		for (size_t i = 0; i < x.naddrs; i++)
+			free(x.addrs[i]);
+		free(x.addrs);
+		*out = NULL;
+		*n = 0;
+		return -1;
+	}
+	*out = x.addrs;
+	*n = x.naddrs;
+	return x.cut ? 1 : 0;
 }

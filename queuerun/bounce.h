@@ -93,6 +93,35 @@ int bounce_build(const struct bounce_info *info, time_t now,
     struct buf *out);
 
 /*
+ * Where a bounce of a bounce goes: the recipients the postmaster alias
+ * stands for. lookup(ctx, name, &targets, &n) returns 0 when the
+ * lower-case name is an alias (as spool_alias_lookup(); the caller of
+ * lookup frees what it hands out). A target with '@' is final; a bare
+ * name is looked up again, and is final as name@origin when it is no
+ * alias, names an alias it was expanded from (a loop), or lies more
+ * than BOUNCE_ALIAS_DEPTH levels down; "\name" is name@origin without a
+ * look-up; "|command" and "/file" targets are skipped (mxlane delivers
+ * nothing locally). At most BOUNCE_ALIAS_MAX names are looked up and
+ * BOUNCE_ALIAS_MAX addresses kept. *out gets the addresses, each once
+ * (the caller frees them and the array), *n their number.
+ * Returns -1 when postmaster is no alias (nothing in *out), 1 when a
+ * limit cut the expansion short, else 0.
+ */
+/*
+ * The user a postmaster notification is queued under (uid 0, null
+ * sender), so that one that bounces can be told from any other bounce:
+ * it is only logged, since a notice about it would go to postmaster
+ * again, and bounce again, without end.
+ */
+#define BOUNCE_POSTMASTER_USER	"double-bounce"
+#define BOUNCE_ALIAS_DEPTH	20
+#define BOUNCE_ALIAS_MAX	1000
+typedef int (*bounce_alias_fn)(void *ctx, const char *name, char ***targets,
+    size_t *n);
+int bounce_postmaster(const char *origin, bounce_alias_fn lookup, void *ctx,
+    char ***out, size_t *n);
+
+/*
  * "5.1.1" from a reply "550 5.1.1 ..." when the class matches the code,
  * else "5.0.0", "4.0.0" or "2.0.0" from the code; "4.0.0" for NULL or
  * a reply that does not start with a 2xx, 4xx or 5xx code.

@@ -256,6 +256,38 @@ wants(const struct spool_rcpt *r, uint32_t bit)
 	return r->notify == 0 || (r->notify & bit);
 }
 
+static int
+alias_lookup(void *sp, const char *name, char ***targets, size_t *n)
+{
+	return spool_alias_lookup(sp, name, targets, n) == SPOOL_OK ? 0 : -1;
+}
+
+/*
+ * The addresses a bounce of message id goes to: the postmaster alias,
+ * expanded (bounce_postmaster). 0, logged, when there are none.
+ */
+static size_t
+postmaster_rcpts(struct runner *run, const char *id, char ***rcpts)
+{
+	size_t n = 0;
+	int rc = bounce_postmaster(run->cfg->myorigin, alias_lookup, run->sp,
+	    rcpts, &n);
+
+	log_set_component("bounce");
+	if (rc < 0)
+		log_info("%s: undeliverable postmaster notification "
+		    "discarded (no postmaster alias)", id);
+	else if (n == 0)
+		log_info("%s: undeliverable postmaster notification "
+		    "discarded (the postmaster alias has no address)", id);
+	else if (rc > 0)
+		log_warn("%s: postmaster alias expansion cut short (more than "
+		    "%d levels or %d names); notifying %zu addresses", id,
+		    BOUNCE_ALIAS_DEPTH, BOUNCE_ALIAS_MAX, n);
+	log_set_component(NULL);
+	return n;
+}
+
 /*
  * Builds and queues a notice about msg (failure or delay) for the
  * recipients in states, then removes the message (remove) or marks it
@@ -307,31 +339,30 @@ send_notice(struct runner *run, const struct spool_msg *msg,
 		nb++;
 	}
 	const char *to = msg->sender;
-	char *postmaster = NULL;
-	if (nb > 0 && *to == '\0') {
-		/* A bounce of a bounce goes to postmaster, if there is one. */
-		char **targets = NULL;
-		size_t nt = 0;
-		if (spool_alias_lookup(run->sp, "postmaster", &targets,
-		    &nt) == SPOOL_OK) {
+	char *postmaster = NULL, **pm_rcpts = NULL;
+	size_t npm = 0;
+	bool postmaster_notice = msg->uid == 0 && msg->user != NULL &&
+	    strcmp(msg->user, BOUNCE_POSTMASTER_USER) == 0;
+	if (nb > 0 && *to == '\0' && postmaster_notice) {
+		log_set_component("bounce");
+		log_info("%s: undeliverable postmaster notification discarded "
+		    "(a notice about it would go to postmaster again)",
+		    msg->id);
+		log_set_component(NULL);
+		to = NULL;
+	} else if (nb > 0 && *to == '\0') {
+		/* A bounce of a bounce goes where postmaster's alias says. */
+		npm = postmaster_rcpts(run, msg->id, &pm_rcpts);
+		if (npm > 0)
 			postmaster = xasprintf("postmaster@%s",
 			    run->cfg->myorigin);
-			for (size_t i = 0; i < nt; i++)
-				free(targets[i]);
-			free(targets);
-		} else {
-			log_set_component("bounce");
-			log_info("%s: undeliverable postmaster notification "
-			    "discarded (no postmaster alias)", msg->id);
-			log_set_component(NULL);
-		}
 		to = postmaster;
 	}
 	struct spool_notice notice;
 	struct spool_notice *np = NULL;
 	struct buf content = BUF_INIT;
 	struct spool_msg nmsg;
-	struct spool_rcpt nrcpt;
+	struct spool_rcpt *nrcpts = NULL;
 	if (nb > 0 && to != NULL) {
 		struct original orig = {run->sp, msg->id};
 		struct bounce_info info = {
@@ -352,14 +383,19 @@ send_notice(struct runner *run, const struct spool_msg *msg,
 		nmsg.sender = "";
 		nmsg.lane = msg->lane;
 		nmsg.uid = 0;
-		nmsg.user = "MAILER-DAEMON";
+		nmsg.user = postmaster ? BOUNCE_POSTMASTER_USER :
+		    "MAILER-DAEMON";
 		nmsg.body = SPOOL_BODY_8BITMIME;
-		memset(&nrcpt, 0, sizeof(nrcpt));
-		nrcpt.address = (char *)to;
+		/* postmaster@myorigin stays in To:, the alias's addresses get it. */
+		size_t nr = postmaster ? npm : 1;
+		nrcpts = xcalloc(nr, sizeof(*nrcpts));
+		for (size_t i = 0; i < nr; i++)
+			nrcpts[i].address = postmaster ? pm_rcpts[i] :
+			    (char *)to;
 		memset(&notice, 0, sizeof(notice));
 		notice.msg = &nmsg;
-		notice.rcpts = &nrcpt;
-		notice.nrcpt = 1;
+		notice.rcpts = nrcpts;
+		notice.nrcpt = nr;
 		notice.content = content.data;
 		notice.len = content.len;
 		np = &notice;
@@ -384,6 +420,10 @@ out:
 	free(brs);
 	free(reported);
 	free(postmaster);
+	free(nrcpts);
+	for (size_t i = 0; i < npm; i++)
+		free(pm_rcpts[i]);
+	free(pm_rcpts);
 	return rc;
 }
 

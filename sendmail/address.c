@@ -49,7 +49,9 @@
  *	address_valid() is strict: the local part must be a dot-atom or a
  *	quoted string, i.e. what this module produces.
  *
- *	addr_list_add_unique() returns true when it added the address.
+ *	addr_list_add_unique() returns true when it added the address. The
+ *	list keeps a hash set beside the array, so collecting n recipients
+ *	is linear; what counts as a duplicate is still address_equal().
  * DIAGNOSTICS
  *	Messages are one line and name the problem, e.g. "space outside
  *	quotes", "CR or LF in address", "unbalanced angle brackets", "empty
@@ -631,20 +633,110 @@ address_equal(const char *a, const char *b)
 	return local_equal_decoded(a, b);
 }
 
+/*
+ * The set's hash. It must agree wherever address_equal() does: equal
+ * addresses have the same domain but for ASCII case, and either the
+ * same raw local part or the same decoded one (when one is quoted). So
+ * the hash covers the lower-cased domain and the decoded local part
+ * (the raw one when it does not decode); the set then asks
+ * address_equal() itself, so what counts as a duplicate is exactly
+ * what it was.
+ */
+static uint64_t
+addr_hash(const char *addr)
+{
+	const char *domain = address_domain(addr), *end, *p;
+	size_t llen = domain ? (size_t)(domain - 1 - addr) : strlen(addr);
+	uint64_t h = 14695981039346656037ULL;
+	struct buf local = BUF_INIT;
+
+	if (local_decode(addr, false, &local, &end, NULL, 0) == 0) {
+		p = local.data;
+		llen = local.len;
+	} else {
+		p = addr;
+	}
+	for (size_t i = 0; i < llen; i++)
+		h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+	buf_free(&local);
+	/* No domain is not the same as an empty one. */
+	h = (h ^ (domain ? '@' : 0x100)) * 1099511628211ULL;
+	for (p = domain; p && *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c - 'A' + 'a');
+		h = (h ^ c) * 1099511628211ULL;
+	}
+	return h;
+}
+
+struct addr_set_slot {
+	const char *addr;	/* NULL: free */
+	uint64_t hash;
+};
+
+static struct addr_set_slot *
+set_probe(struct addr_set_slot *slots, size_t cap, const char *addr,
+    uint64_t hash)
+{
+	size_t i = (size_t)hash & (cap - 1);
+
+	while (slots[i].addr != NULL && (slots[i].hash != hash ||
+	    !address_equal(slots[i].addr, addr)))
+		i = (i + 1) & (cap - 1);
+	return &slots[i];
+}
+
+const char *
+addr_set_add(struct addr_set *set, const char *addr)
+{
+	uint64_t hash = addr_hash(addr);
+	struct addr_set_slot *slot;
+
+	if ((set->n + 1) * 2 > set->cap) {
+		struct addr_set_slot *old = set->slots;
+		size_t oldcap = set->cap;
+
+		set->cap = set->cap ? set->cap * 2 : 16;
+		set->slots = xcalloc(set->cap, sizeof(*set->slots));
+		for (size_t i = 0; i < oldcap; i++)
+			if (old[i].addr != NULL)
+				*set_probe(set->slots, set->cap, old[i].addr,
+				    old[i].hash) = old[i];
+		free(old);
+	}
+	slot = set_probe(set->slots, set->cap, addr, hash);
+	if (slot->addr != NULL)
+		return slot->addr;
+	slot->addr = addr;
+	slot->hash = hash;
+	set->n++;
+	return NULL;
+}
+
+void
+addr_set_free(struct addr_set *set)
+{
+	free(set->slots);
+	set->slots = NULL;
+	set->n = set->cap = 0;
+}
+
 bool
 addr_list_add_unique(struct addr_list *list, const char *addr)
 {
-	size_t i;
+	char *copy = xstrdup(addr);
 
-	for (i = 0; i < list->n; i++)
-		if (address_equal(list->addrs[i], addr))
-			return false;
+	if (addr_set_add(&list->seen, copy) != NULL) {
+		free(copy);
+		return false;
+	}
 	if (list->n == list->cap) {
 		list->cap = list->cap ? list->cap * 2 : 8;
 		list->addrs = xrealloc(list->addrs,
 		    list->cap * sizeof(*list->addrs));
 	}
-	list->addrs[list->n++] = xstrdup(addr);
+	list->addrs[list->n++] = copy;
 	return true;
 }
 
@@ -656,6 +748,7 @@ addr_list_free(struct addr_list *list)
 	for (i = 0; i < list->n; i++)
 		free(list->addrs[i]);
 	free(list->addrs);
+	addr_set_free(&list->seen);
 	list->addrs = NULL;
 	list->n = list->cap = 0;
 }
@@ -997,6 +1090,7 @@ address_list_parse(const char *text, size_t len, struct addr_list *out,
 {
 	struct lparse lp;
 	size_t keep = out->n;
+	bool had_array = out->addrs != NULL;
 	int rc;
 
 	memset(&lp, 0, sizeof(lp));
@@ -1008,9 +1102,22 @@ address_list_parse(const char *text, size_t len, struct addr_list *out,
 	if (rc == 0)
 		rc = list_walk(&lp);
 	toks_free(&lp.t);
-	if (rc == -1) {
+	if (rc == -1 && out->n > keep) {
 		while (out->n > keep)
 			free(out->addrs[--out->n]);
+		/* The set pointed at what was just freed. */
+		addr_set_free(&out->seen);
+		for (size_t i = 0; i < out->n; i++)
+			(void)addr_set_add(&out->seen, out->addrs[i]);
+		/*
+		 * "As it was" includes the array: a caller whose list was
+		 * empty may drop it on error without addr_list_free().
+		 */
+		if (!had_array) {
+			free(out->addrs);
+			out->addrs = NULL;
+			out->cap = 0;
+		}
 	}
 	return rc;
 }

@@ -31,13 +31,27 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/*
+ * A set of addresses under address_equal(), by hash: de-duplicating n
+ * recipients costs O(n), not O(n^2) (20,000 took seconds). It holds
+ * pointers, not copies: each address must outlive its place in the set.
+ */
+struct addr_set {
+	struct addr_set_slot *slots;
+	size_t n;
+	size_t cap;		/* a power of 2, or 0 */
+};
+
+#define ADDR_SET_INIT {NULL, 0, 0}
+
 struct addr_list {
 	char **addrs;
 	size_t n;
 	size_t cap;
+	struct addr_set seen;	/* addrs, for addr_list_add_unique() */
 };
 
-#define ADDR_LIST_INIT {NULL, 0, 0}
+#define ADDR_LIST_INIT {NULL, 0, 0, ADDR_SET_INIT}
 
 int address_list_parse(const char *text, size_t len, struct addr_list *out,
     char *err, size_t errlen);
@@ -52,6 +66,13 @@ char *address_qualify(const char *addr, const char *origin);
 const char *address_domain(const char *addr);
 /* Same address? Local parts compare exactly, domains ignoring case. */
 bool address_equal(const char *a, const char *b);
+
+/*
+ * The address in the set equal to addr, or NULL after adding addr
+ * itself (the pointer) to the set.
+ */
+const char *addr_set_add(struct addr_set *set, const char *addr);
+void addr_set_free(struct addr_set *set);
 
 /*
  * Appends a copy of addr unless an equal address is already present;

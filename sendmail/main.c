@@ -323,11 +323,16 @@ run_deliver(struct session *s)
 		if (strpbrk(arg, "\r\n"))
 			log_fatal(EX_DATAERR, "recipient address contains CR "
 			    "or LF");
-		size_t before = args.n;
-		if (address_list_parse(arg, strlen(arg), &args, why,
-		    sizeof(why)) != 0 || (args.n == before && !strchr(arg, ':')))
+		/* Parsed alone: an address given twice is no "no address". */
+		struct addr_list one = ADDR_LIST_INIT;
+		int bad = address_list_parse(arg, strlen(arg), &one, why,
+		    sizeof(why));
+		if (bad != 0 || (one.n == 0 && !strchr(arg, ':')))
 			log_fatal(EX_NOUSER, "bad recipient address \"%s\": %s",
-			    arg, args.n == before ? "no address" : why);
+			    arg, bad != 0 ? why : "no address");
+		for (size_t k = 0; k < one.n; k++)
+			addr_list_add_unique(&args, one.addrs[k]);
+		addr_list_free(&one);
 	}
 	rcpts = xrealloc(rcpts, (args.n + 1) * sizeof(*rcpts));
 	for (size_t i = 0; i < args.n; i++) {

@@ -22,31 +22,40 @@ fail(char *err, size_t errlen, int code, const char *what)
 	return code;
 }
 
-/* Field name: printable ASCII except ':' and space (RFC 5322 ftext). */
+/*
+ * The length of a header line's field name (printable ASCII except ':'
+ * and space, RFC 5322 ftext), or 0 when the line is not a header. White
+ * space between the name and the colon is the obsolete form ("Subject :
+ * text", RFC 5322 section 4.5) that Postfix also reads as a header; it
+ * is not part of the name, so look-ups by name find the field.
+ */
 static size_t
 field_name_len(const char *line, size_t len)
 {
-	size_t i;
+	size_t i, name_len;
 
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)line[i];
-		if (c == ':')
-			return i;
-		if (c < 33 || c > 126)
-			return 0;
+		if (c == ':' || c < 33 || c > 126)
+			break;
 	}
-	return 0;
+	name_len = i;
+	while (i < len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	return name_len > 0 && i < len && line[i] == ':' ? name_len : 0;
 }
 
-static bool
-has_control(const char *s, size_t len)
+/*
+ * Copies one header line and its CRLF. A CR left inside the line (not
+ * part of its end) becomes a space: the next hop could read it as a
+ * line end and the rest of the line as a header of its own.
+ */
+static void
+put_header_line(char *dst, const char *line, size_t len)
 {
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if ((c < 32 && c != '\t') || c == 127)
-			return true;
-	}
-	return false;
+	for (size_t i = 0; i < len; i++)
+		dst[i] = line[i] == '\r' ? ' ' : line[i];
+	memcpy(dst + len, "\r\n", 3);
 }
 
 static void
@@ -59,8 +68,7 @@ add_header(struct message *m, const char *line, size_t len, size_t name_len)
 	struct header *h = &m->headers[m->nheaders++];
 	h->name = xstrndup(line, name_len);
 	h->raw = xmalloc(len + 3);
-	memcpy(h->raw, line, len);
-	memcpy(h->raw + len, "\r\n", 3);
+	put_header_line(h->raw, line, len);
 	h->raw_len = len + 2;
 	h->deleted = false;
 }
@@ -69,8 +77,7 @@ static void
 continue_header(struct header *h, const char *line, size_t len)
 {
 	h->raw = xrealloc(h->raw, h->raw_len + len + 3);
-	memcpy(h->raw + h->raw_len, line, len);
-	memcpy(h->raw + h->raw_len + len, "\r\n", 3);
+	put_header_line(h->raw + h->raw_len, line, len);
 	h->raw_len += len + 2;
 }
 
@@ -91,9 +98,10 @@ int
 message_parse(const char *data, size_t len, long long limit,
     struct message *m, char *err, size_t errlen)
 {
-	const char *p = data, *end = data + len;
-	enum { START, HEADERS, BODY } where = START;
-	size_t lineno = 0;
+	const char *p, *end = data + len;
+	enum { START, HEADERS, BODY } where;
+	size_t lineno;
+	bool obsolete_start = false, all_body = false;
 
 	memset(m, 0, sizeof(*m));
 	m->input_size = len;
@@ -103,15 +111,24 @@ message_parse(const char *data, size_t len, long long limit,
 	if (memchr(data, '\0', len) != NULL)
 		return fail(err, errlen, EX_DATAERR,
 		    "message contains a NUL byte");
+again:
+	p = data;
+	where = all_body ? BODY : START;
+	lineno = 0;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *next = nl ? nl + 1 : end;
 		size_t n = (size_t)((nl ? nl : end) - p);
-		if (n > 0 && p[n - 1] == '\r')
+		/*
+		 * Every CR before the LF is line end: CR CR LF is CRLF text
+		 * converted once more (Windows-written templates), and
+		 * Postfix takes it.
+		 */
+		while (n > 0 && p[n - 1] == '\r')
 			n--;
 		lineno++;
-		if (where == START && lineno == 1 && n >= 5 &&
-		    memcmp(p, "From ", 5) == 0) {
+		if (lineno == 1 && n >= 5 && memcmp(p, "From ", 5) == 0 &&
+		    field_name_len(p, n) == 0) {
 			p = next;	/* mbox separator, not a header */
 			continue;
 		}
@@ -121,19 +138,28 @@ message_parse(const char *data, size_t len, long long limit,
 				where = BODY;
 			} else if ((p[0] == ' ' || p[0] == '\t') &&
 			    where == HEADERS) {
-				if (has_control(p, n))
-					goto garbage;
 				continue_header(&m->headers[m->nheaders - 1],
 				    p, n);
 			} else if (name_len > 0) {
-				if (has_control(p, n))
-					goto garbage;
+				if (where == START && p[name_len] != ':')
+					obsolete_start = true;
 				add_header(m, p, n, name_len);
 				where = HEADERS;
 			} else if (where == START) {
 				/* No header section at all: all body. */
 				where = BODY;
 				add_body_line(&m->body, p, n);
+			} else if (obsolete_start) {
+				/*
+				 * "Disk : 90%" from a script that sends text
+				 * without headers was all body before the
+				 * obsolete form was read as a header; it
+				 * still is, rather than refused.
+				 */
+				message_free(m);
+				m->input_size = len;
+				all_body = true;
+				goto again;
 			} else {
 				snprintf(err, errlen, "line %zu is neither a "
 				    "header nor the empty line that ends the "
@@ -146,10 +172,6 @@ message_parse(const char *data, size_t len, long long limit,
 		p = next;
 	}
 	return 0;
-garbage:
-	snprintf(err, errlen, "header on line %zu contains control "
-	    "characters", lineno);
-	return EX_DATAERR;
 }
 
 int
@@ -234,8 +256,10 @@ char *
 header_value(const struct header *h)
 {
 	struct buf v = BUF_INIT;
-	const char *p = h->raw + strlen(h->name) + 1;
+	const char *p = h->raw + strlen(h->name);
 	const char *end = h->raw + h->raw_len;
+
+	p += strspn(p, " \t") + 1;	/* the obsolete "Name :" too */
 
 	for (; p < end; p++)
 		if (*p != '\r' && *p != '\n')

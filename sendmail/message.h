@@ -4,16 +4,24 @@
  * DESCRIPTION
  *	message_read() takes the whole input (stdin for "sendmail", the
  *	DATA of "sendmail -bs") and splits it into a header list and a body,
- *	with every line end turned into CRLF so that what is stored is what
- *	goes on the wire. Bytes are otherwise kept as they are (8-bit and
- *	UTF-8 pass through).
+ *	with every line end (LF, CRLF, CR CR LF) turned into CRLF so that
+ *	what is stored is what goes on the wire; any other CR is a line
+ *	break in the body and a space in a header. Bytes are otherwise kept
+ *	as they are (8-bit, UTF-8 and control characters pass through, as
+ *	with Postfix). Nothing Postfix takes from the same client is refused
+ *	for its bytes alone.
+ *
+ *	A header is a field name, optional white space (the obsolete
+ *	"Subject : text" form), and a colon; the name excludes the white
+ *	space, the raw field keeps it.
  *
  *	Input that is not a message is refused with EX_DATAERR rather than
- *	queued half-understood: a NUL byte anywhere, control characters in a
- *	header line, a header section that runs into text without the empty
- *	line that ends it. Input that starts with a line that is not a header
- *	at all ("echo hi | sendmail root") is all body, as with Postfix; a
- *	leading mbox "From " line is dropped, as Postfix does.
+ *	queued half-understood: a NUL byte anywhere, a header section that
+ *	runs into a line that is not a header without the empty line that
+ *	ends it. Input that starts with a line that is not a header at all
+ *	("echo hi | sendmail root") is all body, as with Postfix, and so is
+ *	input that starts with an obsolete-form header and then runs into
+ *	text; a leading mbox "From " line is dropped, as Postfix does.
  */
 #ifndef MXLANE_MESSAGE_H
 #define MXLANE_MESSAGE_H

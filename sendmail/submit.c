@@ -27,6 +27,7 @@ struct rcpt_set {
 	struct spool_rcpt *list;
 	size_t n;
 	size_t cap;
+	struct addr_set seen;	/* the list's addresses */
 };
 
 struct header_ctx {
@@ -73,16 +74,19 @@ static void
 rcpt_set_add(struct rcpt_set *set, const char *address, const char *orcpt,
     uint32_t notify)
 {
-	for (size_t i = 0; i < set->n; i++)
-		if (address_equal(set->list[i].address, address))
-			return;
+	char *copy = xstrdup(address);
+
+	if (addr_set_add(&set->seen, copy) != NULL) {
+		free(copy);
+		return;
+	}
 	if (set->n == set->cap) {
 		set->cap = set->cap ? set->cap * 2 : 8;
 		set->list = xrealloc(set->list, set->cap * sizeof(*set->list));
 	}
 	struct spool_rcpt *r = &set->list[set->n++];
 	memset(r, 0, sizeof(*r));
-	r->address = xstrdup(address);
+	r->address = copy;
 	r->orcpt = orcpt ? xstrdup(orcpt) : NULL;
 	r->notify = notify;
 	r->state = RCPT_QUEUED;
@@ -171,12 +175,38 @@ format_date(char *out, size_t len, time_t t)
 		strcat(out, zone);
 }
 
+/*
+ * The full name as it may go into a header we write. It comes from -F
+ * or the password file, not from a message: control characters (ESC
+ * sequences for the reader's terminal, BEL, a line break that would
+ * start a field of its own) are taken out, and the white space ones
+ * (TAB, CR, LF) become one space.
+ */
+static char *
+clean_fullname(const char *name)
+{
+	struct buf b = BUF_INIT;
+
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		if (*p == '\t' || *p == '\r' || *p == '\n') {
+			if (b.len > 0 && b.data[b.len - 1] != ' ')
+				buf_putc(&b, ' ');
+		} else if (*p >= 32 && *p != 127) {
+			buf_putc(&b, *p);
+		}
+	}
+	return str_trim(buf_steal(&b));
+}
+
 /* "Name <addr>", quoting the name when it holds RFC 5322 specials. */
 static void
-format_from(struct buf *b, const char *name, const char *addr)
+format_from(struct buf *b, const char *fullname, const char *addr)
 {
-	if (name == NULL || *name == '\0') {
+	char *name = clean_fullname(fullname ? fullname : "");
+
+	if (*name == '\0') {
 		buf_printf(b, "From: %s\r\n", addr);
+		free(name);
 		return;
 	}
 	bool quote = strpbrk(name, "()<>[]:;@\\,.\"") != NULL;
@@ -186,16 +216,14 @@ format_from(struct buf *b, const char *name, const char *addr)
 		for (const char *p = name; *p; p++) {
 			if (*p == '"' || *p == '\\')
 				buf_putc(b, '\\');
-			if (*p != '\r' && *p != '\n')
-				buf_putc(b, *p);
+			buf_putc(b, *p);
 		}
 		buf_putc(b, '"');
 	} else {
-		for (const char *p = name; *p; p++)
-			if (*p != '\r' && *p != '\n')
-				buf_putc(b, *p);
+		buf_puts(b, name);
 	}
 	buf_printf(b, " <%s>\r\n", addr);
+	free(name);
 }
 
 static void
@@ -256,17 +284,36 @@ log_queued(const struct submitter *who, const struct spool_msg *msg,
 	log_set_component(NULL);
 }
 
-/* Offers the live headers to the lane rules, one at a time. */
+/* The live headers, as the lane rules walk them. */
+struct header_walk {
+	struct message *m;
+	size_t i;		/* the i-th live header ... */
+	size_t k;		/* ... is m->headers[k] */
+};
+
+/*
+ * Offers the live headers to the lane rules, one at a time. route_lane()
+ * asks for 0, 1, 2, ... for each lane, so the walk goes on from the
+ * header it gave last instead of counting from the first again (which
+ * made a lane's walk quadratic in the number of headers).
+ */
 static const char *
 next_header(void *ctx, size_t i, char **value)
 {
-	struct message *m = ctx;
-	size_t seen = 0;
+	struct header_walk *w = ctx;
+	struct message *m = w->m;
+	size_t k = 0, seen = 0;
 
-	for (size_t k = 0; k < m->nheaders; k++) {
+	if (i > 0 && i == w->i + 1) {
+		k = w->k + 1;
+		seen = i;
+	}
+	for (; k < m->nheaders; k++) {
 		if (m->headers[k].deleted)
 			continue;
 		if (seen++ == i) {
+			w->i = i;
+			w->k = k;
 			*value = header_value(&m->headers[k]);
 			return m->headers[k].name;
 		}
@@ -279,7 +326,7 @@ submit_message(const struct submitter *who, const struct submit_request *req,
     struct message *m, char queue_id[SPOOL_ID_SIZE], const char **lane_out,
     char *err, size_t errlen)
 {
-	struct rcpt_set set = {NULL, 0, 0};
+	struct rcpt_set set = {NULL, 0, 0, ADDR_SET_INIT};
 	struct addr_list from_headers = ADDR_LIST_INIT;
 	bool aliases = aliasmap_built(who->aliases);
 	int rc = 0;
@@ -314,9 +361,10 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 	msg.body = (enum spool_body)req->body;
 	char why[256];
 	struct route_submitter rs = {who->user, req->sender, who->admin};
+	struct header_walk walk = {m, SIZE_MAX, 0};
 	bool refused;
 	const char *lane = route_lane(who->cfg, req->lane, &rs, next_header,
-	    m, &refused, why, sizeof(why));
+	    &walk, &refused, why, sizeof(why));
 	if (refused) {
 		log_warn("uid=%u user=%s: -O Lane=%s not allowed; lane %s (%s)",
 		    (unsigned)who->uid, who->user, req->lane, lane, why);
@@ -372,6 +420,7 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 	free(hctx.message_id);
 out:
 	addr_list_free(&from_headers);
+	addr_set_free(&set.seen);
 	for (size_t i = 0; i < set.n; i++)
 		spool_rcpt_clear(&set.list[i]);
 	free(set.list);

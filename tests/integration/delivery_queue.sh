@@ -33,7 +33,9 @@
 #	  - SIGTERM to a daemon in the middle of a slow delivery: exit 0
 #	    within 5 s, no recipient left active, the unfinished ones queued
 #	    and delivered by the next plain pass;
-#	  - a null-sender message that bounces makes no bounce and no loop;
+#	  - a null-sender message that bounces makes no bounce and no loop
+#	    without a postmaster alias; with one, the notice goes to what
+#	    the alias expands to, and a notice that bounces is discarded;
 #	  - pflogsumm --syslog-name=mxlane over one part's log reports the
 #	    received, delivered, deferred and bounced counts that happened.
 #	Every `queuerun run --flush` runs under a 30 s limit. Takes about
@@ -612,6 +614,51 @@ assert_eq 0 "$(grep -c 'sender non-delivery notification' "$LOGFILE")" "notifica
 assert_match "$(grep -F "$ID_DBL" "$LOGFILE")" "$ID_DBL: .*discarded" "double bounce logged as discarded"
 assert_eq "$nulls_before" "$(sinkq 'len([m for m in M if m["mail_from"] == ""])')" "null-sender messages at the sink"
 assert_eq 1 "$(grep -c 'mxlane/smtp\[' "$LOGFILE")" "smtp log lines in the double-bounce world"
+
+section "a bounce that bounces goes to the addresses of the postmaster alias"
+# unqualified names become @ok.test, which the sink takes
+world pm "immediate_delivery = false" 'myorigin = "ok.test"'
+printf 'postmaster: root\nroot: pm-admin@src.example, ops, \\keep\nops: root, oncall@ok.test\n' >"$ALIASES"
+assert_exit 0 "$NEWALIASES"
+submit "$(message pm)" -i -f '<>' r550-pm@ok.test
+ID_PM=$NEWID
+for i in 1 2 3; do
+	assert_exit 0 "$QUEUERUN" run
+done
+check_log "$ID_PM" r550-pm@ok.test bounced '5\.1\.1' "550 5.1.1"
+check_gone "$ID_PM"
+assert_queue_empty "after the postmaster notification went out"
+assert_eq 1 "$(grep -c "$ID_PM: sender non-delivery notification" "$LOGFILE")" \
+    "notifications queued for the double bounce"
+dsn_table
+# root is a loop (ops names it again): root@ok.test itself gets it
+assert_eq "keep@ok.test oncall@ok.test pm-admin@src.example root@ok.test" \
+    "$(dsn_rows "$ID_PM" | cut -f3 | tr ',' '\n' | sort -u | tr '\n' ' ' | sed 's/ $//')" \
+    "recipients of the postmaster notification at the sink"
+assert_eq "failed r550-pm@ok.test" "$(dsn_rows "$ID_PM" | cut -f5,4 | sort -u | awk -F'\t' '{print $2, $1}')" \
+    "what the postmaster notification reports"
+assert_eq 0 "$(sinkq 'len(to("postmaster@ok.test"))')" "messages for postmaster@ok.test itself"
+assert_contains "$(sinkq 'open(to("oncall@ok.test")[0]["file"], errors="replace").read()')" \
+    "To: <postmaster@ok.test>" "To: of the postmaster notification"
+
+section "a postmaster notification that bounces is discarded, no loop"
+world pmloop "immediate_delivery = false" 'myorigin = "ok.test"'
+printf 'postmaster: r550-postmaster@ok.test\n' >"$ALIASES"
+assert_exit 0 "$NEWALIASES"
+submit "$(message pmloop)" -i -f '<>' r550-pmloop@ok.test
+ID_PML=$NEWID
+# Before: each notice bounced into a new one, thousands in one pass.
+for i in 1 2 3; do
+	assert_exit 0 timeout -k 5 30 "$QUEUERUN" run
+done
+assert_queue_empty "after the postmaster notification bounced"
+assert_eq 1 "$(grep -c 'sender non-delivery notification' "$LOGFILE")" \
+    "notifications queued in the postmaster-loop world"
+NOTICE=$(sed -n "s/.*$ID_PML: sender non-delivery notification: \([0-9A-F]*\).*/\1/p" "$LOGFILE")
+check_log "$NOTICE" r550-postmaster@ok.test bounced '5\.1\.1' "550 5.1.1"
+assert_match "$(grep -F "$NOTICE:" "$LOGFILE")" "$NOTICE: undeliverable postmaster notification discarded" \
+    "the bounced postmaster notification logged as discarded"
+assert_eq 2 "$(grep -c 'mxlane/smtp\[' "$LOGFILE")" "smtp log lines in the postmaster-loop world"
 
 # ---------------------------------------------------------------- pflogsumm
 

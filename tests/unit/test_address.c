@@ -7,7 +7,9 @@
  *	promises. A parsed list is compared joined with " | " so one check
  *	shows everything that came out.
  */
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -204,8 +206,93 @@ test_list_dedup(void)
 	    sizeof(err)), 0);
 	CHECK_INT(l.n, 4);
 	CHECK_STR(l.addrs[3], "e@v");
+	/* An empty list stays empty, with nothing allocated to free. */
+	struct addr_list e = ADDR_LIST_INIT;
+	CHECK_INT(address_list_parse("a@b.example; x y z", 18, &e, err,
+	    sizeof(err)), -1);
+	CHECK(e.addrs == NULL && e.n == 0 && e.cap == 0 && e.seen.n == 0 &&
+	    e.seen.slots == NULL);
+	/* After a failing field, d@w is gone from the set as well. */
+	CHECK(addr_list_add_unique(&l, "d@w"));
+	CHECK(!addr_list_add_unique(&l, "d@W"));
+	CHECK(!addr_list_add_unique(&l, "b@y"));
+	CHECK_INT(l.n, 5);
 	addr_list_free(&l);
 	CHECK(l.addrs == NULL && l.n == 0 && l.cap == 0);
+}
+
+/*
+ * The hash set must say "duplicate" exactly when a linear scan with
+ * address_equal() would: same address twice, domain case, local-part
+ * case, quoted and bare local parts, with and without a domain, and
+ * random awkward strings (not all of them canonical).
+ */
+static void
+test_set_matches_address_equal(void)
+{
+	static const char *fixed[] = { "a@x", "a@X", "A@x", "\"a\"@x",
+	    "\"A\"@X", "a", "A", "\"a\"", "a@", "\"a b\"@x", "\"a b\"@X",
+	    "\"a\\b\"@x", "ab@x", "a@xy", "\"\"@x", "@x", "\"a@b\"@x",
+	    "a@b@x", "\"a\"@b@x", "\"unterminated@x", "john.doe@Example.ORG",
+	    "john.doe@example.org", "\"john.doe\"@EXAMPLE.org" };
+	static const char *pieces[] = { "a", "A", "b", "@", ".", "\"", "\\",
+	    " ", "x", "X", "\"a\"", "@x", "@X" };
+	struct addr_list l = ADDR_LIST_INIT;
+	char **all = NULL;
+	size_t nall = 0, bad = 0;
+	uint32_t seed = 777;
+
+	all = malloc(6000 * sizeof(*all));
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(*fixed); i++)
+		all[nall++] = strdup(fixed[i]);
+	while (nall < 6000) {
+		char text[64] = "";
+		seed = seed * 1103515245u + 12345u;
+		size_t n = 1 + (seed >> 16) % 5;
+		for (size_t k = 0; k < n; k++) {
+			seed = seed * 1103515245u + 12345u;
+			strcat(text, pieces[(seed >> 16) % (sizeof(pieces) /
+			    sizeof(*pieces))]);
+		}
+		all[nall++] = strdup(text);
+	}
+	/* Each string twice, second time in another order. */
+	for (size_t round = 0; round < 2; round++)
+		for (size_t i = 0; i < nall; i++) {
+			const char *a = all[round ? nall - 1 - i : i];
+			bool dup = false;
+			for (size_t k = 0; k < l.n && !dup; k++)
+				dup = address_equal(l.addrs[k], a);
+			if (addr_list_add_unique(&l, a) == dup) {
+				fprintf(stderr, "  \"%s\": set and scan "
+				    "disagree\n", a);
+				bad++;
+			}
+		}
+	CHECK_INT(bad, 0);
+	CHECK(l.n > 1000 && l.n < nall);	/* the random ones do repeat */
+	/* The fixed ones, by address_equal: */
+	addr_list_free(&l);
+	CHECK(addr_list_add_unique(&l, "a@x"));
+	CHECK(!addr_list_add_unique(&l, "a@x"));	/* the same twice */
+	CHECK(!addr_list_add_unique(&l, "a@X"));	/* domain: any case */
+	CHECK(addr_list_add_unique(&l, "A@x"));	/* local part: exact */
+	CHECK(!addr_list_add_unique(&l, "\"a\"@X"));	/* quoted = bare */
+	CHECK(addr_list_add_unique(&l, "a"));		/* no domain */
+	CHECK(!addr_list_add_unique(&l, "\"a\""));
+	CHECK_INT(l.n, 3);
+	addr_list_free(&l);
+	for (size_t i = 0; i < nall; i++)
+		free(all[i]);
+	free(all);
+
+	struct addr_set set = ADDR_SET_INIT;
+	CHECK(addr_set_add(&set, "u@x") == NULL);
+	const char *first = "v@Y";
+	CHECK(addr_set_add(&set, first) == NULL);
+	CHECK(addr_set_add(&set, "v@y") == first);
+	CHECK_INT(set.n, 2);
+	addr_set_free(&set);
 }
 
 static void
@@ -618,6 +705,7 @@ main(void)
 	test_valid();
 	test_helpers();
 	test_list_add();
+	test_set_matches_address_equal();
 	test_properties();
 	return unit_done("address");
 }

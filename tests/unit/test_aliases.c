@@ -592,6 +592,9 @@ test_parse_errors(void)
 	parse_err("e_target", "e_target:1: target 2: unexpected text");
 	put("e_target2", "a: x@y..z\n");
 	parse_err("e_target2", "e_target2:1: target 1: invalid domain");
+	/* A target that fails after an address: nothing left behind. */
+	put("e_after", "root: a@b.example; x y z\n");
+	parse_err("e_after", "e_after:1: target 1: unexpected text");
 	put("e_group", "a: empty:;\n");
 	parse_err("e_group", "e_group:1: target 1 has no address");
 	put("e_bs", "a: \\bad user\n");

@@ -1119,10 +1119,126 @@ test_dsncheck_refuses(void)
 	buf_free(&msg);
 }
 
+/* An alias table for bounce_postmaster(): "name: t1, t2" lines. */
+static const char *const *pm_table;
+static int pm_lookups;
+
+static int
+pm_lookup(void *ctx, const char *name, char ***targets, size_t *n)
+{
+	(void)ctx;
+	pm_lookups++;
+	for (const char *const *e = pm_table; *e; e++) {
+		size_t len = strcspn(*e, ":");
+		if (strlen(name) != len || strncmp(*e, name, len) != 0)
+			continue;
+		char *copy = xstrdup(*e + len + 1), *save = NULL;
+		*targets = NULL;
+		*n = 0;
+		for (char *t = strtok_r(copy, ", ", &save); t;
+		    t = strtok_r(NULL, ", ", &save)) {
+			*targets = xrealloc(*targets, (*n + 1) * sizeof(char *));
+			(*targets)[(*n)++] = xstrdup(t);
+		}
+		free(copy);
+		return 0;
+	}
+	return -1;
+}
+
+/* The addresses, joined by " " in the order found, or "-" for none. */
+static char *
+pm_expand(const char *const *table, int *rc)
+{
+	char **addrs = NULL;
+	size_t n = 0;
+	struct buf b = BUF_INIT;
+
+	pm_table = table;
+	pm_lookups = 0;
+	*rc = bounce_postmaster("example.org", pm_lookup, NULL, &addrs, &n);
+	for (size_t i = 0; i < n; i++) {
+		buf_printf(&b, "%s%s", i ? " " : "", addrs[i]);
+		free(addrs[i]);
+	}
+	free(addrs);
+	return n ? buf_steal(&b) : xstrdup("-");
+}
+
+static void
+test_postmaster(void)
+{
+	static const char *const none[] = { "root: admin@x.example", NULL };
+	static const char *const plain[] = {
+	    "postmaster: root", "root: ops, Admin@X.example, \\keep",
+	    "ops: alice@x.example, admin@x.EXAMPLE, bob, alice@X.Example",
+	    NULL };
+	static const char *const loop[] = {
+	    "postmaster: root, pm@y.example", "root: postmaster, admin",
+	    "admin: root", NULL };
+	static const char *const special[] = {
+	    "postmaster: |/usr/bin/logger, /var/mail/pm", NULL };
+	static const char *const diamond[] = {
+	    "postmaster: a, b", "a: c, c", "b: c", "c: d@z.example",
+	    "postmaster@example.org: nope", NULL };
+	static const char *const self[] = { "postmaster: postmaster", NULL };
+	char deep[64][48];
+	const char *chain[66];
+	char *got;
+	int rc;
+
+	got = pm_expand(none, &rc);
+	CHECK_INT(rc, -1);
+	CHECK_STR(got, "-");
+	free(got);
+	/* Names are looked up again; addresses with '@' and \name are
+	 * final; bob is no alias; the same address twice is one. */
+	got = pm_expand(plain, &rc);
+	CHECK_INT(rc, 0);
+	CHECK_STR(got, "alice@x.example admin@x.EXAMPLE bob@example.org "
+	    "Admin@X.example keep@example.org");
+	free(got);
+	/* A loop ends at the name that closes it. */
+	got = pm_expand(loop, &rc);
+	CHECK_INT(rc, 0);
+	CHECK_STR(got, "postmaster@example.org root@example.org pm@y.example");
+	free(got);
+	got = pm_expand(self, &rc);
+	CHECK_INT(rc, 0);
+	CHECK_STR(got, "postmaster@example.org");
+	free(got);
+	/* Nothing is delivered locally: an alias of programs has no one. */
+	got = pm_expand(special, &rc);
+	CHECK_INT(rc, 0);
+	CHECK_STR(got, "-");
+	free(got);
+	/* c is looked up once however often it is reached. */
+	got = pm_expand(diamond, &rc);
+	CHECK_INT(rc, 0);
+	CHECK_STR(got, "d@z.example");
+	CHECK_INT(pm_lookups, 4);
+	free(got);
+	/* A chain deeper than the bound stops, at the name it reached. */
+	chain[0] = "postmaster: n1";
+	for (int i = 1; i < 64; i++) {
+		snprintf(deep[i], sizeof(deep[i]), "n%d: n%d", i, i + 1);
+		chain[i] = deep[i];
+	}
+	chain[64] = "n64: end@z.example";
+	chain[65] = NULL;
+	got = pm_expand(chain, &rc);
+	CHECK_INT(rc, 1);
+	snprintf(deep[0], sizeof(deep[0]), "n%d@example.org",
+	    BOUNCE_ALIAS_DEPTH + 1);
+	CHECK_STR(got, deep[0]);
+	free(got);
+}
+
 int
 main(void)
 {
 	setenv("TZ", "UTC", 1);
+	test_postmaster();
 	test_status_from_reply();
 	test_failed();
 	test_delayed();

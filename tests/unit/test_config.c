@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -12,6 +13,15 @@
 #include "tests/unit/unit.h"
 
 static char dir[] = "/tmp/mxl-test-config-XXXXXX";
+
+static const char *
+dir_sub(void)
+{
+	static char sub[sizeof(dir) + 4];
+
+	snprintf(sub, sizeof(sub), "%s/sub", dir);
+	return sub;
+}
 
 static char *
 write_conf(const char *name, const char *text)
@@ -141,6 +151,57 @@ test_environment(void)
 	free(p);
 }
 
+/*
+ * include("file"): a relative name is found beside the main file, an
+ * absolute one where it says (libconfuse 3.3's search path alone would
+ * glue the absolute name onto the directory and not find it).
+ */
+static void
+test_include(void)
+{
+	struct mxl_config cfg;
+	char err[512] = "";
+	char text[800];
+
+	if (mkdir(dir_sub(), 0700) != 0) {
+		unit_failed++;
+		return;
+	}
+	char *prov = write_conf("abs-providers.conf",
+	    "provider gmail { domains = {\"gmail.com\"} }\n");
+	snprintf(text, sizeof(text), "include(\"%s\")\n", prov);
+	char *p = write_conf("sub/abs.conf", text);
+	CHECK_INT(config_load(p, false, &cfg, err, sizeof(err)), 0);
+	CHECK_STR(err, "");
+	CHECK(config_provider(&cfg, "gmail") != NULL);
+	config_free(&cfg);
+	free(p);
+
+	/* Relative: beside the main file, also from an included file. */
+	char *rel = write_conf("sub/rel-providers.conf",
+	    "provider yahoo { domains = {\"yahoo.com\"} }\n"
+	    "include(\"rel-more.conf\")\n");
+	char *more = write_conf("sub/rel-more.conf",
+	    "provider aol { domains = {\"aol.com\"} }\n");
+	p = write_conf("sub/rel.conf", "include(\"rel-providers.conf\")\n");
+	CHECK_INT(config_load(p, false, &cfg, err, sizeof(err)), 0);
+	CHECK(config_provider(&cfg, "yahoo") != NULL);
+	CHECK(config_provider(&cfg, "aol") != NULL);
+	config_free(&cfg);
+	free(p);
+
+	/* A missing file, absolute or relative, is an error naming it. */
+	char missing[600];
+	snprintf(missing, sizeof(missing), "%s/sub/nosuch.conf", dir);
+	snprintf(text, sizeof(text), "include(\"%s\")\n", missing);
+	expect_error("sub/abs-missing.conf", text, "nosuch.conf");
+	expect_error("sub/rel-missing.conf", "include(\"nosuch.conf\")\n",
+	    "nosuch.conf");
+	free(prov);
+	free(rel);
+	free(more);
+}
+
 int
 main(void)
 {
@@ -150,6 +211,7 @@ main(void)
 	test_defaults();
 	test_errors();
 	test_environment();
+	test_include();
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
