@@ -49,6 +49,7 @@ struct runner {
 /* What the runner keeps per message while it is being delivered. */
 struct msg_slot {
 	struct spool_msg env;
+	const struct mxl_lane *lane;	/* NULL: no longer configured */
 	struct spool_rcpt *rcpts;	/* all recipients, from the spool */
 	size_t nrcpts;
 };
@@ -703,6 +704,7 @@ load_slots(struct runner *run, struct spool_work *work, size_t n,
 		int rc = spool_get(run->sp, work[i].id, &slots[k].env,
 		    &slots[k].rcpts, &slots[k].nrcpts);
 		if (rc == SPOOL_OK) {
+			slots[k].lane = config_lane(run->cfg, slots[k].env.lane);
 			first[k++] = i;
 		} else if (rc != SPOOL_NOTFOUND) {
 			/*
@@ -1116,8 +1118,8 @@ static int
 compare_lane(const void *a, const void *b)
 {
 	const struct txn *x = a, *y = b;
-	int px = strcmp(x->slot->env.lane, "priority") != 0;
-	int py = strcmp(y->slot->env.lane, "priority") != 0;
+	int px = !(x->slot->lane && x->slot->lane->priority);
+	int py = !(y->slot->lane && y->slot->lane->priority);
 
 	if (px != py)
 		return px - py;
@@ -1176,9 +1178,7 @@ deliver_domain(struct runner *run, struct spool_work *work, size_t n)
 		size_t from = first[i], to = from;
 		while (to < n && strcmp(work[to].id, slots[i].env.id) == 0)
 			to++;
-		const struct mxl_lane *lane = config_lane(run->cfg,
-		    slots[i].env.lane);
-		struct mxl_limits lim = route_limits(lane, provider);
+		struct mxl_limits lim = route_limits(slots[i].lane, provider);
 		add_txns(&slots[i], &work[from], to - from,
 		    lim.recipients_per_message, &txns, &ntxns, &cap);
 	}
@@ -1195,15 +1195,14 @@ deliver_domain(struct runner *run, struct spool_work *work, size_t n)
 			struct group g;
 			memset(&g, 0, sizeof(g));
 			g.provider = provider;
-			g.lane = config_lane(run->cfg, txns[i].slot->env.lane);
+			g.lane = txns[i].slot->lane;
 			g.pool = route_pool(run->cfg, g.lane, provider, why,
 			    sizeof(why));
 			g.limits = route_limits(g.lane, provider);
 			g.hosts = mx.hosts;
 			g.nhosts = mx.nhosts;
 			g.port = port;
-			g.priority = strcmp(txns[i].slot->env.lane,
-			    "priority") == 0;
+			g.priority = g.lane && g.lane->priority;
 			send_group(run, &g, &txns[i], j - i);
 			i = j;
 		}

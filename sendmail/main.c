@@ -560,7 +560,8 @@ deliver_now(struct session *s, const char *id)
 {
 	if (spool_wakeup_notify(s->cfg.spool_directory))
 		return;
-	if (!s->cfg.immediate_delivery || strcmp(s->lane, "priority") != 0)
+	if (!s->cfg.immediate_delivery ||
+	    !config_lane_is_priority(&s->cfg, s->lane))
 		return;
 	pid_t pid = fork();
 	if (pid < 0)

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/config.h"
 #include "lib/log.h"
 #include "spool/record.h"
 #include "spool/spool_impl.h"
@@ -79,7 +80,7 @@ key_unpack(const DBT *key, struct sched_key *out)
 int
 spool_lane_class(const char *lane)
 {
-	return lane && strcmp(lane, "priority") == 0 ? SCHED_PRIORITY :
+	return lane && strcmp(lane, MXL_PRIORITY_LANE) == 0 ? SCHED_PRIORITY :
 	    SCHED_NORMAL;
 }
 
