@@ -8,16 +8,12 @@
  */
 #include "queuerun/runner.h"
 
-#include <arpa/inet.h>
-#include <ctype.h>
-#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
-#include <strings.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +21,7 @@
 #include "queuerun/bounce.h"
 #include "queuerun/connect.h"
 #include "queuerun/deliver.h"
+#include "queuerun/nexthop.h"
 #include "dns/dns.h"
 #include "route/route.h"
 #include "lib/log.h"
@@ -550,146 +547,6 @@ compare_work(const void *a, const void *b)
 	return c;
 }
 
-/* A domain literal "[192.0.2.1]" is its own single host. */
-static enum dns_status
-literal_host(const char *domain, struct dns_mx *mx, char *err, size_t errlen)
-{
-	size_t len = strlen(domain);
-	char ip[64];
-
-	if (len < 3 || len - 2 >= sizeof(ip) || domain[len - 1] != ']') {
-		snprintf(err, errlen, "malformed address literal %s", domain);
-		return DNS_PERMFAIL;
-	}
-	memcpy(ip, domain + 1, len - 2);
-	ip[len - 2] = '\0';
-	struct sockaddr_in sin;
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	if (inet_pton(AF_INET, ip, &sin.sin_addr) != 1) {
-		snprintf(err, errlen, "unsupported address literal %s",
-		    domain);
-		return DNS_PERMFAIL;
-	}
-	mx->hosts = xcalloc(1, sizeof(*mx->hosts));
-	mx->nhosts = 1;
-	mx->implicit = true;
-	mx->hosts[0].name = xstrdup(ip);
-	mx->hosts[0].preference = -1;
-	memcpy(&mx->hosts[0].addrs[0], &sin, sizeof(sin));
-	mx->hosts[0].addr_lens[0] = sizeof(sin);
-	mx->hosts[0].naddrs = 1;
-	return DNS_OK;
-}
-
-/*
- * MX answers, kept for a minute: a batch claimed in due order visits
- * the same domains again and again, and each look-up costs a round
- * trip to the resolver. Failures are kept too (a SERVFAIL is not asked
- * again a hundred times a second). The table is split into sets by a
- * hash of the domain, oldest out first within a set: a queue for
- * thousands of domains must not evict the answer it needs next.
- */
-#define MX_CACHE_WAYS	8
-#define MX_CACHE_SETS	1024
-#define MX_CACHE_SIZE	(MX_CACHE_WAYS * MX_CACHE_SETS)
-#define MX_CACHE_TTL	60
-
-struct mx_cache_entry {
-	char *domain;
-	time_t expires;
-	enum dns_status status;
-	struct dns_mx mx;
-	char err[512];
-};
-
-static struct mx_cache_entry mx_cache[MX_CACHE_SIZE];
-
-static void
-copy_mx(struct dns_mx *to, const struct dns_mx *from)
-{
-	*to = *from;
-	to->hosts = xcalloc(from->nhosts + 1, sizeof(*to->hosts));
-	for (size_t i = 0; i < from->nhosts; i++) {
-		to->hosts[i] = from->hosts[i];
-		to->hosts[i].name = xstrdup(from->hosts[i].name);
-	}
-}
-
-static enum dns_status
-cached_mx(struct runner *run, const char *domain, struct dns_mx *mx,
-    char *err, size_t errlen)
-{
-	time_t now = time(NULL);
-	uint32_t hash = 2166136261u;	/* FNV-1a */
-
-	for (const char *c = domain; *c; c++)
-		hash = (hash ^ (unsigned char)tolower((unsigned char)*c)) *
-		    16777619u;
-	struct mx_cache_entry *set = &mx_cache[(hash % MX_CACHE_SETS) *
-	    MX_CACHE_WAYS];
-	struct mx_cache_entry *slot = &set[0];
-
-	for (size_t i = 0; i < MX_CACHE_WAYS; i++) {
-		struct mx_cache_entry *e = &set[i];
-		if (e->domain && strcasecmp(e->domain, domain) == 0 &&
-		    e->expires > now) {
-			copy_mx(mx, &e->mx);
-			snprintf(err, errlen, "%s", e->err);
-			return e->status;
-		}
-		if (e->expires < slot->expires)
-			slot = e;	/* the oldest, or an empty one */
-	}
-	enum dns_status st = dns_find_mx(&run->dns, domain, false, mx, err,
-	    errlen);
-	free(slot->domain);
-	dns_mx_free(&slot->mx);
-	slot->domain = xstrdup(domain);
-	slot->expires = now + MX_CACHE_TTL;
-	slot->status = st;
-	copy_mx(&slot->mx, mx);
-	snprintf(slot->err, sizeof(slot->err), "%s", err);
-	return st;
-}
-
-static enum dns_status
-find_hosts(struct runner *run, const char *domain, struct dns_mx *mx,
-    char *err, size_t errlen)
-{
-	memset(mx, 0, sizeof(*mx));
-	if (*domain == '\0') {
-		snprintf(err, errlen, "recipient address has no domain");
-		return DNS_PERMFAIL;
-	}
-	if (domain[0] == '[')
-		return literal_host(domain, mx, err, errlen);
-	return cached_mx(run, domain, mx, err, errlen);
-}
-
-/* Relay hosts: "[127.0.0.30]" is an address, "[host]" A/AAAA only. */
-static enum dns_status
-relay_hosts(struct runner *run, const struct mxl_provider *p,
-    struct dns_mx *mx, char *err, size_t errlen)
-{
-	memset(mx, 0, sizeof(*mx));
-	if (!p->relay_no_mx)
-		return dns_find_mx(&run->dns, p->relay_host, false, mx, err,
-		    errlen);
-	char literal[300];
-	snprintf(literal, sizeof(literal), "[%s]", p->relay_host);
-	if (literal_host(literal, mx, err, errlen) == DNS_OK)
-		return DNS_OK;
-	mx->hosts = xcalloc(1, sizeof(*mx->hosts));
-	mx->nhosts = 1;
-	mx->implicit = true;
-	enum dns_status st = dns_find_addrs(&run->dns, p->relay_host, false,
-	    &mx->hosts[0], err, errlen);
-	if (st != DNS_OK)
-		dns_mx_free(mx);
-	return st;
-}
-
 /* Loads the envelopes of one domain's work items, one slot per message. */
 static size_t
 load_slots(struct runner *run, struct spool_work *work, size_t n,
@@ -843,23 +700,11 @@ limits_set(const struct mxl_limits *l)
 	return l->concurrency || l->rate_count || l->delay_ms;
 }
 
-/* A group sharing lane, provider and hosts: sent under their throttle. */
-struct group {
-	const struct mxl_provider *provider;
-	const struct mxl_lane *lane;
-	const struct mxl_pool *pool;
-	struct mxl_limits limits;
-	const struct dns_host *hosts;
-	size_t nhosts;
-	int port;
-	bool priority;
-};
-
 static void
-throttle_key(const struct group *g, const struct mxl_source *src, char *key,
-    size_t len)
+throttle_key(const struct nexthop *nh, const struct mxl_source *src,
+    char *key, size_t len)
 {
-	snprintf(key, len, "%s|%s", g->provider ? g->provider->name : "-",
+	snprintf(key, len, "%s|%s", nh->provider ? nh->provider->name : "-",
 	    src ? src->address : "-");
 }
 
@@ -914,23 +759,23 @@ renew_claims(struct runner *run, struct txn **list, size_t n)
  * *retry_ms tells until when).
  */
 static size_t
-send_one_connection(struct runner *run, const struct group *g,
+send_one_connection(struct runner *run, const struct nexthop *nh,
     const struct mxl_source *src, struct txn **list, size_t n,
     int64_t *retry_ms)
 {
-	struct spool_throttle_limits tl = {g->limits.concurrency,
-	    g->limits.rate_count, g->limits.rate_period, g->limits.delay_ms};
-	bool throttled = limits_set(&g->limits);
+	struct spool_throttle_limits tl = {nh->limits.concurrency,
+	    nh->limits.rate_count, nh->limits.rate_period, nh->limits.delay_ms};
+	bool throttled = limits_set(&nh->limits);
 	char key[400];
 	size_t want = n;
 
-	throttle_key(g, src, key, sizeof(key));
-	if (g->limits.messages_per_connection > 0 &&
-	    want > (size_t)g->limits.messages_per_connection)
-		want = (size_t)g->limits.messages_per_connection;
+	throttle_key(nh, src, key, sizeof(key));
+	if (nh->limits.messages_per_connection > 0 &&
+	    want > (size_t)nh->limits.messages_per_connection)
+		want = (size_t)nh->limits.messages_per_connection;
 	struct spool_throttle_grant grant = {(int)want, -1, 0};
 	if (throttled && spool_throttle_acquire(run->sp, key, &tl,
-	    g->priority, (int)want, run->cfg->delivery_lease_time,
+	    nh->priority, (int)want, run->cfg->delivery_lease_time,
 	    &grant) != SPOOL_OK)
 		return 0;
 	if (grant.granted <= 0) {
@@ -938,7 +783,7 @@ send_one_connection(struct runner *run, const struct group *g,
 		return 0;
 	}
 	struct dlv_config dcfg = run->dlv;
-	dcfg.port = g->port;
+	dcfg.port = nh->port;
 	if (src) {
 		dcfg.source = (const struct sockaddr *)&src->sa;
 		dcfg.source_len = src->sa_len;
@@ -951,8 +796,8 @@ send_one_connection(struct runner *run, const struct group *g,
 		if (!list[i]->m.done)
 			ptrs[nptrs++] = &list[i]->m;
 	if (nptrs > 0)
-		deliver_to_hosts(&dcfg, run->sp, g->hosts, g->nhosts, ptrs,
-		    nptrs, on_message_done, run);
+		deliver_to_hosts(&dcfg, run->sp, nh->hosts.hosts,
+		    nh->hosts.nhosts, ptrs, nptrs, on_message_done, run);
 	int unused = (int)((size_t)grant.granted - nptrs);
 	for (size_t i = 0; i < nptrs; i++)
 		if (!ptrs[i]->done)
@@ -996,7 +841,7 @@ sleep_until_ms(int64_t ms)
  * due again now (priority mail took the turn, or the runner stops).
  */
 static void
-hold_back(struct runner *run, const struct group *g,
+hold_back(struct runner *run, const struct nexthop *nh,
     const struct mxl_source *src, struct txn **list, size_t n,
     int64_t retry_ms, bool at_once)
 {
@@ -1013,18 +858,18 @@ hold_back(struct runner *run, const struct group *g,
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (list[i]->booked || g->priority || !limits_set(&g->limits))
+		if (list[i]->booked || nh->priority || !limits_set(&nh->limits))
 			again[nagain++] = list[i];
 		else
 			fresh[nfresh++] = list[i];
 	}
 	/* The throttle's pace: one delivery every step. */
 	int64_t step = 0;
-	if (g->limits.rate_count > 0)
-		step = (int64_t)g->limits.rate_period * 1000 /
-		    g->limits.rate_count;
-	if (g->limits.delay_ms > step)
-		step = g->limits.delay_ms;
+	if (nh->limits.rate_count > 0)
+		step = (int64_t)nh->limits.rate_period * 1000 /
+		    nh->limits.rate_count;
+	if (nh->limits.delay_ms > step)
+		step = nh->limits.delay_ms;
 	release_list(run, again, nagain, first, step, true);
 	int64_t until = nagain ? first : 0;
 	if (nagain > 0) {
@@ -1033,12 +878,12 @@ hold_back(struct runner *run, const struct group *g,
 			run->hold_until_ms = last;
 	}
 	if (nfresh > 0) {
-		struct spool_throttle_limits tl = {g->limits.concurrency,
-		    g->limits.rate_count, g->limits.rate_period,
-		    g->limits.delay_ms};
+		struct spool_throttle_limits tl = {nh->limits.concurrency,
+		    nh->limits.rate_count, nh->limits.rate_period,
+		    nh->limits.delay_ms};
 		char key[400];
 		int64_t booked = first;	/* not before the throttle allows */
-		throttle_key(g, src, key, sizeof(key));
+		throttle_key(nh, src, key, sizeof(key));
 		if (spool_throttle_book(run->sp, key, &tl, (int)nfresh,
 		    &booked, &step) != SPOOL_OK || booked < first)
 			booked = first;
@@ -1057,7 +902,7 @@ out:
 }
 
 static void
-send_group(struct runner *run, const struct group *g, struct txn *txns,
+send_group(struct runner *run, const struct nexthop *nh, struct txn *txns,
     size_t n)
 {
 	struct txn **list = xcalloc(n + 1, sizeof(*list));
@@ -1067,19 +912,19 @@ send_group(struct runner *run, const struct group *g, struct txn *txns,
 	for (size_t i = 0; i < n; i++)
 		list[i] = &txns[i];
 	while (next < n) {
-		int si = g->pool ? route_choose_source(run->sp, g->pool) : -1;
-		if (g->pool && si < 0) {
+		int si = nexthop_next_source(run->sp, nh);
+		if (nh->pool && si < 0) {
 			/* Every source switched off: the mail waits for one. */
 			release_list(run, list + next, n - next,
 			    ((int64_t)time(NULL) + 60) * 1000, 0, false);
 			break;
 		}
 		const struct mxl_source *src = si >= 0 ?
-		    &g->pool->sources[si] : NULL;
+		    &nh->pool->sources[si] : NULL;
 		int64_t retry_ms = 0;
 		size_t sent = 0;
 		if (!stop_requested)
-			sent = send_one_connection(run, g, src, list + next,
+			sent = send_one_connection(run, nh, src, list + next,
 			    n - next, &retry_ms);
 		/*
 		 * Mail back from a booking, and the throttle frees a delivery
@@ -1090,23 +935,23 @@ send_group(struct runner *run, const struct group *g, struct txn *txns,
 		 */
 		int64_t now_ms = wall_ms();
 		if (sent == 0 && retry_ms > 0 && !stop_requested &&
-		    (list[next]->booked || g->priority) &&
+		    (list[next]->booked || nh->priority) &&
 		    retry_ms - now_ms <= 1500 && paced_ms < 3000 &&
-		    (g->priority || !spool_priority_due(run->sp, time(NULL)))) {
+		    (nh->priority || !spool_priority_due(run->sp, time(NULL)))) {
 			paced_ms += retry_ms > now_ms ? retry_ms - now_ms : 10;
 			sleep_until_ms(retry_ms);
 			continue;
 		}
-		route_count_sent(run->sp, g->pool, si, (unsigned)sent);
+		nexthop_count_sent(run->sp, nh, si, (unsigned)sent);
 		next += sent;
 		/*
 		 * Bulk yields to priority mail between connections, and
 		 * --max-time ends the pass between connections too.
 		 */
 		bool preempt = next < n && (out_of_time(run) ||
-		    (!g->priority && spool_priority_due(run->sp, time(NULL))));
+		    (!nh->priority && spool_priority_due(run->sp, time(NULL))));
 		if (sent == 0 || preempt || stop_requested) {
-			hold_back(run, g, src, list + next, n - next, retry_ms,
+			hold_back(run, nh, src, list + next, n - next, retry_ms,
 			    preempt || stop_requested);
 			break;
 		}
@@ -1149,25 +994,9 @@ fail_txns(struct runner *run, struct txn *txns, size_t n, enum dns_status st,
 static void
 deliver_domain(struct runner *run, struct spool_work *work, size_t n)
 {
-	const char *domain = work[0].domain;
-	char err[512], why[256];
-	struct dns_mx mx;
-	enum dns_status st;
-	int port = run->cfg->smtp_port;
+	struct nexthop nh;
 
-	const struct mxl_provider *provider = route_provider_by_domain(
-	    run->cfg, domain, why, sizeof(why));
-	if (provider && provider->relay) {
-		st = relay_hosts(run, provider, &mx, err, sizeof(err));
-		if (provider->relay_port)
-			port = provider->relay_port;
-	} else {
-		st = find_hosts(run, domain, &mx, err, sizeof(err));
-		if (provider == NULL)
-			provider = route_provider(run->cfg, domain,
-			    st == DNS_OK ? &mx : NULL, why, sizeof(why));
-	}
-
+	nexthop_find(run->cfg, &run->dns, work[0].domain, &nh);
 	struct msg_slot *slots = xcalloc(n + 1, sizeof(*slots));
 	size_t *first = xcalloc(n + 1, sizeof(size_t));
 	size_t k = load_slots(run, work, n, slots, first);
@@ -1178,12 +1007,13 @@ deliver_domain(struct runner *run, struct spool_work *work, size_t n)
 		size_t from = first[i], to = from;
 		while (to < n && strcmp(work[to].id, slots[i].env.id) == 0)
 			to++;
-		struct mxl_limits lim = route_limits(slots[i].lane, provider);
+		struct mxl_limits lim = route_limits(slots[i].lane,
+		    nh.provider);
 		add_txns(&slots[i], &work[from], to - from,
 		    lim.recipients_per_message, &txns, &ntxns, &cap);
 	}
-	if (st != DNS_OK) {
-		fail_txns(run, txns, ntxns, st, err);
+	if (nh.status != DNS_OK) {
+		fail_txns(run, txns, ntxns, nh.status, nh.err);
 	} else {
 		/* Priority lane first, then lane by lane. */
 		qsort(txns, ntxns, sizeof(*txns), compare_lane);
@@ -1192,18 +1022,8 @@ deliver_domain(struct runner *run, struct spool_work *work, size_t n)
 			while (j < ntxns && strcmp(txns[j].slot->env.lane,
 			    txns[i].slot->env.lane) == 0)
 				j++;
-			struct group g;
-			memset(&g, 0, sizeof(g));
-			g.provider = provider;
-			g.lane = txns[i].slot->lane;
-			g.pool = route_pool(run->cfg, g.lane, provider, why,
-			    sizeof(why));
-			g.limits = route_limits(g.lane, provider);
-			g.hosts = mx.hosts;
-			g.nhosts = mx.nhosts;
-			g.port = port;
-			g.priority = g.lane && g.lane->priority;
-			send_group(run, &g, &txns[i], j - i);
+			nexthop_set_lane(run->cfg, &nh, txns[i].slot->lane);
+			send_group(run, &nh, &txns[i], j - i);
 			i = j;
 		}
 		if (stop_requested)
@@ -1217,7 +1037,7 @@ deliver_domain(struct runner *run, struct spool_work *work, size_t n)
 	}
 	free(slots);
 	free(first);
-	dns_mx_free(&mx);
+	nexthop_free(&nh);
 }
 
 /*
