@@ -63,7 +63,7 @@ UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_message tests/unit/test_spool \
                 tests/unit/test_smtpd tests/unit/test_mailq_format \
                 tests/unit/test_bounce tests/unit/test_dns tests/unit/test_schedule \
-                tests/unit/test_route
+                tests/unit/test_route tests/unit/test_nexthop
 
 LIB_OBJS      = $(LIB_SRCS:%.c=$(O)/%.o)
 SPOOL_OBJS    = $(SPOOL_SRCS:%.c=$(O)/%.o)

@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,10 +181,17 @@ nexthop_find(const struct mxl_config *cfg, const struct dns_resolver *dns,
 		return;
 	}
 	nh->status = domain_hosts(dns, domain, nh);
-	if (nh->provider == NULL)
-		nh->provider = route_provider(cfg, domain, nh->status ==
-		    DNS_OK ? &nh->hosts : NULL, nh->provider_why,
-		    sizeof(nh->provider_why));
+	if (nh->provider)
+		return;
+	/* An implicit MX's name is the domain's own: nothing to match. */
+	size_t nmx = nh->status == DNS_OK && !nh->hosts.implicit ?
+	    nh->hosts.nhosts : 0;
+	const char **names = xcalloc(nmx + 1, sizeof(*names));
+	for (size_t h = 0; h < nmx; h++)
+		names[h] = nh->hosts.hosts[h].name;
+	nh->provider = route_provider(cfg, domain, names, nmx,
+	    nh->provider_why, sizeof(nh->provider_why));
+	free(names);
 }
 
 void
@@ -203,15 +211,46 @@ nexthop_free(struct nexthop *nh)
 	dns_mx_free(&nh->hosts);
 }
 
+/* The spool counter of what one source of a pool has sent. */
+static void
+sent_key(const struct mxl_pool *pool, const struct mxl_source *s, char *key,
+    size_t len)
+{
+	snprintf(key, len, "sent|%s|%s", pool->name, s->address);
+}
+
 int
 nexthop_next_source(struct spool *sp, const struct nexthop *nh)
 {
-	return nh->pool ? route_choose_source(sp, nh->pool) : -1;
+	const struct mxl_pool *pool = nh->pool;
+
+	if (pool == NULL)
+		return -1;
+	uint64_t *sent = xcalloc(pool->nsources + 1, sizeof(*sent));
+	for (size_t i = 0; i < pool->nsources; i++) {
+		char key[400];
+		if (!pool->sources[i].enabled)
+			continue;
+		sent_key(pool, &pool->sources[i], key, sizeof(key));
+		/* Unreadable counts are 0: the weights still decide. */
+		if (sp == NULL || spool_counter_take(sp, key, 0, &sent[i]) !=
+		    SPOOL_OK)
+			sent[i] = 0;
+	}
+	int best = route_choose_source(pool, sent);
+	free(sent);
+	return best;
 }
 
 void
 nexthop_count_sent(struct spool *sp, const struct nexthop *nh, int source,
     unsigned count)
 {
-	route_count_sent(sp, nh->pool, source, count);
+	char key[400];
+	uint64_t before;
+
+	if (nh->pool == NULL || source < 0 || count == 0)
+		return;
+	sent_key(nh->pool, &nh->pool->sources[source], key, sizeof(key));
+	(void)spool_counter_take(sp, key, count, &before);
 }
