@@ -56,7 +56,7 @@ SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \
                 sendmail/smtpd.c sendmail/mailq.c
 QUEUERUN_SRCS = queuerun/main.c queuerun/show.c queuerun/runner.c \
                 queuerun/deliver.c queuerun/connect.c queuerun/bounce.c \
-                queuerun/nexthop.c queuerun/explain.c
+                queuerun/nexthop.c queuerun/notice.c queuerun/explain.c
 ROUTE_SRCS    = route/route.c
 UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_config tests/unit/test_aliases \

@@ -2,9 +2,13 @@
  * NAME
  *	runner - queue runs: claim what is due, deliver it, record it
  * DESCRIPTION
- *	See runner.h. Log lines follow Postfix (smtp: to=..., status=...;
- *	qmgr: removed; bounce: sender non-delivery notification) so that
- *	pflogsumm and the admins' grep habits keep working.
+ *	See runner.h. Log lines follow Postfix (smtp: to=..., relay=...,
+ *	delays=..., status=...; notice.c logs qmgr: removed and bounce:
+ *	sender non-delivery notification) so that pflogsumm and the
+ *	admins' grep habits keep working.
+ *
+ *	Claims not attempted go back through hand_back() alone: due again
+ *	at a given time, not logged, no backoff.
  */
 #include "queuerun/runner.h"
 
@@ -22,6 +26,7 @@
 #include "queuerun/connect.h"
 #include "queuerun/deliver.h"
 #include "queuerun/nexthop.h"
+#include "queuerun/notice.h"
 #include "dns/dns.h"
 #include "route/route.h"
 #include "lib/log.h"
@@ -118,26 +123,6 @@ backoff(const struct mxl_config *cfg, uint32_t previous_attempts)
 	    t);
 }
 
-/*
- * The SMTP reply inside "host X said: REPLY (in reply to ...)" or
- * "host X refused to talk to me: REPLY".
- */
-static char *
-diagnostic_of(const char *text)
-{
-	const char *said = text ? strstr(text, " said: ") : NULL;
-	const char *refused = text ? strstr(text, " to talk to me: ") : NULL;
-
-	if (said)
-		said += 7;
-	else if (refused)
-		said = refused + 16;	/* "refused to talk to me: 421 ..." */
-	else
-		return NULL;
-	const char *end = strstr(said, " (in reply to ");
-	return end ? xstrndup(said, (size_t)(end - said)) : xstrdup(said);
-}
-
 /* "5.1.1"-style status for a recipient's outcome. */
 static void
 outcome_status(const struct dlv_rcpt *r, enum spool_rcpt_state state,
@@ -152,7 +137,7 @@ outcome_status(const struct dlv_rcpt *r, enum spool_rcpt_state state,
 		return;
 	}
 	/* "host X said: 451 4.3.0 ..." from the last host tried. */
-	char *said = diagnostic_of(r->reply);
+	char *said = bounce_reply_of(r->reply);
 	if (said) {
 		bounce_status_from_reply(said, out);
 		free(said);
@@ -199,230 +184,6 @@ log_rcpt(struct runner *run, const struct txn *t, const struct dlv_rcpt *r,
 	log_set_component(NULL);
 }
 
-static char *
-remote_mta_of(const char *relay)
-{
-	if (relay == NULL || strcmp(relay, "none") == 0)
-		return NULL;
-	const char *bracket = strchr(relay, '[');
-	return bracket ? xstrndup(relay, (size_t)(bracket - relay)) :
-	    xstrdup(relay);
-}
-
-struct original {
-	struct spool *sp;
-	const char *id;
-};
-
-static int
-read_original(void *ctx, int (*fn)(void *, const char *, size_t), void *fnctx)
-{
-	struct original *o = ctx;
-
-	return spool_read_content(o->sp, o->id, fn, fnctx) == SPOOL_OK ? 0 : -1;
-}
-
-static bool
-wants(const struct spool_rcpt *r, uint32_t bit)
-{
-	if (r->notify & SPOOL_NOTIFY_NEVER)
-		return false;
-	return r->notify == 0 || (r->notify & bit);
-}
-
-/*
- * Builds and queues a notice about msg (failure or delay) for the
- * recipients in states, then removes the message (remove) or marks it
- * warned. Returns the notice id in notice_id ("" when none was owed).
- */
-static int
-send_notice(struct runner *run, const struct spool_msg *msg,
-    const struct spool_rcpt *rcpts, size_t n, enum bounce_kind kind,
-    enum spool_finish_what what, char notice_id[SPOOL_ID_SIZE])
-{
-	struct bounce_rcpt *brs = xcalloc(n + 1, sizeof(*brs));
-	char (*status)[16] = xcalloc(n + 1, sizeof(*status));
-	char **owned = xcalloc(2 * n + 1, sizeof(char *));
-	uint32_t *reported = xcalloc(n + 1, sizeof(uint32_t));
-	size_t nb = 0, nowned = 0;
-	int64_t now = time(NULL);
-	int rc = SPOOL_OK;
-
-	notice_id[0] = '\0';
-	for (size_t i = 0; i < n; i++) {
-		const struct spool_rcpt *r = &rcpts[i];
-		/* A recipient whose bounce went out earlier is not repeated. */
-		bool failed = kind == BOUNCE_FAILED && r->state == RCPT_BOUNCED &&
-		    !(r->flags & SPOOL_RCPT_NOTIFIED) &&
-		    wants(r, SPOOL_NOTIFY_FAILURE);
-		bool delayed = kind == BOUNCE_DELAYED &&
-		    r->state == RCPT_QUEUED && r->attempts > 0 &&
-		    wants(r, SPOOL_NOTIFY_DELAY);
-		if (!failed && !delayed)
-			continue;
-		struct bounce_rcpt *b = &brs[nb];
-		char *diag = diagnostic_of(r->last_response);
-		b->address = r->address;
-		b->orcpt = r->orcpt;
-		b->action = failed ? "failed" : "delayed";
-		if (r->status)
-			snprintf(status[nb], 16, "%s", r->status);
-		else if (diag)
-			bounce_status_from_reply(diag, status[nb]);
-		else
-			snprintf(status[nb], 16, "%s", failed ? "5.4.4" :
-			    "4.4.1");
-		reported[nb] = r->index;
-		b->status = status[nb];
-		b->remote_mta = owned[nowned++] = remote_mta_of(r->last_relay);
-		b->diagnostic = owned[nowned++] = diag;
-		b->reason = r->last_response;
-		b->last_attempt = (time_t)(r->done_time ? r->done_time : now);
-		nb++;
-	}
-	const char *to = msg->sender;
-	char *postmaster = NULL;
-	if (nb > 0 && *to == '\0') {
-		/* A bounce of a bounce goes to postmaster, if there is one. */
-		char **targets = NULL;
-		size_t nt = 0;
-		if (spool_alias_lookup(run->sp, "postmaster", &targets,
-		    &nt) == SPOOL_OK) {
-			postmaster = xasprintf("postmaster@%s",
-			    run->cfg->myorigin);
-			for (size_t i = 0; i < nt; i++)
-				free(targets[i]);
-			free(targets);
-		} else {
-			log_set_component("bounce");
-			log_info("%s: undeliverable postmaster notification "
-			    "discarded (no postmaster alias)", msg->id);
-			log_set_component(NULL);
-		}
-		to = postmaster;
-	}
-	struct spool_notice notice;
-	struct spool_notice *np = NULL;
-	struct buf content = BUF_INIT;
-	struct spool_msg nmsg;
-	struct spool_rcpt nrcpt;
-	if (nb > 0 && to != NULL) {
-		struct original orig = {run->sp, msg->id};
-		struct bounce_info info = {
-			.kind = kind, .reporting_mta = run->cfg->myhostname,
-			.queue_id = msg->id, .envid = msg->envid,
-			.original_sender = to, .arrival = (time_t)msg->arrival,
-			.retry_until = (time_t)(msg->arrival +
-			    run->cfg->maximal_queue_lifetime),
-			.ret = msg->ret, .rcpts = brs, .nrcpts = nb,
-			.read_original = read_original, .read_ctx = &orig,
-			.max_original = (size_t)run->cfg->bounce_size_limit,
-		};
-		if (bounce_build(&info, (time_t)now, &content) != 0) {
-			rc = SPOOL_ERR;
-			goto out;
-		}
-		memset(&nmsg, 0, sizeof(nmsg));
-		nmsg.sender = "";
-		nmsg.lane = msg->lane;
-		nmsg.uid = 0;
-		nmsg.user = "MAILER-DAEMON";
-		nmsg.body = SPOOL_BODY_8BITMIME;
-		memset(&nrcpt, 0, sizeof(nrcpt));
-		nrcpt.address = (char *)to;
-		memset(&notice, 0, sizeof(notice));
-		notice.msg = &nmsg;
-		notice.rcpts = &nrcpt;
-		notice.nrcpt = 1;
-		notice.content = content.data;
-		notice.len = content.len;
-		np = &notice;
-	}
-	if (np == NULL && what != SPOOL_FINISH_REMOVE)
-		goto out;	/* no notice owed after all */
-	rc = spool_finish(run->sp, msg->id, np, what, reported, nb);
-	if (rc == SPOOL_OK && np) {
-		memcpy(notice_id, notice.id, SPOOL_ID_SIZE);
-		log_set_component("bounce");
-		log_info("%s: sender %s notification: %s", msg->id,
-		    kind == BOUNCE_FAILED ? "non-delivery" : "delay",
-		    notice_id);
-		log_set_component(NULL);
-	}
-out:
-	buf_free(&content);
-	for (size_t i = 0; i < nowned; i++)
-		free(owned[i]);
-	free(owned);
-	free(status);
-	free(brs);
-	free(reported);
-	free(postmaster);
-	return rc;
-}
-
-/* All recipients final: send the bounce owed, remove the message. */
-static void
-finish_message(struct runner *run, const char *id)
-{
-	struct spool_msg msg;
-	struct spool_rcpt *rcpts;
-	size_t n;
-	char notice_id[SPOOL_ID_SIZE];
-
-	if (spool_get(run->sp, id, &msg, &rcpts, &n) != SPOOL_OK)
-		return;
-	if (send_notice(run, &msg, rcpts, n, BOUNCE_FAILED, SPOOL_FINISH_REMOVE,
-	    notice_id) == SPOOL_OK) {
-		log_set_component("qmgr");
-		log_info("%s: removed", id);
-		log_set_component(NULL);
-	}
-	spool_msg_free(&msg);
-	spool_rcpts_free(rcpts, n);
-}
-
-static void
-maybe_warn_delay(struct runner *run, const char *id, int64_t now)
-{
-	struct spool_msg msg;
-	struct spool_rcpt *rcpts;
-	size_t n;
-	char notice_id[SPOOL_ID_SIZE];
-
-	if (run->cfg->delay_warning_time <= 0)
-		return;
-	if (spool_get(run->sp, id, &msg, &rcpts, &n) != SPOOL_OK)
-		return;
-	if (!msg.warned && *msg.sender &&
-	    now - msg.arrival >= run->cfg->delay_warning_time)
-		(void)send_notice(run, &msg, rcpts, n, BOUNCE_DELAYED,
-		    SPOOL_FINISH_WARNED, notice_id);
-	spool_msg_free(&msg);
-	spool_rcpts_free(rcpts, n);
-}
-
-/*
- * Some recipients failed for good while others still wait: their
- * sender hears about those now, as with Postfix, not days later when
- * the last recipient is done.
- */
-static void
-bounce_now(struct runner *run, const char *id)
-{
-	struct spool_msg msg;
-	struct spool_rcpt *rcpts;
-	size_t n;
-	char notice_id[SPOOL_ID_SIZE];
-
-	if (spool_get(run->sp, id, &msg, &rcpts, &n) != SPOOL_OK)
-		return;
-	(void)send_notice(run, &msg, rcpts, n, BOUNCE_FAILED,
-	    SPOOL_FINISH_NOTIFIED, notice_id);
-	spool_msg_free(&msg);
-	spool_rcpts_free(rcpts, n);
-}
-
 static void
 finish_pending(struct runner *run)
 {
@@ -434,7 +195,7 @@ finish_pending(struct runner *run)
 		    SPOOL_OK || n == 0)
 			return;
 		for (size_t i = 0; i < n; i++)
-			finish_message(run, ids[i]);
+			notice_finish(run->sp, run->cfg, ids[i]);
 	}
 }
 
@@ -521,11 +282,12 @@ on_message_done(void *ctx, struct dlv_msg *m)
 	if (nres > 0 && spool_record_results(run->sp, slot->env.id, results,
 	    nres, now, &all_final) == SPOOL_OK) {
 		if (all_final)
-			finish_message(run, slot->env.id);
+			notice_finish(run->sp, run->cfg, slot->env.id);
 		else if (bounced)
-			bounce_now(run, slot->env.id);
+			notice_bounce_now(run->sp, run->cfg, slot->env.id);
 		if (!all_final && deferred)
-			maybe_warn_delay(run, slot->env.id, now);
+			notice_delay_if_due(run->sp, run->cfg, slot->env.id,
+			    now);
 	}
 	free(dsns);
 	for (size_t k = 0; k < m->nrcpts; k++)
@@ -545,6 +307,30 @@ compare_work(const void *a, const void *b)
 	if (c == 0)
 		c = (x->index > y->index) - (x->index < y->index);
 	return c;
+}
+
+/*
+ * Hands claimed recipients (indexes) of message id back to the queue
+ * without an attempt: due again at next_try, not logged, no backoff,
+ * in one transaction. held: they wait for a throttle's booking.
+ */
+static void
+hand_back(struct runner *run, const char *id, const uint32_t *indexes,
+    size_t n, int64_t next_try, bool held)
+{
+	struct spool_result *res = xcalloc(n + 1, sizeof(*res));
+	bool all_final;
+
+	for (size_t i = 0; i < n; i++) {
+		res[i].index = indexes[i];
+		res[i].state = RCPT_QUEUED;
+		res[i].next_try = next_try;
+		res[i].held = held;
+	}
+	if (n > 0)
+		(void)spool_record_results(run->sp, id, res, n, time(NULL),
+		    &all_final);
+	free(res);
 }
 
 /* Loads the envelopes of one domain's work items, one slot per message. */
@@ -570,14 +356,9 @@ load_slots(struct runner *run, struct spool_work *work, size_t n,
 			 * for good, its claims went with it.)
 			 */
 			int64_t now = time(NULL);
-			for (size_t w = i; w < j; w++) {
-				struct spool_result res = {work[w].index,
-				    RCPT_QUEUED, now, false, NULL, NULL, NULL,
-				    work[w].held};
-				bool all_final;
-				(void)spool_record_results(run->sp, work[w].id,
-				    &res, 1, now, &all_final);
-			}
+			for (size_t w = i; w < j; w++)
+				hand_back(run, work[w].id, &work[w].index, 1,
+				    now, work[w].held);
 		}
 		i = j;
 	}
@@ -645,9 +426,9 @@ free_txns(struct txn *txns, size_t n)
 }
 
 /*
- * Hands transactions back to the queue without an attempt: due again
- * at when_ms + k * step_ms for the k-th (throttled mail comes back at
- * the pace it can go), not logged, no backoff.
+ * Hands the transactions not done yet back (hand_back()), the k-th due
+ * again at when_ms + k * step_ms: throttled mail comes back at the pace
+ * it can go.
  */
 static void
 release_list(struct runner *run, struct txn **list, size_t n, int64_t when_ms,
@@ -663,24 +444,14 @@ release_list(struct runner *run, struct txn **list, size_t n, int64_t when_ms,
 		 * out the rest of that second to the millisecond.
 		 */
 		int64_t at = (when_ms + (int64_t)i * step_ms) / 1000;
-		struct spool_result *res = xcalloc(t->m.nrcpts + 1,
-		    sizeof(*res));
+		uint32_t *ours = xcalloc(t->m.nrcpts + 1, sizeof(*ours));
 		size_t k = 0;
-		for (size_t r = 0; r < t->m.nrcpts; r++) {
-			if (t->m.rcpts[r].outcome == DLV_SKIP)
-				continue;
-			res[k].index = t->m.rcpts[r].index;
-			res[k].state = RCPT_QUEUED;
-			res[k].next_try = at;
-			/* Once booked, still booked when handed back early. */
-			res[k].held = held || t->booked;
-			k++;
-		}
-		bool all_final;
-		if (k > 0)
-			(void)spool_record_results(run->sp, t->slot->env.id,
-			    res, k, time(NULL), &all_final);
-		free(res);
+		for (size_t r = 0; r < t->m.nrcpts; r++)
+			if (t->m.rcpts[r].outcome != DLV_SKIP)
+				ours[k++] = t->m.rcpts[r].index;
+		/* Once booked, still booked when handed back early. */
+		hand_back(run, t->slot->env.id, ours, k, at, held || t->booked);
+		free(ours);
 		t->m.done = true;
 	}
 }
@@ -1129,18 +900,11 @@ run_pass(struct runner *run)
 			deliver_domain(run, &work[i], j - i);
 			i = j;
 		}
-		if (i < n) {
-			/* Claims of domains not started yet go back now. */
-			int64_t now = time(NULL);
-			for (; i < n; i++) {
-				struct spool_result res = {work[i].index,
-				    RCPT_QUEUED, now, false, NULL, NULL, NULL,
-				    false};
-				bool all_final;
-				(void)spool_record_results(run->sp, work[i].id,
-				    &res, 1, now, &all_final);
-			}
-		}
+		/* Claims of domains not started yet go back now. */
+		int64_t now = time(NULL);
+		for (; i < n; i++)
+			hand_back(run, work[i].id, &work[i].index, 1, now,
+			    false);
 		spool_work_free(work, n);
 	}
 	finish_pending(run);
