@@ -63,14 +63,14 @@ struct nexthop {
 	const struct mxl_provider *provider;	/* NULL: none */
 	char provider_why[256];
 	enum nexthop_via via;
-	enum dns_status status;		/* DNS_OK: hosts says where to go */
+	enum dns_status status;		/* DNS_OK: hosts holds where to go */
 	char err[512];			/* otherwise why not */
 	struct dns_mx hosts;		/* in the order to try them */
 	int port;
 	/* By lane as well: nexthop_set_lane(). */
 	const struct mxl_lane *lane;	/* NULL: no longer configured */
 	bool priority;			/* the lane's priority flag */
-	const struct mxl_pool *pool;	/* NULL: the kernel picks the source */
+	const struct mxl_pool *pool;	/* NULL: the kernel picks */
 	char pool_why[256];
 	struct mxl_limits limits;
 };

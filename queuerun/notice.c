@@ -75,7 +75,8 @@ send_notice(struct spool *sp, const struct mxl_config *cfg,
 	for (size_t i = 0; i < n; i++) {
 		const struct spool_rcpt *r = &rcpts[i];
 		/* A recipient whose bounce went out earlier is not repeated. */
-		bool failed = kind == BOUNCE_FAILED && r->state == RCPT_BOUNCED &&
+		bool failed = kind == BOUNCE_FAILED &&
+		    r->state == RCPT_BOUNCED &&
 		    !(r->flags & SPOOL_RCPT_NOTIFIED) &&
 		    wants(r, SPOOL_NOTIFY_FAILURE);
 		bool delayed = kind == BOUNCE_DELAYED &&

@@ -347,7 +347,8 @@ load_slots(struct runner *run, struct spool_work *work, size_t n,
 		int rc = spool_get(run->sp, work[i].id, &slots[k].env,
 		    &slots[k].rcpts, &slots[k].nrcpts);
 		if (rc == SPOOL_OK) {
-			slots[k].lane = config_lane(run->cfg, slots[k].env.lane);
+			slots[k].lane = config_lane(run->cfg,
+			    slots[k].env.lane);
 			first[k++] = i;
 		} else if (rc != SPOOL_NOTFOUND) {
 			/*
@@ -708,7 +709,8 @@ send_group(struct runner *run, const struct nexthop *nh, struct txn *txns,
 		if (sent == 0 && retry_ms > 0 && !stop_requested &&
 		    (list[next]->booked || nh->priority) &&
 		    retry_ms - now_ms <= 1500 && paced_ms < 3000 &&
-		    (nh->priority || !spool_priority_due(run->sp, time(NULL)))) {
+		    (nh->priority || !spool_priority_due(run->sp,
+		    time(NULL)))) {
 			paced_ms += retry_ms > now_ms ? retry_ms - now_ms : 10;
 			sleep_until_ms(retry_ms);
 			continue;
