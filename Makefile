@@ -60,14 +60,15 @@ SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \
                 sendmail/smtpd.c sendmail/mailq.c
 QUEUERUN_SRCS = queuerun/main.c queuerun/show.c queuerun/runner.c \
                 queuerun/deliver.c queuerun/connect.c queuerun/bounce.c \
-                queuerun/explain.c
+                queuerun/nexthop.c queuerun/notice.c queuerun/explain.c
 ROUTE_SRCS    = route/route.c
 UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_config tests/unit/test_aliases \
                 tests/unit/test_message tests/unit/test_spool \
                 tests/unit/test_smtpd tests/unit/test_mailq_format \
                 tests/unit/test_bounce tests/unit/test_dns tests/unit/test_schedule \
-                tests/unit/test_route tests/unit/test_safefile
+                tests/unit/test_route tests/unit/test_safefile \
+                tests/unit/test_nexthop
 
 LIB_OBJS      = $(LIB_SRCS:%.c=$(O)/%.o)
 SPOOL_OBJS    = $(SPOOL_SRCS:%.c=$(O)/%.o)

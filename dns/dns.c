@@ -41,6 +41,15 @@
  *
  *	At most MAX_HOSTS MX hosts are resolved, after ordering: each costs
  *	look-ups, and a delivery attempt never gets through more than a few.
+ *
+ *	Our sockets to the server are connected with the connect system
+ *	call itself (server_connect()), not with connect(): the queue
+ *	runner defines its own connect() to bind SMTP connections to their
+ *	source address (queuerun/connect.h), and a name in the executable
+ *	wins over libc's for every caller in it, this file included. That
+ *	interposer only acts while a session is armed, which a look-up never
+ *	is, but the resolver must not depend on it. (res_nsend() connects
+ *	with glibc's internal call, which no interposer reaches.)
  * SEE ALSO
  *	RFC 1035, RFC 2181 section 10.3, RFC 5321 section 5.1, RFC 7505
  */
@@ -59,6 +68,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -258,6 +268,14 @@ try_deadline(const struct dns_resolver *r)
 	return now_ms() + (r->timeout_ms > 0 ? r->timeout_ms : 5000);
 }
 
+/* connect(2) to the server, past any connect() the program defines. */
+static int
+server_connect(int fd, const struct dns_resolver *r)
+{
+	return (int)syscall(SYS_connect, fd, (const struct sockaddr *)
+	    &r->server, r->server_len);
+}
+
 static int
 udp_exchange(struct lookup *lk, const unsigned char *q, int qlen)
 {
@@ -270,8 +288,7 @@ udp_exchange(struct lookup *lk, const unsigned char *q, int qlen)
 	    SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return -1;
-	if (connect(fd, (const struct sockaddr *)&r->server,
-	    r->server_len) == -1 || send(fd, q, qlen, 0) != qlen)
+	if (server_connect(fd, r) == -1 || send(fd, q, qlen, 0) != qlen)
 		goto out;
 	while (wait_fd(fd, POLLIN, deadline) == 1) {
 		got = recv(fd, lk->msg, MSG_SIZE, 0);
@@ -319,8 +336,7 @@ tcp_connect(int fd, const struct dns_resolver *r, long long deadline)
 	socklen_t len = sizeof(int);
 	int soerr = 0;
 
-	if (connect(fd, (const struct sockaddr *)&r->server,
-	    r->server_len) == 0)
+	if (server_connect(fd, r) == 0)
 		return 0;
 	if (errno != EINPROGRESS || wait_fd(fd, POLLOUT, deadline) != 1)
 		return -1;

@@ -484,7 +484,7 @@ static cfg_opt_t root_opts[] = {
 	CFG_STR("myorigin", "", CFGF_NONE),
 	CFG_STR("alias_maps", "/etc/aliases", CFGF_NONE),
 	CFG_INT("message_size_limit", 52428800, CFGF_NONE),
-	CFG_STR("default_lane", "priority", CFGF_NONE),
+	CFG_STR("default_lane", MXL_PRIORITY_LANE, CFGF_NONE),
 	CFG_STR("log_file", "", CFGF_NONE),
 	CFG_STR("resolver", "", CFGF_NONE),
 	CFG_INT("smtp_port", 25, CFGF_NONE),
@@ -720,7 +720,7 @@ load_routing(cfg_t *parsed, struct mxl_config *cfg, const char *path,
 			    p->name, p->pool);
 	}
 	/* priority and bulk always exist, in that order, before the rest. */
-	lane_slot(cfg, "priority");
+	lane_slot(cfg, MXL_PRIORITY_LANE)->priority = true;
 	lane_slot(cfg, "bulk");
 	for (unsigned i = 0; i < cfg_size(parsed, "lane"); i++) {
 		cfg_t *sec = cfg_getnsec(parsed, "lane", i);
@@ -911,6 +911,14 @@ bool
 config_has_lane(const struct mxl_config *cfg, const char *lane)
 {
 	return config_lane(cfg, lane) != NULL;
+}
+
+bool
+config_lane_is_priority(const struct mxl_config *cfg, const char *lane)
+{
+	const struct mxl_lane *l = lane ? config_lane(cfg, lane) : NULL;
+
+	return l && l->priority;
 }
 
 const struct mxl_pool *

@@ -16,6 +16,13 @@
 #include <sys/socket.h>
 
 #define MXL_DEFAULT_CONFIG MXL_SYSCONFDIR "/mxlane/mxlane.conf"
+/*
+ * The built-in lane whose priority flag is set. Code that has the
+ * configuration asks the flag (config_lane_is_priority()); the spool,
+ * which knows a message's lane only by the name in its envelope, files
+ * this name first.
+ */
+#define MXL_PRIORITY_LANE "priority"
 
 /*
  * Routing (route/ uses these): pools of source addresses, providers
@@ -76,6 +83,12 @@ struct mxl_lane {
 	size_t nallow_users;
 	struct mxl_limits limits;
 	bool has_limits;		/* replaces the provider's limits */
+	/*
+	 * Claimed first, delivered at once on submission (immediate
+	 * delivery), first in line at a throttle, never waits behind
+	 * other lanes. Set for the built-in lane MXL_PRIORITY_LANE.
+	 */
+	bool priority;
 };
 
 struct mxl_config {
@@ -127,6 +140,8 @@ int config_load(const char *explicit_path, bool use_environment,
     struct mxl_config *cfg, char *err, size_t errlen);
 void config_free(struct mxl_config *cfg);
 bool config_has_lane(const struct mxl_config *cfg, const char *lane);
+/* Has the lane so named its priority flag set? false: no such lane. */
+bool config_lane_is_priority(const struct mxl_config *cfg, const char *lane);
 const struct mxl_lane *config_lane(const struct mxl_config *cfg,
     const char *name);
 const struct mxl_pool *config_pool(const struct mxl_config *cfg,

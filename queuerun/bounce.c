@@ -11,6 +11,7 @@
  *
  *	int bounce_postmaster(const char *origin, bounce_alias_fn lookup,
  *	    void *ctx, char ***out, size_t *n);
+ *	char *bounce_reply_of(const char *response);
  * DESCRIPTION
  *	bounce_build() appends to out one complete notification in the
  *	layout of bounce.h, in the shape Postfix's bounce daemon gives
@@ -83,6 +84,11 @@
  *	work is linear in the names reached; one being expanded (on the
  *	path from postmaster to it) is a loop and ends as name@origin, as
  *	"root: root, admin@x" keeps root at submission.
+ *
+ *	bounce_reply_of() finds the server's reply in a response in the
+ *	shapes the queue runner records ("host X said: REPLY (in reply to
+ *	RCPT TO command)", "host X refused to talk to me: REPLY"), so a
+ *	report can give it as the Diagnostic-Code and take its status.
  * SEE ALSO
  *	RFC 3461 (SMTP DSN extension), RFC 3462/6522 (multipart/report),
  *	RFC 3463 (enhanced status codes), RFC 3464 (DSN format), RFC 3834
@@ -374,6 +380,23 @@ bounce_status_from_reply(const char *reply, char out[16])
 		return;
 	memcpy(out, e, n);	/* at most 1 + 1 + 3 + 1 + 3 octets */
 	out[n] = '\0';
+}
+
+char *
+bounce_reply_of(const char *response)
+{
+	const char *said = response ? strstr(response, " said: ") : NULL;
+	const char *refused = response ? strstr(response, " to talk to me: ") :
+	    NULL;
+
+	if (said)
+		said += 7;
+	else if (refused)
+		said = refused + 16;	/* "refused to talk to me: 421 ..." */
+	else
+		return NULL;
+	const char *end = strstr(said, " (in reply to ");
+	return end ? xstrndup(said, (size_t)(end - said)) : xstrdup(said);
 }
 
 static bool

@@ -128,4 +128,12 @@ int bounce_postmaster(const char *origin, bounce_alias_fn lookup, void *ctx,
  */
 void bounce_status_from_reply(const char *reply, char out[16]);
 
+/*
+ * The server's reply inside a recipient's last response, for the
+ * Diagnostic-Code: REPLY from "host X said: REPLY (in reply to ...)" or
+ * "host X refused to talk to me: REPLY". NULL when there is none (the
+ * response is our own reason); otherwise the caller frees it.
+ */
+char *bounce_reply_of(const char *response);
+
 #endif

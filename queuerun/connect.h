@@ -9,9 +9,11 @@
  *	so libESMTP's call (through its PLT) reaches ours, which binds the
  *	socket to the source address chosen for this connection, connects
  *	without blocking and waits at most the connect time-out, then calls
- *	the kernel's connect. Every other caller in the process (the
- *	resolver, syslog) gets the plain kernel call, because a source is
- *	only armed around one SMTP session.
+ *	the kernel's connect. Every other caller of connect() in the
+ *	process (syslog, libraries) gets the plain kernel call, because a
+ *	source is only armed around one SMTP session. The resolver does not
+ *	come here at all: dns/dns.c connects its sockets with the system
+ *	call directly, so a look-up never depends on what is armed.
  *
  *	The mechanism is checked by the test suite: the test MX records the
  *	peer address of every session, and the tests require the configured

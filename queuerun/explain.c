@@ -2,8 +2,10 @@
  * NAME
  *	explain - "queuerun route ADDRESS...": how mail to an address goes
  * DESCRIPTION
- *	See explain.h. The same route/ calls as the runner make the same
- *	decisions, so what this prints is what a delivery would do now.
+ *	See explain.h. This file chooses the lane and prints; the decision
+ *	itself is nexthop_find() and nexthop_set_lane(), which the runner
+ *	calls for every delivery, so what this prints is what a delivery
+ *	would do now.
  */
 #include "queuerun/explain.h"
 
@@ -13,17 +15,31 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "queuerun/nexthop.h"
 #include "dns/dns.h"
 #include "route/route.h"
 #include "lib/log.h"
 #include "spool/spool.h"
 
+/* The hosts in the order delivery tries them, or why there are none. */
 static void
-print_hosts(FILE *out, const struct dns_mx *mx)
+print_hosts(FILE *out, const struct nexthop *nh)
 {
-	for (size_t h = 0; h < mx->nhosts; h++) {
-		const struct dns_host *host = &mx->hosts[h];
-		fprintf(out, "  %s %s", mx->implicit ? "host:" : "mx:",
+	bool by_mx = nh->via == NEXTHOP_MX || (nh->via == NEXTHOP_RELAY &&
+	    !nh->provider->relay_no_mx);
+
+	if (nh->via == NEXTHOP_RELAY)
+		fprintf(out, "  relay: %s (%s)\n", nh->provider->relay, by_mx ?
+		    "MX of the relay host" : "fixed next hop, no MX look-up");
+	if (nh->status != DNS_OK) {
+		fprintf(out, "  %s %s (%s)\n", by_mx ? "mx:" : "host:", nh->err,
+		    nh->status == DNS_TEMPFAIL ? "would be deferred" :
+		    "would bounce");
+		return;
+	}
+	for (size_t h = 0; h < nh->hosts.nhosts; h++) {
+		const struct dns_host *host = &nh->hosts.hosts[h];
+		fprintf(out, "  %s %s", nh->hosts.implicit ? "host:" : "mx:",
 		    host->name);
 		if (host->preference >= 0)
 			fprintf(out, " (preference %d)", host->preference);
@@ -37,21 +53,22 @@ print_hosts(FILE *out, const struct dns_mx *mx)
 }
 
 static void
-print_pool(FILE *out, struct spool *sp, const struct mxl_pool *pool,
-    const char *why)
+print_pool(FILE *out, struct spool *sp, const struct nexthop *nh)
 {
+	const struct mxl_pool *pool = nh->pool;
+
 	if (pool == NULL) {
-		fprintf(out, "  pool: none (%s)\n", why);
+		fprintf(out, "  pool: none (%s)\n", nh->pool_why);
 		return;
 	}
-	fprintf(out, "  pool: %s (%s):", pool->name, why);
+	fprintf(out, "  pool: %s (%s):", pool->name, nh->pool_why);
 	for (size_t i = 0; i < pool->nsources; i++) {
 		const struct mxl_source *s = &pool->sources[i];
 		fprintf(out, "%s %s weight %d%s", i ? "," : "", s->address,
 		    s->weight, s->enabled ? "" : " disabled");
 	}
 	fputc('\n', out);
-	int next = route_choose_source(sp, pool);
+	int next = nexthop_next_source(sp, nh);
 	if (next >= 0)
 		fprintf(out, "  source: %s (helo %s), next by weighted round "
 		    "robin\n", pool->sources[next].address,
@@ -67,9 +84,8 @@ explain_one(const struct mxl_config *cfg, struct spool *sp,
     const char *sender, const char *user, const char *address, FILE *out)
 {
 	const char *at = strrchr(address, '@');
-	char why[256], err[512];
-	struct dns_mx mx;
-	enum dns_status st;
+	char why[256];
+	struct nexthop nh;
 
 	if (at == NULL || at[1] == '\0') {
 		log_stderr("route: %s: not an address with a domain", address);
@@ -84,35 +100,17 @@ explain_one(const struct mxl_config *cfg, struct spool *sp,
 	const char *lane = route_lane(cfg, lane_name, &who, NULL, NULL,
 	    &refused, why, sizeof(why));
 	fprintf(out, "  lane: %s (%s)\n", lane, why);
-	const struct mxl_provider *p = route_provider_by_domain(cfg, domain,
-	    why, sizeof(why));
-	memset(&mx, 0, sizeof(mx));
-	if (p && p->relay) {
-		fprintf(out, "  provider: %s (%s)\n", p->name, why);
-		fprintf(out, "  relay: %s (%s)\n", p->relay, p->relay_no_mx ?
-		    "fixed next hop, no MX look-up" : "MX of the relay host");
-	} else {
-		st = dns_find_mx(dns, domain, false, &mx, err, sizeof(err));
-		if (p == NULL)
-			p = route_provider(cfg, domain, st == DNS_OK ? &mx :
-			    NULL, why, sizeof(why));
-		fprintf(out, "  provider: %s (%s)\n", p ? p->name : "none",
-		    why);
-		if (st == DNS_OK)
-			print_hosts(out, &mx);
-		else
-			fprintf(out, "  mx: %s (%s)\n", err, st ==
-			    DNS_TEMPFAIL ? "would be deferred" :
-			    "would bounce");
-	}
-	const struct mxl_lane *l = config_lane(cfg, lane);
-	print_pool(out, sp, route_pool(cfg, l, p, why, sizeof(why)), why);
-	struct mxl_limits lim = route_limits(l, p);
+	nexthop_find(cfg, dns, domain, &nh);
+	nexthop_set_lane(cfg, &nh, config_lane(cfg, lane));
+	fprintf(out, "  provider: %s (%s)\n", nh.provider ? nh.provider->name :
+	    "none", nh.provider_why);
+	print_hosts(out, &nh);
+	print_pool(out, sp, &nh);
 	char text[256];
-	route_limits_text(&lim, text, sizeof(text));
-	fprintf(out, "  limits: %s%s\n", text, l && l->has_limits ?
+	route_limits_text(&nh.limits, text, sizeof(text));
+	fprintf(out, "  limits: %s%s\n", text, nh.lane && nh.lane->has_limits ?
 	    " (the lane's)" : "");
-	dns_mx_free(&mx);
+	nexthop_free(&nh);
 	free(domain);
 	return 0;
 }

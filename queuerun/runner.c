@@ -2,22 +2,22 @@
  * NAME
  *	runner - queue runs: claim what is due, deliver it, record it
  * DESCRIPTION
- *	See runner.h. Log lines follow Postfix (smtp: to=..., status=...;
- *	qmgr: removed; bounce: sender non-delivery notification) so that
- *	pflogsumm and the admins' grep habits keep working.
+ *	See runner.h. Log lines follow Postfix (smtp: to=..., relay=...,
+ *	delays=..., status=...; notice.c logs qmgr: removed and bounce:
+ *	sender non-delivery notification) so that pflogsumm and the
+ *	admins' grep habits keep working.
+ *
+ *	Claims not attempted go back through hand_back() alone: due again
+ *	at a given time, not logged, no backoff.
  */
 #include "queuerun/runner.h"
 
-#include <arpa/inet.h>
-#include <ctype.h>
-#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
-#include <strings.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +25,8 @@
 #include "queuerun/bounce.h"
 #include "queuerun/connect.h"
 #include "queuerun/deliver.h"
+#include "queuerun/nexthop.h"
+#include "queuerun/notice.h"
 #include "dns/dns.h"
 #include "route/route.h"
 #include "lib/log.h"
@@ -52,6 +54,7 @@ struct runner {
 /* What the runner keeps per message while it is being delivered. */
 struct msg_slot {
 	struct spool_msg env;
+	const struct mxl_lane *lane;	/* NULL: no longer configured */
 	struct spool_rcpt *rcpts;	/* all recipients, from the spool */
 	size_t nrcpts;
 };
@@ -144,26 +147,6 @@ backoff(const struct mxl_config *cfg, uint32_t previous_attempts)
 	    t);
 }
 
-/*
- * The SMTP reply inside "host X said: REPLY (in reply to ...)" or
- * "host X refused to talk to me: REPLY".
- */
-static char *
-diagnostic_of(const char *text)
-{
-	const char *said = text ? strstr(text, " said: ") : NULL;
-	const char *refused = text ? strstr(text, " to talk to me: ") : NULL;
-
-	if (said)
-		said += 7;
-	else if (refused)
-		said = refused + 16;	/* "refused to talk to me: 421 ..." */
-	else
-		return NULL;
-	const char *end = strstr(said, " (in reply to ");
-	return end ? xstrndup(said, (size_t)(end - said)) : xstrdup(said);
-}
-
 /* "5.1.1"-style status for a recipient's outcome. */
 static void
 outcome_status(const struct dlv_rcpt *r, enum spool_rcpt_state state,
@@ -178,7 +161,7 @@ outcome_status(const struct dlv_rcpt *r, enum spool_rcpt_state state,
 		return;
 	}
 	/* "host X said: 451 4.3.0 ..." from the last host tried. */
-	char *said = diagnostic_of(r->reply);
+	char *said = bounce_reply_of(r->reply);
 	if (said) {
 		bounce_status_from_reply(said, out);
 		free(said);
@@ -225,270 +208,6 @@ log_rcpt(struct runner *run, const struct txn *t, const struct dlv_rcpt *r,
 	log_set_component(NULL);
 }
 
-static char *
-remote_mta_of(const char *relay)
-{
-	if (relay == NULL || strcmp(relay, "none") == 0)
-		return NULL;
-	const char *bracket = strchr(relay, '[');
-	return bracket ? xstrndup(relay, (size_t)(bracket - relay)) :
-	    xstrdup(relay);
-}
-
-struct original {
-	struct spool *sp;
-	const char *id;
-};
-
-static int
-read_original(void *ctx, int (*fn)(void *, const char *, size_t), void *fnctx)
-{
-	struct original *o = ctx;
-
-	return spool_read_content(o->sp, o->id, fn, fnctx) == SPOOL_OK ? 0 : -1;
-}
-
-static bool
-wants(const struct spool_rcpt *r, uint32_t bit)
-{
-	if (r->notify & SPOOL_NOTIFY_NEVER)
-		return false;
-	return r->notify == 0 || (r->notify & bit);
-}
-
-static int
-alias_lookup(void *sp, const char *name, char ***targets, size_t *n)
-{
-	return spool_alias_lookup(sp, name, targets, n) == SPOOL_OK ? 0 : -1;
-}
-
-/*
- * The addresses a bounce of message id goes to: the postmaster alias,
- * expanded (bounce_postmaster). 0, logged, when there are none.
- */
-static size_t
-postmaster_rcpts(struct runner *run, const char *id, char ***rcpts)
-{
-	size_t n = 0;
-	int rc = bounce_postmaster(run->cfg->myorigin, alias_lookup, run->sp,
-	    rcpts, &n);
-
-	log_set_component("bounce");
-	if (rc < 0)
-		log_info("%s: undeliverable postmaster notification "
-		    "discarded (no postmaster alias)", id);
-	else if (n == 0)
-		log_info("%s: undeliverable postmaster notification "
-		    "discarded (the postmaster alias has no address)", id);
-	else if (rc > 0)
-		log_warn("%s: postmaster alias expansion cut short (more than "
-		    "%d levels or %d names); notifying %zu addresses", id,
-		    BOUNCE_ALIAS_DEPTH, BOUNCE_ALIAS_MAX, n);
-	log_set_component(NULL);
-	return n;
-}
-
-/*
- * Builds and queues a notice about msg (failure or delay) for the
- * recipients in states, then removes the message (remove) or marks it
- * warned. Returns the notice id in notice_id ("" when none was owed).
- */
-static int
-send_notice(struct runner *run, const struct spool_msg *msg,
-    const struct spool_rcpt *rcpts, size_t n, enum bounce_kind kind,
-    enum spool_finish_what what, char notice_id[SPOOL_ID_SIZE])
-{
-	struct bounce_rcpt *brs = xcalloc(n + 1, sizeof(*brs));
-	char (*status)[16] = xcalloc(n + 1, sizeof(*status));
-	char **owned = xcalloc(2 * n + 1, sizeof(char *));
-	uint32_t *reported = xcalloc(n + 1, sizeof(uint32_t));
-	size_t nb = 0, nowned = 0;
-	int64_t now = time(NULL);
-	int rc = SPOOL_OK;
-
-	notice_id[0] = '\0';
-	for (size_t i = 0; i < n; i++) {
-		const struct spool_rcpt *r = &rcpts[i];
-		/* A recipient whose bounce went out earlier is not repeated. */
-		bool failed = kind == BOUNCE_FAILED && r->state == RCPT_BOUNCED &&
-		    !(r->flags & SPOOL_RCPT_NOTIFIED) &&
-		    wants(r, SPOOL_NOTIFY_FAILURE);
-		bool delayed = kind == BOUNCE_DELAYED &&
-		    r->state == RCPT_QUEUED && r->attempts > 0 &&
-		    wants(r, SPOOL_NOTIFY_DELAY);
-		if (!failed && !delayed)
-			continue;
-		struct bounce_rcpt *b = &brs[nb];
-		char *diag = diagnostic_of(r->last_response);
-		b->address = r->address;
-		b->orcpt = r->orcpt;
-		b->action = failed ? "failed" : "delayed";
-		if (r->status)
-			snprintf(status[nb], 16, "%s", r->status);
-		else if (diag)
-			bounce_status_from_reply(diag, status[nb]);
-		else
-			snprintf(status[nb], 16, "%s", failed ? "5.4.4" :
-			    "4.4.1");
-		reported[nb] = r->index;
-		b->status = status[nb];
-		b->remote_mta = owned[nowned++] = remote_mta_of(r->last_relay);
-		b->diagnostic = owned[nowned++] = diag;
-		b->reason = r->last_response;
-		b->last_attempt = (time_t)(r->done_time ? r->done_time : now);
-		nb++;
-	}
-	const char *to = msg->sender;
-	char *postmaster = NULL, **pm_rcpts = NULL;
-	size_t npm = 0;
-	bool postmaster_notice = msg->uid == 0 && msg->user != NULL &&
-	    strcmp(msg->user, BOUNCE_POSTMASTER_USER) == 0;
-	if (nb > 0 && *to == '\0' && postmaster_notice) {
-		log_set_component("bounce");
-		log_info("%s: undeliverable postmaster notification discarded "
-		    "(a notice about it would go to postmaster again)",
-		    msg->id);
-		log_set_component(NULL);
-		to = NULL;
-	} else if (nb > 0 && *to == '\0') {
-		/* A bounce of a bounce goes where postmaster's alias says. */
-		npm = postmaster_rcpts(run, msg->id, &pm_rcpts);
-		if (npm > 0)
-			postmaster = xasprintf("postmaster@%s",
-			    run->cfg->myorigin);
-		to = postmaster;
-	}
-	struct spool_notice notice;
-	struct spool_notice *np = NULL;
-	struct buf content = BUF_INIT;
-	struct spool_msg nmsg;
-	struct spool_rcpt *nrcpts = NULL;
-	if (nb > 0 && to != NULL) {
-		struct original orig = {run->sp, msg->id};
-		struct bounce_info info = {
-			.kind = kind, .reporting_mta = run->cfg->myhostname,
-			.queue_id = msg->id, .envid = msg->envid,
-			.original_sender = to, .arrival = (time_t)msg->arrival,
-			.retry_until = (time_t)(msg->arrival +
-			    run->cfg->maximal_queue_lifetime),
-			.ret = msg->ret, .rcpts = brs, .nrcpts = nb,
-			.read_original = read_original, .read_ctx = &orig,
-			.max_original = (size_t)run->cfg->bounce_size_limit,
-		};
-		if (bounce_build(&info, (time_t)now, &content) != 0) {
-			rc = SPOOL_ERR;
-			goto out;
-		}
-		memset(&nmsg, 0, sizeof(nmsg));
-		nmsg.sender = "";
-		nmsg.lane = msg->lane;
-		nmsg.uid = 0;
-		nmsg.user = postmaster ? BOUNCE_POSTMASTER_USER :
-		    "MAILER-DAEMON";
-		nmsg.body = SPOOL_BODY_8BITMIME;
-		/* postmaster@myorigin stays in To:, the alias's addresses get it. */
-		size_t nr = postmaster ? npm : 1;
-		nrcpts = xcalloc(nr, sizeof(*nrcpts));
-		for (size_t i = 0; i < nr; i++)
-			nrcpts[i].address = postmaster ? pm_rcpts[i] :
-			    (char *)to;
-		memset(&notice, 0, sizeof(notice));
-		notice.msg = &nmsg;
-		notice.rcpts = nrcpts;
-		notice.nrcpt = nr;
-		notice.content = content.data;
-		notice.len = content.len;
-		np = &notice;
-	}
-	if (np == NULL && what != SPOOL_FINISH_REMOVE)
-		goto out;	/* no notice owed after all */
-	rc = spool_finish(run->sp, msg->id, np, what, reported, nb);
-	if (rc == SPOOL_OK && np) {
-		memcpy(notice_id, notice.id, SPOOL_ID_SIZE);
-		log_set_component("bounce");
-		log_info("%s: sender %s notification: %s", msg->id,
-		    kind == BOUNCE_FAILED ? "non-delivery" : "delay",
-		    notice_id);
-		log_set_component(NULL);
-	}
-out:
-	buf_free(&content);
-	for (size_t i = 0; i < nowned; i++)
-		free(owned[i]);
-	free(owned);
-	free(status);
-	free(brs);
-	free(reported);
-	free(postmaster);
-	free(nrcpts);
-	for (size_t i = 0; i < npm; i++)
-		free(pm_rcpts[i]);
-	free(pm_rcpts);
-	return rc;
-}
-
-/* All recipients final: send the bounce owed, remove the message. */
-static void
-finish_message(struct runner *run, const char *id)
-{
-	struct spool_msg msg;
-	struct spool_rcpt *rcpts;
-	size_t n;
-	char notice_id[SPOOL_ID_SIZE];
-
-	if (spool_get(run->sp, id, &msg, &rcpts, &n) != SPOOL_OK)
-		return;
-	if (send_notice(run, &msg, rcpts, n, BOUNCE_FAILED, SPOOL_FINISH_REMOVE,
-	    notice_id) == SPOOL_OK) {
-		log_set_component("qmgr");
-		log_info("%s: removed", id);
-		log_set_component(NULL);
-	}
-	spool_msg_free(&msg);
-	spool_rcpts_free(rcpts, n);
-}
-
-static void
-maybe_warn_delay(struct runner *run, const char *id, int64_t now)
-{
-	struct spool_msg msg;
-	struct spool_rcpt *rcpts;
-	size_t n;
-	char notice_id[SPOOL_ID_SIZE];
-
-	if (run->cfg->delay_warning_time <= 0)
-		return;
-	if (spool_get(run->sp, id, &msg, &rcpts, &n) != SPOOL_OK)
-		return;
-	if (!msg.warned && *msg.sender &&
-	    now - msg.arrival >= run->cfg->delay_warning_time)
-		(void)send_notice(run, &msg, rcpts, n, BOUNCE_DELAYED,
-		    SPOOL_FINISH_WARNED, notice_id);
-	spool_msg_free(&msg);
-	spool_rcpts_free(rcpts, n);
-}
-
-/*
- * Some recipients failed for good while others still wait: their
- * sender hears about those now, as with Postfix, not days later when
- * the last recipient is done.
- */
-static void
-bounce_now(struct runner *run, const char *id)
-{
-	struct spool_msg msg;
-	struct spool_rcpt *rcpts;
-	size_t n;
-	char notice_id[SPOOL_ID_SIZE];
-
-	if (spool_get(run->sp, id, &msg, &rcpts, &n) != SPOOL_OK)
-		return;
-	(void)send_notice(run, &msg, rcpts, n, BOUNCE_FAILED,
-	    SPOOL_FINISH_NOTIFIED, notice_id);
-	spool_msg_free(&msg);
-	spool_rcpts_free(rcpts, n);
-}
-
 static void
 finish_pending(struct runner *run)
 {
@@ -500,7 +219,7 @@ finish_pending(struct runner *run)
 		    SPOOL_OK || n == 0)
 			return;
 		for (size_t i = 0; i < n; i++)
-			finish_message(run, ids[i]);
+			notice_finish(run->sp, run->cfg, ids[i]);
 	}
 }
 
@@ -587,11 +306,12 @@ on_message_done(void *ctx, struct dlv_msg *m)
 	if (nres > 0 && spool_record_results(run->sp, slot->env.id, results,
 	    nres, now, &all_final) == SPOOL_OK) {
 		if (all_final)
-			finish_message(run, slot->env.id);
+			notice_finish(run->sp, run->cfg, slot->env.id);
 		else if (bounced)
-			bounce_now(run, slot->env.id);
+			notice_bounce_now(run->sp, run->cfg, slot->env.id);
 		if (!all_final && deferred)
-			maybe_warn_delay(run, slot->env.id, now);
+			notice_delay_if_due(run->sp, run->cfg, slot->env.id,
+			    now);
 	}
 	free(dsns);
 	for (size_t k = 0; k < m->nrcpts; k++)
@@ -613,144 +333,28 @@ compare_work(const void *a, const void *b)
 	return c;
 }
 
-/* A domain literal "[192.0.2.1]" is its own single host. */
-static enum dns_status
-literal_host(const char *domain, struct dns_mx *mx, char *err, size_t errlen)
-{
-	size_t len = strlen(domain);
-	char ip[64];
-
-	if (len < 3 || len - 2 >= sizeof(ip) || domain[len - 1] != ']') {
-		snprintf(err, errlen, "malformed address literal %s", domain);
-		return DNS_PERMFAIL;
-	}
-	memcpy(ip, domain + 1, len - 2);
-	ip[len - 2] = '\0';
-	struct sockaddr_in sin;
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	if (inet_pton(AF_INET, ip, &sin.sin_addr) != 1) {
-		snprintf(err, errlen, "unsupported address literal %s",
-		    domain);
-		return DNS_PERMFAIL;
-	}
-	mx->hosts = xcalloc(1, sizeof(*mx->hosts));
-	mx->nhosts = 1;
-	mx->implicit = true;
-	mx->hosts[0].name = xstrdup(ip);
-	mx->hosts[0].preference = -1;
-	memcpy(&mx->hosts[0].addrs[0], &sin, sizeof(sin));
-	mx->hosts[0].addr_lens[0] = sizeof(sin);
-	mx->hosts[0].naddrs = 1;
-	return DNS_OK;
-}
-
 /*
- * MX answers, kept for a minute: a batch claimed in due order visits
- * the same domains again and again, and each look-up costs a round
- * trip to the resolver. Failures are kept too (a SERVFAIL is not asked
- * again a hundred times a second). The table is split into sets by a
- * hash of the domain, oldest out first within a set: a queue for
- * thousands of domains must not evict the answer it needs next.
+ * Hands claimed recipients (indexes) of message id back to the queue
+ * without an attempt: due again at next_try, not logged, no backoff,
+ * in one transaction. held: they wait for a throttle's booking.
  */
-#define MX_CACHE_WAYS	8
-#define MX_CACHE_SETS	1024
-#define MX_CACHE_SIZE	(MX_CACHE_WAYS * MX_CACHE_SETS)
-#define MX_CACHE_TTL	60
-
-struct mx_cache_entry {
-	char *domain;
-	time_t expires;
-	enum dns_status status;
-	struct dns_mx mx;
-	char err[512];
-};
-
-static struct mx_cache_entry mx_cache[MX_CACHE_SIZE];
-
 static void
-copy_mx(struct dns_mx *to, const struct dns_mx *from)
+hand_back(struct runner *run, const char *id, const uint32_t *indexes,
+    size_t n, int64_t next_try, bool held)
 {
-	*to = *from;
-	to->hosts = xcalloc(from->nhosts + 1, sizeof(*to->hosts));
-	for (size_t i = 0; i < from->nhosts; i++) {
-		to->hosts[i] = from->hosts[i];
-		to->hosts[i].name = xstrdup(from->hosts[i].name);
+	struct spool_result *res = xcalloc(n + 1, sizeof(*res));
+	bool all_final;
+
+	for (size_t i = 0; i < n; i++) {
+		res[i].index = indexes[i];
+		res[i].state = RCPT_QUEUED;
+		res[i].next_try = next_try;
+		res[i].held = held;
 	}
-}
-
-static enum dns_status
-cached_mx(struct runner *run, const char *domain, struct dns_mx *mx,
-    char *err, size_t errlen)
-{
-	time_t now = time(NULL);
-	uint32_t hash = 2166136261u;	/* FNV-1a */
-
-	for (const char *c = domain; *c; c++)
-		hash = (hash ^ (unsigned char)tolower((unsigned char)*c)) *
-		    16777619u;
-	struct mx_cache_entry *set = &mx_cache[(hash % MX_CACHE_SETS) *
-	    MX_CACHE_WAYS];
-	struct mx_cache_entry *slot = &set[0];
-
-	for (size_t i = 0; i < MX_CACHE_WAYS; i++) {
-		struct mx_cache_entry *e = &set[i];
-		if (e->domain && strcasecmp(e->domain, domain) == 0 &&
-		    e->expires > now) {
-			copy_mx(mx, &e->mx);
-			snprintf(err, errlen, "%s", e->err);
-			return e->status;
-		}
-		if (e->expires < slot->expires)
-			slot = e;	/* the oldest, or an empty one */
-	}
-	enum dns_status st = dns_find_mx(&run->dns, domain, false, mx, err,
-	    errlen);
-	free(slot->domain);
-	dns_mx_free(&slot->mx);
-	slot->domain = xstrdup(domain);
-	slot->expires = now + MX_CACHE_TTL;
-	slot->status = st;
-	copy_mx(&slot->mx, mx);
-	snprintf(slot->err, sizeof(slot->err), "%s", err);
-	return st;
-}
-
-static enum dns_status
-find_hosts(struct runner *run, const char *domain, struct dns_mx *mx,
-    char *err, size_t errlen)
-{
-	memset(mx, 0, sizeof(*mx));
-	if (*domain == '\0') {
-		snprintf(err, errlen, "recipient address has no domain");
-		return DNS_PERMFAIL;
-	}
-	if (domain[0] == '[')
-		return literal_host(domain, mx, err, errlen);
-	return cached_mx(run, domain, mx, err, errlen);
-}
-
-/* Relay hosts: "[127.0.0.30]" is an address, "[host]" A/AAAA only. */
-static enum dns_status
-relay_hosts(struct runner *run, const struct mxl_provider *p,
-    struct dns_mx *mx, char *err, size_t errlen)
-{
-	memset(mx, 0, sizeof(*mx));
-	if (!p->relay_no_mx)
-		return dns_find_mx(&run->dns, p->relay_host, false, mx, err,
-		    errlen);
-	char literal[300];
-	snprintf(literal, sizeof(literal), "[%s]", p->relay_host);
-	if (literal_host(literal, mx, err, errlen) == DNS_OK)
-		return DNS_OK;
-	mx->hosts = xcalloc(1, sizeof(*mx->hosts));
-	mx->nhosts = 1;
-	mx->implicit = true;
-	enum dns_status st = dns_find_addrs(&run->dns, p->relay_host, false,
-	    &mx->hosts[0], err, errlen);
-	if (st != DNS_OK)
-		dns_mx_free(mx);
-	return st;
+	if (n > 0)
+		(void)spool_record_results(run->sp, id, res, n, time(NULL),
+		    &all_final);
+	free(res);
 }
 
 /* Loads the envelopes of one domain's work items, one slot per message. */
@@ -767,6 +371,8 @@ load_slots(struct runner *run, struct spool_work *work, size_t n,
 		int rc = spool_get(run->sp, work[i].id, &slots[k].env,
 		    &slots[k].rcpts, &slots[k].nrcpts);
 		if (rc == SPOOL_OK) {
+			slots[k].lane = config_lane(run->cfg,
+			    slots[k].env.lane);
 			first[k++] = i;
 		} else if (rc != SPOOL_NOTFOUND) {
 			/*
@@ -775,14 +381,9 @@ load_slots(struct runner *run, struct spool_work *work, size_t n,
 			 * for good, its claims went with it.)
 			 */
 			int64_t now = time(NULL);
-			for (size_t w = i; w < j; w++) {
-				struct spool_result res = {work[w].index,
-				    RCPT_QUEUED, now, false, NULL, NULL, NULL,
-				    work[w].held};
-				bool all_final;
-				(void)spool_record_results(run->sp, work[w].id,
-				    &res, 1, now, &all_final);
-			}
+			for (size_t w = i; w < j; w++)
+				hand_back(run, work[w].id, &work[w].index, 1,
+				    now, work[w].held);
 		}
 		i = j;
 	}
@@ -850,9 +451,9 @@ free_txns(struct txn *txns, size_t n)
 }
 
 /*
- * Hands transactions back to the queue without an attempt: due again
- * at when_ms + k * step_ms for the k-th (throttled mail comes back at
- * the pace it can go), not logged, no backoff.
+ * Hands the transactions not done yet back (hand_back()), the k-th due
+ * again at when_ms + k * step_ms: throttled mail comes back at the pace
+ * it can go.
  */
 static void
 release_list(struct runner *run, struct txn **list, size_t n, int64_t when_ms,
@@ -868,24 +469,14 @@ release_list(struct runner *run, struct txn **list, size_t n, int64_t when_ms,
 		 * out the rest of that second to the millisecond.
 		 */
 		int64_t at = (when_ms + (int64_t)i * step_ms) / 1000;
-		struct spool_result *res = xcalloc(t->m.nrcpts + 1,
-		    sizeof(*res));
+		uint32_t *ours = xcalloc(t->m.nrcpts + 1, sizeof(*ours));
 		size_t k = 0;
-		for (size_t r = 0; r < t->m.nrcpts; r++) {
-			if (t->m.rcpts[r].outcome == DLV_SKIP)
-				continue;
-			res[k].index = t->m.rcpts[r].index;
-			res[k].state = RCPT_QUEUED;
-			res[k].next_try = at;
-			/* Once booked, still booked when handed back early. */
-			res[k].held = held || t->booked;
-			k++;
-		}
-		bool all_final;
-		if (k > 0)
-			(void)spool_record_results(run->sp, t->slot->env.id,
-			    res, k, time(NULL), &all_final);
-		free(res);
+		for (size_t r = 0; r < t->m.nrcpts; r++)
+			if (t->m.rcpts[r].outcome != DLV_SKIP)
+				ours[k++] = t->m.rcpts[r].index;
+		/* Once booked, still booked when handed back early. */
+		hand_back(run, t->slot->env.id, ours, k, at, held || t->booked);
+		free(ours);
 		t->m.done = true;
 	}
 }
@@ -905,23 +496,11 @@ limits_set(const struct mxl_limits *l)
 	return l->concurrency || l->rate_count || l->delay_ms;
 }
 
-/* A group sharing lane, provider and hosts: sent under their throttle. */
-struct group {
-	const struct mxl_provider *provider;
-	const struct mxl_lane *lane;
-	const struct mxl_pool *pool;
-	struct mxl_limits limits;
-	const struct dns_host *hosts;
-	size_t nhosts;
-	int port;
-	bool priority;
-};
-
 static void
-throttle_key(const struct group *g, const struct mxl_source *src, char *key,
-    size_t len)
+throttle_key(const struct nexthop *nh, const struct mxl_source *src,
+    char *key, size_t len)
 {
-	snprintf(key, len, "%s|%s", g->provider ? g->provider->name : "-",
+	snprintf(key, len, "%s|%s", nh->provider ? nh->provider->name : "-",
 	    src ? src->address : "-");
 }
 
@@ -990,20 +569,20 @@ renew_claims(struct runner *run, struct txn **list, size_t n)
  * *retry_ms tells until when).
  */
 static size_t
-send_one_connection(struct runner *run, const struct group *g,
+send_one_connection(struct runner *run, const struct nexthop *nh,
     const struct mxl_source *src, struct txn **list, size_t n,
     int64_t *retry_ms)
 {
-	struct spool_throttle_limits tl = {g->limits.concurrency,
-	    g->limits.rate_count, g->limits.rate_period, g->limits.delay_ms};
-	bool throttled = limits_set(&g->limits);
+	struct spool_throttle_limits tl = {nh->limits.concurrency,
+	    nh->limits.rate_count, nh->limits.rate_period, nh->limits.delay_ms};
+	bool throttled = limits_set(&nh->limits);
 	char key[400];
 	size_t want = n;
 
-	throttle_key(g, src, key, sizeof(key));
-	if (g->limits.messages_per_connection > 0 &&
-	    want > (size_t)g->limits.messages_per_connection)
-		want = (size_t)g->limits.messages_per_connection;
+	throttle_key(nh, src, key, sizeof(key));
+	if (nh->limits.messages_per_connection > 0 &&
+	    want > (size_t)nh->limits.messages_per_connection)
+		want = (size_t)nh->limits.messages_per_connection;
 	struct spool_throttle_grant grant = {(int)want, -1, 0};
 	/*
 	 * A connection slot is not renewed during the session as claims
@@ -1013,14 +592,14 @@ send_one_connection(struct runner *run, const struct group *g,
 	int slot_lease = run->cfg->delivery_lease_time > SLOT_LEASE ?
 	    run->cfg->delivery_lease_time : SLOT_LEASE;
 	if (throttled && spool_throttle_acquire(run->sp, key, &tl,
-	    g->priority, (int)want, slot_lease, &grant) != SPOOL_OK)
+	    nh->priority, (int)want, slot_lease, &grant) != SPOOL_OK)
 		return 0;
 	if (grant.granted <= 0) {
 		*retry_ms = grant.retry_ms;
 		return 0;
 	}
 	struct dlv_config dcfg = run->dlv;
-	dcfg.port = g->port;
+	dcfg.port = nh->port;
 	/* Claims are short: they are extended while the session lasts. */
 	run->in_flight = list;
 	run->nin_flight = (size_t)grant.granted;
@@ -1040,8 +619,8 @@ send_one_connection(struct runner *run, const struct group *g,
 		if (!list[i]->m.done)
 			ptrs[nptrs++] = &list[i]->m;
 	if (nptrs > 0)
-		deliver_to_hosts(&dcfg, run->sp, g->hosts, g->nhosts, ptrs,
-		    nptrs, on_message_done, run);
+		deliver_to_hosts(&dcfg, run->sp, nh->hosts.hosts,
+		    nh->hosts.nhosts, ptrs, nptrs, on_message_done, run);
 	run->in_flight = NULL;
 	run->nin_flight = 0;
 	int unused = (int)((size_t)grant.granted - nptrs);
@@ -1087,7 +666,7 @@ sleep_until_ms(int64_t ms)
  * due again now (priority mail took the turn, or the runner stops).
  */
 static void
-hold_back(struct runner *run, const struct group *g,
+hold_back(struct runner *run, const struct nexthop *nh,
     const struct mxl_source *src, struct txn **list, size_t n,
     int64_t retry_ms, bool at_once)
 {
@@ -1104,18 +683,18 @@ hold_back(struct runner *run, const struct group *g,
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (list[i]->booked || g->priority || !limits_set(&g->limits))
+		if (list[i]->booked || nh->priority || !limits_set(&nh->limits))
 			again[nagain++] = list[i];
 		else
 			fresh[nfresh++] = list[i];
 	}
 	/* The throttle's pace: one delivery every step. */
 	int64_t step = 0;
-	if (g->limits.rate_count > 0)
-		step = (int64_t)g->limits.rate_period * 1000 /
-		    g->limits.rate_count;
-	if (g->limits.delay_ms > step)
-		step = g->limits.delay_ms;
+	if (nh->limits.rate_count > 0)
+		step = (int64_t)nh->limits.rate_period * 1000 /
+		    nh->limits.rate_count;
+	if (nh->limits.delay_ms > step)
+		step = nh->limits.delay_ms;
 	release_list(run, again, nagain, first, step, true);
 	int64_t until = nagain ? first : 0;
 	if (nagain > 0) {
@@ -1124,12 +703,12 @@ hold_back(struct runner *run, const struct group *g,
 			run->hold_until_ms = last;
 	}
 	if (nfresh > 0) {
-		struct spool_throttle_limits tl = {g->limits.concurrency,
-		    g->limits.rate_count, g->limits.rate_period,
-		    g->limits.delay_ms};
+		struct spool_throttle_limits tl = {nh->limits.concurrency,
+		    nh->limits.rate_count, nh->limits.rate_period,
+		    nh->limits.delay_ms};
 		char key[400];
 		int64_t booked = first;	/* not before the throttle allows */
-		throttle_key(g, src, key, sizeof(key));
+		throttle_key(nh, src, key, sizeof(key));
 		if (spool_throttle_book(run->sp, key, &tl, (int)nfresh,
 		    &booked, &step) != SPOOL_OK || booked < first)
 			booked = first;
@@ -1148,7 +727,7 @@ out:
 }
 
 static void
-send_group(struct runner *run, const struct group *g, struct txn *txns,
+send_group(struct runner *run, const struct nexthop *nh, struct txn *txns,
     size_t n)
 {
 	struct txn **list = xcalloc(n + 1, sizeof(*list));
@@ -1158,19 +737,19 @@ send_group(struct runner *run, const struct group *g, struct txn *txns,
 	for (size_t i = 0; i < n; i++)
 		list[i] = &txns[i];
 	while (next < n) {
-		int si = g->pool ? route_choose_source(run->sp, g->pool) : -1;
-		if (g->pool && si < 0) {
+		int si = nexthop_next_source(run->sp, nh);
+		if (nh->pool && si < 0) {
 			/* Every source switched off: the mail waits for one. */
 			release_list(run, list + next, n - next,
 			    ((int64_t)time(NULL) + 60) * 1000, 0, false);
 			break;
 		}
 		const struct mxl_source *src = si >= 0 ?
-		    &g->pool->sources[si] : NULL;
+		    &nh->pool->sources[si] : NULL;
 		int64_t retry_ms = 0;
 		size_t sent = 0;
 		if (!stop_requested)
-			sent = send_one_connection(run, g, src, list + next,
+			sent = send_one_connection(run, nh, src, list + next,
 			    n - next, &retry_ms);
 		/*
 		 * Mail back from a booking, and the throttle frees a delivery
@@ -1181,23 +760,23 @@ send_group(struct runner *run, const struct group *g, struct txn *txns,
 		 */
 		int64_t now_ms = wall_ms();
 		if (sent == 0 && retry_ms > 0 && !stop_requested &&
-		    (list[next]->booked || g->priority) &&
+		    (list[next]->booked || nh->priority) &&
 		    retry_ms - now_ms <= 1500 && paced_ms < 3000 &&
-		    (g->priority || !priority_waiting(run))) {
+		    (nh->priority || !priority_waiting(run))) {
 			paced_ms += retry_ms > now_ms ? retry_ms - now_ms : 10;
 			sleep_until_ms(retry_ms);
 			continue;
 		}
-		route_count_sent(run->sp, g->pool, si, (unsigned)sent);
+		nexthop_count_sent(run->sp, nh, si, (unsigned)sent);
 		next += sent;
 		/*
 		 * Bulk yields to priority mail between connections, and
 		 * --max-time ends the pass between connections too.
 		 */
 		bool preempt = next < n && (out_of_time(run) ||
-		    (!g->priority && priority_waiting(run)));
+		    (!nh->priority && priority_waiting(run)));
 		if (sent == 0 || preempt || stop_requested) {
-			hold_back(run, g, src, list + next, n - next, retry_ms,
+			hold_back(run, nh, src, list + next, n - next, retry_ms,
 			    preempt || stop_requested);
 			break;
 		}
@@ -1209,8 +788,8 @@ static int
 compare_lane(const void *a, const void *b)
 {
 	const struct txn *x = a, *y = b;
-	int px = strcmp(x->slot->env.lane, "priority") != 0;
-	int py = strcmp(y->slot->env.lane, "priority") != 0;
+	int px = !(x->slot->lane && x->slot->lane->priority);
+	int py = !(y->slot->lane && y->slot->lane->priority);
 
 	if (px != py)
 		return px - py;
@@ -1240,25 +819,9 @@ fail_txns(struct runner *run, struct txn *txns, size_t n, enum dns_status st,
 static void
 deliver_domain(struct runner *run, struct spool_work *work, size_t n)
 {
-	const char *domain = work[0].domain;
-	char err[512], why[256];
-	struct dns_mx mx;
-	enum dns_status st;
-	int port = run->cfg->smtp_port;
+	struct nexthop nh;
 
-	const struct mxl_provider *provider = route_provider_by_domain(
-	    run->cfg, domain, why, sizeof(why));
-	if (provider && provider->relay) {
-		st = relay_hosts(run, provider, &mx, err, sizeof(err));
-		if (provider->relay_port)
-			port = provider->relay_port;
-	} else {
-		st = find_hosts(run, domain, &mx, err, sizeof(err));
-		if (provider == NULL)
-			provider = route_provider(run->cfg, domain,
-			    st == DNS_OK ? &mx : NULL, why, sizeof(why));
-	}
-
+	nexthop_find(run->cfg, &run->dns, work[0].domain, &nh);
 	struct msg_slot *slots = xcalloc(n + 1, sizeof(*slots));
 	size_t *first = xcalloc(n + 1, sizeof(size_t));
 	size_t k = load_slots(run, work, n, slots, first);
@@ -1269,14 +832,13 @@ deliver_domain(struct runner *run, struct spool_work *work, size_t n)
 		size_t from = first[i], to = from;
 		while (to < n && strcmp(work[to].id, slots[i].env.id) == 0)
 			to++;
-		const struct mxl_lane *lane = config_lane(run->cfg,
-		    slots[i].env.lane);
-		struct mxl_limits lim = route_limits(lane, provider);
+		struct mxl_limits lim = route_limits(slots[i].lane,
+		    nh.provider);
 		add_txns(&slots[i], &work[from], to - from,
 		    lim.recipients_per_message, &txns, &ntxns, &cap);
 	}
-	if (st != DNS_OK) {
-		fail_txns(run, txns, ntxns, st, err);
+	if (nh.status != DNS_OK) {
+		fail_txns(run, txns, ntxns, nh.status, nh.err);
 	} else {
 		/* Priority lane first, then lane by lane. */
 		qsort(txns, ntxns, sizeof(*txns), compare_lane);
@@ -1285,19 +847,8 @@ deliver_domain(struct runner *run, struct spool_work *work, size_t n)
 			while (j < ntxns && strcmp(txns[j].slot->env.lane,
 			    txns[i].slot->env.lane) == 0)
 				j++;
-			struct group g;
-			memset(&g, 0, sizeof(g));
-			g.provider = provider;
-			g.lane = config_lane(run->cfg, txns[i].slot->env.lane);
-			g.pool = route_pool(run->cfg, g.lane, provider, why,
-			    sizeof(why));
-			g.limits = route_limits(g.lane, provider);
-			g.hosts = mx.hosts;
-			g.nhosts = mx.nhosts;
-			g.port = port;
-			g.priority = strcmp(txns[i].slot->env.lane,
-			    "priority") == 0;
-			send_group(run, &g, &txns[i], j - i);
+			nexthop_set_lane(run->cfg, &nh, txns[i].slot->lane);
+			send_group(run, &nh, &txns[i], j - i);
 			i = j;
 		}
 		if (stop_requested)
@@ -1311,7 +862,7 @@ deliver_domain(struct runner *run, struct spool_work *work, size_t n)
 	}
 	free(slots);
 	free(first);
-	dns_mx_free(&mx);
+	nexthop_free(&nh);
 }
 
 /*
@@ -1408,18 +959,11 @@ run_pass(struct runner *run)
 			deliver_domain(run, &work[i], j - i);
 			i = j;
 		}
-		if (i < n) {
-			/* Claims of domains not started yet go back now. */
-			int64_t now = time(NULL);
-			for (; i < n; i++) {
-				struct spool_result res = {work[i].index,
-				    RCPT_QUEUED, now, false, NULL, NULL, NULL,
-				    false};
-				bool all_final;
-				(void)spool_record_results(run->sp, work[i].id,
-				    &res, 1, now, &all_final);
-			}
-		}
+		/* Claims of domains not started yet go back now. */
+		int64_t now = time(NULL);
+		for (; i < n; i++)
+			hand_back(run, work[i].id, &work[i].index, 1, now,
+			    false);
 		spool_work_free(work, n);
 	}
 	finish_pending(run);

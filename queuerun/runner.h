@@ -5,13 +5,16 @@
  *	runner_run() makes one pass (or, with daemon_interval, passes for
  *	ever: every interval and whenever the wakeup FIFO rings). A pass
  *	first finishes messages whose recipients are all final (bounce,
- *	removal), then claims due recipients in batches, priority lane
- *	first, groups them by destination domain, looks up the MX hosts,
- *	and delivers each group over as few connections as possible.
+ *	removal: notice.h), then claims due recipients in batches, priority
+ *	lane first, groups them by destination domain, decides each
+ *	domain's next hop (nexthop.h: hosts, provider; per lane the pool,
+ *	limits and source), and delivers each lane's mail over as few
+ *	connections as its throttle allows.
  *
  *	Deferred recipients wait minimal_backoff_time, doubling per attempt
  *	up to maximal_backoff_time; after maximal_queue_lifetime they
- *	bounce. After delay_warning_time the sender gets one delay notice.
+ *	bounce. After delay_warning_time the sender gets one delay notice
+ *	(notice.h).
  *
  *	SIGTERM or SIGINT: the transaction in flight is finished or
  *	abandoned, claims not yet attempted are handed back (due at once),

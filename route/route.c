@@ -2,8 +2,8 @@
  * NAME
  *	route - which lane, which provider, which source address, how fast
  * DESCRIPTION
- *	See route.h. Everything here is read-only over the configuration,
- *	except the round-robin counter, which lives in the spool.
+ *	See route.h. Everything here is read-only over the configuration
+ *	and what the caller hands in.
  */
 #include "route/route.h"
 
@@ -154,20 +154,20 @@ route_provider_by_domain(const struct mxl_config *cfg, const char *domain,
 
 const struct mxl_provider *
 route_provider(const struct mxl_config *cfg, const char *domain,
-    const struct dns_mx *mx, char *why, size_t whylen)
+    const char *const *mx_names, size_t nmx, char *why, size_t whylen)
 {
 	const struct mxl_provider *p = route_provider_by_domain(cfg, domain,
 	    why, whylen);
 
 	if (p)
 		return p;
-	for (size_t h = 0; mx && !mx->implicit && h < mx->nhosts; h++)
+	for (size_t h = 0; h < nmx; h++)
 		for (size_t i = 0; i < cfg->nproviders; i++)
 			for (size_t k = 0; k < cfg->providers[i].nmx; k++)
 				if (glob_match(cfg->providers[i].mx[k],
-				    mx->hosts[h].name)) {
+				    mx_names[h])) {
 					snprintf(why, whylen, "MX %s matches "
-					    "%s", mx->hosts[h].name,
+					    "%s", mx_names[h],
 					    cfg->providers[i].mx[k]);
 					return &cfg->providers[i];
 				}
@@ -219,13 +219,6 @@ pool_weight(const struct mxl_pool *pool)
 	return total;
 }
 
-static void
-sent_key(const struct mxl_pool *pool, const struct mxl_source *s, char *key,
-    size_t len)
-{
-	snprintf(key, len, "sent|%s|%s", pool->name, s->address);
-}
-
 /*
  * Weighted round robin by deficit: the enabled source furthest behind
  * its share (weight / total weight) of what the pool has sent so far.
@@ -235,27 +228,18 @@ sent_key(const struct mxl_pool *pool, const struct mxl_source *s, char *key,
  * ahead of their share.
  */
 int
-route_choose_source(struct spool *sp, const struct mxl_pool *pool)
+route_choose_source(const struct mxl_pool *pool, const uint64_t *sent)
 {
 	long total = pool_weight(pool);
-	uint64_t *sent;
 	uint64_t all = 0;
 	int best = -1;
 	double best_deficit = 0;
 
 	if (total == 0)
 		return -1;
-	sent = xcalloc(pool->nsources, sizeof(uint64_t));
-	for (size_t i = 0; i < pool->nsources; i++) {
-		char key[400];
-		if (!pool->sources[i].enabled)
-			continue;
-		sent_key(pool, &pool->sources[i], key, sizeof(key));
-		if (sp == NULL || spool_counter_take(sp, key, 0, &sent[i]) !=
-		    SPOOL_OK)
-			sent[i] = 0;
-		all += sent[i];
-	}
+	for (size_t i = 0; i < pool->nsources; i++)
+		if (pool->sources[i].enabled)
+			all += sent[i];
 	for (size_t i = 0; i < pool->nsources; i++) {
 		const struct mxl_source *s = &pool->sources[i];
 		if (!s->enabled)
@@ -267,21 +251,7 @@ route_choose_source(struct spool *sp, const struct mxl_pool *pool)
 			best_deficit = deficit;
 		}
 	}
-	free(sent);
 	return best;
-}
-
-void
-route_count_sent(struct spool *sp, const struct mxl_pool *pool, int source,
-    unsigned count)
-{
-	char key[400];
-	uint64_t old;
-
-	if (pool == NULL || source < 0 || count == 0)
-		return;
-	sent_key(pool, &pool->sources[source], key, sizeof(key));
-	(void)spool_counter_take(sp, key, count, &old);
 }
 
 void

@@ -2,7 +2,12 @@
  * NAME
  *	route - which lane, which provider, which source address, how fast
  * DESCRIPTION
- *	The policy of mxlane, kept apart from the spool and from SMTP:
+ *	The policy of mxlane, kept apart from the spool, the DNS and SMTP:
+ *	every function here decides from the configuration and what it is
+ *	handed, and fetches nothing. The caller (queuerun/nexthop.c, and
+ *	sendmail for the lane) looks up the MX host names and keeps the
+ *	round-robin counts.
+ *
  *
  *	route_lane() picks a message's lane, first match wins: the lane
  *	asked for with -O Lane=NAME, when the submitter may choose it; then
@@ -23,9 +28,9 @@
  *	route_provider() maps a recipient domain to a provider: by the
  *	providers' domains lists (exact, or ".example.com" for every
  *	subdomain, like a transport map); else by the destination's MX host
- *	names against the providers' mx globs (so a company domain hosted
- *	at Google shares gmail's pool and limits); else the provider named
- *	"therest"; else none (no throttle, no pool).
+ *	names, as handed in, against the providers' mx globs (so a company
+ *	domain hosted at Google shares gmail's pool and limits); else the
+ *	provider named "therest"; else none (no throttle, no pool).
  *
  *	route_pool() is the lane's pool if it names one, else the
  *	provider's, else the pool named "default", else none (the kernel
@@ -34,21 +39,21 @@
  *
  *	route_choose_source() picks the source address of the next
  *	connection by weighted round robin over the pool's enabled sources:
- *	the one furthest behind its share of what the pool has sent, with
- *	the counts kept in the spool so that the weights hold across
- *	processes and passes. When that source is at its limit the mail
- *	waits for it rather than spilling onto another: the weights are the
- *	shares each address gets, which is how a new address is warmed up.
+ *	the one furthest behind its share of what the pool has sent, from
+ *	the counts of what each source has sent that the caller hands in
+ *	(and keeps, so that the weights hold across processes and passes).
+ *	When that source is at its limit the mail waits for it rather than
+ *	spilling onto another: the weights are the shares each address gets,
+ *	which is how a new address is warmed up.
  */
 #ifndef MXLANE_ROUTE_H
 #define MXLANE_ROUTE_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-#include "dns/dns.h"
 #include "lib/config.h"
-#include "spool/spool.h"
 
 /* Headers are offered one at a time: next(ctx, i) or NULL after the last. */
 typedef const char *(*route_header_fn)(void *ctx, size_t i, char **value);
@@ -66,9 +71,13 @@ const char *route_lane(const struct mxl_config *cfg, const char *requested,
 const struct mxl_provider *route_provider_by_domain(
     const struct mxl_config *cfg, const char *domain, char *why,
     size_t whylen);
-/* By domain, then MX names (mx may be NULL), then "therest". */
+/*
+ * By domain, then the names of the domain's MX hosts (nmx 0: none, or
+ * not known), then "therest".
+ */
 const struct mxl_provider *route_provider(const struct mxl_config *cfg,
-    const char *domain, const struct dns_mx *mx, char *why, size_t whylen);
+    const char *domain, const char *const *mx_names, size_t nmx, char *why,
+    size_t whylen);
 
 const struct mxl_pool *route_pool(const struct mxl_config *cfg,
     const struct mxl_lane *lane, const struct mxl_provider *provider,
@@ -76,11 +85,11 @@ const struct mxl_pool *route_pool(const struct mxl_config *cfg,
 struct mxl_limits route_limits(const struct mxl_lane *lane,
     const struct mxl_provider *provider);
 
-/* Index into pool->sources for the next connection; -1: none enabled. */
-int route_choose_source(struct spool *sp, const struct mxl_pool *pool);
-/* Counts count transactions sent from pool->sources[source]. */
-void route_count_sent(struct spool *sp, const struct mxl_pool *pool,
-    int source, unsigned count);
+/*
+ * Index into pool->sources for the next connection; -1: none enabled.
+ * sent[i] is what pool->sources[i] has sent (read for enabled ones only).
+ */
+int route_choose_source(const struct mxl_pool *pool, const uint64_t *sent);
 
 /* "concurrency 4, rate 20/s, ..." or "none". */
 void route_limits_text(const struct mxl_limits *l, char *out, size_t len);

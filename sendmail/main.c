@@ -597,7 +597,8 @@ deliver_now(struct session *s, const char *id, const char *lane)
 {
 	if (spool_wakeup_notify(s->spool_dirfd))
 		return;
-	if (!s->cfg.immediate_delivery || strcmp(lane, "priority") != 0)
+	if (!s->cfg.immediate_delivery ||
+	    !config_lane_is_priority(&s->cfg, lane))
 		return;
 	char *argv[8];
 	int n = 0;

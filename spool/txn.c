@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "lib/config.h"
 #include "lib/log.h"
 #include "spool/record.h"
 
@@ -234,7 +235,7 @@ txn_delete_subkeys(DB *db, DB_TXN *txn, const char *id)
 int
 spool_lane_class(const char *lane)
 {
-	return lane && strcmp(lane, "priority") == 0 ? SCHED_PRIORITY :
+	return lane && strcmp(lane, MXL_PRIORITY_LANE) == 0 ? SCHED_PRIORITY :
 	    SCHED_NORMAL;
 }
 

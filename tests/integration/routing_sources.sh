@@ -26,6 +26,11 @@
 #	  - a domain whose MX is aspmx.l.google.com is gmail: route says "MX
 #	    aspmx.l.google.com matches *.google.com" with gmail's pool and
 #	    limits, and its bulk mail arrives from gmail's source addresses;
+#	  - route names, for a domain literal [IP], that address as the one
+#	    host, and for a fixed relay [IP]:port, the relay and its host;
+#	    mail to each then arrives at that host and port from the source
+#	    route named, the log's relay= says so, and neither route nor
+#	    delivery asks the DNS server anything;
 #	  - config errors (an unknown pool for a provider and for a lane, a
 #	    malformed rate, an enabled source address that is not local) make
 #	    every program print "file:line: problem" naming the line of the
@@ -414,6 +419,45 @@ assert_eq "[]" "$(sinkq "sorted(set((m['peer_ip'], m['helo']) for m in tid('gcor
     "(source, helo) of gcorp.test mail other than gmail's"
 id=$(grep -F 'to=<c0@gcorp.test>' "$LOGFILE" | head -1)
 assert_contains "$id" "relay=aspmx.l.google.com[$MX_G]:$PORT" "log line of gcorp.test mail"
+
+# ---------------------------------------------------------------- next hop
+
+# route runs delivery's own next-hop code: what it names for a domain
+# literal and for a fixed relay is where the mail then goes, and neither
+# costs a DNS query.
+section "route says what delivery does: a domain literal and a relay"
+setup nexthop "$(sample_config "$PORT" "$DNS_PORT")"
+: >"$SRV/dns.log"
+assert_exit 0 "$QUEUERUN" route --lane bulk "lit@[$MX_O]"
+R=$(last_out)
+assert_match "$(route_field "$R" provider)" '^therest \(.*therest.*\)$' "route: provider of a domain literal"
+assert_eq "$MX_O $MX_O" "$(route_field "$R" host)" "route: a domain literal is its own host"
+assert_no_match "$R" '^  mx:' "route: no MX look-up for a domain literal"
+lit_next=$(route_field "$R" source | cut -d' ' -f1)
+assert_eq 127.0.0.1 "$lit_next" "route: source for a domain literal (therest's pool)"
+assert_exit 0 "$QUEUERUN" route --lane bulk staff@example.org
+R=$(last_out)
+assert_match "$(route_field "$R" relay)" "^\[$RELAY\]:$PORT \(fixed next hop, no MX look-up\)\$" \
+    "route: the relay of example.org"
+assert_eq "$RELAY $RELAY" "$(route_field "$R" host)" "route: the relay's host"
+relay_next=$(route_field "$R" source | cut -d' ' -f1)
+printf 'From: a@src.example\nX-Test-Id: hop-lit\n\nliteral\n' |
+    assert_exit 0 "$SENDMAIL" -i -O Lane=bulk "lit@[$MX_O]"
+printf 'From: a@src.example\nX-Test-Id: hop-relay\n\nrelay\n' |
+    assert_exit 0 "$SENDMAIL" -i -O Lane=bulk staff@example.org
+assert_exit 0 "$QUEUERUN" run
+assert_queue_empty "queue after delivering to a domain literal and a relay"
+assert_eq "[('$MX_O:$PORT', '$lit_next')]" \
+    "$(sinkq "[(m['listener'], m['peer_ip']) for m in tid('hop-lit')]")" \
+    "domain literal: the host and source route named"
+assert_eq "[('$RELAY:$PORT', '$relay_next')]" \
+    "$(sinkq "[(m['listener'], m['peer_ip']) for m in tid('hop-relay')]")" \
+    "relay: the host, port and source route named"
+assert_contains "$(grep -F "to=<lit@[$MX_O]>" "$LOGFILE")" "relay=$MX_O[$MX_O]:$PORT, " \
+    "log line of the domain literal's delivery"
+assert_contains "$(grep -F 'to=<staff@example.org>' "$LOGFILE")" "relay=$RELAY[$RELAY]:$PORT, " \
+    "log line of the relayed delivery"
+assert_eq "" "$(cat "$SRV/dns.log")" "DNS queries for a domain literal and a fixed relay (none)"
 
 # ---------------------------------------------------------------- errors
 

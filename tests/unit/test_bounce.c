@@ -539,6 +539,24 @@ test_status_from_reply(void)
 	}
 }
 
+static void
+test_reply_of(void)
+{
+	char *r;
+
+	r = bounce_reply_of("host mx.example.org[192.0.2.1]:25 said: 550 "
+	    "5.1.1 unknown (in reply to RCPT TO command)");
+	CHECK_STR(r, "550 5.1.1 unknown");
+	free(r);
+	r = bounce_reply_of("host mx.example.org[192.0.2.1]:25 refused to "
+	    "talk to me: 421 4.3.2 busy");
+	CHECK_STR(r, "421 4.3.2 busy");
+	free(r);
+	CHECK(bounce_reply_of("connect to mx.example.org[192.0.2.1]:25: "
+	    "Connection refused") == NULL);
+	CHECK(bounce_reply_of(NULL) == NULL);
+}
+
 static const struct bounce_rcpt failed_rcpts[] = {
 	{ "a@example.org", "rfc822;alias@example.org", "failed", "5.1.1",
 	  "mx.example.org", "550 5.1.1 <a@example.org>: Recipient address "
@@ -1240,6 +1258,7 @@ main(void)
 	setenv("TZ", "UTC", 1);
 	test_postmaster();
 	test_status_from_reply();
+	test_reply_of();
 	test_failed();
 	test_delayed();
 	test_success();

@@ -62,6 +62,12 @@ test_all_keys(void)
 	CHECK(config_has_lane(&cfg, "bulk"));
 	CHECK(config_has_lane(&cfg, "newsletters"));
 	CHECK(!config_has_lane(&cfg, "nosuch"));
+	/* The priority lane is the built-in one, whatever default_lane says. */
+	CHECK(config_lane(&cfg, "priority")->priority);
+	CHECK(config_lane_is_priority(&cfg, "priority"));
+	CHECK(!config_lane_is_priority(&cfg, "bulk"));
+	CHECK(!config_lane_is_priority(&cfg, "newsletters"));
+	CHECK(!config_lane_is_priority(&cfg, "nosuch"));
 	config_free(&cfg);
 	free(p);
 }

@@ -16,6 +16,11 @@
  *	/usr/bin/python3, the interpreter Debian's python3-dnslib is
  *	installed for. The server dies with this test (PR_SET_PDEATHSIG),
  *	so a crash here leaves nothing listening.
+ *
+ *	Like the queue runner (queuerun/connect.c), this program defines
+ *	connect(); ours refuses and counts. Every look-up must still work
+ *	and the count stay 0: the resolver's sockets never go through a
+ *	program's connect().
  */
 #include "dns/dns.h"
 
@@ -48,6 +53,19 @@ static char dir[PATH_MAX - 32];
 static char zone_path[PATH_MAX], port_path[PATH_MAX], log_path[PATH_MAX];
 static pid_t server_pid = -1;
 static int server_port;
+
+static int interposed_connects;
+
+int
+connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	(void)fd;
+	(void)addr;
+	(void)len;
+	interposed_connects++;
+	errno = EACCES;
+	return -1;
+}
 
 static long long
 now_ms(void)
@@ -886,6 +904,7 @@ main(void)
 	test_ipv6();
 	test_truncated();
 	test_zone_reload();
+	CHECK_INT(interposed_connects, 0);
 
 	CHECK_INT(stop_server(), 0);	/* SIGTERM ends it cleanly */
 	if (unit_failed == 0)

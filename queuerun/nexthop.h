@@ -1,0 +1,95 @@
+/*
+ * NAME
+ *	nexthop - where mail for a domain goes, and from which address
+ * SYNOPSIS
+ *	#include "queuerun/nexthop.h"
+ * DESCRIPTION
+ *	The one next-hop decision of mxlane. Delivery (runner.c) makes it
+ *	for each destination domain of a claimed batch; "queuerun route",
+ *	and so "sendmail -bv", makes it for each address it is asked about
+ *	and prints it (explain.c). Both run this code, so what route says is
+ *	what a delivery would do now.
+ *
+ *	nexthop_find() decides what depends on the recipient domain only:
+ *	  - the hosts to try, in order, and the port:
+ *	    a domain literal "[192.0.2.1]" is that one host, with no
+ *	    look-up (IPv4 only: any other literal bounces);
+ *	    a domain listed by a provider that has a relay goes to the
+ *	    relay: "[host]" or "[address]" is that host alone (its A
+ *	    records, no MX look-up), a bare "host" its MX hosts, on the
+ *	    relay's port, else smtp_port;
+ *	    any other domain goes to its MX hosts (dns_find_mx()) on
+ *	    smtp_port; these answers, failures included, are kept for a
+ *	    minute, since a batch claimed in due order visits the same
+ *	    domains again and again (relay look-ups are not kept).
+ *	    A look-up that fails is part of the decision: status says
+ *	    whether the mail waits (DNS_TEMPFAIL) or bounces, and err says
+ *	    why in the words that go to the log, mailq and the bounce;
+ *	  - the provider, and why: by the providers' domains lists, then
+ *	    by the names of the MX hosts found, then "therest"
+ *	    (route_provider()). The names of a relay's or an implicit MX's
+ *	    hosts are not matched: they are not the domain's MX.
+ *
+ *	nexthop_set_lane() adds what depends on the message's lane as well:
+ *	whether the lane has priority, the pool of source addresses and
+ *	why (route_pool()), and the limits (route_limits()).
+ *
+ *	nexthop_next_source() names the pool source the next connection
+ *	leaves from, by weighted round robin (route_choose_source()) over
+ *	what each source has sent; nexthop_count_sent() adds a connection's
+ *	transactions to those counts. The counts live in the spool, so the
+ *	weights hold across runners, passes and processes, and route names
+ *	the source the next delivery will really use.
+ * SEE ALSO
+ *	route.h for the policy, dns.h for the look-ups, RFC 5321 section 5.1
+ */
+#ifndef MXLANE_NEXTHOP_H
+#define MXLANE_NEXTHOP_H
+
+#include <stdbool.h>
+
+#include "dns/dns.h"
+#include "lib/config.h"
+#include "spool/spool.h"
+
+enum nexthop_via {
+	NEXTHOP_MX,			/* the domain's MX hosts */
+	NEXTHOP_LITERAL,		/* a domain literal: that address */
+	NEXTHOP_RELAY,			/* the provider's relay */
+};
+
+struct nexthop {
+	/* By domain: nexthop_find(). */
+	const struct mxl_provider *provider;	/* NULL: none */
+	char provider_why[256];
+	enum nexthop_via via;
+	enum dns_status status;		/* DNS_OK: hosts holds where to go */
+	char err[512];			/* otherwise why not */
+	struct dns_mx hosts;		/* in the order to try them */
+	int port;
+	/* By lane as well: nexthop_set_lane(). */
+	const struct mxl_lane *lane;	/* NULL: no longer configured */
+	bool priority;			/* the lane's priority flag */
+	const struct mxl_pool *pool;	/* NULL: the kernel picks */
+	char pool_why[256];
+	struct mxl_limits limits;
+};
+
+/* domain is lower case, as the spool keeps it; "" is a permanent failure. */
+void nexthop_find(const struct mxl_config *cfg,
+    const struct dns_resolver *dns, const char *domain, struct nexthop *nh);
+void nexthop_set_lane(const struct mxl_config *cfg, struct nexthop *nh,
+    const struct mxl_lane *lane);
+void nexthop_free(struct nexthop *nh);
+
+/*
+ * Index into nh->pool->sources of the next connection's source; -1 when
+ * there is no pool or none of its sources is enabled. sp may be NULL
+ * (nothing counted yet).
+ */
+int nexthop_next_source(struct spool *sp, const struct nexthop *nh);
+/* Counts count transactions sent from nh->pool->sources[source]. */
+void nexthop_count_sent(struct spool *sp, const struct nexthop *nh,
+    int source, unsigned count);
+
+#endif
