@@ -59,7 +59,6 @@ static void
 set_why(char *why, size_t whylen, const char *fmt, ...)
 {
 	va_list ap;
-	char *p;
 
 	if (why == NULL || whylen == 0)
 		return;
@@ -67,9 +66,7 @@ set_why(char *why, size_t whylen, const char *fmt, ...)
 	vsnprintf(why, whylen, fmt, ap);
 	va_end(ap);
 	/* Paths come from users: keep the reason one printable line. */
-	for (p = why; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	str_printable(why);
 }
 
 /*

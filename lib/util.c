@@ -253,3 +253,39 @@ write_full(int fd, const void *data, size_t len)
 	}
 	return 0;
 }
+
+void
+str_printable(char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
+void
+buf_put_be32(struct buf *b, uint32_t v)
+{
+	unsigned char x[4] = {v >> 24, v >> 16, v >> 8, v};
+
+	buf_append(b, x, 4);
+}
+
+void
+buf_put_be64(struct buf *b, uint64_t v)
+{
+	buf_put_be32(b, (uint32_t)(v >> 32));
+	buf_put_be32(b, (uint32_t)v);
+}
+
+uint32_t
+get_be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+
+uint64_t
+get_be64(const unsigned char *p)
+{
+	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}

@@ -54,6 +54,15 @@ int str_ncasecmp_ascii(const char *a, const char *b, size_t n);
 /* Removes leading and trailing blanks in place; returns s. */
 char *str_trim(char *s);
 
+/* Control characters (and DEL) become '?': one printable line. */
+void str_printable(char *s);
+
+/* Big-endian integers, as spool records and files store them. */
+void buf_put_be32(struct buf *b, uint32_t v);
+void buf_put_be64(struct buf *b, uint64_t v);
+uint32_t get_be32(const unsigned char *p);
+uint64_t get_be64(const unsigned char *p);
+
 /* Writes all of len bytes, retrying short writes and EINTR. */
 int write_full(int fd, const void *data, size_t len);
 

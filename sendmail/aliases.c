@@ -187,7 +187,6 @@ static void
 set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
-	char *p;
 
 	if (err == NULL || errlen == 0)
 		return;
@@ -195,9 +194,7 @@ set_err(char *err, size_t errlen, const char *fmt, ...)
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 	/* Include paths come from users: one printable line, always. */
-	for (p = err; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	str_printable(err);
 }
 
 static void

@@ -37,38 +37,6 @@
 /* Nothing we write comes near this; a bigger file is not ours. */
 #define MAX_FILE	(4ULL << 30)
 
-static void
-put_u32(struct buf *b, uint32_t v)
-{
-	unsigned char p[4] = {v >> 24, v >> 16, v >> 8, v};
-
-	buf_append(b, p, 4);
-}
-
-static void
-put_u64(struct buf *b, uint64_t v)
-{
-	put_u32(b, (uint32_t)(v >> 32));
-	put_u32(b, (uint32_t)v);
-}
-
-static uint64_t
-get_u64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint32_t
-get_u32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | p[3];
-}
-
 #define FNV_OFFSET	0xcbf29ce484222325ULL
 #define FNV_PRIME	0x100000001b3ULL
 
@@ -92,28 +60,28 @@ encode_prefix(const struct spool_msg *msg, const struct spool_rcpt *rcpts,
 	struct buf rec = BUF_INIT;
 
 	buf_append(out, MAGIC, 8);
-	put_u64(out, nonce);
+	buf_put_be64(out, nonce);
 	record_encode_msg(msg, &rec);
-	put_u32(out, (uint32_t)rec.len);
+	buf_put_be32(out, (uint32_t)rec.len);
 	buf_append(out, rec.data, rec.len);
-	put_u32(out, (uint32_t)nrcpt);
+	buf_put_be32(out, (uint32_t)nrcpt);
 	for (size_t i = 0; i < nrcpt; i++) {
 		struct spool_rcpt r = rcpts[i];
 		r.index = (uint32_t)i;
 		buf_reset(&rec);
 		record_encode_rcpt(&r, &rec);
-		put_u32(out, (uint32_t)rec.len);
+		buf_put_be32(out, (uint32_t)rec.len);
 		buf_append(out, rec.data, rec.len);
 	}
-	put_u64(out, content_len);
+	buf_put_be64(out, content_len);
 	buf_free(&rec);
 }
 
 static void
 encode_trailer(uint64_t length, uint64_t hash, struct buf *out)
 {
-	put_u64(out, length);
-	put_u64(out, hash);
+	buf_put_be64(out, length);
+	buf_put_be64(out, hash);
 	buf_append(out, END_MAGIC, 8);
 }
 
@@ -152,25 +120,25 @@ maildrop_decode(const char *data, size_t len, struct maildrop_msg *out)
 	    memcmp(p + len - 8, END_MAGIC, 8) != 0)
 		return -1;
 	size_t body_end = len - TRAILER_LEN;
-	if (get_u64(p + body_end) != body_end ||
-	    get_u64(p + body_end + 8) != fnv1a(FNV_OFFSET, p, body_end))
+	if (get_be64(p + body_end) != body_end ||
+	    get_be64(p + body_end + 8) != fnv1a(FNV_OFFSET, p, body_end))
 		return -1;
-	out->nonce = get_u64(p + 8);
+	out->nonce = get_be64(p + 8);
 	pos = 16;
 #define NEED(n) do { if (body_end - pos < (size_t)(n)) goto bad; } while (0)
 	NEED(4);
-	uint32_t elen = get_u32(p + pos);
+	uint32_t elen = get_be32(p + pos);
 	pos += 4;
 	NEED(elen);
 	if (record_decode_msg(p + pos, elen, &out->msg) != 0)
 		goto bad;
 	pos += elen;
 	NEED(4);
-	uint32_t nrcpt = get_u32(p + pos);
+	uint32_t nrcpt = get_be32(p + pos);
 	pos += 4;
 	for (uint32_t i = 0; i < nrcpt; i++) {
 		NEED(4);
-		uint32_t rlen = get_u32(p + pos);
+		uint32_t rlen = get_be32(p + pos);
 		pos += 4;
 		NEED(rlen);
 		if (out->nrcpt == cap) {
@@ -185,7 +153,7 @@ maildrop_decode(const char *data, size_t len, struct maildrop_msg *out)
 		pos += rlen;
 	}
 	NEED(8);
-	uint64_t clen = get_u64(p + pos);
+	uint64_t clen = get_be64(p + pos);
 	pos += 8;
 	if (clen != body_end - pos)
 		goto bad;
@@ -221,29 +189,20 @@ maildrop_open_dir(int spool_dirfd)
 int
 maildrop_create(int spool_dirfd, struct maildrop_file *f)
 {
-	struct timeval tv;
+	struct spool_id_seq seq;
 
 	f->fd = -1;
 	f->dirfd = maildrop_open_dir(spool_dirfd);
 	if (f->dirfd < 0)
 		return -1;
-	gettimeofday(&tv, NULL);
-	uint64_t sec = (uint64_t)tv.tv_sec;
-	uint32_t usec = (uint32_t)tv.tv_usec;
-	f->arrival = tv.tv_sec;
+	f->arrival = spool_id_start(&seq, f->id);
 	for (int tries = 0; tries < 10000; tries++) {
-		spool_id_format(f->id, sec, usec);
 		f->fd = openat(f->dirfd, f->id, O_WRONLY | O_CREAT | O_EXCL |
 		    O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (f->fd >= 0)
-			break;
-		if (errno != EEXIST)
+		if (f->fd >= 0 || errno != EEXIST)
 			break;
 		/* Another submission in the same microsecond: the next. */
-		if (++usec > 0xfffffu) {
-			usec = 0;
-			sec++;
-		}
+		spool_id_next(&seq, f->id);
 	}
 	if (f->fd < 0) {
 		int e = errno;

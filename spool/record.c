@@ -15,6 +15,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #define RECORD_MSG_VERSION	1
 #define RECORD_RCPT_VERSION	2
@@ -26,32 +27,16 @@ struct reader {
 	int bad;
 };
 
-static void
-put_u32(struct buf *out, uint32_t v)
-{
-	unsigned char b[4] = {v >> 24, v >> 16, v >> 8, v};
-
-	buf_append(out, b, 4);
-}
-
-static void
-put_i64(struct buf *out, int64_t v)
-{
-	uint64_t u = (uint64_t)v;
-
-	put_u32(out, (uint32_t)(u >> 32));
-	put_u32(out, (uint32_t)u);
-}
 
 static void
 put_str(struct buf *out, const char *s)
 {
 	if (s == NULL) {
-		put_u32(out, NULL_STRING);
+		buf_put_be32(out, NULL_STRING);
 		return;
 	}
 	size_t len = strlen(s);
-	put_u32(out, (uint32_t)len);
+	buf_put_be32(out, (uint32_t)len);
 	buf_append(out, s, len);
 }
 
@@ -62,8 +47,7 @@ get_u32(struct reader *r)
 		r->bad = 1;
 		return 0;
 	}
-	uint32_t v = (uint32_t)r->p[0] << 24 | (uint32_t)r->p[1] << 16 |
-	    (uint32_t)r->p[2] << 8 | r->p[3];
+	uint32_t v = get_be32(r->p);
 	r->p += 4;
 	r->left -= 4;
 	return v;
@@ -98,20 +82,20 @@ get_str(struct reader *r)
 void
 record_encode_msg(const struct spool_msg *msg, struct buf *out)
 {
-	put_u32(out, RECORD_MSG_VERSION);
+	buf_put_be32(out, RECORD_MSG_VERSION);
 	put_str(out, msg->id);
 	put_str(out, msg->sender);
 	put_str(out, msg->envid);
-	put_u32(out, msg->ret);
-	put_u32(out, msg->body);
+	buf_put_be32(out, msg->ret);
+	buf_put_be32(out, msg->body);
 	put_str(out, msg->lane);
-	put_i64(out, msg->arrival);
-	put_u32(out, msg->uid);
+	buf_put_be64(out, (uint64_t)msg->arrival);
+	buf_put_be32(out, msg->uid);
 	put_str(out, msg->user);
-	put_i64(out, (int64_t)msg->size);
-	put_u32(out, msg->nrcpt);
-	put_u32(out, msg->flags);
-	put_u32(out, msg->warned);
+	buf_put_be64(out, msg->size);
+	buf_put_be32(out, msg->nrcpt);
+	buf_put_be32(out, msg->flags);
+	buf_put_be32(out, msg->warned);
 }
 
 int
@@ -154,20 +138,20 @@ record_decode_msg(const void *data, size_t len, struct spool_msg *msg)
 void
 record_encode_rcpt(const struct spool_rcpt *rcpt, struct buf *out)
 {
-	put_u32(out, RECORD_RCPT_VERSION);
-	put_u32(out, rcpt->index);
+	buf_put_be32(out, RECORD_RCPT_VERSION);
+	buf_put_be32(out, rcpt->index);
 	put_str(out, rcpt->address);
 	put_str(out, rcpt->orcpt);
-	put_u32(out, rcpt->notify);
-	put_u32(out, rcpt->state);
-	put_u32(out, rcpt->attempts);
-	put_i64(out, rcpt->next_try);
-	put_i64(out, rcpt->lease_until);
-	put_i64(out, rcpt->done_time);
+	buf_put_be32(out, rcpt->notify);
+	buf_put_be32(out, rcpt->state);
+	buf_put_be32(out, rcpt->attempts);
+	buf_put_be64(out, (uint64_t)rcpt->next_try);
+	buf_put_be64(out, (uint64_t)rcpt->lease_until);
+	buf_put_be64(out, (uint64_t)rcpt->done_time);
 	put_str(out, rcpt->last_response);
 	put_str(out, rcpt->last_relay);
 	put_str(out, rcpt->status);
-	put_u32(out, rcpt->flags);
+	buf_put_be32(out, rcpt->flags);
 }
 
 int
@@ -287,8 +271,8 @@ spool_id_valid(const char *id)
 	return id[i] == '\0';
 }
 
-void
-spool_id_format(char id[SPOOL_ID_SIZE], uint64_t sec, uint32_t usec)
+static void
+id_format(char id[SPOOL_ID_SIZE], uint64_t sec, uint32_t usec)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	uint64_t v = (sec & 0xffffffffu) << 20 | (usec & 0xfffffu);
@@ -298,4 +282,26 @@ spool_id_format(char id[SPOOL_ID_SIZE], uint64_t sec, uint32_t usec)
 		v >>= 4;
 	}
 	id[SPOOL_ID_LEN] = '\0';
+}
+
+int64_t
+spool_id_start(struct spool_id_seq *q, char id[SPOOL_ID_SIZE])
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	q->sec = (uint64_t)tv.tv_sec;
+	q->usec = (uint32_t)tv.tv_usec;
+	id_format(id, q->sec, q->usec);
+	return tv.tv_sec;
+}
+
+void
+spool_id_next(struct spool_id_seq *q, char id[SPOOL_ID_SIZE])
+{
+	if (++q->usec > 0xfffffu) {
+		q->usec = 0;
+		q->sec++;
+	}
+	id_format(id, q->sec, q->usec);
 }

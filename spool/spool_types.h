@@ -81,7 +81,16 @@ void spool_rcpt_clear(struct spool_rcpt *rcpt);
 
 /* Validates a queue id's form (13 upper-case hex digits). */
 bool spool_id_valid(const char *id);
-/* The queue id of a message that arrived at sec.usec. */
-void spool_id_format(char id[SPOOL_ID_SIZE], uint64_t sec, uint32_t usec);
+/*
+ * Queue ids are the arrival time to the microsecond. A new message takes
+ * the id of now (spool_id_start, which returns the arrival second); when
+ * that id is taken, the next microsecond's (spool_id_next).
+ */
+struct spool_id_seq {
+	uint64_t sec;
+	uint32_t usec;
+};
+int64_t spool_id_start(struct spool_id_seq *q, char id[SPOOL_ID_SIZE]);
+void spool_id_next(struct spool_id_seq *q, char id[SPOOL_ID_SIZE]);
 
 #endif

@@ -63,43 +63,24 @@ now_ms(void)
 	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static void
-put64(struct buf *b, uint64_t v)
-{
-	unsigned char x[8];
-
-	for (int i = 0; i < 8; i++)
-		x[i] = (unsigned char)(v >> (56 - 8 * i));
-	buf_append(b, x, 8);
-}
-
-static uint64_t
-get64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 static void
 encode(const struct throttle_state *st, struct buf *b)
 {
-	put64(b, THROTTLE_VERSION);
-	put64(b, (uint64_t)st->head_start_ms);
-	put64(b, (uint64_t)st->bucket_ms);
-	put64(b, st->head);
+	buf_put_be64(b, THROTTLE_VERSION);
+	buf_put_be64(b, (uint64_t)st->head_start_ms);
+	buf_put_be64(b, (uint64_t)st->bucket_ms);
+	buf_put_be64(b, st->head);
 	for (int i = 0; i < RATE_BUCKETS; i++)
-		put64(b, (uint64_t)st->counts[i]);
-	put64(b, (uint64_t)st->last_ms);
-	put64(b, (uint64_t)st->priority_wait_until_ms);
-	put64(b, (uint64_t)st->horizon_ms);
-	put64(b, st->nslots);
+		buf_put_be64(b, (uint64_t)st->counts[i]);
+	buf_put_be64(b, (uint64_t)st->last_ms);
+	buf_put_be64(b, (uint64_t)st->priority_wait_until_ms);
+	buf_put_be64(b, (uint64_t)st->horizon_ms);
+	buf_put_be64(b, st->nslots);
 	for (uint32_t i = 0; i < st->nslots; i++) {
-		put64(b, (uint64_t)st->slots[i].pid << 32 |
+		buf_put_be64(b, (uint64_t)st->slots[i].pid << 32 |
 		    st->slots[i].token);
-		put64(b, (uint64_t)st->slots[i].lease_until);
+		buf_put_be64(b, (uint64_t)st->slots[i].lease_until);
 	}
 }
 
@@ -110,28 +91,28 @@ static void
 decode(const unsigned char *p, size_t len, struct throttle_state *st)
 {
 	memset(st, 0, sizeof(*st));
-	if (len < FIXED_WORDS * 8 || get64(p) != THROTTLE_VERSION)
+	if (len < FIXED_WORDS * 8 || get_be64(p) != THROTTLE_VERSION)
 		return;
-	uint64_t n = get64(p + (FIXED_WORDS - 1) * 8);
+	uint64_t n = get_be64(p + (FIXED_WORDS - 1) * 8);
 	if (n > MAX_SLOTS || len != FIXED_WORDS * 8 + n * 16)
 		return;
 	const unsigned char *q = p + 8;
-	st->head_start_ms = (int64_t)get64(q);
-	st->bucket_ms = (int64_t)get64(q + 8);
-	st->head = (uint32_t)(get64(q + 16) % RATE_BUCKETS);
+	st->head_start_ms = (int64_t)get_be64(q);
+	st->bucket_ms = (int64_t)get_be64(q + 8);
+	st->head = (uint32_t)(get_be64(q + 16) % RATE_BUCKETS);
 	q += 24;
 	for (int i = 0; i < RATE_BUCKETS; i++, q += 8)
-		st->counts[i] = (int64_t)get64(q);
-	st->last_ms = (int64_t)get64(q);
-	st->priority_wait_until_ms = (int64_t)get64(q + 8);
-	st->horizon_ms = (int64_t)get64(q + 16);
+		st->counts[i] = (int64_t)get_be64(q);
+	st->last_ms = (int64_t)get_be64(q);
+	st->priority_wait_until_ms = (int64_t)get_be64(q + 8);
+	st->horizon_ms = (int64_t)get_be64(q + 16);
 	q += 32;
 	st->nslots = (uint32_t)n;
 	for (uint32_t i = 0; i < n; i++, q += 16) {
-		uint64_t id = get64(q);
+		uint64_t id = get_be64(q);
 		st->slots[i].pid = (uint32_t)(id >> 32);
 		st->slots[i].token = (uint32_t)id;
-		st->slots[i].lease_until = (int64_t)get64(q + 8);
+		st->slots[i].lease_until = (int64_t)get_be64(q + 8);
 	}
 }
 
@@ -455,12 +436,12 @@ counter_once(struct spool *sp, const char *name, uint64_t count,
 	v.ulen = sizeof(raw);
 	v.flags = DB_DBT_USERMEM;
 	rc = sp->throttle->get(sp->throttle, txn, &k, &v, count ? DB_RMW : 0);
-	*value = (rc == 0 && v.size == 8) ? get64(raw) : 0;
+	*value = (rc == 0 && v.size == 8) ? get_be64(raw) : 0;
 	if (rc == DB_NOTFOUND || rc == DB_BUFFER_SMALL)
 		rc = 0;
 	if (rc == 0 && count > 0) {
 		struct buf b = BUF_INIT;
-		put64(&b, *value + count);
+		buf_put_be64(&b, *value + count);
 		rc = spool_put(sp->throttle, txn, key, strlen(key), b.data,
 		    b.len, 0);
 		buf_free(&b);

@@ -383,14 +383,10 @@ static int
 claim_id(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
     struct buf *rec)
 {
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	uint64_t sec = (uint64_t)tv.tv_sec;
-	uint32_t usec = (uint32_t)tv.tv_usec;
+	struct spool_id_seq seq;
 
-	msg->arrival = tv.tv_sec;
+	msg->arrival = spool_id_start(&seq, msg->id);
 	for (int tries = 0; tries < 1000; tries++) {
-		spool_id_format(msg->id, sec, usec);
 		buf_reset(rec);
 		record_encode_msg(msg, rec);
 		int rc = spool_put(sp->messages, txn, msg->id, SPOOL_ID_LEN,
@@ -398,10 +394,7 @@ claim_id(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
 		if (rc != DB_KEYEXIST)
 			return rc;
 		/* Same microsecond as another submitter: take the next one. */
-		if (++usec > 0xfffffu) {
-			usec = 0;
-			sec++;
-		}
+		spool_id_next(&seq, msg->id);
 	}
 	return DB_KEYEXIST;
 }
