@@ -55,7 +55,7 @@
 #	Test servers (tests/servers/, files in $SRV; PYTHON is the python3
 #	they need): start_dns ZONEFILE [ADDRESS] (sets DNS_PORT),
 #	start_sink NAME ARG... (a test MX; @P@ in ARGs is a free random
-#	port; sets PORT, SINK_PID, SINKLOG, SINK_STATS, SINK_ERR),
+#	port; sets PORT, SINK_PID, SINK_DIR, SINKLOG, SINK_STATS, SINK_ERR),
 #	start_servers NDOM DOMAIN DNS-IP MX-IP (both, for NDOM domains
 #	with one MX), assert_no_traceback, sinkq EXPR (Python over the
 #	sink's log; tests/servers/sinkq.py), sink_true EXPR, sent_count TAG.
