@@ -43,6 +43,32 @@
 #
 #	No test may pass by skipping: need_cmd fails the test (not skips it)
 #	when a tool is missing, since tests/install-deps.sh installs them.
+#
+#	Processes and time: wait_for SECONDS CMD... (polls CMD, a program
+#	or a function, every 0.1 s), gone PID... (none of them runs),
+#	track_pid PID... (stopped when the test exits: SIGTERM, SIGKILL
+#	after 10 s), on_exit CMD (run when the test exits, after that),
+#	now (seconds with microseconds), elapsed_ms T0 (since date +%s%N),
+#	pyc EXPR (prints a Python expression), kv KEY LINE (a value from
+#	"k=v k=v"). A test that sets its own EXIT trap does all that itself.
+#
+#	Test servers (tests/servers/, files in $SRV; PYTHON is the python3
+#	they need): start_dns ZONEFILE [ADDRESS] (sets DNS_PORT),
+#	start_sink NAME ARG... (a test MX; @P@ in ARGs is a free random
+#	port; sets PORT, SINK_PID, SINK_DIR, SINKLOG, SINK_STATS, SINK_ERR),
+#	start_servers NDOM DOMAIN DNS-IP MX-IP (both, for NDOM domains
+#	with one MX), assert_no_traceback, sinkq EXPR (Python over the
+#	sink's log; tests/servers/sinkq.py), sink_true EXPR, sent_count TAG.
+#
+#	Delivery: new_id CMD... (prints the ids CMD queued), submit_file
+#	FILE ARG... (sets NEWID), message_file TESTID [BODY], queue_bs N
+#	SENDER RCPT TAG [ARG...] (N messages over one sendmail -bs),
+#	drain_daemon SECONDS, loglines ID ADDR, check_log ID ADDR STATUS
+#	DSN-ERE NEEDLE [COUNT], check_rcpt ID ADDR STATE ATTEMPTS,
+#	check_gone ID, dsn_table (the DSNs the sink got, into
+#	$SRV/dsn.tsv), dsn_rows ID [KIND], check_dsn ID KIND ADDR ACTION
+#	STATUS-ERE NEEDLE [REMOTE-MTA]. Routing: route_field OUTPUT KEY,
+#	sample_config SMTP-PORT DNS-PORT (the routing issue's sample).
 
 set -u
 
@@ -58,12 +84,14 @@ if [ -n "${MXL_SCRATCH:-}" ]; then
 	mkdir -p "$T"
 else
 	T=$(mktemp -d "${TMPDIR:-/tmp}/mxlane-$TEST_NAME.XXXXXX")
-	trap 'rm -rf "$T"' EXIT
 fi
 T=$(cd "$T" && pwd)
 # Clients (mutt, git, mailx) read and write under HOME; keep them here.
 export HOME=$T/home
-mkdir -p "$HOME" "$T/bin"
+PYTHON=/usr/bin/python3
+SERVERS=$MXL_SRC/tests/servers
+SRV=$T/servers
+mkdir -p "$HOME" "$T/bin" "$SRV"
 export LC_ALL=C.UTF-8 TZ=UTC
 unset MXLANE_CONFIG
 
@@ -444,6 +472,332 @@ assert_generated_headers() {
 	assert_eq 1 "$(hdr_count "$1" Message-ID)" "number of Message-ID: headers"
 	assert_match "$(hdr "$1" Message-ID)" '^<[^<>@ ]+@host\.example\.org>$' \
 	    "generated Message-ID"
+}
+
+# ---------------------------------------------------------------- processes
+
+# wait_for SECONDS CMD...: true once CMD (a program or a function)
+# succeeds, tried every 0.1 s; false when SECONDS (whole) have passed
+wait_for() {
+	local n=$(($1 * 10))
+	shift
+	while [ "$n" -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	return 1
+}
+
+# gone PID...: none of these processes is running
+gone() {
+	local p
+	for p in "$@"; do
+		! kill -0 "$p" 2>/dev/null || return 1
+	done
+}
+
+# track_pid PID...: background processes (servers, daemons, runners)
+# to stop when the test exits
+MXL_PIDS=
+track_pid() { MXL_PIDS="$MXL_PIDS $*"; }
+
+# on_exit CMD: a shell command to run when the test exits
+MXL_AT_EXIT=()
+on_exit() { MXL_AT_EXIT+=("$1"); }
+
+# stop_tracked: SIGTERM to the tracked processes this shell has not yet
+# waited for (a pid that was waited for may belong to another process
+# by now), SIGKILL to any still there after 10 s
+stop_tracked() {
+	local p live=
+	for p in $(jobs -p); do
+		[[ " $MXL_PIDS " != *" $p "* ]] || live="$live $p"
+	done
+	[ -n "$live" ] || return 0
+	# shellcheck disable=SC2086 # one word per pid
+	kill -TERM $live 2>/dev/null
+	# shellcheck disable=SC2086
+	wait_for 10 gone $live || kill -KILL $live 2>/dev/null
+	# shellcheck disable=SC2086
+	wait $live 2>/dev/null
+}
+
+mxl_exit() {
+	local c
+	stop_tracked
+	for c in ${MXL_AT_EXIT[@]+"${MXL_AT_EXIT[@]}"}; do
+		eval "$c"
+	done
+	[ -n "${MXL_SCRATCH:-}" ] || rm -rf "$T"
+}
+trap mxl_exit EXIT
+trap 'exit 143' TERM INT
+
+# now: the time in seconds, with microseconds, without a fork
+now() { printf '%s\n' "$EPOCHREALTIME"; }
+
+# elapsed_ms T0: milliseconds since T0 (from date +%s%N)
+elapsed_ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
+
+# pyc EXPR: prints the Python expression EXPR (arithmetic on shell values)
+pyc() { "$PYTHON" -c "print($1)"; }
+
+# kv KEY LINE: the value of KEY in a "k=v k=v" line
+kv() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+
+# ---------------------------------------------------------------- test servers
+
+# start_dns ZONEFILE [ADDRESS]: tests/servers/dnsserver.py on ADDRESS
+# (127.0.0.1) and a free port, serving ZONEFILE (read again when it is
+# replaced); its query log is $SRV/dns.log. Sets DNS_PORT.
+start_dns() {
+	rm -f "$SRV/dns.port"
+	"$PYTHON" "$SERVERS/dnsserver.py" --zone "$1" --address "${2:-127.0.0.1}" \
+	    --port 0 --port-file "$SRV/dns.port" --log "$SRV/dns.log" \
+	    --watch-pid $$ >"$SRV/dns.out" 2>"$SRV/dns.err" &
+	track_pid $!
+	if wait_for 20 test -s "$SRV/dns.port"; then
+		pass
+	else
+		fail "DNS server did not start" "$(cat "$SRV/dns.err")"
+		finish
+	fi
+	DNS_PORT=$(cat "$SRV/dns.port")
+}
+
+# start_sink NAME ARG...: a test MX, tests/servers/smtpsink.py ARG...,
+# with its log, ready, stats and err files in $SRV/NAME. @P@ in ARGs
+# becomes one random port (20000-31999; another is tried when it is
+# taken). Sets PORT, SINK_PID, SINK_DIR, SINKLOG, SINK_STATS, SINK_ERR.
+start_sink() {
+	local name=$1 try
+	shift
+	SINK_DIR=$SRV/$name
+	SINKLOG=$SINK_DIR/log
+	SINK_STATS=$SINK_DIR/stats
+	SINK_ERR=$SINK_DIR/err
+	for try in 1 2 3 4 5 6; do
+		PORT=$((20000 + RANDOM % 12000))
+		rm -rf "$SINK_DIR"
+		mkdir -p "$SINK_DIR"
+		"$PYTHON" "$SERVERS/smtpsink.py" "${@//@P@/$PORT}" --log "$SINKLOG" \
+		    --ready-file "$SINK_DIR/ready" --stats-file "$SINK_STATS" \
+		    --watch-pid $$ 2>"$SINK_ERR" &
+		SINK_PID=$!
+		track_pid "$SINK_PID"
+		wait_for 30 sh -c "[ -e '$SINK_DIR/ready' ] || ! kill -0 $SINK_PID 2>/dev/null"
+		if [ -e "$SINK_DIR/ready" ]; then
+			pass
+			return 0
+		fi
+		if gone "$SINK_PID" && grep -q "in use" "$SINK_ERR"; then
+			wait "$SINK_PID"
+			continue
+		fi
+		break
+	done
+	fail "sink $name did not start" "$(cat "$SINK_ERR" 2>/dev/null)"
+	finish
+}
+
+# start_servers NDOM DOMAIN DNS-IP MX-IP: NDOM domains d0.DOMAIN ...
+# whose MX is mx.DOMAIN at MX-IP (zone $SRV/zone, DNS server on DNS-IP)
+# and one plain sink there (start_sink sink)
+start_servers() {
+	local d
+	{
+		for ((d = 0; d < $1; d++)); do
+			echo "d$d.$2 MX 10 mx.$2"
+		done
+		echo "mx.$2 A $4"
+	} >"$SRV/zone"
+	start_dns "$SRV/zone" "$3"
+	start_sink sink --listen "$4:@P@"
+}
+
+# assert_no_traceback: no test server wrote a Python traceback
+assert_no_traceback() {
+	local f=("$SRV"/dns.err "$SRV"/*/err)
+	if grep -qs Traceback "${f[@]}"; then
+		fail "a test server had a traceback" "$(cat "${f[@]}" 2>/dev/null)"
+	else
+		pass
+	fi
+}
+
+# sinkq EXPR: a Python expression over the last sink's log
+# (tests/servers/sinkq.py lists what EXPR can use)
+sinkq() { "$PYTHON" "$SERVERS/sinkq.py" "$SINKLOG" "$1"; }
+
+# sink_true EXPR: EXPR is True (for wait_for)
+sink_true() { [ "$(sinkq "$1")" = True ]; }
+
+# sent_count TAG: messages at the sink whose X-Test-Id starts with TAG-
+sent_count() { sinkq "len(tids('$1-'))"; }
+
+# ---------------------------------------------------------------- delivery
+
+# new_id CMD...: runs CMD (a submission); prints the new queue ids
+new_id() {
+	local before after
+	before=$(queue_ids | sort)
+	"$@"
+	after=$(queue_ids | sort)
+	comm -13 <(printf '%s\n' "$before") <(printf '%s\n' "$after") | grep .
+}
+
+# submit_file FILE ARG...: queues FILE with sendmail ARGs, asserting
+# exit 0 and exactly one new message; sets NEWID
+submit_file() {
+	local file=$1
+	shift
+	NEWID=$(new_id assert_exit 0 "$SENDMAIL" "$@" <"$file")
+	if [ "$(printf '%s\n' "$NEWID" | grep -c .)" -eq 1 ]; then
+		pass
+	else
+		fail "expected one new queued message after: sendmail $*" "new: [$NEWID]"
+	fi
+}
+
+# message_file TESTID [BODY]: prints the name of a new small message
+# file from alice@src.example with X-Test-Id TESTID
+message_file() {
+	local f=$SRV/msg.$1
+	printf 'From: Alice <alice@src.example>\nSubject: %s %s\nX-Test-Id: %s\n\n%s\n' \
+	    "$TEST_NAME" "$1" "$1" "${2:-Hello from $1.}" >"$f"
+	echo "$f"
+}
+
+# queue_bs N SENDER RCPT TAG [SENDMAIL-ARG...]: queues N messages in one
+# sendmail -bs session (tests/servers/bs_stream.py), asserting that
+# every one was accepted
+queue_bs() {
+	local n=$1 sender=$2 rcpt=$3 tag=$4
+	shift 4
+	"$PYTHON" "$SERVERS/bs_stream.py" "$n" "$sender" "$rcpt" "$tag" >"$SRV/bs.in"
+	assert_exit 0 "$SENDMAIL" -bs "$@" <"$SRV/bs.in"
+	assert_eq "$n" "$(grep -c '^250 2.0.0 Ok: queued as' "$OUT")" \
+	    "messages accepted by sendmail -bs ($tag)"
+}
+
+# drain_daemon SECONDS: runs a daemon until the queue is empty (asserted,
+# at most SECONDS), then stops it (exit 0 asserted)
+drain_daemon() {
+	local lim=$1 d
+	"$QUEUERUN" run --daemon 1h >"$SRV/daemon.out" 2>&1 &
+	d=$!
+	track_pid "$d"
+	if wait_for "$lim" sh -c "! $SENDMAIL -bp 2>/dev/null | grep -Eq '^[0-9A-F]{13}'"; then
+		pass
+	else
+		fail "the daemon did not empty the queue within $lim s" \
+		    "$($SENDMAIL -bp | tail -3)" "$(grep -v 'status=sent\|removed\|from=<\|message-id=\|uid=' "$LOGFILE" | tail -20)"
+	fi
+	kill -TERM "$d" 2>/dev/null
+	wait "$d"
+	assert_eq 0 "$?" "daemon exit status after SIGTERM"
+}
+
+# loglines ID ADDR: the smtp log lines for one recipient of one message
+loglines() { grep -F "mxlane/smtp[" "$LOGFILE" | grep -F ": $1: to=<$2>, "; }
+
+# check_log ID ADDR STATUS DSN-ERE NEEDLE [COUNT]: COUNT (1) smtp log
+# lines for ADDR, the last one with that status and dsn, containing NEEDLE
+check_log() {
+	local id=$1 addr=$2 status=$3 dsn=$4 needle=$5 count=${6:-1} l
+	l=$(loglines "$id" "$addr")
+	assert_eq "$count" "$(printf '%s' "$l" | grep -c .)" "number of smtp log lines for $addr ($id)"
+	l=$(printf '%s\n' "$l" | tail -1)
+	assert_match "$l" "^[A-Z][a-z]{2} [ 0-9][0-9] [0-9:]{8} [^ ]+ mxlane/smtp\[[0-9]+\]: $id: to=<$addr>, relay=[^,]+, delay=[0-9.]+, delays=[0-9.]+/[0-9.]+/[0-9.]+/[0-9.]+, dsn=$dsn, status=$status \(.+\)$" \
+	    "smtp log line for $addr"
+	assert_contains "$l" "$needle" "smtp log line for $addr"
+}
+
+# check_rcpt ID ADDR STATE ATTEMPTS: queuerun show's view of a recipient
+check_rcpt() {
+	assert_eq "$3" "$(rcpt_get "$1" "$2" state)" "state of $2 ($1)"
+	assert_eq "$4" "$(rcpt_get "$1" "$2" attempts)" "attempts of $2 ($1)"
+}
+
+# check_gone ID: the message is removed (show exits 66) and logged so
+check_gone() {
+	run "$QUEUERUN" show "$1"
+	assert_eq 66 "$(last_rc)" "queuerun show $1 exit status (message removed)"
+	if grep -qF ": $1: removed" "$LOGFILE"; then pass; else
+		fail "no 'removed' log line for $1" "$(grep -F "$1" "$LOGFILE")"
+	fi
+}
+
+# dsn_table: the DSNs the sink accepted, one line per recipient block,
+# into $SRV/dsn.tsv (tests/servers/dsntable.py says the columns)
+dsn_table() { "$PYTHON" "$SERVERS/dsntable.py" "$SINKLOG" >"$SRV/dsn.tsv"; }
+
+# dsn_rows ID [KIND]: dsn.tsv's blocks about message ID (of one kind)
+dsn_rows() {
+	awk -F'\t' -v id="$1" -v k="${2:-}" '$1 == id && (k == "" || $2 == k)' "$SRV/dsn.tsv"
+}
+
+# check_dsn ID KIND ADDR ACTION STATUS-ERE DIAG-NEEDLE [REMOTE-MTA]:
+# exactly one DSN block of KIND for ADDR of message ID reached
+# alice@src.example, with that action, status and diagnostic
+check_dsn() {
+	local id=$1 kind=$2 addr=$3 act=$4 st=$5 needle=$6 mta=${7:-} rows n
+	local to final action status rmta diag
+	rows=$(dsn_rows "$id" "$kind" | awk -F'\t' -v a="$addr" '$4 == a')
+	n=$(printf '%s' "$rows" | grep -c .)
+	assert_eq 1 "$n" "$kind DSN blocks for $addr of $id"
+	[ "$n" -ge 1 ] || return
+	IFS=$'\t' read -r _ _ to final action status rmta diag <<<"$(printf '%s\n' "$rows" | head -1)"
+	assert_eq "alice@src.example $addr $act" "$to $final $action" \
+	    "$kind DSN: recipient, final recipient, action"
+	assert_match "$status" "$st" "$kind DSN status for $addr"
+	assert_contains "$diag" "$needle" "$kind DSN diagnostic for $addr"
+	[ -z "$mta" ] || assert_eq "$mta" "$rmta" "$kind DSN Remote-MTA for $addr"
+}
+
+# ---------------------------------------------------------------- routing
+
+# route_field OUTPUT KEY: the value of "  KEY: ..." in route output
+route_field() { printf '%s\n' "$1" | sed -n "s/^  $2: //p" | head -1; }
+
+# sample_config SMTP-PORT DNS-PORT: the routing issue's sample
+# configuration, with the test servers' ports
+sample_config() {
+	cat <<EOF
+resolver  = "127.0.0.1:$2"
+smtp_port = $1
+
+pool default { source "127.0.0.1" { } }
+pool gmail {
+  source "127.0.0.11" { helo = "gm1.example.org" weight = 3 }
+  source "127.0.0.12" { helo = "gm2.example.org" weight = 1 }
+  source "127.0.0.13" { helo = "gm3.example.org" enabled = false }
+}
+pool transactional { source "127.0.0.20" { helo = "tx.example.org" } }
+
+provider gmail {
+  domains = { "gmail.com", "googlemail.com" }
+  mx      = { "*.google.com", "*.googlemail.com" }
+  pool    = "gmail"
+  concurrency = 4
+  rate    = "20/s"
+  recipients_per_message  = 50
+  messages_per_connection = 100
+}
+provider internal {
+  domains = { "example.org" }
+  relay   = "[127.0.0.30]:$1"
+}
+provider therest { pool = "default" concurrency = 20 }
+
+lane priority { pool = "transactional" }
+lane bulk {
+  match_sender = { "*@lists.example.org" }
+  match_user   = { "civicrm" }
+  match_header = { "Precedence: bulk", "Precedence: list" }
+}
+EOF
 }
 
 # ---------------------------------------------------------------- the end

@@ -49,198 +49,9 @@
 #	delivery_queue.sh, tests/servers/smtpsink.py, tests/servers/dsncheck.py
 . "$(dirname "$0")/../lib.sh"
 
-PYTHON=/usr/bin/python3
-SERVERS=$MXL_SRC/tests/servers
 need_file "$PYTHON" "$SERVERS/smtpsink.py" "$SERVERS/dnsserver.py" \
     "$SERVERS/dsncheck.py" "$SENDMAIL" "$QUEUERUN"
 need_cmd openssl sha256sum
-
-SRV=$T/servers
-rm -rf "$SRV"
-mkdir -p "$SRV"
-MY_PIDS=
-cleanup() {
-	local p
-	for p in $MY_PIDS; do
-		kill -TERM "$p" 2>/dev/null
-	done
-}
-trap 'cleanup; [ -n "${MXL_SCRATCH:-}" ] || rm -rf "$T"' EXIT
-trap 'exit 143' TERM INT
-
-# ---------------------------------------------------------------- helpers
-
-# wait_for SECONDS CMD...: true once CMD succeeds, polled every 0.1 s
-wait_for() {
-	local n=$(($1 * 10))
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		sleep 0.1
-		n=$((n - 1))
-	done
-	return 1
-}
-
-# start_dns ZONEFILE: the DNS server on 127.0.0.1; sets DNS_PORT
-start_dns() {
-	rm -f "$SRV/dns.port"
-	# (it has no --max-lifetime: timeout bounds it if this script is killed)
-	timeout 900 "$PYTHON" "$SERVERS/dnsserver.py" --zone "$1" --address 127.0.0.1 \
-	    --port 0 --port-file "$SRV/dns.port" --log "$SRV/dns.log" \
-	    >"$SRV/dns.out" 2>"$SRV/dns.err" &
-	MY_PIDS="$MY_PIDS $!"
-	if wait_for 20 test -s "$SRV/dns.port"; then
-		pass
-	else
-		fail "DNS server did not start" "$(cat "$SRV/dns.err")"
-		finish
-	fi
-	DNS_PORT=$(cat "$SRV/dns.port")
-}
-
-# start_sink ARG...: one sink; @P@ in ARGs becomes a random free port
-# (retried when taken). Sets PORT, SINK_PID, SINKLOG, SAVED.
-start_sink() {
-	local try
-	SINKLOG=$SRV/sink.log
-	SAVED=$SRV/saved
-	for try in 1 2 3 4 5 6; do
-		PORT=$((20000 + RANDOM % 12000))
-		rm -f "$SRV/sink.ready" "$SINKLOG"
-		"$PYTHON" "$SERVERS/smtpsink.py" "${@//@P@/$PORT}" \
-		    --log "$SINKLOG" --save-dir "$SAVED" \
-		    --ready-file "$SRV/sink.ready" --stats-file "$SRV/sink.stats" \
-		    --watch-pid $$ --max-lifetime 600 --stall-seconds 30 \
-		    2>"$SRV/sink.err" &
-		SINK_PID=$!
-		MY_PIDS="$MY_PIDS $SINK_PID"
-		wait_for 30 sh -c "[ -e '$SRV/sink.ready' ] || ! kill -0 $SINK_PID 2>/dev/null"
-		if [ -e "$SRV/sink.ready" ]; then
-			pass
-			return 0
-		fi
-		if ! kill -0 "$SINK_PID" 2>/dev/null && grep -q "in use" "$SRV/sink.err"; then
-			continue
-		fi
-		break
-	done
-	fail "sink did not start" "$(cat "$SRV/sink.err" 2>/dev/null)"
-	finish
-}
-
-cat >"$SRV/q.py" <<'PY'
-"""q.py SINKLOG EXPR: EXPR over the sink's JSON log.
-R every record, M the accepted messages, of(TYPE) records of a type,
-tid(ID) the accepted messages whose X-Test-Id is ID, at(IP) the accepted
-messages on listener IP, sess(IP) session records on listener IP."""
-import json, sys
-R = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-M = [r for r in R if r["type"] == "message"]
-def of(t): return [r for r in R if r["type"] == t]
-def tid(i): return [r for r in M if r.get("x_test_id") == i]
-def at(ip): return [r for r in M if r["listener"].split(":")[0] == ip]
-def sess(ip): return [r for r in of("session") if r["listener"].split(":")[0] == ip]
-def body(r):
-    b = open(r["file"], "rb").read()
-    return b[b.index(b"\r\n\r\n") + 4:]
-print(eval(sys.argv[2]))
-PY
-sinkq() { "$PYTHON" "$SRV/q.py" "$SINKLOG" "$1"; }
-
-# The DSNs the sink received (null sender), one line per recipient block:
-# QUEUE-ID KIND RCPT-TO FINAL-RECIPIENT ACTION STATUS REMOTE-MTA DIAGNOSTIC
-# (tab separated); a file that is not a valid DSN gives "INVALID file why".
-cat >"$SRV/dsns.py" <<'PY'
-import json, subprocess, sys
-log, check = sys.argv[1], sys.argv[2]
-for line in open(log):
-    r = json.loads(line)
-    if r["type"] != "message" or r["mail_from"] != "":
-        continue
-    p = subprocess.run([sys.executable, check, r["file"]],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if p.returncode != 0:
-        print("INVALID\t%s\t%s" % (r["file"], p.stderr.decode().strip()))
-        continue
-    d = json.loads(p.stdout)
-    for b in d["recipients"]:
-        print("\t".join(str(x) for x in (
-            d["queue_id"], d["kind"], ",".join(r["rcpt_tos"]),
-            b["final_recipient"], b["action"], b["status"],
-            b["remote_mta"], b["diagnostic"])))
-PY
-dsn_table() { "$PYTHON" "$SRV/dsns.py" "$SINKLOG" "$SERVERS/dsncheck.py"; }
-
-# submit FILE ARGS...: queue FILE with sendmail ARGS; sets NEWID
-submit() {
-	local file=$1 before after
-	shift
-	before=$(queue_ids | sort)
-	assert_exit 0 "$SENDMAIL" "$@" <"$file"
-	after=$(queue_ids | sort)
-	NEWID=$(comm -13 <(printf '%s\n' "$before") <(printf '%s\n' "$after") | grep .)
-	if [ "$(printf '%s\n' "$NEWID" | grep -c .)" -eq 1 ]; then
-		pass
-	else
-		fail "expected one new queued message after: sendmail $*" "new: [$NEWID]"
-	fi
-}
-
-# message TESTID [BODY]: a small message file with an X-Test-Id
-message() {
-	local f=$SRV/msg.$1
-	printf 'From: Alice <alice@src.example>\nSubject: fault %s\nX-Test-Id: %s\n\n%s\n' \
-	    "$1" "$1" "${2:-Hello from the fault matrix.}" >"$f"
-	echo "$f"
-}
-
-# logline ID ADDR: the smtp log lines for one recipient of one message
-loglines() { grep -F "mxlane/smtp[" "$LOGFILE" | grep -F ": $1: to=<$2>, "; }
-
-# check_log ID ADDR STATUS DSN-ERE REASON-NEEDLE: exactly one smtp line,
-# with that status, dsn and reason text
-check_log() {
-	local id=$1 addr=$2 status=$3 dsn=$4 needle=$5 l n
-	l=$(loglines "$id" "$addr")
-	n=$(printf '%s' "$l" | grep -c .)
-	assert_eq 1 "$n" "number of smtp log lines for $addr ($id)"
-	l=$(printf '%s\n' "$l" | tail -1)
-	assert_match "$l" "^[A-Z][a-z]{2} [ 0-9][0-9] [0-9:]{8} [^ ]+ mxlane/smtp\[[0-9]+\]: $id: to=<$addr>, relay=[^,]+, delay=[0-9.]+, delays=[0-9.]+/[0-9.]+/[0-9.]+/[0-9.]+, dsn=$dsn, status=$status \(.+\)$" \
-	    "smtp log line for $addr"
-	assert_contains "$l" "$needle" "smtp log line for $addr"
-}
-
-# check_rcpt ID ADDR STATE ATTEMPTS: queuerun show's view of a recipient
-check_rcpt() {
-	assert_eq "$3" "$(rcpt_get "$1" "$2" state)" "state of $2 ($1)"
-	assert_eq "$4" "$(rcpt_get "$1" "$2" attempts)" "attempts of $2 ($1)"
-}
-
-# check_gone ID: every recipient final, the message removed
-check_gone() {
-	run "$QUEUERUN" show "$1"
-	assert_eq 66 "$(last_rc)" "queuerun show $1 exit status (message removed)"
-	if grep -qF ": $1: removed" "$LOGFILE"; then pass; else
-		fail "no 'removed' log line for $1" "$(grep -F "$1" "$LOGFILE")"
-	fi
-}
-
-# check_dsn ID ADDR STATUS-ERE DIAG-NEEDLE [REMOTE-MTA]: exactly one
-# failure DSN block for ADDR of message ID reached the sender
-check_dsn() {
-	local id=$1 addr=$2 st=$3 needle=$4 mta=${5:-} rows n
-	rows=$(awk -F'\t' -v id="$id" -v a="$addr" '$1 == id && $4 == a' "$SRV/dsn.tsv")
-	n=$(printf '%s' "$rows" | grep -c .)
-	assert_eq 1 "$n" "DSN blocks for $addr of $id" 
-	[ "$n" -ge 1 ] || return
-	IFS=$'\t' read -r _ kind to final action status rmta diag <<<"$(printf '%s\n' "$rows" | head -1)"
-	assert_eq "failed failed alice@src.example $addr" "$kind $action $to $final" \
-	    "DSN kind, action, recipient, final recipient for $addr"
-	assert_match "$status" "$st" "DSN status for $addr"
-	assert_contains "$diag" "$needle" "DSN diagnostic for $addr"
-	[ -z "$mta" ] || assert_eq "$mta" "$rmta" "DSN Remote-MTA for $addr"
-}
 
 # ---------------------------------------------------------------- servers
 
@@ -306,7 +117,7 @@ slow.test	MX 10 mx.slow.test
 mx.slow.test	A $IP_SLOW
 EOF
 start_dns "$SRV/zone"
-start_sink \
+start_sink sink \
     --listen $IP_BOUNCE:@P@ \
     --listen $IP_REFUSE:@P@=refuse \
     --listen $IP_G421:@P@=greet421 \
@@ -326,7 +137,8 @@ start_sink \
     --listen $IP_DSN:@P@=dsn \
     --listen $IP_NODSN:@P@=nodsn \
     --listen $IP_SLOW:@P@=delay1300 \
-    --dropdata-bytes 200
+    --dropdata-bytes 200 --save-dir "$SRV/saved" --stall-seconds 30 \
+    --max-lifetime 600
 P=$PORT
 
 setup faults \
@@ -347,26 +159,26 @@ say "sink on port $P, DNS on 127.0.0.1:$DNS_PORT"
 
 section "queue one message per fault"
 S=(-i -f alice@src.example)
-submit "$(message refused)" "${S[@]}" rcpt@refused.test;		ID_REFUSED=$NEWID
-submit "$(message g421)" "${S[@]}" rcpt@greet421.test;		ID_G421=$NEWID
-submit "$(message g554)" "${S[@]}" rcpt@greet554.test;		ID_G554=$NEWID
-submit "$(message m451)" "${S[@]}" rcpt@mail451.test;		ID_M451=$NEWID
-submit "$(message m550)" "${S[@]}" rcpt@mail550.test;		ID_M550=$NEWID
-submit "$(message mixed)" "${S[@]}" a@ok.test r450-b@ok.test r550-c@ok.test; ID_MIX=$NEWID
-submit "$(message d451)" "${S[@]}" rcpt@data451.test;		ID_D451=$NEWID
-submit "$(message d554)" "${S[@]}" rcpt@data554.test;		ID_D554=$NEWID
+submit_file "$(message_file refused)" "${S[@]}" rcpt@refused.test;		ID_REFUSED=$NEWID
+submit_file "$(message_file g421)" "${S[@]}" rcpt@greet421.test;		ID_G421=$NEWID
+submit_file "$(message_file g554)" "${S[@]}" rcpt@greet554.test;		ID_G554=$NEWID
+submit_file "$(message_file m451)" "${S[@]}" rcpt@mail451.test;		ID_M451=$NEWID
+submit_file "$(message_file m550)" "${S[@]}" rcpt@mail550.test;		ID_M550=$NEWID
+submit_file "$(message_file mixed)" "${S[@]}" a@ok.test r450-b@ok.test r550-c@ok.test; ID_MIX=$NEWID
+submit_file "$(message_file d451)" "${S[@]}" rcpt@data451.test;		ID_D451=$NEWID
+submit_file "$(message_file d554)" "${S[@]}" rcpt@data554.test;		ID_D554=$NEWID
 # dropdata cuts after 200 octets: make the content longer than that
-submit "$(message drop "$(seq -f 'line %g of a message that is cut in the middle of DATA' 1 40)")" \
+submit_file "$(message_file drop "$(seq -f 'line %g of a message that is cut in the middle of DATA' 1 40)")" \
     "${S[@]}" rcpt@drop.test;						ID_DROP=$NEWID
-submit "$(message stallg)" "${S[@]}" rcpt@stallgreet.test;	ID_STALLG=$NEWID
-submit "$(message stalld)" "${S[@]}" rcpt@stalldata.test;	ID_STALLD=$NEWID
-submit "$(message tls)" "${S[@]}" rcpt@tls.test;			ID_TLS=$NEWID
-submit "$(message failover)" "${S[@]}" rcpt@failover.test;	ID_FAIL=$NEWID
-submit "$(message slow)" "${S[@]}" rcpt@slow.test;		ID_SLOW=$NEWID
+submit_file "$(message_file stallg)" "${S[@]}" rcpt@stallgreet.test;	ID_STALLG=$NEWID
+submit_file "$(message_file stalld)" "${S[@]}" rcpt@stalldata.test;	ID_STALLD=$NEWID
+submit_file "$(message_file tls)" "${S[@]}" rcpt@tls.test;			ID_TLS=$NEWID
+submit_file "$(message_file failover)" "${S[@]}" rcpt@failover.test;	ID_FAIL=$NEWID
+submit_file "$(message_file slow)" "${S[@]}" rcpt@slow.test;		ID_SLOW=$NEWID
 
 # DSN parameters: from the command line, and from -bs
-submit "$(message dsncl)" "${S[@]}" -N success,failure -R hdrs -V env123 cl@dsn.test; ID_DSNCL=$NEWID
-submit "$(message nodsncl)" "${S[@]}" -N success,failure -R hdrs -V env123 cl@nodsn.test; ID_NODSNCL=$NEWID
+submit_file "$(message_file dsncl)" "${S[@]}" -N success,failure -R hdrs -V env123 cl@dsn.test; ID_DSNCL=$NEWID
+submit_file "$(message_file nodsncl)" "${S[@]}" -N success,failure -R hdrs -V env123 cl@nodsn.test; ID_NODSNCL=$NEWID
 # bs_dialogue DOMAIN TESTID: an SMTP submission with every DSN parameter
 bs_dialogue() {
 	printf 'EHLO client.example\r\n'
@@ -376,11 +188,11 @@ bs_dialogue() {
 	printf 'DATA\r\nSubject: bs\r\nX-Test-Id: %s\r\n\r\nvia -bs\r\n.\r\nQUIT\r\n' "$2"
 }
 bs_dialogue dsn.test dsnbs >"$SRV/bs1"
-submit "$SRV/bs1" -bs;	ID_DSNBS=$NEWID
+submit_file "$SRV/bs1" -bs;	ID_DSNBS=$NEWID
 assert_match "$(last_out)" '250[ -].*DSN' "sendmail -bs offers DSN"
 assert_eq 0 "$(grep -c '^5' "$OUT")" "5xx replies in the -bs dialogue"
 bs_dialogue nodsn.test nodsnbs >"$SRV/bs2"
-submit "$SRV/bs2" -bs;	ID_NODSNBS=$NEWID
+submit_file "$SRV/bs2" -bs;	ID_NODSNBS=$NEWID
 
 # A 3000-octet body line and a 1500-octet header line.
 LONG=$(head -c 3000 /dev/zero | tr '\0' 'x')
@@ -389,7 +201,7 @@ LONG=$(head -c 3000 /dev/zero | tr '\0' 'x')
 	printf 'X-Long: %s\n' "$(head -c 1500 /dev/zero | tr '\0' 'h')"
 	printf '\nbefore\n%s\nafter\n' "$LONG"
 } >"$SRV/msg.long"
-submit "$SRV/msg.long" "${S[@]}" long@ok.test;	ID_LONG=$NEWID
+submit_file "$SRV/msg.long" "${S[@]}" long@ok.test;	ID_LONG=$NEWID
 
 # An 8-bit body: every octet 0x80-0xff plus UTF-8 text, LF line ends.
 {
@@ -403,7 +215,7 @@ for i in range(0, len(b), 32):
     sys.stdout.buffer.write(b[i:i + 32] + b"\n")'
 	printf 'end\n'
 } >"$SRV/msg.eight"
-submit "$SRV/msg.eight" "${S[@]}" -B 8BITMIME eight@ok.test;	ID_EIGHT=$NEWID
+submit_file "$SRV/msg.eight" "${S[@]}" -B 8BITMIME eight@ok.test;	ID_EIGHT=$NEWID
 # What the body must be on arrival: the same octets with CRLF line ends.
 sed '1,/^$/d' "$SRV/msg.eight" | sed 's/$/\r/' >"$SRV/eight.body"
 
@@ -422,11 +234,13 @@ assert_match "$("$PYTHON" -c "print(int($t1 - $t0 < 60))")" '^1$' "first pass un
 # A second pass delivers the bounces queued by the first (the deferred
 # recipients are not due for 5 minutes).
 assert_exit 0 "$QUEUERUN" run
-wait_for 10 sh -c "! grep -q '\"sessions_active\": [1-9]' '$SRV/sink.stats'"
-dsn_table >"$SRV/dsn.tsv"
+wait_for 10 sh -c "! grep -q '\"sessions_active\": [1-9]' '$SINK_STATS'"
+dsn_table
 say "DSNs received:"
 sed 's/^/    /' "$SRV/dsn.tsv"
 assert_eq 0 "$(grep -c '^INVALID' "$SRV/dsn.tsv")" "DSNs that dsncheck.py rejects"
+# (each check_dsn below looks at failure DSNs: there must be no others)
+assert_eq 0 "$(awk -F'\t' '$2 != "failed"' "$SRV/dsn.tsv" | grep -c .)" "DSN blocks not of kind failed"
 
 # ---------------------------------------------------------------- cases
 
@@ -443,7 +257,7 @@ assert_eq 1 "$(sinkq 'len(sess("'$IP_G421'"))')" "sessions on the 421 listener"
 section "554 greeting on the only MX"
 check_log "$ID_G554" rcpt@greet554.test bounced '5\.[0-9]+\.[0-9]+' "554 5.7.1"
 check_gone "$ID_G554"
-check_dsn "$ID_G554" rcpt@greet554.test '^5\.[0-9]+\.[0-9]+$' "554 5.7.1" mx.greet554.test
+check_dsn "$ID_G554" failed rcpt@greet554.test failed '^5\.[0-9]+\.[0-9]+$' "554 5.7.1" mx.greet554.test
 
 section "451 to MAIL FROM"
 check_rcpt "$ID_M451" rcpt@mail451.test queued 1
@@ -454,7 +268,7 @@ assert_eq 1 "$(sinkq 'len([r for r in of("mail_rejected") if r["listener"].start
 section "550 to MAIL FROM"
 check_log "$ID_M550" rcpt@mail550.test bounced '5\.1\.1' "550 5.1.1"
 check_gone "$ID_M550"
-check_dsn "$ID_M550" rcpt@mail550.test '^5\.1\.1$' "550 5.1.1" mx.mail550.test
+check_dsn "$ID_M550" failed rcpt@mail550.test failed '^5\.1\.1$' "550 5.1.1" mx.mail550.test
 
 section "250, 450 and 550 to three RCPTs in one transaction"
 check_rcpt "$ID_MIX" a@ok.test sent 1
@@ -469,7 +283,7 @@ assert_eq 2 "$(sinkq 'len(tid("mixed")[0]["rcpts_rejected"])')" "recipients the 
 # Postfix (and sendmail) tell the sender about a hard failure at the end
 # of the attempt that found it; waiting until the 450 recipient ends too
 # would hold the bounce for up to maximal_queue_lifetime.
-check_dsn "$ID_MIX" r550-c@ok.test '^5\.1\.1$' "550 5.1.1" mx.ok.test
+check_dsn "$ID_MIX" failed r550-c@ok.test failed '^5\.1\.1$' "550 5.1.1" mx.ok.test
 assert_eq 0 "$(awk -F'\t' -v id="$ID_MIX" '$1 == id && $4 != "r550-c@ok.test"' "$SRV/dsn.tsv" | grep -c .)" \
     "DSN blocks for the other recipients of the mixed message"
 
@@ -481,7 +295,7 @@ assert_eq 0 "$(sinkq 'len(tid("d451"))')" "messages accepted by the data451 list
 section "554 after DATA"
 check_log "$ID_D554" rcpt@data554.test bounced '5\.7\.1' "554 5.7.1"
 check_gone "$ID_D554"
-check_dsn "$ID_D554" rcpt@data554.test '^5\.7\.1$' "554 5.7.1" mx.data554.test
+check_dsn "$ID_D554" failed rcpt@data554.test failed '^5\.7\.1$' "554 5.7.1" mx.data554.test
 
 section "connection dropped in the middle of DATA"
 check_rcpt "$ID_DROP" rcpt@drop.test queued 1
@@ -571,11 +385,7 @@ assert_eq "$(sha256sum <"$SRV/eight.body" | cut -d' ' -f1)" \
 
 section "nothing unexpected"
 assert_eq 0 "$(sinkq 'len(of("error"))')" "protocol errors the sink logged"
-if grep -q Traceback "$SRV/sink.err" "$SRV/dns.err"; then
-	fail "a test server crashed" "$(cat "$SRV/sink.err" "$SRV/dns.err")"
-else
-	pass
-fi
+assert_no_traceback
 # Still queued: refused, 421, MAIL 451, the 450 recipient, DATA 451,
 # the dropped one, the two stalls.
 assert_eq "$(printf '%s\n' "$ID_REFUSED" "$ID_G421" "$ID_M451" "$ID_MIX" "$ID_D451" \

@@ -36,184 +36,10 @@
 #	routing_sources.sh, routing_throttle.sh
 . "$(dirname "$0")/../lib.sh"
 
-PYTHON=/usr/bin/python3
-SERVERS=$MXL_SRC/tests/servers
 need_file "$PYTHON" "$SERVERS/smtpsink.py" "$SERVERS/dnsserver.py" \
     "$SENDMAIL" "$QUEUERUN"
 
-SRV=$T/servers
-rm -rf "$SRV"
-mkdir -p "$SRV"
-MY_PIDS=
-EXTRA_DIRS=
-CREATED_USER=
-cleanup() {
-	local p
-	for p in $MY_PIDS; do
-		kill -TERM "$p" 2>/dev/null
-	done
-	for p in $MY_PIDS; do
-		wait "$p" 2>/dev/null
-	done
-	# shellcheck disable=SC2086
-	[ -z "$EXTRA_DIRS" ] || rm -rf $EXTRA_DIRS
-	[ -z "$CREATED_USER" ] || userdel "$CREATED_USER" 2>/dev/null
-}
-trap 'cleanup; [ -n "${MXL_SCRATCH:-}" ] || rm -rf "$T"' EXIT
-trap 'exit 143' TERM INT
-
 # ---------------------------------------------------------------- helpers
-
-# wait_for SECONDS CMD...: true once CMD succeeds, polled every 0.1 s
-wait_for() {
-	local n=$(($1 * 10))
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		sleep 0.1
-		n=$((n - 1))
-	done
-	return 1
-}
-
-# start_dns ZONEFILE: the DNS server on 127.0.0.1; sets DNS_PORT
-start_dns() {
-	rm -f "$SRV/dns.port"
-	"$PYTHON" "$SERVERS/dnsserver.py" --zone "$1" --address 127.0.0.1 \
-	    --port 0 --port-file "$SRV/dns.port" --log "$SRV/dns.log" \
-	    >"$SRV/dns.out" 2>"$SRV/dns.err" &
-	MY_PIDS="$MY_PIDS $!"
-	if wait_for 20 test -s "$SRV/dns.port"; then
-		pass
-	else
-		fail "DNS server did not start" "$(cat "$SRV/dns.err")"
-		finish
-	fi
-	DNS_PORT=$(cat "$SRV/dns.port")
-}
-
-# start_sink ARG...: one sink; @P@ in ARGs becomes a random free port
-# (retried when taken). Sets PORT, SINK_PID, SINKLOG.
-start_sink() {
-	local _
-	SINKLOG=$SRV/sink.log
-	for _ in 1 2 3 4 5 6; do
-		PORT=$((20000 + RANDOM % 12000))
-		rm -f "$SRV/sink.ready" "$SINKLOG"
-		"$PYTHON" "$SERVERS/smtpsink.py" "${@//@P@/$PORT}" \
-		    --log "$SINKLOG" --ready-file "$SRV/sink.ready" \
-		    --stats-file "$SRV/sink.stats" --watch-pid $$ \
-		    --max-lifetime 600 2>"$SRV/sink.err" &
-		SINK_PID=$!
-		MY_PIDS="$MY_PIDS $SINK_PID"
-		wait_for 30 sh -c "[ -e '$SRV/sink.ready' ] || ! kill -0 $SINK_PID 2>/dev/null"
-		if [ -e "$SRV/sink.ready" ]; then
-			pass
-			return 0
-		fi
-		if ! kill -0 "$SINK_PID" 2>/dev/null && grep -q "in use" "$SRV/sink.err"; then
-			continue
-		fi
-		break
-	done
-	fail "sink did not start" "$(cat "$SRV/sink.err" 2>/dev/null)"
-	finish
-}
-
-# sinkq EXPR: a python expression over the sink's log: R every record,
-# M the accepted messages, tid(PREFIX) those whose X-Test-Id starts so,
-# S the session records, C collections.Counter
-cat >"$SRV/q.py" <<'PY'
-import collections, json, sys
-C = collections.Counter
-R = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-M = [r for r in R if r["type"] == "message"]
-S = [r for r in R if r["type"] == "session"]
-def tid(p): return [m for m in M if (m.get("x_test_id") or "").startswith(p)]
-print(eval(sys.argv[2]))
-PY
-sinkq() { "$PYTHON" "$SRV/q.py" "$SINKLOG" "$1"; }
-
-# bs_stream N SENDER RCPT TAG [HEADER]: an SMTP dialogue for sendmail -bs
-# queueing N messages; %d in RCPT becomes the message number, each has
-# X-Test-Id TAG-number
-cat >"$SRV/bs.py" <<'PY'
-import sys
-n, sender, rcpt, tag = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-extra = (sys.argv[5] + "\r\n") if len(sys.argv) > 5 and sys.argv[5] else ""
-w = sys.stdout.buffer
-w.write(b"EHLO client.example\r\n")
-for i in range(n):
-    r = rcpt.replace("%d", str(i))
-    w.write(("MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n"
-             "From: <%s>\r\nTo: <%s>\r\nSubject: %s %d\r\nX-Test-Id: %s-%d\r\n"
-             "%s\r\nmessage %d\r\n.\r\n"
-             % (sender, r, sender, r, tag, i, tag, i, extra, i)).encode())
-w.write(b"QUIT\r\n")
-PY
-
-# queue_bs N SENDER RCPT TAG [SENDMAIL-ARG...]: queue N messages in one
-# sendmail -bs session; asserts every one was accepted
-queue_bs() {
-	local n=$1 sender=$2 rcpt=$3 tag=$4
-	shift 4
-	"$PYTHON" "$SRV/bs.py" "$n" "$sender" "$rcpt" "$tag" >"$SRV/bs.in"
-	assert_exit 0 "$SENDMAIL" -bs "$@" <"$SRV/bs.in"
-	assert_eq "$n" "$(grep -c '^250 2.0.0 Ok: queued as' "$OUT")" \
-	    "messages accepted by sendmail -bs ($tag)"
-}
-
-# now: Unix time with microseconds, without a fork (bash 5)
-now() { printf "%s\n" "$EPOCHREALTIME"; }
-sent_count() { sinkq "len(tid('$1-'))"; }
-pyc() { "$PYTHON" -c "print($1)"; }
-
-# sample_config SMTP-PORT DNS-PORT: the issue's sample, with the ports
-sample_config() {
-	cat <<EOC
-resolver  = "127.0.0.1:$2"
-smtp_port = $1
-
-pool default { source "127.0.0.1" { } }
-pool gmail {
-  source "127.0.0.11" { helo = "gm1.example.org" weight = 3 }
-  source "127.0.0.12" { helo = "gm2.example.org" weight = 1 }
-  source "127.0.0.13" { helo = "gm3.example.org" enabled = false }
-}
-pool transactional { source "127.0.0.20" { helo = "tx.example.org" } }
-
-provider gmail {
-  domains = { "gmail.com", "googlemail.com" }
-  mx      = { "*.google.com", "*.googlemail.com" }
-  pool    = "gmail"
-  concurrency = 4
-  rate    = "20/s"
-  recipients_per_message  = 50
-  messages_per_connection = 100
-}
-provider internal {
-  domains = { "example.org" }
-  relay   = "[127.0.0.30]:$1"
-}
-provider therest { pool = "default" concurrency = 20 }
-
-lane priority { pool = "transactional" }
-lane bulk {
-  match_sender = { "*@lists.example.org" }
-  match_user   = { "civicrm" }
-  match_header = { "Precedence: bulk", "Precedence: list" }
-}
-EOC
-}
-
-# new_id CMD...: runs CMD (a submission) and prints the one new queue id
-new_id() {
-	local before after
-	before=$(queue_ids | sort)
-	"$@"
-	after=$(queue_ids | sort)
-	comm -13 <(printf '%s\n' "$before") <(printf '%s\n' "$after") | grep .
-}
 
 # lane_of ID: queuerun show's lane
 lane_of() { env_get "$1" lane; }
@@ -242,7 +68,8 @@ oneslot.test			MX 10 mx.oneslot.test
 mx.oneslot.test			A $MX_SLOW
 EOZ
 start_dns "$SRV/zone"
-start_sink --listen $MX_G:@P@ --listen $RELAY:@P@ --listen $MX_SLOW:@P@=delay100
+start_sink sink --listen $MX_G:@P@ --listen $RELAY:@P@ --listen $MX_SLOW:@P@=delay100 \
+    --max-lifetime 600
 say "sink on port $PORT, DNS on 127.0.0.1:$DNS_PORT"
 
 # ---------------------------------------------------------------- rules
@@ -303,7 +130,7 @@ need_cmd setpriv useradd userdel getent
 if ! getent passwd civicrm >/dev/null; then
 	useradd -r -M -d /nonexistent -s /usr/sbin/nologin civicrm
 	if getent passwd civicrm >/dev/null; then
-		CREATED_USER=civicrm
+		on_exit 'userdel civicrm 2>/dev/null'
 		pass
 	else
 		fail "could not create the user civicrm"
@@ -313,7 +140,7 @@ fi
 # spool and log owned by civicrm, as if sendmail were set-id to it.
 # (Not under $TMPDIR: tests/run.sh points it into $T.)
 UW=$(mktemp -d /tmp/mxlane-routing-user.XXXXXX)
-EXTRA_DIRS="$EXTRA_DIRS $UW"
+on_exit "rm -rf '$UW'"
 chmod 0755 "$UW"
 mkdir -p "$UW/spool"
 : >"$UW/aliases"
@@ -360,27 +187,27 @@ setup slot "$(sample_config "$PORT" "$DNS_PORT" | sed 's/^lane priority { pool =
 queue_bs 30 news@src.example 'b%d@oneslot.test' slotbulk -O Lane=bulk
 timeout -k 5 120 "$QUEUERUN" run >"$W/bulkpass.out" 2>&1 &
 BULKPASS=$!
-MY_PIDS="$MY_PIDS $BULKPASS"
-if wait_for 20 sh -c "[ \$('$PYTHON' '$SRV/q.py' '$SINKLOG' \"len([r for r in R if r['listener'] == '$MX_SLOW:$PORT'])\") -ge 1 ]"; then pass; else
+track_pid "$BULKPASS"
+if wait_for 20 sink_true "len([r for r in R if r['listener'] == '$MX_SLOW:$PORT']) >= 1"; then pass; else
 	fail "the bulk pass did not connect to the one-slot MX within 20 s"; fi
 sleep 0.3
 t_sub=$(now)
 printf 'From: shop@src.example\nX-Test-Id: slotprio\n\nreset\n' |
     assert_exit 0 "$SENDMAIL" -i -f shop@src.example reset@oneslot.test
-if wait_for 20 sh -c "[ \$('$PYTHON' '$SRV/q.py' '$SINKLOG' \"len(tid('slotprio'))\") -ge 1 ]"; then pass; else
+if wait_for 20 sink_true "len(tids('slotprio')) >= 1"; then pass; else
 	fail "the priority message did not arrive within 20 s"; fi
 # session lines are written when a session ends
-wait_for 10 sh -c "[ \$('$PYTHON' '$SRV/q.py' '$SINKLOG' \"len([x for x in S for m in tid('slotprio') if x['session'] == m['session']])\") -ge 1 ]"
-say "priority message arrived $(pyc "round($(sinkq "min([m['time'] for m in tid('slotprio')] or [0])") - $t_sub, 2)") s after submission"
+wait_for 10 sink_true "len([x for x in S for m in tids('slotprio') if x['session'] == m['session']]) >= 1"
+say "priority message arrived $(pyc "round($(sinkq "min([m['time'] for m in tids('slotprio')] or [0])") - $t_sub, 2)") s after submission"
 # sessions at the one-slot MX that started after the submission, in order
 order=$(sinkq "[('prio' if any(m['session'] == x['session'] and m['x_test_id'] == 'slotprio' for m in M) else 'bulk') for x in sorted([x for x in S if x['listener'] == '$MX_SLOW:$PORT' and x['start'] > $t_sub], key=lambda x: x['start'])]")
 say "sessions started after the submission: $order"
 assert_eq 1 "$(sinkq "len([x for x in S if x['listener'] == '$MX_SLOW:$PORT' and x['start'] <= $t_sub < x['end']])")" \
     "bulk sessions holding the slot when the priority message was submitted"
 assert_match "$order" "^\['prio'" "the first connection after the priority submission carries it"
-assert_eq 1 "$(sinkq "len(tid('slotprio'))")" "copies of the priority message"
+assert_eq 1 "$(sinkq "len(tids('slotprio'))")" "copies of the priority message"
 assert_eq 1 "$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["max_active_per_listener"].get(sys.argv[2], 0))' \
-    "$SRV/sink.stats" "$MX_SLOW:$PORT")" "max simultaneous sessions at the one-slot MX (concurrency 1)"
+    "$SINK_STATS" "$MX_SLOW:$PORT")" "max simultaneous sessions at the one-slot MX (concurrency 1)"
 kill -TERM "$BULKPASS" 2>/dev/null
 wait "$BULKPASS"
 
@@ -389,7 +216,7 @@ wait "$BULKPASS"
 section "priority mail past a throttled bulk backlog"
 if [ -n "${MXL_SANITIZE:-}" ]; then N=5000; else N=50000; fi
 setup backlog "$(sample_config "$PORT" "$DNS_PORT")" "immediate_delivery = true"
-"$PYTHON" "$SRV/bs.py" "$N" news@src.example 'b%d@gmail.com' bulk >"$W/bs.in"
+"$PYTHON" "$SERVERS/bs_stream.py" "$N" news@src.example 'b%d@gmail.com' bulk >"$W/bs.in"
 t0=$(now)
 assert_exit 0 "$SENDMAIL" -bs -O Lane=bulk <"$W/bs.in"
 el=$(pyc "round($(now) - $t0, 1)")
@@ -402,9 +229,9 @@ assert_eq "$N" "$("$SENDMAIL" -bp | sed -n 's/^-- .* in \([0-9]*\) Requests\.$/\
 start_daemon() {
 	"$QUEUERUN" run --daemon 1h >"$W/daemon.out" 2>&1 &
 	DAEMON=$!
-	MY_PIDS="$MY_PIDS $DAEMON"
+	track_pid "$DAEMON"
 	local before=$1
-	if wait_for 30 sh -c "[ \$('$PYTHON' '$SRV/q.py' '$SINKLOG' \"len(tid('bulk-'))\") -ge $((before + 60)) ]"; then
+	if wait_for 30 sink_true "len(tids('bulk-')) >= $((before + 60))"; then
 		pass
 	else
 		fail "the daemon delivered no bulk mail within 30 s" "$(cat "$W/daemon.out")"
@@ -422,19 +249,19 @@ stop_daemon() {
 priority_probe() {
 	local tag=$1 want=$2 t_exit t_arr busy rc
 	printf 'From: shop@src.example\nSubject: password reset\nX-Test-Id: %s\n\nyour code\n' "$tag" >"$W/prio.msg"
-	busy=$(sinkq "len([m for m in tid('bulk-') if m['time'] > $(now) - 3])")
+	busy=$(sinkq "len([m for m in tids('bulk-') if m['time'] > $(now) - 3])")
 	"$SENDMAIL" -i -f shop@src.example "reset-$tag@gmail.com" <"$W/prio.msg"
 	rc=$?
 	t_exit=$EPOCHREALTIME
 	assert_eq 0 "$rc" "sendmail exit status ($tag)"
-	wait_for 10 sh -c "[ \$('$PYTHON' '$SRV/q.py' '$SINKLOG' \"len(tid('$tag'))\") -ge 1 ]"
-	t_arr=$(sinkq "min([m['time'] for m in tid('$tag')] or [0])")
+	wait_for 10 sink_true "len(tids('$tag')) >= 1"
+	t_arr=$(sinkq "min([m['time'] for m in tids('$tag')] or [0])")
 	say "$tag: arrived $(pyc "round($t_arr - $t_exit, 3)") s after sendmail returned; $busy bulk messages arrived in the 3 s before"
 	assert_eq True "$(pyc "$busy >= 20")" "the daemon was delivering bulk mail before $tag (got $busy in 3 s)"
 	assert_eq True "$(pyc "0 < $t_arr and $t_arr - $t_exit < 2")" \
 	    "$tag reached the sink < 2 s after sendmail returned (got $(pyc "round($t_arr - $t_exit, 3)") s)"
-	assert_eq 1 "$(sinkq "len(tid('$tag'))")" "copies of $tag at the sink"
-	assert_match "$(sinkq "tid('$tag')[0]['peer_ip'] if tid('$tag') else ''")" "$want" "source address of $tag"
+	assert_eq 1 "$(sinkq "len(tids('$tag'))")" "copies of $tag at the sink"
+	assert_match "$(sinkq "tids('$tag')[0]['peer_ip'] if tids('$tag') else ''")" "$want" "source address of $tag"
 }
 
 start_daemon 0
@@ -444,21 +271,21 @@ for i in 1 2 3; do
 done
 
 section "the relay gets internal mail at full speed while gmail is throttled"
-"$PYTHON" "$SRV/bs.py" 200 news@lists.example.org 'staff%d@example.org' internal >"$W/int.in"
+"$PYTHON" "$SERVERS/bs_stream.py" 200 news@lists.example.org 'staff%d@example.org' internal >"$W/int.in"
 g0=$(sent_count bulk)
 t0=$(now)
-busy=$(sinkq "len([m for m in tid('bulk-') if m['time'] > $t0 - 3])")
+busy=$(sinkq "len([m for m in tids('bulk-') if m['time'] > $t0 - 3])")
 assert_eq True "$(pyc "$busy >= 20")" "gmail bulk mail was being delivered before the internal mail (got $busy in 3 s)"
 assert_exit 0 "$SENDMAIL" -bs <"$W/int.in"
 t_sub=$(now)
 assert_eq 200 "$(grep -c '^250 2.0.0 Ok: queued as' "$OUT")" "internal messages accepted"
-wait_for 20 sh -c "[ \$('$PYTHON' '$SRV/q.py' '$SINKLOG' \"len(tid('internal-'))\") -ge 200 ]"
-t_last=$(sinkq "max([m['time'] for m in tid('internal-')] or [0])")
+wait_for 20 sink_true "len(tids('internal-')) >= 200"
+t_last=$(sinkq "max([m['time'] for m in tids('internal-')] or [0])")
 g1=$(sent_count bulk)
 say "200 internal messages: submitted in $(pyc "round($t_sub - $t0, 2)") s, the last arrived $(pyc "round($t_last - $t_sub, 2)") s after; $((g1 - g0)) gmail messages meanwhile"
-assert_eq 200 "$(sinkq "len(tid('internal-'))")" "internal messages at the relay"
-assert_eq "['$RELAY:$PORT']" "$(sinkq "sorted(set(m['listener'] for m in tid('internal-')))")" "listener of internal mail"
-assert_eq "['127.0.0.1']" "$(sinkq "sorted(set(m['peer_ip'] for m in tid('internal-')))")" \
+assert_eq 200 "$(sinkq "len(tids('internal-'))")" "internal messages at the relay"
+assert_eq "['$RELAY:$PORT']" "$(sinkq "sorted(set(m['listener'] for m in tids('internal-')))")" "listener of internal mail"
+assert_eq "['127.0.0.1']" "$(sinkq "sorted(set(m['peer_ip'] for m in tids('internal-')))")" \
     "source of internal bulk mail (no lane or provider pool: the pool named default)"
 assert_eq True "$(pyc "$t_last - $t_sub < 5")" \
     "all 200 internal messages at the relay within 5 s of submission (got $(pyc "round($t_last - $t_sub, 2)") s)"

@@ -40,186 +40,8 @@
 #	routing_throttle.sh, routing_lanes.sh
 . "$(dirname "$0")/../lib.sh"
 
-PYTHON=/usr/bin/python3
-SERVERS=$MXL_SRC/tests/servers
 need_file "$PYTHON" "$SERVERS/smtpsink.py" "$SERVERS/dnsserver.py" \
     "$SENDMAIL" "$QUEUERUN"
-
-SRV=$T/servers
-rm -rf "$SRV"
-mkdir -p "$SRV"
-MY_PIDS=
-cleanup() {
-	local p
-	for p in $MY_PIDS; do
-		kill -TERM "$p" 2>/dev/null
-	done
-	for p in $MY_PIDS; do
-		wait "$p" 2>/dev/null
-	done
-}
-trap 'cleanup; [ -n "${MXL_SCRATCH:-}" ] || rm -rf "$T"' EXIT
-trap 'exit 143' TERM INT
-
-# ---------------------------------------------------------------- helpers
-
-# wait_for SECONDS CMD...: true once CMD succeeds, polled every 0.1 s
-wait_for() {
-	local n=$(($1 * 10))
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		sleep 0.1
-		n=$((n - 1))
-	done
-	return 1
-}
-
-# start_dns ZONEFILE: the DNS server on 127.0.0.1; sets DNS_PORT
-start_dns() {
-	rm -f "$SRV/dns.port"
-	"$PYTHON" "$SERVERS/dnsserver.py" --zone "$1" --address 127.0.0.1 \
-	    --port 0 --port-file "$SRV/dns.port" --log "$SRV/dns.log" \
-	    >"$SRV/dns.out" 2>"$SRV/dns.err" &
-	MY_PIDS="$MY_PIDS $!"
-	if wait_for 20 test -s "$SRV/dns.port"; then
-		pass
-	else
-		fail "DNS server did not start" "$(cat "$SRV/dns.err")"
-		finish
-	fi
-	DNS_PORT=$(cat "$SRV/dns.port")
-}
-
-# start_sink ARG...: one sink; @P@ in ARGs becomes a random free port
-# (retried when taken). Sets PORT, SINK_PID, SINKLOG.
-start_sink() {
-	local _
-	SINKLOG=$SRV/sink.log
-	for _ in 1 2 3 4 5 6; do
-		PORT=$((20000 + RANDOM % 12000))
-		rm -f "$SRV/sink.ready" "$SINKLOG"
-		"$PYTHON" "$SERVERS/smtpsink.py" "${@//@P@/$PORT}" \
-		    --log "$SINKLOG" --ready-file "$SRV/sink.ready" \
-		    --stats-file "$SRV/sink.stats" --watch-pid $$ \
-		    --max-lifetime 600 2>"$SRV/sink.err" &
-		SINK_PID=$!
-		MY_PIDS="$MY_PIDS $SINK_PID"
-		wait_for 30 sh -c "[ -e '$SRV/sink.ready' ] || ! kill -0 $SINK_PID 2>/dev/null"
-		if [ -e "$SRV/sink.ready" ]; then
-			pass
-			return 0
-		fi
-		if ! kill -0 "$SINK_PID" 2>/dev/null && grep -q "in use" "$SRV/sink.err"; then
-			continue
-		fi
-		break
-	done
-	fail "sink did not start" "$(cat "$SRV/sink.err" 2>/dev/null)"
-	finish
-}
-
-# sinkq EXPR: a python expression over the sink's log: R every record,
-# M the accepted messages, tid(PREFIX) those whose X-Test-Id starts so,
-# S the session records, C collections.Counter
-cat >"$SRV/q.py" <<'PY'
-import collections, json, sys
-C = collections.Counter
-R = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-M = [r for r in R if r["type"] == "message"]
-S = [r for r in R if r["type"] == "session"]
-def tid(p): return [m for m in M if (m.get("x_test_id") or "").startswith(p)]
-print(eval(sys.argv[2]))
-PY
-sinkq() { "$PYTHON" "$SRV/q.py" "$SINKLOG" "$1"; }
-
-# bs_stream N SENDER RCPT TAG [HEADER]: an SMTP dialogue for sendmail -bs
-# queueing N messages; %d in RCPT becomes the message number, each has
-# X-Test-Id TAG-number
-cat >"$SRV/bs.py" <<'PY'
-import sys
-n, sender, rcpt, tag = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-extra = (sys.argv[5] + "\r\n") if len(sys.argv) > 5 and sys.argv[5] else ""
-w = sys.stdout.buffer
-w.write(b"EHLO client.example\r\n")
-for i in range(n):
-    r = rcpt.replace("%d", str(i))
-    w.write(("MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n"
-             "From: <%s>\r\nTo: <%s>\r\nSubject: %s %d\r\nX-Test-Id: %s-%d\r\n"
-             "%s\r\nmessage %d\r\n.\r\n"
-             % (sender, r, sender, r, tag, i, tag, i, extra, i)).encode())
-w.write(b"QUIT\r\n")
-PY
-
-# queue_bs N SENDER RCPT TAG [SENDMAIL-ARG...]: queue N messages in one
-# sendmail -bs session; asserts every one was accepted
-queue_bs() {
-	local n=$1 sender=$2 rcpt=$3 tag=$4
-	shift 4
-	"$PYTHON" "$SRV/bs.py" "$n" "$sender" "$rcpt" "$tag" >"$SRV/bs.in"
-	assert_exit 0 "$SENDMAIL" -bs "$@" <"$SRV/bs.in"
-	assert_eq "$n" "$(grep -c '^250 2.0.0 Ok: queued as' "$OUT")" \
-	    "messages accepted by sendmail -bs ($tag)"
-}
-
-# drain_daemon SECONDS: a daemon until the queue is empty (at most
-# SECONDS), then stopped; asserts the queue emptied
-drain_daemon() {
-	local lim=$1 d
-	"$QUEUERUN" run --daemon 1h >"$SRV/daemon.out" 2>&1 &
-	d=$!
-	MY_PIDS="$MY_PIDS $d"
-	if wait_for "$lim" sh -c "! $SENDMAIL -bp 2>/dev/null | grep -Eq '^[0-9A-F]{13}'"; then
-		pass
-	else
-		fail "the daemon did not empty the queue within $lim s" \
-		    "$($SENDMAIL -bp | tail -3)" "$(grep -v 'status=sent\|removed\|from=<\|message-id=\|uid=' "$LOGFILE" | tail -20)"
-	fi
-	kill -TERM "$d" 2>/dev/null
-	wait "$d"
-	assert_eq 0 "$?" "daemon exit status after SIGTERM"
-}
-
-# route_field OUTPUT KEY: the value of "  KEY: ..." in route output
-route_field() { printf '%s\n' "$1" | sed -n "s/^  $2: //p" | head -1; }
-
-# sample_config SMTP-PORT DNS-PORT: the issue's sample, with the ports
-sample_config() {
-	cat <<EOF
-resolver  = "127.0.0.1:$2"
-smtp_port = $1
-
-pool default { source "127.0.0.1" { } }
-pool gmail {
-  source "127.0.0.11" { helo = "gm1.example.org" weight = 3 }
-  source "127.0.0.12" { helo = "gm2.example.org" weight = 1 }
-  source "127.0.0.13" { helo = "gm3.example.org" enabled = false }
-}
-pool transactional { source "127.0.0.20" { helo = "tx.example.org" } }
-
-provider gmail {
-  domains = { "gmail.com", "googlemail.com" }
-  mx      = { "*.google.com", "*.googlemail.com" }
-  pool    = "gmail"
-  concurrency = 4
-  rate    = "20/s"
-  recipients_per_message  = 50
-  messages_per_connection = 100
-}
-provider internal {
-  domains = { "example.org" }
-  relay   = "[127.0.0.30]:$1"
-}
-provider therest { pool = "default" concurrency = 20 }
-
-lane priority { pool = "transactional" }
-lane bulk {
-  match_sender = { "*@lists.example.org" }
-  match_user   = { "civicrm" }
-  match_header = { "Precedence: bulk", "Precedence: list" }
-}
-EOF
-}
 
 # ---------------------------------------------------------------- servers
 
@@ -240,7 +62,8 @@ a.sub.test			MX 10 mx.other.test
 sub.test			MX 10 mx.other.test
 EOF
 start_dns "$SRV/zone"
-start_sink --listen $MX_G:@P@ --listen $MX_O:@P@ --listen $RELAY:@P@
+start_sink sink --listen $MX_G:@P@ --listen $MX_O:@P@ --listen $RELAY:@P@ \
+    --max-lifetime 600
 say "sink on port $PORT, DNS on 127.0.0.1:$DNS_PORT"
 
 # ---------------------------------------------------------------- route
@@ -340,7 +163,7 @@ for i in 1 2 3 4 5 6 7 8; do
 	printf 'From: a@src.example\nX-Test-Id: pass-%d\n\npass %d\n' "$i" "$i" |
 	    assert_exit 0 "$SENDMAIL" -i -O Lane=bulk "p$i@gmail.com"
 	assert_exit 0 "$QUEUERUN" run
-	got=$(sinkq "[m['peer_ip'] for m in tid('pass-$i')]")
+	got=$(sinkq "[m['peer_ip'] for m in tids('pass-$i')]")
 	assert_eq "['$want']" "$got" "pass $i: source used vs the one route named"
 	seen="$seen $want"
 done
@@ -360,19 +183,19 @@ t0=$(date +%s.%N)
 drain_daemon 90
 t1=$(date +%s.%N)
 say "drained in $("$PYTHON" -c "print(round($t1 - $t0, 1))") s"
-n11=$(sinkq "len([m for m in tid('ratio-') if m['peer_ip'] == '127.0.0.11'])")
-n12=$(sinkq "len([m for m in tid('ratio-') if m['peer_ip'] == '127.0.0.12'])")
+n11=$(sinkq "len([m for m in tids('ratio-') if m['peer_ip'] == '127.0.0.11'])")
+n12=$(sinkq "len([m for m in tids('ratio-') if m['peer_ip'] == '127.0.0.12'])")
 say "from 127.0.0.11: $n11, from 127.0.0.12: $n12"
-assert_eq 400 "$(sinkq "len(tid('ratio-'))")" "bulk gmail messages arrived"
-assert_eq 400 "$(sinkq "len(set(m['x_test_id'] for m in tid('ratio-')))")" "distinct bulk gmail messages arrived"
+assert_eq 400 "$(sinkq "len(tids('ratio-'))")" "bulk gmail messages arrived"
+assert_eq 400 "$(sinkq "len(set(m['x_test_id'] for m in tids('ratio-')))")" "distinct bulk gmail messages arrived"
 assert_eq 400 "$((n11 + n12))" "bulk gmail messages from 127.0.0.11 or 127.0.0.12"
 assert_eq 0 "$(sinkq "len([r for r in R if r.get('peer_ip') == '127.0.0.13'])")" \
     "sink records from the disabled 127.0.0.13"
 assert_eq True "$(sinkq "0.9 * 3 <= $n11 / max($n12, 1) <= 1.1 * 3")" \
     "ratio 127.0.0.11:127.0.0.12 = $n11:$n12 within 3:1 +-10%"
-assert_eq "[]" "$(sinkq "sorted(set((m['peer_ip'], m['helo']) for m in tid('ratio-')) - {('127.0.0.11', 'gm1.example.org'), ('127.0.0.12', 'gm2.example.org')})")" \
+assert_eq "[]" "$(sinkq "sorted(set((m['peer_ip'], m['helo']) for m in tids('ratio-')) - {('127.0.0.11', 'gm1.example.org'), ('127.0.0.12', 'gm2.example.org')})")" \
     "(source, helo) pairs other than the configured ones"
-assert_eq "[]" "$(sinkq "sorted(set(m['listener'] for m in tid('ratio-')) - {'$MX_G:$PORT'})")" \
+assert_eq "[]" "$(sinkq "sorted(set(m['listener'] for m in tids('ratio-')) - {'$MX_G:$PORT'})")" \
     "listeners other than gmail's MX"
 
 # ---------------------------------------------------------------- priority
@@ -385,16 +208,16 @@ for i in 1 2 3; do
 	printf 'From: a@src.example\nX-Test-Id: prio-o-%d\n\nreset %d\n' "$i" "$i" |
 	    assert_exit 0 "$SENDMAIL" -i "po$i@other.test"
 done
-if wait_for 30 sh -c "[ \"\$('$PYTHON' '$SRV/q.py' '$SINKLOG' \"len(tid('prio-'))\")\" = 6 ]"; then
+if wait_for 30 sink_true "len(tids('prio-')) == 6"; then
 	pass
 else
-	fail "the 6 priority messages did not all arrive within 30 s" "$(sinkq "len(tid('prio-'))")"
+	fail "the 6 priority messages did not all arrive within 30 s" "$(sinkq "len(tids('prio-'))")"
 fi
-assert_eq "['127.0.0.20']" "$(sinkq "sorted(set(m['peer_ip'] for m in tid('prio-')))")" \
+assert_eq "['127.0.0.20']" "$(sinkq "sorted(set(m['peer_ip'] for m in tids('prio-')))")" \
     "source addresses of priority mail (gmail.com and other.test)"
-assert_eq "['tx.example.org']" "$(sinkq "sorted(set(m['helo'] for m in tid('prio-')))")" \
+assert_eq "['tx.example.org']" "$(sinkq "sorted(set(m['helo'] for m in tids('prio-')))")" \
     "helo of priority mail"
-assert_eq "['$MX_G:$PORT', '$MX_O:$PORT']" "$(sinkq "sorted(set(m['listener'] for m in tid('prio-')))")" \
+assert_eq "['$MX_G:$PORT', '$MX_O:$PORT']" "$(sinkq "sorted(set(m['listener'] for m in tids('prio-')))")" \
     "MX hosts reached by priority mail"
 wait_for 30 sh -c "! $SENDMAIL -bp 2>/dev/null | grep -Eq '^[0-9A-F]{13}'"
 assert_queue_empty "queue after the priority deliveries"
@@ -410,12 +233,12 @@ assert_match "$(route_field "$(last_out)" provider)" '^gmail \(MX aspmx\.l\.goog
 next=$(route_field "$(last_out)" source | cut -d' ' -f1)
 assert_match "$next" '^127\.0\.0\.1[12]$' "route: next source for gcorp.test"
 drain_daemon 30
-assert_eq 8 "$(sinkq "len(tid('gcorp-'))")" "gcorp.test messages arrived"
+assert_eq 8 "$(sinkq "len(tids('gcorp-'))")" "gcorp.test messages arrived"
 # One connection carries all 8 (messages_per_connection 100), from the
 # source route named.
-assert_eq "['$next']" "$(sinkq "sorted(set(m['peer_ip'] for m in tid('gcorp-')))")" \
+assert_eq "['$next']" "$(sinkq "sorted(set(m['peer_ip'] for m in tids('gcorp-')))")" \
     "source address of gcorp.test bulk mail (gmail's pool, the next source)"
-assert_eq "[]" "$(sinkq "sorted(set((m['peer_ip'], m['helo']) for m in tid('gcorp-')) - {('127.0.0.11', 'gm1.example.org'), ('127.0.0.12', 'gm2.example.org')})")" \
+assert_eq "[]" "$(sinkq "sorted(set((m['peer_ip'], m['helo']) for m in tids('gcorp-')) - {('127.0.0.11', 'gm1.example.org'), ('127.0.0.12', 'gm2.example.org')})")" \
     "(source, helo) of gcorp.test mail other than gmail's"
 id=$(grep -F 'to=<c0@gcorp.test>' "$LOGFILE" | head -1)
 assert_contains "$id" "relay=aspmx.l.google.com[$MX_G]:$PORT" "log line of gcorp.test mail"

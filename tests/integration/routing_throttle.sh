@@ -45,162 +45,16 @@
 #	routing_sources.sh, routing_lanes.sh
 . "$(dirname "$0")/../lib.sh"
 
-PYTHON=/usr/bin/python3
-SERVERS=$MXL_SRC/tests/servers
 need_file "$PYTHON" "$SERVERS/smtpsink.py" "$SERVERS/dnsserver.py" \
     "$SENDMAIL" "$QUEUERUN"
 
-SRV=$T/servers
-rm -rf "$SRV"
-mkdir -p "$SRV"
-MY_PIDS=
-cleanup() {
-	local p
-	for p in $MY_PIDS; do
-		kill -TERM "$p" 2>/dev/null
-	done
-	for p in $MY_PIDS; do
-		wait "$p" 2>/dev/null
-	done
-}
-trap 'cleanup; [ -n "${MXL_SCRATCH:-}" ] || rm -rf "$T"' EXIT
-trap 'exit 143' TERM INT
-
 # ---------------------------------------------------------------- helpers
-
-# wait_for SECONDS CMD...: true once CMD succeeds, polled every 0.1 s
-wait_for() {
-	local n=$(($1 * 10))
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		sleep 0.1
-		n=$((n - 1))
-	done
-	return 1
-}
-
-# start_dns ZONEFILE: the DNS server on 127.0.0.1; sets DNS_PORT
-start_dns() {
-	rm -f "$SRV/dns.port"
-	"$PYTHON" "$SERVERS/dnsserver.py" --zone "$1" --address 127.0.0.1 \
-	    --port 0 --port-file "$SRV/dns.port" --log "$SRV/dns.log" \
-	    >"$SRV/dns.out" 2>"$SRV/dns.err" &
-	MY_PIDS="$MY_PIDS $!"
-	if wait_for 20 test -s "$SRV/dns.port"; then
-		pass
-	else
-		fail "DNS server did not start" "$(cat "$SRV/dns.err")"
-		finish
-	fi
-	DNS_PORT=$(cat "$SRV/dns.port")
-}
-
-# start_sink ARG...: one sink; @P@ in ARGs becomes a random free port
-# (retried when taken). Sets PORT, SINK_PID, SINKLOG.
-start_sink() {
-	local _
-	SINKLOG=$SRV/sink.log
-	for _ in 1 2 3 4 5 6; do
-		PORT=$((20000 + RANDOM % 12000))
-		rm -f "$SRV/sink.ready" "$SINKLOG"
-		"$PYTHON" "$SERVERS/smtpsink.py" "${@//@P@/$PORT}" \
-		    --log "$SINKLOG" --ready-file "$SRV/sink.ready" \
-		    --stats-file "$SRV/sink.stats" --watch-pid $$ \
-		    --max-lifetime 600 2>"$SRV/sink.err" &
-		SINK_PID=$!
-		MY_PIDS="$MY_PIDS $SINK_PID"
-		wait_for 30 sh -c "[ -e '$SRV/sink.ready' ] || ! kill -0 $SINK_PID 2>/dev/null"
-		if [ -e "$SRV/sink.ready" ]; then
-			pass
-			return 0
-		fi
-		if ! kill -0 "$SINK_PID" 2>/dev/null && grep -q "in use" "$SRV/sink.err"; then
-			continue
-		fi
-		break
-	done
-	fail "sink did not start" "$(cat "$SRV/sink.err" 2>/dev/null)"
-	finish
-}
-
-# sinkq EXPR: a python expression over the sink's log: R every record,
-# M the accepted messages, tid(PREFIX) those whose X-Test-Id starts so,
-# S the session records, C collections.Counter
-cat >"$SRV/q.py" <<'PY'
-import collections, json, sys
-C = collections.Counter
-R = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-M = [r for r in R if r["type"] == "message"]
-S = [r for r in R if r["type"] == "session"]
-def tid(p): return [m for m in M if (m.get("x_test_id") or "").startswith(p)]
-print(eval(sys.argv[2]))
-PY
-sinkq() { "$PYTHON" "$SRV/q.py" "$SINKLOG" "$1"; }
-
-# bs_stream N SENDER RCPT TAG [HEADER]: an SMTP dialogue for sendmail -bs
-# queueing N messages; %d in RCPT becomes the message number, each has
-# X-Test-Id TAG-number
-cat >"$SRV/bs.py" <<'PY'
-import sys
-n, sender, rcpt, tag = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-extra = (sys.argv[5] + "\r\n") if len(sys.argv) > 5 and sys.argv[5] else ""
-w = sys.stdout.buffer
-w.write(b"EHLO client.example\r\n")
-for i in range(n):
-    r = rcpt.replace("%d", str(i))
-    w.write(("MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n"
-             "From: <%s>\r\nTo: <%s>\r\nSubject: %s %d\r\nX-Test-Id: %s-%d\r\n"
-             "%s\r\nmessage %d\r\n.\r\n"
-             % (sender, r, sender, r, tag, i, tag, i, extra, i)).encode())
-w.write(b"QUIT\r\n")
-PY
-
-# queue_bs N SENDER RCPT TAG [SENDMAIL-ARG...]: queue N messages in one
-# sendmail -bs session; asserts every one was accepted
-queue_bs() {
-	local n=$1 sender=$2 rcpt=$3 tag=$4
-	shift 4
-	"$PYTHON" "$SRV/bs.py" "$n" "$sender" "$rcpt" "$tag" >"$SRV/bs.in"
-	assert_exit 0 "$SENDMAIL" -bs "$@" <"$SRV/bs.in"
-	assert_eq "$n" "$(grep -c '^250 2.0.0 Ok: queued as' "$OUT")" \
-	    "messages accepted by sendmail -bs ($tag)"
-}
-
-# drain_daemon SECONDS: a daemon until the queue is empty (at most
-# SECONDS), then stopped; asserts the queue emptied
-drain_daemon() {
-	local lim=$1 d
-	"$QUEUERUN" run --daemon 1h >"$SRV/daemon.out" 2>&1 &
-	d=$!
-	MY_PIDS="$MY_PIDS $d"
-	if wait_for "$lim" sh -c "! $SENDMAIL -bp 2>/dev/null | grep -Eq '^[0-9A-F]{13}'"; then
-		pass
-	else
-		fail "the daemon did not empty the queue within $lim s" \
-		    "$($SENDMAIL -bp | tail -3)" "$(grep -v 'status=sent\|removed\|from=<\|message-id=\|uid=' "$LOGFILE" | tail -20)"
-	fi
-	kill -TERM "$d" 2>/dev/null
-	wait "$d"
-	assert_eq 0 "$?" "daemon exit status after SIGTERM"
-}
-
-# route_field OUTPUT KEY: the value of "  KEY: ..." in route output
-route_field() { printf '%s\n' "$1" | sed -n "s/^  $2: //p" | head -1; }
-
-# now: Unix time with microseconds, without a fork (bash 5)
-now() { printf "%s\n" "$EPOCHREALTIME"; }
-# pyc EXPR: a python expression (arithmetic on shell values)
-pyc() { "$PYTHON" -c "print($1)"; }
 
 # The rate as a sliding window, with the issue's 10% tolerance: at a rate
 # of N per P seconds no N+1 events fall within 0.9 P (N of them take at
 # least 0.9 P). most_in WINDOW LIST: the most of the (python) LIST of
 # times that fall within WINDOW seconds of each other.
 most_in() { pyc "(lambda t: max([sum(1 for y in t if x <= y < x + $1) for x in t] or [0]))(sorted($2))"; }
-
-# sent_count TAG: messages of that test id prefix at the sink
-sent_count() { sinkq "len(tid('$1-'))"; }
 
 # held_check TAG: every queued recipient is held, not failed: state
 # queued, attempts 0, next try in the future
@@ -250,9 +104,10 @@ MX_PAIR=127.0.0.58
 	echo "mx.pair.test A $MX_PAIR"
 } >"$SRV/zone"
 start_dns "$SRV/zone"
-start_sink --listen $MX_CONC:@P@=delay50 --listen $MX_RATE:@P@ \
+start_sink sink --listen $MX_CONC:@P@=delay50 --listen $MX_RATE:@P@ \
     --listen $MX_RPM:@P@ --listen $MX_OTHER:@P@ --listen $MX_MPC:@P@ \
-    --listen $MX_SLOW:@P@ --listen $MX_SPACED:@P@ --listen $MX_PAIR:@P@
+    --listen $MX_SLOW:@P@ --listen $MX_SPACED:@P@ --listen $MX_PAIR:@P@ \
+    --max-lifetime 600
 say "sink on port $PORT, DNS on 127.0.0.1:$DNS_PORT"
 BASE=("resolver = \"127.0.0.1:$DNS_PORT\"" "smtp_port = $PORT"
     'pool one { source "127.0.0.11" { helo = "one.example.org" } }'
@@ -292,7 +147,7 @@ assert_eq 60 "$(sinkq "len(set(m['x_test_id'] for m in M if m['listener'] == '$M
 assert_eq "['127.0.0.11']" "$(sinkq "sorted(set(m['peer_ip'] for m in M if m['listener'] == '$MX_CONC:$PORT'))")" \
     "source addresses at the concurrency MX"
 maxc=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["max_active_per_peer_listener"].get(sys.argv[2], 0))' \
-    "$SRV/sink.stats" "127.0.0.11>$MX_CONC:$PORT")
+    "$SINK_STATS" "127.0.0.11>$MX_CONC:$PORT")
 say "max simultaneous sessions from 127.0.0.11: $maxc"
 assert_eq 2 "$maxc" "max simultaneous sessions from 127.0.0.11 (concurrency = 2: never more, and reached)"
 assert_eq True "$(sinkq "max(s['messages'] for s in S if s['listener'] == '$MX_CONC:$PORT') <= 3")" \
@@ -350,7 +205,7 @@ assert_exit 0 "$QUEUERUN" run
 assert_eq "10 0" "$(sent_count slow) $(sent_count slow2)" "delivered after pass 2 (old, new)"
 assert_queue_count 25 "held after pass 2"
 held_check "after pass 2"
-assert_eq "['127.0.0.12']" "$(sinkq "sorted(set(m['peer_ip'] for m in tid('slow')))")" "source address (pool two)"
+assert_eq "['127.0.0.12']" "$(sinkq "sorted(set(m['peer_ip'] for m in tids('slow')))")" "source address (pool two)"
 assert_eq "" "$(grep -i 'deferred' "$LOGFILE")" "log lines mentioning deferred (held mail is not deferred)"
 # held mail is booked to come back at the throttle's pace: never faster
 # than the rate (no 11 within 54 s), and not slower: after 10 at pass
@@ -378,7 +233,7 @@ setup pair "${BASE[@]}" \
     'provider pair { domains = { "pair.test" } pool = "pair" rate = "10/m" }'
 queue_bs 30 news@src.example 'm%d@pair.test' pair -O Lane=bulk
 assert_exit 0 "$QUEUERUN" run
-assert_eq "[('127.0.0.13', 10), ('127.0.0.14', 10)]" "$(sinkq "sorted(C(m['peer_ip'] for m in tid('pair-')).items())")" \
+assert_eq "[('127.0.0.13', 10), ('127.0.0.14', 10)]" "$(sinkq "sorted(C(m['peer_ip'] for m in tids('pair-')).items())")" \
     "messages per source address after one pass"
 held_check "pair"
 
@@ -392,7 +247,7 @@ el=$(pyc "round($(now) - $t0, 1)")
 say "the pass took $el s and delivered $(sent_count wait)"
 assert_eq 60 "$(sent_count wait)" "delivered by one pass (every hold was under 5 s)"
 assert_queue_empty "queue after one pass at 20/s"
-most=$(most_in 0.9 "$(sinkq "[m['time'] for m in tid('wait-')]")")
+most=$(most_in 0.9 "$(sinkq "[m['time'] for m in tids('wait-')]")")
 assert_eq True "$(pyc "$most <= 20")" "most messages within 0.9 s (rate 20/s, -10%): got $most"
 
 # ---------------------------------------------------------------- delay
@@ -406,12 +261,12 @@ t0=$(now)
 drain_daemon 20
 say "the daemon sent 6 in $(pyc "round($(now) - $t0, 1)") s"
 assert_eq 6 "$(sent_count spaced)" "delivered (delay)"
-gaps=$(sinkq "' '.join('%.3f' % (b - a) for a, b in zip(sorted(m['time'] for m in tid('spaced-')), sorted(m['time'] for m in tid('spaced-'))[1:]))")
+gaps=$(sinkq "' '.join('%.3f' % (b - a) for a, b in zip(sorted(m['time'] for m in tids('spaced-')), sorted(m['time'] for m in tids('spaced-'))[1:]))")
 say "gaps between deliveries: $gaps"
-assert_eq True "$(sinkq "len(tid('spaced-')) == 6 and min(b - a for a, b in zip(sorted(m['time'] for m in tid('spaced-')), sorted(m['time'] for m in tid('spaced-'))[1:])) >= 0.45")" \
+assert_eq True "$(sinkq "len(tids('spaced-')) == 6 and min(b - a for a, b in zip(sorted(m['time'] for m in tids('spaced-')), sorted(m['time'] for m in tids('spaced-'))[1:])) >= 0.45")" \
     "every gap between deliveries >= 0.5 s (-50 ms), got: $gaps"
 # and the daemon keeps to that pace: 5 gaps of 0.5 s, +10%
-span=$(sinkq "round(max([m['time'] for m in tid('spaced-')] or [0]) - min([m['time'] for m in tid('spaced-')] or [0]), 3)")
+span=$(sinkq "round(max([m['time'] for m in tids('spaced-')] or [0]) - min([m['time'] for m in tids('spaced-')] or [0]), 3)")
 assert_eq True "$(pyc "$span <= 2.75")" "first to last of 6 deliveries at delay 500ms <= 2.75 s (got $span s)"
 
 # ---------------------------------------------------------------- rate
@@ -425,12 +280,12 @@ others=$(pgrep -x queuerun | grep -v "^$$\$" | tr '\n' ' ')
 [ -z "$others" ] || say "note: other queuerun processes on the machine: $others"
 "$QUEUERUN" run --daemon 1h >"$W/daemon.out" 2>&1 &
 DAEMON=$!
-MY_PIDS="$MY_PIDS $DAEMON"
+track_pid "$DAEMON"
 # until 33 s after the first arrival (bounded: 60 s in all)
 t0=$(now)
 first=
 while [ "$(pyc "$(now) - $t0 < 60")" = True ]; do
-	first=$(sinkq "min([m['time'] for m in tid('rate-')] or [0])")
+	first=$(sinkq "min([m['time'] for m in tids('rate-')] or [0])")
 	if [ "$first" != 0 ] && [ "$(pyc "$(now) > $first + 33")" = True ]; then
 		break
 	fi
@@ -439,15 +294,15 @@ done
 kill -TERM "$DAEMON"
 wait "$DAEMON"
 assert_eq 0 "$?" "daemon exit status after SIGTERM"
-n=$(sinkq "len([m for m in tid('rate-') if $first + 2 <= m['time'] < $first + 32])")
+n=$(sinkq "len([m for m in tids('rate-') if $first + 2 <= m['time'] < $first + 32])")
 total=$(sent_count rate)
 say "messages in the 30 s window: $n ($(pyc "round($n / 30, 2)")/s); $total in all"
 assert_eq True "$(pyc "540 <= $n <= 660")" "messages in 30 s at rate 20/s: 600 +-10%, got $n"
 # a sliding window: never 21 within 0.9 s, the start included
-most=$(most_in 0.9 "$(sinkq "[m['time'] for m in tid('rate-')]")")
-say "most messages within 0.9 s: $most (most within 1 s: $(most_in 1 "$(sinkq "[m['time'] for m in tid('rate-')]")"))"
+most=$(most_in 0.9 "$(sinkq "[m['time'] for m in tids('rate-')]")")
+say "most messages within 0.9 s: $most (most within 1 s: $(most_in 1 "$(sinkq "[m['time'] for m in tids('rate-')]")"))"
 assert_eq True "$(pyc "$most <= 20")" "most messages within 0.9 s at rate 20/s (-10%): got $most"
-assert_eq "['127.0.0.12']" "$(sinkq "sorted(set(m['peer_ip'] for m in tid('rate-')))")" "source address (pool two)"
+assert_eq "['127.0.0.12']" "$(sinkq "sorted(set(m['peer_ip'] for m in tids('rate-')))")" "source address (pool two)"
 assert_eq True "$(pyc "$total < 800")" "backlog still queued at the end of the window (so the window was throttled)"
 assert_eq "" "$(grep -F 'status=deferred' "$LOGFILE")" "deferred log lines in the rate test"
 

@@ -35,10 +35,7 @@
 #	runner_crash.sh, runner_diskuse.sh, tests/servers/README
 . "$(dirname "$0")/../lib.sh"
 
-PYTHON=/usr/bin/python3
-DNSSERVER=$MXL_SRC/tests/servers/dnsserver.py
-SMTPSINK=$MXL_SRC/tests/servers/smtpsink.py
-need_file "$SENDMAIL" "$QUEUERUN" "$PYTHON" "$DNSSERVER" "$SMTPSINK"
+need_file "$SENDMAIL" "$QUEUERUN" "$PYTHON" "$SERVERS/dnsserver.py" "$SERVERS/smtpsink.py"
 
 if [ -n "${MXL_SANITIZE:-}" ]; then N=2000; else N=5000; fi
 NDOM=20
@@ -48,84 +45,13 @@ MX_IP=127.0.0.82
 PREFIX=conc-$$
 DOM=conc.test
 
-SERVER_PIDS=
-RUNNER_PIDS=
-cleanup() {
-	local p
-	for p in $RUNNER_PIDS $SERVER_PIDS; do
-		kill "$p" 2>/dev/null
-	done
-	wait 2>/dev/null
-}
-trap 'cleanup; [ -n "${MXL_SCRATCH:-}" ] || rm -rf "$T"' EXIT
-
-# wait_for SECONDS CMD...: polls CMD every 0.1 s
-wait_for() {
-	local n=$(($1 * 10))
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		sleep 0.1
-		n=$((n - 1))
-	done
-	return 1
-}
-
-# ---------------------------------------------------------------- helpers
-
-# elapsed_ms T0: milliseconds since T0 (from date +%s%N)
-elapsed_ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
-
-# kv KEY LINE: the value of KEY in a "k=v k=v" line
-kv() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-
-# start_servers: the DNS server and the sink; sets SPORT
-start_servers() {
-	local try d
-	{
-		for ((d = 0; d < NDOM; d++)); do
-			echo "d$d.$DOM MX 10 mx.$DOM"
-		done
-		echo "mx.$DOM A $MX_IP"
-	} >"$W/zone"
-	"$PYTHON" "$DNSSERVER" --zone "$W/zone" --address $DNS_IP --port 0 \
-	    --port-file "$W/dns.port" >"$W/dns.out" 2>"$W/dns.err" &
-	SERVER_PIDS="$SERVER_PIDS $!"
-	if wait_for 20 test -s "$W/dns.port"; then
-		pass
-	else
-		fail "the DNS server did not start" "$(cat "$W/dns.err")"
-		finish
-	fi
-	for try in 1 2 3 4 5 6; do
-		SPORT=$((20000 + RANDOM % 12000))
-		rm -f "$W/sink.ready"
-		"$PYTHON" "$SMTPSINK" --listen $MX_IP:$SPORT --log "$W/sink.log" \
-		    --ready-file "$W/sink.ready" --stats-file "$W/sink.stats" \
-		    --watch-pid $$ --max-lifetime 900 2>"$W/sink.err" &
-		local spid=$!
-		SERVER_PIDS="$SERVER_PIDS $spid"
-		wait_for 20 sh -c "[ -e '$W/sink.ready' ] || ! kill -0 $spid 2>/dev/null"
-		if [ -e "$W/sink.ready" ]; then
-			pass
-			return
-		fi
-		grep -q "cannot listen" "$W/sink.err" || break
-	done
-	fail "the sink did not start" "$(cat "$W/sink.err")"
-	finish
-}
-
 # ---------------------------------------------------------------- queue
 
 section "queue $N messages for $NDOM domains"
-setup conc
-start_servers
-write_config "$CONF" "$SPOOL" "$ALIASES" "$LOGFILE" \
-    "resolver = \"$DNS_IP:$(cat "$W/dns.port")\"" "smtp_port = $SPORT" \
-    "immediate_delivery = false" "queuerun_path = \"$QUEUERUN\""
+start_servers $NDOM $DOM $DNS_IP $MX_IP
+setup conc "resolver = \"$DNS_IP:$DNS_PORT\"" "smtp_port = $PORT"
 t0=$(date +%s%N)
-R=$("$PYTHON" "$MXL_SRC/tests/servers/queue_bs.py" "$SENDMAIL" $N $NDOM $PREFIX "d%d.$DOM" 300 4 "$W/map")
+R=$("$PYTHON" "$SERVERS/queue_bs.py" "$SENDMAIL" $N $NDOM $PREFIX "d%d.$DOM" 300 4 "$W/map")
 say "queued in $(elapsed_ms $t0) ms: $R"
 assert_eq "queued=$N unique_ids=$N errors=0" "$R" "submission result"
 assert_queue_count $N
@@ -134,9 +60,11 @@ assert_queue_count $N
 
 section "three runners at once"
 t0=$(date +%s%N)
+RUNNER_PIDS=
 for ((i = 1; i <= RUNNERS; i++)); do
 	timeout -k 5 300 "$QUEUERUN" run >"$W/runner$i.out" 2>"$W/runner$i.err" &
 	RUNNER_PIDS="$RUNNER_PIDS $!"
+	track_pid $!
 done
 i=0
 for p in $RUNNER_PIDS; do
@@ -144,13 +72,12 @@ for p in $RUNNER_PIDS; do
 	wait "$p"
 	assert_eq 0 "$?" "exit status of runner $i ($(head -c 500 "$W/runner$i.err"))"
 done
-RUNNER_PIDS=
 say "drained in $(elapsed_ms $t0) ms"
 
 section "each message delivered exactly once"
 assert_queue_empty "after the three runners"
 # The sink logs a message before it answers 250, so all are in by now.
-R=$("$PYTHON" "$MXL_SRC/tests/servers/delivery_check.py" "$W/sink.log" "$W/map" "$LOGFILE")
+R=$("$PYTHON" "$SERVERS/delivery_check.py" "$SINKLOG" "$W/map" "$LOGFILE")
 say "$R"
 assert_eq "$N $N 0 0 0 1" \
     "$(kv records "$R") $(kv distinct "$R") $(kv missing "$R") $(kv unknown "$R") $(kv duplicates "$R") $(kv max_copies "$R")" \
@@ -167,7 +94,7 @@ assert_eq "0 0" "$(kv deferred "$R") $(kv bounced "$R")" "log: deferred and boun
 assert_eq "$N" "$(grep -c 'status=sent' "$LOGFILE")" "status=sent lines in the log"
 assert_eq "$RUNNERS" "$(kv sent_pids "$R")" "runners (pids) that delivered mail"
 
-STATS=$("$PYTHON" -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["max_active"], s["messages_total"], s["sessions_total"])' "$W/sink.stats")
+STATS=$("$PYTHON" -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["max_active"], s["messages_total"], s["sessions_total"])' "$SINK_STATS")
 say "sink: most sessions at once, messages, sessions: $STATS"
 set -- $STATS
 if [ "$1" -ge 2 ] && [ "$1" -le "$RUNNERS" ]; then
@@ -176,11 +103,7 @@ else
 	fail "the sink saw $1 sessions at once; expected 2..$RUNNERS (runners overlapping, one connection each)"
 fi
 assert_eq "$N" "$2" "messages counted by the sink"
-if grep -q Traceback "$W/sink.err" "$W/dns.err"; then
-	fail "a test server had a traceback" "$(cat "$W/sink.err" "$W/dns.err")"
-else
-	pass
-fi
+assert_no_traceback
 
 
 # ---------------------------------------------------------------- lease
@@ -188,32 +111,27 @@ fi
 section "a claim that outlives its lease is not delivered twice"
 SLOW_IP=127.0.0.83
 LN=40
-setup lease
-"$PYTHON" "$SMTPSINK" --listen $SLOW_IP:$SPORT --log "$W/sink.log" \
-    --ready-file "$W/sink.ready" --delay-ms 50 --watch-pid $$ \
-    --max-lifetime 300 2>"$W/sink.err" &
-SERVER_PIDS="$SERVER_PIDS $!"
-wait_for 20 test -e "$W/sink.ready" || fail "the slow sink did not start" "$(cat "$W/sink.err")"
+start_sink slow --listen $SLOW_IP:@P@ --delay-ms 50 --max-lifetime 300
 # The DNS server reads its zone again when the file changes.
-ZONE=$T/conc/zone
+ZONE=$SRV/zone
 { cat "$ZONE"; echo "slow0.test MX 10 mx.slow.test"; echo "mx.slow.test A $SLOW_IP"; } >"$ZONE.new"
 mv "$ZONE.new" "$ZONE"
-write_config "$CONF" "$SPOOL" "$ALIASES" "$LOGFILE" \
-    "resolver = \"$DNS_IP:$(cat "$T/conc/dns.port")\"" "smtp_port = $SPORT" \
-    "immediate_delivery = false" "queuerun_path = \"$QUEUERUN\"" \
+setup lease "resolver = \"$DNS_IP:$DNS_PORT\"" "smtp_port = $PORT" \
     'delivery_lease_time = "2s"'
-R=$("$PYTHON" "$MXL_SRC/tests/servers/queue_bs.py" "$SENDMAIL" $LN 1 lease-$$ "slow%d.test" 300 1 "$W/map")
+R=$("$PYTHON" "$SERVERS/queue_bs.py" "$SENDMAIL" $LN 1 lease-$$ "slow%d.test" 300 1 "$W/map")
 assert_eq "queued=$LN unique_ids=$LN errors=0" "$R" "submission result (lease)"
 timeout -k 5 120 "$QUEUERUN" run >"$W/r1.out" 2>"$W/r1.err" &
 r1=$!
+track_pid $r1
 sleep 3
 timeout -k 5 120 "$QUEUERUN" run >"$W/r2.out" 2>"$W/r2.err" &
 r2=$!
+track_pid $r2
 wait $r1
 assert_eq 0 "$?" "exit status of the first runner"
 wait $r2
 assert_eq 0 "$?" "exit status of the second runner"
-R=$("$PYTHON" "$MXL_SRC/tests/servers/delivery_check.py" "$W/sink.log" "$W/map" "$LOGFILE")
+R=$("$PYTHON" "$SERVERS/delivery_check.py" "$SINKLOG" "$W/map" "$LOGFILE")
 say "$R"
 assert_eq "$LN $LN 0 0 0" \
     "$(kv records "$R") $(kv distinct "$R") $(kv missing "$R") $(kv unknown "$R") $(kv duplicates "$R")" \

@@ -32,10 +32,7 @@
 #	runner_concurrency.sh, runner_crash.sh, stress_diskfull.sh
 . "$(dirname "$0")/../lib.sh"
 
-PYTHON=/usr/bin/python3
-DNSSERVER=$MXL_SRC/tests/servers/dnsserver.py
-SMTPSINK=$MXL_SRC/tests/servers/smtpsink.py
-need_file "$SENDMAIL" "$QUEUERUN" "$PYTHON" "$DNSSERVER" "$SMTPSINK"
+need_file "$SENDMAIL" "$QUEUERUN" "$PYTHON" "$SERVERS/dnsserver.py" "$SERVERS/smtpsink.py"
 
 if [ -n "${MXL_SANITIZE:-}" ]; then N=1500; else N=3000; fi
 NDOM=20
@@ -47,72 +44,7 @@ PREFIX=disk-$$
 DOM=disk.test
 LOG_MAX_KB=8192		# spool.c: set_lg_max(8 MiB)
 
-SERVER_PIDS=
-cleanup() {
-	local p
-	for p in $SERVER_PIDS; do
-		kill "$p" 2>/dev/null
-	done
-	wait 2>/dev/null
-}
-trap 'cleanup; [ -n "${MXL_SCRATCH:-}" ] || rm -rf "$T"' EXIT
-
-# wait_for SECONDS CMD...: polls CMD every 0.1 s
-wait_for() {
-	local n=$(($1 * 10))
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		sleep 0.1
-		n=$((n - 1))
-	done
-	return 1
-}
-
 # ---------------------------------------------------------------- helpers
-
-# elapsed_ms T0: milliseconds since T0 (from date +%s%N)
-elapsed_ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
-
-# kv KEY LINE: the value of KEY in a "k=v k=v" line
-kv() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-
-# start_servers: the DNS server and the sink; sets SPORT
-start_servers() {
-	local try d
-	{
-		for ((d = 0; d < NDOM; d++)); do
-			echo "d$d.$DOM MX 10 mx.$DOM"
-		done
-		echo "mx.$DOM A $MX_IP"
-	} >"$W/zone"
-	"$PYTHON" "$DNSSERVER" --zone "$W/zone" --address $DNS_IP --port 0 \
-	    --port-file "$W/dns.port" >"$W/dns.out" 2>"$W/dns.err" &
-	SERVER_PIDS="$SERVER_PIDS $!"
-	if wait_for 20 test -s "$W/dns.port"; then
-		pass
-	else
-		fail "the DNS server did not start" "$(cat "$W/dns.err")"
-		finish
-	fi
-	for try in 1 2 3 4 5 6; do
-		SPORT=$((20000 + RANDOM % 12000))
-		rm -f "$W/sink.ready"
-		"$PYTHON" "$SMTPSINK" --listen $MX_IP:$SPORT --log "$W/sink.log" \
-		    --ready-file "$W/sink.ready" --stats-file "$W/sink.stats" \
-		    --watch-pid $$ --max-lifetime 900 2>"$W/sink.err" &
-		local spid=$!
-		SERVER_PIDS="$SERVER_PIDS $spid"
-		wait_for 20 sh -c "[ -e '$W/sink.ready' ] || ! kill -0 $spid 2>/dev/null"
-		if [ -e "$W/sink.ready" ]; then
-			pass
-			return
-		fi
-		grep -q "cannot listen" "$W/sink.err" || break
-	done
-	fail "the sink did not start" "$(cat "$W/sink.err")"
-	finish
-}
 
 # du_kb: disk use of the whole spool directory, in KiB
 du_kb() { du -sk "$SPOOL" | cut -f1; }
@@ -145,17 +77,14 @@ for l in open(sys.argv[1]):
     r = json.loads(l)
     if r.get("type") == "message" and (r.get("x_test_id") or "").startswith(sys.argv[2]):
         ids.add(r["x_test_id"])
-print(len(ids))' "$W/sink.log" "$1"
+print(len(ids))' "$SINKLOG" "$1"
 }
 
 # ---------------------------------------------------------------- cycles
 
 section "$CYCLES cycles of $N messages, queued then drained"
-setup disk
-start_servers
-write_config "$CONF" "$SPOOL" "$ALIASES" "$LOGFILE" \
-    "resolver = \"$DNS_IP:$(cat "$W/dns.port")\"" "smtp_port = $SPORT" \
-    "immediate_delivery = false" "queuerun_path = \"$QUEUERUN\""
+start_servers $NDOM $DOM $DNS_IP $MX_IP
+setup disk "resolver = \"$DNS_IP:$DNS_PORT\"" "smtp_port = $PORT"
 assert_queue_empty "a new spool"
 EMPTY=$(du_kb)
 TABLE=$(printf '%-6s %12s %12s %12s %12s %6s\n' cycle "before KiB" "full KiB" \
@@ -163,7 +92,7 @@ TABLE=$(printf '%-6s %12s %12s %12s %12s %6s\n' cycle "before KiB" "full KiB" \
 declare -a BEFORE DRAINED TABLES
 for ((c = 1; c <= CYCLES; c++)); do
 	BEFORE[c]=$(du_kb)
-	R=$("$PYTHON" "$MXL_SRC/tests/servers/queue_bs.py" "$SENDMAIL" $N $NDOM "$PREFIX-$c" "d%d.$DOM" \
+	R=$("$PYTHON" "$SERVERS/queue_bs.py" "$SENDMAIL" $N $NDOM "$PREFIX-$c" "d%d.$DOM" \
 	    $SIZE 4 "$W/map$c")
 	assert_eq "queued=$N unique_ids=$N errors=0" "$R" "cycle $c: submission result"
 	FULL=$(du_kb)
@@ -228,10 +157,6 @@ else
 	fail "the spool grew from ${DRAINED[1]} KiB after drain 1 to ${DRAINED[CYCLES]} KiB after drain $CYCLES (limit $limit KiB: +20% and one log file)" \
 	    "$TABLE"
 fi
-if grep -q Traceback "$W/sink.err" "$W/dns.err"; then
-	fail "a test server had a traceback" "$(cat "$W/sink.err" "$W/dns.err")"
-else
-	pass
-fi
+assert_no_traceback
 
 finish

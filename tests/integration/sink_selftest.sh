@@ -32,21 +32,12 @@
 #	Takes about 13 seconds.
 . "$(dirname "$0")/../lib.sh"
 
-PYTHON=/usr/bin/python3
-SINK=$MXL_SRC/tests/servers/smtpsink.py
+SINK=$SERVERS/smtpsink.py
 need_file "$PYTHON" "$SINK"
 need_cmd openssl
 D=$T/sinktest
 rm -rf "$D"
 mkdir -p "$D"
-SINK_PIDS=
-cleanup_sinks() {
-	local p
-	for p in $SINK_PIDS; do
-		kill "$p" 2>/dev/null
-	done
-}
-trap 'cleanup_sinks; [ -n "${MXL_SCRATCH:-}" ] || rm -rf "$T"' EXIT
 
 # ---------------------------------------------------------------- helpers
 
@@ -270,69 +261,23 @@ print(json.dumps(v) if isinstance(v, (dict, list)) or v is None else v)
 PY
 
 client() { timeout -k 5 60 "$PYTHON" "$D/client.py" "$@"; }
-logq() { "$PYTHON" "$D/logq.py" "$LOG" "$1"; }
-statq() { "$PYTHON" -c 'import json,sys; s=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$STATS" "$1"; }
-# tok NAME LINE: the value of NAME=... in a client output line
-tok() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+logq() { "$PYTHON" "$D/logq.py" "$SINKLOG" "$1"; }
+statq() { "$PYTHON" -c 'import json,sys; s=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$SINK_STATS" "$1"; }
 # between X LO HI: LO <= X < HI (decimals)
 between() { awk -v x="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(x >= lo && x < hi) }'; }
 assert_between() {
 	if between "$1" "$2" "$3"; then pass; else fail "${4:-value} $1 is not in [$2, $3)"; fi
 }
 
-# wait_for SECONDS CMD...: poll (every 0.1 s) until CMD succeeds
-wait_for() {
-	local n=$(($1 * 10))
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		sleep 0.1
-		n=$((n - 1))
-	done
-	return 1
-}
-
-# start_sink NAME ARG...: one sink in $D/NAME; @P@ in ARGs becomes a free
-# port (a random one, retried when taken). Sets PORT, SPID, SDIR, LOG, STATS.
-start_sink() {
-	local name=$1 try
-	shift
-	for try in 1 2 3 4 5 6; do
-		PORT=$((20000 + RANDOM % 12000))
-		SDIR=$D/$name
-		rm -rf "$SDIR"
-		mkdir -p "$SDIR"
-		LOG=$SDIR/log
-		STATS=$SDIR/stats
-		"$PYTHON" "$SINK" "${@//@P@/$PORT}" --log "$LOG" \
-		    --ready-file "$SDIR/ready" --stats-file "$STATS" \
-		    --watch-pid $$ 2>"$SDIR/stderr" &
-		SPID=$!
-		SINK_PIDS="$SINK_PIDS $SPID"
-		wait_for 20 sh -c "[ -e '$SDIR/ready' ] || ! kill -0 $SPID 2>/dev/null"
-		if [ -e "$SDIR/ready" ]; then
-			pass
-			return 0
-		fi
-		if ! kill -0 "$SPID" 2>/dev/null && grep -q "in use" "$SDIR/stderr"; then
-			wait "$SPID"
-			continue
-		fi
-		break
-	done
-	fail "sink $name did not start" "$(cat "$SDIR/stderr" 2>/dev/null)"
-	finish
-}
-
 # stop_sink: SIGTERM, then it must exit 0 within 10 s
 stop_sink() {
-	kill -TERM "$SPID"
-	if wait_for 10 sh -c "! kill -0 $SPID 2>/dev/null"; then
-		wait "$SPID"
+	kill -TERM "$SINK_PID"
+	if wait_for 10 sh -c "! kill -0 $SINK_PID 2>/dev/null"; then
+		wait "$SINK_PID"
 		assert_eq 0 "$?" "sink exit status after SIGTERM"
 	else
 		fail "sink did not exit within 10 s of SIGTERM"
-		kill -9 "$SPID"
+		kill -9 "$SINK_PID"
 	fi
 }
 
@@ -361,14 +306,14 @@ start_sink main \
     --listen 127.0.0.116:@P@=refuse \
     --listen 127.0.0.117:@P@=rcpt450 \
     --listen 127.0.0.118:@P@ \
-    --save-dir "$D/main/saved" --stall-seconds 30 --max-lifetime 300
+    --save-dir "$SRV/main/saved" --stall-seconds 30 --max-lifetime 300
 P=$PORT
-READY=$(cat "$SDIR/ready")
-assert_contains "$READY" "pid=$SPID" "ready file"
+READY=$(cat "$SINK_DIR/ready")
+assert_contains "$READY" "pid=$SINK_PID" "ready file"
 assert_contains "$READY" "listen=127.0.0.103:$P greet554" "ready file"
 assert_contains "$READY" "listen=127.0.0.106:$P data451" "ready file"
 assert_contains "$READY" "refused=127.0.0.116:$P" "ready file"
-CERT=$(sed -n 's/^cert=//p' "$SDIR/ready")
+CERT=$(sed -n 's/^cert=//p' "$SINK_DIR/ready")
 assert_contains "$(openssl x509 -in "$CERT" -noout -subject 2>&1)" "smtpsink.test" "generated certificate"
 
 # ---------------------------------------------------------------- normal
@@ -376,36 +321,36 @@ assert_contains "$(openssl x509 -in "$CERT" -noout -subject 2>&1)" "smtpsink.tes
 section "normal delivery and every log field"
 R=$(client deliver $A $P $C id=n1 kind=dots from=alice@src.example to=bob@dest.example,carol@dest.example)
 assert_eq "220 250 250 250,250 250 221" \
-    "$(tok connect "$R") $(tok ehlo "$R") $(tok mail "$R") $(tok rcpt "$R") $(tok data "$R") $(tok quit "$R")" \
+    "$(kv connect "$R") $(kv ehlo "$R") $(kv mail "$R") $(kv rcpt "$R") $(kv data "$R") $(kv quit "$R")" \
     "replies to a normal delivery"
-assert_eq "8BITMIME,DSN,ENHANCEDSTATUSCODES,PIPELINING,SIZE" "$(tok ext "$R")" "EHLO keywords of a normal listener"
-wait_for 5 grep -q '"type":"session"' "$LOG"
+assert_eq "8BITMIME,DSN,ENHANCEDSTATUSCODES,PIPELINING,SIZE" "$(kv ext "$R")" "EHLO keywords of a normal listener"
+wait_for 5 grep -q '"type":"session"' "$SINKLOG"
 assert_eq "$A:$P $C" "$(logq 'msg("n1")["listener"] + " " + msg("n1")["peer_ip"]')" "listener and peer"
 assert_match "$(logq 'msg("n1")["peer_port"]')" '^[0-9]+$' "peer port"
 assert_eq "alice@src.example [\"bob@dest.example\", \"carol@dest.example\"]" \
     "$(logq 'msg("n1")["mail_from"] + " " + json.dumps(msg("n1")["rcpt_tos"])')" "envelope"
 assert_match "$(logq 'msg("n1")["helo"]')" '.' "helo"
-assert_eq "$(tok sha "$R")" "$(logq 'msg("n1")["sha256"]')" "sha256 of the dot-unstuffed content"
-assert_eq "$(tok size "$R")" "$(logq 'msg("n1")["size"]')" "size"
+assert_eq "$(kv sha "$R")" "$(logq 'msg("n1")["sha256"]')" "sha256 of the dot-unstuffed content"
+assert_eq "$(kv size "$R")" "$(logq 'msg("n1")["size"]')" "size"
 assert_eq "<n1.0@selftest.example> n1" "$(logq 'msg("n1")["message_id"] + " " + msg("n1")["x_test_id"]')" "Message-ID and X-Test-Id"
 assert_eq "False 1 1 0 0 False" \
     "$(logq '" ".join(str(msg("n1")[k]) for k in ("tls", "txn", "msg", "long_lines", "bare_lf", "eightbit"))')" \
     "tls, txn, msg, long_lines, bare_lf, eightbit"
-assert_eq "$(tok sha "$R")" "$(sha256sum <"$(logq 'msg("n1")["file"]')" | cut -d' ' -f1)" "saved copy"
+assert_eq "$(kv sha "$R")" "$(sha256sum <"$(logq 'msg("n1")["file"]')" | cut -d' ' -f1)" "saved copy"
 assert_eq "1 1 True quit 220" \
     "$(logq '" ".join(str(sess("n1")[k]) for k in ("messages", "transactions", "quit", "end_reason", "greeting"))')" \
     "session line"
 assert_eq "1" "$(logq 'len([r for r in of("connect") if r["session"] == msg("n1")["session"]])')" "connect line"
 
 R=$(client deliver $A $P $C id=n3 count=3)
-assert_eq "250;250;250" "$(tok data "$R")" "three messages in one session"
-wait_for 5 sh -c "[ \"\$($PYTHON $D/logq.py $LOG 'sess(\"n3\") is not None')\" = True ]"
+assert_eq "250;250;250" "$(kv data "$R")" "three messages in one session"
+wait_for 5 sh -c "[ \"\$($PYTHON $D/logq.py $SINKLOG 'sess(\"n3\") is not None')\" = True ]"
 assert_eq "[1, 2, 3] [1, 2, 3] 3" \
     "$(logq 'json.dumps([m["txn"] for m in M if m["x_test_id"] == "n3"]) + " " + json.dumps([m["msg"] for m in M if m["x_test_id"] == "n3"]) + " " + str(sess("n3")["messages"])')" \
     "txn and msg indexes, session message count"
 
 R=$(client deliver $A $P $C id=long1 kind=long)
-assert_eq "250" "$(tok data "$R")" "a message with a 1200-octet line is accepted"
+assert_eq "250" "$(kv data "$R")" "a message with a 1200-octet line is accepted"
 assert_eq "1 1200" "$(logq 'str(msg("long1")["long_lines"]) + " " + str(msg("long1")["max_line"])')" \
     "long_lines counts lines over 998 octets (a 998-octet line is fine)"
 
@@ -413,59 +358,59 @@ assert_eq "1 1200" "$(logq 'str(msg("long1")["long_lines"]) + " " + str(msg("lon
 
 section "greet421, greet554, refuse"
 R=$(client deliver 127.0.0.102 $P $C)
-assert_eq "421" "$(tok connect "$R")" "greet421"
+assert_eq "421" "$(kv connect "$R")" "greet421"
 assert_eq "421 EOF" "$(client greet 127.0.0.102 $P $C)" "greet421: the sink closes the connection"
 assert_eq "554 503 503 221" "$(client greet 127.0.0.103 $P $C)" "greet554: 503 to all but QUIT"
 assert_eq "220 250 250 221" "$(client greet $A $P $C)" "a normal greeting, for comparison"
 R=$(client deliver 127.0.0.116 $P $C)
-assert_eq "refused" "$(tok connect "$R")" "refuse listener does not listen"
+assert_eq "refused" "$(kv connect "$R")" "refuse listener does not listen"
 
 # ---------------------------------------------------------------- MAIL, RCPT
 
 section "MAIL and RCPT faults"
 R=$(client deliver 127.0.0.104 $P $C id=m451)
-assert_eq "451" "$(tok mail "$R")" "mail451"
+assert_eq "451" "$(kv mail "$R")" "mail451"
 R=$(client deliver 127.0.0.105 $P $C id=m550)
-assert_eq "550" "$(tok mail "$R")" "mail550"
+assert_eq "550" "$(kv mail "$R")" "mail550"
 R=$(client deliver $A $P $C id=m550p from=mail550-x@src.example)
-assert_eq "550" "$(tok mail "$R")" "mail550- sender prefix"
-wait_for 5 sh -c "[ \"\$($PYTHON $D/logq.py $LOG 'len(of(\"mail_rejected\"))')\" = 3 ]"
+assert_eq "550" "$(kv mail "$R")" "mail550- sender prefix"
+wait_for 5 sh -c "[ \"\$($PYTHON $D/logq.py $SINKLOG 'len(of(\"mail_rejected\"))')\" = 3 ]"
 assert_eq "3" "$(logq 'len(of("mail_rejected"))')" "mail_rejected lines"
 assert_match "$(logq 'of("mail_rejected")[0]["reply"]')" '^451 4\.3\.0 ' "mail451 reply"
 
 R=$(client deliver $A $P $C id=mix to=a@dest.example,r450-b@dest.example,r550-c@dest.example,r452-d@dest.example,r451-e@dest.example,f@dest.example)
-assert_eq "250,450,550,452,451,250 250" "$(tok rcpt "$R") $(tok data "$R")" "mixed RCPT replies"
+assert_eq "250,450,550,452,451,250 250" "$(kv rcpt "$R") $(kv data "$R")" "mixed RCPT replies"
 assert_eq '["a@dest.example", "f@dest.example"]' "$(logq 'msg("mix")["rcpt_tos"]')" "only accepted recipients in rcpt_tos"
 assert_match "$(logq '" | ".join(x["reply"] for x in msg("mix")["rcpts_rejected"])')" \
     '^450 4\.2\.1 <r450-b@dest\.example>.* \| 550 5\.1\.1 .* \| 452 .* \| 451 ' "rejected recipients recorded"
 R=$(client deliver 127.0.0.117 $P $C id=r450all)
-assert_eq "450" "$(tok rcpt "$R")" "rcpt450 listener"
+assert_eq "450" "$(kv rcpt "$R")" "rcpt450 listener"
 
 # ---------------------------------------------------------------- DATA
 
 section "DATA faults"
 R=$(client deliver 127.0.0.106 $P $C id=d451)
-assert_eq "250 250 451" "$(tok mail "$R") $(tok rcpt "$R") $(tok data "$R")" "data451 after the dot"
+assert_eq "250 250 451" "$(kv mail "$R") $(kv rcpt "$R") $(kv data "$R")" "data451 after the dot"
 R=$(client deliver $A $P $C id=d554 to=ok@dest.example,data554-x@dest.example)
-assert_eq "250,250 554" "$(tok rcpt "$R") $(tok data "$R")" "data554- recipient prefix"
-wait_for 5 sh -c "[ \"\$($PYTHON $D/logq.py $LOG 'len(of(\"rejected\"))')\" = 2 ]"
+assert_eq "250,250 554" "$(kv rcpt "$R") $(kv data "$R")" "data554- recipient prefix"
+wait_for 5 sh -c "[ \"\$($PYTHON $D/logq.py $SINKLOG 'len(of(\"rejected\"))')\" = 2 ]"
 assert_eq "d451 d554" "$(logq '" ".join(r["x_test_id"] for r in of("rejected"))')" "rejected lines"
 assert_eq "None None" "$(logq 'str(msg("d451")) + " " + str(msg("d554"))')" "no message line for a rejected message"
 
 R=$(client deliver 127.0.0.108 $P $C id=drop kind=big)
-assert_eq "disconnected" "$(tok data "$R")" "dropdata closes the connection"
-wait_for 5 sh -c "[ \"\$($PYTHON $D/logq.py $LOG 'len(of(\"dropped\"))')\" = 1 ]"
+assert_eq "disconnected" "$(kv data "$R")" "dropdata closes the connection"
+wait_for 5 sh -c "[ \"\$($PYTHON $D/logq.py $SINKLOG 'len(of(\"dropped\"))')\" = 1 ]"
 DB=$(logq 'of("dropped")[0]["bytes"]')
-assert_eq 100 "$DB" "dropdata drops after --dropdata-bytes (100) of $(tok size "$R") octets"
+assert_eq 100 "$DB" "dropdata drops after --dropdata-bytes (100) of $(kv size "$R") octets"
 assert_eq "dropdata" "$(logq '[r for r in of("session") if r["listener"].startswith("127.0.0.108:")][0]["end_reason"]')" "dropdata session end"
 
 R=$(client deliver 127.0.0.109 $P $C timeout=2)
-assert_eq "timeout" "$(tok connect "$R")" "stallgreet: the client times out"
-assert_between "$(tok secs "$R")" 1.8 5 "stallgreet: seconds to time out"
+assert_eq "timeout" "$(kv connect "$R")" "stallgreet: the client times out"
+assert_between "$(kv secs "$R")" 1.8 5 "stallgreet: seconds to time out"
 R=$(client deliver 127.0.0.110 $P $C id=stall timeout=2)
-assert_eq "250 250 timeout" "$(tok mail "$R") $(tok rcpt "$R") $(tok data "$R")" "stalldata: no reply after the dot"
-assert_between "$(tok secs "$R")" 1.8 5 "stalldata: seconds to time out"
-wait_for 5 sh -c "[ \"\$($PYTHON $D/logq.py $LOG 'len([r for r in of(\"session\") if r[\"end_reason\"] == \"stalldata\"])')\" = 1 ]"
+assert_eq "250 250 timeout" "$(kv mail "$R") $(kv rcpt "$R") $(kv data "$R")" "stalldata: no reply after the dot"
+assert_between "$(kv secs "$R")" 1.8 5 "stalldata: seconds to time out"
+wait_for 5 sh -c "[ \"\$($PYTHON $D/logq.py $SINKLOG 'len([r for r in of(\"session\") if r[\"end_reason\"] == \"stalldata\"])')\" = 1 ]"
 assert_eq "data None" "$(logq 'of("stalled")[0]["stage"] + " " + str(msg("stall"))')" "stalled line, no message line"
 assert_eq "stallgreet None" \
     "$(logq '[r for r in of("session") if r["listener"].startswith("127.0.0.109:")][0]["end_reason"] + " " + str([r for r in of("session") if r["listener"].startswith("127.0.0.109:")][0]["greeting"])')" \
@@ -475,37 +420,37 @@ assert_eq "stallgreet None" \
 
 section "STARTTLS, DSN, PIPELINING, delay"
 R=$(client deliver 127.0.0.111 $P $C id=tls1 starttls=1)
-assert_contains "$(tok ext "$R")" "STARTTLS" "EHLO of the starttls listener"
-assert_not_contains "$(tok ext2 "$R")" "STARTTLS" "EHLO after STARTTLS"
-assert_eq "220 250" "$(tok starttls "$R") $(tok data "$R")" "STARTTLS with the self-signed certificate, then delivery"
-wait_for 5 sh -c "[ \"\$($PYTHON $D/logq.py $LOG 'sess(\"tls1\") is not None')\" = True ]"
+assert_contains "$(kv ext "$R")" "STARTTLS" "EHLO of the starttls listener"
+assert_not_contains "$(kv ext2 "$R")" "STARTTLS" "EHLO after STARTTLS"
+assert_eq "220 250" "$(kv starttls "$R") $(kv data "$R")" "STARTTLS with the self-signed certificate, then delivery"
+wait_for 5 sh -c "[ \"\$($PYTHON $D/logq.py $SINKLOG 'sess(\"tls1\") is not None')\" = True ]"
 assert_eq "True True" "$(logq 'str(msg("tls1")["tls"]) + " " + str(sess("tls1")["tls"])')" "tls recorded"
 assert_match "$(logq 'sess("tls1")["tls_version"]')" '^TLSv1\.[23]$' "TLS version recorded"
 R=$(client deliver $A $P $C)
-assert_not_contains "$(tok ext "$R")" "STARTTLS" "a normal listener does not offer STARTTLS"
+assert_not_contains "$(kv ext "$R")" "STARTTLS" "a normal listener does not offer STARTTLS"
 
 R=$(client deliver 127.0.0.113 $P $C id=dsn1 "mopt=RET=HDRS ENVID=QQ+2Bx.1" "ropt=NOTIFY=SUCCESS,DELAY ORCPT=rfc822;bob+40dest.example")
-assert_eq "250 250 250" "$(tok mail "$R") $(tok rcpt "$R") $(tok data "$R")" "DSN parameters accepted"
-assert_contains "$(tok ext "$R")" "DSN" "EHLO of the dsn listener"
+assert_eq "250 250 250" "$(kv mail "$R") $(kv rcpt "$R") $(kv data "$R")" "DSN parameters accepted"
+assert_contains "$(kv ext "$R")" "DSN" "EHLO of the dsn listener"
 assert_eq 'HDRS QQ+2Bx.1 QQ+x.1 ["SUCCESS,DELAY"] ["rfc822;bob+40dest.example"]' \
     "$(logq '" ".join([msg("dsn1")["ret"], msg("dsn1")["envid"], msg("dsn1")["envid_decoded"], json.dumps(msg("dsn1")["notify"]), json.dumps(msg("dsn1")["orcpt"])])')" \
     "DSN parameters recorded"
 assert_match "$(logq 'msg("dsn1")["mail_params"]')" 'RET=HDRS ENVID=QQ\+2Bx\.1$' "raw MAIL parameters"
 assert_eq "NOTIFY=SUCCESS,DELAY ORCPT=rfc822;bob+40dest.example" "$(logq 'msg("dsn1")["rcpt_params"][0]')" "raw RCPT parameters"
 R=$(client deliver 127.0.0.112 $P $C id=nodsn "ropt=NOTIFY=NEVER")
-assert_not_contains "$(tok ext "$R")" "DSN" "EHLO of the nodsn listener"
-assert_eq "250 555" "$(tok mail "$R") $(tok rcpt "$R")" "nodsn: NOTIFY refused"
+assert_not_contains "$(kv ext "$R")" "DSN" "EHLO of the nodsn listener"
+assert_eq "250 555" "$(kv mail "$R") $(kv rcpt "$R")" "nodsn: NOTIFY refused"
 R=$(client deliver 127.0.0.112 $P $C "mopt=RET=FULL")
-assert_eq "555" "$(tok mail "$R")" "nodsn: RET refused"
+assert_eq "555" "$(kv mail "$R")" "nodsn: RET refused"
 
 assert_eq "220 | 250 250 550 250 354 | 250 221" "$(client pipeline $A $P $C pipe1)" "a PIPELINING group"
 assert_eq "220 | 250 250 550 250 354 | 250 221" "$(client pipeline 127.0.0.114 $P $C pipe2)" "a pipelined group on a nopipelining listener"
-wait_for 5 sh -c "[ \"\$($PYTHON $D/logq.py $LOG 'sess(\"pipe2\") is not None')\" = True ]"
+wait_for 5 sh -c "[ \"\$($PYTHON $D/logq.py $SINKLOG 'sess(\"pipe2\") is not None')\" = True ]"
 assert_eq '["a@dest.example", "c@dest.example"]' "$(logq 'msg("pipe1")["rcpt_tos"]')" "pipelined recipients"
 assert_eq "0 0" "$(logq 'str(sess("pipe1")["pipelining_violations"]) + " " + str(sess("pipe1")["early_data"])')" "no violation when PIPELINING is offered"
 assert_ne "0" "$(logq 'sess("pipe2")["pipelining_violations"]')" "pipelining violations counted when not offered"
 R=$(client deliver 127.0.0.114 $P $C)
-assert_not_contains "$(tok ext "$R")" "PIPELINING" "EHLO of the nopipelining listener"
+assert_not_contains "$(kv ext "$R")" "PIPELINING" "EHLO of the nopipelining listener"
 
 R=$(client delay 127.0.0.115 $P $C)
 assert_eq "250" "${R% *}" "NOOP on the delay300 listener"
@@ -515,25 +460,25 @@ assert_between "${R#* }" 0.29 3 "delay300: seconds for one reply"
 
 section "client misbehaviour"
 R=$(client junk $A $P $C)
-assert_eq "500,500,503,503,503,501,250,501,555,503,250" "$(tok junk "$R")" "replies to garbage and bad sequences"
-assert_eq "250,502" "$(tok tls "$R")" "STARTTLS on a listener that does not offer it"
+assert_eq "500,500,503,503,503,501,250,501,555,503,250" "$(kv junk "$R")" "replies to garbage and bad sequences"
+assert_eq "250,502" "$(kv tls "$R")" "STARTTLS on a listener that does not offer it"
 R2=$(client junk 127.0.0.111 $P $C)
-assert_eq "250,220" "$(tok tls "$R2")" "STARTTLS, then garbage instead of a handshake"
-assert_eq "500,500,421" "$(tok bogus_last "$R")" "too many bogus commands: 421"
+assert_eq "250,220" "$(kv tls "$R2")" "STARTTLS, then garbage instead of a handshake"
+assert_eq "500,500,421" "$(kv bogus_last "$R")" "too many bogus commands: 421"
 R=$(client deliver $A $P $C id=alive)
-assert_eq "250" "$(tok data "$R")" "the sink still delivers after all that"
+assert_eq "250" "$(kv data "$R")" "the sink still delivers after all that"
 assert_eq "1" "$(logq 'len([r for r in M if r["x_test_id"] == "alive"])')" "and logs it"
 
 # ---------------------------------------------------------------- concurrency
 
 section "concurrency per peer IP and per listener"
-wait_for 10 sh -c "[ \"\$($PYTHON -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"sessions_active\"])' $STATS)\" = 0 ]"
+wait_for 10 sh -c "[ \"\$($PYTHON -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"sessions_active\"])' $SINK_STATS)\" = 0 ]"
 assert_eq 0 "$(statq 's["sessions_active"]')" "no session open before the concurrency test"
-kill -USR1 "$SPID"
-wait_for 5 grep -q '"type":"mark"' "$LOG"
+kill -USR1 "$SINK_PID"
+wait_for 5 grep -q '"type":"mark"' "$SINKLOG"
 assert_eq "0 {}" "$(statq 'str(s["max_active"]) + " " + json.dumps(s["max_active_per_peer"])')" "SIGUSR1 resets the maxima"
 assert_eq "ok,ok,ok,ok" "$(client concurrent 127.0.0.118 $P)" "4 clients at once"
-wait_for 10 sh -c "[ \"\$($PYTHON -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"sessions_active\"])' $STATS)\" = 0 ]"
+wait_for 10 sh -c "[ \"\$($PYTHON -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"sessions_active\"])' $SINK_STATS)\" = 0 ]"
 assert_eq "3 1 4 3 4" \
     "$(statq '" ".join(str(x) for x in (s["max_active_per_peer"]["127.0.0.5"], s["max_active_per_peer"]["127.0.0.6"], s["max_active_per_listener"]["127.0.0.118:'$P'"], s["max_active_per_peer_listener"]["127.0.0.5>127.0.0.118:'$P'"], s["max_active"]))')" \
     "max simultaneous sessions: per peer .5 .6, per listener, per peer+listener, total"
@@ -548,15 +493,15 @@ assert_eq "True SIGTERM 0" "$(statq 'str(s["final"]) + " " + s["stop_reason"] + 
 assert_eq "$(logq 'len(of("connect"))')" "$(logq 'len(of("session"))')" "a session line for every connection"
 assert_eq "$(logq 'len(M)')" "$(statq 's["messages_total"]')" "messages_total equals the message lines"
 if [ -e "$CERT" ]; then fail "generated certificate $CERT left behind"; else pass; fi
-if grep -q Traceback "$D/main/stderr"; then fail "traceback on the sink's stderr" "$(cat "$D/main/stderr")"; else pass; fi
+if grep -q Traceback "$SRV/main/err"; then fail "traceback on the sink's stderr" "$(cat "$SRV/main/err")"; else pass; fi
 
 start_sink life --listen 127.0.0.101:0 --listen 127.0.0.102:0 --delay-ms 200 --max-lifetime 3
-LP=$(sed -n 's/^listen=127\.0\.0\.101:\([0-9]*\) .*/\1/p' "$SDIR/ready")
+LP=$(sed -n 's/^listen=127\.0\.0\.101:\([0-9]*\) .*/\1/p' "$SINK_DIR/ready")
 assert_match "$LP" '^[1-9][0-9]*$' "port 0 gets a real port in the ready file"
 R=$(client delay 127.0.0.101 "$LP" $C)
 assert_between "${R#* }" 0.19 3 "--delay-ms 200: seconds for one reply"
-if wait_for 8 sh -c "! kill -0 $SPID 2>/dev/null"; then
-	wait "$SPID"
+if wait_for 8 sh -c "! kill -0 $SINK_PID 2>/dev/null"; then
+	wait "$SINK_PID"
 	assert_eq 0 "$?" "exit status after --max-lifetime"
 else
 	fail "sink did not exit by itself after --max-lifetime 3"
@@ -565,12 +510,12 @@ fi
 sleep 30 &
 WPID=$!
 "$PYTHON" "$SINK" --listen 127.0.0.101:0 --watch-pid $WPID --ready-file "$D/w.ready" 2>"$D/w.err" &
-SPID=$!
-SINK_PIDS="$SINK_PIDS $SPID"
+SINK_PID=$!
+track_pid "$SINK_PID"
 wait_for 10 test -e "$D/w.ready"
 kill $WPID
 wait $WPID 2>/dev/null
-if wait_for 5 sh -c "! kill -0 $SPID 2>/dev/null"; then pass; else fail "--watch-pid: sink still running"; fi
+if wait_for 5 sh -c "! kill -0 $SINK_PID 2>/dev/null"; then pass; else fail "--watch-pid: sink still running"; fi
 
 assert_exit 2 "$PYTHON" "$SINK" --listen 10.1.2.3:2525
 assert_contains "$(last_err)" "not a loopback address" "non-loopback refused"

@@ -24,7 +24,6 @@
 #	stress_crash.sh, stress_diskfull.sh
 . "$(dirname "$0")/../lib.sh"
 
-PYTHON=/usr/bin/python3
 need_file "$SENDMAIL" "$QUEUERUN" "$PYTHON"
 setup conc
 

@@ -26,7 +26,6 @@
 #	stress_concurrency.sh, stress_diskfull.sh
 . "$(dirname "$0")/../lib.sh"
 
-PYTHON=/usr/bin/python3
 need_file "$SENDMAIL" "$QUEUERUN" "$PYTHON"
 setup crash
 mkdir -p "$W/msgs"

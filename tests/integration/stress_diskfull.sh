@@ -29,7 +29,6 @@
 #	stress_crash.sh
 . "$(dirname "$0")/../lib.sh"
 
-PYTHON=/usr/bin/python3
 need_file "$SENDMAIL" "$QUEUERUN" "$PYTHON"
 need_cmd db5.3_stat
 if [ "$(id -u)" -ne 0 ]; then
@@ -43,17 +42,9 @@ RLIMIT_CONF=$CONF RLIMIT_SPOOL=$SPOOL
 setup tmpfs
 mnt=$W/mnt
 mkdir "$mnt"
-mounted=
-cleanup() {
-	if [ -n "$mounted" ]; then
-		umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
-	fi
-	[ -n "${MXL_SCRATCH:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 if mount -t tmpfs -o size=48m,mode=0755 mxltest-full "$mnt"; then
-	mounted=1
+	on_exit 'umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true'
 	pass
 else
 	fail "cannot mount a tmpfs on $mnt"

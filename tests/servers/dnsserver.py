@@ -5,7 +5,7 @@ NAME
 
 SYNOPSIS
     dnsserver.py --zone FILE [--address 127.0.0.X] [--port PORT]
-                 [--port-file FILE] [--log FILE]
+                 [--port-file FILE] [--log FILE] [--watch-pid PID]
 
 DESCRIPTION
     Answers queries over UDP and TCP on one loopback address and port
@@ -28,7 +28,10 @@ DESCRIPTION
     zone that fails to parse at start-up is fatal (exit 2); a bad reload
     keeps the previous zone and complains on standard error.
 
-    SIGTERM or SIGINT stops the server cleanly with exit status 0.
+    SIGTERM or SIGINT stops the server cleanly with exit status 0; so
+    does, with --watch-pid, the end of process PID (checked every
+    second), so that a test killed before it could stop the server does
+    not leave it running.
 
 ZONE FILE
     One record per line; "#" starts a comment; blank lines are ignored.
@@ -340,6 +343,16 @@ def loopback(text):
     return text
 
 
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
 def main():
     p = argparse.ArgumentParser(description="DNS server for mxlane tests")
     p.add_argument("--zone", required=True)
@@ -347,6 +360,8 @@ def main():
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--port-file")
     p.add_argument("--log")
+    p.add_argument("--watch-pid", type=int, metavar="PID",
+                   help="exit when process PID is gone")
     args = p.parse_args()
 
     try:
@@ -367,7 +382,8 @@ def main():
         write_port_file(args.port_file, port)
 
     while not stopping.wait(1.0):
-        pass
+        if args.watch_pid and not alive(args.watch_pid):
+            break
     for s in (udp, tcp):
         s.stop()
         s.server.server_close()
