@@ -48,8 +48,7 @@ cleanup() {
 	    groupdel "$U" 2>/dev/null
 	[ -z "$P" ] || rm -rf "$P"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+on_exit cleanup
 
 if useradd --system --user-group --no-create-home --home-dir /nonexistent \
     --shell /usr/sbin/nologin "$U"; then

@@ -80,10 +80,8 @@ cleanup() {
 		groupdel "$u" 2>/dev/null
 	done
 	rm -rf "$P"
-	[ -n "${MXL_SCRATCH:-}" ] || rm -rf "$T"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+on_exit cleanup
 
 section "make install into a scratch prefix, with accounts of its own"
 unset MAKEFLAGS MAKELEVEL MFLAGS MXLANE_CONFIG
@@ -171,6 +169,7 @@ assert_contains "$(last_err)" "spool directory $SPOOL" "queuerun's complaint"
 section "the hostile user can neither stop nor kill their own sendmail"
 mkfifo "$P/atk.smtp" "$P/atk.stdin"
 chmod 0644 "$P/atk.smtp" "$P/atk.stdin"
+gone_file() { [ ! -e "$1" ]; }
 # child_of PID: the program a backgrounded 'as' function runs (setpriv
 # execs env, which execs sendmail: one process, the subshell's child)
 child_of() {
@@ -191,10 +190,7 @@ smtp_pid=$(child_of "$smtp_job")
 stdin_pid=$(child_of "$stdin_job")
 printf 'EHLO evil.example\r\nMAIL FROM:<a@evil.example>\r\nRCPT TO:<perm-never@rcpt.example>\r\nDATA\r\nSubject: half\r\n\r\nhalf a line' >&7
 printf 'To: perm-never-2@rcpt.example\nSubject: never ends\n\nfirst line\n' >&8
-for _ in $(seq 1 100); do
-	grep -q '^354' "$P/atk.smtp.out" && break
-	sleep 0.1
-done
+wait_for 10 grep -q '^354' "$P/atk.smtp.out"
 assert_contains "$(cat "$P/atk.smtp.out")" "354" "the stalled SMTP session is in DATA"
 ids=$(awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$smtp_pid/status")
 assert_eq "$SYS_UID $SYS_UID $SYS_UID $SYS_UID" "$ids" \
@@ -367,10 +363,7 @@ assert_match "$qfile" '^[0-9A-F]{13}$' "the maildrop file of the message"
 run as "$ATK" "$SM" -q1h
 assert_eq 77 "$(last_rc)" "exit status of the user's -q1h"
 assert_exit 0 as "$ATK" "$SM" -q
-for _ in $(seq 1 200); do
-	[ -e "$SPOOL/maildrop/$qfile" ] || break
-	sleep 0.1
-done
+wait_for 20 gone_file "$SPOOL/maildrop/$qfile"
 assert_eq "no" "$([ -e "$SPOOL/maildrop/$qfile" ] && echo yes || echo no)" \
     "the message still in the maildrop after the user's -q"
 assert_contains "$(rootq | tokens)" "perm-q" "the queue after the user's -q"

@@ -140,15 +140,13 @@ assert_queue_empty "after the lease runs"
 
 section "the claims of a stopped runner come back when its lease runs out"
 SN=20
-setup stopped
-write_config "$CONF" "$SPOOL" "$ALIASES" "$LOGFILE" \
-    "resolver = \"$DNS_IP:$(cat "$T/conc/dns.port")\"" "smtp_port = $SPORT" \
-    "immediate_delivery = false" "queuerun_path = \"$QUEUERUN\"" \
+setup stopped "resolver = \"$DNS_IP:$DNS_PORT\"" "smtp_port = $PORT" \
     'delivery_lease_time = "3s"'
-R=$("$PYTHON" "$MXL_SRC/tests/servers/queue_bs.py" "$SENDMAIL" $SN 1 stop-$$ "slow%d.test" 300 1 "$W/map")
+R=$("$PYTHON" "$SERVERS/queue_bs.py" "$SENDMAIL" $SN 1 stop-$$ "slow%d.test" 300 1 "$W/map")
 assert_eq "queued=$SN unique_ids=$SN errors=0" "$R" "submission result (stopped runner)"
 "$QUEUERUN" run >"$W/r1.out" 2>"$W/r1.err" &
 r1=$!
+track_pid $r1
 sleep 1
 kill -STOP "$r1"
 t0=$(date +%s)
