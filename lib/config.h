@@ -133,7 +133,7 @@ long long config_parse_time(const char *text);
 
 /*
  * explicit_path: -C argument or NULL. use_environment: false under
- * setgid for a non-root caller, so MXLANE_CONFIG is ignored.
+ * set-id for a non-root caller, so MXLANE_CONFIG is ignored.
  * Returns 0 or EX_CONFIG (err holds the message).
  */
 int config_load(const char *explicit_path, bool use_environment,

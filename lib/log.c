@@ -46,8 +46,12 @@ log_set_file(const char *path)
 	}
 	if (path == NULL || *path == '\0')
 		return;
-	/* 0660 (less the umask of 007): setgid submitters must append too. */
-	log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0660);
+	/*
+	 * Opened as the spool's owner, who writes it for every program
+	 * (lib/proc.h); an existing file keeps the mode the admin gave it.
+	 */
+	log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW |
+	    O_CLOEXEC, 0640);
 	if (log_fd < 0)
 		log_stderr("warning: cannot open log file %s: %s; logging to "
 		    "syslog", path, strerror(errno));

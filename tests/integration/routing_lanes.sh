@@ -10,7 +10,7 @@
 #	    bulk", "Precedence: list"), match_user (sendmail run as a Unix
 #	    user named civicrm: created with useradd -r when missing and
 #	    removed again; its spool is one civicrm can write, since the
-#	    built sendmail is not setgid); otherwise default_lane
+#	    built sendmail is not set-id); otherwise default_lane
 #	    (priority); -O Lane=priority beats every rule and -O Lane=bulk
 #	    applies to every message of a -bs session;
 #	  - a priority message submitted while a bulk pass holds a

@@ -149,7 +149,7 @@ test_environment(void)
 	CHECK_INT(config_load(NULL, true, &cfg, err, sizeof(err)), 0);
 	CHECK_STR(cfg.myhostname, "from-env.example");
 	config_free(&cfg);
-	/* Untrusted callers (setgid) do not get to choose via environment. */
+	/* Untrusted callers (set-id) do not get to choose via environment. */
 	CHECK_INT(config_load(NULL, false, &cfg, err, sizeof(err)), 0);
 	CHECK(cfg.path == NULL || strcmp(cfg.path, p) != 0);
 	config_free(&cfg);
