@@ -366,6 +366,8 @@ address_target(struct aparse *ap, const char *path, size_t line,
 	    sizeof(reason)) == -1) {
 		set_err(ap->err, ap->errlen, "%s:%zu: bad target \"%s\": %s",
 		    path, line, s, reason);
+		/* Addresses before the bad one are gone, not their array. */
+		addr_list_free(&al);
 		return -1;
 	}
 	if (al.n == 0) {

@@ -414,6 +414,15 @@ test_parse_errors(void)
 	put("e_target2", "a: x@y..z\n");
 	parse_err("e_target2", "e_target2:1: bad target \"x@y..z\": invalid "
 	    "domain \"y..z\" in \"x@y..z\"");
+	/*
+	 * A good address, then a bad one in the same target: the list
+	 * parser had allocated its array before it failed, and the target
+	 * must still free it (found by tests/fuzz/fuzz_aliases; the leak
+	 * shows under make check-sanitize).
+	 */
+	put("e_target3", "a: good@x; bad target@x\n");
+	parse_err("e_target3", "e_target3:1: bad target \"good@x; bad "
+	    "target@x\": unexpected \"target\" in \"bad target@x\"");
 	put("e_group", "a: empty:;\n");
 	parse_err("e_group", "e_group:1: target \"empty:;\" has no address");
 	put("e_bs", "a: \\bad user\n");
