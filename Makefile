@@ -90,7 +90,8 @@ QUEUERUN_LIB_OBJS = $(filter-out $(O)/queuerun/main.o $(O)/queuerun/connect.o,\
 
 # The harnesses link only the parsers they drive and what those use: no
 # spool, so neither BerkeleyDB nor the spool code has to build with clang.
-FUZZ_HARNESSES = fuzz_address fuzz_message fuzz_smtpd fuzz_aliases
+FUZZ_HARNESSES = fuzz_address fuzz_message fuzz_smtpd fuzz_aliases \
+                 fuzz_config
 FUZZ_OBJS = $(addprefix $(O)/,lib/util.o lib/config.o sendmail/address.o \
               sendmail/message.o sendmail/smtpd.o sendmail/aliases.o)
 FUZZ_CC      ?= clang
