@@ -88,12 +88,13 @@ SENDMAIL_LIB_OBJS = $(filter-out $(O)/sendmail/main.o,$(SENDMAIL_OBJS))
 QUEUERUN_LIB_OBJS = $(filter-out $(O)/queuerun/main.o $(O)/queuerun/connect.o,\
                     $(QUEUERUN_OBJS))
 
-# The harnesses link only the parsers they drive and what those use: no
-# spool, so neither BerkeleyDB nor the spool code has to build with clang.
+# The harnesses link only the parsers they drive and lib/, as its archive
+# so that only the members those need come along: no spool, so neither
+# BerkeleyDB nor the spool code has to build with clang.
 FUZZ_HARNESSES = fuzz_address fuzz_message fuzz_smtpd fuzz_aliases \
                  fuzz_config
-FUZZ_OBJS = $(addprefix $(O)/,lib/util.o lib/config.o sendmail/address.o \
-              sendmail/message.o sendmail/smtpd.o sendmail/aliases.o)
+FUZZ_OBJS = $(addprefix $(O)/,sendmail/address.o sendmail/message.o \
+              sendmail/smtpd.o sendmail/aliases.o) $(O)/lib/libmxl.a
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 
