@@ -4,6 +4,9 @@
 #   make check           build, then run every unit and integration test
 #   make check-sanitize  the same suite under AddressSanitizer + UBSan
 #                        (objects and programs go to build-sanitize/)
+#   make fuzz            build the libFuzzer harnesses of tests/fuzz/ with
+#                        clang into build-fuzz/ and run each FUZZ_SECONDS
+#                        (default 60) on its corpus; fails on any finding
 #   make bench           benchmarks (numbers go in README)
 #   make install         honours DESTDIR, PREFIX, SYSCONFDIR, SPOOLDIR,
 #                        MXLANE_USER and MXLANE_GROUP
@@ -36,6 +39,14 @@ ifdef SANITIZE
 OPTFLAGS  = -O1 -g -fno-omit-frame-pointer
 HARDENING = -fPIE
 SANFLAGS  = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+endif
+# The parsers built for libFuzzer: coverage-instrumented (fuzzer-no-link:
+# the harness brings main) and sanitized the same way, with clang.
+ifdef FUZZ
+OPTFLAGS  = -O1 -g -fno-omit-frame-pointer
+HARDENING = -fPIE
+SANFLAGS  = -fsanitize=fuzzer-no-link,address,undefined \
+            -fno-sanitize-recover=undefined
 endif
 
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(OPTFLAGS) $(WARNFLAGS) $(HARDENING) \
@@ -82,10 +93,21 @@ SENDMAIL_LIB_OBJS = $(filter-out $(O)/sendmail/main.o,$(SENDMAIL_OBJS))
 QUEUERUN_LIB_OBJS = $(filter-out $(O)/queuerun/main.o $(O)/queuerun/connect.o,\
                     $(QUEUERUN_OBJS))
 
+# The harnesses link only the parsers they drive and lib/, as its archive
+# so that only the members those need come along: no spool, so neither
+# BerkeleyDB nor the spool code has to build with clang.
+FUZZ_HARNESSES = fuzz_address fuzz_message fuzz_smtpd fuzz_aliases \
+                 fuzz_config
+FUZZ_OBJS = $(addprefix $(O)/,sendmail/address.o sendmail/message.o \
+              sendmail/smtpd.o sendmail/aliases.o) $(O)/lib/libmxl.a
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+
 PROGRAMS = $(O)/sendmail/sendmail $(O)/queuerun/queuerun
 SRCDIRS  = lib spool dns route sendmail queuerun
 
-.PHONY: all check check-unit check-sanitize bench install clean demo
+.PHONY: all check check-unit check-sanitize fuzz fuzz-build bench install \
+        clean demo
 all: $(PROGRAMS)
 
 $(O)/%.o: %.c
@@ -153,6 +175,19 @@ check-sanitize:
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 sh tests/run.sh
 
+$(O)/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(FUZZ_OBJS)
+	@mkdir -p $(dir $@)
+	@echo "  CC/LD   $@"
+	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $< \
+	    $(FUZZ_OBJS) $(LIBS_LIB)
+
+fuzz-build: $(FUZZ_HARNESSES:%=$(O)/tests/fuzz/%)
+
+fuzz:
+	$(MAKE) O=build-fuzz FUZZ=1 CC=$(FUZZ_CC) fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh build-fuzz \
+	    $(FUZZ_HARNESSES)
+
 bench: all
 	MXL_BUILD=$(abspath $(O)) sh tests/bench/run.sh
 
@@ -165,6 +200,6 @@ install: all
 	   "$(O)"
 
 clean:
-	rm -rf build-sanitize
+	rm -rf build-sanitize build-fuzz
 	rm -f $(addsuffix /*.o,$(SRCDIRS)) $(addsuffix /*.d,$(SRCDIRS)) \
 	      $(addsuffix /*.a,$(SRCDIRS)) $(PROGRAMS) $(UNIT_TESTS:%=$(O)/%)

@@ -11,7 +11,9 @@
  *	"local" when unqualified) with comments and display names dropped;
  *	quoted local parts keep their quotes only where RFC 5321 needs them.
  *	An address already in out is not appended again, so one list can
- *	collect To:, Cc: and Bcc:; on error out is left as it was.
+ *	collect To:, Cc: and Bcc:; on error out holds the addresses it held
+ *	before, though its array may have grown, so the caller frees it with
+ *	addr_list_free() either way.
  *
  *	address_envelope_parse() reads one address given on the command
  *	line, in -f, or in SMTP MAIL FROM/RCPT TO: "user", "user@dom",

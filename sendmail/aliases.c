@@ -552,6 +552,8 @@ address_target(struct aparse *ap, const char *path, size_t line, size_t nth,
 		reason_words(reason, words, sizeof(words));
 		set_err(ap->err, ap->errlen, "%s:%zu: target %zu: %s", path,
 		    line, nth, words);
+		/* Addresses before the bad one are gone, not their array. */
+		addr_list_free(&al);
 		return -1;
 	}
 	if (al.n == 0) {

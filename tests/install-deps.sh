@@ -16,6 +16,11 @@
 #	libmailtools-perl (Mail::Address, needed by git send-email).
 #	bsd-mailx depends on some MTA; msmtp-mta satisfies that without a
 #	daemon and without taking /usr/sbin/sendmail away from anyone.
+#
+#	make fuzz needs clang and libclang-rt-14-dev, the libFuzzer, ASan
+#	and UBSan runtimes for clang 14, which clang only recommends
+#	(through libclang-common-14-dev); llvm brings llvm-symbolizer,
+#	without which sanitizer reports have no function names or lines.
 set -eu
 
 PACKAGES="
@@ -27,6 +32,7 @@ msmtp-mta bsd-mailx mutt
 git git-email libmailtools-perl
 pflogsumm procps util-linux coreutils diffutils grep sed
 openssl passwd gdb time
+clang libclang-rt-14-dev llvm
 "
 
 if [ "$(id -u)" -ne 0 ]; then
