@@ -438,7 +438,7 @@ section "a bounce that bounces goes to the addresses of the postmaster alias"
 world pm "immediate_delivery = false" 'myorigin = "ok.test"'
 printf 'postmaster: root\nroot: pm-admin@src.example, ops, \\keep\nops: root, oncall@ok.test\n' >"$ALIASES"
 assert_exit 0 "$NEWALIASES"
-submit "$(message pm)" -i -f '<>' r550-pm@ok.test
+submit_file "$(message_file pm)" -i -f '<>' r550-pm@ok.test
 ID_PM=$NEWID
 for i in 1 2 3; do
 	assert_exit 0 "$QUEUERUN" run
@@ -463,7 +463,7 @@ section "a postmaster notification that bounces is discarded, no loop"
 world pmloop "immediate_delivery = false" 'myorigin = "ok.test"'
 printf 'postmaster: r550-postmaster@ok.test\n' >"$ALIASES"
 assert_exit 0 "$NEWALIASES"
-submit "$(message pmloop)" -i -f '<>' r550-pmloop@ok.test
+submit_file "$(message_file pmloop)" -i -f '<>' r550-pmloop@ok.test
 ID_PML=$NEWID
 # Before: each notice bounced into a new one, thousands in one pass.
 for i in 1 2 3; do
