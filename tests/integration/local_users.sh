@@ -106,6 +106,21 @@ assert_match "$(getent passwd "$SYS" | cut -d: -f7)" '(nologin|false)$' \
     "the mail system account's shell"
 assert_eq "../sbin/sendmail" "$(readlink "$P/usr/bin/mailq")" "mailq link"
 
+# A staging tree (a package build): nothing is created on this host,
+# and the report says what the package's postinst must do.
+NONE=mxln$$
+assert_exit 0 make -C "$MXL_SRC" -j2 O="$P/build" PREFIX="$P/usr" \
+    SYSCONFDIR="$P/etc" SPOOLDIR="$P/spool" MXLANE_USER="$NONE" \
+    MXLANE_GROUP="$NONE" DESTDIR="$P/stage" install
+for want in "postinst" "groupadd --system $NONE" "useradd --system --gid $NONE" \
+    "chmod 6755 $P/usr/sbin/sendmail" "chmod 0700 $P/spool"; do
+	assert_contains "$(last_out)" "$want" "make install DESTDIR's report"
+done
+assert_eq "" "$(getent passwd "$NONE"; getent group "$NONE")" \
+    "accounts make install DESTDIR created on this host"
+assert_eq "755" "$(stat -c '%a' "$P/stage$P/usr/sbin/sendmail")" \
+    "mode of the staged sendmail (set-id is the postinst's job)"
+
 for u in $ATK $VIC $MON; do
 	useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "$u" ||
 	    fail "could not create the user $u"
