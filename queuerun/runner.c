@@ -908,9 +908,10 @@ run_pass(struct runner *run)
 	 * than again and again.
 	 */
 	struct spool_claim_filter filter = {opt->domain, opt->sender,
-	    opt->lane, false};
+	    opt->lane, false, 0};
 
 	run->pass_started = time(NULL);
+	filter.tried_since = run->pass_started;
 	pick_up(run);
 	if (opt->flush) {
 		size_t moved = 0;

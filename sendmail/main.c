@@ -73,12 +73,20 @@ static bool sees_all(const struct session *s);
 
 /* log_fatal() exits; leave the spool environment properly even then. */
 static struct spool *open_spool_at_exit;
+static struct aliasmap *open_aliases_at_exit;
 
 static void
 close_spool_at_exit(void)
 {
 	spool_close(open_spool_at_exit);
 	open_spool_at_exit = NULL;
+}
+
+static void
+close_aliases_at_exit(void)
+{
+	aliasmap_close(open_aliases_at_exit);
+	open_aliases_at_exit = NULL;
 }
 
 static const char *
@@ -172,6 +180,8 @@ open_maildrop(struct session *s)
 {
 	enter_spool(s);
 	s->who.aliases = aliasmap_open(s->spool_dirfd);
+	open_aliases_at_exit = s->who.aliases;
+	atexit(close_aliases_at_exit);
 }
 
 /* Root, and members of the spool's group, may see every message. */
@@ -684,7 +694,7 @@ main(int argc, char **argv)
 		break;
 	}
 	close_spool_at_exit();
-	aliasmap_close(s.who.aliases);
+	close_aliases_at_exit();
 	free(s.batch.files);
 	free(s.batched);
 	free(s.opt.rcpts);

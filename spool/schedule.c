@@ -113,7 +113,11 @@ claim_rcpt(struct claim *cl, DBC *c, int cls, const char *id, uint32_t index)
 	bool claimable =
 	    (r.state == RCPT_QUEUED && (r.next_try <= cl->now || flush)) ||
 	    (r.state == RCPT_ACTIVE && r.lease_until <= cl->now);
-	if (!claimable) {
+	bool tried = cl->filter && cl->filter->tried_since > 0 &&
+	    r.state == RCPT_QUEUED && r.attempts > 0 &&
+	    !(r.flags & SPOOL_RCPT_HELD) &&
+	    r.next_try > cl->filter->tried_since;
+	if (!claimable || tried) {
 		spool_rcpt_clear(&r);
 		return 0;
 	}
@@ -262,7 +266,7 @@ spool_claim_message(struct spool *sp, const char *id, bool flush,
     int64_t now, int lease, struct spool_work **out, size_t *n)
 {
 	SPOOL_GUARD;
-	struct spool_claim_filter filter = {NULL, NULL, NULL, flush};
+	struct spool_claim_filter filter = {NULL, NULL, NULL, flush, 0};
 	struct claim cl;
 	int rc = DB_LOCK_DEADLOCK;
 

@@ -153,6 +153,13 @@ struct spool_claim_filter {
 	const char *sender;	/* only messages from this sender */
 	const char *lane;	/* only messages in this lane */
 	bool flush;		/* ignore retry times (postqueue -f) */
+	/*
+	 * Not 0: a recipient that an attempt deferred to a time after this
+	 * (the start of the pass) is left for a later pass, so that one
+	 * pass tries each recipient at most once, as Postfix's queue
+	 * manager does. Mail a throttle held back is not affected.
+	 */
+	int64_t tried_since;
 };
 
 /*

@@ -127,8 +127,8 @@ test_filters(struct spool *sp)
 	struct spool_work *w;
 	size_t n;
 	int64_t now = time(NULL) + 1;
-	struct spool_claim_filter by_domain = {"two.test", NULL, NULL, false};
-	struct spool_claim_filter by_lane = {NULL, NULL, "priority", false};
+	struct spool_claim_filter by_domain = {"two.test", NULL, NULL, false, 0};
+	struct spool_claim_filter by_lane = {NULL, NULL, "priority", false, 0};
 
 	queue(sp, "bulk", "a@one.test", "b@two.test", a);
 	queue(sp, "priority", "c@two.test", NULL, b);
@@ -139,6 +139,56 @@ test_filters(struct spool *sp)
 	CHECK_INT(spool_claim_due(sp, &by_domain, now, 60, 100, &w, &n), 0);
 	CHECK_INT(n, 1);
 	CHECK_STR(w[0].address, "b@two.test");
+	spool_work_free(w, n);
+	CHECK_INT(spool_remove(sp, a), 0);
+	CHECK_INT(spool_remove(sp, b), 0);
+}
+
+/*
+ * One pass tries a recipient once: deferred by an attempt of this pass
+ * (next_try after the pass began), it is left for the next pass even
+ * when it comes due; new mail and held-back mail are still claimed.
+ */
+static void
+test_tried_since(struct spool *sp)
+{
+	char a[SPOOL_ID_SIZE], b[SPOOL_ID_SIZE];
+	struct spool_work *w;
+	size_t n;
+	bool all_final;
+	int64_t start = time(NULL) + 1;
+	struct spool_claim_filter pass = {NULL, NULL, NULL, false, start};
+
+	queue(sp, "bulk", "a@one.test", NULL, a);
+	CHECK_INT(spool_claim_due(sp, &pass, start, 60, 100, &w, &n), 0);
+	CHECK_INT(n, 1);
+	spool_work_free(w, n);
+	struct spool_result deferred[] = {
+		{0, RCPT_QUEUED, start + 1, true, "451 later", NULL, "4.0.0",
+		    false},
+	};
+	CHECK_INT(spool_record_results(sp, a, deferred, 1, start, &all_final),
+	    0);
+	queue(sp, "bulk", "b@one.test", NULL, b);
+	/* Due again at start + 1, but this pass tried it: only b. */
+	CHECK_INT(spool_claim_due(sp, &pass, start + 2, 60, 100, &w, &n), 0);
+	CHECK_INT(n, 1);
+	CHECK_STR(n ? w[0].id : "", b);
+	spool_work_free(w, n);
+	/* The next pass (or no filter) takes it. */
+	struct spool_claim_filter next = {NULL, NULL, NULL, false, start + 2};
+	CHECK_INT(spool_claim_due(sp, &next, start + 2, 60, 100, &w, &n), 0);
+	CHECK_INT(n, 1);
+	CHECK_STR(n ? w[0].id : "", a);
+	spool_work_free(w, n);
+	/* Held back by a throttle (not an attempt): the same pass again. */
+	struct spool_result held[] = {
+		{0, RCPT_QUEUED, start + 3, false, NULL, NULL, NULL, true},
+	};
+	CHECK_INT(spool_record_results(sp, a, held, 1, start + 2, &all_final),
+	    0);
+	CHECK_INT(spool_claim_due(sp, &next, start + 3, 60, 100, &w, &n), 0);
+	CHECK_INT(n, 1);
 	spool_work_free(w, n);
 	CHECK_INT(spool_remove(sp, a), 0);
 	CHECK_INT(spool_remove(sp, b), 0);
@@ -294,6 +344,7 @@ main(void)
 	CHECK_INT(spool_open(dir, &sp), 0);
 	test_claim_order_and_lease(sp);
 	test_filters(sp);
+	test_tried_since(sp);
 	test_throttle(sp);
 	spool_close(sp);
 	test_concurrent_claims();
