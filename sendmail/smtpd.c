@@ -86,8 +86,9 @@ struct smtpd {
 	size_t unsynced;		/* messages accepted since hooks->sync */
 };
 
-/* Held replies go out at the latest after this many messages. */
+/* Held replies go out at the latest after this many messages or bytes. */
 #define SYNC_EVERY	64
+#define HELD_MAX	(64 * 1024)
 
 typedef int (*check_fn)(void *, const char *, char *, size_t);
 
@@ -787,7 +788,8 @@ cmd_data(struct smtpd *s, char *args)
 		return refuse(s, "554 5.5.1 Error: no valid recipients");
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	/* A client that sent its data without waiting needs no 354 yet. */
-	if (!input_waiting(s) || s->unsynced >= SYNC_EVERY)
+	if (!input_waiting(s) || s->unsynced >= SYNC_EVERY ||
+	    s->replies.len >= HELD_MAX)
 		flush(s);
 	if (s->write_failed)
 		return STEP_NEXT;
@@ -911,7 +913,8 @@ next_command(struct smtpd *s)
 		return STEP_END;
 	}
 	/* About to wait for the client: it must have every reply by now. */
-	if (!input_waiting(s) || s->unsynced >= SYNC_EVERY)
+	if (!input_waiting(s) || s->unsynced >= SYNC_EVERY ||
+	    s->replies.len >= HELD_MAX)
 		flush(s);
 	if (s->write_failed)
 		return STEP_END;
