@@ -53,21 +53,6 @@ struct walk {
 	size_t whylen;
 };
 
-static void set_why(char *, size_t, const char *, ...) MXL_PRINTF(3, 4);
-
-static void
-set_why(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why == NULL || whylen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	/* Paths come from users: keep the reason one printable line. */
-	str_printable(why);
-}
 
 /*
  * The owner's private group: the owner's primary group, and nobody else
@@ -114,17 +99,17 @@ walk_push(struct walk *w, int fd, size_t end)
 	struct stat sb;
 
 	if (fstat(fd, &sb) == -1) {
-		set_why(w->why, w->whylen, "%.*s: %s", (int)end, w->path,
+		printable_printf(w->why, w->whylen, "%.*s: %s", (int)end, w->path,
 		    strerror(errno));
 		return -1;
 	}
 	if (S_ISLNK(sb.st_mode)) {
-		set_why(w->why, w->whylen, "%.*s is a symbolic link", (int)end,
+		printable_printf(w->why, w->whylen, "%.*s is a symbolic link", (int)end,
 		    w->path);
 		return -1;
 	}
 	if (!S_ISDIR(sb.st_mode)) {
-		set_why(w->why, w->whylen, "%.*s is not a directory", (int)end,
+		printable_printf(w->why, w->whylen, "%.*s is not a directory", (int)end,
 		    w->path);
 		return -1;
 	}
@@ -154,7 +139,7 @@ walk_dirs(struct walk *w, size_t *name)
 	int dfd, fd;
 
 	if ((dfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) == -1) {
-		set_why(w->why, w->whylen, "/: %s", strerror(errno));
+		printable_printf(w->why, w->whylen, "/: %s", strerror(errno));
 		return -1;
 	}
 	if (walk_push(w, dfd, 1) == -1)
@@ -173,7 +158,7 @@ walk_dirs(struct walk *w, size_t *name)
 		fd = openat(dfd, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		free(comp);
 		if (fd == -1) {
-			set_why(w->why, w->whylen, "%.*s: %s", (int)end, p,
+			printable_printf(w->why, w->whylen, "%.*s: %s", (int)end, p,
 			    strerror(errno));
 			goto fail;
 		}
@@ -185,7 +170,7 @@ walk_dirs(struct walk *w, size_t *name)
 	}
 	if (end == start || p[end] != '\0' || strcmp(p + start, ".") == 0 ||
 	    strcmp(p + start, "..") == 0) {
-		set_why(w->why, w->whylen, "%s does not name a file", p);
+		printable_printf(w->why, w->whylen, "%s does not name a file", p);
 		goto fail;
 	}
 	*name = start;
@@ -205,13 +190,13 @@ check_owner_and_modes(struct walk *w, const struct stat *st)
 	bool own_dir, sticky;
 
 	if (st->st_nlink > 1) {
-		set_why(w->why, w->whylen, "%s has %ju hard links", w->path,
+		printable_printf(w->why, w->whylen, "%s has %ju hard links", w->path,
 		    (uintmax_t)st->st_nlink);
 		return -1;
 	}
 	if ((who = others_can_write(st->st_mode, st->st_gid, st->st_uid, tmp,
 	    sizeof(tmp))) != NULL) {
-		set_why(w->why, w->whylen, "%s is writable by %s", w->path,
+		printable_printf(w->why, w->whylen, "%s is writable by %s", w->path,
 		    who);
 		return -1;
 	}
@@ -220,12 +205,12 @@ check_owner_and_modes(struct walk *w, const struct stat *st)
 
 		if (d->uid != 0 && d->uid != st->st_uid) {
 			if (st->st_uid == 0)
-				set_why(w->why, w->whylen, "%s is owned by root "
+				printable_printf(w->why, w->whylen, "%s is owned by root "
 				    "but directory %.*s is owned by uid %lu",
 				    w->path, (int)d->end, w->path,
 				    (unsigned long)d->uid);
 			else
-				set_why(w->why, w->whylen, "directory %.*s is "
+				printable_printf(w->why, w->whylen, "directory %.*s is "
 				    "owned by uid %lu, neither root nor the "
 				    "owner of %s (uid %lu)", (int)d->end,
 				    w->path, (unsigned long)d->uid, w->path,
@@ -238,7 +223,7 @@ check_owner_and_modes(struct walk *w, const struct stat *st)
 			continue;
 		if ((who = others_can_write(d->mode, d->gid, st->st_uid, tmp,
 		    sizeof(tmp))) != NULL) {
-			set_why(w->why, w->whylen, "%s is in%s directory %.*s, "
+			printable_printf(w->why, w->whylen, "%s is in%s directory %.*s, "
 			    "which %s can write", w->path, own_dir ? "" :
 			    " and under", (int)d->end, w->path, who);
 			return -1;
@@ -261,7 +246,7 @@ safefile_open(const char *path, struct stat *st, char *why, size_t whylen)
 	w.whylen = whylen;
 	if (path[0] != '/') {
 		if ((cwd = getcwd(NULL, 0)) == NULL) {
-			set_why(why, whylen, "%s: the working directory: %s",
+			printable_printf(why, whylen, "%s: the working directory: %s",
 			    path, strerror(errno));
 			return -1;
 		}
@@ -274,29 +259,29 @@ safefile_open(const char *path, struct stat *st, char *why, size_t whylen)
 	/* Look before opening: a FIFO or a device is never opened. */
 	if ((pfd = openat(dfd, w.path + name, O_PATH | O_NOFOLLOW |
 	    O_CLOEXEC)) == -1 || fstat(pfd, &first) == -1) {
-		set_why(why, whylen, "%s: %s", w.path, strerror(errno));
+		printable_printf(why, whylen, "%s: %s", w.path, strerror(errno));
 		goto done;
 	}
 	if (S_ISLNK(first.st_mode)) {
-		set_why(why, whylen, "%s is a symbolic link", w.path);
+		printable_printf(why, whylen, "%s is a symbolic link", w.path);
 		goto done;
 	}
 	if (!S_ISREG(first.st_mode)) {
-		set_why(why, whylen, "%s is not a regular file", w.path);
+		printable_printf(why, whylen, "%s is not a regular file", w.path);
 		goto done;
 	}
 	fd = openat(dfd, w.path + name, O_RDONLY | O_NONBLOCK | O_NOCTTY |
 	    O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1) {
 		if (errno == ELOOP)
-			set_why(why, whylen, "%s is a symbolic link", w.path);
+			printable_printf(why, whylen, "%s is a symbolic link", w.path);
 		else
-			set_why(why, whylen, "%s: %s", w.path, strerror(errno));
+			printable_printf(why, whylen, "%s: %s", w.path, strerror(errno));
 		goto done;
 	}
 	if (fstat(fd, st) == -1 || !S_ISREG(st->st_mode) ||
 	    st->st_dev != first.st_dev || st->st_ino != first.st_ino) {
-		set_why(why, whylen, "%s was replaced while it was opened",
+		printable_printf(why, whylen, "%s was replaced while it was opened",
 		    w.path);
 		goto fail;
 	}
@@ -326,7 +311,7 @@ become(uid_t uid, char *why, size_t whylen)
 	int ngroups;
 
 	if ((pw = getpwuid(uid)) == NULL) {
-		set_why(why, whylen, "uid %lu has no passwd entry to read "
+		printable_printf(why, whylen, "uid %lu has no passwd entry to read "
 		    "with", (unsigned long)uid);
 		return -1;
 	}
@@ -336,7 +321,7 @@ become(uid_t uid, char *why, size_t whylen)
 	if (getgrouplist(pw->pw_name, gid, groups, &ngroups) == -1) {
 		groups = xrealloc(groups, (size_t)ngroups * sizeof(*groups));
 		if (getgrouplist(pw->pw_name, gid, groups, &ngroups) == -1) {
-			set_why(why, whylen, "cannot list the groups of uid %lu",
+			printable_printf(why, whylen, "cannot list the groups of uid %lu",
 			    (unsigned long)uid);
 			free(groups);
 			return -1;
@@ -344,7 +329,7 @@ become(uid_t uid, char *why, size_t whylen)
 	}
 	if (setgroups((size_t)ngroups, groups) == -1 ||
 	    setresgid(gid, gid, gid) == -1 || setresuid(uid, uid, uid) == -1) {
-		set_why(why, whylen, "cannot switch to uid %lu: %s",
+		printable_printf(why, whylen, "cannot switch to uid %lu: %s",
 		    (unsigned long)uid, strerror(errno));
 		free(groups);
 		return -1;
@@ -353,7 +338,7 @@ become(uid_t uid, char *why, size_t whylen)
 	if (getresuid(&ru, &eu, &su) == -1 || getresgid(&rg, &eg, &sg) == -1 ||
 	    ru != uid || eu != uid || su != uid || rg != gid || eg != gid ||
 	    sg != gid || (uid != 0 && setuid(0) == 0)) {
-		set_why(why, whylen, "switching to uid %lu did not take",
+		printable_printf(why, whylen, "switching to uid %lu did not take",
 		    (unsigned long)uid);
 		return -1;
 	}
@@ -374,13 +359,13 @@ read_all(int fd, const char *path, size_t max, struct buf *out, char *why,
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
-			set_why(why, whylen, "%s: %s", path, strerror(errno));
+			printable_printf(why, whylen, "%s: %s", path, strerror(errno));
 			return -1;
 		}
 		out->len += (size_t)n;
 		out->data[out->len] = '\0';
 		if (out->len > max) {
-			set_why(why, whylen, "%s is larger than %zu bytes",
+			printable_printf(why, whylen, "%s is larger than %zu bytes",
 			    path, max);
 			return -1;
 		}
@@ -410,13 +395,13 @@ child(int wfd, const char *path, uid_t as, size_t max)
 		if ((fd = safefile_open(path, &again, why, sizeof(why))) == -1)
 			goto fail;
 		if (again.st_dev != st.st_dev || again.st_ino != st.st_ino) {
-			set_why(why, sizeof(why), "%s was replaced while it "
+			printable_printf(why, sizeof(why), "%s was replaced while it "
 			    "was checked", path);
 			goto fail;
 		}
 	}
 	if ((size_t)st.st_size > max) {
-		set_why(why, sizeof(why), "%s is larger than %zu bytes", path,
+		printable_printf(why, sizeof(why), "%s is larger than %zu bytes", path,
 		    max);
 		goto fail;
 	}
@@ -509,14 +494,14 @@ safefile_read(const char *path, uid_t as, size_t max, int timeout_ms,
 	pid_t pid;
 
 	if (pipe2(p, O_CLOEXEC) == -1) {
-		set_why(why, whylen, "%s: cannot make a pipe: %s", path,
+		printable_printf(why, whylen, "%s: cannot make a pipe: %s", path,
 		    strerror(errno));
 		return -1;
 	}
 	/* The child may exit(3) on out-of-memory: nothing to flush twice. */
 	fflush(NULL);
 	if ((pid = fork()) == -1) {
-		set_why(why, whylen, "%s: cannot fork: %s", path,
+		printable_printf(why, whylen, "%s: cannot fork: %s", path,
 		    strerror(errno));
 		close(p[0]);
 		close(p[1]);
@@ -535,19 +520,19 @@ safefile_read(const char *path, uid_t as, size_t max, int timeout_ms,
 		;
 	got = -1;
 	if (failed != NULL && strcmp(failed, "timeout") == 0)
-		set_why(why, whylen, "%s: not read within %d seconds", path,
+		printable_printf(why, whylen, "%s: not read within %d seconds", path,
 		    timeout_ms / 1000);
 	else if (failed != NULL && strcmp(failed, "too big") == 0)
-		set_why(why, whylen, "%s is larger than %zu bytes", path, max);
+		printable_printf(why, whylen, "%s is larger than %zu bytes", path, max);
 	else if (failed != NULL)
-		set_why(why, whylen, "%s: reading the reply: %s", path,
+		printable_printf(why, whylen, "%s: reading the reply: %s", path,
 		    failed);
 	else if (WIFSIGNALED(status))
-		set_why(why, whylen, "%s: the reading process was killed by "
+		printable_printf(why, whylen, "%s: the reading process was killed by "
 		    "signal %d", path, WTERMSIG(status));
 	else if (WEXITSTATUS(status) == 1 && reply.len > 0 &&
 	    reply.data[0] == 'E')
-		set_why(why, whylen, "%.*s", (int)(reply.len - 1),
+		printable_printf(why, whylen, "%.*s", (int)(reply.len - 1),
 		    reply.data + 1);
 	else if (WEXITSTATUS(status) == 0 && reply.len > 0 &&
 	    reply.data[0] == 'D' &&
@@ -559,7 +544,7 @@ safefile_read(const char *path, uid_t as, size_t max, int timeout_ms,
 		*reader = (uid_t)uid;
 		got = 0;
 	} else
-		set_why(why, whylen, "%s: the reading process failed (exit "
+		printable_printf(why, whylen, "%s: the reading process failed (exit "
 		    "%d)", path, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	buf_free(&reply);
 	return got;

@@ -263,6 +263,19 @@ str_printable(char *s)
 }
 
 void
+printable_printf(char *out, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (out == NULL || len == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(out, len, fmt, ap);
+	va_end(ap);
+	str_printable(out);
+}
+
+void
 buf_put_be32(struct buf *b, uint32_t v)
 {
 	unsigned char x[4] = {v >> 24, v >> 16, v >> 8, v};

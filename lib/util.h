@@ -56,6 +56,12 @@ char *str_trim(char *s);
 
 /* Control characters (and DEL) become '?': one printable line. */
 void str_printable(char *s);
+/*
+ * snprintf() into out (nothing when out is NULL or len 0), then
+ * str_printable(): for reasons that quote paths or input from users.
+ */
+void printable_printf(char *out, size_t len, const char *fmt, ...)
+    MXL_PRINTF(3, 4);
 
 /* Big-endian integers, as spool records and files store them. */
 void buf_put_be32(struct buf *b, uint32_t v);

@@ -177,25 +177,11 @@ struct expand {
 	struct seen seen;
 };
 
-static void set_err(char *, size_t, const char *, ...) MXL_PRINTF(3, 4);
 static void warnf(aliases_warn_fn, void *, const char *, ...)
     MXL_PRINTF(3, 4);
 static int split_targets(struct aparse *, const char *, size_t, const char *,
     struct tlist *, const struct incl *);
 
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	/* Include paths come from users: one printable line, always. */
-	str_printable(err);
-}
 
 static void
 warnf(aliases_warn_fn warn, void *ctx, const char *fmt, ...)
@@ -272,7 +258,7 @@ reader_next(struct reader *r, char *err, size_t errlen)
 	n = r->fp != NULL ? getline(&r->line, &r->cap, r->fp) : mem_getline(r);
 	if (n == -1) {
 		if (r->fp != NULL && ferror(r->fp)) {
-			set_err(err, errlen, "%s: read error: %s", r->path,
+			printable_printf(err, errlen, "%s: read error: %s", r->path,
 			    strerror(errno));
 			return -1;
 		}
@@ -280,7 +266,7 @@ reader_next(struct reader *r, char *err, size_t errlen)
 	}
 	r->lineno++;
 	if (memchr(r->line, '\0', (size_t)n) != NULL) {
-		set_err(err, errlen, "%s:%zu: NUL byte in line", r->path,
+		printable_printf(err, errlen, "%s:%zu: NUL byte in line", r->path,
 		    r->lineno);
 		return -1;
 	}
@@ -321,7 +307,7 @@ next_logical(struct reader *r, struct buf *out, size_t *first, char *err,
 		}
 		if (r->line[0] == ' ' || r->line[0] == '\t') {
 			if (!have) {
-				set_err(err, errlen, "%s:%zu: continuation "
+				printable_printf(err, errlen, "%s:%zu: continuation "
 				    "line without an alias name", r->path,
 				    r->lineno);
 				return -1;
@@ -449,7 +435,7 @@ include_read(struct aparse *ap, const char *from, size_t line,
 
 	path += strspn(path, " \t");
 	if (*path == '\0') {
-		set_err(ap->err, ap->errlen, "%s:%zu: empty :include: path",
+		printable_printf(ap->err, ap->errlen, "%s:%zu: empty :include: path",
 		    from, line);
 		return -1;
 	}
@@ -550,14 +536,14 @@ address_target(struct aparse *ap, const char *path, size_t line, size_t nth,
 	if (address_list_parse(s, strlen(s), &al, reason,
 	    sizeof(reason)) == -1) {
 		reason_words(reason, words, sizeof(words));
-		set_err(ap->err, ap->errlen, "%s:%zu: target %zu: %s", path,
+		printable_printf(ap->err, ap->errlen, "%s:%zu: target %zu: %s", path,
 		    line, nth, words);
 		/* Addresses before the bad one are gone, not their array. */
 		addr_list_free(&al);
 		return -1;
 	}
 	if (al.n == 0) {
-		set_err(ap->err, ap->errlen, "%s:%zu: target %zu has no "
+		printable_printf(ap->err, ap->errlen, "%s:%zu: target %zu has no "
 		    "address", path, line, nth);
 		return -1;
 	}
@@ -583,7 +569,7 @@ add_target(struct aparse *ap, const char *path, size_t line, size_t nth,
 		    in);
 	else if ((s[0] == '|' || s[0] == '/') && has_control(s)) {
 		/* Stored as written and printed when reported: no controls. */
-		set_err(ap->err, ap->errlen, "%s:%zu: target %zu: control "
+		printable_printf(ap->err, ap->errlen, "%s:%zu: target %zu: control "
 		    "character in a command or file name", path, line, nth);
 		rc = -1;
 	} else if (s[0] == '|' || s[0] == '/')
@@ -592,7 +578,7 @@ add_target(struct aparse *ap, const char *path, size_t line, size_t nth,
 		if (address_envelope_parse(s + 1, false, &addr, reason,
 		    sizeof(reason)) == -1) {
 			reason_words(reason, words, sizeof(words));
-			set_err(ap->err, ap->errlen, "%s:%zu: target %zu: %s",
+			printable_printf(ap->err, ap->errlen, "%s:%zu: target %zu: %s",
 			    path, line, nth, words);
 			rc = -1;
 		} else {
@@ -652,24 +638,24 @@ alias_name(struct aparse *ap, size_t line, const char *text, char **name)
 	char reason[256], words[128];
 
 	if (*text == '\0') {
-		set_err(ap->err, ap->errlen, "%s:%zu: missing alias name",
+		printable_printf(ap->err, ap->errlen, "%s:%zu: missing alias name",
 		    ap->path, line);
 		return -1;
 	}
 	if (strpbrk(text, "<>") != NULL) {
-		set_err(ap->err, ap->errlen, "%s:%zu: bad alias name: angle "
+		printable_printf(ap->err, ap->errlen, "%s:%zu: bad alias name: angle "
 		    "brackets", ap->path, line);
 		return -1;
 	}
 	if (address_envelope_parse(text, false, name, reason,
 	    sizeof(reason)) == -1) {
 		reason_words(reason, words, sizeof(words));
-		set_err(ap->err, ap->errlen, "%s:%zu: bad alias name: %s",
+		printable_printf(ap->err, ap->errlen, "%s:%zu: bad alias name: %s",
 		    ap->path, line, words);
 		return -1;
 	}
 	if (address_domain(*name) != NULL) {
-		set_err(ap->err, ap->errlen, "%s:%zu: alias name has a domain; "
+		printable_printf(ap->err, ap->errlen, "%s:%zu: alias name has a domain; "
 		    "aliases are local parts", ap->path, line);
 		free(*name);
 		return -1;
@@ -704,7 +690,7 @@ parse_entry(struct aparse *ap, size_t line, char *text)
 	char *colon, *name, *rhs;
 
 	if ((colon = name_end(text)) == NULL) {
-		set_err(ap->err, ap->errlen, "%s:%zu: missing ':' after the "
+		printable_printf(ap->err, ap->errlen, "%s:%zu: missing ':' after the "
 		    "alias name", ap->path, line);
 		return -1;
 	}
@@ -713,7 +699,7 @@ parse_entry(struct aparse *ap, size_t line, char *text)
 		return -1;
 	rhs = str_trim(colon + 1);
 	if (*rhs == '\0') {
-		set_err(ap->err, ap->errlen, "%s:%zu: alias \"%s\" has no "
+		printable_printf(ap->err, ap->errlen, "%s:%zu: alias \"%s\" has no "
 		    "targets", ap->path, line, name);
 		free(name);
 		return -1;
@@ -832,7 +818,7 @@ aliases_parse_file(const char *path, aliases_entry_fn fn,
 	if (stats != NULL)
 		memset(stats, 0, sizeof(*stats));
 	if ((r.fp = fopen(path, "r")) == NULL) {
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		printable_printf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	while ((more = next_logical(&r, &line, &first, err, errlen)) == 1)
