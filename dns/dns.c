@@ -150,15 +150,6 @@ set_error(char *err, size_t errlen, const char *name, const char *type,
 	    "error for name=%s type=%s: %s", name, type, why);
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 /* Returns 1 when fd is ready, 0 at the deadline, -1 on error. */
 static int
 wait_fd(int fd, short events, long long deadline)
@@ -170,7 +161,7 @@ wait_fd(int fd, short events, long long deadline)
 	pfd.fd = fd;
 	pfd.events = events;
 	for (;;) {
-		left = deadline - now_ms();
+		left = deadline - mono_ms();
 		if (left <= 0)
 			return 0;
 		n = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
@@ -265,7 +256,7 @@ reply_matches(const unsigned char *q, int qlen, const unsigned char *a,
 static long long
 try_deadline(const struct dns_resolver *r)
 {
-	return now_ms() + (r->timeout_ms > 0 ? r->timeout_ms : 5000);
+	return mono_ms() + (r->timeout_ms > 0 ? r->timeout_ms : 5000);
 }
 
 /* connect(2) to the server, past any connect() the program defines. */

@@ -418,36 +418,18 @@ fail:
 	_exit(1);
 }
 
-static long
-ms_until(const struct timespec *deadline)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (long)(deadline->tv_sec - now.tv_sec) * 1000 +
-	    (deadline->tv_nsec - now.tv_nsec) / 1000000;
-}
-
 /* Reads the child's reply until EOF, max bytes or the deadline. */
 static int
 collect(int fd, size_t max, int timeout_ms, struct buf *reply,
     const char **failed)
 {
-	struct timespec deadline;
+	int64_t deadline = mono_ms() + timeout_ms, left;
 	struct pollfd pfd;
 	ssize_t n;
-	long left;
 	int rc;
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
 	for (;;) {
-		if ((left = ms_until(&deadline)) <= 0) {
+		if ((left = deadline - mono_ms()) <= 0) {
 			*failed = "timeout";
 			return -1;
 		}

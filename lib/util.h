@@ -69,6 +69,15 @@ void buf_put_be64(struct buf *b, uint64_t v);
 uint32_t get_be32(const unsigned char *p);
 uint64_t get_be64(const unsigned char *p);
 
+/*
+ * Clocks. mono_*: for durations and deadlines (never jumps); wall_ms:
+ * unix time in milliseconds, for what is stored or compared across
+ * processes (due times, throttle windows).
+ */
+int64_t mono_ms(void);
+double mono_seconds(void);
+int64_t wall_ms(void);
+
 /* Writes all of len bytes, retrying short writes and EINTR. */
 int write_full(int fd, const void *data, size_t len);
 

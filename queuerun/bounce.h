@@ -3,7 +3,7 @@
  *	bounce - RFC 3464 delivery status notifications
  * DESCRIPTION
  *	bounce_build() writes a complete message (headers and body, CRLF
- *	line ends, ready for spool_submit()) reporting on some recipients
+ *	line ends, ready for spool_finish()) reporting on some recipients
  *	of one queued message: a multipart/report; report-type=
  *	delivery-status with
  *	  1. a human-readable text/plain part in the spirit of Postfix's

@@ -73,22 +73,13 @@ static SSL_CTX *tls_ctx;
 static const struct dlv_config *in_progress;
 static double last_keepalive;
 
-static double
-now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Lets the runner extend its claims while libESMTP has the control. */
 static void
 keepalive_tick(void)
 {
 	if (in_progress == NULL || in_progress->keepalive == NULL)
 		return;
-	double now = now_seconds();
+	double now = mono_seconds();
 	if (now - last_keepalive < in_progress->keepalive_interval)
 		return;
 	last_keepalive = now;
@@ -253,7 +244,7 @@ finish_msg(struct session *s, struct dlv_msg *m)
 	m->done = true;
 	snprintf(m->relay, sizeof(m->relay), "%s", s->relay);
 	snprintf(m->relay_host, sizeof(m->relay_host), "%s", s->host->name);
-	double end = now_seconds();
+	double end = mono_seconds();
 	m->connect_seconds = s->t_connected > 0 ? s->t_connected - s->t_start :
 	    end - s->t_start;
 	m->transfer_seconds = s->t_connected > 0 ? end - s->t_connected : 0;
@@ -394,7 +385,7 @@ event_cb(smtp_session_t session, int event, void *arg, ...)
 	va_start(ap, arg);
 	switch (event) {
 	case SMTP_EV_CONNECT:
-		s->t_connected = now_seconds();
+		s->t_connected = mono_seconds();
 		break;
 	case SMTP_EV_STARTTLS_OK: {
 		SSL *ssl = va_arg(ap, SSL *);
@@ -629,7 +620,7 @@ run_session(struct session *s, const struct sockaddr_storage *addr,
 	if (queued == 0)
 		goto out;
 
-	s->t_start = now_seconds();
+	s->t_start = mono_seconds();
 	s->t_connected = 0;
 	s->tls = s->tls_attempted = s->ext_8bitmime_missing = false;
 	buf_reset(&s->last_reply);
@@ -685,7 +676,7 @@ deliver_to_hosts(const struct dlv_config *cfg, struct spool *sp,
 	s.done = done;
 	s.done_ctx = ctx;
 	in_progress = cfg;
-	last_keepalive = now_seconds();
+	last_keepalive = mono_seconds();
 	for (size_t h = 0; h < nhosts; h++) {
 		s.host = &hosts[h];
 		for (size_t a = 0; a < hosts[h].naddrs; a++) {

@@ -112,15 +112,6 @@ on_stop_signal(int sig)
 	connect_abort_current();
 }
 
-static double
-mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Postfix prints delays with two significant digits, never exponents. */
 static void
 fmt_delay(char *out, size_t len, double v)
@@ -196,7 +187,7 @@ log_rcpt(struct runner *run, const struct txn *t, const struct dlv_rcpt *r,
 
 	fmt_delay(d, sizeof(d), total < 0 ? 0 : total);
 	fmt_delay(a, sizeof(a), before < 0 ? 0 : before);
-	fmt_delay(b, sizeof(b), mono_now() - run->claimed_mono -
+	fmt_delay(b, sizeof(b), mono_seconds() - run->claimed_mono -
 	    m->connect_seconds - m->transfer_seconds);
 	fmt_delay(c, sizeof(c), m->connect_seconds);
 	fmt_delay(e, sizeof(e), m->transfer_seconds);
@@ -633,24 +624,11 @@ send_one_connection(struct runner *run, const struct nexthop *nh,
 	return (size_t)grant.granted;
 }
 
-static int64_t
-wall_ms(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_REALTIME, &now);
-	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
 /* Sleeps until ms (unix time in ms) unless told to stop. */
 static void
 sleep_until_ms(int64_t ms)
 {
-	struct timespec now;
-
-	clock_gettime(CLOCK_REALTIME, &now);
-	int64_t left = ms - ((int64_t)now.tv_sec * 1000 + now.tv_nsec /
-	    1000000);
+	int64_t left = ms - wall_ms();
 	if (left <= 0 || stop_requested)
 		return;
 	struct timespec d = {left / 1000, (left % 1000) * 1000000};
@@ -931,7 +909,7 @@ run_pass(struct runner *run)
 		if (round > 0)
 			pick_up(run);
 		run->claimed_at = time(NULL);
-		run->claimed_mono = mono_now();
+		run->claimed_mono = mono_seconds();
 		if (opt->id) {
 			if (round > 0)
 				break;
@@ -1001,10 +979,10 @@ wait_for_work(struct runner *run, int fifo, int seconds)
 	}
 	if (wait < 0.2)
 		wait = 0.2;
-	double until = mono_now() + wait;
+	double until = mono_seconds() + wait;
 
 	while (!stop_requested) {
-		double left = until - mono_now();
+		double left = until - mono_seconds();
 		if (left <= 0)
 			return;
 		int n = poll(&p, fifo >= 0 ? 1 : 0, (int)(left * 1000) + 1);

@@ -135,7 +135,7 @@ struct aparse {
 	size_t cap;
 	/* What one :include: in the aliases file may spend, nesting too. */
 	size_t inc_files;
-	struct timespec inc_deadline;
+	int64_t inc_deadline;		/* mono_ms() */
 	bool inc_spent;		/* said so once */
 };
 
@@ -335,16 +335,6 @@ include_path(const char *from, const char *path)
 	return xasprintf("%.*s/%s", (int)(slash - from), from, path);
 }
 
-static long
-ms_until(const struct timespec *deadline)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (long)(deadline->tv_sec - now.tv_sec) * 1000 +
-	    (deadline->tv_nsec - now.tv_nsec) / 1000000;
-}
-
 /*
  * Whether another file may be read for the :include: named in the
  * aliases file that is being followed: include files may nest and
@@ -359,10 +349,9 @@ include_budget(struct aparse *ap, const struct incl *in)
 	if (in->depth == 0) {
 		ap->inc_files = 0;
 		ap->inc_spent = false;
-		clock_gettime(CLOCK_MONOTONIC, &ap->inc_deadline);
-		ap->inc_deadline.tv_sec += INCLUDE_TIME_MS / 1000;
+		ap->inc_deadline = mono_ms() + INCLUDE_TIME_MS;
 	}
-	left = ms_until(&ap->inc_deadline);
+	left = (long)(ap->inc_deadline - mono_ms());
 	if (ap->inc_files >= INCLUDE_FILES_MAX || left <= 0)
 		return 0;
 	ap->inc_files++;

@@ -3,9 +3,9 @@
  *	submit - from a parsed message and envelope to a queued message
  * DESCRIPTION
  *	See submit.h. The headers that name the queue id (Received:,
- *	Message-ID:) can only be written once the spool has handed out the
- *	id, so the header block is produced from spool_submit()'s prefix
- *	callback, inside the transaction.
+ *	Message-ID:) are written once the maildrop has handed out the id
+ *	(maildrop_create names the file after it), and the message is then
+ *	written whole into that file.
  */
 #include "sendmail/submit.h"
 

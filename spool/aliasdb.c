@@ -27,6 +27,7 @@
 
 #include "lib/log.h"
 #include "spool/spool_impl.h"
+#include "spool/txn.h"
 
 #define MAP_FILE	"aliases.map"
 #define BUILT_KEY	"@built"
@@ -42,20 +43,6 @@ map_path(int dirfd, const char *name)
 }
 
 static int
-put_string(DB *db, const char *name, const void *val, size_t len)
-{
-	DBT key, data;
-
-	memset(&key, 0, sizeof(key));
-	memset(&data, 0, sizeof(data));
-	key.data = (void *)name;
-	key.size = (u_int32_t)strlen(name);
-	data.data = (void *)val;
-	data.size = (u_int32_t)len;
-	return db->put(db, NULL, &key, &data, 0);
-}
-
-static int
 write_table(DB *db, const struct spool_alias *aliases, size_t n)
 {
 	struct buf val = BUF_INIT;
@@ -66,11 +53,12 @@ write_table(DB *db, const struct spool_alias *aliases, size_t n)
 		for (size_t t = 0; t < aliases[i].ntargets; t++)
 			buf_append(&val, aliases[i].targets[t],
 			    strlen(aliases[i].targets[t]) + 1);
-		rc = put_string(db, aliases[i].name, val.data ? val.data : "",
-		    val.len);
+		rc = spool_put(db, NULL, aliases[i].name,
+		    strlen(aliases[i].name), val.data ? val.data : "", val.len,
+		    0);
 	}
 	if (rc == 0)
-		rc = put_string(db, BUILT_KEY, "", 0);
+		rc = spool_put(db, NULL, BUILT_KEY, strlen(BUILT_KEY), "", 0, 0);
 	buf_free(&val);
 	return rc;
 }

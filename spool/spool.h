@@ -52,11 +52,12 @@ int spool_directory_fd(const struct spool *sp);
 /*
  * Stores a new message straight into the queue (submissions go
  * through the maildrop instead; this is for the tests and tools that
- * run as the spool's owner). msg->id is filled in; msg->size and msg->nrcpt
- * are set from the content and rcpts. prefix() is called once the
- * queue id is known, to append the header lines that name it
- * (Received:, Message-ID:) to out; the stored content is what prefix()
- * wrote followed by body. Returns once the transaction is durable.
+ * run as the spool's owner). msg->id is filled in; msg->size and
+ * msg->nrcpt are set from the content and rcpts. prefix(), when not
+ * NULL, is called inside the transaction once the queue id is known,
+ * to put header lines that name it before body (the tests also use it
+ * to die inside a transaction). Returns once the transaction is
+ * durable.
  */
 typedef void (*spool_prefix_fn)(void *ctx, const char *queue_id,
     struct buf *out);

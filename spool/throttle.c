@@ -23,7 +23,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -53,15 +52,6 @@ struct throttle_state {
 	uint32_t nslots;
 	struct slot slots[MAX_SLOTS];
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 
 static void
@@ -229,7 +219,7 @@ acquire_once(struct spool *sp, const char *key,
 {
 	struct throttle_state st;
 	DB_TXN *txn;
-	int64_t now = now_ms();
+	int64_t now = wall_ms();
 	int rc;
 
 	g->granted = 0;
@@ -372,7 +362,7 @@ book_once(struct spool *sp, const char *key,
 {
 	struct throttle_state st;
 	DB_TXN *txn;
-	int64_t now = now_ms();
+	int64_t now = wall_ms();
 	int rc;
 
 	if ((rc = sp->env->txn_begin(sp->env, NULL, &txn, 0)) != 0)
