@@ -327,7 +327,7 @@ proc_fsize_allows(unsigned long long size)
 }
 
 bool
-proc_spawn_detached(const char *path, char *const argv[])
+proc_spawn_detached(const char *path, char *const argv[], int keep_fd)
 {
 	pid_t pid = fork();
 	int status;
@@ -344,7 +344,15 @@ proc_spawn_detached(const char *path, char *const argv[])
 	pid = fork();
 	if (pid != 0)
 		_exit(pid > 0 ? 0 : 1);
-	close_range(3, ~0U, 0);
+	if (keep_fd >= 0) {
+		/* dup2 clears close-on-exec; a descriptor already 3 needs it. */
+		if (keep_fd != 3 ? dup2(keep_fd, 3) != 3 :
+		    fcntl(3, F_SETFD, 0) != 0)
+			_exit(EX_OSERR);
+		close_range(4, ~0U, 0);
+	} else {
+		close_range(3, ~0U, 0);
+	}
 	int null = open("/dev/null", O_RDWR);
 	if (null >= 0) {
 		dup2(null, 0);

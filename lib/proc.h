@@ -103,9 +103,10 @@ extern volatile sig_atomic_t proc_committed;
 
 /*
  * Starts argv (path first) detached: in a new session, with no
- * descriptor of ours but /dev/null on 0-2, and without waiting for it.
+ * descriptor of ours but /dev/null on 0-2 (and keep_fd as descriptor 3
+ * when it is not -1, with the locks on it), and without waiting for it.
  * Returns false when it could not be started.
  */
-bool proc_spawn_detached(const char *path, char *const argv[]);
+bool proc_spawn_detached(const char *path, char *const argv[], int keep_fd);
 
 #endif

@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sysexits.h>
@@ -549,7 +550,24 @@ run_queue(struct session *s)
 		enter_spool(s);
 		if (spool_wakeup_notify(s->spool_dirfd))
 			return 0;
-		if (!proc_spawn_detached(s->cfg.queuerun_path, argv))
+		/*
+		 * One requested run at a time, as Postfix's flush requests
+		 * coalesce: the runner holds this lock (inherited as its
+		 * descriptor 3) until it exits, and a request while it runs
+		 * is already served by it. A user looping "sendmail -q"
+		 * starts one runner, not thousands.
+		 */
+		int lock = openat(s->spool_dirfd, "request.lock", O_RDWR |
+		    O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) != 0) {
+			close(lock);
+			return 0;
+		}
+		bool started = proc_spawn_detached(s->cfg.queuerun_path,
+		    argv, lock);
+		if (lock >= 0)
+			close(lock);
+		if (!started)
 			log_fatal(EX_UNAVAILABLE, "cannot run the queue runner "
 			    "%s", s->cfg.queuerun_path);
 		return 0;
@@ -622,7 +640,7 @@ deliver_now(struct session *s, const char *id, const char *lane)
 	argv[n++] = (char *)id;
 	argv[n] = NULL;
 	/* If it cannot be started, the next queue run delivers the mail. */
-	(void)proc_spawn_detached(s->cfg.queuerun_path, argv);
+	(void)proc_spawn_detached(s->cfg.queuerun_path, argv, -1);
 }
 
 int

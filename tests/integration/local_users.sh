@@ -384,6 +384,26 @@ assert_eq "no" "$([ -e "$SPOOL/maildrop/$qfile" ] && echo yes || echo no)" \
 assert_contains "$(rootq | tokens)" "perm-q" "the queue after the user's -q"
 assert_eq "" "$(not_owned)" "spool files not owned by $SYS after the user's -q"
 
+section "requests coalesce: while a requested run goes on, -q starts none"
+before=$(ls "$SPOOL/maildrop")
+message perm-q2 | assert_exit 0 as "$VIC" "$SM" -t -i
+qfile=$(ls "$SPOOL/maildrop" | grep -vxF -e "$before" -e '' | head -1)
+[ -n "$before" ] || qfile=$(ls "$SPOOL/maildrop" | head -1)
+assert_match "$qfile" '^[0-9A-F]{13}$' "the maildrop file of the message"
+# the lock a requested runner holds while it runs, held here instead
+as "$SYS" flock "$SPOOL/request.lock" sleep 3 &
+holder=$!
+sleep 0.5
+assert_exit 0 as "$ATK" "$SM" -q
+sleep 1.5
+assert_eq "yes" "$([ -e "$SPOOL/maildrop/$qfile" ] && echo yes || echo no)" \
+    "the message still in the maildrop while a requested run holds the lock"
+wait "$holder"
+assert_exit 0 as "$ATK" "$SM" -q
+wait_for 20 gone_file "$SPOOL/maildrop/$qfile"
+assert_eq "no" "$([ -e "$SPOOL/maildrop/$qfile" ] && echo yes || echo no)" \
+    "the message still in the maildrop after the next -q"
+
 section "a spool that cannot be used: exit 75 and the reason"
 printf 'spool_directory = "%s"\n' "$P/nonexistent" >"$P/missing.conf"
 run "$QR" -C "$P/missing.conf" run
