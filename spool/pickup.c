@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -163,8 +164,11 @@ pickup_batch(struct spool *sp, struct taken *batch, size_t n, size_t *count)
 {
 	int rc = DB_LOCK_DEADLOCK;
 
-	SPOOL_RETRY(sp, rc, attempt)
+	SPOOL_RETRY(sp, rc, attempt) {
+		spool_insert_turn(sp, LOCK_EX);
 		rc = queue_batch_once(sp, batch, n);
+		spool_insert_turn(sp, LOCK_UN);
+	}
 	if (rc != 0) {
 		log_error("spool: cannot pick up %zu new message(s): %s", n,
 		    rc > 0 ? strerror(rc) : db_strerror(rc));

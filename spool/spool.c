@@ -230,6 +230,7 @@ spool_open(const char *dir, struct spool **out)
 
 	sp->open_lock = -1;
 	sp->dirfd = -1;
+	sp->insert_lock = -1;
 	sp->dir = xstrdup(dir);
 	sp->maildrop = -1;
 	/*
@@ -358,6 +359,8 @@ spool_close(struct spool *sp)
 	close(sp->open_lock);
 	close(sp->maildrop);
 	close(sp->dirfd);
+	if (sp->insert_lock >= 0)
+		close(sp->insert_lock);
 	aliasmap_close(sp->aliasmap);
 	free(sp->dir);
 	free(sp);
@@ -373,6 +376,19 @@ int
 spool_directory_fd(const struct spool *sp)
 {
 	return sp->dirfd;
+}
+
+void
+spool_insert_turn(struct spool *sp, int op)
+{
+	if (sp->insert_lock < 0) {
+		sp->insert_lock = openat(sp->dirfd, "insert.lock", O_RDWR |
+		    O_CREAT | O_NOFOLLOW | O_CLOEXEC, FILE_MODE);
+		if (sp->insert_lock < 0)
+			return;		/* then BerkeleyDB's locks alone */
+	}
+	while (flock(sp->insert_lock, op) != 0 && errno == EINTR)
+		;
 }
 
 static int
@@ -404,8 +420,10 @@ spool_submit(struct spool *sp, struct spool_msg *msg,
 	SPOOL_GUARD;
 
 	SPOOL_RETRY(sp, rc, attempt) {
+		spool_insert_turn(sp, LOCK_EX);
 		rc = submit_once(sp, msg, rcpts, nrcpt, prefix, prefix_ctx,
 		    body, body_len);
+		spool_insert_turn(sp, LOCK_UN);
 		if (rc == 0) {
 			/* Cheap unless 1 MB of log or 5 minutes have passed. */
 			(void)sp->env->txn_checkpoint(sp->env, 1024, 5, 0);

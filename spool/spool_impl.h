@@ -36,6 +36,7 @@ struct spool {
 	DB *throttle;
 	DB *pickup;
 	struct aliasmap *aliasmap;	/* opened at the first look-up */
+	int insert_lock;	/* fd of insert.lock, see spool_insert_turn() */
 	struct timespec maildrop_seen;	/* its mtime at the last pickup */
 	bool maildrop_left;	/* that pickup left files it could not take */
 	int open_lock;	/* fd of open.lock, see spool_open_handles() */
@@ -52,6 +53,17 @@ struct spool {
  * the handles and retries.
  */
 bool spool_retryable(struct spool *sp, int rc, int attempt);
+
+/*
+ * Transactions that add new messages take turns (an flock, which the
+ * kernel drops if a holder dies): every new message adds keys at the
+ * same end of the same b-trees, and transactions that never wait for a
+ * lock (DB_TXN_NOWAIT) collide there, back off, and can starve one
+ * another. Only the spool owner's processes take it (a runner picking
+ * up, a tool queueing directly), never a submitter. op: LOCK_EX or
+ * LOCK_UN.
+ */
+void spool_insert_turn(struct spool *sp, int op);
 #define SPOOL_RETRY(sp, rc, i) \
 	for (int i = 0; i < SPOOL_TXN_RETRIES && spool_retryable(sp, rc, i); \
 	    i++)
