@@ -502,6 +502,9 @@ static cfg_opt_t root_opts[] = {
 	CFG_STR("smtp_data_init_timeout", "2m", CFGF_NONE),
 	CFG_STR("smtp_data_xfer_timeout", "3m", CFGF_NONE),
 	CFG_STR("smtp_data_done_timeout", "10m", CFGF_NONE),
+	CFG_INT("delivery_concurrency", 100, CFGF_NONE),
+	CFG_INT("destination_concurrency", 20, CFGF_NONE),
+	CFG_INT("initial_destination_concurrency", 5, CFGF_NONE),
 	CFG_INT("bounce_size_limit", 50000, CFGF_NONE),
 	CFG_BOOL("immediate_delivery", cfg_true, CFGF_NONE),
 	CFG_STR("queuerun_path", MXL_SBINDIR "/queuerun", CFGF_NONE),
@@ -852,6 +855,12 @@ config_load(const char *explicit_path, bool use_environment,
 	for (size_t i = 0; i < sizeof(time_keys) / sizeof(time_keys[0]); i++)
 		*times[i] = (int)config_parse_time(cfg_getstr(parsed,
 		    time_keys[i]));
+	cfg->delivery_concurrency = (int)cfg_getint(parsed,
+	    "delivery_concurrency");
+	cfg->destination_concurrency = (int)cfg_getint(parsed,
+	    "destination_concurrency");
+	cfg->initial_destination_concurrency = (int)cfg_getint(parsed,
+	    "initial_destination_concurrency");
 	cfg->bounce_size_limit = cfg_getint(parsed, "bounce_size_limit");
 	cfg->immediate_delivery = cfg_getbool(parsed, "immediate_delivery");
 	cfg->queuerun_path = xstrdup(cfg_getstr(parsed, "queuerun_path"));
@@ -892,6 +901,23 @@ config_load(const char *explicit_path, bool use_environment,
 	if (cfg->delivery_lease_time < 1 || cfg->smtp_connect_timeout < 1)
 		return config_fail(cfg, err, errlen, "%s: delivery_lease_time "
 		    "and smtp_connect_timeout must be positive", path);
+	/* Each bounded: every session is a process (queuerun(8)). */
+	if (cfg->delivery_concurrency < 1 || cfg->delivery_concurrency > 1000)
+		return config_fail(cfg, err, errlen, "%s: delivery_concurrency "
+		    "must be 1 to 1000, not %d", path,
+		    cfg->delivery_concurrency);
+	if (cfg->destination_concurrency < 1 ||
+	    cfg->initial_destination_concurrency < 1)
+		return config_fail(cfg, err, errlen, "%s: "
+		    "destination_concurrency and initial_destination_concurrency "
+		    "must be at least 1", path);
+	/* Each within the one above it: what a smaller host means. */
+	if (cfg->destination_concurrency > cfg->delivery_concurrency)
+		cfg->destination_concurrency = cfg->delivery_concurrency;
+	if (cfg->initial_destination_concurrency >
+	    cfg->destination_concurrency)
+		cfg->initial_destination_concurrency =
+		    cfg->destination_concurrency;
 	if (!config_has_lane(cfg, cfg->default_lane))
 		return config_fail(cfg, err, errlen, "%s: default_lane \"%s\" "
 		    "is not a declared lane", path, cfg->default_lane);

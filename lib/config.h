@@ -123,6 +123,10 @@ struct mxl_config {
 	int smtp_data_init_timeout;
 	int smtp_data_xfer_timeout;
 	int smtp_data_done_timeout;
+	/* SMTP sessions in flight (Postfix's meaning and defaults). */
+	int delivery_concurrency;	/* for the whole host */
+	int destination_concurrency;	/* to one destination at most */
+	int initial_destination_concurrency;	/* where a destination starts */
 	long long bounce_size_limit;	/* bytes of original in a bounce */
 	bool immediate_delivery;	/* priority lane: run at once */
 	char *queuerun_path;

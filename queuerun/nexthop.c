@@ -244,7 +244,7 @@ nexthop_next_source(struct spool *sp, const struct nexthop *nh)
 
 void
 nexthop_count_sent(struct spool *sp, const struct nexthop *nh, int source,
-    unsigned count)
+    int64_t count)
 {
 	char key[400];
 	uint64_t before;

@@ -37,7 +37,7 @@
  *	nexthop_next_source() names the pool source the next connection
  *	leaves from, by weighted round robin (route_choose_source()) over
  *	what each source has sent; nexthop_count_sent() adds a connection's
- *	transactions to those counts. The counts live in the spool, so the
+ *	transactions to those counts (reserved when it starts). The counts live in the spool, so the
  *	weights hold across runners, passes and processes, and route names
  *	the source the next delivery will really use.
  * SEE ALSO
@@ -88,8 +88,14 @@ void nexthop_free(struct nexthop *nh);
  * (nothing counted yet).
  */
 int nexthop_next_source(struct spool *sp, const struct nexthop *nh);
-/* Counts count transactions sent from nh->pool->sources[source]. */
+/*
+ * Counts count transactions sent from nh->pool->sources[source]. A
+ * connection counts what it plans to send as soon as its source is
+ * chosen, and gives back what it did not send (a negative count)
+ * afterwards, so that sessions starting at once in several workers
+ * see one another and the weights hold.
+ */
 void nexthop_count_sent(struct spool *sp, const struct nexthop *nh,
-    int source, unsigned count);
+    int source, int64_t count);
 
 #endif

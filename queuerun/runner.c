@@ -1,101 +1,184 @@
 /*
  * NAME
- *	runner - queue runs: claim what is due, deliver it, record it
+ *	runner - queue runs: claim what is due, hand it to delivery workers
  * DESCRIPTION
- *	See runner.h. Log lines follow Postfix (smtp: to=..., relay=...,
- *	delays=..., status=...; notice.c logs qmgr: removed and bounce:
- *	sender non-delivery notification) so that pflogsumm and the
- *	admins' grep habits keep working.
+ *	See runner.h. The engine of a pass is one process that never
+ *	talks SMTP itself: it claims due recipients from the spool in big
+ *	batches, sorts them into destinations, and hands them out as jobs
+ *	to delivery worker processes (worker.h), one SMTP session each,
+ *	as Postfix's qmgr hands them to smtp(8) processes. How many
+ *	sessions a destination gets follows qmgr's feedback: it starts at
+ *	initial_destination_concurrency, grows toward
+ *	destination_concurrency while servers answer, and shrinks when
+ *	they do not (no connection, a 421 greeting, a time-out).
  *
- *	Claims not attempted go back through hand_back() alone: due again
- *	at a given time, not logged, no backoff.
+ *	A destination is a recipient domain until a worker has told which
+ *	MX host it reached for it; from then on the domain's mail joins
+ *	the destination of that host, so domains hosted together share
+ *	sessions and the host's concurrency limit. The priority lane's
+ *	mail has destinations of its own, is dispatched first, and may use
+ *	PRIORITY_RESERVE sessions beyond delivery_concurrency, so a
+ *	password reset never waits for a bulk session to end.
+ *
+ *	Claims the engine holds but has not handed out yet are renewed
+ *	while they wait, and handed back (due at once) when the pass ends.
+ *	What a worker was given is the worker's: it renews, records and
+ *	hands back itself. If the engine is killed, its workers get
+ *	SIGTERM and hand back; if everything is killed at once, the claims
+ *	run out after delivery_lease_time and another pass takes them up.
  */
 #include "queuerun/runner.h"
 
+#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "queuerun/bounce.h"
 #include "queuerun/connect.h"
 #include "queuerun/deliver.h"
-#include "queuerun/nexthop.h"
-#include "queuerun/notice.h"
-#include "dns/dns.h"
-#include "route/route.h"
+#include "queuerun/job.h"
+#include "queuerun/worker.h"
 #include "lib/log.h"
+#include "lib/util.h"
 
-#define CLAIM_BATCH	100
+#define CLAIM_CHUNK	500	/* recipients per claiming transaction */
+#define CLAIM_AHEAD	20	/* claimed ahead: this many per session */
+#define JOB_MIN		10	/* recipients per job at least, if there */
+#define JOB_MAX		100	/* recipients per job at most */
+#define PRIORITY_RESERVE 5	/* sessions beyond delivery_concurrency,
+				   for the priority lane alone */
+#define TICK_MS		250	/* how often priority mail is looked for */
+#define RECLAIM_MS	1000	/* a drained queue is asked again after */
 #define HOLD_WAIT_MS	5000	/* a pass waits for throttle holds this long */
-#define FINISH_BATCH	64
-
-struct runner {
-	const struct mxl_config *cfg;
-	const struct runner_options *opt;
-	struct spool *sp;
-	struct dns_resolver dns;
-	struct dlv_config dlv;
-	time_t pass_started;
-	int64_t claimed_at;	/* when the batch was claimed */
-	double claimed_mono;
-	int64_t throttled_until_ms;	/* earliest retry of held-back mail */
-	int64_t hold_until_ms;	/* a pass waits for short holds until then */
-	bool spool_failed;	/* the queue could not be read or written */
-	struct txn **in_flight;	/* the transactions of the open session */
-	size_t nin_flight;
-};
-
-/* What the runner keeps per message while it is being delivered. */
-struct msg_slot {
-	struct spool_msg env;
-	const struct mxl_lane *lane;	/* NULL: no longer configured */
-	struct spool_rcpt *rcpts;	/* all recipients, from the spool */
-	size_t nrcpts;
-};
-
-/*
- * One SMTP transaction: a message and some of its recipients at one
- * destination (recipients_per_message may split a message). The
- * dlv_msg comes first so the done callback can find the rest.
- */
-struct txn {
-	struct dlv_msg m;
-	struct msg_slot *slot;
-	uint32_t *attempts;		/* per recipient, before this attempt */
-	int64_t *due;			/* per recipient */
-	int64_t *lease;			/* per recipient: our claim's lease */
-	bool booked;			/* came back from a throttle booking */
-};
+#define STOP_GRACE_S	5	/* SIGTERM to SIGKILL for a worker */
+#define DEAD_AFTER	3	/* unanswered jobs in a row, at window 1 */
 
 static volatile sig_atomic_t stop_requested;
 
-static bool out_of_time(const struct runner *run);
+/* A claimed recipient waiting for a worker. */
+struct pending {
+	struct spool_work w;
+	int64_t claimed_ms;
+};
 
-/*
- * New mail waits in the maildrop until a runner picks it up: at the
- * start of a pass, before each batch is claimed, and whenever bulk mail
- * asks whether priority mail is waiting, so a daemon busy with a
- * backlog still sees a password reset within one connection. With
- * --id only that message is picked up.
- */
-static void
-pick_up(struct runner *run)
+struct dest {
+	char *key;		/* "domain" or "mx:port"; "!" first: priority */
+	bool priority;
+	struct pending *items;	/* waiting: items[head .. n) */
+	size_t head, n, cap;
+	double window;		/* sessions it may have now */
+	int inflight;		/* jobs out */
+	int unanswered_in_row;
+	bool dead;		/* no server answers: the rest waits */
+};
+
+/* A small string-keyed hash table (open addressing, never shrinks). */
+struct strmap {
+	char **keys;
+	size_t *values;
+	size_t cap, n;
+};
+
+struct engine {
+	const struct mxl_config *cfg;
+	const struct runner_options *opt;
+	struct spool *sp;
+	struct job_context *jc;	/* what the engine does in-process */
+	int fifo;		/* the daemon's doorbell, -1 without */
+	time_t pass_started;
+	time_t deadline;	/* --max-time; 0 = none */
+	struct dest *dests;
+	size_t ndests, dests_cap;
+	struct strmap dest_of;	/* key -> index in dests */
+	struct strmap mx_of;	/* domain -> the MX key a worker reported */
+	struct strmap mx_index;	/* MX key -> index in mx_keys */
+	char **mx_keys;
+	size_t nmx_keys;
+	size_t npending;
+	struct worker *workers;
+	size_t nworkers, max_workers;
+	size_t busy;		/* workers with a job */
+	size_t busy_priority;	/* ... of the priority lane */
+	size_t most_busy;	/* of the pass, for its log line */
+	size_t rr;		/* where the next bulk dispatch round starts */
+	bool drained;		/* the last claim found nothing more */
+	double drained_at;
+	double renewed_at;
+	double priority_checked_at;
+	int64_t throttled_until_ms;	/* earliest retry of held-back mail */
+	int64_t hold_until_ms;	/* the pass waits for short holds until then */
+	size_t delivered;	/* recipients sent in the pass */
+	bool spool_failed;
+};
+
+static size_t
+hash_of(const char *s)
 {
-	if (spool_pickup(run->sp, run->opt->id, NULL) != SPOOL_OK)
-		run->spool_failed = true;
+	size_t h = 1469598103934665603ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
 }
 
 static bool
-priority_waiting(struct runner *run)
+strmap_get(const struct strmap *m, const char *key, size_t *value)
 {
-	pick_up(run);
-	return spool_priority_due(run->sp, time(NULL));
+	if (m->cap == 0)
+		return false;
+	for (size_t i = hash_of(key) & (m->cap - 1);; i = (i + 1) & (m->cap -
+	    1)) {
+		if (m->keys[i] == NULL)
+			return false;
+		if (strcmp(m->keys[i], key) == 0) {
+			*value = m->values[i];
+			return true;
+		}
+	}
+}
+
+static void
+strmap_put(struct strmap *m, const char *key, size_t value)
+{
+	if (2 * (m->n + 1) > m->cap) {
+		struct strmap bigger = {NULL, NULL, m->cap ? m->cap * 2 : 64,
+		    0};
+		bigger.keys = xcalloc(bigger.cap, sizeof(char *));
+		bigger.values = xcalloc(bigger.cap, sizeof(size_t));
+		for (size_t i = 0; i < m->cap; i++)
+			if (m->keys[i]) {
+				strmap_put(&bigger, m->keys[i], m->values[i]);
+				free(m->keys[i]);
+			}
+		free(m->keys);
+		free(m->values);
+		*m = bigger;
+	}
+	size_t i = hash_of(key) & (m->cap - 1);
+	while (m->keys[i] != NULL && strcmp(m->keys[i], key) != 0)
+		i = (i + 1) & (m->cap - 1);
+	if (m->keys[i] == NULL) {
+		m->keys[i] = xstrdup(key);
+		m->n++;
+	}
+	m->values[i] = value;
+}
+
+static void
+strmap_free(struct strmap *m)
+{
+	for (size_t i = 0; i < m->cap; i++)
+		free(m->keys[i]);
+	free(m->keys);
+	free(m->values);
+	memset(m, 0, sizeof(*m));
 }
 
 static void
@@ -105,742 +188,491 @@ on_stop_signal(int sig)
 	stop_requested = 1;
 	deliver_stop = 1;
 	/*
-	 * Abandon the transaction in flight rather than wait for a slow
-	 * server (shutdown(2) is async-signal-safe); what it carried is
-	 * handed back and retried, at worst delivered twice.
+	 * In a worker (which inherits this handler): abandon the
+	 * transaction in flight rather than wait for a slow server
+	 * (shutdown(2) is async-signal-safe); what it carried is handed
+	 * back and retried, at worst delivered twice.
 	 */
 	connect_abort_current();
 }
 
-/* Postfix prints delays with two significant digits, never exponents. */
-static void
-fmt_delay(char *out, size_t len, double v)
+static bool
+out_of_time(const struct engine *e)
 {
-	if (v < 0.005)
-		snprintf(out, len, "0");
-	else if (v < 10)
-		snprintf(out, len, "%.2g", v);
-	else if (v < 100)
-		snprintf(out, len, "%.1f", v);
-	else
-		snprintf(out, len, "%.0f", v);
+	return e->deadline > 0 && time(NULL) >= e->deadline;
 }
 
-static int
-backoff(const struct mxl_config *cfg, uint32_t previous_attempts)
+static void
+pick_up(struct engine *e)
 {
-	long long t = cfg->minimal_backoff_time;
-
-	for (uint32_t i = 0; i < previous_attempts && t < cfg->maximal_backoff_time;
-	    i++)
-		t *= 2;
-	return (int)(t > cfg->maximal_backoff_time ? cfg->maximal_backoff_time :
-	    t);
+	if (spool_pickup(e->sp, e->opt->id, NULL) != SPOOL_OK)
+		e->spool_failed = true;
 }
 
-/* "5.1.1"-style status for a recipient's outcome. */
-static void
-outcome_status(const struct dlv_rcpt *r, enum spool_rcpt_state state,
-    char out[16])
+/* ---- destinations ---- */
+
+static size_t
+dest_for(struct engine *e, const struct spool_work *w)
 {
-	if (r->smtp_reply && r->reply) {
-		bounce_status_from_reply(r->reply, out);
+	char key[400];
+	size_t at;
+	const char *where = w->domain;
+
+	if (strmap_get(&e->mx_of, w->domain, &at))
+		where = e->mx_keys[at];
+	snprintf(key, sizeof(key), "%s%s", w->priority ? "!" : "", where);
+	if (strmap_get(&e->dest_of, key, &at))
+		return at;
+	if (e->ndests == e->dests_cap) {
+		e->dests_cap = e->dests_cap ? e->dests_cap * 2 : 64;
+		e->dests = xrealloc(e->dests, e->dests_cap * sizeof(*e->dests));
+	}
+	struct dest *d = &e->dests[e->ndests];
+	memset(d, 0, sizeof(*d));
+	d->key = xstrdup(key);
+	d->priority = w->priority;
+	d->window = e->cfg->initial_destination_concurrency;
+	strmap_put(&e->dest_of, key, e->ndests);
+	return e->ndests++;
+}
+
+static void dest_push(struct dest *d, struct spool_work *w,
+    int64_t claimed_ms);
+static size_t dest_waiting(const struct dest *d);
+
+/* A worker reached domain's mail through MX key: later mail joins it. */
+static void
+learn_mx(struct engine *e, const char *domain, const char *key)
+{
+	size_t at;
+
+	if (key[0] == '\0' || strmap_get(&e->mx_of, domain, &at))
 		return;
+	if (!strmap_get(&e->mx_index, key, &at)) {
+		e->mx_keys = xrealloc(e->mx_keys, (e->nmx_keys + 1) *
+		    sizeof(char *));
+		e->mx_keys[e->nmx_keys] = xstrdup(key);
+		at = e->nmx_keys++;
+		strmap_put(&e->mx_index, key, at);
 	}
-	if (r->status) {
-		snprintf(out, 16, "%s", r->status);
-		return;
-	}
-	/* "host X said: 451 4.3.0 ..." from the last host tried. */
-	char *said = bounce_reply_of(r->reply);
-	if (said) {
-		bounce_status_from_reply(said, out);
-		free(said);
-		return;
-	}
-	snprintf(out, 16, "%s", state == RCPT_SENT ? "2.0.0" :
-	    state == RCPT_BOUNCED ? "5.4.4" : "4.4.1");
-}
-
-/* The human text kept as last_response and shown by mailq. */
-static char *
-outcome_text(const struct dlv_rcpt *r, const char *relay)
-{
-	if (r->reply == NULL)
-		return xstrdup("no reason given");
-	if (r->smtp_reply && r->stage)
-		return xasprintf("host %s said: %s (in reply to %s command)",
-		    relay, r->reply, r->stage);
-	return xstrdup(r->reply);
-}
-
-static void
-log_rcpt(struct runner *run, const struct txn *t, const struct dlv_rcpt *r,
-    size_t k, const char *status_word, const char *dsn, const char *text,
-    int64_t now)
-{
-	const struct dlv_msg *m = &t->m;
-	const struct msg_slot *slot = t->slot;
-	char d[16], a[16], b[16], c[16], e[16];
-	double total = (double)(now - slot->env.arrival);
-	double before = (double)(run->claimed_at - t->due[k]);
-
-	fmt_delay(d, sizeof(d), total < 0 ? 0 : total);
-	fmt_delay(a, sizeof(a), before < 0 ? 0 : before);
-	fmt_delay(b, sizeof(b), mono_seconds() - run->claimed_mono -
-	    m->connect_seconds - m->transfer_seconds);
-	fmt_delay(c, sizeof(c), m->connect_seconds);
-	fmt_delay(e, sizeof(e), m->transfer_seconds);
-	log_set_component("smtp");
-	log_info("%s: to=<%s>, relay=%s, delay=%s, delays=%s/%s/%s/%s, "
-	    "dsn=%s, status=%s (%s)", slot->env.id, r->address,
-	    m->relay[0] ? m->relay : "none", d, a, b, c, e, dsn, status_word,
-	    text);
-	log_set_component(NULL);
-}
-
-static void
-finish_pending(struct runner *run)
-{
-	char ids[FINISH_BATCH][SPOOL_ID_SIZE];
-	size_t n;
-
-	for (int round = 0; round < 1000 && !stop_requested; round++) {
-		if (spool_pending_finish(run->sp, ids, FINISH_BATCH, &n) !=
-		    SPOOL_OK || n == 0)
-			return;
-		for (size_t i = 0; i < n; i++)
-			notice_finish(run->sp, run->cfg, ids[i]);
-	}
-}
-
-/* The done callback: record what happened to one message's recipients. */
-static void
-on_message_done(void *ctx, struct dlv_msg *m)
-{
-	struct runner *run = ctx;
-	struct txn *t = (struct txn *)m;
-	struct msg_slot *slot = t->slot;
-	struct spool_result *results = xcalloc(m->nrcpts + 1,
-	    sizeof(*results));
-	char **texts = xcalloc(m->nrcpts + 1, sizeof(char *));
-	int64_t now = time(NULL);
-	bool deferred = false, bounced = false, all_final = false;
-	char (*dsns)[16] = xcalloc(m->nrcpts + 1, sizeof(*dsns));
-
-	size_t nres = 0;
-	for (size_t k = 0; k < m->nrcpts; k++) {
-		struct dlv_rcpt *r = &m->rcpts[k];
-		const char *word;
-		char dsn[16];
-
-		if (r->outcome == DLV_SKIP)
-			continue;	/* another runner's now */
-		struct spool_result *res = &results[nres++];
-
-		res->index = r->index;
-		res->relay = m->relay;
-		res->attempted = true;
-		texts[k] = outcome_text(r, m->relay);
-		res->response = texts[k];
-		switch (r->outcome) {
-		case DLV_SENT:
-			res->state = RCPT_SENT;
-			word = "sent";
-			free(texts[k]);
-			texts[k] = xstrdup(r->reply ? r->reply : "250 Ok");
-			res->response = texts[k];
-			break;
-		case DLV_BOUNCE:
-			res->state = RCPT_BOUNCED;
-			word = "bounced";
-			bounced = true;
-			break;
-		case DLV_DEFER:
-		case DLV_PENDING:
-		default:
-			if (deliver_stop && !r->smtp_reply) {
-				/* Shutting down: hand it back untouched. */
-				res->state = RCPT_QUEUED;
-				res->next_try = now;
-				res->attempted = false;
-				res->response = NULL;
-				word = NULL;
-				break;
-			}
-			if (now - slot->env.arrival >=
-			    run->cfg->maximal_queue_lifetime) {
-				res->state = RCPT_BOUNCED;
-				word = "expired";
-				bounced = true;
-				char *why = xasprintf("message expired in the "
-				    "queue: %s", texts[k]);
-				free(texts[k]);
-				texts[k] = why;
-				res->response = why;
-				break;
-			}
-			res->state = RCPT_QUEUED;
-			res->next_try = now + backoff(run->cfg, t->attempts[k]);
-			word = "deferred";
-			deferred = true;
-			break;
-		}
-		if (word == NULL)
+	strmap_put(&e->mx_of, domain, at);
+	/* What waits for the domain joins the host's destination now. */
+	for (int priority = 0; priority < 2; priority++) {
+		char dkey[300];
+		size_t from;
+		snprintf(dkey, sizeof(dkey), "%s%s", priority ? "!" : "",
+		    domain);
+		if (!strmap_get(&e->dest_of, dkey, &from))
 			continue;
-		outcome_status(r, res->state, dsn);
-		memcpy(dsns[k], dsn, sizeof(dsn));
-		res->status = dsns[k];
-		log_rcpt(run, t, r, k, strcmp(word, "expired") == 0 ?
-		    "bounced" : word, dsn, res->response, now);
+		struct dest *d = &e->dests[from];
+		size_t n = dest_waiting(d);
+		struct pending *moving = xcalloc(n + 1, sizeof(*moving));
+		memcpy(moving, d->items + d->head, n * sizeof(*moving));
+		d->head = d->n = 0;
+		for (size_t i = 0; i < n; i++) {
+			size_t to = dest_for(e, &moving[i].w);
+			dest_push(&e->dests[to], &moving[i].w,
+			    moving[i].claimed_ms);
+		}
+		free(moving);
 	}
-	if (nres > 0 && spool_record_results(run->sp, slot->env.id, results,
-	    nres, now, &all_final) == SPOOL_OK) {
-		if (all_final)
-			notice_finish(run->sp, run->cfg, slot->env.id);
-		else if (bounced)
-			notice_bounce_now(run->sp, run->cfg, slot->env.id);
-		if (!all_final && deferred)
-			notice_delay_if_due(run->sp, run->cfg, slot->env.id,
-			    now);
-	}
-	free(dsns);
-	for (size_t k = 0; k < m->nrcpts; k++)
-		free(texts[k]);
-	free(texts);
-	free(results);
 }
 
-static int
-compare_work(const void *a, const void *b)
+static void
+dest_push(struct dest *d, struct spool_work *w, int64_t claimed_ms)
 {
-	const struct spool_work *x = a, *y = b;
-	int c = strcmp(x->domain, y->domain);
+	if (d->head > 0 && d->head == d->n) {
+		d->head = 0;	/* emptied: start over at the front */
+		d->n = 0;
+	}
+	if (d->n == d->cap) {
+		if (d->head > d->cap / 2) {
+			memmove(d->items, d->items + d->head,
+			    (d->n - d->head) * sizeof(*d->items));
+			d->n -= d->head;
+			d->head = 0;
+		} else {
+			d->cap = d->cap ? d->cap * 2 : 16;
+			d->items = xrealloc(d->items, d->cap *
+			    sizeof(*d->items));
+		}
+	}
+	d->items[d->n].w = *w;
+	d->items[d->n++].claimed_ms = claimed_ms;
+}
 
-	if (c == 0)
-		c = strcmp(x->id, y->id);
-	if (c == 0)
-		c = (x->index > y->index) - (x->index < y->index);
-	return c;
+static size_t
+dest_waiting(const struct dest *d)
+{
+	return d->n - d->head;
+}
+
+/* Hands every waiting recipient of d back, due at next_try. */
+static void
+dest_hand_back(struct engine *e, struct dest *d, int64_t next_try)
+{
+	for (size_t i = d->head; i < d->n; i++) {
+		job_hand_back(e->jc, &d->items[i].w, next_try);
+		free(d->items[i].w.address);
+		free(d->items[i].w.domain);
+	}
+	e->npending -= dest_waiting(d);
+	d->head = d->n = 0;
 }
 
 /*
- * Hands claimed recipients (indexes) of message id back to the queue
- * without an attempt: due again at next_try, not logged, no backoff,
- * in one transaction. held: they wait for a throttle's booking.
+ * Takes the claimed recipients into their destinations (the array is
+ * freed, its strings are kept).
  */
 static void
-hand_back(struct runner *run, const char *id, const uint32_t *indexes,
-    size_t n, int64_t next_try, bool held)
+take_claimed(struct engine *e, struct spool_work *work, size_t n,
+    int64_t claimed_ms)
 {
-	struct spool_result *res = xcalloc(n + 1, sizeof(*res));
-	bool all_final;
-
 	for (size_t i = 0; i < n; i++) {
-		res[i].index = indexes[i];
-		res[i].state = RCPT_QUEUED;
-		res[i].next_try = next_try;
-		res[i].held = held;
+		size_t di = dest_for(e, &work[i]);	/* may move dests */
+		struct dest *d = &e->dests[di];
+		if (d->dead) {
+			struct spool_work one = work[i];
+			job_hand_back(e->jc, &one, time(NULL) +
+			    e->cfg->minimal_backoff_time);
+			free(one.address);
+			free(one.domain);
+			continue;
+		}
+		dest_push(d, &work[i], claimed_ms);
+		e->npending++;
 	}
-	if (n > 0)
-		(void)spool_record_results(run->sp, id, res, n, time(NULL),
-		    &all_final);
-	free(res);
+	free(work);
 }
 
-/* Loads the envelopes of one domain's work items, one slot per message. */
+/* Claims up to max due recipients; returns how many came. */
 static size_t
-load_slots(struct runner *run, struct spool_work *work, size_t n,
-    struct msg_slot *slots, size_t *first)
+claim(struct engine *e, size_t max)
 {
+	const struct runner_options *opt = e->opt;
+	struct spool_claim_filter filter = {opt->domain, opt->sender,
+	    opt->lane, false, e->pass_started};
+	struct spool_work *work = NULL;
+	size_t n = 0;
+	int64_t now_ms = wall_ms();
+
+	if (spool_claim_due(e->sp, &filter, now_ms / 1000,
+	    e->cfg->delivery_lease_time, max, &work, &n) != SPOOL_OK) {
+		e->spool_failed = true;
+		return 0;
+	}
+	take_claimed(e, work, n, now_ms);
+	return n;
+}
+
+/* Keeps what waits for a worker ours; drops what is not ours any more. */
+static void
+renew_waiting(struct engine *e)
+{
+	struct spool_claim_ref *refs;
 	size_t k = 0;
 
-	for (size_t i = 0; i < n;) {
-		size_t j = i;
-		while (j < n && strcmp(work[j].id, work[i].id) == 0)
-			j++;
-		int rc = spool_get(run->sp, work[i].id, &slots[k].env,
-		    &slots[k].rcpts, &slots[k].nrcpts);
-		if (rc == SPOOL_OK) {
-			slots[k].lane = config_lane(run->cfg,
-			    slots[k].env.lane);
-			first[k++] = i;
-		} else if (rc != SPOOL_NOTFOUND) {
-			/*
-			 * Could not read it now: hand the claims back, due at
-			 * once, rather than leave them to their lease. (Gone
-			 * for good, its claims went with it.)
-			 */
-			int64_t now = time(NULL);
-			for (size_t w = i; w < j; w++)
-				hand_back(run, work[w].id, &work[w].index, 1,
-				    now, work[w].held);
+	if (e->npending == 0)
+		return;
+	refs = xcalloc(e->npending, sizeof(*refs));
+	for (size_t d = 0; d < e->ndests; d++)
+		for (size_t i = e->dests[d].head; i < e->dests[d].n; i++) {
+			struct spool_work *w = &e->dests[d].items[i].w;
+			refs[k].id = w->id;
+			refs[k].index = w->index;
+			refs[k++].lease_until = w->lease_until;
 		}
-		i = j;
-	}
-	first[k] = n;
-	return k;
-}
-
-/* Transactions of one message: chunks of at most per recipients. */
-static size_t
-add_txns(struct msg_slot *slot, struct spool_work *work, size_t nwork,
-    int per, struct txn **txns, size_t *ntxns, size_t *cap)
-{
-	size_t made = 0;
-
-	if (per <= 0)
-		per = (int)nwork;
-	for (size_t i = 0; i < nwork; i += (size_t)per) {
-		size_t cnt = nwork - i < (size_t)per ? nwork - i : (size_t)per;
-		if (*ntxns == *cap) {
-			*cap = *cap ? *cap * 2 : 16;
-			*txns = xrealloc(*txns, *cap * sizeof(**txns));
-		}
-		struct txn *t = &(*txns)[(*ntxns)++];
-		memset(t, 0, sizeof(*t));
-		t->slot = slot;
-		t->m.env = &slot->env;
-		t->m.rcpts = xcalloc(cnt, sizeof(*t->m.rcpts));
-		t->attempts = xcalloc(cnt, sizeof(uint32_t));
-		t->due = xcalloc(cnt, sizeof(int64_t));
-		t->lease = xcalloc(cnt, sizeof(int64_t));
-		for (size_t w = i; w < i + cnt; w++) {
-			struct dlv_rcpt *r = &t->m.rcpts[t->m.nrcpts];
-			r->index = work[w].index;
-			r->address = work[w].address;
-			for (size_t q = 0; q < slot->nrcpts; q++)
-				if (slot->rcpts[q].index == work[w].index) {
-					r->orcpt = slot->rcpts[q].orcpt;
-					r->notify = slot->rcpts[q].notify;
-				}
-			t->attempts[t->m.nrcpts] = work[w].attempts;
-			t->due[t->m.nrcpts] = work[w].due;
-			t->lease[t->m.nrcpts] = work[w].lease_until;
-			if (work[w].held)	/* booked by a throttle */
-				t->booked = true;
-			t->m.nrcpts++;
-		}
-		made++;
-	}
-	return made;
-}
-
-static void
-free_txns(struct txn *txns, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		for (size_t r = 0; r < txns[i].m.nrcpts; r++)
-			free(txns[i].m.rcpts[r].reply);
-		free(txns[i].m.rcpts);
-		free(txns[i].m.last_error);
-		free(txns[i].attempts);
-		free(txns[i].due);
-		free(txns[i].lease);
-	}
-	free(txns);
-}
-
-/*
- * Hands the transactions not done yet back (hand_back()), the k-th due
- * again at when_ms + k * step_ms: throttled mail comes back at the pace
- * it can go.
- */
-static void
-release_list(struct runner *run, struct txn **list, size_t n, int64_t when_ms,
-    int64_t step_ms, bool held)
-{
-	for (size_t i = 0; i < n; i++) {
-		struct txn *t = list[i];
-		if (t->m.done)
-			continue;
-		/*
-		 * Due times are whole seconds: round down, so it is due by
-		 * the moment the throttle allows it; send_group() then waits
-		 * out the rest of that second to the millisecond.
-		 */
-		int64_t at = (when_ms + (int64_t)i * step_ms) / 1000;
-		uint32_t *ours = xcalloc(t->m.nrcpts + 1, sizeof(*ours));
-		size_t k = 0;
-		for (size_t r = 0; r < t->m.nrcpts; r++)
-			if (t->m.rcpts[r].outcome != DLV_SKIP)
-				ours[k++] = t->m.rcpts[r].index;
-		/* Once booked, still booked when handed back early. */
-		hand_back(run, t->slot->env.id, ours, k, at, held || t->booked);
-		free(ours);
-		t->m.done = true;
-	}
-}
-
-static void
-release_txns(struct runner *run, struct txn *txns, size_t n, int64_t when_ms)
-{
-	for (size_t i = 0; i < n; i++) {
-		struct txn *t = &txns[i];
-		release_list(run, &t, 1, when_ms, 0, false);
-	}
-}
-
-static bool
-limits_set(const struct mxl_limits *l)
-{
-	return l->concurrency || l->rate_count || l->delay_ms;
-}
-
-static void
-throttle_key(const struct nexthop *nh, const struct mxl_source *src,
-    char *key, size_t len)
-{
-	snprintf(key, len, "%s|%s", nh->provider ? nh->provider->name : "-",
-	    src ? src->address : "-");
-}
-
-/*
- * Makes sure the claims are still ours right before they go on the
- * wire, and extends them: a batch can take longer than a lease (a slow
- * MX), and a claim that ran out may be another runner's by now.
- * Recipients no longer ours are skipped; a transaction left with none
- * is done.
- */
-static void renew_claims(struct runner *run, struct txn **list, size_t n);
-
-/* Seconds a throttle's connection slot is held at most (see its use). */
-#define SLOT_LEASE	1800
-
-static void
-keep_claims(void *ctx)
-{
-	struct runner *run = ctx;
-
-	if (run->nin_flight > 0)
-		renew_claims(run, run->in_flight, run->nin_flight);
-}
-
-static void
-renew_claims(struct runner *run, struct txn **list, size_t n)
-{
-	size_t total = 0, k = 0;
-
-	for (size_t i = 0; i < n; i++)
-		total += list[i]->m.nrcpts;
-	struct spool_claim_ref *refs = xcalloc(total + 1, sizeof(*refs));
-	for (size_t i = 0; i < n; i++)
-		for (size_t r = 0; r < list[i]->m.nrcpts; r++) {
-			refs[k].id = list[i]->slot->env.id;
-			refs[k].index = list[i]->m.rcpts[r].index;
-			refs[k].lease_until = list[i]->lease[r];
-			k++;
-		}
-	if (spool_renew_claims(run->sp, refs, total, time(NULL),
-	    run->cfg->delivery_lease_time) != SPOOL_OK) {
+	if (spool_renew_claims(e->sp, refs, k, time(NULL),
+	    e->cfg->delivery_lease_time) != SPOOL_OK) {
 		free(refs);
-		return;		/* leases as they were; deliver anyway */
+		return;		/* as they were; the workers check again */
 	}
 	k = 0;
-	for (size_t i = 0; i < n; i++) {
-		struct txn *t = list[i];
-		size_t left = 0;
-		for (size_t r = 0; r < t->m.nrcpts; r++, k++) {
-			if (refs[k].ours) {
-				t->lease[r] = refs[k].lease_until;
-				left++;
-			} else {
-				t->m.rcpts[r].outcome = DLV_SKIP;
+	for (size_t d = 0; d < e->ndests; d++) {
+		struct dest *dst = &e->dests[d];
+		size_t keep = dst->head;
+		for (size_t i = dst->head; i < dst->n; i++, k++) {
+			struct pending *p = &dst->items[i];
+			if (!refs[k].ours) {
+				free(p->w.address);
+				free(p->w.domain);
+				e->npending--;
+				continue;
 			}
+			p->w.lease_until = refs[k].lease_until;
+			dst->items[keep++] = *p;
 		}
-		if (left == 0)
-			t->m.done = true;
+		dst->n = keep;
 	}
 	free(refs);
 }
 
+/* ---- workers ---- */
+
+static struct worker *
+idle_worker(struct engine *e)
+{
+	for (size_t i = 0; i < e->nworkers; i++)
+		if (e->workers[i].fd >= 0 && !e->workers[i].busy)
+			return &e->workers[i];
+	if (e->nworkers == e->max_workers)
+		return NULL;
+	int *fds = xcalloc(e->nworkers + 2, sizeof(int));
+	size_t nfds = 0;
+	for (size_t i = 0; i < e->nworkers; i++)
+		fds[nfds++] = e->workers[i].fd;
+	fds[nfds++] = e->fifo;
+	struct worker *w = &e->workers[e->nworkers];
+	int rc = worker_spawn(e->cfg, e->deadline, fds, nfds, w);
+	free(fds);
+	if (rc != 0)
+		return NULL;
+	e->nworkers++;
+	return w;
+}
+
 /*
- * One connection from src with as many of list as its throttle allows
- * now. Returns how many were handed to it (0: the throttle said wait,
- * *retry_ms tells until when).
+ * Recipients for the next job of d: its mail spread over as many
+ * sessions as it may grow to, so that a growing window finds work for
+ * its new sessions, but at least JOB_MIN (or what is left): a session
+ * costs a few round trips before its first message, and a few messages
+ * more in it cost less than a session more.
  */
 static size_t
-send_one_connection(struct runner *run, const struct nexthop *nh,
-    const struct mxl_source *src, struct txn **list, size_t n,
-    int64_t *retry_ms)
+job_size(const struct engine *e, const struct dest *d)
 {
-	struct spool_throttle_limits tl = {nh->limits.concurrency,
-	    nh->limits.rate_count, nh->limits.rate_period, nh->limits.delay_ms};
-	bool throttled = limits_set(&nh->limits);
-	char key[400];
-	size_t want = n;
+	size_t waiting = dest_waiting(d);
+	size_t most = (size_t)e->cfg->destination_concurrency;
+	size_t k = (waiting + most - 1) / most;
 
-	throttle_key(nh, src, key, sizeof(key));
-	if (nh->limits.messages_per_connection > 0 &&
-	    want > (size_t)nh->limits.messages_per_connection)
-		want = (size_t)nh->limits.messages_per_connection;
-	struct spool_throttle_grant grant = {(int)want, -1, 0};
-	/*
-	 * A connection slot is not renewed during the session as claims
-	 * are: it lasts as long as the longest session may, and is freed
-	 * at once when its holder is found dead.
-	 */
-	int slot_lease = run->cfg->delivery_lease_time > SLOT_LEASE ?
-	    run->cfg->delivery_lease_time : SLOT_LEASE;
-	if (throttled && spool_throttle_acquire(run->sp, key, &tl,
-	    nh->priority, (int)want, slot_lease, &grant) != SPOOL_OK)
-		return 0;
-	if (grant.granted <= 0) {
-		*retry_ms = grant.retry_ms;
-		return 0;
-	}
-	struct dlv_config dcfg = run->dlv;
-	dcfg.port = nh->port;
-	/* Claims are short: they are extended while the session lasts. */
-	run->in_flight = list;
-	run->nin_flight = (size_t)grant.granted;
-	dcfg.keepalive = keep_claims;
-	dcfg.keepalive_ctx = run;
-	dcfg.keepalive_interval = run->cfg->delivery_lease_time / 3 > 1 ?
-	    run->cfg->delivery_lease_time / 3 : 1;
-	if (src) {
-		dcfg.source = (const struct sockaddr *)&src->sa;
-		dcfg.source_len = src->sa_len;
-		dcfg.helo = src->helo;
-	}
-	renew_claims(run, list, (size_t)grant.granted);
-	struct dlv_msg **ptrs = xcalloc((size_t)grant.granted, sizeof(*ptrs));
-	size_t nptrs = 0;
-	for (int i = 0; i < grant.granted; i++)
-		if (!list[i]->m.done)
-			ptrs[nptrs++] = &list[i]->m;
-	if (nptrs > 0)
-		deliver_to_hosts(&dcfg, run->sp, nh->hosts.hosts,
-		    nh->hosts.nhosts, ptrs, nptrs, on_message_done, run);
-	run->in_flight = NULL;
-	run->nin_flight = 0;
-	int unused = (int)((size_t)grant.granted - nptrs);
-	for (size_t i = 0; i < nptrs; i++)
-		if (!ptrs[i]->done)
-			unused++;
-	free(ptrs);
-	if (throttled)
-		(void)spool_throttle_release(run->sp, key, &grant, unused);
-	return (size_t)grant.granted;
+	if (k < JOB_MIN)
+		k = waiting < JOB_MIN ? waiting : JOB_MIN;
+	return k > JOB_MAX ? JOB_MAX : k;
 }
 
-/* Sleeps until ms (unix time in ms) unless told to stop. */
+/* Hands d's waiting mail to workers while d and the host allow. */
 static void
-sleep_until_ms(int64_t ms)
+dispatch_dest(struct engine *e, size_t di, size_t limit)
 {
-	int64_t left = ms - wall_ms();
-	if (left <= 0 || stop_requested)
+	struct dest *d = &e->dests[di];
+
+	size_t cap = (size_t)e->cfg->delivery_concurrency;
+
+	/*
+	 * Priority mail may go beyond delivery_concurrency while bulk
+	 * sessions fill it, never beyond it on its own.
+	 */
+	while (dest_waiting(d) > 0 && e->busy < limit &&
+	    (!d->priority || e->busy_priority < cap) &&
+	    d->inflight < (int)d->window && !stop_requested) {
+		struct worker *w = idle_worker(e);
+		if (w == NULL)
+			return;
+		size_t k = job_size(e, d);
+		/*
+		 * A message's recipients at one destination go together:
+		 * one transaction, one copy of the content on the wire.
+		 */
+		while (d->head + k < d->n && k < 4 * JOB_MAX &&
+		    strcmp(d->items[d->head + k].w.id,
+		    d->items[d->head + k - 1].w.id) == 0)
+			k++;
+		struct spool_work *work = xcalloc(k, sizeof(*work));
+		int64_t claimed_ms = d->items[d->head].claimed_ms;
+		for (size_t i = 0; i < k; i++)
+			work[i] = d->items[d->head + i].w;
+		size_t sent = worker_send_job(w, work, k, claimed_ms);
+		free(work);
+		if (sent == 0) {
+			worker_close(w);	/* reaped at the end */
+			continue;
+		}
+		w->busy = true;
+		w->dest = di;
+		w->nitems = sent;
+		free(w->domain);
+		w->domain = xstrdup(d->items[d->head].w.domain);
+		w->one_domain = true;
+		for (size_t i = 0; i < sent; i++) {
+			struct spool_work *s = &d->items[d->head + i].w;
+			if (strcmp(s->domain, w->domain) != 0)
+				w->one_domain = false;
+			free(s->address);
+			free(s->domain);
+		}
+		d->head += sent;
+		e->npending -= sent;
+		d->inflight++;
+		e->busy++;
+		e->busy_priority += d->priority;
+		if (e->busy > e->most_busy)
+			e->most_busy = e->busy;
+	}
+}
+
+static void
+dispatch(struct engine *e)
+{
+	size_t bulk_limit = (size_t)e->cfg->delivery_concurrency;
+
+	for (size_t i = 0; i < e->ndests; i++)
+		if (e->dests[i].priority)
+			dispatch_dest(e, i, bulk_limit + PRIORITY_RESERVE);
+	if (out_of_time(e))
 		return;
-	struct timespec d = {left / 1000, (left % 1000) * 1000000};
-	nanosleep(&d, NULL);	/* a signal ends it early: fine */
+	for (size_t k = 0; k < e->ndests && e->busy < bulk_limit; k++) {
+		size_t i = (e->rr + k) % e->ndests;
+		if (!e->dests[i].priority)
+			dispatch_dest(e, i, bulk_limit);
+	}
+	if (e->ndests > 0)
+		e->rr = (e->rr + 1) % e->ndests;
 }
 
 /*
- * Puts back what a throttle held. Mail held for the first time is
- * booked at the throttle's pace after what was booked before, so a big
- * backlog comes back a little at a time, as it can go; mail that comes
- * back from a booking and must wait again only waits for the throttle
- * (booking it again would push it behind the whole backlog). at_once:
- * due again now (priority mail took the turn, or the runner stops).
+ * Postfix's qmgr feedback: each answered transaction adds 1/window
+ * (so a window grows by one per window's worth of success), a job
+ * that met no server at all takes one away. At window 1, DEAD_AFTER
+ * such jobs in a row make the destination dead for the pass: what
+ * waits for it goes back to the queue for minimal_backoff_time,
+ * untried.
  */
 static void
-hold_back(struct runner *run, const struct nexthop *nh,
-    const struct mxl_source *src, struct txn **list, size_t n,
-    int64_t retry_ms, bool at_once)
+feedback(struct engine *e, struct dest *d, const struct job_report *rep)
 {
-	int64_t now_ms = wall_ms();
-	int64_t first = retry_ms > now_ms ? retry_ms : now_ms;
-	struct txn **fresh = xcalloc(n + 1, sizeof(*fresh));
-	struct txn **again = xcalloc(n + 1, sizeof(*again));
-	size_t nfresh = 0, nagain = 0;
+	double most = e->cfg->destination_concurrency;
 
-	if (n == 0)
-		goto out;
-	if (at_once) {
-		release_list(run, list, n, now_ms, 0, false);
-		goto out;
+	if (rep->answered > 0) {
+		d->window += (double)rep->answered / d->window;
+		if (d->window > most)
+			d->window = most;
+		d->unanswered_in_row = 0;
+		return;
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (list[i]->booked || nh->priority || !limits_set(&nh->limits))
-			again[nagain++] = list[i];
-		else
-			fresh[nfresh++] = list[i];
+	if (rep->unanswered == 0)
+		return;
+	d->window = d->window - 1 < 1 ? 1 : d->window - 1;
+	if (++d->unanswered_in_row >= DEAD_AFTER && d->window <= 1 &&
+	    !d->dead) {
+		size_t left = dest_waiting(d);
+		d->dead = true;
+		if (left > 0)
+			log_info("%s: no server answered %d sessions in a "
+			    "row; %zu recipients wait %d s", d->key,
+			    d->unanswered_in_row, left,
+			    e->cfg->minimal_backoff_time);
+		dest_hand_back(e, d, time(NULL) +
+		    e->cfg->minimal_backoff_time);
 	}
-	/* The throttle's pace: one delivery every step. */
-	int64_t step = 0;
-	if (nh->limits.rate_count > 0)
-		step = (int64_t)nh->limits.rate_period * 1000 /
-		    nh->limits.rate_count;
-	if (nh->limits.delay_ms > step)
-		step = nh->limits.delay_ms;
-	release_list(run, again, nagain, first, step, true);
-	int64_t until = nagain ? first : 0;
-	if (nagain > 0) {
-		int64_t last = first + step * (int64_t)(nagain - 1);
-		if (last > run->hold_until_ms && last - now_ms <= HOLD_WAIT_MS)
-			run->hold_until_ms = last;
-	}
-	if (nfresh > 0) {
-		struct spool_throttle_limits tl = {nh->limits.concurrency,
-		    nh->limits.rate_count, nh->limits.rate_period,
-		    nh->limits.delay_ms};
-		char key[400];
-		int64_t booked = first;	/* not before the throttle allows */
-		throttle_key(nh, src, key, sizeof(key));
-		if (spool_throttle_book(run->sp, key, &tl, (int)nfresh,
-		    &booked, &step) != SPOOL_OK || booked < first)
-			booked = first;
-		int64_t last = booked + step * (int64_t)(nfresh - 1);
-		if (last > run->hold_until_ms && last - now_ms <= HOLD_WAIT_MS)
-			run->hold_until_ms = last;
-		release_list(run, fresh, nfresh, booked, step, true);
-		if (until == 0 || booked < until)
-			until = booked;
-	}
-	if (run->throttled_until_ms == 0 || until < run->throttled_until_ms)
-		run->throttled_until_ms = until;
-out:
-	free(fresh);
-	free(again);
 }
 
 static void
-send_group(struct runner *run, const struct nexthop *nh, struct txn *txns,
-    size_t n)
+job_finished(struct engine *e, struct worker *w)
 {
-	struct txn **list = xcalloc(n + 1, sizeof(*list));
-	size_t next = 0;
-	int64_t paced_ms = 0;
+	struct job_report rep;
+	struct dest *d = &e->dests[w->dest];
+	int got = worker_read_report(w, &rep);
 
-	for (size_t i = 0; i < n; i++)
-		list[i] = &txns[i];
-	while (next < n) {
-		int si = nexthop_next_source(run->sp, nh);
-		if (nh->pool && si < 0) {
-			/* Every source switched off: the mail waits for one. */
-			release_list(run, list + next, n - next,
-			    ((int64_t)time(NULL) + 60) * 1000, 0, false);
-			break;
-		}
-		const struct mxl_source *src = si >= 0 ?
-		    &nh->pool->sources[si] : NULL;
-		int64_t retry_ms = 0;
-		size_t sent = 0;
+	w->busy = false;
+	d->inflight--;
+	e->busy--;
+	e->busy_priority -= d->priority;
+	if (!got) {
+		/* Its claims run out and come back by themselves. */
 		if (!stop_requested)
-			sent = send_one_connection(run, nh, src, list + next,
-			    n - next, &retry_ms);
-		/*
-		 * Mail back from a booking, and the throttle frees a delivery
-		 * within the next moment: wait for it here (a few seconds a
-		 * group at most), which paces "20/s" to the millisecond though
-		 * due times are whole seconds. Mail held for the first time is
-		 * booked instead, so a big backlog is sorted out quickly.
-		 */
-		int64_t now_ms = wall_ms();
-		if (sent == 0 && retry_ms > 0 && !stop_requested &&
-		    (list[next]->booked || nh->priority) &&
-		    retry_ms - now_ms <= 1500 && paced_ms < 3000 &&
-		    (nh->priority || !priority_waiting(run))) {
-			paced_ms += retry_ms > now_ms ? retry_ms - now_ms : 10;
-			sleep_until_ms(retry_ms);
-			continue;
-		}
-		nexthop_count_sent(run->sp, nh, si, (unsigned)sent);
-		next += sent;
-		/*
-		 * Bulk yields to priority mail between connections, and
-		 * --max-time ends the pass between connections too.
-		 */
-		bool preempt = next < n && (out_of_time(run) ||
-		    (!nh->priority && priority_waiting(run)));
-		if (sent == 0 || preempt || stop_requested) {
-			hold_back(run, nh, src, list + next, n - next, retry_ms,
-			    preempt || stop_requested);
-			break;
-		}
+			log_error("delivery worker %ld ended with a job of %zu "
+			    "recipients unfinished", (long)w->pid, w->nitems);
+		worker_close(w);
+		return;
 	}
-	free(list);
+	e->delivered += rep.delivered;
+	if (rep.spool_failed)
+		e->spool_failed = true;
+	if (rep.throttled_until_ms > 0 && (e->throttled_until_ms == 0 ||
+	    rep.throttled_until_ms < e->throttled_until_ms))
+		e->throttled_until_ms = rep.throttled_until_ms;
+	if (rep.hold_until_ms > e->hold_until_ms)
+		e->hold_until_ms = rep.hold_until_ms;
+	rep.mx_key[sizeof(rep.mx_key) - 1] = '\0';
+	if (w->one_domain)
+		learn_mx(e, w->domain, rep.mx_key);
+	feedback(e, d, &rep);
 }
 
-static int
-compare_lane(const void *a, const void *b)
-{
-	const struct txn *x = a, *y = b;
-	int px = !(x->slot->lane && x->slot->lane->priority);
-	int py = !(y->slot->lane && y->slot->lane->priority);
-
-	if (px != py)
-		return px - py;
-	return strcmp(x->slot->env.lane, y->slot->env.lane);
-}
-
+/* Waits up to ms for a report, the doorbell or a signal. */
 static void
-fail_txns(struct runner *run, struct txn *txns, size_t n, enum dns_status st,
-    const char *err)
+wait_for_events(struct engine *e, int ms)
 {
-	for (size_t i = 0; i < n; i++) {
-		struct dlv_msg *m = &txns[i].m;
-		for (size_t r = 0; r < m->nrcpts; r++) {
-			m->rcpts[r].outcome = st == DNS_TEMPFAIL ? DLV_DEFER :
-			    DLV_BOUNCE;
-			m->rcpts[r].reply = xstrdup(err);
-			/* RFC 3463 / RFC 7505 codes for DNS outcomes. */
-			m->rcpts[r].status = st == DNS_TEMPFAIL ? "4.4.3" :
-			    st == DNS_NULLMX ? "5.1.10" : "5.1.2";
+	struct pollfd *p = xcalloc(e->nworkers + 1, sizeof(*p));
+	size_t np = 0;
+
+	for (size_t i = 0; i < e->nworkers; i++)
+		if (e->workers[i].busy && e->workers[i].fd >= 0)
+			p[np++] = (struct pollfd){e->workers[i].fd, POLLIN, 0};
+	if (e->fifo >= 0)
+		p[np++] = (struct pollfd){e->fifo, POLLIN, 0};
+	int n = poll(p, np, ms);
+	if (n > 0) {
+		for (size_t i = 0, k = 0; i < e->nworkers; i++) {
+			struct worker *w = &e->workers[i];
+			if (!w->busy || w->fd < 0)
+				continue;
+			if (p[k++].revents)
+				job_finished(e, w);
 		}
-		snprintf(m->relay, sizeof(m->relay), "none");
-		m->done = true;
-		on_message_done(run, m);
+		if (e->fifo >= 0 && p[np - 1].revents) {
+			spool_wakeup_drain(e->fifo);
+			e->priority_checked_at = 0;	/* look now */
+		}
 	}
+	free(p);
 }
 
+/*
+ * The end of a pass: what waits goes back due at once; workers still
+ * busy (a signal, or --max-time) are told to abandon their sessions,
+ * and killed if they do not within STOP_GRACE_S.
+ */
 static void
-deliver_domain(struct runner *run, struct spool_work *work, size_t n)
+end_workers(struct engine *e)
 {
-	struct nexthop nh;
-
-	nexthop_find(run->cfg, &run->dns, work[0].domain, &nh);
-	struct msg_slot *slots = xcalloc(n + 1, sizeof(*slots));
-	size_t *first = xcalloc(n + 1, sizeof(size_t));
-	size_t k = load_slots(run, work, n, slots, first);
-	struct txn *txns = NULL;
-	size_t ntxns = 0, cap = 0;
-	for (size_t i = 0; i < k; i++) {
-		/* first[i] indexes work; items of slot i run to the next id. */
-		size_t from = first[i], to = from;
-		while (to < n && strcmp(work[to].id, slots[i].env.id) == 0)
-			to++;
-		struct mxl_limits lim = route_limits(slots[i].lane,
-		    nh.provider);
-		add_txns(&slots[i], &work[from], to - from,
-		    lim.recipients_per_message, &txns, &ntxns, &cap);
+	for (size_t d = 0; d < e->ndests; d++)
+		dest_hand_back(e, &e->dests[d], time(NULL));
+	if (e->busy > 0 && (stop_requested || out_of_time(e)))
+		for (size_t i = 0; i < e->nworkers; i++)
+			if (e->workers[i].busy)
+				kill(e->workers[i].pid, SIGTERM);
+	double give_up = mono_seconds() + STOP_GRACE_S;
+	while (e->busy > 0 && mono_seconds() < give_up) {
+		int left = (int)((give_up - mono_seconds()) * 1000) + 1;
+		wait_for_events(e, left < TICK_MS ? left : TICK_MS);
 	}
-	if (nh.status != DNS_OK) {
-		fail_txns(run, txns, ntxns, nh.status, nh.err);
-	} else {
-		/* Priority lane first, then lane by lane. */
-		qsort(txns, ntxns, sizeof(*txns), compare_lane);
-		for (size_t i = 0; i < ntxns && !stop_requested;) {
-			size_t j = i;
-			while (j < ntxns && strcmp(txns[j].slot->env.lane,
-			    txns[i].slot->env.lane) == 0)
-				j++;
-			nexthop_set_lane(run->cfg, &nh, txns[i].slot->lane);
-			send_group(run, &nh, &txns[i], j - i);
-			i = j;
+	for (size_t i = 0; i < e->nworkers; i++) {
+		struct worker *w = &e->workers[i];
+		if (w->busy) {
+			log_error("delivery worker %ld did not stop; killed",
+			    (long)w->pid);
+			kill(w->pid, SIGKILL);
 		}
-		if (stop_requested)
-			release_txns(run, txns, ntxns,
-			    (int64_t)time(NULL) * 1000);
+		worker_close(w);
 	}
-	free_txns(txns, ntxns);
-	for (size_t i = 0; i < k; i++) {
-		spool_msg_free(&slots[i].env);
-		spool_rcpts_free(slots[i].rcpts, slots[i].nrcpts);
+	for (size_t i = 0; i < e->nworkers; i++) {
+		while (waitpid(e->workers[i].pid, NULL, 0) < 0 &&
+		    errno == EINTR)
+			;
+		free(e->workers[i].domain);
 	}
-	free(slots);
-	free(first);
-	nexthop_free(&nh);
+	e->nworkers = 0;
+	e->busy = 0;
+	e->busy_priority = 0;
+	for (size_t d = 0; d < e->ndests; d++) {
+		free(e->dests[d].key);
+		free(e->dests[d].items);
+	}
+	free(e->dests);
+	e->dests = NULL;
+	e->ndests = e->dests_cap = 0;
+	strmap_free(&e->dest_of);
 }
 
 /*
@@ -850,102 +682,137 @@ deliver_domain(struct runner *run, struct spool_work *work, size_t n)
  * next pass or to the daemon.
  */
 static bool
-wait_for_throttle(struct runner *run)
+wait_for_throttle(struct engine *e)
 {
 	int64_t now = wall_ms();
-	int64_t until = run->throttled_until_ms;
+	int64_t until = e->throttled_until_ms;
 	int64_t due;
 
-	run->throttled_until_ms = 0;
-	if (now >= run->hold_until_ms && until == 0)
+	e->throttled_until_ms = 0;
+	if (now >= e->hold_until_ms && until == 0)
 		return false;
-	/* The next held mail due: what was just held, or booked before. */
-	if (spool_next_due(run->sp, &due) && (until == 0 || due * 1000 <
-	    until))
+	if (spool_next_due(e->sp, &due) && (until == 0 || due * 1000 < until))
 		until = due * 1000;
 	if (until == 0 || until - now > HOLD_WAIT_MS)
 		return false;
-	sleep_until_ms(until > now ? until : now + 20);
+	int64_t left = until > now ? until - now : 20;
+	struct timespec d = {left / 1000, (left % 1000) * 1000000};
+	nanosleep(&d, NULL);	/* a signal ends it early: fine */
 	return !stop_requested;
 }
 
-static bool
-out_of_time(const struct runner *run)
+/* The pass of a worker engine: claim, dispatch, listen, until done. */
+static void
+run_engine_pass(struct engine *e)
 {
-	return run->opt->max_time > 0 &&
-	    time(NULL) - run->pass_started >= run->opt->max_time;
+	size_t ahead = (size_t)e->cfg->delivery_concurrency * CLAIM_AHEAD;
+
+	if (ahead < CLAIM_CHUNK)
+		ahead = CLAIM_CHUNK;
+	e->drained = false;
+	e->renewed_at = mono_seconds();
+	e->priority_checked_at = 0;
+	while (!stop_requested && !out_of_time(e)) {
+		double now = mono_seconds();
+		if (now - e->priority_checked_at >= TICK_MS / 1000.0) {
+			e->priority_checked_at = now;
+			pick_up(e);
+			if (spool_priority_due(e->sp, time(NULL)))
+				(void)claim(e, CLAIM_CHUNK);
+		}
+		if (e->drained && now - e->drained_at >= RECLAIM_MS / 1000.0)
+			e->drained = false;
+		while (!e->drained && e->npending < ahead / 2) {
+			size_t got = claim(e, CLAIM_CHUNK);
+			if (got < CLAIM_CHUNK) {
+				e->drained = true;
+				e->drained_at = now;
+			}
+			if (e->spool_failed)
+				break;
+		}
+		dispatch(e);
+		if (e->busy == 0 && e->npending == 0) {
+			if (e->spool_failed)
+				break;
+			if (claim(e, CLAIM_CHUNK) > 0)
+				continue;
+			if (wait_for_throttle(e))
+				continue;
+			break;
+		}
+		if (now - e->renewed_at >= e->cfg->delivery_lease_time / 3.0) {
+			e->renewed_at = now;
+			renew_waiting(e);
+		}
+		int ms = TICK_MS;
+		if (e->deadline > 0) {
+			int64_t left = (int64_t)e->deadline * 1000 - wall_ms();
+			if (left < ms)
+				ms = left < 0 ? 0 : (int)left;
+		}
+		wait_for_events(e, ms);
+	}
+	end_workers(e);
+}
+
+/* run --id: that one message, in this process, now. */
+static void
+run_one_message(struct engine *e)
+{
+	struct spool_work *work = NULL;
+	size_t n = 0;
+	int64_t now_ms = wall_ms();
+	struct job_report rep;
+
+	if (spool_claim_message(e->sp, e->opt->id, false, now_ms / 1000,
+	    e->cfg->delivery_lease_time, &work, &n) != SPOOL_OK) {
+		e->spool_failed = true;
+		return;
+	}
+	if (n > 0) {
+		job_deliver(e->jc, work, n, now_ms, &rep);
+		e->spool_failed |= rep.spool_failed;
+	}
+	spool_work_free(work, n);
 }
 
 static void
-run_pass(struct runner *run)
+run_pass(struct engine *e)
 {
-	const struct runner_options *opt = run->opt;
-	/*
-	 * --flush makes what waits for a retry due once, at the start of
-	 * the pass; the pass then tries it once, like postqueue -f, rather
-	 * than again and again.
-	 */
-	struct spool_claim_filter filter = {opt->domain, opt->sender,
-	    opt->lane, false, 0};
+	const struct runner_options *opt = e->opt;
 
-	run->pass_started = time(NULL);
-	filter.tried_since = run->pass_started;
-	pick_up(run);
+	e->pass_started = time(NULL);
+	e->deadline = opt->max_time > 0 ? e->pass_started + opt->max_time :
+	    0;
+	e->delivered = 0;
+	e->most_busy = 0;
+	pick_up(e);
 	if (opt->flush) {
+		/*
+		 * --flush makes what waits for a retry due once, at the
+		 * start of the pass; the pass then tries it once, like
+		 * postqueue -f, rather than again and again.
+		 */
+		struct spool_claim_filter filter = {opt->domain, opt->sender,
+		    opt->lane, false, e->pass_started};
 		size_t moved = 0;
 		if (opt->id)
-			(void)spool_flush_message(run->sp, opt->id,
-			    run->pass_started);
+			(void)spool_flush_message(e->sp, opt->id,
+			    e->pass_started);
 		else
-			(void)spool_flush(run->sp, &filter, run->pass_started,
+			(void)spool_flush(e->sp, &filter, e->pass_started,
 			    &moved);
 	}
-	finish_pending(run);
-	for (int round = 0; !stop_requested && !out_of_time(run); round++) {
-		struct spool_work *work = NULL;
-		size_t n = 0;
-		int rc;
-
-		if (round > 0)
-			pick_up(run);
-		run->claimed_at = time(NULL);
-		run->claimed_mono = mono_seconds();
-		if (opt->id) {
-			if (round > 0)
-				break;
-			rc = spool_claim_message(run->sp, opt->id, false,
-			    run->claimed_at, run->cfg->delivery_lease_time,
-			    &work, &n);
-		} else {
-			rc = spool_claim_due(run->sp, &filter, run->claimed_at,
-			    run->cfg->delivery_lease_time, CLAIM_BATCH, &work,
-			    &n);
-		}
-		if (rc == SPOOL_OK && n == 0 && !opt->id &&
-		    wait_for_throttle(run))
-			continue;
-		if (rc != SPOOL_OK)
-			run->spool_failed = true;
-		if (rc != SPOOL_OK || n == 0)
-			break;
-		qsort(work, n, sizeof(*work), compare_work);
-		size_t i = 0;
-		while (i < n && !stop_requested && !out_of_time(run)) {
-			size_t j = i;
-			while (j < n && strcmp(work[j].domain,
-			    work[i].domain) == 0)
-				j++;
-			deliver_domain(run, &work[i], j - i);
-			i = j;
-		}
-		/* Claims of domains not started yet go back now. */
-		int64_t now = time(NULL);
-		for (; i < n; i++)
-			hand_back(run, work[i].id, &work[i].index, 1, now,
-			    false);
-		spool_work_free(work, n);
-	}
-	finish_pending(run);
+	job_finish_pending(e->jc);
+	if (opt->id)
+		run_one_message(e);
+	else
+		run_engine_pass(e);
+	job_finish_pending(e->jc);
+	if (e->most_busy > 0)
+		log_info("pass done: %zu recipients delivered, at most %zu "
+		    "sessions at once", e->delivered, e->most_busy);
 }
 
 static void
@@ -966,13 +833,13 @@ install_signals(void)
  * back or deferred mail comes due, or new mail rings the doorbell.
  */
 static void
-wait_for_work(struct runner *run, int fifo, int seconds)
+wait_for_work(struct engine *e, int seconds)
 {
-	struct pollfd p = {fifo, POLLIN, 0};
+	struct pollfd p = {e->fifo, POLLIN, 0};
 	double wait = seconds;
 	int64_t due;
 
-	if (spool_next_due(run->sp, &due)) {
+	if (spool_next_due(e->sp, &due)) {
 		double until_due = (double)(due * 1000 - wall_ms()) / 1000.0;
 		if (until_due < wait)
 			wait = until_due;
@@ -985,9 +852,9 @@ wait_for_work(struct runner *run, int fifo, int seconds)
 		double left = until - mono_seconds();
 		if (left <= 0)
 			return;
-		int n = poll(&p, fifo >= 0 ? 1 : 0, (int)(left * 1000) + 1);
+		int n = poll(&p, e->fifo >= 0 ? 1 : 0, (int)(left * 1000) + 1);
 		if (n > 0) {
-			spool_wakeup_drain(fifo);
+			spool_wakeup_drain(e->fifo);
 			return;
 		}
 	}
@@ -996,45 +863,42 @@ wait_for_work(struct runner *run, int fifo, int seconds)
 int
 runner_run(const struct mxl_config *cfg, const struct runner_options *opt)
 {
-	struct runner run;
-	char err[256];
+	struct engine e;
 
-	memset(&run, 0, sizeof(run));
-	run.cfg = cfg;
-	run.opt = opt;
-	if (dns_resolver_init(&run.dns, cfg->resolver, err, sizeof(err)) != 0)
-		log_fatal(EX_CONFIG, "resolver = \"%s\": %s", cfg->resolver,
-		    err);
-	run.dlv = (struct dlv_config){
-		.helo = cfg->smtp_helo_name, .port = cfg->smtp_port,
-		.tls = cfg->smtp_tls,
-		.connect_timeout = cfg->smtp_connect_timeout,
-		.helo_timeout = cfg->smtp_helo_timeout,
-		.mail_timeout = cfg->smtp_mail_timeout,
-		.data_init_timeout = cfg->smtp_data_init_timeout,
-		.data_xfer_timeout = cfg->smtp_data_xfer_timeout,
-		.data_done_timeout = cfg->smtp_data_done_timeout,
-	};
+	memset(&e, 0, sizeof(e));
+	e.cfg = cfg;
+	e.opt = opt;
+	e.fifo = -1;
 	install_signals();
-	if (spool_open(cfg->spool_directory, &run.sp) != SPOOL_OK)
+	if (spool_open(cfg->spool_directory, &e.sp) != SPOOL_OK)
 		log_fatal(EX_TEMPFAIL, "cannot open the mail queue in %s",
 		    cfg->spool_directory);
-	int fifo = -1;
+	/* Alone (--id), bulk mail still yields to priority mail. */
+	e.jc = job_context_new(cfg, e.sp, opt->id, opt->id != NULL, 0);
+	e.max_workers = (size_t)cfg->delivery_concurrency + PRIORITY_RESERVE;
+	e.workers = xcalloc(e.max_workers, sizeof(*e.workers));
 	if (opt->daemon_interval > 0) {
-		fifo = spool_wakeup_listen(spool_directory_fd(run.sp));
+		e.fifo = spool_wakeup_listen(spool_directory_fd(e.sp));
 		log_info("daemon started: a pass every %d s and on new mail",
 		    opt->daemon_interval);
 	}
 	do {
-		run_pass(&run);
+		run_pass(&e);
 		if (opt->daemon_interval > 0)
-			wait_for_work(&run, fifo, opt->daemon_interval);
+			wait_for_work(&e, opt->daemon_interval);
 	} while (opt->daemon_interval > 0 && !stop_requested);
-	if (fifo >= 0)
-		close(fifo);
+	if (e.fifo >= 0)
+		close(e.fifo);
 	if (stop_requested)
 		log_info("stopping on signal; unfinished claims handed back");
-	spool_close(run.sp);
+	job_context_free(e.jc);
+	free(e.workers);
+	strmap_free(&e.mx_of);
+	strmap_free(&e.mx_index);
+	for (size_t i = 0; i < e.nmx_keys; i++)
+		free(e.mx_keys[i]);
+	free(e.mx_keys);
+	spool_close(e.sp);
 	/* Cron and systemd must see that the queue was not usable. */
-	return run.spool_failed ? EX_TEMPFAIL : 0;
+	return e.spool_failed ? EX_TEMPFAIL : 0;
 }

@@ -151,6 +151,7 @@ claim_rcpt(struct claim *cl, DBC *c, int cls, const char *id, uint32_t index)
 		w->attempts = r.attempts;
 		w->held = (r.flags & SPOOL_RCPT_HELD) != 0;
 		w->lease_until = r.lease_until;
+		w->priority = cls == SCHED_PRIORITY;
 	}
 	spool_rcpt_clear(&r);
 	return rc;

@@ -146,6 +146,7 @@ struct spool_work {
 	int64_t due;		/* when it was due */
 	uint32_t attempts;	/* before this attempt */
 	bool held;		/* it comes back from a throttle's booking */
+	bool priority;		/* in the priority lane's schedule */
 	int64_t lease_until;	/* our claim: ours while this is its lease */
 };
 
@@ -291,9 +292,10 @@ int spool_throttle_book(struct spool *sp, const char *key,
     int64_t *step_ms);
 /*
  * A shared counter (weighted round robin): *value gets its value, then
- * count is added (count 0: just look).
+ * add is added (0: just look; less than 0: a reservation given back,
+ * never below 0).
  */
-int spool_counter_take(struct spool *sp, const char *key, uint64_t count,
+int spool_counter_take(struct spool *sp, const char *key, int64_t add,
     uint64_t *value);
 /* Is any priority-lane recipient due now? (A bulk runner yields.) */
 bool spool_priority_due(struct spool *sp, int64_t now);

@@ -406,7 +406,7 @@ spool_throttle_book(struct spool *sp, const char *key,
 }
 
 static int
-counter_once(struct spool *sp, const char *name, uint64_t count,
+counter_once(struct spool *sp, const char *name, int64_t add,
     uint64_t *value)
 {
 	char key[300];
@@ -425,13 +425,16 @@ counter_once(struct spool *sp, const char *name, uint64_t count,
 	v.data = raw;
 	v.ulen = sizeof(raw);
 	v.flags = DB_DBT_USERMEM;
-	rc = sp->throttle->get(sp->throttle, txn, &k, &v, count ? DB_RMW : 0);
+	rc = sp->throttle->get(sp->throttle, txn, &k, &v, add ? DB_RMW : 0);
 	*value = (rc == 0 && v.size == 8) ? get_be64(raw) : 0;
 	if (rc == DB_NOTFOUND || rc == DB_BUFFER_SMALL)
 		rc = 0;
-	if (rc == 0 && count > 0) {
+	if (rc == 0 && add != 0) {
 		struct buf b = BUF_INIT;
-		buf_put_be64(&b, *value + count);
+		/* Never below 0: a reservation given back twice is no debt. */
+		uint64_t after = add < 0 && (uint64_t)-add > *value ? 0 :
+		    *value + (uint64_t)add;
+		buf_put_be64(&b, after);
 		rc = spool_put(sp->throttle, txn, key, strlen(key), b.data,
 		    b.len, 0);
 		buf_free(&b);
@@ -444,14 +447,14 @@ counter_once(struct spool *sp, const char *name, uint64_t count,
 }
 
 int
-spool_counter_take(struct spool *sp, const char *key, uint64_t count,
+spool_counter_take(struct spool *sp, const char *key, int64_t add,
     uint64_t *value)
 {
 	SPOOL_GUARD;
 	int rc = DB_LOCK_DEADLOCK;
 
 	SPOOL_RETRY(sp, rc, i)
-		rc = counter_once(sp, key, count, value);
+		rc = counter_once(sp, key, add, value);
 	if (rc != 0) {
 		log_error("spool: counter %s: %s", key, db_strerror(rc));
 		return SPOOL_ERR;

@@ -292,6 +292,15 @@ assert_ne() {
 	fi
 }
 
+# assert_true SHELL-CONDITION WHAT: the condition (eval'ed) holds
+assert_true() {
+	if eval "$1"; then
+		pass
+	else
+		fail "not true: $2"
+	fi
+}
+
 # assert_contains HAYSTACK NEEDLE [WHAT]: fixed-string search
 assert_contains() {
 	local hay=$1 needle=$2 what=${3:-text}

@@ -8,7 +8,9 @@
 #	(tests/servers/smtpsink.py) found through the test DNS server
 #	(tests/servers/dnsserver.py), both on loopback. Submission is four
 #	`sendmail -bs` sessions at once, each message committed on its own.
-#	Then three `queuerun run` processes are started together. Asserts:
+#	Then three `queuerun run` processes are started together, each with
+#	delivery_concurrency = 1 (one delivery worker, one connection).
+#	Asserts:
 #	  - every submission was answered "queued as ID", 5,000 ids, unique;
 #	  - all three runners exit 0, and each of them delivered some of the
 #	    mail (three distinct pids on status=sent lines) while another
@@ -49,7 +51,8 @@ DOM=conc.test
 
 section "queue $N messages for $NDOM domains"
 start_servers $NDOM $DOM $DNS_IP $MX_IP
-setup conc "resolver = \"$DNS_IP:$DNS_PORT\"" "smtp_port = $PORT"
+setup conc "resolver = \"$DNS_IP:$DNS_PORT\"" "smtp_port = $PORT" \
+    "delivery_concurrency = 1"
 t0=$(date +%s%N)
 R=$("$PYTHON" "$SERVERS/queue_bs.py" "$SENDMAIL" $N $NDOM $PREFIX "d%d.$DOM" 300 4 "$W/map")
 say "queued in $(elapsed_ms $t0) ms: $R"

@@ -1,0 +1,1008 @@
+/*
+ * NAME
+ *	job - deliver a batch of claimed recipients in this process
+ * DESCRIPTION
+ *	See job.h. Log lines follow Postfix (smtp: to=..., relay=...,
+ *	delays=..., status=...; notice.c logs qmgr: removed and bounce:
+ *	sender non-delivery notification) so that pflogsumm and the
+ *	admins' grep habits keep working.
+ *
+ *	Claims not attempted go back through hand_back() alone: due again
+ *	at a given time, not logged, no backoff.
+ */
+#include "queuerun/job.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+#include <sysexits.h>
+#include <time.h>
+
+#include "queuerun/bounce.h"
+#include "queuerun/deliver.h"
+#include "queuerun/nexthop.h"
+#include "queuerun/notice.h"
+#include "dns/dns.h"
+#include "route/route.h"
+#include "lib/log.h"
+
+#define HOLD_WAIT_MS	5000	/* a pass waits for throttle holds this long */
+#define FINISH_BATCH	64
+
+struct job_context {
+	const struct mxl_config *cfg;
+	struct spool *sp;
+	struct dns_resolver dns;
+	struct dlv_config dlv;
+	const char *pickup_id;	/* what pick_up() takes from the maildrop */
+	bool preempt;		/* bulk yields to waiting priority mail */
+	time_t deadline;	/* no new connection after it; 0 = none */
+	struct job_report *rep;	/* of the job in progress */
+	int64_t claimed_at;	/* when the batch was claimed */
+	double claimed_mono;
+	struct txn **in_flight;	/* the transactions of the open session */
+	size_t nin_flight;
+};
+
+/* What the runner keeps per message while it is being delivered. */
+struct msg_slot {
+	struct spool_msg env;
+	const struct mxl_lane *lane;	/* NULL: no longer configured */
+	struct spool_rcpt *rcpts;	/* all recipients, from the spool */
+	size_t nrcpts;
+};
+
+/*
+ * One SMTP transaction: a message and some of its recipients at one
+ * destination (recipients_per_message may split a message). The
+ * dlv_msg comes first so the done callback can find the rest.
+ */
+struct txn {
+	struct dlv_msg m;
+	struct msg_slot *slot;
+	uint32_t *attempts;		/* per recipient, before this attempt */
+	int64_t *due;			/* per recipient */
+	int64_t *lease;			/* per recipient: our claim's lease */
+	bool booked;			/* came back from a throttle booking */
+	size_t hop;			/* job_deliver(): its next hop */
+};
+
+/* deliver_stop (deliver.h) is set by a signal or by the engine. */
+#define stop_requested	deliver_stop
+
+static bool
+out_of_time(const struct job_context *jc)
+{
+	return jc->deadline > 0 && time(NULL) >= jc->deadline;
+}
+
+/*
+ * A process that delivers alone (run --id) still lets priority mail
+ * overtake bulk mail between connections: it picks up what waits in
+ * the maildrop and asks whether priority mail is due. Workers leave
+ * that to the engine, which watches for priority mail all the time.
+ */
+static bool
+priority_waiting(struct job_context *jc)
+{
+	if (!jc->preempt)
+		return false;
+	if (spool_pickup(jc->sp, jc->pickup_id, NULL) != SPOOL_OK)
+		jc->rep->spool_failed = true;
+	return spool_priority_due(jc->sp, time(NULL));
+}
+
+/* Postfix prints delays with two significant digits, never exponents. */
+static void
+fmt_delay(char *out, size_t len, double v)
+{
+	if (v < 0.005)
+		snprintf(out, len, "0");
+	else if (v < 10)
+		snprintf(out, len, "%.2g", v);
+	else if (v < 100)
+		snprintf(out, len, "%.1f", v);
+	else
+		snprintf(out, len, "%.0f", v);
+}
+
+static int
+backoff(const struct mxl_config *cfg, uint32_t previous_attempts)
+{
+	long long t = cfg->minimal_backoff_time;
+
+	for (uint32_t i = 0; i < previous_attempts && t < cfg->maximal_backoff_time;
+	    i++)
+		t *= 2;
+	return (int)(t > cfg->maximal_backoff_time ? cfg->maximal_backoff_time :
+	    t);
+}
+
+/* "5.1.1"-style status for a recipient's outcome. */
+static void
+outcome_status(const struct dlv_rcpt *r, enum spool_rcpt_state state,
+    char out[16])
+{
+	if (r->smtp_reply && r->reply) {
+		bounce_status_from_reply(r->reply, out);
+		return;
+	}
+	if (r->status) {
+		snprintf(out, 16, "%s", r->status);
+		return;
+	}
+	/* "host X said: 451 4.3.0 ..." from the last host tried. */
+	char *said = bounce_reply_of(r->reply);
+	if (said) {
+		bounce_status_from_reply(said, out);
+		free(said);
+		return;
+	}
+	snprintf(out, 16, "%s", state == RCPT_SENT ? "2.0.0" :
+	    state == RCPT_BOUNCED ? "5.4.4" : "4.4.1");
+}
+
+/* The human text kept as last_response and shown by mailq. */
+static char *
+outcome_text(const struct dlv_rcpt *r, const char *relay)
+{
+	if (r->reply == NULL)
+		return xstrdup("no reason given");
+	if (r->smtp_reply && r->stage)
+		return xasprintf("host %s said: %s (in reply to %s command)",
+		    relay, r->reply, r->stage);
+	return xstrdup(r->reply);
+}
+
+static void
+log_rcpt(struct job_context *jc, const struct txn *t, const struct dlv_rcpt *r,
+    size_t k, const char *status_word, const char *dsn, const char *text,
+    int64_t now)
+{
+	const struct dlv_msg *m = &t->m;
+	const struct msg_slot *slot = t->slot;
+	char d[16], a[16], b[16], c[16], e[16];
+	double total = (double)(now - slot->env.arrival);
+	double before = (double)(jc->claimed_at - t->due[k]);
+
+	fmt_delay(d, sizeof(d), total < 0 ? 0 : total);
+	fmt_delay(a, sizeof(a), before < 0 ? 0 : before);
+	fmt_delay(b, sizeof(b), mono_seconds() - jc->claimed_mono -
+	    m->connect_seconds - m->transfer_seconds);
+	fmt_delay(c, sizeof(c), m->connect_seconds);
+	fmt_delay(e, sizeof(e), m->transfer_seconds);
+	log_set_component("smtp");
+	log_info("%s: to=<%s>, relay=%s, delay=%s, delays=%s/%s/%s/%s, "
+	    "dsn=%s, status=%s (%s)", slot->env.id, r->address,
+	    m->relay[0] ? m->relay : "none", d, a, b, c, e, dsn, status_word,
+	    text);
+	log_set_component(NULL);
+}
+
+static void
+finish_pending(struct job_context *jc)
+{
+	char ids[FINISH_BATCH][SPOOL_ID_SIZE];
+	size_t n;
+
+	for (int round = 0; round < 1000 && !stop_requested; round++) {
+		if (spool_pending_finish(jc->sp, ids, FINISH_BATCH, &n) !=
+		    SPOOL_OK || n == 0)
+			return;
+		for (size_t i = 0; i < n; i++)
+			notice_finish(jc->sp, jc->cfg, ids[i]);
+	}
+}
+
+/* The done callback: record what happened to one message's recipients. */
+static void
+on_message_done(void *ctx, struct dlv_msg *m)
+{
+	struct job_context *jc = ctx;
+	struct txn *t = (struct txn *)m;
+	struct msg_slot *slot = t->slot;
+	struct spool_result *results = xcalloc(m->nrcpts + 1,
+	    sizeof(*results));
+	char **texts = xcalloc(m->nrcpts + 1, sizeof(char *));
+	int64_t now = time(NULL);
+	bool deferred = false, bounced = false, all_final = false;
+	char (*dsns)[16] = xcalloc(m->nrcpts + 1, sizeof(*dsns));
+
+	size_t nres = 0;
+	for (size_t k = 0; k < m->nrcpts; k++) {
+		struct dlv_rcpt *r = &m->rcpts[k];
+		const char *word;
+		char dsn[16];
+
+		if (r->outcome == DLV_SKIP)
+			continue;	/* another runner's now */
+		struct spool_result *res = &results[nres++];
+
+		res->index = r->index;
+		res->relay = m->relay;
+		res->attempted = true;
+		texts[k] = outcome_text(r, m->relay);
+		res->response = texts[k];
+		switch (r->outcome) {
+		case DLV_SENT:
+			res->state = RCPT_SENT;
+			word = "sent";
+			free(texts[k]);
+			texts[k] = xstrdup(r->reply ? r->reply : "250 Ok");
+			res->response = texts[k];
+			break;
+		case DLV_BOUNCE:
+			res->state = RCPT_BOUNCED;
+			word = "bounced";
+			bounced = true;
+			break;
+		case DLV_DEFER:
+		case DLV_PENDING:
+		default:
+			if (deliver_stop && !r->smtp_reply) {
+				/* Shutting down: hand it back untouched. */
+				res->state = RCPT_QUEUED;
+				res->next_try = now;
+				res->attempted = false;
+				res->response = NULL;
+				word = NULL;
+				break;
+			}
+			if (now - slot->env.arrival >=
+			    jc->cfg->maximal_queue_lifetime) {
+				res->state = RCPT_BOUNCED;
+				word = "expired";
+				bounced = true;
+				char *why = xasprintf("message expired in the "
+				    "queue: %s", texts[k]);
+				free(texts[k]);
+				texts[k] = why;
+				res->response = why;
+				break;
+			}
+			res->state = RCPT_QUEUED;
+			res->next_try = now + backoff(jc->cfg, t->attempts[k]);
+			word = "deferred";
+			deferred = true;
+			break;
+		}
+		if (word == NULL)
+			continue;
+		outcome_status(r, res->state, dsn);
+		memcpy(dsns[k], dsn, sizeof(dsn));
+		res->status = dsns[k];
+		log_rcpt(jc, t, r, k, strcmp(word, "expired") == 0 ?
+		    "bounced" : word, dsn, res->response, now);
+	}
+	if (nres > 0 && spool_record_results(jc->sp, slot->env.id, results,
+	    nres, now, &all_final) == SPOOL_OK) {
+		if (all_final)
+			notice_finish(jc->sp, jc->cfg, slot->env.id);
+		else if (bounced)
+			notice_bounce_now(jc->sp, jc->cfg, slot->env.id);
+		if (!all_final && deferred)
+			notice_delay_if_due(jc->sp, jc->cfg, slot->env.id,
+			    now);
+	}
+	free(dsns);
+	for (size_t k = 0; k < m->nrcpts; k++)
+		free(texts[k]);
+	free(texts);
+	free(results);
+}
+
+/*
+ * Hands claimed recipients (indexes) of message id back to the queue
+ * without an attempt: due again at next_try, not logged, no backoff,
+ * in one transaction. held: they wait for a throttle's booking.
+ */
+static void
+hand_back(struct job_context *jc, const char *id, const uint32_t *indexes,
+    size_t n, int64_t next_try, bool held)
+{
+	struct spool_result *res = xcalloc(n + 1, sizeof(*res));
+	bool all_final;
+
+	for (size_t i = 0; i < n; i++) {
+		res[i].index = indexes[i];
+		res[i].state = RCPT_QUEUED;
+		res[i].next_try = next_try;
+		res[i].held = held;
+	}
+	if (n > 0)
+		(void)spool_record_results(jc->sp, id, res, n, time(NULL),
+		    &all_final);
+	free(res);
+}
+
+/* Loads the envelopes of one domain's work items, one slot per message. */
+static size_t
+load_slots(struct job_context *jc, struct spool_work *work, size_t n,
+    struct msg_slot *slots, size_t *first)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j < n && strcmp(work[j].id, work[i].id) == 0)
+			j++;
+		int rc = spool_get(jc->sp, work[i].id, &slots[k].env,
+		    &slots[k].rcpts, &slots[k].nrcpts);
+		if (rc == SPOOL_OK) {
+			slots[k].lane = config_lane(jc->cfg,
+			    slots[k].env.lane);
+			first[k++] = i;
+		} else if (rc != SPOOL_NOTFOUND) {
+			/*
+			 * Could not read it now: hand the claims back, due at
+			 * once, rather than leave them to their lease. (Gone
+			 * for good, its claims went with it.)
+			 */
+			int64_t now = time(NULL);
+			for (size_t w = i; w < j; w++)
+				hand_back(jc, work[w].id, &work[w].index, 1,
+				    now, work[w].held);
+		}
+		i = j;
+	}
+	first[k] = n;
+	return k;
+}
+
+/* Transactions of one message: chunks of at most per recipients. */
+static size_t
+add_txns(struct msg_slot *slot, struct spool_work *work, size_t nwork,
+    int per, struct txn **txns, size_t *ntxns, size_t *cap)
+{
+	size_t made = 0;
+
+	if (per <= 0)
+		per = (int)nwork;
+	for (size_t i = 0; i < nwork; i += (size_t)per) {
+		size_t cnt = nwork - i < (size_t)per ? nwork - i : (size_t)per;
+		if (*ntxns == *cap) {
+			*cap = *cap ? *cap * 2 : 16;
+			*txns = xrealloc(*txns, *cap * sizeof(**txns));
+		}
+		struct txn *t = &(*txns)[(*ntxns)++];
+		memset(t, 0, sizeof(*t));
+		t->slot = slot;
+		t->m.env = &slot->env;
+		t->m.rcpts = xcalloc(cnt, sizeof(*t->m.rcpts));
+		t->attempts = xcalloc(cnt, sizeof(uint32_t));
+		t->due = xcalloc(cnt, sizeof(int64_t));
+		t->lease = xcalloc(cnt, sizeof(int64_t));
+		for (size_t w = i; w < i + cnt; w++) {
+			struct dlv_rcpt *r = &t->m.rcpts[t->m.nrcpts];
+			r->index = work[w].index;
+			r->address = work[w].address;
+			for (size_t q = 0; q < slot->nrcpts; q++)
+				if (slot->rcpts[q].index == work[w].index) {
+					r->orcpt = slot->rcpts[q].orcpt;
+					r->notify = slot->rcpts[q].notify;
+				}
+			t->attempts[t->m.nrcpts] = work[w].attempts;
+			t->due[t->m.nrcpts] = work[w].due;
+			t->lease[t->m.nrcpts] = work[w].lease_until;
+			if (work[w].held)	/* booked by a throttle */
+				t->booked = true;
+			t->m.nrcpts++;
+		}
+		made++;
+	}
+	return made;
+}
+
+static void
+free_txns(struct txn *txns, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (size_t r = 0; r < txns[i].m.nrcpts; r++)
+			free(txns[i].m.rcpts[r].reply);
+		free(txns[i].m.rcpts);
+		free(txns[i].m.last_error);
+		free(txns[i].attempts);
+		free(txns[i].due);
+		free(txns[i].lease);
+	}
+	free(txns);
+}
+
+/*
+ * Hands the transactions not done yet back (hand_back()), the k-th due
+ * again at when_ms + k * step_ms: throttled mail comes back at the pace
+ * it can go.
+ */
+static void
+release_list(struct job_context *jc, struct txn **list, size_t n, int64_t when_ms,
+    int64_t step_ms, bool held)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct txn *t = list[i];
+		if (t->m.done)
+			continue;
+		/*
+		 * Due times are whole seconds: round down, so it is due by
+		 * the moment the throttle allows it; send_group() then waits
+		 * out the rest of that second to the millisecond.
+		 */
+		int64_t at = (when_ms + (int64_t)i * step_ms) / 1000;
+		uint32_t *ours = xcalloc(t->m.nrcpts + 1, sizeof(*ours));
+		size_t k = 0;
+		for (size_t r = 0; r < t->m.nrcpts; r++)
+			if (t->m.rcpts[r].outcome != DLV_SKIP)
+				ours[k++] = t->m.rcpts[r].index;
+		/* Once booked, still booked when handed back early. */
+		hand_back(jc, t->slot->env.id, ours, k, at, held || t->booked);
+		free(ours);
+		t->m.done = true;
+	}
+}
+
+static void
+release_txns(struct job_context *jc, struct txn *txns, size_t n, int64_t when_ms)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct txn *t = &txns[i];
+		release_list(jc, &t, 1, when_ms, 0, false);
+	}
+}
+
+static bool
+limits_set(const struct mxl_limits *l)
+{
+	return l->concurrency || l->rate_count || l->delay_ms;
+}
+
+static void
+throttle_key(const struct nexthop *nh, const struct mxl_source *src,
+    char *key, size_t len)
+{
+	snprintf(key, len, "%s|%s", nh->provider ? nh->provider->name : "-",
+	    src ? src->address : "-");
+}
+
+/*
+ * Makes sure the claims are still ours right before they go on the
+ * wire, and extends them: a batch can take longer than a lease (a slow
+ * MX), and a claim that ran out may be another runner's by now.
+ * Recipients no longer ours are skipped; a transaction left with none
+ * is done.
+ */
+static void renew_claims(struct job_context *jc, struct txn **list, size_t n);
+
+/* Seconds a throttle's connection slot is held at most (see its use). */
+#define SLOT_LEASE	1800
+
+static void
+keep_claims(void *ctx)
+{
+	struct job_context *jc = ctx;
+
+	if (jc->nin_flight > 0)
+		renew_claims(jc, jc->in_flight, jc->nin_flight);
+}
+
+static void
+renew_claims(struct job_context *jc, struct txn **list, size_t n)
+{
+	size_t total = 0, k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		total += list[i]->m.nrcpts;
+	struct spool_claim_ref *refs = xcalloc(total + 1, sizeof(*refs));
+	for (size_t i = 0; i < n; i++)
+		for (size_t r = 0; r < list[i]->m.nrcpts; r++) {
+			refs[k].id = list[i]->slot->env.id;
+			refs[k].index = list[i]->m.rcpts[r].index;
+			refs[k].lease_until = list[i]->lease[r];
+			k++;
+		}
+	if (spool_renew_claims(jc->sp, refs, total, time(NULL),
+	    jc->cfg->delivery_lease_time) != SPOOL_OK) {
+		free(refs);
+		return;		/* leases as they were; deliver anyway */
+	}
+	k = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct txn *t = list[i];
+		size_t left = 0;
+		for (size_t r = 0; r < t->m.nrcpts; r++, k++) {
+			if (refs[k].ours) {
+				t->lease[r] = refs[k].lease_until;
+				left++;
+			} else {
+				t->m.rcpts[r].outcome = DLV_SKIP;
+			}
+		}
+		if (left == 0)
+			t->m.done = true;
+	}
+	free(refs);
+}
+
+/*
+ * One connection from src with as many of list as its throttle allows
+ * now. Returns how many were handed to it (0: the throttle said wait,
+ * *retry_ms tells until when).
+ */
+static size_t
+send_one_connection(struct job_context *jc, const struct nexthop *nh,
+    const struct mxl_source *src, struct txn **list, size_t n,
+    int64_t *retry_ms)
+{
+	struct spool_throttle_limits tl = {nh->limits.concurrency,
+	    nh->limits.rate_count, nh->limits.rate_period, nh->limits.delay_ms};
+	bool throttled = limits_set(&nh->limits);
+	char key[400];
+	size_t want = n;
+
+	throttle_key(nh, src, key, sizeof(key));
+	if (nh->limits.messages_per_connection > 0 &&
+	    want > (size_t)nh->limits.messages_per_connection)
+		want = (size_t)nh->limits.messages_per_connection;
+	struct spool_throttle_grant grant = {(int)want, -1, 0};
+	/*
+	 * A connection slot is not renewed during the session as claims
+	 * are: it lasts as long as the longest session may, and is freed
+	 * at once when its holder is found dead.
+	 */
+	int slot_lease = jc->cfg->delivery_lease_time > SLOT_LEASE ?
+	    jc->cfg->delivery_lease_time : SLOT_LEASE;
+	if (throttled && spool_throttle_acquire(jc->sp, key, &tl,
+	    nh->priority, (int)want, slot_lease, &grant) != SPOOL_OK)
+		return 0;
+	if (grant.granted <= 0) {
+		*retry_ms = grant.retry_ms;
+		return 0;
+	}
+	struct dlv_config dcfg = jc->dlv;
+	dcfg.port = nh->port;
+	/* Claims are short: they are extended while the session lasts. */
+	jc->in_flight = list;
+	jc->nin_flight = (size_t)grant.granted;
+	dcfg.keepalive = keep_claims;
+	dcfg.keepalive_ctx = jc;
+	dcfg.keepalive_interval = jc->cfg->delivery_lease_time / 3 > 1 ?
+	    jc->cfg->delivery_lease_time / 3 : 1;
+	if (src) {
+		dcfg.source = (const struct sockaddr *)&src->sa;
+		dcfg.source_len = src->sa_len;
+		dcfg.helo = src->helo;
+	}
+	renew_claims(jc, list, (size_t)grant.granted);
+	struct dlv_msg **ptrs = xcalloc((size_t)grant.granted, sizeof(*ptrs));
+	size_t nptrs = 0;
+	for (int i = 0; i < grant.granted; i++)
+		if (!list[i]->m.done)
+			ptrs[nptrs++] = &list[i]->m;
+	if (nptrs > 0)
+		deliver_to_hosts(&dcfg, jc->sp, nh->hosts.hosts,
+		    nh->hosts.nhosts, ptrs, nptrs, on_message_done, jc);
+	jc->in_flight = NULL;
+	jc->nin_flight = 0;
+	int unused = (int)((size_t)grant.granted - nptrs);
+	for (size_t i = 0; i < nptrs; i++)
+		if (!ptrs[i]->done)
+			unused++;
+	free(ptrs);
+	if (throttled)
+		(void)spool_throttle_release(jc->sp, key, &grant, unused);
+	return (size_t)grant.granted;
+}
+
+/* Sleeps until ms (unix time in ms) unless told to stop. */
+static void
+sleep_until_ms(int64_t ms)
+{
+	int64_t left = ms - wall_ms();
+	if (left <= 0 || stop_requested)
+		return;
+	struct timespec d = {left / 1000, (left % 1000) * 1000000};
+	nanosleep(&d, NULL);	/* a signal ends it early: fine */
+}
+
+/*
+ * Puts back what a throttle held. Mail held for the first time is
+ * booked at the throttle's pace after what was booked before, so a big
+ * backlog comes back a little at a time, as it can go; mail that comes
+ * back from a booking and must wait again only waits for the throttle
+ * (booking it again would push it behind the whole backlog). at_once:
+ * due again now (priority mail took the turn, or the runner stops).
+ */
+static void
+hold_back(struct job_context *jc, const struct nexthop *nh,
+    const struct mxl_source *src, struct txn **list, size_t n,
+    int64_t retry_ms, bool at_once)
+{
+	int64_t now_ms = wall_ms();
+	int64_t first = retry_ms > now_ms ? retry_ms : now_ms;
+	struct txn **fresh = xcalloc(n + 1, sizeof(*fresh));
+	struct txn **again = xcalloc(n + 1, sizeof(*again));
+	size_t nfresh = 0, nagain = 0;
+
+	if (n == 0)
+		goto out;
+	if (at_once) {
+		release_list(jc, list, n, now_ms, 0, false);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (list[i]->booked || nh->priority || !limits_set(&nh->limits))
+			again[nagain++] = list[i];
+		else
+			fresh[nfresh++] = list[i];
+	}
+	/* The throttle's pace: one delivery every step. */
+	int64_t step = 0;
+	if (nh->limits.rate_count > 0)
+		step = (int64_t)nh->limits.rate_period * 1000 /
+		    nh->limits.rate_count;
+	if (nh->limits.delay_ms > step)
+		step = nh->limits.delay_ms;
+	release_list(jc, again, nagain, first, step, true);
+	int64_t until = nagain ? first : 0;
+	if (nagain > 0) {
+		int64_t last = first + step * (int64_t)(nagain - 1);
+		if (last > jc->rep->hold_until_ms && last - now_ms <= HOLD_WAIT_MS)
+			jc->rep->hold_until_ms = last;
+	}
+	if (nfresh > 0) {
+		struct spool_throttle_limits tl = {nh->limits.concurrency,
+		    nh->limits.rate_count, nh->limits.rate_period,
+		    nh->limits.delay_ms};
+		char key[400];
+		int64_t booked = first;	/* not before the throttle allows */
+		throttle_key(nh, src, key, sizeof(key));
+		if (spool_throttle_book(jc->sp, key, &tl, (int)nfresh,
+		    &booked, &step) != SPOOL_OK || booked < first)
+			booked = first;
+		int64_t last = booked + step * (int64_t)(nfresh - 1);
+		if (last > jc->rep->hold_until_ms && last - now_ms <= HOLD_WAIT_MS)
+			jc->rep->hold_until_ms = last;
+		release_list(jc, fresh, nfresh, booked, step, true);
+		if (until == 0 || booked < until)
+			until = booked;
+	}
+	if (jc->rep->throttled_until_ms == 0 || until < jc->rep->throttled_until_ms)
+		jc->rep->throttled_until_ms = until;
+out:
+	free(fresh);
+	free(again);
+}
+
+static void
+send_group(struct job_context *jc, const struct nexthop *nh, struct txn *txns,
+    size_t n)
+{
+	struct txn **list = xcalloc(n + 1, sizeof(*list));
+	size_t next = 0;
+	int64_t paced_ms = 0;
+
+	for (size_t i = 0; i < n; i++)
+		list[i] = &txns[i];
+	while (next < n) {
+		int si = nexthop_next_source(jc->sp, nh);
+		if (nh->pool && si < 0) {
+			/* Every source switched off: the mail waits for one. */
+			release_list(jc, list + next, n - next,
+			    ((int64_t)time(NULL) + 60) * 1000, 0, false);
+			break;
+		}
+		const struct mxl_source *src = si >= 0 ?
+		    &nh->pool->sources[si] : NULL;
+		int64_t planned = (int64_t)(n - next);
+		if (nh->limits.messages_per_connection > 0 &&
+		    planned > nh->limits.messages_per_connection)
+			planned = nh->limits.messages_per_connection;
+		nexthop_count_sent(jc->sp, nh, si, planned);
+		int64_t retry_ms = 0;
+		size_t sent = 0;
+		if (!stop_requested)
+			sent = send_one_connection(jc, nh, src, list + next,
+			    n - next, &retry_ms);
+		/*
+		 * Mail back from a booking, and the throttle frees a delivery
+		 * within the next moment: wait for it here (a few seconds a
+		 * group at most), which paces "20/s" to the millisecond though
+		 * due times are whole seconds. Mail held for the first time is
+		 * booked instead, so a big backlog is sorted out quickly.
+		 */
+		int64_t now_ms = wall_ms();
+		if (sent == 0 && retry_ms > 0 && !stop_requested &&
+		    (list[next]->booked || nh->priority) &&
+		    retry_ms - now_ms <= 1500 && paced_ms < 3000 &&
+		    (nh->priority || !priority_waiting(jc))) {
+			nexthop_count_sent(jc->sp, nh, si, -planned);
+			paced_ms += retry_ms > now_ms ? retry_ms - now_ms : 10;
+			sleep_until_ms(retry_ms);
+			continue;
+		}
+		nexthop_count_sent(jc->sp, nh, si, (int64_t)sent - planned);
+		next += sent;
+		/*
+		 * Bulk yields to priority mail between connections, and
+		 * --max-time ends the pass between connections too.
+		 */
+		bool preempt = next < n && (out_of_time(jc) ||
+		    (!nh->priority && priority_waiting(jc)));
+		if (sent == 0 || preempt || stop_requested) {
+			hold_back(jc, nh, src, list + next, n - next, retry_ms,
+			    preempt || stop_requested);
+			break;
+		}
+	}
+	free(list);
+}
+
+/* Next hop first, then the priority lane, then lane by lane. */
+static int
+compare_txn(const void *a, const void *b)
+{
+	const struct txn *x = a, *y = b;
+	int px = !(x->slot->lane && x->slot->lane->priority);
+	int py = !(y->slot->lane && y->slot->lane->priority);
+
+	if (x->hop != y->hop)
+		return (x->hop > y->hop) - (x->hop < y->hop);
+	if (px != py)
+		return px - py;
+	return strcmp(x->slot->env.lane, y->slot->env.lane);
+}
+
+static void
+fail_txns(struct job_context *jc, struct txn *txns, size_t n, enum dns_status st,
+    const char *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct dlv_msg *m = &txns[i].m;
+		for (size_t r = 0; r < m->nrcpts; r++) {
+			m->rcpts[r].outcome = st == DNS_TEMPFAIL ? DLV_DEFER :
+			    DLV_BOUNCE;
+			m->rcpts[r].reply = xstrdup(err);
+			/* RFC 3463 / RFC 7505 codes for DNS outcomes. */
+			m->rcpts[r].status = st == DNS_TEMPFAIL ? "4.4.3" :
+			    st == DNS_NULLMX ? "5.1.10" : "5.1.2";
+		}
+		snprintf(m->relay, sizeof(m->relay), "none");
+		m->done = true;
+		on_message_done(jc, m);
+	}
+}
+
+/*
+ * What the engine learns from a transaction: whether a server answered
+ * (a 421 greeting counts as not, as in Postfix's qmgr), and how many
+ * recipients went. Transactions handed back untried count for nothing.
+ */
+static void
+count_outcome(struct job_report *rep, const struct txn *t)
+{
+	bool tried = false, answered = false;
+
+	for (size_t r = 0; r < t->m.nrcpts; r++) {
+		const struct dlv_rcpt *x = &t->m.rcpts[r];
+		if (x->outcome == DLV_PENDING || x->outcome == DLV_SKIP)
+			continue;
+		tried = true;
+		if (x->outcome == DLV_SENT)
+			rep->delivered++;
+		if (x->smtp_reply && !(x->reply && strncmp(x->reply, "421",
+		    3) == 0))
+			answered = true;
+	}
+	if (!tried || (deliver_stop && !answered))
+		return;
+	rep->transactions++;
+	if (answered)
+		rep->answered++;
+	else
+		rep->unanswered++;
+}
+
+/* One recipient domain of a job: its next hop and its messages. */
+struct domain_part {
+	struct nexthop nh;
+	struct msg_slot *slots;
+	size_t nslots;
+	struct txn *txns;
+	size_t ntxns, cap;
+	size_t hop;		/* the part whose next hop it shares */
+};
+
+/*
+ * Two domains go the same way when they reach the same hosts, in the
+ * same order, on the same port, for the same provider: then one
+ * connection carries mail for both (a.test and b.test hosted on one MX).
+ */
+static bool
+same_next_hop(const struct nexthop *a, const struct nexthop *b)
+{
+	if (a->status != DNS_OK || b->status != DNS_OK || a->via != b->via ||
+	    a->port != b->port || a->provider != b->provider ||
+	    a->hosts.nhosts != b->hosts.nhosts)
+		return false;
+	for (size_t i = 0; i < a->hosts.nhosts; i++)
+		if (strcasecmp(a->hosts.hosts[i].name,
+		    b->hosts.hosts[i].name) != 0)
+			return false;
+	return true;
+}
+
+static void
+prepare_domain(struct job_context *jc, struct spool_work *work, size_t n,
+    struct domain_part *part)
+{
+	nexthop_find(jc->cfg, &jc->dns, work[0].domain, &part->nh);
+	part->slots = xcalloc(n + 1, sizeof(*part->slots));
+	size_t *first = xcalloc(n + 1, sizeof(size_t));
+	part->nslots = load_slots(jc, work, n, part->slots, first);
+	for (size_t i = 0; i < part->nslots; i++) {
+		/* first[i] indexes work; items of slot i run to the next id. */
+		size_t from = first[i], to = from;
+		while (to < n && strcmp(work[to].id,
+		    part->slots[i].env.id) == 0)
+			to++;
+		struct mxl_limits lim = route_limits(part->slots[i].lane,
+		    part->nh.provider);
+		add_txns(&part->slots[i], &work[from], to - from,
+		    lim.recipients_per_message, &part->txns, &part->ntxns,
+		    &part->cap);
+	}
+	free(first);
+}
+
+static int
+compare_work(const void *a, const void *b)
+{
+	const struct spool_work *x = a, *y = b;
+	int c = strcmp(x->domain, y->domain);
+
+	if (c == 0)
+		c = strcmp(x->id, y->id);
+	if (c == 0)
+		c = (x->index > y->index) - (x->index < y->index);
+	return c;
+}
+
+static void
+note_mx_key(struct job_context *jc, const struct nexthop *nh)
+{
+	if (jc->rep->mx_key[0] == '\0' && nh->status == DNS_OK &&
+	    nh->hosts.nhosts > 0)
+		snprintf(jc->rep->mx_key, sizeof(jc->rep->mx_key), "%s:%d",
+		    nh->hosts.hosts[0].name, nh->port);
+}
+
+void
+job_deliver(struct job_context *jc, struct spool_work *work, size_t n,
+    int64_t claimed_ms, struct job_report *rep)
+{
+	struct domain_part *parts = xcalloc(n + 1, sizeof(*parts));
+	size_t nparts = 0, total = 0;
+
+	memset(rep, 0, sizeof(*rep));
+	jc->rep = rep;
+	jc->claimed_at = claimed_ms / 1000;
+	jc->claimed_mono = mono_seconds() -
+	    (double)(wall_ms() - claimed_ms) / 1000.0;
+	qsort(work, n, sizeof(*work), compare_work);
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j < n && strcmp(work[j].domain, work[i].domain) == 0)
+			j++;
+		struct domain_part *part = &parts[nparts];
+		prepare_domain(jc, &work[i], j - i, part);
+		note_mx_key(jc, &part->nh);
+		part->hop = nparts;
+		for (size_t p = 0; p < nparts; p++)
+			if (same_next_hop(&parts[p].nh, &part->nh)) {
+				part->hop = p;
+				break;
+			}
+		if (part->nh.status != DNS_OK)
+			fail_txns(jc, part->txns, part->ntxns, part->nh.status,
+			    part->nh.err);
+		else
+			total += part->ntxns;
+		nparts++;
+		i = j;
+	}
+	/* One list of every transaction, by next hop, then by lane. */
+	struct txn *txns = xcalloc(total + 1, sizeof(*txns));
+	size_t ntxns = 0;
+	for (size_t p = 0; p < nparts; p++) {
+		if (parts[p].nh.status == DNS_OK)
+			for (size_t t = 0; t < parts[p].ntxns; t++) {
+				txns[ntxns] = parts[p].txns[t];
+				txns[ntxns++].hop = parts[p].hop;
+			}
+		else
+			free_txns(parts[p].txns, parts[p].ntxns);
+		/* The copies own what the transactions point to. */
+		if (parts[p].nh.status == DNS_OK)
+			free(parts[p].txns);
+		parts[p].txns = NULL;
+	}
+	qsort(txns, ntxns, sizeof(*txns), compare_txn);
+	for (size_t i = 0; i < ntxns && !stop_requested;) {
+		size_t j = i;
+		while (j < ntxns && txns[j].hop == txns[i].hop &&
+		    strcmp(txns[j].slot->env.lane, txns[i].slot->env.lane) == 0)
+			j++;
+		struct nexthop *nh = &parts[txns[i].hop].nh;
+		nexthop_set_lane(jc->cfg, nh, txns[i].slot->lane);
+		send_group(jc, nh, &txns[i], j - i);
+		i = j;
+	}
+	if (stop_requested)
+		release_txns(jc, txns, ntxns, (int64_t)time(NULL) * 1000);
+	for (size_t i = 0; i < ntxns; i++)
+		count_outcome(rep, &txns[i]);
+	free_txns(txns, ntxns);
+	for (size_t p = 0; p < nparts; p++) {
+		for (size_t i = 0; i < parts[p].nslots; i++) {
+			spool_msg_free(&parts[p].slots[i].env);
+			spool_rcpts_free(parts[p].slots[i].rcpts,
+			    parts[p].slots[i].nrcpts);
+		}
+		free(parts[p].slots);
+		nexthop_free(&parts[p].nh);
+	}
+	free(parts);
+	jc->rep = NULL;
+}
+
+struct job_context *
+job_context_new(const struct mxl_config *cfg, struct spool *sp,
+    const char *pickup_id, bool preempt, time_t deadline)
+{
+	struct job_context *jc = xcalloc(1, sizeof(*jc));
+	char err[256];
+
+	jc->cfg = cfg;
+	jc->sp = sp;
+	jc->pickup_id = pickup_id;
+	jc->preempt = preempt;
+	jc->deadline = deadline;
+	if (dns_resolver_init(&jc->dns, cfg->resolver, err, sizeof(err)) != 0)
+		log_fatal(EX_CONFIG, "resolver = \"%s\": %s", cfg->resolver,
+		    err);
+	jc->dlv = (struct dlv_config){
+		.helo = cfg->smtp_helo_name, .port = cfg->smtp_port,
+		.tls = cfg->smtp_tls,
+		.connect_timeout = cfg->smtp_connect_timeout,
+		.helo_timeout = cfg->smtp_helo_timeout,
+		.mail_timeout = cfg->smtp_mail_timeout,
+		.data_init_timeout = cfg->smtp_data_init_timeout,
+		.data_xfer_timeout = cfg->smtp_data_xfer_timeout,
+		.data_done_timeout = cfg->smtp_data_done_timeout,
+	};
+	return jc;
+}
+
+void
+job_context_free(struct job_context *jc)
+{
+	free(jc);
+}
+
+void
+job_finish_pending(struct job_context *jc)
+{
+	struct job_report rep;
+
+	memset(&rep, 0, sizeof(rep));
+	jc->rep = &rep;
+	finish_pending(jc);
+	jc->rep = NULL;
+}
+
+void
+job_hand_back(struct job_context *jc, const struct spool_work *w,
+    int64_t next_try)
+{
+	hand_back(jc, w->id, &w->index, 1, next_try, w->held);
+}

@@ -1,0 +1,241 @@
+/*
+ * NAME
+ *	worker - delivery worker processes
+ * DESCRIPTION
+ *	See worker.h. Jobs and reports travel as single datagrams on a
+ *	SOCK_SEQPACKET socket pair, so neither side ever reads half a
+ *	frame. A job frame is a header (count, claim time) and the items,
+ *	each with its fixed fields and two length-prefixed strings. Both
+ *	ends are the same executable, so fixed fields go as they are in
+ *	memory.
+ */
+#include "queuerun/worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "queuerun/deliver.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+/* Big enough for any job the engine makes, small enough for a socket. */
+#define FRAME_MAX	(160 * 1024)
+
+struct frame_head {
+	uint32_t count;
+	int64_t claimed_ms;
+};
+
+struct frame_item {
+	char id[SPOOL_ID_SIZE];
+	uint32_t index;
+	uint32_t attempts;
+	int64_t due;
+	int64_t lease_until;
+	uint8_t held;
+	uint16_t address_len;
+	uint16_t domain_len;
+};
+
+static size_t
+put(unsigned char *buf, size_t at, const void *data, size_t len)
+{
+	memcpy(buf + at, data, len);
+	return at + len;
+}
+
+size_t
+worker_send_job(struct worker *w, const struct spool_work *work, size_t n,
+    int64_t claimed_ms)
+{
+	unsigned char *buf = xmalloc(FRAME_MAX);
+	struct frame_head head = {0, claimed_ms};
+	size_t at = sizeof(head), taken = 0;
+
+	for (; taken < n; taken++) {
+		const struct spool_work *s = &work[taken];
+		size_t alen = strlen(s->address), dlen = strlen(s->domain);
+		if (alen > UINT16_MAX || dlen > UINT16_MAX ||
+		    at + sizeof(struct frame_item) + alen + dlen > FRAME_MAX)
+			break;
+		struct frame_item it;
+		memset(&it, 0, sizeof(it));
+		memcpy(it.id, s->id, SPOOL_ID_SIZE);
+		it.index = s->index;
+		it.attempts = s->attempts;
+		it.due = s->due;
+		it.lease_until = s->lease_until;
+		it.held = s->held;
+		it.address_len = (uint16_t)alen;
+		it.domain_len = (uint16_t)dlen;
+		at = put(buf, at, &it, sizeof(it));
+		at = put(buf, at, s->address, alen);
+		at = put(buf, at, s->domain, dlen);
+	}
+	head.count = (uint32_t)taken;
+	memcpy(buf, &head, sizeof(head));
+	ssize_t sent;
+	do
+		sent = send(w->fd, buf, at, MSG_NOSIGNAL);
+	while (sent < 0 && errno == EINTR);
+	free(buf);
+	if (sent != (ssize_t)at) {
+		log_error("delivery worker %ld: cannot send it a job: %s",
+		    (long)w->pid, sent < 0 ? strerror(errno) : "short write");
+		return 0;
+	}
+	return taken;
+}
+
+/* Decodes a job frame into work items; false when it is malformed. */
+static bool
+decode_job(const unsigned char *buf, size_t len, struct spool_work **out,
+    size_t *n, int64_t *claimed_ms)
+{
+	struct frame_head head;
+	size_t at = sizeof(head);
+
+	if (len < sizeof(head))
+		return false;
+	memcpy(&head, buf, sizeof(head));
+	struct spool_work *work = xcalloc(head.count + 1, sizeof(*work));
+	size_t k = 0;
+	for (; k < head.count; k++) {
+		struct frame_item it;
+		if (at + sizeof(it) > len)
+			break;
+		memcpy(&it, buf + at, sizeof(it));
+		at += sizeof(it);
+		if (at + it.address_len + it.domain_len > len)
+			break;
+		struct spool_work *s = &work[k];
+		memcpy(s->id, it.id, SPOOL_ID_SIZE);
+		s->id[SPOOL_ID_SIZE - 1] = '\0';
+		s->index = it.index;
+		s->attempts = it.attempts;
+		s->due = it.due;
+		s->lease_until = it.lease_until;
+		s->held = it.held != 0;
+		s->address = xstrndup((const char *)buf + at, it.address_len);
+		at += it.address_len;
+		s->domain = xstrndup((const char *)buf + at, it.domain_len);
+		at += it.domain_len;
+	}
+	if (k != head.count) {
+		spool_work_free(work, k);
+		return false;
+	}
+	*out = work;
+	*n = k;
+	*claimed_ms = head.claimed_ms;
+	return true;
+}
+
+static void
+worker_main(const struct mxl_config *cfg, time_t deadline, int fd)
+{
+	struct spool *sp;
+	unsigned char *buf = xmalloc(FRAME_MAX);
+
+	if (spool_open(cfg->spool_directory, &sp) != SPOOL_OK) {
+		log_error("delivery worker: cannot open the mail queue in %s",
+		    cfg->spool_directory);
+		_exit(75);
+	}
+	struct job_context *jc = job_context_new(cfg, sp, NULL, false,
+	    deadline);
+	while (!deliver_stop) {
+		ssize_t got = recv(fd, buf, FRAME_MAX, 0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;		/* the engine is done with us */
+		struct spool_work *work;
+		size_t n;
+		int64_t claimed_ms;
+		struct job_report rep;
+		if (!decode_job(buf, (size_t)got, &work, &n, &claimed_ms)) {
+			log_error("delivery worker: malformed job");
+			break;
+		}
+		job_deliver(jc, work, n, claimed_ms, &rep);
+		spool_work_free(work, n);
+		if (send(fd, &rep, sizeof(rep), MSG_NOSIGNAL) !=
+		    (ssize_t)sizeof(rep))
+			break;
+	}
+	job_context_free(jc);
+	spool_close(sp);
+	free(buf);
+	_exit(0);
+}
+
+int
+worker_spawn(const struct mxl_config *cfg, time_t deadline,
+    const int *close_fds, size_t nclose, struct worker *w)
+{
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+		log_error("cannot start a delivery worker: socketpair: %s",
+		    strerror(errno));
+		return -1;
+	}
+	int size = FRAME_MAX * 2;
+	(void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	(void)setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	fflush(NULL);		/* nothing buffered is written twice */
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_error("cannot start a delivery worker: fork: %s",
+		    strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		/*
+		 * The engine's spool handle is not ours to use (BerkeleyDB
+		 * handles do not cross fork): it is left alone, and the
+		 * worker opens its own.
+		 */
+		(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() == 1)
+			_exit(0);	/* the engine died already */
+		close(sv[0]);
+		for (size_t i = 0; i < nclose; i++)
+			if (close_fds[i] >= 0)
+				close(close_fds[i]);
+		worker_main(cfg, deadline, sv[1]);
+	}
+	close(sv[1]);
+	memset(w, 0, sizeof(*w));
+	w->pid = pid;
+	w->fd = sv[0];
+	return 0;
+}
+
+int
+worker_read_report(struct worker *w, struct job_report *rep)
+{
+	ssize_t got;
+
+	do
+		got = recv(w->fd, rep, sizeof(*rep), 0);
+	while (got < 0 && errno == EINTR);
+	return got == (ssize_t)sizeof(*rep) ? 1 : 0;
+}
+
+void
+worker_close(struct worker *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = -1;
+}

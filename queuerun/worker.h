@@ -1,0 +1,65 @@
+/*
+ * NAME
+ *	worker - delivery worker processes
+ * DESCRIPTION
+ *	libESMTP's sessions block, so the engine (runner.h) keeps many
+ *	SMTP sessions in flight with many processes, one session each:
+ *	worker_spawn() forks a worker (no exec: it shares the runner's
+ *	code and configuration, copy on write) that opens the spool for
+ *	itself and then waits for jobs on a socket pair. A job is a list
+ *	of recipients the engine has claimed (job.h); the worker delivers
+ *	them, records every outcome in the spool itself, and answers with
+ *	a job_report. The claims are the spool's: a worker that dies
+ *	leaves them to run out, and another pass takes them up, as after
+ *	a kill -9 of a whole runner.
+ *
+ *	A worker exits when its socket closes (the engine ended the pass),
+ *	on SIGTERM (the transaction in flight is abandoned and its
+ *	recipients handed back, as for a runner), and when the engine
+ *	dies (PR_SET_PDEATHSIG).
+ */
+#ifndef MXLANE_WORKER_H
+#define MXLANE_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "lib/config.h"
+#include "queuerun/job.h"
+#include "spool/spool.h"
+
+struct worker {
+	pid_t pid;
+	int fd;			/* the engine's end; -1 when gone */
+	bool busy;		/* a job is out */
+	size_t dest;		/* the engine's destination of that job */
+	size_t nitems;		/* recipients in that job */
+	char *domain;		/* the job's first domain (learning MX keys) */
+	bool one_domain;	/* every item of the job was at that domain */
+};
+
+/*
+ * Starts a worker. keep_fd: the engine's descriptors the child closes
+ * at once (other workers' sockets, the doorbell), -1 terminated.
+ * deadline: unix time after which the worker opens no new connection
+ * (0 = none). Returns 0, or -1 (logged).
+ */
+int worker_spawn(const struct mxl_config *cfg, time_t deadline,
+    const int *close_fds, size_t nclose, struct worker *w);
+
+/*
+ * Sends up to n items as one job; returns how many went (a job's frame
+ * has a bounded size), 0 when the worker is gone.
+ */
+size_t worker_send_job(struct worker *w, const struct spool_work *work,
+    size_t n, int64_t claimed_ms);
+
+/* Reads a finished job's report: 1, or 0 when the worker is gone. */
+int worker_read_report(struct worker *w, struct job_report *rep);
+
+/* Closes the engine's end; the worker exits when its job is done. */
+void worker_close(struct worker *w);
+
+#endif

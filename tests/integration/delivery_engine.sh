@@ -1,0 +1,183 @@
+#!/bin/bash
+# NAME
+#	delivery_engine - one queue run keeps many SMTP sessions in flight,
+#	within delivery_concurrency and destination_concurrency, and
+#	delivers every message exactly once
+# DESCRIPTION
+#	The MX hosts are tests/servers/rtsink, which answers every command
+#	one round trip (-d 50: 50 ms) late, as a server across the internet
+#	does, and records every accepted message's X-Test-Id and the address
+#	it came in on. Each test domain dK.eng.test has its own MX host on
+#	its own loopback address, found through the test DNS server.
+#
+#	  - 2,000 messages over 100 domains, one `queuerun run` with the
+#	    defaults (delivery_concurrency 100, destination_concurrency 20):
+#	    it exits 0 and the queue is empty; the sink saw more than 50
+#	    sessions at once, never more than 100, and no address more than
+#	    20 at once; every X-Test-Id arrived exactly once, on the
+#	    address of its recipient's MX;
+#	  - 400 messages for 2 domains with delivery_concurrency = 9 and
+#	    destination_concurrency = 4: no address above 4 sessions at
+#	    once, both reached 4 (the window grows from
+#	    initial_destination_concurrency = 2), the whole never above 8;
+#	  - 20 domains that share one MX host, 400 messages: once the first
+#	    sessions told the runner which host serves them, their mail
+#	    shares sessions: far fewer sessions than domains x jobs (fewer
+#	    than 45, where one destination per domain needs about 100);
+#	  - --max-time against a server that stalls (answers the greeting,
+#	    then nothing, for ever): the pass ends within max-time + 10 s,
+#	    exit 0, and the mail is still queued, none lost, none bounced.
+# SEE ALSO
+#	runner_concurrency.sh, runner_crash.sh, tests/servers/README
+. "$(dirname "$0")/../lib.sh"
+
+need_file "$SENDMAIL" "$QUEUERUN" "$PYTHON" "$SERVERS/dnsserver.py" \
+    "$MXL_BUILD/tests/servers/rtsink"
+
+DNS_IP=127.0.0.83
+NDOM=100
+N=2000
+PREFIX=eng-$$
+
+# mx_ip K: the loopback address of dK.eng.test's MX host
+mx_ip() { echo "127.0.2.$(($1 + 1))"; }
+
+# check_record MAP: every test id of MAP exactly once in the record, on
+# the address of its domain's MX host; prints "ok" or what is wrong
+check_record() {
+	"$PYTHON" - "$1" "$RT_RECORD" <<'EOF'
+import collections, re, sys
+want = {}
+for line in open(sys.argv[1]):
+    tid, qid, rcpt = line.split()
+    k = int(re.search(r"@d(\d+)\.", rcpt).group(1))
+    want[tid] = "127.0.2.%d" % (k + 1)
+got = collections.Counter()
+wrong = 0
+for line in open(sys.argv[2]):
+    addr, tid = line.split()
+    got[tid] += 1
+    if tid in want and want[tid] != addr:
+        wrong += 1
+missing = [t for t in want if got[t] == 0]
+dups = [t for t in got if got[t] > 1]
+unknown = [t for t in got if t not in want]
+if missing or dups or unknown or wrong:
+    print("missing=%d dups=%d unknown=%d wrong_address=%d e.g. %s" % (
+        len(missing), len(dups), len(unknown), wrong,
+        (missing + dups + unknown)[:3]))
+else:
+    print("ok")
+EOF
+}
+
+# most_per_address: the highest max_concurrent of any address
+most_per_address() {
+	sed -n 's/^addr=.* max_concurrent=\([0-9]*\).*/\1/p' "$RT_STATS" |
+	    sort -n | tail -1
+}
+
+{
+	for ((d = 0; d < NDOM; d++)); do
+		echo "d$d.eng.test MX 10 mx$d.eng.test"
+		echo "mx$d.eng.test A $(mx_ip $d)"
+	done
+	# s0 ... s19: twenty domains served by one host
+	for ((d = 0; d < 20; d++)); do
+		echo "s$d.eng.test MX 10 shared.eng.test"
+	done
+	echo "shared.eng.test A 127.0.3.1"
+	echo "stall.eng.test MX 10 stall.eng.test"
+	echo "stall.eng.test A 127.0.3.2"
+} >"$SRV/zone"
+start_dns "$SRV/zone" $DNS_IP
+
+# ---------------------------------------------------------------- 2,000
+
+section "one run, 2,000 messages, 100 domains, 50 ms round trips"
+addrs=()
+for ((d = 0; d < NDOM; d++)); do
+	addrs+=("$(mx_ip $d)")
+done
+start_rtsink rt "${addrs[@]}" -- -d 50
+setup eng "resolver = \"$DNS_IP:$DNS_PORT\"" "smtp_port = $RT_PORT" \
+    "smtp_tls = false"
+R=$("$PYTHON" "$SERVERS/queue_bs.py" "$SENDMAIL" $N $NDOM $PREFIX \
+    "d%d.eng.test" 1000 4 "$W/map")
+assert_eq "queued=$N unique_ids=$N errors=0" "$R" "submission result"
+t0=$(date +%s%N)
+assert_exit 0 "$QUEUERUN" run
+say "drained $N in $(elapsed_ms $t0) ms"
+assert_queue_empty "after one run"
+rt_stats >/dev/null
+G=$(head -1 "$RT_STATS")
+say "sink: $G; busiest address: $(most_per_address)"
+most=$(kv max_concurrent "$G")
+assert_true "[ $most -gt 50 ]" "more than 50 sessions at once (got $most)"
+assert_true "[ $most -le 100 ]" "at most delivery_concurrency (100) at once (got $most)"
+assert_true "[ $(most_per_address) -le 20 ]" \
+    "no MX host above destination_concurrency (20) (got $(most_per_address))"
+assert_eq ok "$(check_record "$W/map")" "every message exactly once, at its MX"
+assert_eq "$N" "$(grep -c 'status=sent' "$LOGFILE")" "status=sent log lines"
+
+# ---------------------------------------------------------------- windows
+
+section "destination_concurrency and delivery_concurrency hold"
+start_rtsink rt2 "$(mx_ip 0)" "$(mx_ip 1)" -- -d 50
+setup eng2 "resolver = \"$DNS_IP:$DNS_PORT\"" "smtp_port = $RT_PORT" \
+    "smtp_tls = false" "delivery_concurrency = 9" \
+    "destination_concurrency = 4" "initial_destination_concurrency = 2"
+R=$("$PYTHON" "$SERVERS/queue_bs.py" "$SENDMAIL" 400 2 $PREFIX-w \
+    "d%d.eng.test" 1000 4 "$W/map")
+assert_eq "queued=400 unique_ids=400 errors=0" "$R" "submission result"
+assert_exit 0 "$QUEUERUN" run
+assert_queue_empty "after one run"
+rt_stats >/dev/null
+say "sink: $(head -1 "$RT_STATS")"
+for d in 0 1; do
+	m=$(kv max_concurrent "$(grep "^addr=$(mx_ip $d) " "$RT_STATS")")
+	assert_eq 4 "$m" "sessions at once to d$d's MX: grew from 2 to 4, no more"
+done
+most=$(kv max_concurrent "$(head -1 "$RT_STATS")")
+assert_true "[ $most -le 8 ]" "two destinations of 4: at most 8 at once (got $most)"
+assert_eq ok "$(check_record "$W/map")" "every message exactly once, at its MX"
+
+# ---------------------------------------------------------------- sharing
+
+section "domains on one MX host share sessions"
+start_rtsink rt3 127.0.3.1 -- -d 20
+setup eng3 "resolver = \"$DNS_IP:$DNS_PORT\"" "smtp_port = $RT_PORT" \
+    "smtp_tls = false"
+R=$("$PYTHON" "$SERVERS/queue_bs.py" "$SENDMAIL" 400 20 $PREFIX-s \
+    "s%d.eng.test" 1000 4 "$W/map")
+assert_eq "queued=400 unique_ids=400 errors=0" "$R" "submission result"
+assert_exit 0 "$QUEUERUN" run
+assert_queue_empty "after one run"
+rt_stats >/dev/null
+G=$(grep "^addr=127.0.3.1 " "$RT_STATS")
+say "shared MX: $G"
+assert_eq 400 "$(kv messages "$G")" "messages at the shared MX"
+sessions=$(kv sessions "$G")
+assert_true "[ $sessions -lt 45 ]" "400 messages for 20 domains of one MX in fewer than 45 sessions (got $sessions)"
+assert_true "[ $(kv max_concurrent "$G") -le 20 ]" "the shared MX host never above destination_concurrency + one session per domain learning it"
+
+# ---------------------------------------------------------------- max-time
+
+section "--max-time ends a pass against a server that stalls"
+# rtsink -d 600000: the greeting comes ten minutes late.
+start_rtsink rt4 127.0.3.2 -- -d 600000
+setup eng4 "resolver = \"$DNS_IP:$DNS_PORT\"" "smtp_port = $RT_PORT" \
+    "smtp_tls = false"
+R=$("$PYTHON" "$SERVERS/queue_bs.py" "$SENDMAIL" 30 1 $PREFIX-t \
+    "stall.eng.test" 1000 1 "$W/map")
+assert_eq "queued=30 unique_ids=30 errors=0" "$R" "submission result"
+t0=$(date +%s%N)
+assert_exit 0 "$QUEUERUN" run --max-time 3
+ms=$(elapsed_ms $t0)
+say "a pass with --max-time 3 took $ms ms"
+assert_true "[ $ms -lt 13000 ]" "the pass ended within max-time + 10 s (took $ms ms)"
+assert_queue_count 30
+assert_eq 0 "$(grep -c 'status=bounced' "$LOGFILE")" "nothing bounced"
+assert_eq 0 "$(grep -c 'status=deferred' "$LOGFILE")" "nothing deferred: abandoned, handed back"
+
+finish
