@@ -114,6 +114,7 @@ struct conn {
 	enum kind kind;
 	int fd;
 	struct listener *l;
+	struct conn *prev, *next;	/* every open connection */
 	size_t heap_at;			/* timer heap index + 1; 0: not in it */
 	int in_data, dot_state, quitting, eof;
 	char line[MAX_LINE];
@@ -142,6 +143,7 @@ static uint64_t delay_us;
 static struct listener listeners[MAX_LISTENERS];
 static size_t nlisteners;
 
+static struct conn *conns;		/* open connections, for the end */
 static struct conn **heap;		/* min-heap on the first held due */
 static size_t heaplen, heapcap;
 
@@ -599,6 +601,12 @@ close_conn(int ep, struct conn *c)
 		heap_remove(c);
 	epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
 	c->l->active--;
 	active--;
 	free(c->out);
@@ -643,6 +651,9 @@ accept_all(int ep, struct listener *l)
 		c->l = l;
 		c->held.size = sizeof(struct held);
 		c->msgs.size = sizeof(struct pending_msg);
+		if ((c->next = conns) != NULL)
+			conns->prev = c;
+		conns = c;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		struct epoll_event cev = {
 			.events = EPOLLIN | EPOLLOUT | EPOLLET,
@@ -886,10 +897,6 @@ main(int argc, char **argv)
 		now = now_us();
 		run_timers(ep, now);
 		record_flush();
-		if (dump) {
-			dump = 0;
-			write_stats(stats);
-		}
 		if (now >= deadline)
 			break;
 		if (watch > 0 && now >= next_watch) {
@@ -901,7 +908,8 @@ main(int argc, char **argv)
 		if (heaplen > 0 && due_of(heap[0]) < wake)
 			wake = due_of(heap[0]);
 		int timeout = wake > now ? (int)((wake - now + 999) / 1000) : 0;
-		int n = epoll_wait(ep, evs, 256, timeout);
+		/* what came before a SIGUSR1 is counted in the stats it asks for */
+		int n = epoll_wait(ep, evs, 256, dump ? 0 : timeout);
 		if (n < 0 && errno != EINTR)
 			die(1, "epoll_wait");
 		for (int k = 0; k < n; k++) {
@@ -912,8 +920,20 @@ main(int argc, char **argv)
 			else
 				conn_event(ep, evs[k].data.ptr, evs[k].events);
 		}
+		if (dump && n >= 0 && n < 256) {
+			dump = 0;
+			write_stats(stats);
+		}
 	}
 	record_flush();
 	write_stats(stats);
+	/* sessions still open are cut; nothing is left for a leak checker */
+	while (conns != NULL)
+		close_conn(ep, conns);
+	for (size_t i = 0; i < nlisteners; i++)
+		close(listeners[i].fd);
+	close(ep);
+	free(heap);
+	free(record_buf);
 	return 0;
 }
