@@ -8,6 +8,8 @@
 #                        clang into build-fuzz/ and run each FUZZ_SECONDS
 #                        (default 60) on its corpus; fails on any finding
 #   make bench           benchmarks (numbers go in README)
+#   make check-servers   the C test servers of tests/servers/ (rtsink), which
+#                        check and bench build first
 #   make install         honours DESTDIR, PREFIX, SYSCONFDIR, SPOOLDIR,
 #                        MXLANE_USER and MXLANE_GROUP
 #
@@ -81,6 +83,9 @@ UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_bounce tests/unit/test_dns tests/unit/test_schedule \
                 tests/unit/test_route tests/unit/test_safefile \
                 tests/unit/test_nexthop
+# Test servers in C (tests/servers/), for the integration tests and the
+# benchmarks: dependency-free, built with the same flags.
+TEST_SERVERS  = tests/servers/rtsink
 
 LIB_OBJS      = $(LIB_SRCS:%.c=$(O)/%.o)
 SPOOL_OBJS    = $(SPOOL_SRCS:%.c=$(O)/%.o)
@@ -107,8 +112,8 @@ FUZZ_SECONDS ?= 60
 PROGRAMS = $(O)/sendmail/sendmail $(O)/queuerun/queuerun
 SRCDIRS  = lib spool dns route sendmail queuerun
 
-.PHONY: all check check-unit check-sanitize fuzz fuzz-build bench install \
-        clean demo
+.PHONY: all check check-unit check-servers check-sanitize fuzz fuzz-build \
+        bench install clean demo
 all: $(PROGRAMS)
 
 $(O)/%.o: %.c
@@ -167,11 +172,18 @@ $(O)/tests/unit/%: tests/unit/%.c tests/unit/unit.h $(UNIT_LIBS)
 
 check-unit: $(UNIT_TESTS:%=$(O)/%)
 
-check: all check-unit
+$(O)/tests/servers/%: tests/servers/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC/LD   $@"
+	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
+
+check-servers: $(TEST_SERVERS:%=$(O)/%)
+
+check: all check-unit check-servers
 	MXL_BUILD=$(abspath $(O)) sh tests/run.sh
 
 check-sanitize:
-	$(MAKE) O=build-sanitize SANITIZE=1 all check-unit
+	$(MAKE) O=build-sanitize SANITIZE=1 all check-unit check-servers
 	MXL_BUILD=$(abspath build-sanitize) MXL_SANITIZE=1 \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 sh tests/run.sh
@@ -189,7 +201,7 @@ fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh build-fuzz \
 	    $(FUZZ_HARNESSES)
 
-bench: all
+bench: all check-servers
 	MXL_BUILD=$(abspath $(O)) sh tests/bench/run.sh
 
 demo: all
@@ -203,4 +215,5 @@ install: all
 clean:
 	rm -rf build-sanitize build-fuzz
 	rm -f $(addsuffix /*.o,$(SRCDIRS)) $(addsuffix /*.d,$(SRCDIRS)) \
-	      $(addsuffix /*.a,$(SRCDIRS)) $(PROGRAMS) $(UNIT_TESTS:%=$(O)/%)
+	      $(addsuffix /*.a,$(SRCDIRS)) $(PROGRAMS) $(UNIT_TESTS:%=$(O)/%) \
+	      $(TEST_SERVERS:%=$(O)/%)

@@ -59,6 +59,10 @@
 #	start_servers NDOM DOMAIN DNS-IP MX-IP (both, for NDOM domains
 #	with one MX), assert_no_traceback, sinkq EXPR (Python over the
 #	sink's log; tests/servers/sinkq.py), sink_true EXPR, sent_count TAG.
+#	start_rtsink NAME ADDR... [-- ARG...] (the C sink tests/servers/rtsink
+#	on every ADDR, one free port; sets RT_PORT, RT_PID, RT_DIR, RT_STATS,
+#	RT_RECORD, RT_ERR), rt_stats [ADDR] (its stats line, global or for
+#	ADDR).
 #
 #	Delivery: new_id CMD... (prints the ids CMD queued), submit_file
 #	FILE ARG... (sets NEWID), message_file TESTID [BODY], queue_bs N
@@ -608,6 +612,63 @@ start_sink() {
 	done
 	fail "sink $name did not start" "$(cat "$SINK_ERR" 2>/dev/null)"
 	finish
+}
+
+# start_rtsink NAME ADDR... [-- ARG...]: tests/servers/rtsink (built by
+# make check) listening on every ADDR (127.0.0.0/8) on one free port,
+# stopped when the test exits; ARGs go to it as they are (-d 50 for a
+# 50 ms round trip). Its files are in $SRV/NAME: ready, stats, record
+# (one "ADDR X-Test-Id" line per accepted message), err. Sets RT_PORT,
+# RT_PID, RT_DIR, RT_STATS, RT_RECORD, RT_ERR.
+start_rtsink() {
+	local name=$1 try ls=()
+	shift
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		ls+=(-l "$1:0")
+		shift
+	done
+	[ $# -gt 0 ] && shift
+	RT_DIR=$SRV/$name
+	RT_STATS=$RT_DIR/stats
+	RT_RECORD=$RT_DIR/record
+	RT_ERR=$RT_DIR/err
+	# port 0 is free on the first address; the others may have it taken
+	for try in 1 2 3 4 5 6; do
+		rm -rf "$RT_DIR"
+		mkdir -p "$RT_DIR"
+		"$MXL_BUILD/tests/servers/rtsink" "${ls[@]}" -r "$RT_DIR/ready" \
+		    -s "$RT_STATS" -R "$RT_RECORD" -w $$ -t 900 "$@" 2>"$RT_ERR" &
+		RT_PID=$!
+		track_pid "$RT_PID"
+		wait_for 10 sh -c "[ -e '$RT_DIR/ready' ] || ! kill -0 $RT_PID 2>/dev/null"
+		if [ -e "$RT_DIR/ready" ]; then
+			RT_PORT=$(sed -n 's/^port=//p' "$RT_DIR/ready")
+			pass
+			return 0
+		fi
+		if gone "$RT_PID" && grep -q "cannot listen" "$RT_ERR"; then
+			wait "$RT_PID"
+			continue
+		fi
+		break
+	done
+	fail "rtsink $name did not start" "$(cat "$RT_ERR" 2>/dev/null)"
+	finish
+}
+
+# rt_stats [ADDR]: the last rtsink's stats line for ADDR, or its global
+# line; while the sink runs, a fresh one (SIGUSR1)
+rt_stats() {
+	if kill -0 "$RT_PID" 2>/dev/null; then
+		rm -f "$RT_STATS"
+		kill -USR1 "$RT_PID"
+		wait_for 5 test -s "$RT_STATS"
+	fi
+	if [ $# -eq 0 ]; then
+		head -1 "$RT_STATS"
+	else
+		grep "^addr=$1 " "$RT_STATS"
+	fi
 }
 
 # start_servers NDOM DOMAIN DNS-IP MX-IP: NDOM domains d0.DOMAIN ...

@@ -12,8 +12,8 @@
 #	within 20% of that rate, peak RSS under 64 MB) are reported, not
 #	enforced.
 #
-#	The MX of every domain is fastsink (tests/bench/fastsink.c,
-#	compiled here), a one-thread epoll SMTP sink that only counts, so
+#	The MX of every domain is rtsink (tests/servers/rtsink.c, built by
+#	`make bench`), a one-thread epoll SMTP sink that only counts, so
 #	that the runner is what is measured; BENCH_SINK=smtpsink uses the
 #	test sink tests/servers/smtpsink.py instead, for comparison. DNS is
 #	tests/servers/dnsserver.py on loopback (the runner's resolver key
@@ -28,13 +28,14 @@
 #	(sink count equals status=sent lines) and, for a full drain, the
 #	queue is empty afterwards.
 # ENVIRONMENT
-#	MXL_BUILD	build tree holding sendmail/sendmail and
-#			queuerun/queuerun (default: the source tree)
+#	MXL_BUILD	build tree holding sendmail/sendmail,
+#			queuerun/queuerun and tests/servers/rtsink
+#			(default: the source tree)
 #	BENCH_LARGE	0 skips the 200,000-message run (it needs about
 #			2 GB of disk and several minutes)
 #	BENCH_SIZES	the queue sizes to run (default "20000 200000")
 #	BENCH_MAX_TIME	seconds one drain may take (default 600)
-#	BENCH_SINK	fastsink (default) or smtpsink
+#	BENCH_SINK	rtsink (default) or smtpsink
 #	BENCH_DOMAINS	recipient domains (default 100)
 #	BENCH_PROVIDERS	when set, that many provider sections share the
 #			domains (by their domains lists), all with a pool
@@ -51,6 +52,7 @@ src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${MXL_BUILD:-$src}
 SENDMAIL=$build/sendmail/sendmail
 QUEUERUN=$build/queuerun/queuerun
+RTSINK=$build/tests/servers/rtsink
 PYTHON=/usr/bin/python3
 TIME=/usr/bin/time
 NDOM=${BENCH_DOMAINS:-100}
@@ -60,7 +62,7 @@ DNS_IP=127.0.0.87
 MX_IP=127.0.0.88
 sizes=${BENCH_SIZES:-20000 200000}
 max_time=${BENCH_MAX_TIME:-600}
-sink=${BENCH_SINK:-fastsink}
+sink=${BENCH_SINK:-rtsink}
 
 for f in "$SENDMAIL" "$QUEUERUN"; do
 	if [ ! -x "$f" ]; then
@@ -73,9 +75,13 @@ if [ ! -x "$TIME" ]; then
 	exit 1
 fi
 case $sink in
-fastsink | smtpsink) ;;
-*) echo "drain_bench: BENCH_SINK must be fastsink or smtpsink" >&2; exit 1 ;;
+rtsink | smtpsink) ;;
+*) echo "drain_bench: BENCH_SINK must be rtsink or smtpsink" >&2; exit 1 ;;
 esac
+if [ "$sink" = rtsink ] && [ ! -x "$RTSINK" ]; then
+	echo "drain_bench: $RTSINK is not built (make check-servers, or make bench)" >&2
+	exit 1
+fi
 large_note=
 if [ "${BENCH_LARGE:-1}" = 0 ]; then
 	sizes=$(for s in $sizes; do [ "$s" -le 20000 ] && echo "$s"; done | tr '\n' ' ')
@@ -106,13 +112,6 @@ wait_for() {
 	done
 	return 1
 }
-
-if [ "$sink" = fastsink ]; then
-	${CC:-cc} -O2 -Wall -Wextra -o "$dir/fastsink" "$src/tests/bench/fastsink.c" || {
-		echo "drain_bench: cannot compile fastsink" >&2
-		exit 1
-	}
-fi
 
 # ---------------------------------------------------------------- DNS
 
@@ -190,8 +189,8 @@ start_sink() {
 	local try
 	rm -f "$dir/sink.ready" "$dir/sink.stats"
 	SINK_STATS=$dir/sink.stats
-	if [ "$sink" = fastsink ]; then
-		"$dir/fastsink" -l $MX_IP:0 -r "$dir/sink.ready" -s "$SINK_STATS" \
+	if [ "$sink" = rtsink ]; then
+		"$RTSINK" -l $MX_IP:0 -r "$dir/sink.ready" -s "$SINK_STATS" \
 		    -w $$ -t $((max_time + 600)) 2>"$dir/sink.err" &
 		SINK_PID=$!
 		PIDS="$PIDS $SINK_PID"
@@ -218,8 +217,8 @@ start_sink() {
 stop_sink() {
 	kill -TERM "$SINK_PID" 2>/dev/null
 	wait "$SINK_PID" 2>/dev/null
-	if [ "$sink" = fastsink ]; then
-		sed -n 's/.*messages=\([0-9]*\) .*connections=\([0-9]*\) .*/\1 \2/p' "$SINK_STATS"
+	if [ "$sink" = rtsink ]; then
+		sed -n '1s/.*messages=\([0-9]*\) .*connections=\([0-9]*\) .*/\1 \2/p' "$SINK_STATS"
 	else
 		"$PYTHON" -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["messages_total"], s["sessions_total"])' "$SINK_STATS"
 	fi
@@ -242,8 +241,8 @@ fs=$(df -PT "$dir" | awk 'NR == 2 { print $2 " on " $1 }')
 echo "mxlane drain benchmark"
 echo "  messages:  $MSG_SIZE bytes as submitted, 1 recipient each, over $NDOM domains, one MX"
 [ "$NPROV" -gt 0 ] && echo "  routing:   $NPROV providers (domains lists), pool of source 127.0.0.1, concurrency 50 each"
-if [ "$sink" = fastsink ]; then
-	echo "  sink:      fastsink (tests/bench/fastsink.c, C, epoll; counts only)"
+if [ "$sink" = rtsink ]; then
+	echo "  sink:      rtsink (tests/servers/rtsink.c, C, epoll; counts only)"
 else
 	echo "  sink:      smtpsink (tests/servers/smtpsink.py, Python; logs every message)"
 fi
