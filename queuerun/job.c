@@ -867,13 +867,43 @@ compare_work(const void *a, const void *b)
 	return c;
 }
 
+/*
+ * "host:port" for nh, "" when it has no host: of the hosts of the most
+ * preferred MX level, the first by name (their order is random), so
+ * every look-up of a domain gives the same key.
+ */
+static void
+next_hop_key(const struct nexthop *nh, char *out, size_t len)
+{
+	const char *first = NULL;
+
+	out[0] = '\0';
+	if (nh->status != DNS_OK || nh->hosts.nhosts == 0)
+		return;
+	for (size_t i = 0; i < nh->hosts.nhosts; i++)
+		if (nh->hosts.hosts[i].preference ==
+		    nh->hosts.hosts[0].preference && (first == NULL ||
+		    strcasecmp(nh->hosts.hosts[i].name, first) < 0))
+			first = nh->hosts.hosts[i].name;
+	snprintf(out, len, "%s:%d", first, nh->port);
+}
+
+void
+job_next_hop_key(struct job_context *jc, const char *domain, char *out,
+    size_t len)
+{
+	struct nexthop nh;
+
+	nexthop_find(jc->cfg, &jc->dns, domain, &nh);
+	next_hop_key(&nh, out, len);
+	nexthop_free(&nh);
+}
+
 static void
 note_mx_key(struct job_context *jc, const struct nexthop *nh)
 {
-	if (jc->rep->mx_key[0] == '\0' && nh->status == DNS_OK &&
-	    nh->hosts.nhosts > 0)
-		snprintf(jc->rep->mx_key, sizeof(jc->rep->mx_key), "%s:%d",
-		    nh->hosts.hosts[0].name, nh->port);
+	if (jc->rep->mx_key[0] == '\0')
+		next_hop_key(nh, jc->rep->mx_key, sizeof(jc->rep->mx_key));
 }
 
 void

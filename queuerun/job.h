@@ -70,6 +70,14 @@ void job_deliver(struct job_context *ctx, struct spool_work *work, size_t n,
 void job_hand_back(struct job_context *ctx, const struct spool_work *w,
     int64_t next_try);
 
+/*
+ * The key of domain's next hop: its first MX host (or relay) and port,
+ * "" when there is none (DNS failed). Domains with the same key are
+ * delivered over the same connections.
+ */
+void job_next_hop_key(struct job_context *ctx, const char *domain, char *out,
+    size_t len);
+
 /* Finishes messages whose recipients are all final (notice.h). */
 void job_finish_pending(struct job_context *ctx);
 

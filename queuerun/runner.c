@@ -54,6 +54,7 @@
 #define JOB_MAX		100	/* recipients per job at most */
 #define PRIORITY_RESERVE 5	/* sessions beyond delivery_concurrency,
 				   for the priority lane alone */
+#define RESOLVE_BATCH	16	/* domains a worker resolves at once */
 #define TICK_MS		250	/* how often priority mail is looked for */
 #define RECLAIM_MS	1000	/* a drained queue is asked again after */
 #define HOLD_WAIT_MS	5000	/* a pass waits for throttle holds this long */
@@ -77,6 +78,8 @@ struct dest {
 	int inflight;		/* jobs out */
 	int unanswered_in_row;
 	bool dead;		/* no server answers: the rest waits */
+	bool unresolved;	/* a domain whose host is not known yet */
+	bool resolving;		/* a worker is asking DNS */
 };
 
 /* A small string-keyed hash table (open addressing, never shrinks). */
@@ -232,6 +235,12 @@ dest_for(struct engine *e, const struct spool_work *w)
 	d->key = xstrdup(key);
 	d->priority = w->priority;
 	d->window = e->cfg->initial_destination_concurrency;
+	/*
+	 * A domain's host is asked first (one DNS look-up, which its
+	 * delivery then finds in the resolver's cache), so that domains
+	 * hosted together start out sharing sessions.
+	 */
+	d->unresolved = where == w->domain;
 	strmap_put(&e->dest_of, key, e->ndests);
 	return e->ndests++;
 }
@@ -462,7 +471,7 @@ dispatch_dest(struct engine *e, size_t di, size_t limit)
 	 * Priority mail may go beyond delivery_concurrency while bulk
 	 * sessions fill it, never beyond it on its own.
 	 */
-	while (dest_waiting(d) > 0 && e->busy < limit &&
+	while (dest_waiting(d) > 0 && e->busy < limit && !d->unresolved &&
 	    (!d->priority || e->busy_priority < cap) &&
 	    d->inflight < (int)d->window && !stop_requested) {
 		struct worker *w = idle_worker(e);
@@ -488,6 +497,7 @@ dispatch_dest(struct engine *e, size_t di, size_t limit)
 			continue;
 		}
 		w->busy = true;
+		w->task = WORKER_DELIVER;
 		w->dest = di;
 		w->nitems = sent;
 		free(w->domain);
@@ -510,16 +520,66 @@ dispatch_dest(struct engine *e, size_t di, size_t limit)
 	}
 }
 
+/*
+ * Asks idle workers which hosts serve the domains not resolved yet,
+ * those of the priority lane (priority) or the others.
+ */
+static void
+dispatch_resolutions(struct engine *e, bool priority, size_t limit)
+{
+	size_t *batch = xcalloc(RESOLVE_BATCH, sizeof(*batch));
+	char **names = xcalloc(RESOLVE_BATCH, sizeof(*names));
+	size_t i = 0;
+
+	while (i < e->ndests && e->busy < limit) {
+		size_t n = 0;
+		for (; i < e->ndests && n < RESOLVE_BATCH; i++) {
+			struct dest *d = &e->dests[i];
+			if (d->unresolved && !d->resolving &&
+			    d->priority == priority && dest_waiting(d) > 0) {
+				batch[n] = i;
+				/* The domain, without the priority mark. */
+				names[n++] = d->key + (d->priority ? 1 : 0);
+			}
+		}
+		if (n == 0)
+			break;
+		struct worker *w = idle_worker(e);
+		if (w == NULL)
+			break;
+		size_t sent = worker_send_resolve(w, names, n);
+		if (sent == 0) {
+			worker_close(w);
+			break;
+		}
+		w->busy = true;
+		w->task = WORKER_RESOLVE;
+		w->resolving = xcalloc(sent, sizeof(size_t));
+		for (size_t k = 0; k < sent; k++) {
+			w->resolving[k] = batch[k];
+			e->dests[batch[k]].resolving = true;
+		}
+		w->nresolving = sent;
+		e->busy++;
+		if (e->busy > e->most_busy)
+			e->most_busy = e->busy;
+	}
+	free(batch);
+	free(names);
+}
+
 static void
 dispatch(struct engine *e)
 {
 	size_t bulk_limit = (size_t)e->cfg->delivery_concurrency;
 
+	dispatch_resolutions(e, true, bulk_limit + PRIORITY_RESERVE);
 	for (size_t i = 0; i < e->ndests; i++)
 		if (e->dests[i].priority)
 			dispatch_dest(e, i, bulk_limit + PRIORITY_RESERVE);
 	if (out_of_time(e))
 		return;
+	dispatch_resolutions(e, false, bulk_limit);
 	for (size_t k = 0; k < e->ndests && e->busy < bulk_limit; k++) {
 		size_t i = (e->rr + k) % e->ndests;
 		if (!e->dests[i].priority)
@@ -566,18 +626,42 @@ feedback(struct engine *e, struct dest *d, const struct job_report *rep)
 	}
 }
 
+/* A resolution came back: each domain's mail joins its host's. */
 static void
-job_finished(struct engine *e, struct worker *w)
+resolved(struct engine *e, struct worker *w, struct worker_answer *a)
 {
-	struct job_report rep;
-	struct dest *d = &e->dests[w->dest];
-	int got = worker_read_report(w, &rep);
+	if (a != NULL)
+		for (size_t i = 0; i < a->n; i++)
+			learn_mx(e, a->domains[i], a->keys[i]);
+	/* Those with no key (DNS failed) go as they are: the job says why. */
+	for (size_t i = 0; i < w->nresolving; i++)
+		e->dests[w->resolving[i]].unresolved = false;
+	free(w->resolving);
+	w->resolving = NULL;
+	w->nresolving = 0;
+}
+
+static void
+task_finished(struct engine *e, struct worker *w)
+{
+	struct worker_answer a;
+	int got = worker_read_answer(w, &a);
 
 	w->busy = false;
-	d->inflight--;
 	e->busy--;
+	if (w->task == WORKER_RESOLVE) {
+		resolved(e, w, got && a.task == WORKER_RESOLVE ? &a : NULL);
+		if (got)
+			worker_answer_free(&a);
+		else
+			worker_close(w);
+		return;
+	}
+	struct dest *d = &e->dests[w->dest];
+	struct job_report rep = a.rep;
+	d->inflight--;
 	e->busy_priority -= d->priority;
-	if (!got) {
+	if (!got || a.task != WORKER_DELIVER) {
 		/* Its claims run out and come back by themselves. */
 		if (!stop_requested)
 			log_error("delivery worker %ld ended with a job of %zu "
@@ -593,7 +677,6 @@ job_finished(struct engine *e, struct worker *w)
 		e->throttled_until_ms = rep.throttled_until_ms;
 	if (rep.hold_until_ms > e->hold_until_ms)
 		e->hold_until_ms = rep.hold_until_ms;
-	rep.mx_key[sizeof(rep.mx_key) - 1] = '\0';
 	if (w->one_domain)
 		learn_mx(e, w->domain, rep.mx_key);
 	feedback(e, d, &rep);
@@ -618,7 +701,7 @@ wait_for_events(struct engine *e, int ms)
 			if (!w->busy || w->fd < 0)
 				continue;
 			if (p[k++].revents)
-				job_finished(e, w);
+				task_finished(e, w);
 		}
 		if (e->fifo >= 0 && p[np - 1].revents) {
 			spool_wakeup_drain(e->fifo);
@@ -661,6 +744,7 @@ end_workers(struct engine *e)
 		    errno == EINTR)
 			;
 		free(e->workers[i].domain);
+		free(e->workers[i].resolving);
 	}
 	e->nworkers = 0;
 	e->busy = 0;

@@ -2,10 +2,13 @@
  * NAME
  *	worker - delivery worker processes
  * DESCRIPTION
- *	See worker.h. Jobs and reports travel as single datagrams on a
+ *	See worker.h. Tasks and answers travel as single datagrams on a
  *	SOCK_SEQPACKET socket pair, so neither side ever reads half a
- *	frame. A job frame is a header (count, claim time) and the items,
- *	each with its fixed fields and two length-prefixed strings. Both
+ *	frame. A frame is a header (task, count, claim time) and the
+ *	items: for a delivery, each with its fixed fields and two
+ *	length-prefixed strings; for a resolution, length-prefixed domains
+ *	(and in the answer, each followed by its key). A delivery's answer
+ *	is the header and a job_report. Both
  *	ends are the same executable, so fixed fields go as they are in
  *	memory.
  */
@@ -26,8 +29,10 @@
 
 /* Big enough for any job the engine makes, small enough for a socket. */
 #define FRAME_MAX	(160 * 1024)
+#define RESOLVE_MAX	64	/* domains in one resolution */
 
 struct frame_head {
+	uint32_t task;		/* enum worker_task */
 	uint32_t count;
 	int64_t claimed_ms;
 };
@@ -50,12 +55,23 @@ put(unsigned char *buf, size_t at, const void *data, size_t len)
 	return at + len;
 }
 
+static bool
+send_frame(int fd, const void *buf, size_t len)
+{
+	ssize_t sent;
+
+	do
+		sent = send(fd, buf, len, MSG_NOSIGNAL);
+	while (sent < 0 && errno == EINTR);
+	return sent == (ssize_t)len;
+}
+
 size_t
 worker_send_job(struct worker *w, const struct spool_work *work, size_t n,
     int64_t claimed_ms)
 {
 	unsigned char *buf = xmalloc(FRAME_MAX);
-	struct frame_head head = {0, claimed_ms};
+	struct frame_head head = {WORKER_DELIVER, 0, claimed_ms};
 	size_t at = sizeof(head), taken = 0;
 
 	for (; taken < n; taken++) {
@@ -80,17 +96,57 @@ worker_send_job(struct worker *w, const struct spool_work *work, size_t n,
 	}
 	head.count = (uint32_t)taken;
 	memcpy(buf, &head, sizeof(head));
-	ssize_t sent;
-	do
-		sent = send(w->fd, buf, at, MSG_NOSIGNAL);
-	while (sent < 0 && errno == EINTR);
+	bool ok = send_frame(w->fd, buf, at);
 	free(buf);
-	if (sent != (ssize_t)at) {
+	if (!ok) {
 		log_error("delivery worker %ld: cannot send it a job: %s",
-		    (long)w->pid, sent < 0 ? strerror(errno) : "short write");
+		    (long)w->pid, strerror(errno));
 		return 0;
 	}
 	return taken;
+}
+
+static size_t
+put_string(unsigned char *buf, size_t at, const char *s)
+{
+	uint16_t len = (uint16_t)strlen(s);
+
+	at = put(buf, at, &len, sizeof(len));
+	return put(buf, at, s, len);
+}
+
+/* The next length-prefixed string at *at, or NULL when it is cut. */
+static char *
+get_string(const unsigned char *buf, size_t len, size_t *at)
+{
+	uint16_t n;
+
+	if (*at + sizeof(n) > len)
+		return NULL;
+	memcpy(&n, buf + *at, sizeof(n));
+	*at += sizeof(n);
+	if (*at + n > len)
+		return NULL;
+	char *s = xstrndup((const char *)buf + *at, n);
+	*at += n;
+	return s;
+}
+
+size_t
+worker_send_resolve(struct worker *w, char *const *domains, size_t n)
+{
+	unsigned char *buf = xmalloc(FRAME_MAX);
+	struct frame_head head = {WORKER_RESOLVE, 0, 0};
+	size_t at = sizeof(head), taken = 0;
+
+	/* The answer, a domain and a key of 511 octets at most each, fits. */
+	for (; taken < n && taken < RESOLVE_MAX; taken++)
+		at = put_string(buf, at, domains[taken]);
+	head.count = (uint32_t)taken;
+	memcpy(buf, &head, sizeof(head));
+	bool ok = send_frame(w->fd, buf, at);
+	free(buf);
+	return ok ? taken : 0;
 }
 
 /* Decodes a job frame into work items; false when it is malformed. */
@@ -104,6 +160,8 @@ decode_job(const unsigned char *buf, size_t len, struct spool_work **out,
 	if (len < sizeof(head))
 		return false;
 	memcpy(&head, buf, sizeof(head));
+	if (head.count > FRAME_MAX / sizeof(struct frame_item))
+		return false;
 	struct spool_work *work = xcalloc(head.count + 1, sizeof(*work));
 	size_t k = 0;
 	for (; k < head.count; k++) {
@@ -137,11 +195,57 @@ decode_job(const unsigned char *buf, size_t len, struct spool_work **out,
 	return true;
 }
 
+/* A delivery task: the answer is the head and the job's report. */
+static size_t
+deliver(struct job_context *jc, const unsigned char *buf, size_t len,
+    unsigned char *answer)
+{
+	struct spool_work *work;
+	size_t n;
+	int64_t claimed_ms;
+	struct job_report rep;
+	struct frame_head head = {WORKER_DELIVER, 0, 0};
+
+	if (!decode_job(buf, len, &work, &n, &claimed_ms))
+		return 0;
+	job_deliver(jc, work, n, claimed_ms, &rep);
+	spool_work_free(work, n);
+	size_t at = put(answer, 0, &head, sizeof(head));
+	return put(answer, at, &rep, sizeof(rep));
+}
+
+/* A resolution: each domain and its next-hop key. */
+static size_t
+resolve(struct job_context *jc, const unsigned char *buf, size_t len,
+    unsigned char *answer)
+{
+	struct frame_head head;
+	size_t in = sizeof(head), out = sizeof(head);
+	char key[512];
+
+	memcpy(&head, buf, sizeof(head));
+	for (uint32_t i = 0; i < head.count && !deliver_stop; i++) {
+		char *domain = get_string(buf, len, &in);
+		if (domain == NULL)
+			return 0;
+		job_next_hop_key(jc, domain, key, sizeof(key));
+		if (strlen(domain) > 511)
+			domain[511] = '\0';
+		out = put_string(answer, out, domain);
+		out = put_string(answer, out, key);
+		free(domain);
+	}
+	head.claimed_ms = 0;
+	memcpy(answer, &head, sizeof(head));
+	return out;
+}
+
 static void
 worker_main(const struct mxl_config *cfg, time_t deadline, int fd)
 {
 	struct spool *sp;
 	unsigned char *buf = xmalloc(FRAME_MAX);
+	unsigned char *answer = xmalloc(FRAME_MAX);
 
 	if (spool_open(cfg->spool_directory, &sp) != SPOOL_OK) {
 		log_error("delivery worker: cannot open the mail queue in %s",
@@ -156,20 +260,23 @@ worker_main(const struct mxl_config *cfg, time_t deadline, int fd)
 			continue;
 		if (got <= 0)
 			break;		/* the engine is done with us */
-		struct spool_work *work;
-		size_t n;
-		int64_t claimed_ms;
-		struct job_report rep;
-		if (!decode_job(buf, (size_t)got, &work, &n, &claimed_ms)) {
-			log_error("delivery worker: malformed job");
+		struct frame_head head;
+		size_t answer_len;
+		if ((size_t)got < sizeof(head))
+			break;
+		memcpy(&head, buf, sizeof(head));
+		if (head.task == WORKER_RESOLVE)
+			answer_len = resolve(jc, buf, (size_t)got, answer);
+		else
+			answer_len = deliver(jc, buf, (size_t)got, answer);
+		if (answer_len == 0) {
+			log_error("delivery worker: malformed task");
 			break;
 		}
-		job_deliver(jc, work, n, claimed_ms, &rep);
-		spool_work_free(work, n);
-		if (send(fd, &rep, sizeof(rep), MSG_NOSIGNAL) !=
-		    (ssize_t)sizeof(rep))
+		if (!send_frame(fd, answer, answer_len))
 			break;
 	}
+	free(answer);
 	job_context_free(jc);
 	spool_close(sp);
 	free(buf);
@@ -222,14 +329,59 @@ worker_spawn(const struct mxl_config *cfg, time_t deadline,
 }
 
 int
-worker_read_report(struct worker *w, struct job_report *rep)
+worker_read_answer(struct worker *w, struct worker_answer *a)
 {
+	unsigned char *buf = xmalloc(FRAME_MAX);
+	struct frame_head head;
 	ssize_t got;
+	int ok = 0;
 
+	memset(a, 0, sizeof(*a));
 	do
-		got = recv(w->fd, rep, sizeof(*rep), 0);
+		got = recv(w->fd, buf, FRAME_MAX, 0);
 	while (got < 0 && errno == EINTR);
-	return got == (ssize_t)sizeof(*rep) ? 1 : 0;
+	if (got < (ssize_t)sizeof(head))
+		goto out;
+	memcpy(&head, buf, sizeof(head));
+	a->task = head.task;
+	if (head.task == WORKER_DELIVER) {
+		if (got == (ssize_t)(sizeof(head) + sizeof(a->rep))) {
+			memcpy(&a->rep, buf + sizeof(head), sizeof(a->rep));
+			a->rep.mx_key[sizeof(a->rep.mx_key) - 1] = '\0';
+			ok = 1;
+		}
+		goto out;
+	}
+	if (head.task != WORKER_RESOLVE || head.count > FRAME_MAX / 4)
+		goto out;
+	a->domains = xcalloc(head.count + 1, sizeof(char *));
+	a->keys = xcalloc(head.count + 1, sizeof(char *));
+	size_t at = sizeof(head);
+	for (; a->n < head.count; a->n++) {
+		a->domains[a->n] = get_string(buf, (size_t)got, &at);
+		a->keys[a->n] = get_string(buf, (size_t)got, &at);
+		if (a->domains[a->n] == NULL || a->keys[a->n] == NULL) {
+			a->n++;
+			worker_answer_free(a);
+			goto out;
+		}
+	}
+	ok = 1;
+out:
+	free(buf);
+	return ok;
+}
+
+void
+worker_answer_free(struct worker_answer *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		free(a->domains[i]);
+		free(a->keys[i]);
+	}
+	free(a->domains);
+	free(a->keys);
+	memset(a, 0, sizeof(*a));
 }
 
 void

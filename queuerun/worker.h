@@ -9,7 +9,10 @@
  *	itself and then waits for jobs on a socket pair. A job is a list
  *	of recipients the engine has claimed (job.h); the worker delivers
  *	them, records every outcome in the spool itself, and answers with
- *	a job_report. The claims are the spool's: a worker that dies
+ *	a job_report. A worker also answers the engine's questions of
+ *	which host serves a domain (job_next_hop_key()), so that the
+ *	engine, which never waits on DNS itself, can send domains that
+ *	share an MX host to the same sessions. The claims are the spool's: a worker that dies
  *	leaves them to run out, and another pass takes them up, as after
  *	a kill -9 of a whole runner.
  *
@@ -30,14 +33,27 @@
 #include "queuerun/job.h"
 #include "spool/spool.h"
 
+enum worker_task { WORKER_DELIVER = 1, WORKER_RESOLVE };
+
 struct worker {
 	pid_t pid;
 	int fd;			/* the engine's end; -1 when gone */
-	bool busy;		/* a job is out */
-	size_t dest;		/* the engine's destination of that job */
-	size_t nitems;		/* recipients in that job */
-	char *domain;		/* the job's first domain (learning MX keys) */
-	bool one_domain;	/* every item of the job was at that domain */
+	bool busy;		/* a task is out */
+	enum worker_task task;
+	size_t dest;		/* the engine's destination of a delivery */
+	size_t nitems;		/* recipients in it */
+	char *domain;		/* its first domain (learning MX keys) */
+	bool one_domain;	/* every item of it was at that domain */
+	size_t *resolving;	/* the engine's destinations being resolved */
+	size_t nresolving;
+};
+
+/* A worker's answer: a delivery's report, or next-hop keys. */
+struct worker_answer {
+	enum worker_task task;
+	struct job_report rep;		/* WORKER_DELIVER */
+	char **domains, **keys;		/* WORKER_RESOLVE */
+	size_t n;
 };
 
 /*
@@ -50,14 +66,17 @@ int worker_spawn(const struct mxl_config *cfg, time_t deadline,
     const int *close_fds, size_t nclose, struct worker *w);
 
 /*
- * Sends up to n items as one job; returns how many went (a job's frame
- * has a bounded size), 0 when the worker is gone.
+ * Sends up to n items as one delivery job; returns how many went (a
+ * frame has a bounded size), 0 when the worker is gone.
  */
 size_t worker_send_job(struct worker *w, const struct spool_work *work,
     size_t n, int64_t claimed_ms);
+/* Asks for the next-hop keys of up to n domains; returns how many. */
+size_t worker_send_resolve(struct worker *w, char *const *domains, size_t n);
 
-/* Reads a finished job's report: 1, or 0 when the worker is gone. */
-int worker_read_report(struct worker *w, struct job_report *rep);
+/* Reads a worker's answer: 1, or 0 when the worker is gone. */
+int worker_read_answer(struct worker *w, struct worker_answer *a);
+void worker_answer_free(struct worker_answer *a);
 
 /* Closes the engine's end; the worker exits when its job is done. */
 void worker_close(struct worker *w);
