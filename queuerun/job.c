@@ -37,7 +37,7 @@ struct job_context {
 	struct dns_resolver dns;
 	struct dlv_config dlv;
 	const char *pickup_id;	/* what pick_up() takes from the maildrop */
-	bool preempt;		/* bulk yields to waiting priority mail */
+	bool alone;		/* not a worker of the engine (run --id) */
 	time_t deadline;	/* no new connection after it; 0 = none */
 	struct job_report *rep;	/* of the job in progress */
 	int64_t claimed_at;	/* when the batch was claimed */
@@ -87,7 +87,7 @@ out_of_time(const struct job_context *jc)
 static bool
 priority_waiting(struct job_context *jc)
 {
-	if (!jc->preempt)
+	if (!jc->alone)
 		return false;
 	if (spool_pickup(jc->sp, jc->pickup_id, NULL) != SPOOL_OK)
 		jc->rep->spool_failed = true;
@@ -181,13 +181,14 @@ log_rcpt(struct job_context *jc, const struct txn *t, const struct dlv_rcpt *r,
 	log_set_component(NULL);
 }
 
+/* Finishes up to rounds * FINISH_BATCH messages whose work is done. */
 static void
-finish_pending(struct job_context *jc)
+finish_pending(struct job_context *jc, int rounds)
 {
 	char ids[FINISH_BATCH][SPOOL_ID_SIZE];
 	size_t n;
 
-	for (int round = 0; round < 1000 && !stop_requested; round++) {
+	for (int round = 0; round < rounds && !stop_requested; round++) {
 		if (spool_pending_finish(jc->sp, ids, FINISH_BATCH, &n) !=
 		    SPOOL_OK || n == 0)
 			return;
@@ -278,7 +279,12 @@ on_message_done(void *ctx, struct dlv_msg *m)
 	}
 	if (nres > 0 && spool_record_results(jc->sp, slot->env.id, results,
 	    nres, now, &all_final) == SPOOL_OK) {
-		if (all_final)
+		/*
+		 * A worker leaves finished messages to the engine, which
+		 * removes them a batch at a time: a hundred workers removing
+		 * their own would fight over the content table's pages.
+		 */
+		if (all_final && jc->alone)
 			notice_finish(jc->sp, jc->cfg, slot->env.id);
 		else if (bounced)
 			notice_bounce_now(jc->sp, jc->cfg, slot->env.id);
@@ -987,7 +993,7 @@ job_deliver(struct job_context *jc, struct spool_work *work, size_t n,
 
 struct job_context *
 job_context_new(const struct mxl_config *cfg, struct spool *sp,
-    const char *pickup_id, bool preempt, time_t deadline)
+    const char *pickup_id, bool alone, time_t deadline)
 {
 	struct job_context *jc = xcalloc(1, sizeof(*jc));
 	char err[256];
@@ -995,7 +1001,7 @@ job_context_new(const struct mxl_config *cfg, struct spool *sp,
 	jc->cfg = cfg;
 	jc->sp = sp;
 	jc->pickup_id = pickup_id;
-	jc->preempt = preempt;
+	jc->alone = alone;
 	jc->deadline = deadline;
 	if (dns_resolver_init(&jc->dns, cfg->resolver, err, sizeof(err)) != 0)
 		log_fatal(EX_CONFIG, "resolver = \"%s\": %s", cfg->resolver,
@@ -1020,13 +1026,15 @@ job_context_free(struct job_context *jc)
 }
 
 void
-job_finish_pending(struct job_context *jc)
+job_finish_pending(struct job_context *jc, size_t most)
 {
 	struct job_report rep;
+	size_t rounds = most == 0 ? 1000 : (most + FINISH_BATCH - 1) /
+	    FINISH_BATCH;
 
 	memset(&rep, 0, sizeof(rep));
 	jc->rep = &rep;
-	finish_pending(jc);
+	finish_pending(jc, (int)rounds);
 	jc->rep = NULL;
 }
 

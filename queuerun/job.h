@@ -47,13 +47,15 @@ struct job_report {
 };
 
 /*
- * preempt: bulk mail yields to waiting priority mail between
- * connections (a process that delivers alone; the engine's workers
- * leave that to the engine). deadline: unix time after which no new
- * connection is opened, 0 = none.
+ * alone: a process that delivers by itself (run --id), not a worker of
+ * the engine: its bulk mail yields to waiting priority mail between
+ * connections, and it finishes (removes, bounces) each message as soon
+ * as every recipient is final; workers leave both to the engine.
+ * deadline: unix time after which no new connection is opened, 0 =
+ * none.
  */
 struct job_context *job_context_new(const struct mxl_config *cfg,
-    struct spool *sp, const char *pickup_id, bool preempt, time_t deadline);
+    struct spool *sp, const char *pickup_id, bool alone, time_t deadline);
 void job_context_free(struct job_context *ctx);
 
 /*
@@ -78,7 +80,10 @@ void job_hand_back(struct job_context *ctx, const struct spool_work *w,
 void job_next_hop_key(struct job_context *ctx, const char *domain, char *out,
     size_t len);
 
-/* Finishes messages whose recipients are all final (notice.h). */
-void job_finish_pending(struct job_context *ctx);
+/*
+ * Finishes messages whose recipients are all final (notice.h): up to
+ * about most of them, 0 = all.
+ */
+void job_finish_pending(struct job_context *ctx, size_t most);
 
 #endif

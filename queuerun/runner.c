@@ -55,7 +55,9 @@
 #define PRIORITY_RESERVE 5	/* sessions beyond delivery_concurrency,
 				   for the priority lane alone */
 #define RESOLVE_BATCH	16	/* domains a worker resolves at once */
-#define TICK_MS		250	/* how often priority mail is looked for */
+#define TICK_MS		250
+#define FINISH_EVERY_MS	500	/* finished messages removed this often */
+#define FINISH_MOST	1000	/* ... this many at most at a time */	/* how often priority mail is looked for */
 #define RECLAIM_MS	1000	/* a drained queue is asked again after */
 #define HOLD_WAIT_MS	5000	/* a pass waits for throttle holds this long */
 #define STOP_GRACE_S	5	/* SIGTERM to SIGKILL for a worker */
@@ -114,6 +116,7 @@ struct engine {
 	bool drained;		/* the last claim found nothing more */
 	double drained_at;
 	double renewed_at;
+	double finished_at;
 	double priority_checked_at;
 	int64_t throttled_until_ms;	/* earliest retry of held-back mail */
 	int64_t hold_until_ms;	/* the pass waits for short holds until then */
@@ -825,6 +828,11 @@ run_engine_pass(struct engine *e)
 				continue;
 			break;
 		}
+		/* What the workers finished is removed a batch at a time. */
+		if (now - e->finished_at >= FINISH_EVERY_MS / 1000.0) {
+			e->finished_at = now;
+			job_finish_pending(e->jc, FINISH_MOST);
+		}
 		if (now - e->renewed_at >= e->cfg->delivery_lease_time / 3.0) {
 			e->renewed_at = now;
 			renew_waiting(e);
@@ -888,12 +896,12 @@ run_pass(struct engine *e)
 			(void)spool_flush(e->sp, &filter, e->pass_started,
 			    &moved);
 	}
-	job_finish_pending(e->jc);
+	job_finish_pending(e->jc, 0);
 	if (opt->id)
 		run_one_message(e);
 	else
 		run_engine_pass(e);
-	job_finish_pending(e->jc);
+	job_finish_pending(e->jc, 0);
 	if (e->most_busy > 0)
 		log_info("pass done: %zu recipients delivered, at most %zu "
 		    "sessions at once", e->delivered, e->most_busy);
