@@ -748,14 +748,14 @@ run_session(struct session *s, const struct sockaddr_storage *addr,
 	buf_reset(&s->last_reply);
 	buf_reset(&s->greeting);
 	connect_arm(cfg->source, cfg->source_len, cfg->connect_timeout);
-	int ok = smtp_start_session(session);
+	(void)smtp_start_session(session);
 	connect_disarm();
 	s->readers = NULL;
 	s->nreaders = 0;
 	/*
-	 * libESMTP returns success also when the server closed the
-	 * connection on it: what the server said last is the reason for
-	 * whatever it never got to.
+	 * Its result says little: libESMTP returns success also when the
+	 * server closed the connection on it. What the server said last is
+	 * the reason for whatever it never got to.
 	 */
 	char *error = session_error_text(s);
 
@@ -773,7 +773,6 @@ run_session(struct session *s, const struct sockaddr_storage *addr,
 		log_set_component(NULL);
 		next = AGAIN_ONCE;
 	}
-	(void)ok;
 	if (next == NEXT_ADDRESS) {
 		struct analyze_ctx actx = {s, error};
 		smtp_enumerate_messages(session, analyze_each, &actx);
