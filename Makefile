@@ -73,7 +73,8 @@ SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \
                 sendmail/smtpd.c sendmail/mailq.c
 QUEUERUN_SRCS = queuerun/main.c queuerun/show.c queuerun/runner.c \
                 queuerun/job.c queuerun/worker.c \
-                queuerun/deliver.c queuerun/connect.c queuerun/bounce.c \
+                queuerun/deliver.c queuerun/connect.c queuerun/wire.c \
+                queuerun/bounce.c \
                 queuerun/nexthop.c queuerun/notice.c queuerun/explain.c
 ROUTE_SRCS    = route/route.c
 UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
@@ -93,10 +94,11 @@ DNS_OBJS      = $(DNS_SRCS:%.c=$(O)/%.o)
 SENDMAIL_OBJS = $(SENDMAIL_SRCS:%.c=$(O)/%.o)
 QUEUERUN_OBJS = $(QUEUERUN_SRCS:%.c=$(O)/%.o)
 ROUTE_OBJS    = $(ROUTE_SRCS:%.c=$(O)/%.o)
-# Everything in sendmail/ and queuerun/ but main() (and the connect()
-# interposition), for the unit tests.
+# Everything in sendmail/ and queuerun/ but main() (and the connect(),
+# read() and write() interposition), for the unit tests.
 SENDMAIL_LIB_OBJS = $(filter-out $(O)/sendmail/main.o,$(SENDMAIL_OBJS))
-QUEUERUN_LIB_OBJS = $(filter-out $(O)/queuerun/main.o $(O)/queuerun/connect.o,\
+QUEUERUN_LIB_OBJS = $(filter-out $(O)/queuerun/main.o $(O)/queuerun/connect.o \
+                    $(O)/queuerun/wire.o,\
                     $(QUEUERUN_OBJS))
 
 # The harnesses link only the parsers they drive and lib/, as its archive

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "queuerun/wire.h"
+
 static struct {
 	int armed;
 	int fd;			/* socket of the last armed connect, or -1 */
@@ -51,6 +53,7 @@ connect_disarm(void)
 {
 	arm.armed = 0;
 	arm.fd = -1;
+	wire_attach(-1);
 }
 
 int
@@ -102,6 +105,7 @@ connect(int fd, const struct sockaddr *addr, socklen_t len)
 	if (!arm.armed)
 		return kernel_connect(fd, addr, len);
 	arm.fd = fd;
+	wire_attach(fd);
 	if (arm.source_len > 0 && arm.source.ss_family == addr->sa_family &&
 	    bind(fd, (const struct sockaddr *)&arm.source,
 	    arm.source_len) != 0)

@@ -28,24 +28,33 @@
 #include <time.h>
 
 #include "queuerun/connect.h"
+#include "queuerun/wire.h"
 #include "lib/log.h"
 
 #define LINE_LIMIT 998
 
 volatile int deliver_stop;
 
-/* Streams one message's content, breaking over-long lines. */
+/*
+ * Streams one message's content. libESMTP gets an empty line first (see
+ * wire.h: so that it treats the whole message as body) and then the
+ * stored message, with over-long lines made short (line_break()).
+ */
 struct content_reader {
 	struct spool *sp;
 	const char *id;
+	smtp_message_t msg;
+	bool eight_bit;		/* BODY=8BITMIME when the server offers it */
 	uint64_t expected;	/* the envelope's size: all must come */
 	uint64_t read;
 	uint32_t chunk;
 	bool eof;
 	bool failed;
+	bool started;		/* the leading empty line was handed out */
 	struct buf raw;
 	struct buf out;
-	size_t col;		/* octets since the last line end */
+	struct buf line;	/* the current line's octets not yet out */
+	bool folded;		/* line is a continuation we started */
 	bool in_header;
 	bool line_empty;	/* current line has no octets yet */
 };
@@ -61,6 +70,11 @@ struct session {
 	bool tls_attempted;
 	bool no_tls;
 	bool ext_8bitmime_missing;
+	bool bodies_declared;	/* BODY=8BITMIME asked for where due */
+	size_t sent;		/* recipients sent in this session */
+	bool limited;		/* the server left work for a new session */
+	struct content_reader *readers;
+	size_t nreaders;
 	double t_start;
 	double t_connected;
 	dlv_done_fn done;
@@ -124,33 +138,70 @@ status_text(const smtp_status_t *st)
 
 /* Content streaming. */
 
+/*
+ * Where to break a line that has grown past LINE_LIMIT octets. A header
+ * field is folded before its last blank (RFC 5322 2.2.3: unfolding gives
+ * back the very same field), not before the colon; one without a blank
+ * there gets CRLF SPACE at the limit, the only way left to keep it. A
+ * body line is broken at the limit, or up to three octets before it so
+ * that a UTF-8 sequence stays whole.
+ */
+static size_t
+line_break(const struct content_reader *r, bool *add_space)
+{
+	const unsigned char *l = (const unsigned char *)r->line.data;
+	size_t cut = LINE_LIMIT;
+
+	*add_space = false;
+	if (r->in_header) {
+		size_t min = 1;
+		if (!r->folded) {
+			const char *colon = memchr(l, ':', r->line.len);
+			min = colon ? (size_t)(colon - (const char *)l) + 1 :
+			    LINE_LIMIT;
+		}
+		for (size_t i = LINE_LIMIT; i > min; i--)
+			if (l[i - 1] == ' ' || l[i - 1] == '\t')
+				return i - 1;
+		*add_space = true;
+		return cut;
+	}
+	while (cut > LINE_LIMIT - 3 && (l[cut] & 0xC0) == 0x80)
+		cut--;
+	return cut;
+}
+
 static void
 reader_emit(struct content_reader *r, const char *data, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
 		char c = data[i];
 
-		if (c == '\n') {
-			if (r->in_header && r->line_empty)
+		if (c == '\n' || c == '\r') {
+			if (c == '\n' && r->in_header && r->line_empty)
 				r->in_header = false;	/* empty line: body */
+			buf_append(&r->out, r->line.data, r->line.len);
+			buf_reset(&r->line);
 			buf_putc(&r->out, c);
-			r->col = 0;
-			r->line_empty = true;
+			if (c == '\n') {
+				r->line_empty = true;
+				r->folded = false;
+			}
 			continue;
 		}
-		if (c == '\r') {
-			buf_putc(&r->out, c);
-			continue;
-		}
-		if (r->col >= LINE_LIMIT) {
-			/* Fold a header line; split a body line. */
-			buf_append(&r->out, r->in_header ? "\r\n " : "\r\n",
-			    r->in_header ? 3 : 2);
-			r->col = r->in_header ? 1 : 0;
-		}
-		buf_putc(&r->out, c);
-		r->col++;
+		buf_putc(&r->line, c);
 		r->line_empty = false;
+		if (r->line.len <= LINE_LIMIT)
+			continue;
+		bool add_space;
+		size_t cut = line_break(r, &add_space);
+		buf_append(&r->out, r->line.data, cut);
+		buf_append(&r->out, add_space ? "\r\n " : "\r\n",
+		    add_space ? 3 : 2);
+		size_t rest = r->line.len - cut;
+		memmove(r->line.data, r->line.data + cut, rest);
+		r->line.len = rest;
+		r->folded = r->in_header;
 	}
 }
 
@@ -161,10 +212,12 @@ reader_rewind(struct content_reader *r)
 	r->read = 0;
 	r->eof = false;
 	r->failed = false;
-	r->col = 0;
+	r->started = false;
+	r->folded = false;
 	r->in_header = true;
 	r->line_empty = true;
 	buf_reset(&r->out);
+	buf_reset(&r->line);
 }
 
 static const char *
@@ -176,9 +229,15 @@ content_cb(void **state, int *len, void *arg)
 	keepalive_tick();
 	if (len == NULL) {
 		reader_rewind(r);
+		wire_drop_generated_header();
 		return NULL;
 	}
 	buf_reset(&r->out);
+	if (!r->started) {
+		r->started = true;
+		*len = 2;
+		return "\r\n";
+	}
 	if (r->eof || r->failed) {
 		*len = 0;
 		return NULL;
@@ -186,8 +245,9 @@ content_cb(void **state, int *len, void *arg)
 	int rc = spool_read_chunk(r->sp, r->id, r->chunk, &r->raw);
 	if (rc == SPOOL_NOTFOUND && r->read == r->expected) {
 		r->eof = true;
-		*len = 0;
-		return NULL;
+		/* A last line without its line end. */
+		*len = (int)r->line.len;
+		return r->line.len ? r->line.data : NULL;
 	}
 	/* Unreadable, or gone before all of it came (removed meanwhile). */
 	if (rc != SPOOL_OK) {
@@ -252,6 +312,19 @@ finish_msg(struct session *s, struct dlv_msg *m)
 	s->done(s->done_ctx, m);
 }
 
+/*
+ * 452 to a RCPT of a transaction the server went on to accept is its
+ * limit of recipients per message (RFC 5321 4.5.3.1.10), not a verdict
+ * on the recipient: the rest go in a new transaction, not to the queue.
+ */
+static bool
+rcpt_limit(const smtp_status_t *rcpt, const smtp_status_t *data)
+{
+	return rcpt->code == 452 && data->code >= 200 && data->code < 300 &&
+	    (rcpt->enh_class == 0 || (rcpt->enh_subject == 5 &&
+	    rcpt->enh_detail == 3));
+}
+
 struct rcpt_walk {
 	struct session *s;
 	struct dlv_msg *m;
@@ -271,15 +344,19 @@ walk_rcpt(smtp_recipient_t rcpt, const char *mailbox, void *arg)
 	if (r == NULL || r->outcome != DLV_PENDING)
 		return;
 	char *text = st->code ? status_text(st) : NULL;
-	if (st->code >= 500) {
+	if (rcpt_limit(st, w->data)) {
+		w->s->limited = true;	/* stays pending: a new transaction */
+	} else if (st->code >= 500) {
 		set_outcome(r, DLV_BOUNCE, text, true, "RCPT TO");
 	} else if (st->code >= 400) {
 		set_outcome(r, DLV_DEFER, text, true, "RCPT TO");
 	} else if (st->code >= 200 && st->code < 300) {
 		int dc = w->data->code;
 		char *dtext = dc ? status_text(w->data) : NULL;
-		if (dc >= 200 && dc < 300)
+		if (dc >= 200 && dc < 300) {
 			set_outcome(r, DLV_SENT, dtext, true, "end of DATA");
+			w->s->sent++;
+		}
 		else if (dc >= 500)
 			set_outcome(r, DLV_BOUNCE, dtext, true, "end of DATA");
 		else if (dc >= 400) {
@@ -310,6 +387,15 @@ analyze_message(struct session *s, smtp_message_t msg, struct dlv_msg *m,
 
 	if (m->done)
 		return;
+	/*
+	 * A server that closes the connection (with 421 or without a word)
+	 * after taking messages from us has a limit per connection: the
+	 * messages it never took go on a new one.
+	 */
+	if ((mail->code == 0 || mail->code == 421) && s->sent > 0) {
+		s->limited = true;
+		return;
+	}
 	if (mail->code == 0) {
 		if (session_error)
 			remember_error(m, session_error,
@@ -348,6 +434,19 @@ analyze_message(struct session *s, smtp_message_t msg, struct dlv_msg *m,
 
 /* libESMTP callbacks. */
 
+/* Asks for BODY=8BITMIME, once the EHLO reply has offered it. */
+static void
+declare_bodies(struct session *s)
+{
+	if (s->bodies_declared || !wire_ehlo_8bitmime())
+		return;
+	s->bodies_declared = true;
+	for (size_t i = 0; i < s->nreaders; i++)
+		if (s->readers[i].msg && s->readers[i].eight_bit)
+			smtp_8bitmime_set_body(s->readers[i].msg,
+			    E8bitmime_8BITMIME);
+}
+
 static void
 monitor_cb(const char *data, int len, int writing, void *arg)
 {
@@ -355,6 +454,7 @@ monitor_cb(const char *data, int len, int writing, void *arg)
 
 	keepalive_tick();
 	if (writing == SMTP_CB_READING) {
+		declare_bodies(s);
 		if (s->greeting.len == 0) {
 			char *first = xstrndup(data, (size_t)len);
 			char *line = one_line(first);
@@ -362,12 +462,19 @@ monitor_cb(const char *data, int len, int writing, void *arg)
 			free(line);
 			free(first);
 		}
-		buf_reset(&s->last_reply);
-		buf_append(&s->last_reply, data, (size_t)len);
-		char *line = one_line(s->last_reply.data);
+		/* The last line read: what a server closing says last. */
+		const char *end = data + len;
+		while (end > data && (end[-1] == '\n' || end[-1] == '\r'))
+			end--;
+		const char *start = end;
+		while (start > data && start[-1] != '\n')
+			start--;
+		char *last = xstrndup(start, (size_t)(end - start));
+		char *line = one_line(last);
 		buf_reset(&s->last_reply);
 		buf_puts(&s->last_reply, line);
 		free(line);
+		free(last);
 	} else if (writing == SMTP_CB_WRITING && len >= 8 &&
 	    strncmp(data, "STARTTLS", 8) == 0) {
 		s->tls_attempted = true;
@@ -513,8 +620,15 @@ add_message(smtp_session_t session, struct dlv_msg *m,
 	smtp_set_reverse_path(msg, env->sender);
 	smtp_set_messagecb(msg, content_cb, reader);
 	smtp_size_set_estimate(msg, (unsigned long)env->size);
-	if (env->body == SPOOL_BODY_8BITMIME && !m->no_8bitmime)
-		smtp_8bitmime_set_body(msg, E8bitmime_8BITMIME);
+	/*
+	 * BODY=8BITMIME is asked for only once the EHLO reply offered it
+	 * (monitor_cb): libESMTP quits the whole session when a message asks
+	 * and the server lacks it. Without it the message goes anyway,
+	 * without BODY=, as Postfix does by default.
+	 */
+	reader->msg = msg;
+	reader->eight_bit = env->body == SPOOL_BODY_8BITMIME &&
+	    !m->no_8bitmime;
 	if (env->ret == SPOOL_RET_FULL)
 		smtp_dsn_set_ret(msg, Ret_FULL);
 	else if (env->ret == SPOOL_RET_HDRS)
@@ -576,19 +690,22 @@ any_attempted(struct dlv_msg **msgs, size_t n)
 	return false;
 }
 
-/*
- * One session to one address with every message still pending. Returns
- * true when it is worth retrying this same address once (a server that
- * refused BODY=8BITMIME or broke the TLS handshake).
- */
-static bool
+/* What to do after a session, at the same address. */
+enum next_session {
+	NEXT_ADDRESS,		/* done here: the next address, if need be */
+	AGAIN_ONCE,		/* 8BITMIME refused, TLS broken: once more */
+	AGAIN_LIMITED,		/* the server's limits left work: a new one */
+};
+
+/* One session to one address with every message still pending. */
+static enum next_session
 run_session(struct session *s, const struct sockaddr_storage *addr,
     socklen_t addr_len, struct dlv_msg **msgs, size_t n)
 {
 	const struct dlv_config *cfg = s->cfg;
 	char ip[64], hostport[96];
 	struct content_reader *readers = xcalloc(n, sizeof(*readers));
-	bool retry = false;
+	enum next_session next = NEXT_ADDRESS;
 
 	(void)addr_len;
 	dns_addr_string(addr, ip, sizeof(ip));
@@ -620,28 +737,47 @@ run_session(struct session *s, const struct sockaddr_storage *addr,
 	if (queued == 0)
 		goto out;
 
+	s->readers = readers;
+	s->nreaders = n;
+	s->bodies_declared = false;
+	s->sent = 0;
+	s->limited = false;
 	s->t_start = mono_seconds();
 	s->t_connected = 0;
 	s->tls = s->tls_attempted = s->ext_8bitmime_missing = false;
 	buf_reset(&s->last_reply);
 	buf_reset(&s->greeting);
 	connect_arm(cfg->source, cfg->source_len, cfg->connect_timeout);
-	int ok = smtp_start_session(session);
+	(void)smtp_start_session(session);
 	connect_disarm();
-	char *error = ok ? NULL : session_error_text(s);
+	s->readers = NULL;
+	s->nreaders = 0;
+	/*
+	 * Its result says little: libESMTP returns success also when the
+	 * server closed the connection on it. What the server said last is
+	 * the reason for whatever it never got to.
+	 */
+	char *error = session_error_text(s);
 
-	if (!ok && s->t_connected > 0 && s->ext_8bitmime_missing) {
+	if (s->t_connected > 0 && s->ext_8bitmime_missing) {
+		/* It offered 8BITMIME before STARTTLS and not after. */
 		for (size_t i = 0; i < n; i++)
 			msgs[i]->no_8bitmime = true;
-		retry = true;
+		next = AGAIN_ONCE;
 	} else if (s->tls_attempted && !s->tls && !s->no_tls &&
 	    !any_attempted(msgs, n)) {
-		s->no_tls = true;	/* broken TLS: try once in the clear */
-		retry = true;
+		s->no_tls = true;
+		log_set_component("smtp");
+		log_warn("TLS handshake with %s failed; delivering in the "
+		    "clear: %s", s->relay, error);
+		log_set_component(NULL);
+		next = AGAIN_ONCE;
 	}
-	if (!retry) {
+	if (next == NEXT_ADDRESS) {
 		struct analyze_ctx actx = {s, error};
 		smtp_enumerate_messages(session, analyze_each, &actx);
+		if (s->limited && s->sent > 0)
+			next = AGAIN_LIMITED;
 	}
 	free(error);
 out:
@@ -649,9 +785,10 @@ out:
 	for (size_t i = 0; i < n; i++) {
 		buf_free(&readers[i].raw);
 		buf_free(&readers[i].out);
+		buf_free(&readers[i].line);
 	}
 	free(readers);
-	return retry;
+	return next;
 }
 
 static bool
@@ -683,10 +820,20 @@ deliver_to_hosts(const struct dlv_config *cfg, struct spool *sp,
 			if (deliver_stop || all_done(msgs, n))
 				goto out;
 			s.no_tls = false;
-			for (int attempt = 0; attempt < 2; attempt++)
-				if (!run_session(&s, &hosts[h].addrs[a],
-				    hosts[h].addr_lens[a], msgs, n))
+			/*
+			 * Bounded: a second try at most, and a limited
+			 * session counts only when it sent something, so
+			 * there are never more than the recipients.
+			 */
+			int again = 0;
+			for (;;) {
+				enum next_session next = run_session(&s,
+				    &hosts[h].addrs[a], hosts[h].addr_lens[a],
+				    msgs, n);
+				if (next == NEXT_ADDRESS || deliver_stop ||
+				    (next == AGAIN_ONCE && again++ > 0))
 					break;
+			}
 		}
 	}
 out:

@@ -19,14 +19,27 @@
  *	accepted the message, so a runner killed at any moment can repeat at
  *	most the transaction in flight.
  *
+ *	The content goes out as stored, octet for octet (wire.h says how
+ *	libESMTP is kept from rewriting it), but for lines longer than 998
+ *	octets: a header line is folded before its last blank within the
+ *	limit (CRLF SPACE at the limit when it has none), a body line is
+ *	broken at the limit, or up to three octets before it so that no
+ *	UTF-8 sequence is split.
+ *
  *	STARTTLS is used when offered (opportunistic: certificates are not
- *	verified, and a failed handshake is not retried in the clear on the
- *	same connection). SIZE, and the DSN parameters given at submission
- *	(RET, ENVID, NOTIFY, ORCPT), go out when the server offers them.
- *	BODY=8BITMIME is sent when offered; a server that does not offer
- *	8BITMIME gets the message without BODY=, as most MTAs do. Lines
- *	longer than 998 octets are broken (CRLF SPACE in the header,
- *	CRLF in the body), as Postfix does.
+ *	verified; a failed handshake is retried once in the clear, on a
+ *	new connection, and logged as a warning). SIZE, and the DSN
+ *	parameters given at submission (RET, ENVID, NOTIFY, ORCPT), go out
+ *	when the server offers them. BODY=8BITMIME is sent for content with
+ *	8-bit octets when the server offers 8BITMIME; one that does not gets
+ *	the message without BODY=, as Postfix does by default. CHUNKING is
+ *	never used.
+ *
+ *	A server's limits are not failures: recipients refused with 452
+ *	(4.5.3) in a transaction it accepted go in a new transaction, and
+ *	messages it did not take before it closed the connection (421, or
+ *	silence) go on a new connection, as long as each one sends
+ *	something.
  */
 #ifndef MXLANE_DELIVER_H
 #define MXLANE_DELIVER_H

@@ -39,6 +39,15 @@ struct header_ctx {
 };
 
 static bool
+has_8bit(const char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)p[i] >= 0x80)
+			return true;
+	return false;
+}
+
+static bool
 has_crlf(const char *s)
 {
 	return strpbrk(s, "\r\n") != NULL;
@@ -352,6 +361,11 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 	/* Postfix removes Bcc: always, with or without -t. */
 	message_delete(m, "Bcc");
 	message_delete(m, "Resent-Bcc");
+	/*
+	 * Return-Path: is the final delivery's to add (RFC 5321 4.4); one
+	 * from the submitter would go to the MX exactly as stored.
+	 */
+	message_delete(m, "Return-Path");
 
 	struct spool_msg msg;
 	memset(&msg, 0, sizeof(msg));
@@ -402,6 +416,13 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 	memcpy(msg.id, drop.id, SPOOL_ID_SIZE);
 	msg.arrival = drop.arrival;
 	msg.size = head.len + m->body.len;
+	/*
+	 * Content with 8-bit octets is declared as such (RFC 6152),
+	 * whatever -B said: the MX is told BODY=8BITMIME when it offers it.
+	 */
+	if (has_8bit(head.data, head.len) ||
+	    has_8bit(m->body.data, m->body.len))
+		msg.body = SPOOL_BODY_8BITMIME;
 	msg.nrcpt = (uint32_t)set.n;
 	if (maildrop_commit(&drop, &msg, set.list, set.n, head.data, head.len,
 	    m->body.data ? m->body.data : "", m->body.len, who->batch) != 0) {

@@ -14,8 +14,11 @@
 #	--no-install-recommends leaves them out and a client breaks without
 #	them: php-pear (PEAR.php, needed by php-mail's Mail.php) and
 #	libmailtools-perl (Mail::Address, needed by git send-email).
-#	bsd-mailx depends on some MTA; msmtp-mta satisfies that without a
-#	daemon and without taking /usr/sbin/sendmail away from anyone.
+#	bsd-mailx depends on some MTA; exim4-daemon-light satisfies that and
+#	is the independent MTA the delivery tests deliver to (each test
+#	starts its own, with its own configuration, on a loopback port). Its
+#	system service is disabled and stopped here, so that it never listens
+#	on port 25 (msmtp-mta, which it replaces, had no daemon).
 #
 #	make fuzz needs clang and libclang-rt-14-dev, the libFuzzer, ASan
 #	and UBSan runtimes for clang 14, which clang only recommends
@@ -28,7 +31,7 @@ build-essential pkg-config
 libdb-dev db5.3-util libconfuse-dev libesmtp-dev libssl-dev
 php-cli php-pear php-mail libphp-phpmailer php-symfony-mailer
 python3 python3-aiosmtpd python3-dnslib dnsmasq-base
-msmtp-mta bsd-mailx mutt
+exim4-daemon-light bsd-mailx mutt
 git git-email libmailtools-perl
 pflogsumm procps util-linux coreutils diffutils grep sed
 openssl passwd gdb time
@@ -49,7 +52,17 @@ for p in $PACKAGES; do
 	esac
 done
 
+# Only the tests' own Exim may run; never the system's on port 25.
+quiet_exim() {
+	if [ -x /etc/init.d/exim4 ]; then
+		update-rc.d exim4 disable >/dev/null 2>&1 || true
+		systemctl disable --now exim4 >/dev/null 2>&1 || true
+		invoke-rc.d exim4 stop >/dev/null 2>&1 || true
+	fi
+}
+
 if [ -z "$missing" ]; then
+	quiet_exim
 	echo "install-deps.sh: all build and test packages are installed"
 	exit 0
 fi
@@ -59,4 +72,5 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update
 # shellcheck disable=SC2086 # word splitting of the list is intended
 apt-get install -y --no-install-recommends $missing
+quiet_exim
 echo "install-deps.sh: done"

@@ -1,0 +1,52 @@
+/*
+ * NAME
+ *	wire - what libESMTP reads from and writes to the SMTP socket
+ * DESCRIPTION
+ *	libESMTP 1.1 offers no option for three things a relay must get
+ *	right, so the queue runner corrects the byte stream itself, on the
+ *	socket of the armed SMTP session only (connect.h), by defining
+ *	read(), write(), SSL_read() and SSL_write() in its own executable
+ *	(the same ELF lookup rule connect.h relies on):
+ *
+ *	- Its header processing (headers.c) drops a second To:, Cc:, From:,
+ *	  Sender:, Reply-To:, Date:, Message-ID: or Bcc: field and adds
+ *	  Date:, From: and Message-Id: when it has not seen them, for both
+ *	  DATA and BDAT, whatever smtp_set_header_option() says. deliver.c
+ *	  therefore starts every message's content with an empty line, so
+ *	  that libESMTP sees no header fields at all and passes the whole
+ *	  stored message on as body (dot-stuffed, untouched); what it writes
+ *	  before that body, its three generated fields and the empty line,
+ *	  is dropped here: wire_drop_generated_header().
+ *
+ *	- It uses CHUNKING (BDAT) whenever the server offers it, and then
+ *	  pipelines BDAT even when every RCPT was refused, which Exim counts
+ *	  as a protocol error. The EHLO reply's CHUNKING line is renamed
+ *	  (CHUNKINX) before libESMTP parses it, so it uses DATA, whose
+ *	  refusal it handles. The byte-stream trick above needs DATA too.
+ *
+ *	- It quits the whole session when a message asks for BODY=8BITMIME
+ *	  and the server lacks 8BITMIME. wire_ehlo_8bitmime() tells
+ *	  deliver.c, from the EHLO reply itself, whether it may ask.
+ *
+ *	Plain read() and write() are left alone once STARTTLS has been
+ *	sent: from then on the socket carries TLS records, and the same
+ *	corrections apply to SSL_read() and SSL_write() of that socket.
+ */
+#ifndef MXLANE_WIRE_H
+#define MXLANE_WIRE_H
+
+#include <stdbool.h>
+
+/* The armed session's socket, from connect(); -1 detaches. */
+void wire_attach(int fd);
+/*
+ * The next bytes written, up to and including the first empty line,
+ * are libESMTP's own header fields: they never reach the server.
+ */
+void wire_drop_generated_header(void);
+/* The last EHLO reply on this connection listed 8BITMIME. */
+bool wire_ehlo_8bitmime(void);
+/* The server offered CHUNKING and was told otherwise. */
+bool wire_chunking_hidden(void);
+
+#endif
