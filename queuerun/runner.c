@@ -946,6 +946,9 @@ run_pass(struct runner *run)
 		spool_work_free(work, n);
 	}
 	finish_pending(run);
+	/* Gives the disk back once a burst has drained (compact.c). */
+	if (!stop_requested)
+		(void)spool_compact_when_idle(run->sp);
 }
 
 static void
