@@ -271,9 +271,10 @@ spool_compact_when_idle(struct spool *sp)
 		after = before;
 	log_info("spool compacted: tables %" PRIu64 " KiB -> %" PRIu64
 	    " KiB, logs %" PRIu64 " KiB -> %" PRIu64 " KiB, %" PRIu64
-	    " pages freed, %" PRId64 " ms", before.tables / 1024,
-	    after.tables / 1024, before.logs / 1024, after.logs / 1024,
-	    st.pages_freed, mono_ms() - t0);
+	    " pages freed, %" PRIu64 " cut off, %" PRId64 " ms",
+	    before.tables / 1024, after.tables / 1024, before.logs / 1024,
+	    after.logs / 1024, st.pages_freed, st.pages_truncated,
+	    mono_ms() - t0);
 	len = snprintf(text, sizeof(text), "%llu %lld\n",
 	    (unsigned long long)after.tables, (long long)time(NULL));
 	if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)len, 0) != len)
