@@ -475,7 +475,7 @@ static const char *const time_keys[] = {
 	"maximal_queue_lifetime", "delay_warning_time", "delivery_lease_time",
 	"smtp_connect_timeout", "smtp_helo_timeout", "smtp_mail_timeout",
 	"smtp_data_init_timeout", "smtp_data_xfer_timeout",
-	"smtp_data_done_timeout",
+	"smtp_data_done_timeout", "smtpd_timeout",
 };
 
 static cfg_opt_t root_opts[] = {
@@ -486,6 +486,7 @@ static cfg_opt_t root_opts[] = {
 	CFG_INT("message_size_limit", 52428800, CFGF_NONE),
 	CFG_STR("default_lane", MXL_PRIORITY_LANE, CFGF_NONE),
 	CFG_STR("log_file", "", CFGF_NONE),
+	CFG_STR("smtpd_timeout", "300s", CFGF_NONE),
 	CFG_STR("resolver", "", CFGF_NONE),
 	CFG_INT("smtp_port", 25, CFGF_NONE),
 	CFG_STR("smtp_helo_name", "", CFGF_NONE),
@@ -851,7 +852,7 @@ config_load(const char *explicit_path, bool use_environment,
 	    &cfg->delivery_lease_time, &cfg->smtp_connect_timeout,
 	    &cfg->smtp_helo_timeout, &cfg->smtp_mail_timeout,
 	    &cfg->smtp_data_init_timeout, &cfg->smtp_data_xfer_timeout,
-	    &cfg->smtp_data_done_timeout};
+	    &cfg->smtp_data_done_timeout, &cfg->smtpd_timeout};
 	for (size_t i = 0; i < sizeof(time_keys) / sizeof(time_keys[0]); i++)
 		*times[i] = (int)config_parse_time(cfg_getstr(parsed,
 		    time_keys[i]));
@@ -898,9 +899,11 @@ config_load(const char *explicit_path, bool use_environment,
 		return config_fail(cfg, err, errlen, "%s: maximal_backoff_time "
 		    "must be at least minimal_backoff_time (and both > 0)",
 		    path);
-	if (cfg->delivery_lease_time < 1 || cfg->smtp_connect_timeout < 1)
-		return config_fail(cfg, err, errlen, "%s: delivery_lease_time "
-		    "and smtp_connect_timeout must be positive", path);
+	if (cfg->delivery_lease_time < 1 || cfg->smtp_connect_timeout < 1 ||
+	    cfg->smtpd_timeout < 1)
+		return config_fail(cfg, err, errlen, "%s: delivery_lease_time, "
+		    "smtp_connect_timeout and smtpd_timeout must be positive",
+		    path);
 	/* Each bounded: every session is a process (queuerun(8)). */
 	if (cfg->delivery_concurrency < 1 || cfg->delivery_concurrency > 1000)
 		return config_fail(cfg, err, errlen, "%s: delivery_concurrency "

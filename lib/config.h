@@ -100,6 +100,7 @@ struct mxl_config {
 	long long message_size_limit;	/* bytes; 0 = no limit */
 	char *default_lane;
 	char *log_file;			/* "" = syslog */
+	int smtpd_timeout;		/* seconds a -bs client may be silent */
 	struct mxl_lane *lanes;		/* priority, bulk, then declared ones */
 	size_t nlanes;
 	struct mxl_pool *pools;

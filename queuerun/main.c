@@ -7,6 +7,7 @@
  *	    [--domain DOMAIN] [--sender ADDRESS]
  *	queuerun [-C FILE] show QUEUEID
  *	queuerun [-C FILE] pickup
+ *	queuerun [-C FILE] compact
  *	queuerun [-C FILE] route [--lane NAME] [--sender ADDRESS] ADDRESS...
  * DESCRIPTION
  *	With no verb, or "run", one pass over the queue: every recipient
@@ -20,6 +21,7 @@
  * DIAGNOSTICS
  *	"queuerun: reason" on stderr; sysexits(3) codes.
  */
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +47,7 @@ usage(void)
 	    "                [--domain DOMAIN] [--sender ADDRESS]\n"
 	    "       queuerun [-C FILE] show QUEUEID\n"
 	    "       queuerun [-C FILE] pickup\n"
+	    "       queuerun [-C FILE] compact\n"
 	    "       queuerun [-C FILE] route [--lane NAME] [--sender ADDRESS] "
 	    "ADDRESS...\n");
 	exit(EX_USAGE);
@@ -59,6 +62,50 @@ time_arg(const char *flag, const char *value)
 		log_fatal(EX_USAGE, "%s %s: expected a time like 30s, 5m or "
 		    "1h", flag, value);
 	return (int)t;
+}
+
+static void
+print_usage(const char *when, const struct spool_usage *u)
+{
+	printf("%-7s tables %" PRIu64 " KiB, logs %" PRIu64 " KiB, other %"
+	    PRIu64 " KiB, total %" PRIu64 " KiB\n", when, u->tables / 1024,
+	    u->logs / 1024, u->other / 1024,
+	    (u->tables + u->logs + u->other) / 1024);
+}
+
+/*
+ * compact: gives the pages of removed messages back to the file system
+ * now, whatever the queue holds, and shows what the spool took before
+ * and after.
+ */
+static int
+compact(const struct mxl_config *cfg)
+{
+	struct spool_usage before, after;
+	struct spool_compact_stats st;
+	struct spool *sp;
+	int rc;
+
+	if (spool_open(cfg->spool_directory, &sp) != SPOOL_OK)
+		log_fatal(EX_TEMPFAIL, "cannot open the mail queue in %s",
+		    cfg->spool_directory);
+	if (spool_disk_usage(sp, &before) != SPOOL_OK) {
+		spool_close(sp);
+		return EX_TEMPFAIL;
+	}
+	rc = spool_compact(sp, &st) == SPOOL_OK ? 0 : EX_TEMPFAIL;
+	if (spool_disk_usage(sp, &after) != SPOOL_OK)
+		rc = EX_TEMPFAIL;
+	spool_close(sp);
+	print_usage("before:", &before);
+	if (rc == 0) {
+		print_usage("after:", &after);
+		printf("pages freed: %" PRIu64 ", truncated: %" PRIu64 "\n",
+		    st.pages_freed, st.pages_truncated);
+	} else
+		log_stderr("cannot compact the mail queue in %s",
+		    cfg->spool_directory);
+	return rc;
 }
 
 /* Parses run's flags from argv[i] on; returns a sysexits code or 0. */
@@ -163,6 +210,10 @@ main(int argc, char **argv)
 		if (rc != 0)
 			log_stderr("cannot pick up new mail in %s",
 			    cfg.spool_directory);
+	} else if (strcmp(verb, "compact") == 0) {
+		if (i != argc)
+			usage();
+		rc = compact(&cfg);
 	} else if (strcmp(verb, "route") == 0) {
 		const char *lane = NULL, *sender = NULL;
 		for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {

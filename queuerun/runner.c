@@ -905,6 +905,9 @@ run_pass(struct engine *e)
 	if (e->most_busy > 0)
 		log_info("pass done: %zu recipients delivered, at most %zu "
 		    "sessions at once", e->delivered, e->most_busy);
+	/* Gives the disk back once a burst has drained (compact.c). */
+	if (!stop_requested)
+		(void)spool_compact_when_idle(e->sp);
 }
 
 static void

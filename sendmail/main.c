@@ -500,6 +500,7 @@ run_smtp(struct session *s)
 		.ctx = s,
 		.hostname = s->cfg.myhostname,
 		.size_limit = s->cfg.message_size_limit,
+		.timeout = s->cfg.smtpd_timeout,
 	};
 	return smtpd_run(stdin, stdout, &hooks);
 }

@@ -32,16 +32,25 @@
  *	Symfony dot-stuffs only after CRLF, so LF "." LF inside a message
  *	it relays must not end the data: the rest would run as commands
  *	of the client's session (SMTP smuggling).
+ *
+ *	A client that sends nothing for hooks->timeout seconds while the
+ *	server waits for it (a command, or more DATA) gets Postfix's
+ *	"421 4.4.2 Error: timeout exceeded" and the session ends; a message
+ *	it was sending is discarded. The time counts per wait, as Postfix's
+ *	smtpd_timeout does: a client trickling a byte at a time is not idle.
  * DIAGNOSTICS
  *	smtpd_run() returns 0 after QUIT, EOF, or the 421 that ends a
- *	session with too many errors; EX_IOERR when a reply could not be
- *	written or stdin could not be read.
+ *	session with too many errors; EX_TEMPFAIL after the 421 for a
+ *	silent client; EX_IOERR when a reply could not be written or stdin
+ *	could not be read.
  * SEE ALSO
  *	RFC 5321, RFC 1870 (SIZE), RFC 2920 (PIPELINING), RFC 3461 (DSN),
  *	smtpd(8) and sendmail(1) of Postfix
  */
 #include "sendmail/smtpd.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -62,7 +71,7 @@
 
 #define NITEMS(a)	(sizeof(a) / sizeof((a)[0]))
 
-enum step { STEP_NEXT, STEP_END, STEP_READ_ERROR };
+enum step { STEP_NEXT, STEP_END, STEP_READ_ERROR, STEP_TIMEOUT };
 
 struct smtpd {
 	FILE *in;
@@ -76,6 +85,8 @@ struct smtpd {
 	int errors;
 	bool write_failed;
 	bool sync_failed;		/* held messages were lost: 421 sent */
+	int timeout_ms;			/* silence allowed per read, 0 = any */
+	bool timed_out;
 	char *helo;			/* "" until HELO/EHLO */
 	bool in_mail;			/* MAIL accepted */
 	uint64_t declared;		/* MAIL FROM SIZE= */
@@ -189,6 +200,30 @@ flush_before_waiting(struct smtpd *s)
 		flush(s);
 }
 
+/*
+ * Waits until the client has sent something (or closed its end), for
+ * at most smtpd_timeout. Returns false once that passed in silence.
+ * A stream without a descriptor (a memory stream) never blocks. EINTR
+ * restarts the wait with its full time: a signal is not client input,
+ * but neither does it occur often enough to keep a session alive.
+ */
+static bool
+await_input(struct smtpd *s)
+{
+	struct pollfd p = {fileno(s->in), POLLIN, 0};
+	int n;
+
+	if (s->timeout_ms <= 0 || p.fd < 0 || input_buffered(s))
+		return true;
+	while ((n = poll(&p, 1, s->timeout_ms)) < 0 && errno == EINTR)
+		continue;
+	if (n == 0) {
+		s->timed_out = true;
+		return false;
+	}
+	return true;		/* readable, hung up, or an error getc sees */
+}
+
 /* Forgets the open transaction, if any; nothing of it is queued. */
 static void
 txn_reset(struct smtpd *s)
@@ -247,7 +282,8 @@ run_check(struct smtpd *s, check_fn check, const char *address,
 /*
  * Reads one command line into s->line without its line end. Returns 1,
  * 0 at EOF (a last line without LF is dropped: the client is gone and
- * could not read the answer) or -1 on a read error. Only the first
+ * could not read the answer), -1 on a read error or -2 when the client
+ * fell silent for smtpd_timeout. Only the first
  * LINE_MAX_BYTES + 1 bytes are kept, whatever the client sends.
  */
 static int
@@ -259,8 +295,11 @@ read_command(struct smtpd *s)
 	buf_reset(b);
 	s->toolong = false;
 	for (;;) {
-		if (!input_buffered(s))
+		if (!input_buffered(s)) {
 			flush_before_waiting(s);
+			if (!await_input(s))
+				return -2;
+		}
 		if ((c = getc(s->in)) == '\n')
 			break;
 		if (c == EOF)
@@ -306,7 +345,8 @@ is_end_of_data(const char *head, size_t linelen, bool crlf_only)
  * and keeping line ends as received. Once the content passes s->limit
  * it is dropped and *oversize set, but reading goes on to the end dot
  * so the client and server stay in step. Returns 0 at the end dot, 1
- * at EOF, -1 on a read error.
+ * at EOF, -1 on a read error, -2 when the client fell silent for
+ * smtpd_timeout.
  *
  * The size test is exact at each line end. Within a line it allows 2
  * bytes of slack: the line may still turn out to be the end dot, whose
@@ -323,8 +363,11 @@ read_data(struct smtpd *s, bool crlf_only, bool *oversize)
 	*oversize = false;
 	buf_reset(&s->data);
 	for (;;) {
-		if (!input_buffered(s))
+		if (!input_buffered(s)) {
 			flush_before_waiting(s);
+			if (!await_input(s))
+				return -2;
+		}
 		if ((c = getc(s->in)) == EOF)
 			break;
 		if (linelen < sizeof(head))
@@ -798,9 +841,12 @@ cmd_data(struct smtpd *s, char *args)
 		refuse(s, "552 5.3.4 Error: message file too big");
 	else if (r == 0)
 		deliver(s);
+	/* Whatever stopped short of the end dot is discarded whole. */
 	txn_reset(s);
 	if (r == 1)
 		return STEP_END;
+	if (r == -2)
+		return STEP_TIMEOUT;
 	return r == -1 ? STEP_READ_ERROR : STEP_NEXT;
 }
 
@@ -923,6 +969,8 @@ next_command(struct smtpd *s)
 		return STEP_END;
 	case -1:
 		return STEP_READ_ERROR;
+	case -2:
+		return STEP_TIMEOUT;
 	default:
 		return run_command(s);
 	}
@@ -940,6 +988,9 @@ smtpd_run(FILE *in, FILE *out, const struct smtpd_hooks *hooks)
 	s.hooks = hooks;
 	s.hostname = hooks->hostname ? hooks->hostname : "localhost";
 	s.limit = hooks->size_limit > 0 ? (uint64_t)hooks->size_limit : 0;
+	if (hooks->timeout > 0)
+		s.timeout_ms = hooks->timeout < INT_MAX / 1000 ?
+		    hooks->timeout * 1000 : INT_MAX;
 	s.helo = xstrdup("");
 	/* Room for the longest line we keep, so line.data is never NULL. */
 	buf_reserve(&s.line, LINE_MAX_BYTES + 2);
@@ -948,11 +999,16 @@ smtpd_run(FILE *in, FILE *out, const struct smtpd_hooks *hooks)
 	do
 		step = next_command(&s);
 	while (step == STEP_NEXT);
+	/* Postfix's words; every earlier reply has left before the wait. */
+	if (step == STEP_TIMEOUT)
+		reply(&s, "421 4.4.2 %s Error: timeout exceeded", s.hostname);
 	flush(&s);
 
 	txn_reset(&s);
 	free(s.helo);
 	buf_free(&s.line);
 	buf_free(&s.replies);
+	if (step == STEP_TIMEOUT)
+		return EX_TEMPFAIL;
 	return s.write_failed || step == STEP_READ_ERROR ? EX_IOERR : 0;
 }

@@ -30,8 +30,10 @@
  *	with NUL, CR or other control characters. A transaction still open
  *	at EOF, or cut short by EOF inside DATA, is discarded, never queued.
  *
- *	smtpd_run() neither catches SIGPIPE nor times out a silent client:
- *	the caller sets those policies for the process.
+ *	A client silent for hooks->timeout seconds while the server waits
+ *	for it gets 421 4.4.2 and the session ends (an unfinished message
+ *	is discarded). smtpd_run() does not catch SIGPIPE: the caller sets
+ *	that policy for the process.
  */
 #ifndef MXLANE_SMTPD_H
 #define MXLANE_SMTPD_H
@@ -93,11 +95,13 @@ struct smtpd_hooks {
 	void *ctx;
 	const char *hostname;		/* greeting, EHLO; NULL = "localhost" */
 	long long size_limit;		/* content bytes; 0 (or less) = none */
+	int timeout;			/* seconds of silence; 0 = no limit */
 };
 
 /*
- * Returns 0 after QUIT, EOF or the 421 for too many errors; EX_IOERR if
- * a reply could not be written or in could not be read.
+ * Returns 0 after QUIT, EOF or the 421 for too many errors; EX_TEMPFAIL
+ * after the 421 for a client silent for hooks->timeout; EX_IOERR if a
+ * reply could not be written or in could not be read.
  */
 int smtpd_run(FILE *in, FILE *out, const struct smtpd_hooks *hooks);
 

@@ -317,6 +317,28 @@ void spool_wakeup_drain(int fd);
 void spool_set_watchdog(int seconds);
 
 /*
+ * Disk use (compact.c). spool_compact() gives the pages that removed
+ * messages freed back to the file system, table by table, in short
+ * transactions that wait for nobody: safe while others submit and
+ * deliver. spool_compact_when_idle() is the runner's policy: compact
+ * when the queue is small and the tables have grown since the last
+ * compaction (at most every few minutes, unless they doubled).
+ * spool_disk_usage() adds up the bytes on disk of the spool's files.
+ */
+struct spool_compact_stats {
+	uint64_t pages_freed;		/* emptied by moving records */
+	uint64_t pages_truncated;	/* cut off the ends of the files */
+};
+struct spool_usage {
+	uint64_t tables;		/* *.db */
+	uint64_t logs;			/* log.* */
+	uint64_t other;			/* regions, locks, stamps */
+};
+int spool_compact(struct spool *sp, struct spool_compact_stats *st);
+int spool_compact_when_idle(struct spool *sp);
+int spool_disk_usage(struct spool *sp, struct spool_usage *u);
+
+/*
  * Pickup: moves complete maildrop files (maildrop.h) into the queue,
  * a batch per durable transaction, and removes them. only_id: just
  * that file (a runner about to deliver it), or NULL for all. *count

@@ -21,6 +21,22 @@
 #	Queueing is parallel `sendmail -bs` sessions (each message its own
 #	durable commit) and is timed but is not the point here.
 #
+#	Disk writes: bytes written per message while queueing (every
+#	sendmail -bs process) and while draining (the runner: pickup from
+#	the maildrop into the tables, delivery, removal, compaction at the
+#	end of the pass), from /proc/PID/io write_bytes minus
+#	cancelled_write_bytes of the process that waited for them (the
+#	kernel adds a reaped child's counts to its parent's, so the
+#	driver's own /proc/self/io covers every sendmail it ran, and a shell
+#	around queuerun covers the runner). These count the pages of the
+#	page cache each process dirtied, which is what reaches the disk,
+#	but not the file system's journal and metadata writes, and not
+#	writes of other processes: unlike the disk's counters
+#	(/sys/block/DEV/stat), they are not disturbed by anything else the
+#	machine does. The spool directory's size (du -sk) is reported
+#	with the messages queued, after the drain, and the tables (*.db)
+#	alone after it.
+#
 #	Each drain is bounded by `queuerun run --max-time BENCH_MAX_TIME`
 #	(default 600 s); a drain that hits the bound reports the rate of
 #	what it delivered and is marked "partial". A run passes when every
@@ -43,7 +59,7 @@
 #			never reached: the cost of routing and throttling
 #			bookkeeping, compared with the plain drain (issue 4)
 #	BENCH_DIR	where the scratch directory goes (default TMPDIR or
-#			/tmp); it is removed at the end
+#			/tmp); it is removed at the end unless BENCH_KEEP=1
 # EXIT STATUS
 #	0 when every run delivered correctly; 1 otherwise.
 set -u
@@ -96,7 +112,7 @@ cleanup() {
 		kill "$p" 2>/dev/null
 	done
 	wait 2>/dev/null
-	rm -rf "$dir"
+	[ -n "${BENCH_KEEP:-}" ] || rm -rf "$dir"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
@@ -181,7 +197,9 @@ for t in ts:
     t.join()
 for e in errors[:3]:
     print("queue.py: " + e, file=sys.stderr)
-print(sum(queued))
+# Every sendmail was reaped by this process: its counts include theirs.
+io = dict(l.split(": ") for l in open("/proc/self/io").read().splitlines())
+print(sum(queued), int(io["write_bytes"]) - int(io["cancelled_write_bytes"]))
 PY
 
 # start_sink: sets SINK_PID, SINK_PORT, SINK_STATS
@@ -254,6 +272,7 @@ echo
 
 failed=0
 ROWS=
+WROWS=
 for n in $sizes; do
 	w=$dir/q$n
 	mkdir -p "$w/spool"
@@ -289,7 +308,8 @@ EOF
 
 	echo "queueing $n messages..."
 	t0=$(date +%s%N)
-	got=$("$PYTHON" "$dir/queue.py" "$SENDMAIL" "$n" $NDOM $MSG_SIZE 4)
+	set -- $("$PYTHON" "$dir/queue.py" "$SENDMAIL" "$n" $NDOM $MSG_SIZE 4)
+	got=${1:-0} submit_wb=${2:-0}
 	qms=$((($(date +%s%N) - t0) / 1000000))
 	inq=$(queued)
 	echo "  queued $got in $((qms / 1000)).$(printf '%03d' $((qms % 1000))) s ($((got * 1000 / (qms + 1))) messages/s); mailq counts ${inq:-?}"
@@ -304,10 +324,16 @@ EOF
 
 	echo "draining with one queuerun run..."
 	t0=$(date +%s%N)
-	"$TIME" -f "%e %M" -o "$w/time" "$QUEUERUN" run --max-time "$max_time" \
-	    >"$w/run.out" 2>"$w/run.err"
+	# The shell reaps queuerun, then reads its own counts, theirs added.
+	"$TIME" -f "%e %M" -o "$w/time" sh -c '"$1" run --max-time "$2"; rc=$?
+	    cat /proc/$$/io >"$3"; exit $rc' sh "$QUEUERUN" "$max_time" \
+	    "$w/drain.io" >"$w/run.out" 2>"$w/run.err"
 	rc=$?
 	ms=$((($(date +%s%N) - t0) / 1000000))
+	drain_wb=$(awk '/^write_bytes:/ { w = $2 } /^cancelled_write_bytes:/ { c = $2 }
+	    END { print w - c }' "$w/drain.io")
+	after_kb=$(du -sk "$w/spool" | cut -f1)
+	tables_kb=$(du -ck "$w"/spool/*.db | tail -1 | cut -f1)
 	rss_kb=$(awk 'END { print $2 }' "$w/time")
 	dns=$(($(wc -l <"$dir/dns.log") - dns0))
 	set -- $(stop_sink)
@@ -326,6 +352,8 @@ EOF
 	fi
 	ROWS="$ROWS$n $sunk $ms $rate $rss_kb $conns $dns $spool_kb $status
 "
+	WROWS="$WROWS$n $submit_wb $drain_wb $spool_kb $after_kb $tables_kb
+"
 	rm -rf "$w"
 	echo
 done
@@ -335,6 +363,12 @@ printf '  %9s %10s %9s %9s %12s %12s %10s %12s %12s  %s\n' queued delivered seco
 printf '%s' "$ROWS" | awk 'NF == 9 {
 	printf "  %9d %10d %9.1f %9d %12.1f %12d %10.1f %12d %12.1f  %s\n",
 	    $1, $2, $3 / 1000, $4, $5 / 1024, $6, ($6 > 0 ? $2 / $6 : 0), $7, $8 / 1024, $9 }'
+echo
+echo "Disk writes (write_bytes - cancelled_write_bytes of the processes) and spool size:"
+printf '  %9s %16s %16s %13s %13s %13s\n' queued "submit KiB/msg" "drain KiB/msg" "spool MiB full" "spool MiB after" "tables MiB after"
+printf '%s' "$WROWS" | awk 'NF == 6 {
+	printf "  %9d %16.1f %16.1f %13.1f %13.1f %13.1f\n",
+	    $1, $2 / $1 / 1024, $3 / $1 / 1024, $4 / 1024, $5 / 1024, $6 / 1024 }'
 echo
 printf '%s' "$ROWS" | awk -v note="$large_note" '
 NF == 9 { n++; q[n] = $1; r[n] = $4; m[n] = $5 / 1024; if ($5 / 1024 > maxm) maxm = $5 / 1024 }

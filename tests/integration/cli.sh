@@ -578,6 +578,50 @@ printf '%s\r\n' 'EHLO client' 'MAIL FROM:<alice@example.org>' 'RCPT TO:<bob@exam
     run "$SENDMAIL" -bs
 assert_queue_empty "after a -bs session cut in DATA"
 
+# A client that falls silent, its end of the pipe still open: the
+# session ends after smtpd_timeout with 421 4.4.2 and EX_TEMPFAIL, and
+# the message it was sending is not queued. The writer sleeps far
+# longer than the time-out, so only the time-out can end the session.
+# bs_silent SCRIPT-LINES...: runs one such session, sets BS_MS
+bs_silent() {
+	local fifo=$W/client.fifo t0 writer
+	rm -f "$fifo"
+	mkfifo "$fifo"
+	(printf '%s\r\n' "$@"; exec sleep 60) >"$fifo" &
+	writer=$!
+	track_pid "$writer"
+	t0=$(date +%s%N)
+	assert_exit 75 "$SENDMAIL" -bs <"$fifo"
+	BS_MS=$(elapsed_ms "$t0")
+	kill "$writer" 2>/dev/null
+}
+
+section "-bs: a client silent inside DATA times out; nothing is queued"
+setup bs_timeout 'smtpd_timeout = "2s"'
+bs_silent 'EHLO client' 'MAIL FROM:<alice@example.org>' \
+    'RCPT TO:<bob@example.com>' 'DATA' 'Subject: stalled' '' 'half a message'
+cp "$OUT" "$T/bs_timeout.out"
+assert_eq "220 250 250 250 354 421" "$(reply_codes "$T/bs_timeout.out")" \
+    "-bs reply codes of a stalled client"
+assert_contains "$(cat "$T/bs_timeout.out")" \
+    "421 4.4.2 host.example.org Error: timeout exceeded" "the time-out reply"
+assert_match "$BS_MS" '^[0-9]+$' "time taken"
+if [ "$BS_MS" -ge 1900 ] && [ "$BS_MS" -lt 15000 ]; then pass; else
+	fail "a 2 s smtpd_timeout ended the session after ${BS_MS} ms"
+fi
+assert_queue_empty "after a -bs session timed out in DATA"
+assert_eq 0 "$(find "$SPOOL" -path '*maildrop*' -type f | wc -l | tr -d ' ')" \
+    "maildrop files left by a timed-out session"
+
+section "-bs: a client silent between commands times out"
+bs_silent 'EHLO client' 'MAIL FROM:<alice@example.org>' 'RCPT TO:<bob@example.com>'
+assert_eq "220 250 250 250 421" "$(reply_codes "$OUT")" \
+    "-bs reply codes of a client idle after RCPT"
+if [ "$BS_MS" -ge 1900 ] && [ "$BS_MS" -lt 15000 ]; then pass; else
+	fail "a 2 s smtpd_timeout ended the session after ${BS_MS} ms"
+fi
+assert_queue_empty "after a -bs session timed out between commands"
+
 # ---------------------------------------------------------------- mailq
 
 section "mailq layout with two messages"

@@ -48,6 +48,7 @@ test_all_keys(void)
 	    "message_size_limit = 1000\n"
 	    "default_lane = \"bulk\"\n"
 	    "log_file = \"/tmp/x.log\"\n"
+	    "smtpd_timeout = \"2m\"\n"
 	    "lane newsletters { }\n");
 
 	CHECK_INT(config_load(p, false, &cfg, err, sizeof(err)), 0);
@@ -58,6 +59,7 @@ test_all_keys(void)
 	CHECK_INT(cfg.message_size_limit, 1000);
 	CHECK_STR(cfg.default_lane, "bulk");
 	CHECK_STR(cfg.log_file, "/tmp/x.log");
+	CHECK_INT(cfg.smtpd_timeout, 120);
 	CHECK(config_has_lane(&cfg, "priority"));
 	CHECK(config_has_lane(&cfg, "bulk"));
 	CHECK(config_has_lane(&cfg, "newsletters"));
@@ -85,6 +87,7 @@ test_defaults(void)
 	CHECK_INT(cfg.message_size_limit, 52428800);
 	CHECK_STR(cfg.default_lane, "priority");
 	CHECK_STR(cfg.log_file, "");
+	CHECK_INT(cfg.smtpd_timeout, 300);
 	CHECK(strlen(cfg.myhostname) > 0);
 	/* myorigin follows myhostname when unset. */
 	CHECK_STR(cfg.myorigin, cfg.myhostname);
@@ -127,6 +130,10 @@ test_errors(void)
 	expect_error("lane.conf", "default_lane = \"nosuch\"\n", "nosuch");
 	expect_error("rel.conf", "spool_directory = \"spool\"\n",
 	    "absolute");
+	expect_error("smtpdt.conf", "smtpd_timeout = \"0\"\n",
+	    "smtpd_timeout");
+	expect_error("smtpdt2.conf", "smtpd_timeout = \"soon\"\n",
+	    "smtpdt2.conf:1:");
 	expect_error("lanename.conf", "lane \"Bad Name\" { }\n", "lane");
 
 	struct mxl_config cfg;

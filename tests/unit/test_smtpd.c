@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "spool/spool.h"
 #include "lib/util.h"
@@ -55,6 +56,7 @@ struct fake {
 	const char *bad_rcpt;
 	const char *check_reply;
 	long long size_limit;
+	int timeout;		/* hooks->timeout, seconds */
 	bool use_sync;		/* give smtpd a sync hook */
 	int sync_rc;		/* what it returns */
 	int syncs;		/* how often it was called */
@@ -174,6 +176,7 @@ run_streams(struct fake *f, FILE *in, FILE *out)
 		.hostname = "mx.example",
 		.size_limit = f->size_limit,
 		.sync = f->use_sync ? fake_sync : NULL,
+		.timeout = f->timeout,
 	};
 	struct result r = { NULL, 0, 0 };
 
@@ -1014,6 +1017,49 @@ test_sync_failure(void)
 	free(r.out);
 }
 
+/*
+ * A client that stops talking, in the middle of DATA, on a real pipe
+ * (the write end stays open, so no EOF comes): the session ends with
+ * 421 4.4.2 after the time-out, and the unfinished message is not
+ * handed over. The message it finished before is.
+ */
+static void
+test_timeout(void)
+{
+	static const char script[] =
+	    "MAIL FROM:<a@x>\r\nRCPT TO:<r1@y>\r\nDATA\r\none\r\n.\r\n"
+	    "MAIL FROM:<b@x>\r\nRCPT TO:<r2@y>\r\nDATA\r\nhalf a mess";
+	struct fake f = { .timeout = 1 };
+	struct result r;
+	char *out = NULL;
+	size_t outlen = 0;
+	int fds[2];
+	FILE *in, *o;
+	int64_t t0;
+
+	if (pipe(fds) != 0 || write(fds[1], script, sizeof(script) - 1) !=
+	    (ssize_t)(sizeof(script) - 1) ||
+	    (in = fdopen(fds[0], "r")) == NULL ||
+	    (o = open_memstream(&out, &outlen)) == NULL) {
+		perror("test_smtpd: pipe");
+		exit(2);
+	}
+	t0 = mono_ms();
+	r = run_streams(&f, in, o);
+	int64_t took = mono_ms() - t0;
+	fclose(in);
+	close(fds[1]);
+	fclose(o);
+	CHECK_INT(r.rc, EX_TEMPFAIL);
+	CHECK_STR(out, GREETING OK_MAIL OK_RCPT GO_AHEAD QUEUED
+	    OK_MAIL OK_RCPT GO_AHEAD
+	    "421 4.4.2 mx.example Error: timeout exceeded\r\n");
+	CHECK_INT(f.nmsg, 1);
+	CHECK(took >= 900 && took < 5000);
+	free(out);
+	fake_free(&f);
+}
+
 int
 main(void)
 {
@@ -1040,5 +1086,6 @@ main(void)
 	test_error_limit();
 	test_rcpt_limit();
 	test_io_errors();
+	test_timeout();
 	return unit_done("smtpd");
 }
