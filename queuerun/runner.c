@@ -112,6 +112,8 @@ struct engine {
 	size_t busy;		/* workers with a job */
 	size_t busy_priority;	/* ... of the priority lane */
 	size_t most_busy;	/* of the pass, for its log line */
+	double busy_seconds;	/* sum over time of workers busy */
+	double busy_since;	/* when busy last changed */
 	size_t rr;		/* where the next bulk dispatch round starts */
 	bool drained;		/* the last claim found nothing more */
 	double drained_at;
@@ -685,9 +687,9 @@ task_finished(struct engine *e, struct worker *w)
 	feedback(e, d, &rep);
 }
 
-/* Waits up to ms for a report, the doorbell or a signal. */
+/* Polls up to ms for answers, the doorbell or a signal. */
 static void
-wait_for_events(struct engine *e, int ms)
+wait_for_reports(struct engine *e, int ms)
 {
 	struct pollfd *p = xcalloc(e->nworkers + 1, sizeof(*p));
 	size_t np = 0;
@@ -712,6 +714,23 @@ wait_for_events(struct engine *e, int ms)
 		}
 	}
 	free(p);
+}
+
+/*
+ * Waits up to ms for answers, the doorbell or a signal, and counts the
+ * time workers were busy (the pass's log line gives the average).
+ */
+static void
+wait_for_events(struct engine *e, int ms)
+{
+	double now = mono_seconds();
+
+	e->busy_seconds += (double)e->busy * (now - e->busy_since);
+	e->busy_since = now;
+	wait_for_reports(e, ms);
+	now = mono_seconds();
+	e->busy_seconds += (double)e->busy * (now - e->busy_since);
+	e->busy_since = now;
 }
 
 /*
@@ -873,12 +892,15 @@ static void
 run_pass(struct engine *e)
 {
 	const struct runner_options *opt = e->opt;
+	double started = mono_seconds();
 
 	e->pass_started = time(NULL);
 	e->deadline = opt->max_time > 0 ? e->pass_started + opt->max_time :
 	    0;
 	e->delivered = 0;
 	e->most_busy = 0;
+	e->busy_seconds = 0;
+	e->busy_since = mono_seconds();
 	pick_up(e);
 	if (opt->flush) {
 		/*
@@ -902,9 +924,11 @@ run_pass(struct engine *e)
 	else
 		run_engine_pass(e);
 	job_finish_pending(e->jc, 0);
+	double took = mono_seconds() - started;
 	if (e->most_busy > 0)
-		log_info("pass done: %zu recipients delivered, at most %zu "
-		    "sessions at once", e->delivered, e->most_busy);
+		log_info("pass done: %zu recipients delivered in %.1f s, "
+		    "sessions at most %zu, on average %.1f", e->delivered,
+		    took, e->most_busy, took > 0 ? e->busy_seconds / took : 0);
 	/* Gives the disk back once a burst has drained (compact.c). */
 	if (!stop_requested)
 		(void)spool_compact_when_idle(e->sp);

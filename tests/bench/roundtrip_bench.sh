@@ -231,12 +231,14 @@ EOF
 	conns=$(sed -n '1s/.*connections=\([0-9]*\) .*/\1/p' "$w/stats")
 	distinct=$(awk '{ print $2 }' "$w/record" | sort -u | wc -l)
 	echo "  runner exit $rc; sink $sunk messages ($distinct distinct) in $conns sessions"
+	sed -n 's/.*: \(pass done: .*\)/  runner: \1/p' "$w/mxlane.log" | tail -1
 	if [ "$rc" -ne 0 ] || [ "$sunk" != "$N" ] || [ "$distinct" != "$N" ]; then
 		echo "roundtrip_bench: round trip $delay: exit $rc, $sunk at the sink, $distinct distinct" >&2
 		failed=1
 	fi
 	ROWS="$ROWS$delay $sunk $ms $most $user $sys $pss_kb $rss_kb $conns
 "
+	[ -n "${BENCH_KEEP:-}" ] && cp -r "$w" "$BENCH_KEEP"
 	rm -rf "$w"
 done
 
