@@ -161,4 +161,7 @@ echo
 MXL_BUILD=$build BENCH_DOMAINS=1000 BENCH_PROVIDERS=20 \
     BENCH_SIZES=${BENCH_ROUTED_SIZES:-100000} \
     bash "$src/tests/bench/drain_bench.sh" || ok=1
+# Issue 8: one run against MX hosts a round trip away.
+echo
+MXL_BUILD=$build bash "$src/tests/bench/roundtrip_bench.sh" || ok=1
 exit $ok
