@@ -5,7 +5,7 @@
 # DESCRIPTION
 #	Queues 50,000 bulk-lane messages (default_lane = "bulk") for 100
 #	domains whose MX hosts (tests/servers/rtsink, one loopback address
-#	each) answer every command 300 ms late, picks them up into the spool
+#	each) answer every command 100 ms late, picks them up into the spool
 #	(a pass restricted to a domain that has no mail), then starts
 #	`queuerun run --daemon`. Once the slow sink has at least 50 sessions
 #	in flight, one message is submitted in the priority lane for a
@@ -16,9 +16,11 @@
 #	    arrived (the bulk mail was not done);
 #	  - the priority message reached its MX within 2 s of sendmail
 #	    returning (the issue's promise, on loopback), exactly once;
-#	  - the daemon stops on SIGTERM within 10 s and exits 0, and the
-#	    queue still holds the bulk mail it had not delivered (nothing
-#	    was lost by stopping: delivered + queued = 50,000).
+#	  - 4 s later (some bulk mail delivered by then) the daemon stops on
+#	    SIGTERM within 10 s and exits 0, and nothing was lost: the bulk
+#	    messages at the sink plus those still queued make 50,000 at
+#	    least, and at most 50,000 plus the sessions in flight at the
+#	    stop (an abandoned transaction may have reached the sink).
 #	Under MXL_SANITIZE=1 10,000 bulk messages are queued instead.
 # SEE ALSO
 #	delivery_engine.sh, routing_lanes.sh
@@ -48,7 +50,7 @@ addrs=()
 for ((d = 0; d < NDOM; d++)); do
 	addrs+=("127.0.5.$((d + 1))")
 done
-start_rtsink slow "${addrs[@]}" -- -d 300
+start_rtsink slow "${addrs[@]}" -- -d 100
 SLOW_PID=$RT_PID SLOW_STATS=$RT_STATS SLOW_RECORD=$RT_RECORD
 start_rtsink fast $FAST_IP
 FAST_RECORD=$RT_RECORD
@@ -98,6 +100,7 @@ assert_true "[ $ms -le 2000 ]" "the priority message reached its MX within 2 s o
 assert_eq 1 "$(grep -c " $PREFIX-reset\$" "$FAST_RECORD")" "copies of the priority message at its MX"
 
 section "the daemon stops, nothing lost"
+sleep 4
 kill -TERM "$DPID"
 if wait_for 10 sh -c "! kill -0 $DPID 2>/dev/null"; then
 	wait "$DPID"
@@ -112,6 +115,8 @@ assert_exit 0 "$QUEUERUN" run --domain nothing.test
 delivered=$(awk '{ print $2 }' "$SLOW_RECORD" | sort -u | wc -l)
 left=$(queue_count)
 say "bulk delivered: $delivered; still queued: $left"
-assert_eq "$N" "$((delivered + left))" "bulk messages delivered plus still queued"
+assert_true "[ $((delivered + left)) -ge $N ] && [ $((delivered + left)) -le $((N + 105)) ]" \
+    "bulk messages delivered plus still queued: $delivered + $left, from $N to $N + 105"
+assert_true "[ $delivered -gt 0 ]" "some bulk mail was delivered before the stop ($delivered)"
 
 finish
