@@ -95,48 +95,6 @@ wait_for 20 test -s "$dir/dns.port" || {
 }
 DNS_PORT=$(cat "$dir/dns.port")
 
-# The memory sampler: every 100 ms, the sum of Pss and the largest Rss
-# over PID and its descendants; prints "PSS_KB RSS_KB" at the end.
-cat >"$dir/mem.py" <<'PY'
-import os, sys, time
-root = int(sys.argv[1])
-def children(pid):
-    kids = []
-    try:
-        for tid in os.listdir("/proc/%d/task" % pid):
-            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
-                kids += [int(x) for x in f.read().split()]
-    except OSError:
-        pass
-    return kids
-def rollup(pid):
-    pss = rss = 0
-    try:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    pss = int(line.split()[1])
-                elif line.startswith("Rss:"):
-                    rss = int(line.split()[1])
-    except OSError:
-        pass
-    return pss, rss
-most_pss = most_rss = 0
-while os.path.exists("/proc/%d" % root):
-    pids, todo = [], [root]
-    while todo:
-        p = todo.pop()
-        pids.append(p)
-        todo += children(p)
-    total = 0
-    for p in pids:
-        pss, rss = rollup(p)
-        total += pss
-        most_rss = max(most_rss, rss)
-    most_pss = max(most_pss, total)
-    time.sleep(0.1)
-print(most_pss, most_rss)
-PY
 
 # The submission driver: N messages of 4096 bytes, 4 sendmail -bs
 # sessions at once; each message has an X-Test-Id.
@@ -216,7 +174,7 @@ EOF
 	t0=$(date +%s%N)
 	"$TIME" -f "%e %U %S %M" -o "$w/time" "$QUEUERUN" run >"$w/run.out" 2>"$w/run.err" &
 	RUNNER=$!
-	"$PYTHON" "$dir/mem.py" "$RUNNER" >"$w/mem" &
+	"$PYTHON" "$src/tests/bench/memsample.py" "$RUNNER" >"$w/mem" &
 	MEM=$!
 	wait "$RUNNER"
 	rc=$?
