@@ -16,6 +16,13 @@
 #	    sessions at once, never more than 100, and no address more than
 #	    20 at once; every X-Test-Id arrived exactly once, on the
 #	    address of its recipient's MX;
+#	  - the same drain with delivery_lease_time = 3s, the runner and
+#	    all its workers killed with SIGKILL ten times at random moments
+#	    (0.3-0.9 s after each start; a runner that ends first is not
+#	    counted, 40 starts at most; MXL_SEED replays them), then
+#	    drained: every message arrived, on its MX's address, and the
+#	    copies beyond the first number at most one per session in
+#	    flight at each kill (100);
 #	  - 400 messages for 2 domains with delivery_concurrency = 9 and
 #	    destination_concurrency = 4: no address above 4 sessions at
 #	    once, both reached 4 (the window grows from
@@ -120,6 +127,54 @@ assert_true "[ $(most_per_address) -le 20 ]" \
     "no MX host above destination_concurrency (20) (got $(most_per_address))"
 assert_eq ok "$(check_record "$W/map")" "every message exactly once, at its MX"
 assert_eq "$N" "$(grep -c 'status=sent' "$LOGFILE")" "status=sent log lines"
+
+# ---------------------------------------------------------------- kill -9
+
+section "kill -9 the runner and its workers ten times, then drain"
+start_rtsink rtk "${addrs[@]}" -- -d 50
+setup engk "resolver = \"$DNS_IP:$DNS_PORT\"" "smtp_port = $RT_PORT" \
+    "smtp_tls = false" "delivery_lease_time = \"3s\""
+R=$("$PYTHON" "$SERVERS/queue_bs.py" "$SENDMAIL" $N $NDOM $PREFIX-k \
+    "d%d.eng.test" 1000 4 "$W/map")
+assert_eq "queued=$N unique_ids=$N errors=0" "$R" "submission result"
+SEED=${MXL_SEED:-$(date +%s)}
+RANDOM=$SEED
+kills=0 starts=0
+# A runner that finds nothing due (the killed ones' claims have not run
+# out yet) ends by itself and is not counted; another is started.
+while [ $kills -lt 10 ] && [ $starts -lt 40 ]; do
+	starts=$((starts + 1))
+	# A session of its own, so that the kill takes every worker too.
+	setsid "$QUEUERUN" run >/dev/null 2>&1 &
+	k=$!
+	sleep "0.$((300 + RANDOM % 600))"
+	if kill -0 "$k" 2>/dev/null; then
+		kill -KILL -- "-$k" 2>/dev/null
+		kills=$((kills + 1))
+	fi
+	wait "$k" 2>/dev/null
+done
+at_kills=$(wc -l <"$RT_RECORD")
+say "seed $SEED: $kills kills in $starts starts; $at_kills messages at the sink by then"
+assert_eq 10 "$kills" "runners killed while running"
+assert_true "[ $at_kills -lt $N ]" "the kills fell in the middle of the drain ($at_kills of $N delivered)"
+for ((pass = 0; pass < 20; pass++)); do
+	assert_exit 0 "$QUEUERUN" run
+	[ "$(queue_count)" -eq 0 ] && break
+	sleep 1		# claims of the killed runners run out after 3 s
+done
+assert_queue_empty "after the kills and the drain"
+got=$(check_record "$W/map")
+dups=$(awk '{ print $2 }' "$RT_RECORD" | sort | uniq -d | wc -l)
+extra=$(($(wc -l <"$RT_RECORD") - N))
+say "after the drain: $got; $extra copies beyond the first ($dups messages)"
+case $got in
+ok) pass ;;
+missing=0\ dups=*\ unknown=0\ wrong_address=0*) pass ;;
+*) fail "messages lost or misdelivered after the kills: $got" ;;
+esac
+# Each kill may cut at most one transaction per session in flight.
+assert_true "[ $extra -le $((kills * 100)) ]" "duplicates within one per session in flight at each kill ($extra, bound $((kills * 100)))"
 
 # ---------------------------------------------------------------- windows
 
