@@ -62,7 +62,7 @@ LIBS_LIB   = $(shell pkg-config --libs libconfuse 2>/dev/null)
 LIBS_SPOOL = -ldb
 LIBS_DNS   = -lresolv
 
-LIB_SRCS      = lib/util.c lib/log.c lib/config.c lib/proc.c \
+LIB_SRCS      = lib/util.c lib/log.c lib/config.c lib/proc.c lib/strmap.c \
                 lib/safefile.c
 SPOOL_SRCS    = spool/record.c spool/txn.c spool/schedule.c spool/wakeup.c \
                 spool/maildrop.c spool/pickup.c \
@@ -84,7 +84,7 @@ UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_smtpd tests/unit/test_mailq_format \
                 tests/unit/test_bounce tests/unit/test_dns tests/unit/test_schedule \
                 tests/unit/test_route tests/unit/test_safefile \
-                tests/unit/test_nexthop
+                tests/unit/test_nexthop tests/unit/test_strmap
 # Test servers in C (tests/servers/), for the integration tests and the
 # benchmarks: dependency-free, built with the same flags.
 TEST_SERVERS  = tests/servers/rtsink
