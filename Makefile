@@ -73,7 +73,7 @@ SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \
                 sendmail/message.c sendmail/submit.c sendmail/aliases.c \
                 sendmail/smtpd.c sendmail/mailq.c
 QUEUERUN_SRCS = queuerun/main.c queuerun/show.c queuerun/runner.c \
-                queuerun/job.c queuerun/worker.c \
+                queuerun/job.c queuerun/worker.c queuerun/dest.c \
                 queuerun/deliver.c queuerun/connect.c queuerun/wire.c \
                 queuerun/bounce.c \
                 queuerun/nexthop.c queuerun/notice.c queuerun/explain.c

@@ -4,18 +4,18 @@
  * DESCRIPTION
  *	See runner.h. The engine of a pass is one process that never
  *	talks SMTP itself: it claims due recipients from the spool in big
- *	batches, sorts them into destinations, and hands them out as jobs
- *	to delivery worker processes (worker.h), one SMTP session each,
- *	as Postfix's qmgr hands them to smtp(8) processes. How many
- *	sessions a destination gets follows qmgr's feedback: it starts at
- *	initial_destination_concurrency, grows toward
+ *	batches, sorts them into destinations (dest.h), and hands them out
+ *	as jobs to delivery worker processes (worker.h), one SMTP session
+ *	each, as Postfix's qmgr hands them to smtp(8) processes. How many
+ *	sessions a destination gets follows qmgr's feedback (dest.h): it
+ *	starts at initial_destination_concurrency, grows toward
  *	destination_concurrency while servers answer, and shrinks when
  *	they do not (no connection, a 421 greeting, a time-out).
  *
- *	A destination is a recipient domain until a worker has told which
- *	MX host it reached for it; from then on the domain's mail joins
- *	the destination of that host, so domains hosted together share
- *	sessions and the host's concurrency limit. The priority lane's
+ *	Before a domain's mail goes out, an idle worker is asked which
+ *	host serves it (one DNS look-up): domains hosted together then
+ *	share one destination, its sessions and its concurrency limit,
+ *	however scattered their mail was claimed. The priority lane's
  *	mail has destinations of its own, is dispatched first, and may use
  *	PRIORITY_RESERVE sessions beyond delivery_concurrency, so a
  *	password reset never waits for a bulk session to end.
@@ -43,47 +43,25 @@
 
 #include "queuerun/connect.h"
 #include "queuerun/deliver.h"
+#include "queuerun/dest.h"
 #include "queuerun/job.h"
 #include "queuerun/worker.h"
 #include "lib/log.h"
-#include "lib/strmap.h"
 #include "lib/util.h"
 
 #define CLAIM_CHUNK	500	/* recipients per claiming transaction */
 #define CLAIM_AHEAD	20	/* claimed ahead: this many per session */
-#define JOB_MIN		10	/* recipients per job at least, if there */
-#define JOB_MAX		100	/* recipients per job at most */
 #define PRIORITY_RESERVE 5	/* sessions beyond delivery_concurrency,
 				   for the priority lane alone */
 #define RESOLVE_BATCH	16	/* domains a worker resolves at once */
-#define TICK_MS		250
+#define TICK_MS		250	/* how often priority mail is looked for */
 #define FINISH_EVERY_MS	500	/* finished messages removed this often */
-#define FINISH_MOST	1000	/* ... this many at most at a time */	/* how often priority mail is looked for */
+#define FINISH_MOST	1000	/* ... this many at most at a time */
 #define RECLAIM_MS	1000	/* a drained queue is asked again after */
 #define HOLD_WAIT_MS	5000	/* a pass waits for throttle holds this long */
 #define STOP_GRACE_S	5	/* SIGTERM to SIGKILL for a worker */
-#define DEAD_AFTER	3	/* unanswered jobs in a row, at window 1 */
 
 static volatile sig_atomic_t stop_requested;
-
-/* A claimed recipient waiting for a worker. */
-struct pending {
-	struct spool_work w;
-	int64_t claimed_ms;
-};
-
-struct dest {
-	char *key;		/* "domain" or "mx:port"; "!" first: priority */
-	bool priority;
-	struct pending *items;	/* waiting: items[head .. n) */
-	size_t head, n, cap;
-	double window;		/* sessions it may have now */
-	int inflight;		/* jobs out */
-	int unanswered_in_row;
-	bool dead;		/* no server answers: the rest waits */
-	bool unresolved;	/* a domain whose host is not known yet */
-	bool resolving;		/* a worker is asking DNS */
-};
 
 struct engine {
 	const struct mxl_config *cfg;
@@ -93,14 +71,7 @@ struct engine {
 	int fifo;		/* the daemon's doorbell, -1 without */
 	time_t pass_started;
 	time_t deadline;	/* --max-time; 0 = none */
-	struct dest *dests;
-	size_t ndests, dests_cap;
-	struct strmap dest_of;	/* key -> index in dests */
-	struct strmap mx_of;	/* domain -> the MX key a worker reported */
-	struct strmap mx_index;	/* MX key -> index in mx_keys */
-	char **mx_keys;
-	size_t nmx_keys;
-	size_t npending;
+	struct dest_table t;	/* where claimed mail waits */
 	struct worker *workers;
 	size_t nworkers, max_workers;
 	size_t busy;		/* workers with a job */
@@ -148,121 +119,13 @@ pick_up(struct engine *e)
 		e->spool_failed = true;
 }
 
-/* ---- destinations ---- */
-
-static size_t
-dest_for(struct engine *e, const struct spool_work *w)
-{
-	char key[400];
-	size_t at;
-	const char *where = w->domain;
-
-	if (strmap_get(&e->mx_of, w->domain, &at))
-		where = e->mx_keys[at];
-	snprintf(key, sizeof(key), "%s%s", w->priority ? "!" : "", where);
-	if (strmap_get(&e->dest_of, key, &at))
-		return at;
-	if (e->ndests == e->dests_cap) {
-		e->dests_cap = e->dests_cap ? e->dests_cap * 2 : 64;
-		e->dests = xrealloc(e->dests, e->dests_cap * sizeof(*e->dests));
-	}
-	struct dest *d = &e->dests[e->ndests];
-	memset(d, 0, sizeof(*d));
-	d->key = xstrdup(key);
-	d->priority = w->priority;
-	d->window = e->cfg->initial_destination_concurrency;
-	/*
-	 * A domain's host is asked first (one DNS look-up, which its
-	 * delivery then finds in the resolver's cache), so that domains
-	 * hosted together start out sharing sessions.
-	 */
-	d->unresolved = where == w->domain;
-	strmap_put(&e->dest_of, key, e->ndests);
-	return e->ndests++;
-}
-
-static void dest_push(struct dest *d, struct spool_work *w,
-    int64_t claimed_ms);
-static size_t dest_waiting(const struct dest *d);
-
-/* A worker reached domain's mail through MX key: later mail joins it. */
-static void
-learn_mx(struct engine *e, const char *domain, const char *key)
-{
-	size_t at;
-
-	if (key[0] == '\0' || strmap_get(&e->mx_of, domain, &at))
-		return;
-	if (!strmap_get(&e->mx_index, key, &at)) {
-		e->mx_keys = xrealloc(e->mx_keys, (e->nmx_keys + 1) *
-		    sizeof(char *));
-		e->mx_keys[e->nmx_keys] = xstrdup(key);
-		at = e->nmx_keys++;
-		strmap_put(&e->mx_index, key, at);
-	}
-	strmap_put(&e->mx_of, domain, at);
-	/* What waits for the domain joins the host's destination now. */
-	for (int priority = 0; priority < 2; priority++) {
-		char dkey[300];
-		size_t from;
-		snprintf(dkey, sizeof(dkey), "%s%s", priority ? "!" : "",
-		    domain);
-		if (!strmap_get(&e->dest_of, dkey, &from))
-			continue;
-		struct dest *d = &e->dests[from];
-		size_t n = dest_waiting(d);
-		struct pending *moving = xcalloc(n + 1, sizeof(*moving));
-		memcpy(moving, d->items + d->head, n * sizeof(*moving));
-		d->head = d->n = 0;
-		for (size_t i = 0; i < n; i++) {
-			size_t to = dest_for(e, &moving[i].w);
-			dest_push(&e->dests[to], &moving[i].w,
-			    moving[i].claimed_ms);
-		}
-		free(moving);
-	}
-}
-
-static void
-dest_push(struct dest *d, struct spool_work *w, int64_t claimed_ms)
-{
-	if (d->head > 0 && d->head == d->n) {
-		d->head = 0;	/* emptied: start over at the front */
-		d->n = 0;
-	}
-	if (d->n == d->cap) {
-		if (d->head > d->cap / 2) {
-			memmove(d->items, d->items + d->head,
-			    (d->n - d->head) * sizeof(*d->items));
-			d->n -= d->head;
-			d->head = 0;
-		} else {
-			d->cap = d->cap ? d->cap * 2 : 16;
-			d->items = xrealloc(d->items, d->cap *
-			    sizeof(*d->items));
-		}
-	}
-	d->items[d->n].w = *w;
-	d->items[d->n++].claimed_ms = claimed_ms;
-}
-
-static size_t
-dest_waiting(const struct dest *d)
-{
-	return d->n - d->head;
-}
-
 /* Hands every waiting recipient of d back, due at next_try. */
 static void
 dest_hand_back(struct engine *e, struct dest *d, int64_t next_try)
 {
-	for (size_t i = d->head; i < d->n; i++) {
+	for (size_t i = d->head; i < d->n; i++)
 		job_hand_back(e->jc, &d->items[i].w, next_try);
-		free(d->items[i].w.address);
-		free(d->items[i].w.domain);
-	}
-	e->npending -= dest_waiting(d);
-	d->head = d->n = 0;
+	dest_drop(&e->t, d, dest_waiting(d));
 }
 
 /*
@@ -274,9 +137,8 @@ take_claimed(struct engine *e, struct spool_work *work, size_t n,
     int64_t claimed_ms)
 {
 	for (size_t i = 0; i < n; i++) {
-		size_t di = dest_for(e, &work[i]);	/* may move dests */
-		struct dest *d = &e->dests[di];
-		if (d->dead) {
+		size_t di = dest_find(&e->t, &work[i]);
+		if (e->t.dests[di].dead) {
 			struct spool_work one = work[i];
 			job_hand_back(e->jc, &one, time(NULL) +
 			    e->cfg->minimal_backoff_time);
@@ -284,8 +146,7 @@ take_claimed(struct engine *e, struct spool_work *work, size_t n,
 			free(one.domain);
 			continue;
 		}
-		dest_push(d, &work[i], claimed_ms);
-		e->npending++;
+		dest_push(&e->t, di, &work[i], claimed_ms);
 	}
 	free(work);
 }
@@ -308,48 +169,6 @@ claim(struct engine *e, size_t max)
 	}
 	take_claimed(e, work, n, now_ms);
 	return n;
-}
-
-/* Keeps what waits for a worker ours; drops what is not ours any more. */
-static void
-renew_waiting(struct engine *e)
-{
-	struct spool_claim_ref *refs;
-	size_t k = 0;
-
-	if (e->npending == 0)
-		return;
-	refs = xcalloc(e->npending, sizeof(*refs));
-	for (size_t d = 0; d < e->ndests; d++)
-		for (size_t i = e->dests[d].head; i < e->dests[d].n; i++) {
-			struct spool_work *w = &e->dests[d].items[i].w;
-			refs[k].id = w->id;
-			refs[k].index = w->index;
-			refs[k++].lease_until = w->lease_until;
-		}
-	if (spool_renew_claims(e->sp, refs, k, time(NULL),
-	    e->cfg->delivery_lease_time) != SPOOL_OK) {
-		free(refs);
-		return;		/* as they were; the workers check again */
-	}
-	k = 0;
-	for (size_t d = 0; d < e->ndests; d++) {
-		struct dest *dst = &e->dests[d];
-		size_t keep = dst->head;
-		for (size_t i = dst->head; i < dst->n; i++, k++) {
-			struct pending *p = &dst->items[i];
-			if (!refs[k].ours) {
-				free(p->w.address);
-				free(p->w.domain);
-				e->npending--;
-				continue;
-			}
-			p->w.lease_until = refs[k].lease_until;
-			dst->items[keep++] = *p;
-		}
-		dst->n = keep;
-	}
-	free(refs);
 }
 
 /* ---- workers ---- */
@@ -376,31 +195,11 @@ idle_worker(struct engine *e)
 	return w;
 }
 
-/*
- * Recipients for the next job of d: its mail spread over as many
- * sessions as it may grow to, so that a growing window finds work for
- * its new sessions, but at least JOB_MIN (or what is left): a session
- * costs a few round trips before its first message, and a few messages
- * more in it cost less than a session more.
- */
-static size_t
-job_size(const struct engine *e, const struct dest *d)
-{
-	size_t waiting = dest_waiting(d);
-	size_t most = (size_t)e->cfg->destination_concurrency;
-	size_t k = (waiting + most - 1) / most;
-
-	if (k < JOB_MIN)
-		k = waiting < JOB_MIN ? waiting : JOB_MIN;
-	return k > JOB_MAX ? JOB_MAX : k;
-}
-
 /* Hands d's waiting mail to workers while d and the host allow. */
 static void
 dispatch_dest(struct engine *e, size_t di, size_t limit)
 {
-	struct dest *d = &e->dests[di];
-
+	struct dest *d = &e->t.dests[di];
 	size_t cap = (size_t)e->cfg->delivery_concurrency;
 
 	/*
@@ -413,15 +212,7 @@ dispatch_dest(struct engine *e, size_t di, size_t limit)
 		struct worker *w = idle_worker(e);
 		if (w == NULL)
 			return;
-		size_t k = job_size(e, d);
-		/*
-		 * A message's recipients at one destination go together:
-		 * one transaction, one copy of the content on the wire.
-		 */
-		while (d->head + k < d->n && k < 4 * JOB_MAX &&
-		    strcmp(d->items[d->head + k].w.id,
-		    d->items[d->head + k - 1].w.id) == 0)
-			k++;
+		size_t k = dest_job_size(&e->t, d);
 		struct spool_work *work = xcalloc(k, sizeof(*work));
 		int64_t claimed_ms = d->items[d->head].claimed_ms;
 		for (size_t i = 0; i < k; i++)
@@ -439,15 +230,11 @@ dispatch_dest(struct engine *e, size_t di, size_t limit)
 		free(w->domain);
 		w->domain = xstrdup(d->items[d->head].w.domain);
 		w->one_domain = true;
-		for (size_t i = 0; i < sent; i++) {
-			struct spool_work *s = &d->items[d->head + i].w;
-			if (strcmp(s->domain, w->domain) != 0)
+		for (size_t i = 0; i < sent; i++)
+			if (strcmp(d->items[d->head + i].w.domain,
+			    w->domain) != 0)
 				w->one_domain = false;
-			free(s->address);
-			free(s->domain);
-		}
-		d->head += sent;
-		e->npending -= sent;
+		dest_drop(&e->t, d, sent);
 		d->inflight++;
 		e->busy++;
 		e->busy_priority += d->priority;
@@ -467,10 +254,10 @@ dispatch_resolutions(struct engine *e, bool priority, size_t limit)
 	char **names = xcalloc(RESOLVE_BATCH, sizeof(*names));
 	size_t i = 0;
 
-	while (i < e->ndests && e->busy < limit) {
+	while (i < e->t.ndests && e->busy < limit) {
 		size_t n = 0;
-		for (; i < e->ndests && n < RESOLVE_BATCH; i++) {
-			struct dest *d = &e->dests[i];
+		for (; i < e->t.ndests && n < RESOLVE_BATCH; i++) {
+			struct dest *d = &e->t.dests[i];
 			if (d->unresolved && !d->resolving &&
 			    d->priority == priority && dest_waiting(d) > 0) {
 				batch[n] = i;
@@ -493,7 +280,7 @@ dispatch_resolutions(struct engine *e, bool priority, size_t limit)
 		w->resolving = xcalloc(sent, sizeof(size_t));
 		for (size_t k = 0; k < sent; k++) {
 			w->resolving[k] = batch[k];
-			e->dests[batch[k]].resolving = true;
+			e->t.dests[batch[k]].resolving = true;
 		}
 		w->nresolving = sent;
 		e->busy++;
@@ -510,56 +297,37 @@ dispatch(struct engine *e)
 	size_t bulk_limit = (size_t)e->cfg->delivery_concurrency;
 
 	dispatch_resolutions(e, true, bulk_limit + PRIORITY_RESERVE);
-	for (size_t i = 0; i < e->ndests; i++)
-		if (e->dests[i].priority)
+	for (size_t i = 0; i < e->t.ndests; i++)
+		if (e->t.dests[i].priority)
 			dispatch_dest(e, i, bulk_limit + PRIORITY_RESERVE);
 	if (out_of_time(e))
 		return;
 	dispatch_resolutions(e, false, bulk_limit);
-	for (size_t k = 0; k < e->ndests && e->busy < bulk_limit; k++) {
-		size_t i = (e->rr + k) % e->ndests;
-		if (!e->dests[i].priority)
+	for (size_t k = 0; k < e->t.ndests && e->busy < bulk_limit; k++) {
+		size_t i = (e->rr + k) % e->t.ndests;
+		if (!e->t.dests[i].priority)
 			dispatch_dest(e, i, bulk_limit);
 	}
-	if (e->ndests > 0)
-		e->rr = (e->rr + 1) % e->ndests;
+	if (e->t.ndests > 0)
+		e->rr = (e->rr + 1) % e->t.ndests;
 }
 
 /*
- * Postfix's qmgr feedback: each answered transaction adds 1/window
- * (so a window grows by one per window's worth of success), a job
- * that met no server at all takes one away. At window 1, DEAD_AFTER
- * such jobs in a row make the destination dead for the pass: what
- * waits for it goes back to the queue for minimal_backoff_time,
- * untried.
+ * A job's outcome steers its destination's window (dest.h); a
+ * destination that just died gives back what waits for it, untried,
+ * for minimal_backoff_time.
  */
 static void
 feedback(struct engine *e, struct dest *d, const struct job_report *rep)
 {
-	double most = e->cfg->destination_concurrency;
-
-	if (rep->answered > 0) {
-		d->window += (double)rep->answered / d->window;
-		if (d->window > most)
-			d->window = most;
-		d->unanswered_in_row = 0;
+	if (!dest_feedback(&e->t, d, rep))
 		return;
-	}
-	if (rep->unanswered == 0)
-		return;
-	d->window = d->window - 1 < 1 ? 1 : d->window - 1;
-	if (++d->unanswered_in_row >= DEAD_AFTER && d->window <= 1 &&
-	    !d->dead) {
-		size_t left = dest_waiting(d);
-		d->dead = true;
-		if (left > 0)
-			log_info("%s: no server answered %d sessions in a "
-			    "row; %zu recipients wait %d s", d->key,
-			    d->unanswered_in_row, left,
-			    e->cfg->minimal_backoff_time);
-		dest_hand_back(e, d, time(NULL) +
-		    e->cfg->minimal_backoff_time);
-	}
+	size_t left = dest_waiting(d);
+	if (left > 0)
+		log_info("%s: no server answered %d sessions in a row; %zu "
+		    "recipients wait %d s", d->key, d->unanswered_in_row,
+		    left, e->cfg->minimal_backoff_time);
+	dest_hand_back(e, d, time(NULL) + e->cfg->minimal_backoff_time);
 }
 
 /* A resolution came back: each domain's mail joins its host's. */
@@ -568,10 +336,10 @@ resolved(struct engine *e, struct worker *w, struct worker_answer *a)
 {
 	if (a != NULL)
 		for (size_t i = 0; i < a->n; i++)
-			learn_mx(e, a->domains[i], a->keys[i]);
+			dest_learn_host(&e->t, a->domains[i], a->keys[i]);
 	/* Those with no key (DNS failed) go as they are: the job says why. */
 	for (size_t i = 0; i < w->nresolving; i++)
-		e->dests[w->resolving[i]].unresolved = false;
+		e->t.dests[w->resolving[i]].unresolved = false;
 	free(w->resolving);
 	w->resolving = NULL;
 	w->nresolving = 0;
@@ -593,7 +361,7 @@ task_finished(struct engine *e, struct worker *w)
 			worker_close(w);
 		return;
 	}
-	struct dest *d = &e->dests[w->dest];
+	struct dest *d = &e->t.dests[w->dest];
 	struct job_report rep = a.rep;
 	d->inflight--;
 	e->busy_priority -= d->priority;
@@ -614,7 +382,7 @@ task_finished(struct engine *e, struct worker *w)
 	if (rep.hold_until_ms > e->hold_until_ms)
 		e->hold_until_ms = rep.hold_until_ms;
 	if (w->one_domain)
-		learn_mx(e, w->domain, rep.mx_key);
+		dest_learn_host(&e->t, w->domain, rep.mx_key);
 	feedback(e, d, &rep);
 }
 
@@ -672,8 +440,8 @@ wait_for_events(struct engine *e, int ms)
 static void
 end_workers(struct engine *e)
 {
-	for (size_t d = 0; d < e->ndests; d++)
-		dest_hand_back(e, &e->dests[d], time(NULL));
+	for (size_t d = 0; d < e->t.ndests; d++)
+		dest_hand_back(e, &e->t.dests[d], time(NULL));
 	if (e->busy > 0 && (stop_requested || out_of_time(e)))
 		for (size_t i = 0; i < e->nworkers; i++)
 			if (e->workers[i].busy)
@@ -702,14 +470,7 @@ end_workers(struct engine *e)
 	e->nworkers = 0;
 	e->busy = 0;
 	e->busy_priority = 0;
-	for (size_t d = 0; d < e->ndests; d++) {
-		free(e->dests[d].key);
-		free(e->dests[d].items);
-	}
-	free(e->dests);
-	e->dests = NULL;
-	e->ndests = e->dests_cap = 0;
-	strmap_free(&e->dest_of);
+	dest_table_end_pass(&e->t);
 }
 
 /*
@@ -759,7 +520,7 @@ run_engine_pass(struct engine *e)
 		}
 		if (e->drained && now - e->drained_at >= RECLAIM_MS / 1000.0)
 			e->drained = false;
-		while (!e->drained && e->npending < ahead / 2) {
+		while (!e->drained && e->t.waiting < ahead / 2) {
 			size_t got = claim(e, CLAIM_CHUNK);
 			if (got < CLAIM_CHUNK) {
 				e->drained = true;
@@ -769,7 +530,7 @@ run_engine_pass(struct engine *e)
 				break;
 		}
 		dispatch(e);
-		if (e->busy == 0 && e->npending == 0) {
+		if (e->busy == 0 && e->t.waiting == 0) {
 			if (e->spool_failed)
 				break;
 			if (claim(e, CLAIM_CHUNK) > 0)
@@ -785,7 +546,7 @@ run_engine_pass(struct engine *e)
 		}
 		if (now - e->renewed_at >= e->cfg->delivery_lease_time / 3.0) {
 			e->renewed_at = now;
-			renew_waiting(e);
+			dest_renew(&e->t, e->sp, e->cfg->delivery_lease_time);
 		}
 		int ms = TICK_MS;
 		if (e->deadline > 0) {
@@ -926,6 +687,8 @@ runner_run(const struct mxl_config *cfg, const struct runner_options *opt)
 	/* Alone (--id), bulk mail still yields to priority mail. */
 	e.jc = job_context_new(cfg, e.sp, opt->id, opt->id != NULL, 0);
 	e.max_workers = (size_t)cfg->delivery_concurrency + PRIORITY_RESERVE;
+	dest_table_init(&e.t, cfg->initial_destination_concurrency,
+	    cfg->destination_concurrency);
 	e.workers = xcalloc(e.max_workers, sizeof(*e.workers));
 	if (opt->daemon_interval > 0) {
 		e.fifo = spool_wakeup_listen(spool_directory_fd(e.sp));
@@ -943,11 +706,7 @@ runner_run(const struct mxl_config *cfg, const struct runner_options *opt)
 		log_info("stopping on signal; unfinished claims handed back");
 	job_context_free(e.jc);
 	free(e.workers);
-	strmap_free(&e.mx_of);
-	strmap_free(&e.mx_index);
-	for (size_t i = 0; i < e.nmx_keys; i++)
-		free(e.mx_keys[i]);
-	free(e.mx_keys);
+	dest_table_free(&e.t);
 	spool_close(e.sp);
 	/* Cron and systemd must see that the queue was not usable. */
 	return e.spool_failed ? EX_TEMPFAIL : 0;
