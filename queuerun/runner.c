@@ -440,12 +440,13 @@ wait_for_events(struct engine *e, int ms)
 static void
 end_workers(struct engine *e)
 {
-	for (size_t d = 0; d < e->t.ndests; d++)
-		dest_hand_back(e, &e->t.dests[d], time(NULL));
+	/* Sessions are abandoned first: handing back takes a moment. */
 	if (e->busy > 0 && (stop_requested || out_of_time(e)))
 		for (size_t i = 0; i < e->nworkers; i++)
 			if (e->workers[i].busy)
 				kill(e->workers[i].pid, SIGTERM);
+	for (size_t d = 0; d < e->t.ndests; d++)
+		dest_hand_back(e, &e->t.dests[d], time(NULL));
 	double give_up = mono_seconds() + STOP_GRACE_S;
 	while (e->busy > 0 && mono_seconds() < give_up) {
 		int left = (int)((give_up - mono_seconds()) * 1000) + 1;
