@@ -74,7 +74,7 @@ SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \
                 sendmail/smtpd.c sendmail/mailq.c
 QUEUERUN_SRCS = queuerun/main.c queuerun/show.c queuerun/runner.c \
                 queuerun/job.c queuerun/worker.c \
-                queuerun/deliver.c queuerun/connect.c queuerun/wire.c \
+                queuerun/deliver.c queuerun/connect.c queuerun/wire.c queuerun/pipeline.c \
                 queuerun/bounce.c \
                 queuerun/nexthop.c queuerun/notice.c queuerun/explain.c
 ROUTE_SRCS    = route/route.c
