@@ -306,6 +306,9 @@ session_read(read_fn real, void *obj, void *buf, size_t len)
 			filter_read(buf, n);
 			return (ssize_t)n;
 		}
+		/* Abandoned: what was sound has been read; the rest is lost. */
+		if (w.abandoned)
+			return 0;
 		ssize_t n = real(obj, buf, len);
 		if (n <= 0)
 			return n;
