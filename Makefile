@@ -75,6 +75,7 @@ SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \
 QUEUERUN_SRCS = queuerun/main.c queuerun/show.c queuerun/runner.c \
                 queuerun/job.c queuerun/worker.c queuerun/dest.c \
                 queuerun/deliver.c queuerun/connect.c queuerun/wire.c \
+                queuerun/pipeline.c \
                 queuerun/bounce.c \
                 queuerun/nexthop.c queuerun/notice.c queuerun/explain.c
 ROUTE_SRCS    = route/route.c
@@ -84,7 +85,8 @@ UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_smtpd tests/unit/test_mailq_format \
                 tests/unit/test_bounce tests/unit/test_dns tests/unit/test_schedule \
                 tests/unit/test_route tests/unit/test_safefile \
-                tests/unit/test_nexthop tests/unit/test_strmap
+                tests/unit/test_nexthop tests/unit/test_strmap \
+                tests/unit/test_pipeline
 # Test servers in C (tests/servers/), for the integration tests and the
 # benchmarks: dependency-free, built with the same flags.
 TEST_SERVERS  = tests/servers/rtsink

@@ -57,6 +57,13 @@ struct content_reader {
 	bool folded;		/* line is a continuation we started */
 	bool in_header;
 	bool line_empty;	/* current line has no octets yet */
+	/*
+	 * Its MAIL FROM went out pipelined (wire.h), and the server's real
+	 * reply to it, which libESMTP never saw: code 0 if none came.
+	 */
+	bool piped;
+	bool piped_noted;
+	smtp_status_t mail;
 };
 
 struct session {
@@ -75,6 +82,7 @@ struct session {
 	bool limited;		/* the server left work for a new session */
 	struct content_reader *readers;
 	size_t nreaders;
+	struct content_reader *piped;	/* its real MAIL reply not noted */
 	double t_start;
 	double t_connected;
 	dlv_done_fn done;
@@ -377,11 +385,73 @@ walk_rcpt(smtp_recipient_t rcpt, const char *mailbox, void *arg)
  * Decides what can be decided about one message after the session (or
  * after its DATA reply). Recipients still pending go to the next host.
  */
+static struct content_reader *
+reader_of(struct session *s, smtp_message_t msg)
+{
+	for (size_t i = 0; i < s->nreaders; i++)
+		if (s->readers[i].msg == msg)
+			return &s->readers[i];
+	return NULL;
+}
+
+/*
+ * A pipelined MAIL's real reply, parsed as libESMTP would have: code,
+ * enhanced code when there is one, the text of every line.
+ */
+static void
+parse_reply(const char *reply, smtp_status_t *st)
+{
+	struct buf text = BUF_INIT;
+
+	memset(st, 0, sizeof(*st));
+	if (reply == NULL)
+		return;
+	st->code = atoi(reply);
+	for (const char *l = reply; *l; ) {
+		const char *end = strchr(l, '\n');
+		end = end ? end + 1 : l + strlen(l);
+		const char *p = (size_t)(end - l) > 4 ? l + 4 : end;
+		int a, b, c, n = 0;
+		if (sscanf(p, "%d.%d.%d%n", &a, &b, &c, &n) == 3 && n > 0 &&
+		    a == st->code / 100) {
+			if (l == reply) {
+				st->enh_class = a;
+				st->enh_subject = b;
+				st->enh_detail = c;
+			}
+			p += n;
+		}
+		while (p < end && *p == ' ')
+			p++;
+		buf_append(&text, p, (size_t)(end - p));
+		l = end;
+	}
+	st->text = buf_steal(&text);
+}
+
+/* What the server said to the MAIL now in flight, if pipelined. */
+static void
+note_mail_reply(struct session *s)
+{
+	struct content_reader *r = s->piped;
+
+	if (r == NULL)
+		return;
+	s->piped = NULL;
+	r->piped_noted = true;
+	parse_reply(wire_mail_reply(), &r->mail);
+}
+
 static void
 analyze_message(struct session *s, smtp_message_t msg, struct dlv_msg *m,
     const char *session_error)
 {
 	const smtp_status_t *mail = smtp_reverse_path_status(msg);
+	struct content_reader *r = reader_of(s, msg);
+	/* libESMTP's 250 was ours: the server's own reply decides. */
+	if (r && r->piped && r->piped_noted &&
+	    (r->mail.code < 200 || r->mail.code > 299))
+		mail = &r->mail;
 	struct rcpt_walk w = {s, m, smtp_message_transfer_status(msg), false,
 	    NULL};
 
@@ -525,9 +595,24 @@ event_cb(smtp_session_t session, int event, void *arg, ...)
 		if (ok)
 			*ok = 0;	/* "quit now?": no */
 		break;
+	case SMTP_EV_MAILSTATUS: {
+		(void)va_arg(ap, const char *);
+		smtp_message_t msg = va_arg(ap, smtp_message_t);
+		struct content_reader *r = reader_of(s, msg);
+		note_mail_reply(s);	/* the one before, if still in flight */
+		if (r && wire_mail_pipelined()) {
+			r->piped = true;
+			r->piped_noted = false;
+			free(r->mail.text);
+			memset(&r->mail, 0, sizeof(r->mail));
+			s->piped = r;
+		}
+		break;
+	}
 	case SMTP_EV_MESSAGESENT: {
 		smtp_message_t msg = va_arg(ap, smtp_message_t);
 		struct dlv_msg *m = smtp_message_get_application_data(msg);
+		note_mail_reply(s);
 		if (m)
 			analyze_message(s, msg, m, NULL);
 		break;
@@ -749,9 +834,8 @@ run_session(struct session *s, const struct sockaddr_storage *addr,
 	buf_reset(&s->greeting);
 	connect_arm(cfg->source, cfg->source_len, cfg->connect_timeout);
 	(void)smtp_start_session(session);
+	note_mail_reply(s);	/* before disarming forgets it */
 	connect_disarm();
-	s->readers = NULL;
-	s->nreaders = 0;
 	/*
 	 * Its result says little: libESMTP returns success also when the
 	 * server closed the connection on it. What the server said last is
@@ -781,11 +865,15 @@ run_session(struct session *s, const struct sockaddr_storage *addr,
 	}
 	free(error);
 out:
+	s->readers = NULL;
+	s->nreaders = 0;
+	s->piped = NULL;
 	smtp_destroy_session(session);
 	for (size_t i = 0; i < n; i++) {
 		buf_free(&readers[i].raw);
 		buf_free(&readers[i].out);
 		buf_free(&readers[i].line);
+		free(readers[i].mail.text);
 	}
 	free(readers);
 	return next;

@@ -12,18 +12,24 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/util.h"
+#include "queuerun/pipeline.h"
 
-/* An EHLO keyword line: "250-" or "250 " and the keyword. */
-#define HEAD_MAX 12
+/* An EHLO keyword line: "250-" or "250 ", the keyword, what follows. */
+#define HEAD_MAX 15
 
 static struct {
 	int fd;			/* the session's socket, or -1 */
 	bool tls;		/* STARTTLS sent: plain I/O is TLS records */
+	bool content;		/* libESMTP is writing a message's content */
+	int dot;		/* progress through "\r\n.\r\n" */
 	bool drop;		/* dropping libESMTP's generated fields */
 	int dropped;		/* octets dropped so far */
 	int blank;		/* progress through "\r\n\r\n" */
@@ -31,13 +37,17 @@ static struct {
 	int hlen;
 	bool ehlo_8bitmime;
 	bool chunking_hidden;
+	bool abandoned;		/* pipelining went wrong: socket shut */
+	struct buf joined;	/* held MAIL and libESMTP's next write */
 } w = {.fd = -1};
 
 void
 wire_attach(int fd)
 {
+	buf_free(&w.joined);
 	memset(&w, 0, sizeof(w));
 	w.fd = fd;
+	pipeline_reset();
 }
 
 void
@@ -46,6 +56,8 @@ wire_drop_generated_header(void)
 	w.drop = true;
 	w.dropped = 0;
 	w.blank = 0;
+	w.content = true;
+	w.dot = 0;
 }
 
 bool
@@ -60,24 +72,53 @@ wire_chunking_hidden(void)
 	return w.chunking_hidden;
 }
 
-/* Reads: look at each reply line's start, rename CHUNKING in place. */
-static void
-filter_read(char *buf, ssize_t n)
+bool
+wire_mail_pipelined(void)
 {
-	for (ssize_t i = 0; i < n; i++) {
+	return pipeline_mail_held();
+}
+
+const char *
+wire_mail_reply(void)
+{
+	return pipeline_mail_reply();
+}
+
+static bool
+keyword(const char *word, size_t len)
+{
+	return w.hlen >= 4 + (int)len &&
+	    memcmp(w.head + 4, word, len) == 0 &&
+	    (w.hlen == 4 + (int)len || w.head[4 + len] == '\r' ||
+	    w.head[4 + len] == ' ');
+}
+
+/*
+ * Reads, as libESMTP is to see them: look at each reply line's start,
+ * rename CHUNKING in place, note 8BITMIME and PIPELINING.
+ */
+static void
+filter_read(char *buf, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
 		if (buf[i] == '\n') {
+			if (w.hlen >= 4 && memcmp(w.head, "250", 3) == 0 &&
+			    (w.head[3] == '-' || w.head[3] == ' ') &&
+			    keyword("PIPELINING", 10))
+				pipeline_offered(true);
 			w.hlen = 0;
 			continue;
 		}
 		if (w.hlen >= HEAD_MAX)
 			continue;
 		w.head[w.hlen++] = (char)toupper((unsigned char)buf[i]);
-		if (w.hlen != HEAD_MAX || memcmp(w.head, "250", 3) != 0 ||
+		if (w.hlen != 12 || memcmp(w.head, "250", 3) != 0 ||
 		    (w.head[3] != '-' && w.head[3] != ' '))
 			continue;
 		if (memcmp(w.head + 4, "CHUNKING", 8) == 0) {
 			/* The line's last octet is still in our hands. */
 			buf[i] = 'X';
+			w.head[11] = 'X';
 			w.chunking_hidden = true;
 		} else if (memcmp(w.head + 4, "8BITMIME", 8) == 0) {
 			w.ehlo_8bitmime = true;
@@ -106,16 +147,48 @@ generated_prefix(const char *buf, size_t len, int *blank)
 }
 
 typedef ssize_t (*write_fn)(void *obj, const void *buf, size_t len);
+typedef ssize_t (*read_fn)(void *obj, void *buf, size_t len);
+
+/* Pipelining went wrong (pipeline.h): no more replies can be trusted. */
+static void
+abandon(const char *why)
+{
+	if (w.abandoned)
+		return;
+	w.abandoned = true;
+	log_error("pipelining: %s; connection abandoned", why);
+	(void)shutdown(w.fd, SHUT_RDWR);
+}
+
+/* The end of the content: libESMTP's final dot. */
+static void
+track_content(const char *buf, size_t len)
+{
+	static const char end[] = "\r\n.\r\n";
+
+	for (size_t i = 0; i < len && w.content; i++) {
+		w.dot = buf[i] == end[w.dot] ? w.dot + 1 :
+		    buf[i] == '\r' ? 1 : 0;
+		if (w.dot == 5)
+			w.content = false;
+	}
+}
 
 /*
- * One write of libESMTP's: drops the generated prefix, if any, writes
- * the rest with real(), and reports the whole buffer as written.
+ * One write of content: drops the generated prefix, if any, writes the
+ * rest with real(), and reports the whole buffer as written.
  */
 static ssize_t
-filter_write(write_fn real, void *obj, const void *buf, size_t len)
+content_write(write_fn real, void *obj, const void *buf, size_t len)
 {
-	if (!w.drop)
-		return real(obj, buf, len);
+	ssize_t n;
+
+	if (!w.drop) {
+		n = real(obj, buf, len);
+		if (n > 0)
+			track_content(buf, (size_t)n);
+		return n;
+	}
 	int blank;
 	int skip = generated_prefix(buf, len, &blank);
 	if (skip < 0) {
@@ -125,7 +198,7 @@ filter_write(write_fn real, void *obj, const void *buf, size_t len)
 		errno = EPIPE;
 		return -1;
 	}
-	ssize_t n = 0;
+	n = 0;
 	if ((size_t)skip < len) {
 		n = real(obj, (const char *)buf + skip, len - (size_t)skip);
 		if (n <= 0)
@@ -135,7 +208,114 @@ filter_write(write_fn real, void *obj, const void *buf, size_t len)
 	w.blank = blank;
 	if (w.blank == 4)
 		w.drop = false;
+	track_content(buf, (size_t)skip + (size_t)n);
 	return skip + n;
+}
+
+/* libESMTP's commands that reached the server. */
+static ssize_t
+sent(const void *buf, ssize_t n)
+{
+	if (n > 0 && !pipeline_sent(buf, (size_t)n))
+		abandon(pipeline_abandon_reason());
+	return n;
+}
+
+/*
+ * The write after a held MAIL: both in one write. When the socket takes
+ * only part of the MAIL, libESMTP is told to try again (EAGAIN); TLS
+ * writes all or nothing, and a retry rebuilds the same octets in the
+ * same place, as OpenSSL requires.
+ */
+static ssize_t
+write_after_held(write_fn real, void *obj, const char *held, size_t hlen,
+    const void *buf, size_t len)
+{
+	buf_reset(&w.joined);
+	buf_append(&w.joined, held, hlen);
+	buf_append(&w.joined, buf, len);
+	ssize_t n = real(obj, w.joined.data, w.joined.len);
+	if (n <= 0)
+		return n;
+	if ((size_t)n < hlen) {
+		pipeline_held_sent((size_t)n);
+		errno = EAGAIN;
+		return -1;
+	}
+	pipeline_held_sent(hlen);
+	return sent(buf, n - (ssize_t)hlen);
+}
+
+/* One write of commands. */
+static ssize_t
+command_write(write_fn real, void *obj, const void *buf, size_t len)
+{
+	const char *b = buf;
+	size_t hlen;
+	const char *held = pipeline_held(&hlen);
+
+	if (w.abandoned) {
+		errno = EPIPE;
+		return -1;
+	}
+	if (held != NULL) {
+		if (pipeline_next_write_ok(b, len))
+			return write_after_held(real, obj, held, hlen, buf,
+			    len);
+		abandon("libESMTP followed MAIL FROM with another command");
+		errno = EPIPE;
+		return -1;
+	}
+	if ((len >= 5 && (strncasecmp(b, "EHLO ", 5) == 0 ||
+	    strncasecmp(b, "HELO ", 5) == 0)) ||
+	    (len >= 8 && strncasecmp(b, "STARTTLS", 8) == 0))
+		pipeline_offered(false);
+	long at = pipeline_mail_start(b, len);
+	if (at < 0)
+		return sent(buf, real(obj, buf, len));
+	if (at > 0) {
+		/* The RSETs before it go now; a short write is retried. */
+		ssize_t n = real(obj, buf, (size_t)at);
+		if (n < at)
+			return n;
+	}
+	pipeline_hold(b, (size_t)at, b + at, len - (size_t)at);
+	return (ssize_t)len;
+}
+
+static ssize_t
+session_write(write_fn real, void *obj, const void *buf, size_t len)
+{
+	if (w.content)
+		return content_write(real, obj, buf, len);
+	return command_write(real, obj, buf, len);
+}
+
+/*
+ * One read of libESMTP's: what pipeline.c has for it, or else what the
+ * server sent, through pipeline.c. A read whose every octet was taken
+ * out reads again, so that libESMTP sees EAGAIN (it then polls), the
+ * end of the connection or TLS's own error state, never an empty read.
+ */
+static ssize_t
+session_read(read_fn real, void *obj, void *buf, size_t len)
+{
+	for (;;) {
+		if (pipeline_readable()) {
+			size_t n = pipeline_take(buf, len);
+			filter_read(buf, n);
+			return (ssize_t)n;
+		}
+		/* Abandoned: what was sound has been read; the rest is lost. */
+		if (w.abandoned)
+			return 0;
+		ssize_t n = real(obj, buf, len);
+		if (n <= 0)
+			return n;
+		pipeline_feed(buf, (size_t)n);
+		if (pipeline_abandon())
+			abandon(pipeline_abandon_reason());
+	}
 }
 
 static ssize_t
@@ -150,6 +330,17 @@ real_write(void *obj, const void *buf, size_t len)
 }
 
 static ssize_t
+real_read(void *obj, void *buf, size_t len)
+{
+	static ssize_t (*fn)(int, void *, size_t);
+
+	if (fn == NULL)
+		fn = (ssize_t (*)(int, void *, size_t))dlsym(RTLD_NEXT,
+		    "read");
+	return fn(*(int *)obj, buf, len);
+}
+
+static ssize_t
 real_ssl_write(void *obj, const void *buf, size_t len)
 {
 	static int (*fn)(SSL *, const void *, int);
@@ -157,6 +348,16 @@ real_ssl_write(void *obj, const void *buf, size_t len)
 	if (fn == NULL)
 		fn = (int (*)(SSL *, const void *, int))dlsym(RTLD_NEXT,
 		    "SSL_write");
+	return fn(obj, buf, (int)len);
+}
+
+static ssize_t
+real_ssl_read(void *obj, void *buf, size_t len)
+{
+	static int (*fn)(SSL *, void *, int);
+
+	if (fn == NULL)
+		fn = (int (*)(SSL *, void *, int))dlsym(RTLD_NEXT, "SSL_read");
 	return fn(obj, buf, (int)len);
 }
 
@@ -173,21 +374,15 @@ write(int fd, const void *buf, size_t len)
 		return real_write(&fd, buf, len);
 	if (len >= 10 && memcmp(buf, "STARTTLS\r\n", 10) == 0)
 		w.tls = true;
-	return filter_write(real_write, &fd, buf, len);
+	return session_write(real_write, &fd, buf, len);
 }
 
 ssize_t
 read(int fd, void *buf, size_t len)
 {
-	static ssize_t (*fn)(int, void *, size_t);
-
-	if (fn == NULL)
-		fn = (ssize_t (*)(int, void *, size_t))dlsym(RTLD_NEXT,
-		    "read");
-	ssize_t n = fn(fd, buf, len);
-	if (n > 0 && ours(fd) && !w.tls)
-		filter_read(buf, n);
-	return n;
+	if (!ours(fd) || w.tls)
+		return real_read(&fd, buf, len);
+	return session_read(real_read, &fd, buf, len);
 }
 
 int
@@ -195,18 +390,45 @@ SSL_write(SSL *ssl, const void *buf, int num)
 {
 	if (num <= 0 || !ours(SSL_get_fd(ssl)))
 		return (int)real_ssl_write(ssl, buf, num > 0 ? (size_t)num : 0);
-	return (int)filter_write(real_ssl_write, ssl, buf, (size_t)num);
+	return (int)session_write(real_ssl_write, ssl, buf, (size_t)num);
 }
 
 int
 SSL_read(SSL *ssl, void *buf, int num)
 {
-	static int (*fn)(SSL *, void *, int);
+	if (num <= 0 || !ours(SSL_get_fd(ssl)))
+		return (int)real_ssl_read(ssl, buf, num > 0 ? (size_t)num : 0);
+	return (int)session_read(real_ssl_read, ssl, buf, (size_t)num);
+}
+
+/*
+ * libESMTP polls before it reads: the socket must look readable while
+ * pipeline.c has a reply of ours for it, which the server never sent.
+ */
+int
+poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+	static int (*fn)(struct pollfd *, nfds_t, int);
+	bool ready = false;
 
 	if (fn == NULL)
-		fn = (int (*)(SSL *, void *, int))dlsym(RTLD_NEXT, "SSL_read");
-	int n = fn(ssl, buf, num);
-	if (n > 0 && ours(SSL_get_fd(ssl)))
-		filter_read(buf, n);
+		fn = (int (*)(struct pollfd *, nfds_t, int))dlsym(RTLD_NEXT,
+		    "poll");
+	if (w.fd >= 0 && pipeline_readable())
+		for (nfds_t i = 0; i < nfds; i++)
+			if (fds[i].fd == w.fd && (fds[i].events & POLLIN))
+				ready = true;
+	if (!ready)
+		return fn(fds, nfds, timeout);
+	if (fn(fds, nfds, 0) < 0)
+		for (nfds_t i = 0; i < nfds; i++)
+			fds[i].revents = 0;
+	int n = 0;
+	for (nfds_t i = 0; i < nfds; i++) {
+		if (fds[i].fd == w.fd && (fds[i].events & POLLIN))
+			fds[i].revents |= POLLIN;
+		if (fds[i].revents != 0)
+			n++;
+	}
 	return n;
 }

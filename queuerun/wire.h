@@ -28,6 +28,12 @@
  *	  and the server lacks 8BITMIME. wire_ehlo_8bitmime() tells
  *	  deliver.c, from the EHLO reply itself, whether it may ask.
  *
+ *	- It flushes MAIL FROM alone and waits for its reply, pipelining
+ *	  only the RCPTs and DATA: pipeline.h says how the MAIL goes out
+ *	  with them all the same, which needs poll() defined here too.
+ *	  wire_mail_pipelined() and wire_mail_reply() tell deliver.c what
+ *	  the server really said to the MAIL, since libESMTP believes 250.
+ *
  *	Plain read() and write() are left alone once STARTTLS has been
  *	sent: from then on the socket carries TLS records, and the same
  *	corrections apply to SSL_read() and SSL_write() of that socket.
@@ -48,5 +54,10 @@ void wire_drop_generated_header(void);
 bool wire_ehlo_8bitmime(void);
 /* The server offered CHUNKING and was told otherwise. */
 bool wire_chunking_hidden(void);
+
+/* The last MAIL FROM went out with the RCPTs (libESMTP's 250 was ours). */
+bool wire_mail_pipelined(void);
+/* The server's own reply to it; NULL if it never came. */
+const char *wire_mail_reply(void);
 
 #endif
