@@ -29,7 +29,7 @@ MXLANE_GROUP ?= mxlane
 CC       ?= cc
 OPTFLAGS ?= -O2 -g
 PKGS      = libconfuse libesmtp-1.0 openssl
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libcurl 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARNFLAGS = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -57,16 +57,18 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(OPTFLAGS) $(WARNFLAGS) $(HARDENING) \
              -DMXL_SBINDIR='"$(SBINDIR)"'
 ALL_LDFLAGS = $(HARDEN_LD) $(SANFLAGS) $(LDFLAGS)
 # What each layer needs beyond libc: lib/ reads the configuration with
-# libconfuse, spool/ is BerkeleyDB, dns/ uses libresolv's parsers.
+# libconfuse, spool/ is BerkeleyDB, dns/ uses libresolv's parsers, and
+# queuerun alone fetches MTA-STS policies with libcurl (queuerun/mtasts.c).
 LIBS_LIB   = $(shell pkg-config --libs libconfuse 2>/dev/null)
 LIBS_SPOOL = -ldb
 LIBS_DNS   = -lresolv
+LIBS_CURL  = $(shell pkg-config --libs libcurl 2>/dev/null)
 
 LIB_SRCS      = lib/util.c lib/log.c lib/config.c lib/proc.c lib/strmap.c \
                 lib/safefile.c
 SPOOL_SRCS    = spool/record.c spool/txn.c spool/schedule.c spool/wakeup.c \
                 spool/maildrop.c spool/pickup.c \
-                spool/throttle.c spool/spool.c spool/aliasdb.c \
+                spool/throttle.c spool/cache.c spool/spool.c spool/aliasdb.c \
                 spool/compact.c
 DNS_SRCS      = dns/dns.c
 SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \
@@ -77,7 +79,8 @@ QUEUERUN_SRCS = queuerun/main.c queuerun/show.c queuerun/runner.c \
                 queuerun/deliver.c queuerun/connect.c queuerun/wire.c \
                 queuerun/pipeline.c \
                 queuerun/bounce.c \
-                queuerun/nexthop.c queuerun/notice.c queuerun/explain.c
+                queuerun/nexthop.c queuerun/mtasts.c queuerun/notice.c \
+                queuerun/explain.c
 ROUTE_SRCS    = route/route.c
 UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_config tests/unit/test_aliases \
@@ -86,7 +89,7 @@ UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_bounce tests/unit/test_dns tests/unit/test_schedule \
                 tests/unit/test_route tests/unit/test_safefile \
                 tests/unit/test_nexthop tests/unit/test_strmap \
-                tests/unit/test_pipeline
+                tests/unit/test_pipeline tests/unit/test_mtasts
 # Test servers in C (tests/servers/), for the integration tests and the
 # benchmarks: dependency-free, built with the same flags.
 TEST_SERVERS  = tests/servers/rtsink
@@ -164,7 +167,7 @@ $(O)/queuerun/queuerun: $(QUEUERUN_OBJS) $(O)/route/libroute.a \
                        $(O)/lib/libmxl.a
 	@echo "  LD      $@"
 	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SPOOL) $(LIBS_DNS) $(LIBS_LIB) \
-	    $(PKG_LIBS)
+	    $(LIBS_CURL) $(PKG_LIBS)
 
 UNIT_LIBS = $(O)/queuerun/libqueuerun.a $(O)/sendmail/libsubmit.a \
             $(O)/route/libroute.a $(O)/dns/libdns.a $(O)/spool/libspool.a \
@@ -173,7 +176,7 @@ $(O)/tests/unit/%: tests/unit/%.c tests/unit/unit.h $(UNIT_LIBS)
 	@mkdir -p $(dir $@)
 	@echo "  CC/LD   $@"
 	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(UNIT_LIBS) $(LIBS_SPOOL) $(LIBS_DNS) \
-	    $(LIBS_LIB) $(PKG_LIBS)
+	    $(LIBS_LIB) $(LIBS_CURL) $(PKG_LIBS)
 
 check-unit: $(UNIT_TESTS:%=$(O)/%)
 

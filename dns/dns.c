@@ -728,6 +728,73 @@ dns_find_addrs(const struct dns_resolver *r, const char *name,
 	return st;
 }
 
+struct txt_set {
+	char **txt;
+	size_t n;
+};
+
+/* Joins one record's character-strings; skips what we cannot keep. */
+static int
+add_txt(ns_msg *msg, const ns_rr *rr, void *arg)
+{
+	struct txt_set *set = arg;
+	const unsigned char *p = ns_rr_rdata(*rr);
+	const unsigned char *end = p + ns_rr_rdlen(*rr);
+	char text[DNS_MAX_TXT_LEN + 1];
+	size_t len = 0;
+
+	(void)msg;
+	if (set->n == DNS_MAX_TXT)
+		return 0;
+	while (p < end) {
+		size_t l = *p++;
+		if (l > (size_t)(end - p))
+			return -1;		/* malformed */
+		if (len + l > DNS_MAX_TXT_LEN || memchr(p, '\0', l))
+			return 0;		/* not one we could use */
+		memcpy(text + len, p, l);
+		len += l;
+		p += l;
+	}
+	text[len] = '\0';
+	set->txt = xrealloc(set->txt, (set->n + 1) * sizeof(*set->txt));
+	set->txt[set->n++] = xstrdup(text);
+	return 0;
+}
+
+enum dns_status
+dns_find_txt(const struct dns_resolver *r, const char *name, char ***out,
+    size_t *n, char *err, size_t errlen)
+{
+	struct txt_set set = { NULL, 0 };
+	struct lookup lk;
+	enum answer a;
+
+	*out = NULL;
+	*n = 0;
+	if (errlen > 0)
+		err[0] = '\0';
+	lookup_open(&lk, r);
+	a = lookup(&lk, name, ns_t_txt, add_txt, &set);
+	lookup_close(&lk);
+	if (a == ANS_FOUND && set.n > 0) {
+		*out = set.txt;
+		*n = set.n;
+		return DNS_OK;
+	}
+	dns_txt_free(set.txt, set.n);
+	set_error(err, errlen, name, "TXT", a == ANS_FOUND ? ANS_NODATA : a);
+	return a == ANS_TEMPFAIL ? DNS_TEMPFAIL : DNS_PERMFAIL;
+}
+
+void
+dns_txt_free(char **txt, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(txt[i]);
+	free(txt);
+}
+
 void
 dns_host_free(struct dns_host *host)
 {

@@ -8,6 +8,8 @@
  *	over UDP with TCP fallback for truncated answers. libESMTP is then
  *	handed addresses, never names, so no look-up escapes this module.
  *
+ *	dns_find_txt() reads TXT records (MTA-STS's _mta-sts records).
+ *
  *	dns_find_mx() implements RFC 5321 section 5.1: MX records in
  *	preference order, equal preferences in random order; no MX records
  *	(NODATA) means the domain itself is the single host; an RFC 7505
@@ -85,6 +87,20 @@ enum dns_status dns_find_mx(const struct dns_resolver *r, const char *domain,
  */
 enum dns_status dns_find_addrs(const struct dns_resolver *r, const char *name,
     bool want_ipv6, struct dns_host *out, char *err, size_t errlen);
+
+/*
+ * TXT records of name, each record's strings joined (RFC 7208 3.3),
+ * for MTA-STS (RFC 8461 3.1). At most DNS_MAX_TXT records of at most
+ * DNS_MAX_TXT_LEN octets are kept; a record holding a NUL octet is
+ * skipped. DNS_PERMFAIL: NXDOMAIN or no TXT record (err says which);
+ * DNS_TEMPFAIL: no usable answer. On success out and *n hold the
+ * records (dns_txt_free()); otherwise *out is NULL.
+ */
+#define DNS_MAX_TXT	16
+#define DNS_MAX_TXT_LEN	4096
+enum dns_status dns_find_txt(const struct dns_resolver *r, const char *name,
+    char ***out, size_t *n, char *err, size_t errlen);
+void dns_txt_free(char **txt, size_t n);
 
 void dns_mx_free(struct dns_mx *mx);
 void dns_host_free(struct dns_host *host);

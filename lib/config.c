@@ -491,6 +491,10 @@ static cfg_opt_t root_opts[] = {
 	CFG_INT("smtp_port", 25, CFGF_NONE),
 	CFG_STR("smtp_helo_name", "", CFGF_NONE),
 	CFG_BOOL("smtp_tls", cfg_true, CFGF_NONE),
+	CFG_STR("smtp_tls_CAfile", "/etc/ssl/certs/ca-certificates.crt",
+	    CFGF_NONE),
+	CFG_BOOL("mta_sts", cfg_true, CFGF_NONE),
+	CFG_INT("mta_sts_port", 443, CFGF_NONE),
 	CFG_STR("minimal_backoff_time", "5m", CFGF_NONE),
 	CFG_STR("maximal_backoff_time", "1h", CFGF_NONE),
 	CFG_STR("maximal_queue_lifetime", "5d", CFGF_NONE),
@@ -847,6 +851,9 @@ config_load(const char *explicit_path, bool use_environment,
 	cfg->smtp_port = (int)cfg_getint(parsed, "smtp_port");
 	cfg->smtp_helo_name = xstrdup(cfg_getstr(parsed, "smtp_helo_name"));
 	cfg->smtp_tls = cfg_getbool(parsed, "smtp_tls");
+	cfg->smtp_tls_CAfile = xstrdup(cfg_getstr(parsed, "smtp_tls_CAfile"));
+	cfg->mta_sts = cfg_getbool(parsed, "mta_sts");
+	cfg->mta_sts_port = (int)cfg_getint(parsed, "mta_sts_port");
 	int *times[] = {&cfg->minimal_backoff_time, &cfg->maximal_backoff_time,
 	    &cfg->maximal_queue_lifetime, &cfg->delay_warning_time,
 	    &cfg->delivery_lease_time, &cfg->smtp_connect_timeout,
@@ -921,6 +928,9 @@ config_load(const char *explicit_path, bool use_environment,
 	    cfg->destination_concurrency)
 		cfg->initial_destination_concurrency =
 		    cfg->destination_concurrency;
+	if (cfg->mta_sts_port < 1 || cfg->mta_sts_port > 65535)
+		return config_fail(cfg, err, errlen, "%s: mta_sts_port must be "
+		    "1 to 65535, not %d", path, cfg->mta_sts_port);
 	if (!config_has_lane(cfg, cfg->default_lane))
 		return config_fail(cfg, err, errlen, "%s: default_lane \"%s\" "
 		    "is not a declared lane", path, cfg->default_lane);
@@ -988,6 +998,7 @@ config_free(struct mxl_config *cfg)
 	free(cfg->log_file);
 	free(cfg->resolver);
 	free(cfg->smtp_helo_name);
+	free(cfg->smtp_tls_CAfile);
 	free(cfg->queuerun_path);
 	for (size_t i = 0; i < cfg->nlanes; i++) {
 		struct mxl_lane *l = &cfg->lanes[i];

@@ -113,6 +113,9 @@ struct mxl_config {
 	int smtp_port;
 	char *smtp_helo_name;		/* default myhostname */
 	bool smtp_tls;			/* opportunistic STARTTLS */
+	char *smtp_tls_CAfile;		/* CAs for verified TLS (MTA-STS) */
+	bool mta_sts;			/* RFC 8461 policies are applied */
+	int mta_sts_port;		/* HTTPS port of mta-sts.DOMAIN */
 	int minimal_backoff_time;
 	int maximal_backoff_time;
 	int maximal_queue_lifetime;

@@ -19,6 +19,7 @@
 #include <errno.h>
 /* Before libesmtp.h, which declares its TLS calls only after it. */
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <libesmtp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -76,6 +77,7 @@ struct session {
 	bool tls;
 	bool tls_attempted;
 	bool no_tls;
+	char tls_problem[400];	/* why TLS is not verified, "" if it is */
 	bool ext_8bitmime_missing;
 	bool bodies_declared;	/* BODY=8BITMIME asked for where due */
 	size_t sent;		/* recipients sent in this session */
@@ -90,6 +92,9 @@ struct session {
 };
 
 static SSL_CTX *tls_ctx;
+static SSL_CTX *verify_ctx;	/* MTA-STS: loaded with ca_file */
+static char *verify_ctx_file;
+static char verify_host[256];	/* the MX host the session goes to */
 
 /* The session in progress, for keepalive_tick(): one at a time. */
 static const struct dlv_config *in_progress;
@@ -568,23 +573,53 @@ event_cb(smtp_session_t session, int event, void *arg, ...)
 		SSL *ssl = va_arg(ap, SSL *);
 		s->tls = true;
 		log_set_component("smtp");
-		log_info("Untrusted TLS connection established to %s: %s with "
-		    "cipher %s", s->relay, ssl ? SSL_get_version(ssl) : "TLS",
+		log_info("%s TLS connection established to %s: %s with "
+		    "cipher %s", s->cfg->tls_policy != DLV_TLS_MAY &&
+		    s->tls_problem[0] == '\0' ? "Verified" : "Untrusted",
+		    s->relay, ssl ? SSL_get_version(ssl) : "TLS",
 		    ssl ? SSL_get_cipher_name(ssl) : "unknown");
+		if (s->cfg->tls_policy == DLV_TLS_TEST && s->tls_problem[0])
+			log_warn("%s would have failed: %s", s->cfg->policy,
+			    s->tls_problem);
 		log_set_component(NULL);
 		break;
 	}
-	case SMTP_EV_INVALID_PEER_CERTIFICATE:
-	case SMTP_EV_WEAK_CIPHER:
-		(void)va_arg(ap, long);
+	case SMTP_EV_INVALID_PEER_CERTIFICATE: {
+		long result = va_arg(ap, long);
 		ok = va_arg(ap, int *);
-		*ok = 1;	/* opportunistic TLS: encrypt anyway */
+		if (s->cfg->tls_policy != DLV_TLS_MAY)
+			snprintf(s->tls_problem, sizeof(s->tls_problem),
+			    "the certificate of %s did not verify: %s",
+			    s->relay, X509_verify_cert_error_string(result));
+		/* Opportunistic TLS encrypts anyway; enforce leaves. */
+		*ok = s->cfg->tls_policy != DLV_TLS_VERIFY;
 		break;
+	}
 	case SMTP_EV_NO_PEER_CERTIFICATE:
+		ok = va_arg(ap, int *);
+		if (s->cfg->tls_policy != DLV_TLS_MAY)
+			snprintf(s->tls_problem, sizeof(s->tls_problem),
+			    "%s showed no certificate", s->relay);
+		*ok = s->cfg->tls_policy != DLV_TLS_VERIFY;
+		break;
+	case SMTP_EV_WEAK_CIPHER:
+		(void)va_arg(ap, int);
+		ok = va_arg(ap, int *);
+		*ok = 1;
+		break;
 	case SMTP_EV_WRONG_PEER_CERTIFICATE:
+		/*
+		 * libESMTP matches the certificate against the name it
+		 * dialled, our address; OpenSSL has matched it against the
+		 * MX host's name already (verify_ctx), and said so above.
+		 */
 	case SMTP_EV_NO_CLIENT_CERTIFICATE:
 		ok = va_arg(ap, int *);
 		*ok = 1;
+		break;
+	case SMTP_EV_EXTNA_STARTTLS:
+		snprintf(s->tls_problem, sizeof(s->tls_problem), "%s offered "
+		    "no STARTTLS", s->relay);
 		break;
 	case SMTP_EV_EXTNA_8BITMIME:
 		s->ext_8bitmime_missing = true;
@@ -658,6 +693,71 @@ client_tls_ctx(void)
 		}
 	}
 	return tls_ctx;
+}
+
+/*
+ * SNI: libESMTP 1.1 sets no server name. The ClientHello is written
+ * after this callback's HANDSHAKE_START, so the name goes in there.
+ */
+static void
+verify_info_cb(const SSL *ssl, int where, int ret)
+{
+	(void)ret;
+	if ((where & SSL_CB_HANDSHAKE_START) && verify_host[0] &&
+	    SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) == NULL)
+		(void)SSL_set_tlsext_host_name((SSL *)ssl, verify_host);
+}
+
+/*
+ * For MTA-STS: the chain is verified against ca_file and the name is
+ * the MX host's (set per session). The verification runs in the
+ * handshake but does not stop it (SSL_VERIFY_NONE): libESMTP hands its
+ * result to event_cb, which decides, so a refusal has its reason.
+ */
+static SSL_CTX *
+client_verify_ctx(const char *ca_file, const char *host, char *err,
+    size_t errlen)
+{
+	if (verify_ctx && strcmp(verify_ctx_file, ca_file) != 0) {
+		SSL_CTX_free(verify_ctx);
+		free(verify_ctx_file);
+		verify_ctx = NULL;
+		verify_ctx_file = NULL;
+	}
+	if (verify_ctx == NULL) {
+		SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+		if (ctx == NULL) {
+			snprintf(err, errlen, "cannot set up TLS");
+			return NULL;
+		}
+		if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+			snprintf(err, errlen, "cannot load the CA "
+			    "certificates of smtp_tls_CAfile (%.200s)",
+			    ca_file);
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+		/* As in client_tls_ctx(): libESMTP and TLS 1.3 tickets. */
+		SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+		SSL_CTX_set_info_callback(ctx, verify_info_cb);
+		verify_ctx = ctx;
+		verify_ctx_file = xstrdup(ca_file);
+	}
+	/* SSL_new() copies these into the session's SSL. */
+	size_t len = strlen(host);
+	if (len > 0 && host[len - 1] == '.')
+		len--;
+	snprintf(verify_host, sizeof(verify_host), "%.*s", (int)len, host);
+	X509_VERIFY_PARAM *param = SSL_CTX_get0_param(verify_ctx);
+	X509_VERIFY_PARAM_set_hostflags(param,
+	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (X509_VERIFY_PARAM_set1_host(param, verify_host, 0) != 1) {
+		snprintf(err, errlen, "cannot check certificates for %s",
+		    verify_host);
+		return NULL;
+	}
+	return verify_ctx;
 }
 
 static void
@@ -804,9 +904,30 @@ run_session(struct session *s, const struct sockaddr_storage *addr,
 	smtp_set_eventcb(session, event_cb, s);
 	smtp_set_monitorcb(session, monitor_cb, s, 1);
 	set_timeouts(session, cfg);
-	if (cfg->tls && !s->no_tls && client_tls_ctx()) {
-		smtp_starttls_set_ctx(session, client_tls_ctx());
-		smtp_starttls_enable(session, Starttls_ENABLED);
+	s->tls_problem[0] = '\0';
+	SSL_CTX *ctx = NULL;
+	if (cfg->tls_policy != DLV_TLS_MAY && (cfg->tls_policy ==
+	    DLV_TLS_VERIFY || (cfg->tls && !s->no_tls))) {
+		char err[300];
+		ctx = client_verify_ctx(cfg->ca_file, s->host->name, err,
+		    sizeof(err));
+		if (ctx == NULL && cfg->tls_policy == DLV_TLS_VERIFY) {
+			/* Never in the clear: this host cannot be used. */
+			char *why = xasprintf("%s requires verified TLS: %s",
+			    cfg->policy, err);
+			for (size_t i = 0; i < n; i++)
+				if (!msgs[i]->done)
+					remember_error(msgs[i], why, false);
+			free(why);
+			goto out;
+		}
+	}
+	if (ctx == NULL && cfg->tls && !s->no_tls)
+		ctx = client_tls_ctx();
+	if (ctx) {
+		smtp_starttls_set_ctx(session, ctx);
+		smtp_starttls_enable(session, cfg->tls_policy ==
+		    DLV_TLS_VERIFY ? Starttls_REQUIRED : Starttls_ENABLED);
 	}
 	size_t queued = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -843,13 +964,35 @@ run_session(struct session *s, const struct sockaddr_storage *addr,
 	 */
 	char *error = session_error_text(s);
 
+	if (cfg->tls_policy != DLV_TLS_MAY && s->t_connected > 0 && !s->tls &&
+	    (s->tls_problem[0] || s->tls_attempted || (ctx && s->greeting.len
+	    > 0 && s->greeting.data[0] == '2'))) {
+		char *problem = s->tls_problem[0] ? xstrdup(s->tls_problem) :
+		    s->tls_attempted ? xasprintf("TLS handshake with %s "
+		    "failed: %s", s->relay, error) : xasprintf("%s offered no "
+		    "STARTTLS", s->relay);
+		if (cfg->tls_policy == DLV_TLS_VERIFY) {
+			free(error);
+			error = xasprintf("%s requires verified TLS: %s",
+			    cfg->policy, problem);
+			log_set_component("smtp");
+			log_warn("%s", error);
+			log_set_component(NULL);
+		} else {
+			log_set_component("smtp");
+			log_warn("%s would have failed: %s", cfg->policy,
+			    problem);
+			log_set_component(NULL);
+		}
+		free(problem);
+	}
 	if (s->t_connected > 0 && s->ext_8bitmime_missing) {
 		/* It offered 8BITMIME before STARTTLS and not after. */
 		for (size_t i = 0; i < n; i++)
 			msgs[i]->no_8bitmime = true;
 		next = AGAIN_ONCE;
 	} else if (s->tls_attempted && !s->tls && !s->no_tls &&
-	    !any_attempted(msgs, n)) {
+	    cfg->tls_policy != DLV_TLS_VERIFY && !any_attempted(msgs, n)) {
 		s->no_tls = true;
 		log_set_component("smtp");
 		log_warn("TLS handshake with %s failed; delivering in the "

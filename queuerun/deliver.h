@@ -28,7 +28,16 @@
  *
  *	STARTTLS is used when offered (opportunistic: certificates are not
  *	verified; a failed handshake is retried once in the clear, on a
- *	new connection, and logged as a warning). SIZE, and the DSN
+ *	new connection, and logged as a warning). Under an MTA-STS policy
+ *	(tls_policy) the certificate is verified against ca_file, chain and
+ *	host name (the MX host's name, not the address dialled): in mode
+ *	enforce (DLV_TLS_VERIFY) TLS is required, whatever smtp_tls says,
+ *	and a host that offers no STARTTLS, fails the handshake or shows a
+ *	certificate that does not verify is left before MAIL FROM, never
+ *	used in the clear, and the next host is tried; the mail is deferred
+ *	with that reason when none is left. In mode testing
+ *	(DLV_TLS_TEST) delivery goes on as usual and what would have failed
+ *	is logged as a warning. SIZE, and the DSN
  *	parameters given at submission (RET, ENVID, NOTIFY, ORCPT), go out
  *	when the server offers them. BODY=8BITMIME is sent for content with
  *	8-bit octets when the server offers 8BITMIME; one that does not gets
@@ -83,10 +92,19 @@ struct dlv_msg {
 	bool last_error_permanent;	/* a 5xx greeting on every host */
 };
 
+enum dlv_tls_policy {
+	DLV_TLS_MAY = 0,	/* opportunistic, unverified */
+	DLV_TLS_TEST,		/* MTA-STS testing: verify and log */
+	DLV_TLS_VERIFY,		/* MTA-STS enforce: verified TLS or nothing */
+};
+
 struct dlv_config {
 	const char *helo;
 	int port;
 	bool tls;
+	enum dlv_tls_policy tls_policy;
+	const char *ca_file;		/* for DLV_TLS_TEST and DLV_TLS_VERIFY */
+	const char *policy;		/* "MTA-STS policy of D (mode enforce)" */
 	int connect_timeout, helo_timeout, mail_timeout;
 	int data_init_timeout, data_xfer_timeout, data_done_timeout;
 	const struct sockaddr *source;	/* bind connections here, or NULL */

@@ -52,6 +52,44 @@ print_hosts(FILE *out, const struct nexthop *nh)
 	}
 }
 
+/* The MTA-STS policy in force, what it allows, and why. */
+static void
+print_mta_sts(FILE *out, const struct mxl_config *cfg,
+    const struct nexthop *nh)
+{
+	const struct mtasts_state *st = &nh->sts;
+
+	if (!cfg->mta_sts) {
+		fprintf(out, "  mta-sts: off (mta_sts = no)\n");
+		return;
+	}
+	if (nh->sts_domain[0] == '\0') {
+		fprintf(out, "  mta-sts: not looked up (%s)\n",
+		    nh->via != NEXTHOP_MX ? "not delivered to the domain's MX" :
+		    "no MX host");
+		return;
+	}
+	if (!st->have) {
+		fprintf(out, "  mta-sts: none (%s)\n", st->why);
+		return;
+	}
+	fprintf(out, "  mta-sts: %s (%s), max_age %ld, mx:",
+	    mtasts_mode_name(st->policy.mode), st->why, st->policy.max_age);
+	for (size_t i = 0; i < st->policy.nmx; i++)
+		fprintf(out, "%s %s", i ? "," : "", st->policy.mx[i]);
+	fputc('\n', out);
+	if (st->policy.mode == MTASTS_ENFORCE)
+		fprintf(out, "  tls: required, certificate verified against "
+		    "%s for the MX host name\n", cfg->smtp_tls_CAfile);
+	else
+		fprintf(out, "  tls: %s; what would fail under enforce is "
+		    "logged\n", cfg->smtp_tls ? "opportunistic" : "off");
+	if (nh->sts_unmatched[0])
+		fprintf(out, "  mta-sts: MX hosts not in the policy: %s (%s)\n",
+		    nh->sts_unmatched, st->policy.mode == MTASTS_ENFORCE ?
+		    "not used" : "used, logged");
+}
+
 static void
 print_pool(FILE *out, struct spool *sp, const struct nexthop *nh)
 {
@@ -101,10 +139,12 @@ explain_one(const struct mxl_config *cfg, struct spool *sp,
 	    &refused, why, sizeof(why));
 	fprintf(out, "  lane: %s (%s)\n", lane, why);
 	nexthop_find(cfg, dns, domain, &nh);
+	nexthop_apply_mta_sts(cfg, dns, sp, domain, &nh);
 	nexthop_set_lane(cfg, &nh, config_lane(cfg, lane));
 	fprintf(out, "  provider: %s (%s)\n", nh.provider ? nh.provider->name :
 	    "none", nh.provider_why);
 	print_hosts(out, &nh);
+	print_mta_sts(out, cfg, &nh);
 	print_pool(out, sp, &nh);
 	char text[256];
 	route_limits_text(&nh.limits, text, sizeof(text));

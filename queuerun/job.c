@@ -566,6 +566,16 @@ send_one_connection(struct job_context *jc, const struct nexthop *nh,
 	}
 	struct dlv_config dcfg = jc->dlv;
 	dcfg.port = nh->port;
+	char policy[400];
+	if (nh->sts.have) {
+		snprintf(policy, sizeof(policy), "MTA-STS policy of %s (mode "
+		    "%s, id %s)", nh->sts_domain,
+		    mtasts_mode_name(nh->sts.policy.mode), nh->sts.policy.id);
+		dcfg.policy = policy;
+		dcfg.ca_file = jc->cfg->smtp_tls_CAfile;
+		dcfg.tls_policy = nh->sts.policy.mode == MTASTS_ENFORCE ?
+		    DLV_TLS_VERIFY : DLV_TLS_TEST;
+	}
 	/* Claims are short: they are extended while the session lasts. */
 	jc->in_flight = list;
 	jc->nin_flight = (size_t)grant.granted;
@@ -830,6 +840,10 @@ same_next_hop(const struct nexthop *a, const struct nexthop *b)
 	    a->port != b->port || a->provider != b->provider ||
 	    a->hosts.nhosts != b->hosts.nhosts)
 		return false;
+	/* Not under two MTA-STS policies, nor one and none. */
+	if (a->sts.have != b->sts.have || (a->sts.have &&
+	    a->sts.policy.mode != b->sts.policy.mode))
+		return false;
 	for (size_t i = 0; i < a->hosts.nhosts; i++)
 		if (strcasecmp(a->hosts.hosts[i].name,
 		    b->hosts.hosts[i].name) != 0)
@@ -842,6 +856,16 @@ prepare_domain(struct job_context *jc, struct spool_work *work, size_t n,
     struct domain_part *part)
 {
 	nexthop_find(jc->cfg, &jc->dns, work[0].domain, &part->nh);
+	nexthop_apply_mta_sts(jc->cfg, &jc->dns, jc->sp, work[0].domain,
+	    &part->nh);
+	if (part->nh.sts.have && part->nh.sts.policy.mode == MTASTS_TESTING &&
+	    part->nh.sts_unmatched[0]) {
+		log_set_component("smtp");
+		log_warn("MTA-STS policy of %s (mode testing, id %s) would have "
+		    "failed: MX hosts not in the policy: %s", work[0].domain,
+		    part->nh.sts.policy.id, part->nh.sts_unmatched);
+		log_set_component(NULL);
+	}
 	part->slots = xcalloc(n + 1, sizeof(*part->slots));
 	size_t *first = xcalloc(n + 1, sizeof(size_t));
 	part->nslots = load_slots(jc, work, n, part->slots, first);

@@ -195,6 +195,47 @@ nexthop_find(const struct mxl_config *cfg, const struct dns_resolver *dns,
 }
 
 void
+nexthop_apply_mta_sts(const struct mxl_config *cfg,
+    const struct dns_resolver *dns, struct spool *sp, const char *domain,
+    struct nexthop *nh)
+{
+	if (!cfg->mta_sts || nh->via != NEXTHOP_MX || nh->status != DNS_OK)
+		return;
+	snprintf(nh->sts_domain, sizeof(nh->sts_domain), "%s", domain);
+	mtasts_find(cfg, dns, sp, domain, &nh->sts);
+	if (!nh->sts.have)
+		return;
+	struct buf out = BUF_INIT;
+	size_t kept = 0;
+	for (size_t h = 0; h < nh->hosts.nhosts; h++) {
+		struct dns_host *host = &nh->hosts.hosts[h];
+		if (mtasts_mx_match(&nh->sts.policy, host->name)) {
+			if (kept != h)
+				nh->hosts.hosts[kept] = *host;
+			kept++;
+			continue;
+		}
+		buf_printf(&out, "%s%s", out.len ? ", " : "", host->name);
+		if (nh->sts.policy.mode == MTASTS_ENFORCE)
+			dns_host_free(host);
+		else
+			kept++;
+	}
+	snprintf(nh->sts_unmatched, sizeof(nh->sts_unmatched), "%s",
+	    out.len ? out.data : "");
+	buf_free(&out);
+	if (nh->sts.policy.mode != MTASTS_ENFORCE)
+		return;
+	nh->hosts.nhosts = kept;
+	if (kept > 0)
+		return;
+	nh->status = DNS_TEMPFAIL;
+	snprintf(nh->err, sizeof(nh->err), "MTA-STS policy of %s (mode "
+	    "enforce, id %s) allows none of its MX hosts (%.200s)", domain,
+	    nh->sts.policy.id, nh->sts_unmatched);
+}
+
+void
 nexthop_set_lane(const struct mxl_config *cfg, struct nexthop *nh,
     const struct mxl_lane *lane)
 {
@@ -209,6 +250,7 @@ void
 nexthop_free(struct nexthop *nh)
 {
 	dns_mx_free(&nh->hosts);
+	mtasts_state_free(&nh->sts);
 }
 
 /* The spool counter of what one source of a pool has sent. */

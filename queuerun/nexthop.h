@@ -30,6 +30,18 @@
  *	    (route_provider()). The names of a relay's or an implicit MX's
  *	    hosts are not matched: they are not the domain's MX.
  *
+ *	nexthop_apply_mta_sts() adds the recipient domain's MTA-STS policy
+ *	(mtasts.h) to a decision made by nexthop_find(), for MX delivery
+ *	only (a relay or a domain literal is not the domain's MX), when
+ *	mta_sts is on: in mode enforce, the MX hosts that match none of the
+ *	policy's mx patterns are dropped, and when none is left the mail
+ *	waits (DNS_TEMPFAIL, with err saying why); in mode testing they
+ *	stay and sts_unmatched names them, for the log. Delivery then
+ *	requires verified TLS in mode enforce (deliver.h). It is separate
+ *	from nexthop_find() because it may fetch a policy over HTTPS: the
+ *	engine's grouping of domains by MX host (job_next_hop_key()) needs
+ *	the hosts only.
+ *
  *	nexthop_set_lane() adds what depends on the message's lane as well:
  *	whether the lane has priority, the pool of source addresses and
  *	why (route_pool()), and the limits (route_limits()).
@@ -50,6 +62,7 @@
 
 #include "dns/dns.h"
 #include "lib/config.h"
+#include "queuerun/mtasts.h"
 #include "spool/spool.h"
 
 enum nexthop_via {
@@ -67,6 +80,10 @@ struct nexthop {
 	char err[512];			/* otherwise why not */
 	struct dns_mx hosts;		/* in the order to try them */
 	int port;
+	/* MTA-STS: nexthop_apply_mta_sts(). */
+	struct mtasts_state sts;	/* sts.have: a policy applies */
+	char sts_domain[256];		/* whose policy */
+	char sts_unmatched[512];	/* MX hosts outside the policy */
 	/* By lane as well: nexthop_set_lane(). */
 	const struct mxl_lane *lane;	/* NULL: no longer configured */
 	bool priority;			/* the lane's priority flag */
@@ -78,6 +95,10 @@ struct nexthop {
 /* domain is lower case, as the spool keeps it; "" is a permanent failure. */
 void nexthop_find(const struct mxl_config *cfg,
     const struct dns_resolver *dns, const char *domain, struct nexthop *nh);
+/* sp may be NULL: no policy kept or read, only fetched. */
+void nexthop_apply_mta_sts(const struct mxl_config *cfg,
+    const struct dns_resolver *dns, struct spool *sp, const char *domain,
+    struct nexthop *nh);
 void nexthop_set_lane(const struct mxl_config *cfg, struct nexthop *nh,
     const struct mxl_lane *lane);
 void nexthop_free(struct nexthop *nh);

@@ -9,7 +9,8 @@
  *	content.db	btree, id NUL chunk -> up to 64 KiB of content
  *	pickup.db	btree, maildrop file name -> nonce (see pickup.c)
  *	schedule.db	btree, class due id index -> domain (see schedule.c)
- *	throttle.db	btree, name -> counters and leases (see throttle.c)
+ *	throttle.db	btree, name -> counters and leases (see throttle.c),
+ *			and "cache|name" -> a kept value (see cache.c)
  *
  *	Queue ids are the arrival time, so btree order is arrival order and
  *	mailq lists oldest first without sorting anything.

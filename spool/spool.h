@@ -297,6 +297,14 @@ int spool_throttle_book(struct spool *sp, const char *key,
  */
 int spool_counter_take(struct spool *sp, const char *key, int64_t add,
     uint64_t *value);
+/*
+ * Small values kept between runs under a name (cache.c): what the queue
+ * runner learnt and may reuse, such as MTA-STS policies. get: SPOOL_OK
+ * with the value in *value, or SPOOL_NOTFOUND. put: value NULL removes.
+ */
+int spool_cache_get(struct spool *sp, const char *name, struct buf *value);
+int spool_cache_put(struct spool *sp, const char *name, const void *value,
+    size_t len);
 /* Is any priority-lane recipient due now? (A bulk runner yields.) */
 bool spool_priority_due(struct spool *sp, int64_t now);
 /* Earliest due time of any pending recipient; false if none. */

@@ -5,7 +5,7 @@
 #	sudo sh tests/install-deps.sh
 # DESCRIPTION
 #	Installs the Debian 12 packages for the build (compiler, BerkeleyDB,
-#	libconfuse, libesmtp, OpenSSL) and for the test suite (the
+#	libconfuse, libesmtp, OpenSSL, libcurl) and for the test suite (the
 #	real mail clients the integration tests drive, and the tools later
 #	delivery tests use). Idempotent: when every package is already
 #	installed it says so and touches nothing, so a second run is quick.
@@ -29,6 +29,7 @@ set -eu
 PACKAGES="
 build-essential pkg-config
 libdb-dev db5.3-util libconfuse-dev libesmtp-dev libssl-dev
+libcurl4-openssl-dev
 php-cli php-pear php-mail libphp-phpmailer php-symfony-mailer
 python3 python3-aiosmtpd python3-dnslib dnsmasq-base
 exim4-daemon-light bsd-mailx mutt

@@ -59,6 +59,10 @@
 #	start_servers NDOM DOMAIN DNS-IP MX-IP (both, for NDOM domains
 #	with one MX), start_exim NAME ADDRESS PORT [OPTION...] (a real Exim
 #	on loopback with tests/servers/exim.conf; sets EXIM_DIR),
+#	make_ca NAME, make_cert CA NAME DNSNAME... (a test CA and server
+#	certificates, made with openssl in $SRV/tls), start_https NAME
+#	ADDRESS CERT (tests/servers/httpsserver.py serving $SRV/NAME/root/HOST;
+#	sets HTTPS_PORT),
 #	assert_no_traceback, sinkq EXPR (Python over the
 #	sink's log; tests/servers/sinkq.py), sink_true EXPR, sent_count TAG.
 #	start_rtsink NAME ADDR... [-- ARG...] (the C sink tests/servers/rtsink
@@ -704,6 +708,61 @@ start_exim() {
 		fail "exim $name did not start" "$(cat "$dir/out" "$dir/log/"* 2>/dev/null)"
 		finish
 	fi
+}
+
+# make_ca NAME: a test certificate authority, $SRV/tls/NAME.crt and
+# NAME.key (EC P-256, made with openssl now, valid for a day)
+make_ca() {
+	mkdir -p "$SRV/tls"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -subj "/CN=mxlane test CA $1" -days 1 \
+	    -addext basicConstraints=critical,CA:TRUE \
+	    -addext keyUsage=critical,keyCertSign,cRLSign \
+	    -keyout "$SRV/tls/$1.key" -out "$SRV/tls/$1.crt" 2>"$SRV/tls/$1.err" &&
+	    pass || fail "make_ca $1" "$(cat "$SRV/tls/$1.err")"
+}
+
+# make_cert CA NAME DNSNAME...: a server certificate signed by make_ca's
+# CA for the DNSNAMEs (its SAN), $SRV/tls/NAME.crt and NAME.key
+make_cert() {
+	local ca=$1 name=$2 san="" d
+	shift 2
+	for d in "$@"; do
+		san="$san${san:+,}DNS:$d"
+	done
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -subj "/CN=$1" -keyout "$SRV/tls/$name.key" \
+	    -out "$SRV/tls/$name.csr" 2>"$SRV/tls/$name.err" &&
+	printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "$san" \
+	    >"$SRV/tls/$name.ext" &&
+	openssl x509 -req -in "$SRV/tls/$name.csr" -CA "$SRV/tls/$ca.crt" \
+	    -CAkey "$SRV/tls/$ca.key" -CAcreateserial -days 1 \
+	    -extfile "$SRV/tls/$name.ext" -out "$SRV/tls/$name.crt" \
+	    2>>"$SRV/tls/$name.err" &&
+	    pass || fail "make_cert $name" "$(cat "$SRV/tls/$name.err")"
+}
+
+# start_https NAME ADDRESS CERT-NAME: tests/servers/httpsserver.py on
+# ADDRESS and a free port with make_cert's CERT-NAME, serving the files
+# under $SRV/NAME/root/HOST for each Host: name
+# (mta-sts.DOMAIN/.well-known/mta-sts.txt); its request log is
+# $SRV/NAME/log. Sets HTTPS_PORT.
+start_https() {
+	local dir=$SRV/$1
+	mkdir -p "$dir/root"
+	rm -f "$dir/port"
+	"$PYTHON" "$SERVERS/httpsserver.py" --root "$dir/root" \
+	    --cert "$SRV/tls/$3.crt" --key "$SRV/tls/$3.key" --address "$2" \
+	    --port 0 --port-file "$dir/port" --log "$dir/log" --watch-pid $$ \
+	    >"$dir/out" 2>"$dir/err" &
+	track_pid $!
+	if wait_for 20 test -s "$dir/port"; then
+		pass
+	else
+		fail "HTTPS server $1 did not start" "$(cat "$dir/err")"
+		finish
+	fi
+	HTTPS_PORT=$(cat "$dir/port")
 }
 
 # start_servers NDOM DOMAIN DNS-IP MX-IP: NDOM domains d0.DOMAIN ...
