@@ -55,6 +55,7 @@
 				   for the priority lane alone */
 #define RESOLVE_BATCH	16	/* domains a worker resolves at once */
 #define TICK_MS		250	/* how often priority mail is looked for */
+#define PICKUP_MOST	1000	/* maildrop files picked up per tick */
 #define FINISH_EVERY_MS	500	/* finished messages removed this often */
 #define FINISH_MOST	1000	/* ... this many at most at a time */
 #define RECLAIM_MS	1000	/* a drained queue is asked again after */
@@ -81,6 +82,7 @@ struct engine {
 	double busy_since;	/* when busy last changed */
 	size_t rr;		/* where the next bulk dispatch round starts */
 	bool drained;		/* the last claim found nothing more */
+	bool more_to_pick_up;	/* the maildrop had more than one go */
 	double drained_at;
 	double renewed_at;
 	double finished_at;
@@ -112,11 +114,23 @@ out_of_time(const struct engine *e)
 	return e->deadline > 0 && time(NULL) >= e->deadline;
 }
 
+/*
+ * New mail from the maildrop: a bounded amount at a time, so that the
+ * first deliveries start while thousands of files are still waiting
+ * (the next tick takes more).
+ */
 static void
 pick_up(struct engine *e)
 {
-	if (spool_pickup(e->sp, e->opt->id, NULL) != SPOOL_OK)
+	size_t n = 0;
+	int rc = e->opt->id ? spool_pickup(e->sp, e->opt->id, NULL) :
+	    spool_pickup_some(e->sp, PICKUP_MOST, &n);
+
+	if (rc != SPOOL_OK)
 		e->spool_failed = true;
+	e->more_to_pick_up = n >= PICKUP_MOST;
+	if (n > 0)
+		e->drained = false;	/* new mail to claim */
 }
 
 /* Hands every waiting recipient of d back, due at next_try. */
@@ -513,7 +527,8 @@ run_engine_pass(struct engine *e)
 	e->priority_checked_at = 0;
 	while (!stop_requested && !out_of_time(e)) {
 		double now = mono_seconds();
-		if (now - e->priority_checked_at >= TICK_MS / 1000.0) {
+		if (now - e->priority_checked_at >= TICK_MS / 1000.0 ||
+		    e->more_to_pick_up) {
 			e->priority_checked_at = now;
 			pick_up(e);
 			if (spool_priority_due(e->sp, time(NULL)))
@@ -531,7 +546,8 @@ run_engine_pass(struct engine *e)
 				break;
 		}
 		dispatch(e);
-		if (e->busy == 0 && e->t.waiting == 0) {
+		if (e->busy == 0 && e->t.waiting == 0 &&
+		    !e->more_to_pick_up) {
 			if (e->spool_failed)
 				break;
 			if (claim(e, CLAIM_CHUNK) > 0)
