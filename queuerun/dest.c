@@ -19,11 +19,13 @@
 #define DEAD_AFTER	3	/* unanswered jobs in a row, at window 1 */
 
 void
-dest_table_init(struct dest_table *t, int initial_window, int most_window)
+dest_table_init(struct dest_table *t, int initial_window, int most_window,
+    int sessions)
 {
 	memset(t, 0, sizeof(*t));
 	t->initial_window = initial_window;
 	t->most_window = most_window;
+	t->sessions = (size_t)sessions;
 }
 
 size_t
@@ -179,10 +181,11 @@ dest_renew(struct dest_table *t, struct spool *sp, int lease)
 
 /*
  * Its mail spread over as many sessions as it may grow to, so that a
- * growing window finds work for its new sessions, but at least JOB_MIN
- * (or what is left): a session costs a few round trips before its
- * first message, and a few messages more in it cost less than a
- * session more.
+ * growing window finds work for its new sessions; but no smaller than
+ * a fair share of all that waits over all the sessions the host may
+ * have (when they are the limit, each session should carry as much as
+ * it can: one session costs a few round trips before its first
+ * message), and at least JOB_MIN, or what is left.
  */
 size_t
 dest_job_size(const struct dest_table *t, const struct dest *d)
@@ -190,11 +193,16 @@ dest_job_size(const struct dest_table *t, const struct dest *d)
 	size_t waiting = dest_waiting(d);
 	size_t most = (size_t)t->most_window;
 	size_t k = (waiting + most - 1) / most;
+	size_t share = (t->waiting + t->sessions - 1) / t->sessions;
 
+	if (k < share)
+		k = share;
 	if (k < JOB_MIN)
-		k = waiting < JOB_MIN ? waiting : JOB_MIN;
+		k = JOB_MIN;
 	if (k > JOB_MAX)
 		k = JOB_MAX;
+	if (k > waiting)
+		k = waiting;
 	/*
 	 * A message's recipients at one destination go together: one
 	 * transaction, one copy of the content on the wire.

@@ -57,6 +57,7 @@ struct dest_table {
 	size_t ndests, cap;
 	size_t waiting;		/* recipients waiting in all */
 	int initial_window, most_window;
+	size_t sessions;	/* the most for the whole host */
 	struct strmap by_key;	/* key -> index in dests */
 	struct strmap host_of;	/* domain -> index in hosts */
 	struct strmap host_index;	/* host key -> index in hosts */
@@ -65,7 +66,7 @@ struct dest_table {
 };
 
 void dest_table_init(struct dest_table *t, int initial_window,
-    int most_window);
+    int most_window, int sessions);
 /* Index of w's destination, made if new (t->dests may move). */
 size_t dest_find(struct dest_table *t, const struct spool_work *w);
 /* Takes w (and its strings) into destination di. */
@@ -84,7 +85,8 @@ void dest_learn_host(struct dest_table *t, const char *domain,
 void dest_renew(struct dest_table *t, struct spool *sp, int lease);
 /*
  * How many recipients the next job of d should take: its mail spread
- * over the most sessions it may grow to, but at least JOB_MIN.
+ * over the most sessions it may grow to, but at least a fair share of
+ * all that waits over the host's sessions, and at least JOB_MIN.
  */
 size_t dest_job_size(const struct dest_table *t, const struct dest *d);
 /* Applies a job's outcome to d's window; true when d just became dead. */

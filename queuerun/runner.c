@@ -705,7 +705,7 @@ runner_run(const struct mxl_config *cfg, const struct runner_options *opt)
 	e.jc = job_context_new(cfg, e.sp, opt->id, opt->id != NULL, 0);
 	e.max_workers = (size_t)cfg->delivery_concurrency + PRIORITY_RESERVE;
 	dest_table_init(&e.t, cfg->initial_destination_concurrency,
-	    cfg->destination_concurrency);
+	    cfg->destination_concurrency, cfg->delivery_concurrency);
 	e.workers = xcalloc(e.max_workers, sizeof(*e.workers));
 	if (opt->daemon_interval > 0) {
 		e.fifo = spool_wakeup_listen(spool_directory_fd(e.sp));
