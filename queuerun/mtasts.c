@@ -403,9 +403,9 @@ fetch(const struct mxl_config *cfg, const struct dns_resolver *dns,
 		if (body.too_big || cc == CURLE_FILESIZE_EXCEEDED)
 			snprintf(err, errlen, "%s: larger than %d octets", url,
 			    MTASTS_MAX_BODY);
-		else
-			snprintf(err, errlen, "%s: %s", url, errbuf[0] ?
-			    errbuf : curl_easy_strerror(cc));
+		else	/* each part cut to fit the reason's 512 octets */
+			snprintf(err, errlen, "%.250s: %.250s", url,
+			    errbuf[0] ? errbuf : curl_easy_strerror(cc));
 		goto out;
 	}
 	long status = 0;
