@@ -497,6 +497,7 @@ event_cb(smtp_session_t session, int event, void *arg, ...)
 	case SMTP_EV_STARTTLS_OK: {
 		SSL *ssl = va_arg(ap, SSL *);
 		s->tls = true;
+		wire_tls_ready(ssl);
 		log_set_component("smtp");
 		log_info("Untrusted TLS connection established to %s: %s with "
 		    "cipher %s", s->relay, ssl ? SSL_get_version(ssl) : "TLS",
@@ -561,15 +562,10 @@ client_tls_ctx(void)
 		if (tls_ctx) {
 			SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
 			/*
-			 * libESMTP 1.1 waits on the socket, not on the TLS
-			 * layer: after a TLS 1.3 handshake the server's
-			 * session tickets and the EHLO reply can arrive
-			 * together, OpenSSL keeps the reply buffered after
-			 * returning only the tickets, and libESMTP sleeps on
-			 * an empty socket until its time-out. TLS 1.2 sends
-			 * its ticket inside the handshake.
+			 * Any version up to TLS 1.3: wire.c keeps libESMTP
+			 * from waiting on a TLS 1.3 server's session tickets
+			 * (wire_tls_ready()).
 			 */
-			SSL_CTX_set_max_proto_version(tls_ctx, TLS1_2_VERSION);
 		}
 	}
 	return tls_ctx;

@@ -11,12 +11,16 @@
 #include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/util.h"
 
 /* An EHLO keyword line: "250-" or "250 " and the keyword. */
 #define HEAD_MAX 12
@@ -24,6 +28,7 @@
 static struct {
 	int fd;			/* the session's socket, or -1 */
 	bool tls;		/* STARTTLS sent: plain I/O is TLS records */
+	SSL *ssl;		/* handshake done: poll() asks this */
 	bool drop;		/* dropping libESMTP's generated fields */
 	int dropped;		/* octets dropped so far */
 	int blank;		/* progress through "\r\n\r\n" */
@@ -46,6 +51,13 @@ wire_drop_generated_header(void)
 	w.drop = true;
 	w.dropped = 0;
 	w.blank = 0;
+}
+
+void
+wire_tls_ready(SSL *ssl)
+{
+	if (w.fd >= 0 && ssl != NULL && SSL_get_fd(ssl) == w.fd)
+		w.ssl = ssl;
 }
 
 bool
@@ -209,4 +221,70 @@ SSL_read(SSL *ssl, void *buf, int num)
 	if (n > 0 && ours(SSL_get_fd(ssl)))
 		filter_read(buf, n);
 	return n;
+}
+
+/*
+ * Whether the session's TLS layer has something for SSL_read(): data,
+ * or an end or error it must report. Processes the records that are
+ * there without waiting for more (libESMTP keeps the socket
+ * non-blocking; a blocking one is not touched).
+ */
+static bool
+tls_readable(void)
+{
+	char c;
+
+	if (SSL_pending(w.ssl) > 0)
+		return true;
+	int flags = fcntl(w.fd, F_GETFL);
+	if (flags == -1 || (flags & O_NONBLOCK) == 0 ||
+	    !SSL_is_init_finished(w.ssl) || SSL_get_shutdown(w.ssl) != 0)
+		return true;
+	int n = SSL_peek(w.ssl, &c, 1);
+	if (n > 0)
+		return true;
+	int err = SSL_get_error(w.ssl, n);
+	return err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE;
+}
+
+/* Takes POLLIN out for the session's socket when TLS has nothing. */
+static int
+hide_records(struct pollfd *fds, nfds_t nfds)
+{
+	int ready = 0;
+
+	for (nfds_t i = 0; i < nfds; i++) {
+		if (fds[i].fd == w.fd && (fds[i].revents & POLLIN) &&
+		    !(fds[i].revents & (POLLERR | POLLHUP)) && !tls_readable())
+			fds[i].revents &= ~POLLIN;
+		if (fds[i].revents != 0)
+			ready++;
+	}
+	return ready;
+}
+
+int
+poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+	static int (*fn)(struct pollfd *, nfds_t, int);
+
+	if (fn == NULL)
+		fn = (int (*)(struct pollfd *, nfds_t, int))dlsym(RTLD_NEXT,
+		    "poll");
+	if (w.ssl == NULL)
+		return fn(fds, nfds, timeout);
+	long long deadline = timeout > 0 ? mono_ms() + timeout : 0;
+	for (;;) {
+		int n = fn(fds, nfds, timeout);
+		if (n <= 0 || (n = hide_records(fds, nfds)) > 0)
+			return n;
+		if (timeout > 0) {
+			long long left = deadline - mono_ms();
+			if (left <= 0)
+				return 0;
+			timeout = left > INT_MAX ? INT_MAX : (int)left;
+		} else if (timeout == 0) {
+			return 0;
+		}
+	}
 }
