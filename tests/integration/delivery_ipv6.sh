@@ -14,6 +14,8 @@
 #	    an AAAA record, to an implicit MX with only an AAAA record, and to
 #	    user@[IPv6:::1] arrives at [::1] from the source ::1 with its helo;
 #	  - with ipv4 first: dual.test arrives at 127.0.0.181 from 127.0.0.191;
+#	  - with ipv6 first and the IPv6 address greeting 421, the IPv4 address
+#	    is tried next, from the pool's IPv4 source with its helo;
 #	  - an IPv6-only pool sends to dual.test over IPv6 even with ipv4
 #	    first, an IPv4-only pool over IPv4 even with ipv6 first; a
 #	    destination with no address of the pool's family is deferred, with
@@ -39,8 +41,14 @@ mx.v6.test	AAAA ::1
 implicit6.test	AAAA ::1
 v4in6p.test	MX 10 mx.v4only.test
 mx.v4only.test	A 127.0.0.182
+mx.half.test	A 127.0.0.183
+mx.half.test	AAAA ::1
 EOF
 start_dns "$SRV/zone"
+# A second sink, for the fallback: its [::1] greets with 421.
+start_sink half --listen "[::1]:@P@=greet421" --listen 127.0.0.183:@P@
+HALF_PORT=$PORT
+HALF_LOG=$SINKLOG
 start_sink sink --listen "[::1]:@P@" --listen 127.0.0.181:@P@ --listen 127.0.0.182:@P@
 
 # world PREFERENCE: a fresh spool and configuration
@@ -56,7 +64,8 @@ world() {
 	    'pool six { source "::1" { helo = "only6.example.org" } }' \
 	    'pool four { source "127.0.0.191" { helo = "only4.example.org" } }' \
 	    'provider p6 { domains = { "dual6p.test", "v4in6p.test" } pool = "six" }' \
-	    'provider p4 { domains = { "dual4p.test", "v6in4p.test" } pool = "four" }'
+	    'provider p4 { domains = { "dual4p.test", "v6in4p.test" } pool = "four" }' \
+	    "provider half { domains = { \"half.test\" } relay = \"mx.half.test:$HALF_PORT\" }"
 }
 
 # arrived TESTID: "listener peer helo" of the one message with TESTID
@@ -98,7 +107,13 @@ send six-p6 rcpt@dual6p.test
 send six-p4 rcpt@dual4p.test
 send six-none rcpt@v4in6p.test
 ID_NONE=$NEWID
+send six-half rcpt@half.test
 assert_exit 0 timeout -k 5 120 "$QUEUERUN" run --flush
+assert_eq "1 127.0.0.183:$HALF_PORT 127.0.0.191 four.example.org" \
+    "$(SINKLOG=$HALF_LOG arrived six-half)" \
+    "the IPv6 address refused: the IPv4 one, from the IPv4 source"
+assert_eq "1 421" "$(SINKLOG=$HALF_LOG sinkq 'str(len([r for r in S if r["listener"].startswith("[::1]")])) + " " + str(S[0]["greeting"])')" \
+    "the IPv6 address was tried first (one session, greeted 421)"
 for t in six-dual six-v6 six-implicit six-literal; do
 	assert_eq "1 [::1]:$PORT ::1 six.example.org" "$(arrived $t)" \
 	    "$t: at [::1], from the pool's IPv6 source, with its helo"
