@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <string.h>
@@ -244,6 +245,8 @@ tls_readable(void)
 	if (n > 0)
 		return true;
 	int err = SSL_get_error(w.ssl, n);
+	/* SSL_read() meets an end or an error again, with a clean queue. */
+	ERR_clear_error();
 	return err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE;
 }
 
