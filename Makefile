@@ -92,7 +92,7 @@ UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_pipeline tests/unit/test_mtasts
 # Test servers in C (tests/servers/), for the integration tests and the
 # benchmarks: dependency-free, built with the same flags.
-TEST_SERVERS  = tests/servers/rtsink
+TEST_SERVERS  = tests/servers/rtsink tests/servers/slowpoll.so
 
 LIB_OBJS      = $(LIB_SRCS:%.c=$(O)/%.o)
 SPOOL_OBJS    = $(SPOOL_SRCS:%.c=$(O)/%.o)
@@ -184,6 +184,13 @@ $(O)/tests/servers/%: tests/servers/%.c
 	@mkdir -p $(dir $@)
 	@echo "  CC/LD   $@"
 	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
+
+# Test instruments loaded with LD_PRELOAD: shared, and not sanitized
+# (the sanitizer's run-time comes first in a sanitized program).
+$(O)/tests/servers/%.so: tests/servers/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC/LD   $@"
+	@$(CC) -std=c11 -D_GNU_SOURCE -O2 $(WARNFLAGS) -fPIC -shared -o $@ $< -ldl
 
 check-servers: $(TEST_SERVERS:%=$(O)/%)
 

@@ -195,6 +195,17 @@ static cfg_opt_t lane_opts[] = {
 	CFG_END()
 };
 
+int
+config_address_preference(const char *text)
+{
+	static const char *const names[] = {"any", "ipv4", "ipv6"};
+
+	for (int i = 0; text != NULL && i < 3; i++)
+		if (strcasecmp(text, names[i]) == 0)
+			return i;
+	return -1;
+}
+
 bool
 config_parse_rate(const char *text, long *count, int *period)
 {
@@ -296,12 +307,6 @@ validate_source(cfg_t *cfg, cfg_opt_t *opt)
 	if (config_source_addr(addr, &ss, &len) != 0) {
 		cfg_error(cfg, "source \"%s\": not an IPv4 or IPv6 address",
 		    addr);
-		return -1;
-	}
-	if (ss.ss_family != AF_INET) {
-		/* Delivery connects over IPv4 only (see queuerun.8). */
-		cfg_error(cfg, "source \"%s\": IPv6 source addresses are not "
-		    "supported yet", addr);
 		return -1;
 	}
 	/* A switched-off address may already be gone from the host. */
@@ -470,6 +475,19 @@ validate_port(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+static int
+validate_address_preference(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *v = cfg_opt_getnstr(opt, 0);
+
+	if (config_address_preference(v) < 0) {
+		cfg_error(cfg, "%s = \"%s\": expected any, ipv4 or ipv6",
+		    opt->name, v ? v : "");
+		return -1;
+	}
+	return 0;
+}
+
 static const char *const time_keys[] = {
 	"minimal_backoff_time", "maximal_backoff_time",
 	"maximal_queue_lifetime", "delay_warning_time", "delivery_lease_time",
@@ -495,6 +513,7 @@ static cfg_opt_t root_opts[] = {
 	    CFGF_NONE),
 	CFG_BOOL("mta_sts", cfg_true, CFGF_NONE),
 	CFG_INT("mta_sts_port", 443, CFGF_NONE),
+	CFG_STR("smtp_address_preference", "any", CFGF_NONE),
 	CFG_STR("minimal_backoff_time", "5m", CFGF_NONE),
 	CFG_STR("maximal_backoff_time", "1h", CFGF_NONE),
 	CFG_STR("maximal_queue_lifetime", "5d", CFGF_NONE),
@@ -787,6 +806,8 @@ config_load(const char *explicit_path, bool use_environment,
 	for (size_t i = 0; i < sizeof(time_keys) / sizeof(time_keys[0]); i++)
 		cfg_set_validate_func(parsed, time_keys[i], validate_time);
 	cfg_set_validate_func(parsed, "smtp_port", validate_port);
+	cfg_set_validate_func(parsed, "smtp_address_preference",
+	    validate_address_preference);
 	cfg_set_validate_func(parsed, "pool|source", validate_source);
 	cfg_set_validate_func(parsed, "provider", remember_provider);
 	cfg_set_validate_func(parsed, "lane", remember_lane);
@@ -854,6 +875,9 @@ config_load(const char *explicit_path, bool use_environment,
 	cfg->smtp_tls_CAfile = xstrdup(cfg_getstr(parsed, "smtp_tls_CAfile"));
 	cfg->mta_sts = cfg_getbool(parsed, "mta_sts");
 	cfg->mta_sts_port = (int)cfg_getint(parsed, "mta_sts_port");
+	cfg->smtp_address_preference = (enum mxl_address_preference)
+	    config_address_preference(cfg_getstr(parsed,
+	    "smtp_address_preference"));
 	int *times[] = {&cfg->minimal_backoff_time, &cfg->maximal_backoff_time,
 	    &cfg->maximal_queue_lifetime, &cfg->delay_warning_time,
 	    &cfg->delivery_lease_time, &cfg->smtp_connect_timeout,

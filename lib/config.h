@@ -39,6 +39,13 @@ struct mxl_source {
 	bool enabled;
 };
 
+/* smtp_address_preference: which family is tried first (Postfix's). */
+enum mxl_address_preference {
+	MXL_PREFER_ANY = 0,		/* random order, as Postfix's "any" */
+	MXL_PREFER_IPV4,
+	MXL_PREFER_IPV6,
+};
+
 struct mxl_pool {
 	char *name;
 	struct mxl_source *sources;
@@ -116,6 +123,7 @@ struct mxl_config {
 	char *smtp_tls_CAfile;		/* CAs for verified TLS (MTA-STS) */
 	bool mta_sts;			/* RFC 8461 policies are applied */
 	int mta_sts_port;		/* HTTPS port of mta-sts.DOMAIN */
+	enum mxl_address_preference smtp_address_preference;
 	int minimal_backoff_time;
 	int maximal_backoff_time;
 	int maximal_queue_lifetime;
@@ -159,6 +167,8 @@ const struct mxl_provider *config_provider(const struct mxl_config *cfg,
 /* An IPv4 or IPv6 literal as a socket address (port 0); -1 if not one. */
 int config_source_addr(const char *text, struct sockaddr_storage *ss,
     socklen_t *len);
+/* "any", "ipv4", "ipv6" (any case) as the enum; -1 for anything else. */
+int config_address_preference(const char *text);
 /* Parses "20/s", "100/h"...; returns false if malformed. */
 bool config_parse_rate(const char *text, long *count, int *period);
 

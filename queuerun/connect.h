@@ -15,6 +15,13 @@
  *	come here at all: dns/dns.c connects its sockets with the system
  *	call directly, so a look-up never depends on what is armed.
  *
+ *	libESMTP 1.1 also takes its server as "host:port", cut at the first
+ *	colon, so an IPv6 address cannot be named to it. For an IPv6 peer
+ *	deliver.c names CONNECT_ARMED_HOST instead, and this file defines
+ *	getaddrinfo() as well: while a session is armed, that one name is
+ *	looked up as the armed peer's numeric address (AI_NUMERICHOST, no
+ *	query); every other name goes to the C library's getaddrinfo().
+ *
  *	The mechanism is checked by the test suite: the test MX records the
  *	peer address of every session, and the tests require the configured
  *	source addresses.
@@ -24,12 +31,16 @@
 
 #include <sys/socket.h>
 
+/* The server name that stands for the armed peer (see above). */
+#define CONNECT_ARMED_HOST "armed-peer.mxlane.invalid"
+
 /*
  * Arms the next connections (until connect_disarm()): bind to source
- * (NULL = let the kernel choose) and give up after timeout_s seconds.
+ * (NULL = let the kernel choose) and give up after timeout_s seconds;
+ * peer is the numeric address CONNECT_ARMED_HOST stands for, or NULL.
  */
 void connect_arm(const struct sockaddr *source, socklen_t source_len,
-    int timeout_s);
+    int timeout_s, const char *peer);
 void connect_disarm(void);
 /* Shuts down the socket of the current session (content unreadable). */
 void connect_abort_current(void);

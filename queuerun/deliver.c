@@ -572,6 +572,7 @@ event_cb(smtp_session_t session, int event, void *arg, ...)
 	case SMTP_EV_STARTTLS_OK: {
 		SSL *ssl = va_arg(ap, SSL *);
 		s->tls = true;
+		wire_tls_ready(ssl);
 		log_set_component("smtp");
 		log_info("%s TLS connection established to %s: %s with "
 		    "cipher %s", s->cfg->tls_policy != DLV_TLS_MAY &&
@@ -681,15 +682,10 @@ client_tls_ctx(void)
 		if (tls_ctx) {
 			SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
 			/*
-			 * libESMTP 1.1 waits on the socket, not on the TLS
-			 * layer: after a TLS 1.3 handshake the server's
-			 * session tickets and the EHLO reply can arrive
-			 * together, OpenSSL keeps the reply buffered after
-			 * returning only the tickets, and libESMTP sleeps on
-			 * an empty socket until its time-out. TLS 1.2 sends
-			 * its ticket inside the handshake.
+			 * Any version up to TLS 1.3: wire.c keeps libESMTP
+			 * from waiting on a TLS 1.3 server's session tickets
+			 * (wire_tls_ready()).
 			 */
-			SSL_CTX_set_max_proto_version(tls_ctx, TLS1_2_VERSION);
 		}
 	}
 	return tls_ctx;
@@ -896,11 +892,16 @@ run_session(struct session *s, const struct sockaddr_storage *addr,
 	dns_addr_string(addr, ip, sizeof(ip));
 	snprintf(s->relay, sizeof(s->relay), "%s[%s]:%d", s->host->name, ip,
 	    cfg->port);
-	snprintf(hostport, sizeof(hostport), "%s:%d", ip, cfg->port);
+	/* libESMTP cuts "host:port" at the first colon (connect.h). */
+	bool v6 = addr->ss_family == AF_INET6;
+	snprintf(hostport, sizeof(hostport), "%s:%d", v6 ? CONNECT_ARMED_HOST :
+	    ip, cfg->port);
 
+	const struct dlv_source *src = addr->ss_family == AF_INET6 ?
+	    &cfg->source6 : &cfg->source4;
 	smtp_session_t session = smtp_create_session();
 	smtp_set_server(session, hostport);
-	smtp_set_hostname(session, cfg->helo);
+	smtp_set_hostname(session, src->helo ? src->helo : cfg->helo);
 	smtp_set_eventcb(session, event_cb, s);
 	smtp_set_monitorcb(session, monitor_cb, s, 1);
 	set_timeouts(session, cfg);
@@ -953,7 +954,7 @@ run_session(struct session *s, const struct sockaddr_storage *addr,
 	s->tls = s->tls_attempted = s->ext_8bitmime_missing = false;
 	buf_reset(&s->last_reply);
 	buf_reset(&s->greeting);
-	connect_arm(cfg->source, cfg->source_len, cfg->connect_timeout);
+	connect_arm(src->sa, src->len, cfg->connect_timeout, v6 ? ip : NULL);
 	(void)smtp_start_session(session);
 	note_mail_reply(s);	/* before disarming forgets it */
 	connect_disarm();
@@ -1045,11 +1046,19 @@ deliver_to_hosts(const struct dlv_config *cfg, struct spool *sp,
 	s.done_ctx = ctx;
 	in_progress = cfg;
 	last_keepalive = mono_seconds();
+	size_t tried = 0, unsourced = 0;
 	for (size_t h = 0; h < nhosts; h++) {
 		s.host = &hosts[h];
 		for (size_t a = 0; a < hosts[h].naddrs; a++) {
 			if (deliver_stop || all_done(msgs, n))
 				goto out;
+			int fam = hosts[h].addrs[a].ss_family;
+			if (cfg->sourced && (fam == AF_INET6 ?
+			    cfg->source6.sa : cfg->source4.sa) == NULL) {
+				unsourced++;
+				continue;
+			}
+			tried++;
 			s.no_tls = false;
 			/*
 			 * Bounded: a second try at most, and a limited
@@ -1079,6 +1088,8 @@ out:
 		if (m->done)
 			continue;
 		const char *why = m->last_error ? m->last_error :
+		    tried == 0 && unsourced > 0 ? "no address of the MX hosts "
+		    "is of a family the source pool has an address of" :
 		    "no SMTP server could be reached";
 		enum dlv_outcome o = m->last_error_permanent ? DLV_BOUNCE :
 		    DLV_DEFER;

@@ -4,7 +4,8 @@
  * DESCRIPTION
  *	deliver_to_hosts() tries the destination's hosts in order (MX
  *	preference order, or the single relay host), each address of a
- *	host in turn, and sends every pending message over one connection
+ *	host in turn (but those of a family with no source when a pool
+ *	gives the sources: cfg->sourced), and sends every pending message over one connection
  *	per address, pipelined where the server offers PIPELINING. It moves
  *	on to the next address when it cannot connect, when the server
  *	greets with a 4xx or 5xx, or when a message meets a 4xx to the whole
@@ -98,6 +99,13 @@ enum dlv_tls_policy {
 	DLV_TLS_VERIFY,		/* MTA-STS enforce: verified TLS or nothing */
 };
 
+/* Where a connection of one address family leaves from. */
+struct dlv_source {
+	const struct sockaddr *sa;	/* NULL: none (the kernel picks) */
+	socklen_t len;
+	const char *helo;		/* NULL: the config's helo */
+};
+
 struct dlv_config {
 	const char *helo;
 	int port;
@@ -107,8 +115,13 @@ struct dlv_config {
 	const char *policy;		/* "MTA-STS policy of D (mode enforce)" */
 	int connect_timeout, helo_timeout, mail_timeout;
 	int data_init_timeout, data_xfer_timeout, data_done_timeout;
-	const struct sockaddr *source;	/* bind connections here, or NULL */
-	socklen_t source_len;
+	/*
+	 * Connections to an IPv4 address are bound to source4, to an IPv6
+	 * one to source6. sourced (a pool): an address of a family with no
+	 * source is not tried at all.
+	 */
+	struct dlv_source source4, source6;
+	bool sourced;
 	/*
 	 * Called now and then while a session is in progress (at most
 	 * every keepalive_interval seconds, from libESMTP's callbacks):

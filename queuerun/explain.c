@@ -10,6 +10,7 @@
 #include "queuerun/explain.h"
 
 #include <pwd.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
@@ -21,12 +22,25 @@
 #include "lib/log.h"
 #include "spool/spool.h"
 
+static const char *
+family_name(int family)
+{
+	return family == AF_INET6 ? "IPv6" : "IPv4";
+}
+
+static const char *const preference_text[] = {
+	"any: random order among hosts of equal MX preference",
+	"ipv4 first among hosts of equal MX preference",
+	"ipv6 first among hosts of equal MX preference",
+};
+
 /* The hosts in the order delivery tries them, or why there are none. */
 static void
-print_hosts(FILE *out, const struct nexthop *nh)
+print_hosts(FILE *out, const struct mxl_config *cfg, const struct nexthop *nh)
 {
 	bool by_mx = nh->via == NEXTHOP_MX || (nh->via == NEXTHOP_RELAY &&
 	    !nh->provider->relay_no_mx);
+	bool fams[2] = {false, false};
 
 	if (nh->via == NEXTHOP_RELAY)
 		fprintf(out, "  relay: %s (%s)\n", nh->provider->relay, by_mx ?
@@ -45,11 +59,33 @@ print_hosts(FILE *out, const struct nexthop *nh)
 			fprintf(out, " (preference %d)", host->preference);
 		for (size_t a = 0; a < host->naddrs; a++) {
 			char ip[64];
+			int fam = host->addrs[a].ss_family;
 			dns_addr_string(&host->addrs[a], ip, sizeof(ip));
 			fprintf(out, "%s%s", a ? ", " : " ", ip);
+			if (!nexthop_family_usable(nh, fam))
+				fprintf(out, " (not tried: pool %s has no %s "
+				    "source)", nh->pool->name,
+				    family_name(fam));
+			fams[fam == AF_INET6] = true;
 		}
 		fputc('\n', out);
 	}
+	if (fams[0] && fams[1])
+		fprintf(out, "  address order: smtp_address_preference = %s\n",
+		    preference_text[cfg->smtp_address_preference]);
+}
+
+static void
+print_source(FILE *out, const struct mxl_pool *pool, int index,
+    const char *label, int family)
+{
+	if (index < 0)
+		return;
+	fprintf(out, "  %s %s (helo %s), next by weighted round robin",
+	    label, pool->sources[index].address, pool->sources[index].helo);
+	if (family != AF_UNSPEC)
+		fprintf(out, ", for the %s addresses", family_name(family));
+	fputc('\n', out);
 }
 
 /* The MTA-STS policy in force, what it allows, and why. */
@@ -106,14 +142,31 @@ print_pool(FILE *out, struct spool *sp, const struct nexthop *nh)
 		    s->weight, s->enabled ? "" : " disabled");
 	}
 	fputc('\n', out);
-	int next = nexthop_next_source(sp, nh);
-	if (next >= 0)
-		fprintf(out, "  source: %s (helo %s), next by weighted round "
-		    "robin\n", pool->sources[next].address,
-		    pool->sources[next].helo);
-	else
-		fprintf(out, "  source: none enabled: mail for this pool "
-		    "waits\n");
+	/* As send_group() in job.c chooses. */
+	int fam = nexthop_first_family(nh);
+	if (fam == AF_UNSPEC) {
+		int next = nexthop_next_source(sp, nh);
+		if (next >= 0 && nh->status == DNS_OK)
+			fprintf(out, "  source: none of the pool's families: "
+			    "mail would be deferred\n");
+		else if (next >= 0)
+			print_source(out, pool, next, "source:", AF_UNSPEC);
+		else
+			fprintf(out, "  source: none enabled: mail for this "
+			    "pool waits\n");
+		return;
+	}
+	int other = fam == AF_INET ? AF_INET6 : AF_INET;
+	bool has_other = false;
+	for (size_t h = 0; h < nh->hosts.nhosts; h++)
+		for (size_t a = 0; a < nh->hosts.hosts[h].naddrs; a++)
+			if (nh->hosts.hosts[h].addrs[a].ss_family == other)
+				has_other = true;
+	print_source(out, pool, nexthop_next_source_family(sp, nh, fam),
+	    "source:", has_other ? fam : AF_UNSPEC);
+	if (has_other)
+		print_source(out, pool, nexthop_next_source_family(sp, nh,
+		    other), "source:", other);
 }
 
 static int
@@ -143,7 +196,7 @@ explain_one(const struct mxl_config *cfg, struct spool *sp,
 	nexthop_set_lane(cfg, &nh, config_lane(cfg, lane));
 	fprintf(out, "  provider: %s (%s)\n", nh.provider ? nh.provider->name :
 	    "none", nh.provider_why);
-	print_hosts(out, &nh);
+	print_hosts(out, cfg, &nh);
 	print_mta_sts(out, cfg, &nh);
 	print_pool(out, sp, &nh);
 	char text[256];

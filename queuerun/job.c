@@ -529,15 +529,28 @@ renew_claims(struct job_context *jc, struct txn **list, size_t n)
 	free(refs);
 }
 
+static void
+set_source(struct dlv_config *dcfg, const struct mxl_source *src)
+{
+	struct dlv_source *to = src->sa.ss_family == AF_INET6 ?
+	    &dcfg->source6 : &dcfg->source4;
+
+	to->sa = (const struct sockaddr *)&src->sa;
+	to->len = src->sa_len;
+	to->helo = src->helo;
+}
+
 /*
  * One connection from src with as many of list as its throttle allows
- * now. Returns how many were handed to it (0: the throttle said wait,
- * *retry_ms tells until when).
+ * now; other, when not NULL, is the source of the other address family,
+ * for the addresses of that family (the connection is counted and
+ * throttled as src's). Returns how many were handed to it (0: the
+ * throttle said wait, *retry_ms tells until when).
  */
 static size_t
 send_one_connection(struct job_context *jc, const struct nexthop *nh,
-    const struct mxl_source *src, struct txn **list, size_t n,
-    int64_t *retry_ms)
+    const struct mxl_source *src, const struct mxl_source *other,
+    struct txn **list, size_t n, int64_t *retry_ms)
 {
 	struct spool_throttle_limits tl = {nh->limits.concurrency,
 	    nh->limits.rate_count, nh->limits.rate_period, nh->limits.delay_ms};
@@ -583,11 +596,11 @@ send_one_connection(struct job_context *jc, const struct nexthop *nh,
 	dcfg.keepalive_ctx = jc;
 	dcfg.keepalive_interval = jc->cfg->delivery_lease_time / 3 > 1 ?
 	    jc->cfg->delivery_lease_time / 3 : 1;
-	if (src) {
-		dcfg.source = (const struct sockaddr *)&src->sa;
-		dcfg.source_len = src->sa_len;
-		dcfg.helo = src->helo;
-	}
+	dcfg.sourced = nh->pool != NULL;
+	if (src)
+		set_source(&dcfg, src);
+	if (other)
+		set_source(&dcfg, other);
 	renew_claims(jc, list, (size_t)grant.granted);
 	struct dlv_msg **ptrs = xcalloc((size_t)grant.granted, sizeof(*ptrs));
 	size_t nptrs = 0;
@@ -693,6 +706,15 @@ static void
 send_group(struct job_context *jc, const struct nexthop *nh, struct txn *txns,
     size_t n)
 {
+	/*
+	 * The source is chosen, by weighted round robin, among those of the
+	 * family tried first; the other family's addresses, if any, leave
+	 * from the next source of that family. With no address the pool
+	 * can send to, any source: delivery then says why nothing was
+	 * tried.
+	 */
+	int fam = nexthop_first_family(nh);
+	int other_fam = fam == AF_INET ? AF_INET6 : AF_INET;
 	struct txn **list = xcalloc(n + 1, sizeof(*list));
 	size_t next = 0;
 	int64_t paced_ms = 0;
@@ -700,7 +722,10 @@ send_group(struct job_context *jc, const struct nexthop *nh, struct txn *txns,
 	for (size_t i = 0; i < n; i++)
 		list[i] = &txns[i];
 	while (next < n) {
-		int si = nexthop_next_source(jc->sp, nh);
+		int si = fam == AF_UNSPEC ? nexthop_next_source(jc->sp, nh) :
+		    nexthop_next_source_family(jc->sp, nh, fam);
+		int so = fam == AF_UNSPEC ? -1 :
+		    nexthop_next_source_family(jc->sp, nh, other_fam);
 		if (nh->pool && si < 0) {
 			/* Every source switched off: the mail waits for one. */
 			release_list(jc, list + next, n - next,
@@ -717,7 +742,8 @@ send_group(struct job_context *jc, const struct nexthop *nh, struct txn *txns,
 		int64_t retry_ms = 0;
 		size_t sent = 0;
 		if (!stop_requested)
-			sent = send_one_connection(jc, nh, src, list + next,
+			sent = send_one_connection(jc, nh, src, so >= 0 ?
+			    &nh->pool->sources[so] : NULL, list + next,
 			    n - next, &retry_ms);
 		/*
 		 * Mail back from a booking, and the throttle frees a delivery

@@ -22,11 +22,18 @@
 #include "lib/util.h"
 #include "route/route.h"
 
-/* A domain literal "[192.0.2.1]" is its own single host. */
+/*
+ * A domain literal is its own single host: "[192.0.2.1]", or
+ * "[IPv6:2001:db8::1]" (RFC 5321 section 4.1.3; the tag in any case).
+ * A relay's "[2001:db8::1]" has no tag: bare_ipv6 allows that.
+ */
 static enum dns_status
-literal_host(const char *domain, struct dns_mx *mx, char *err, size_t errlen)
+literal_host(const char *domain, bool bare_ipv6, struct dns_mx *mx,
+    char *err, size_t errlen)
 {
 	size_t len = strlen(domain);
+	struct sockaddr_storage ss;
+	socklen_t sslen;
 	char ip[64];
 
 	if (len < 3 || len - 2 >= sizeof(ip) || domain[len - 1] != ']') {
@@ -35,10 +42,21 @@ literal_host(const char *domain, struct dns_mx *mx, char *err, size_t errlen)
 	}
 	memcpy(ip, domain + 1, len - 2);
 	ip[len - 2] = '\0';
-	struct sockaddr_in sin;
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	if (inet_pton(AF_INET, ip, &sin.sin_addr) != 1) {
+	const char *text = ip;
+	bool tagged = strncasecmp(ip, "IPv6:", 5) == 0;
+	if (tagged)
+		text = ip + 5;
+	memset(&ss, 0, sizeof(ss));
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	if (!tagged && inet_pton(AF_INET, text, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sslen = sizeof(*sin);
+	} else if ((tagged || bare_ipv6) &&
+	    inet_pton(AF_INET6, text, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sslen = sizeof(*sin6);
+	} else {
 		snprintf(err, errlen, "unsupported address literal %s",
 		    domain);
 		return DNS_PERMFAIL;
@@ -46,10 +64,10 @@ literal_host(const char *domain, struct dns_mx *mx, char *err, size_t errlen)
 	mx->hosts = xcalloc(1, sizeof(*mx->hosts));
 	mx->nhosts = 1;
 	mx->implicit = true;
-	mx->hosts[0].name = xstrdup(ip);
+	mx->hosts[0].name = xstrdup(text);
 	mx->hosts[0].preference = -1;
-	memcpy(&mx->hosts[0].addrs[0], &sin, sizeof(sin));
-	mx->hosts[0].addr_lens[0] = sizeof(sin);
+	memcpy(&mx->hosts[0].addrs[0], &ss, sslen);
+	mx->hosts[0].addr_lens[0] = sslen;
 	mx->hosts[0].naddrs = 1;
 	return DNS_OK;
 }
@@ -113,7 +131,7 @@ cached_mx(const struct dns_resolver *dns, const char *domain,
 		if (e->expires < slot->expires)
 			slot = e;	/* the oldest, or an empty one */
 	}
-	enum dns_status st = dns_find_mx(dns, domain, false, mx, err, errlen);
+	enum dns_status st = dns_find_mx(dns, domain, true, mx, err, errlen);
 	free(slot->domain);
 	dns_mx_free(&slot->mx);
 	slot->domain = xstrdup(domain);
@@ -130,15 +148,15 @@ relay_hosts(const struct dns_resolver *dns, const struct mxl_provider *p,
     struct dns_mx *mx, char *err, size_t errlen)
 {
 	if (!p->relay_no_mx)
-		return dns_find_mx(dns, p->relay_host, false, mx, err, errlen);
+		return dns_find_mx(dns, p->relay_host, true, mx, err, errlen);
 	char literal[300];
 	snprintf(literal, sizeof(literal), "[%s]", p->relay_host);
-	if (literal_host(literal, mx, err, errlen) == DNS_OK)
+	if (literal_host(literal, true, mx, err, errlen) == DNS_OK)
 		return DNS_OK;
 	mx->hosts = xcalloc(1, sizeof(*mx->hosts));
 	mx->nhosts = 1;
 	mx->implicit = true;
-	enum dns_status st = dns_find_addrs(dns, p->relay_host, false,
+	enum dns_status st = dns_find_addrs(dns, p->relay_host, true,
 	    &mx->hosts[0], err, errlen);
 	if (st != DNS_OK)
 		dns_mx_free(mx);
@@ -157,10 +175,89 @@ domain_hosts(const struct dns_resolver *dns, const char *domain,
 	}
 	if (domain[0] == '[') {
 		nh->via = NEXTHOP_LITERAL;
-		return literal_host(domain, &nh->hosts, nh->err,
+		return literal_host(domain, false, &nh->hosts, nh->err,
 		    sizeof(nh->err));
 	}
 	return cached_mx(dns, domain, &nh->hosts, nh->err, sizeof(nh->err));
+}
+
+/* One address to try, for order_addresses(). */
+struct try_addr {
+	size_t host;			/* index in the look-up's order */
+	size_t addr;
+	size_t group;			/* hosts of one MX preference */
+	int rank;			/* 0: the preferred family */
+	uint32_t key;			/* random, or the look-up's order */
+};
+
+static int
+try_cmp(const void *a, const void *b)
+{
+	const struct try_addr *x = a, *y = b;
+
+	if (x->group != y->group)
+		return x->group < y->group ? -1 : 1;
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return 0;
+}
+
+/*
+ * smtp_address_preference, as Postfix applies it: among the addresses
+ * of the hosts of one MX preference, those of the preferred family
+ * first, each family in the look-up's order; with "any", all of them
+ * in random order. A host whose addresses are no longer together is
+ * split into several entries of the same name, so that the list is the
+ * order delivery tries, as route prints it.
+ */
+static void
+order_addresses(struct dns_mx *mx, enum mxl_address_preference pref)
+{
+	size_t total = 0, k = 0, group = 0;
+
+	for (size_t h = 0; h < mx->nhosts; h++)
+		total += mx->hosts[h].naddrs;
+	if (total < 2)
+		return;
+	struct try_addr *t = xcalloc(total, sizeof(*t));
+	for (size_t h = 0; h < mx->nhosts; h++) {
+		const struct dns_host *host = &mx->hosts[h];
+		if (h > 0 && host->preference != mx->hosts[h - 1].preference)
+			group++;
+		for (size_t a = 0; a < host->naddrs; a++, k++) {
+			int fam = host->addrs[a].ss_family;
+			t[k].host = h;
+			t[k].addr = a;
+			t[k].group = group;
+			t[k].rank = pref == MXL_PREFER_IPV4 ? fam != AF_INET :
+			    pref == MXL_PREFER_IPV6 ? fam != AF_INET6 : 0;
+			t[k].key = pref == MXL_PREFER_ANY ? arc4random() :
+			    (uint32_t)k;
+		}
+	}
+	qsort(t, total, sizeof(*t), try_cmp);
+	struct dns_host *hosts = xcalloc(total, sizeof(*hosts));
+	size_t n = 0;
+	for (k = 0; k < total; k++) {
+		const struct dns_host *from = &mx->hosts[t[k].host];
+		if (k == 0 || t[k].host != t[k - 1].host) {
+			hosts[n].name = xstrdup(from->name);
+			hosts[n].preference = from->preference;
+			n++;
+		}
+		struct dns_host *to = &hosts[n - 1];
+		to->addrs[to->naddrs] = from->addrs[t[k].addr];
+		to->addr_lens[to->naddrs] = from->addr_lens[t[k].addr];
+		to->naddrs++;
+	}
+	bool implicit = mx->implicit;
+	dns_mx_free(mx);
+	mx->hosts = hosts;
+	mx->nhosts = n;
+	mx->implicit = implicit;
+	free(t);
 }
 
 void
@@ -178,9 +275,13 @@ nexthop_find(const struct mxl_config *cfg, const struct dns_resolver *dns,
 		    nh->err, sizeof(nh->err));
 		if (nh->provider->relay_port)
 			nh->port = nh->provider->relay_port;
+		if (nh->status == DNS_OK)
+			order_addresses(&nh->hosts, cfg->smtp_address_preference);
 		return;
 	}
 	nh->status = domain_hosts(dns, domain, nh);
+	if (nh->status == DNS_OK)
+		order_addresses(&nh->hosts, cfg->smtp_address_preference);
 	if (nh->provider)
 		return;
 	/* An implicit MX's name is the domain's own: nothing to match. */
@@ -264,6 +365,13 @@ sent_key(const struct mxl_pool *pool, const struct mxl_source *s, char *key,
 int
 nexthop_next_source(struct spool *sp, const struct nexthop *nh)
 {
+	return nexthop_next_source_family(sp, nh, AF_UNSPEC);
+}
+
+int
+nexthop_next_source_family(struct spool *sp, const struct nexthop *nh,
+    int family)
+{
 	const struct mxl_pool *pool = nh->pool;
 
 	if (pool == NULL)
@@ -279,9 +387,21 @@ nexthop_next_source(struct spool *sp, const struct nexthop *nh)
 		    SPOOL_OK)
 			sent[i] = 0;
 	}
-	int best = route_choose_source(pool, sent);
+	int best = route_choose_source_family(pool, sent, family);
 	free(sent);
 	return best;
+}
+
+bool
+nexthop_family_usable(const struct nexthop *nh, int family)
+{
+	if (nh->pool == NULL)
+		return true;
+	for (size_t i = 0; i < nh->pool->nsources; i++)
+		if (nh->pool->sources[i].enabled &&
+		    nh->pool->sources[i].sa.ss_family == family)
+			return true;
+	return false;
 }
 
 void
@@ -295,4 +415,18 @@ nexthop_count_sent(struct spool *sp, const struct nexthop *nh, int source,
 		return;
 	sent_key(nh->pool, &nh->pool->sources[source], key, sizeof(key));
 	(void)spool_counter_take(sp, key, count, &before);
+}
+
+int
+nexthop_first_family(const struct nexthop *nh)
+{
+	if (nh->status != DNS_OK)
+		return AF_UNSPEC;
+	for (size_t h = 0; h < nh->hosts.nhosts; h++)
+		for (size_t a = 0; a < nh->hosts.hosts[h].naddrs; a++) {
+			int fam = nh->hosts.hosts[h].addrs[a].ss_family;
+			if (nexthop_family_usable(nh, fam))
+				return fam;
+		}
+	return AF_UNSPEC;
 }

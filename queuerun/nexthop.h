@@ -12,14 +12,19 @@
  *
  *	nexthop_find() decides what depends on the recipient domain only:
  *	  - the hosts to try, in order, and the port:
- *	    a domain literal "[192.0.2.1]" is that one host, with no
- *	    look-up (IPv4 only: any other literal bounces);
+ *	    a domain literal "[192.0.2.1]" or "[IPv6:2001:db8::1]" is that
+ *	    one host, with no look-up (any other literal bounces);
  *	    a domain listed by a provider that has a relay goes to the
- *	    relay: "[host]" or "[address]" is that host alone (its A
- *	    records, no MX look-up), a bare "host" its MX hosts, on the
- *	    relay's port, else smtp_port;
- *	    any other domain goes to its MX hosts (dns_find_mx()) on
- *	    smtp_port; these answers, failures included, are kept for a
+ *	    relay: "[host]" or "[address]" (IPv4 or IPv6) is that host
+ *	    alone (its A and AAAA records, no MX look-up), a bare "host"
+ *	    its MX hosts, on the relay's port, else smtp_port;
+ *	    any other domain goes to its MX hosts (dns_find_mx(), A and
+ *	    AAAA records) on smtp_port;
+ *	    the addresses are then put in the order to try them by
+ *	    smtp_address_preference, as Postfix does: among hosts of
+ *	    equal MX preference, "ipv4" or "ipv6" puts that family first,
+ *	    "any" (the default) shuffles them (a host may then appear
+ *	    more than once in hosts, each time with some of its addresses); these answers, failures included, are kept for a
  *	    minute, since a batch claimed in due order visits the same
  *	    domains again and again (relay look-ups are not kept).
  *	    A look-up that fails is part of the decision: status says
@@ -47,7 +52,10 @@
  *	why (route_pool()), and the limits (route_limits()).
  *
  *	nexthop_next_source() names the pool source the next connection
- *	leaves from, by weighted round robin (route_choose_source()) over
+ *	leaves from (nexthop_next_source_family(): among the sources of
+ *	one address family, since a connection to an IPv6 host leaves from
+ *	an IPv6 source; a pool without a source of a family has the
+ *	addresses of that family skipped, nexthop_family_usable()), by weighted round robin (route_choose_source()) over
  *	what each source has sent; nexthop_count_sent() adds a connection's
  *	transactions to those counts (reserved when it starts). The counts live in the spool, so the
  *	weights hold across runners, passes and processes, and route names
@@ -109,6 +117,19 @@ void nexthop_free(struct nexthop *nh);
  * (nothing counted yet).
  */
 int nexthop_next_source(struct spool *sp, const struct nexthop *nh);
+/* The same among the enabled sources of family (AF_INET, AF_INET6). */
+int nexthop_next_source_family(struct spool *sp, const struct nexthop *nh,
+    int family);
+/*
+ * Whether addresses of family may be tried: there is no pool (the
+ * kernel picks the source), or it has an enabled source of that family.
+ */
+bool nexthop_family_usable(const struct nexthop *nh, int family);
+/*
+ * The family of the first address that will be tried, whose source the
+ * connection is counted and throttled as; AF_UNSPEC when none can be.
+ */
+int nexthop_first_family(const struct nexthop *nh);
 /*
  * Counts count transactions sent from nh->pool->sources[source]. A
  * connection counts what it plans to send as soon as its source is

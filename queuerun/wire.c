@@ -11,6 +11,9 @@
 #include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <string.h>
@@ -30,6 +33,7 @@ static struct {
 	bool tls;		/* STARTTLS sent: plain I/O is TLS records */
 	bool content;		/* libESMTP is writing a message's content */
 	int dot;		/* progress through "\r\n.\r\n" */
+	SSL *ssl;		/* handshake done: poll() asks this */
 	bool drop;		/* dropping libESMTP's generated fields */
 	int dropped;		/* octets dropped so far */
 	int blank;		/* progress through "\r\n\r\n" */
@@ -58,6 +62,13 @@ wire_drop_generated_header(void)
 	w.blank = 0;
 	w.content = true;
 	w.dot = 0;
+}
+
+void
+wire_tls_ready(SSL *ssl)
+{
+	if (w.fd >= 0 && ssl != NULL && SSL_get_fd(ssl) == w.fd)
+		w.ssl = ssl;
 }
 
 bool
@@ -404,22 +415,21 @@ SSL_read(SSL *ssl, void *buf, int num)
 /*
  * libESMTP polls before it reads: the socket must look readable while
  * pipeline.c has a reply of ours for it, which the server never sent.
+ * Returns how many descriptors are ready then, or -2 when there is no
+ * such reply (poll as usual).
  */
-int
-poll(struct pollfd *fds, nfds_t nfds, int timeout)
+static int
+poll_for_pipeline(int (*fn)(struct pollfd *, nfds_t, int),
+    struct pollfd *fds, nfds_t nfds)
 {
-	static int (*fn)(struct pollfd *, nfds_t, int);
 	bool ready = false;
 
-	if (fn == NULL)
-		fn = (int (*)(struct pollfd *, nfds_t, int))dlsym(RTLD_NEXT,
-		    "poll");
 	if (w.fd >= 0 && pipeline_readable())
 		for (nfds_t i = 0; i < nfds; i++)
 			if (fds[i].fd == w.fd && (fds[i].events & POLLIN))
 				ready = true;
 	if (!ready)
-		return fn(fds, nfds, timeout);
+		return -2;
 	if (fn(fds, nfds, 0) < 0)
 		for (nfds_t i = 0; i < nfds; i++)
 			fds[i].revents = 0;
@@ -431,4 +441,80 @@ poll(struct pollfd *fds, nfds_t nfds, int timeout)
 			n++;
 	}
 	return n;
+}
+
+/*
+ * Whether the session's TLS layer has something for SSL_read(): data,
+ * or an end or error it must report. Processes the records that are
+ * there without waiting for more (libESMTP keeps the socket
+ * non-blocking; a blocking one is not touched).
+ */
+static bool
+tls_readable(void)
+{
+	char c;
+
+	if (SSL_pending(w.ssl) > 0)
+		return true;
+	int flags = fcntl(w.fd, F_GETFL);
+	if (flags == -1 || (flags & O_NONBLOCK) == 0 ||
+	    !SSL_is_init_finished(w.ssl) || SSL_get_shutdown(w.ssl) != 0)
+		return true;
+	int n = SSL_peek(w.ssl, &c, 1);
+	if (n > 0)
+		return true;
+	int err = SSL_get_error(w.ssl, n);
+	/* SSL_read() meets an end or an error again, with a clean queue. */
+	ERR_clear_error();
+	return err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE;
+}
+
+/* Takes POLLIN out for the session's socket when TLS has nothing. */
+static int
+hide_records(struct pollfd *fds, nfds_t nfds)
+{
+	int ready = 0;
+
+	for (nfds_t i = 0; i < nfds; i++) {
+		if (fds[i].fd == w.fd && (fds[i].revents & POLLIN) &&
+		    !(fds[i].revents & (POLLERR | POLLHUP)) && !tls_readable())
+			fds[i].revents &= ~POLLIN;
+		if (fds[i].revents != 0)
+			ready++;
+	}
+	return ready;
+}
+
+/*
+ * The one poll() of the process: for the session's socket it answers
+ * for pipeline.c's replies first, then, once TLS is up, says readable
+ * only when TLS has data (see tls_readable()).
+ */
+int
+poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+	static int (*fn)(struct pollfd *, nfds_t, int);
+
+	if (fn == NULL)
+		fn = (int (*)(struct pollfd *, nfds_t, int))dlsym(RTLD_NEXT,
+		    "poll");
+	int ours_now = poll_for_pipeline(fn, fds, nfds);
+	if (ours_now != -2)
+		return ours_now;
+	if (w.ssl == NULL)
+		return fn(fds, nfds, timeout);
+	long long deadline = timeout > 0 ? mono_ms() + timeout : 0;
+	for (;;) {
+		int n = fn(fds, nfds, timeout);
+		if (n <= 0 || (n = hide_records(fds, nfds)) > 0)
+			return n;
+		if (timeout > 0) {
+			long long left = deadline - mono_ms();
+			if (left <= 0)
+				return 0;
+			timeout = left > INT_MAX ? INT_MAX : (int)left;
+		} else if (timeout == 0) {
+			return 0;
+		}
+	}
 }

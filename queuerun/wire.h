@@ -33,6 +33,24 @@
  *	  with them all the same, which needs poll() defined here too.
  *	  wire_mail_pipelined() and wire_mail_reply() tell deliver.c what
  *	  the server really said to the MAIL, since libESMTP believes 250.
+ *	- It waits for a reply by polling the socket, and when one poll()
+ *	  says the socket is both readable and writable it reads first,
+ *	  before it has flushed the command the reply is for. Over TCP or
+ *	  TLS 1.2 nothing is readable before the command goes out. Over
+ *	  TLS 1.3 a server may send its session tickets (handshake
+ *	  records, no application data) after the handshake, and OpenSSL's
+ *	  servers do so at once: after STARTTLS the socket is readable
+ *	  while EHLO still sits in libESMTP's buffer, SSL_read() takes the
+ *	  tickets and then waits for a reply to a command never sent, until
+ *	  the time-out (the deadlock that once made mxlane cap TLS at 1.2).
+ *	  poll() is therefore defined here too: on the armed socket, once
+ *	  the TLS handshake is done (wire_tls_ready()), readable means
+ *	  "application data to read", as libESMTP assumes. When the socket
+ *	  is readable, the records waiting are processed without blocking
+ *	  (SSL_peek()); if they were only tickets (or a key update), POLLIN
+ *	  is taken out of the result, and poll() goes on waiting, within the
+ *	  caller's time-out, when nothing else is left to report. An end of
+ *	  file or an error is reported as readable, for SSL_read() to find.
  *
  *	Plain read() and write() are left alone once STARTTLS has been
  *	sent: from then on the socket carries TLS records, and the same
@@ -43,6 +61,8 @@
 
 #include <stdbool.h>
 
+struct ssl_st;
+
 /* The armed session's socket, from connect(); -1 detaches. */
 void wire_attach(int fd);
 /*
@@ -50,6 +70,11 @@ void wire_attach(int fd);
  * are libESMTP's own header fields: they never reach the server.
  */
 void wire_drop_generated_header(void);
+/*
+ * The STARTTLS handshake of the armed session is done: poll() on its
+ * socket now reports ssl's application data, not the socket's.
+ */
+void wire_tls_ready(struct ssl_st *ssl);
 /* The last EHLO reply on this connection listed 8BITMIME. */
 bool wire_ehlo_8bitmime(void);
 /* The server offered CHUNKING and was told otherwise. */

@@ -8,6 +8,7 @@
 #include "route/route.h"
 
 #include <fnmatch.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,13 +209,21 @@ route_limits(const struct mxl_lane *lane, const struct mxl_provider *provider)
 	return none;
 }
 
+/* An enabled source of the family (AF_UNSPEC: of either). */
+static bool
+usable(const struct mxl_source *s, int family)
+{
+	return s->enabled && (family == AF_UNSPEC ||
+	    s->sa.ss_family == family);
+}
+
 static long
-pool_weight(const struct mxl_pool *pool)
+pool_weight(const struct mxl_pool *pool, int family)
 {
 	long total = 0;
 
 	for (size_t i = 0; pool && i < pool->nsources; i++)
-		if (pool->sources[i].enabled)
+		if (usable(&pool->sources[i], family))
 			total += pool->sources[i].weight;
 	return total;
 }
@@ -230,7 +239,14 @@ pool_weight(const struct mxl_pool *pool)
 int
 route_choose_source(const struct mxl_pool *pool, const uint64_t *sent)
 {
-	long total = pool_weight(pool);
+	return route_choose_source_family(pool, sent, AF_UNSPEC);
+}
+
+int
+route_choose_source_family(const struct mxl_pool *pool, const uint64_t *sent,
+    int family)
+{
+	long total = pool_weight(pool, family);
 	uint64_t all = 0;
 	int best = -1;
 	double best_deficit = 0;
@@ -238,11 +254,11 @@ route_choose_source(const struct mxl_pool *pool, const uint64_t *sent)
 	if (total == 0)
 		return -1;
 	for (size_t i = 0; i < pool->nsources; i++)
-		if (pool->sources[i].enabled)
+		if (usable(&pool->sources[i], family))
 			all += sent[i];
 	for (size_t i = 0; i < pool->nsources; i++) {
 		const struct mxl_source *s = &pool->sources[i];
-		if (!s->enabled)
+		if (!usable(s, family))
 			continue;
 		double deficit = (double)s->weight * (double)(all + 1) /
 		    (double)total - (double)sent[i];

@@ -45,6 +45,10 @@
  *	When that source is at its limit the mail waits for it rather than
  *	spilling onto another: the weights are the shares each address gets,
  *	which is how a new address is warmed up.
+ *	route_choose_source_family() does the same among the sources of one
+ *	address family (AF_INET, AF_INET6), which share the family's
+ *	traffic by their weights: a connection to an IPv6 host leaves from
+ *	an IPv6 source.
  */
 #ifndef MXLANE_ROUTE_H
 #define MXLANE_ROUTE_H
@@ -90,6 +94,9 @@ struct mxl_limits route_limits(const struct mxl_lane *lane,
  * sent[i] is what pool->sources[i] has sent (read for enabled ones only).
  */
 int route_choose_source(const struct mxl_pool *pool, const uint64_t *sent);
+/* The same among the sources of family only; AF_UNSPEC: all of them. */
+int route_choose_source_family(const struct mxl_pool *pool,
+    const uint64_t *sent, int family);
 
 /* "concurrency 4, rate 20/s, ..." or "none". */
 void route_limits_text(const struct mxl_limits *l, char *out, size_t len);

@@ -6,6 +6,7 @@
  * test_dns and, through delivery and route, by the integration tests).
  */
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -62,6 +63,31 @@ test_literal(const struct mxl_config *cfg, const struct dns_resolver *dns)
 	CHECK(nh.provider && strcmp(nh.provider->name, "therest") == 0);
 	CHECK_STR(nh.provider_why, "no domain or MX match: therest");
 	nexthop_free(&nh);
+
+	/* RFC 5321 IPv6 literals; the spool keeps the tag in lower case. */
+	const char *v6[] = {"[ipv6:2001:db8::1]", "[IPv6:2001:DB8::1]"};
+	for (size_t i = 0; i < 2; i++) {
+		nexthop_find(cfg, dns, v6[i], &nh);
+		CHECK_INT(nh.via, NEXTHOP_LITERAL);
+		CHECK_INT(nh.status, DNS_OK);
+		CHECK_INT(nh.hosts.nhosts, 1);
+		if (nh.hosts.nhosts == 1) {
+			char ip[64];
+			CHECK_INT(nh.hosts.hosts[0].addrs[0].ss_family,
+			    AF_INET6);
+			dns_addr_string(&nh.hosts.hosts[0].addrs[0], ip,
+			    sizeof(ip));
+			CHECK_STR(ip, "2001:db8::1");
+		}
+		nexthop_free(&nh);
+	}
+	/* Untagged IPv6, tagged IPv4: not literals RFC 5321 knows. */
+	const char *bad[] = {"[2001:db8::1]", "[IPv6:192.0.2.1]"};
+	for (size_t i = 0; i < 2; i++) {
+		nexthop_find(cfg, dns, bad[i], &nh);
+		CHECK_INT(nh.status, DNS_PERMFAIL);
+		nexthop_free(&nh);
+	}
 
 	nexthop_find(cfg, dns, "[1.2.3]", &nh);
 	CHECK_INT(nh.status, DNS_PERMFAIL);

@@ -3,7 +3,9 @@
  * robin, from a configuration like the issue's sample. route/ is pure
  * policy: MX names and sent counts are handed in, nothing is fetched.
  */
+#include <netinet/in.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -209,6 +211,22 @@ test_round_robin(const struct mxl_config *cfg)
 	struct mxl_pool dark = {"dark", &off, 1};
 	uint64_t none[1] = {0};
 	CHECK_INT(route_choose_source(&dark, none), -1);
+	/* By family: the gmail pool has IPv4 sources only. */
+	uint64_t zero[3] = {0, 0, 0};
+	CHECK_INT(route_choose_source_family(pool, zero, AF_INET), 0);
+	CHECK_INT(route_choose_source_family(pool, zero, AF_INET6), -1);
+	/* A mixed pool: each family by its own weights. */
+	struct mxl_source mixed[3] = {pool->sources[0], pool->sources[1],
+	    pool->sources[1]};
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&mixed[2].sa;
+	memset(&mixed[2].sa, 0, sizeof(mixed[2].sa));
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_addr = in6addr_loopback;
+	struct mxl_pool both = {"both", mixed, 3};
+	uint64_t counts[3] = {0, 1000, 5};
+	CHECK_INT(route_choose_source_family(&both, counts, AF_INET6), 2);
+	CHECK_INT(route_choose_source_family(&both, counts, AF_INET), 0);
+	CHECK_INT(route_choose_source_family(&both, counts, AF_UNSPEC), 0);
 }
 
 int
