@@ -56,6 +56,7 @@
 #define RESOLVE_BATCH	16	/* domains a worker resolves at once */
 #define TICK_MS		250	/* how often priority mail is looked for */
 #define PICKUP_MOST	1000	/* maildrop files picked up per tick */
+#define URGENT_MAX	64	/* priority ids kept from the doorbell */
 #define FINISH_EVERY_MS	500	/* finished messages removed this often */
 #define FINISH_MOST	1000	/* ... this many at most at a time */
 #define RECLAIM_MS	1000	/* a drained queue is asked again after */
@@ -83,6 +84,8 @@ struct engine {
 	size_t rr;		/* where the next bulk dispatch round starts */
 	bool drained;		/* the last claim found nothing more */
 	bool more_to_pick_up;	/* the maildrop had more than one go */
+	char urgent[URGENT_MAX][SPOOL_ID_SIZE];	/* rang the doorbell */
+	size_t nurgent;
 	double drained_at;
 	double renewed_at;
 	double finished_at;
@@ -115,14 +118,34 @@ out_of_time(const struct engine *e)
 }
 
 /*
- * New mail from the maildrop: a bounded amount at a time, so that the
- * first deliveries start while thousands of files are still waiting
- * (the next tick takes more).
+ * The doorbell rang: look for priority mail at once, and note the ids
+ * of priority messages that rang it, for pick_up() to take first.
+ */
+static void
+answer_doorbell(struct engine *e)
+{
+	char (*ids)[SPOOL_ID_SIZE] = e->urgent + e->nurgent;
+
+	e->nurgent += spool_wakeup_drain(e->fifo, ids,
+	    URGENT_MAX - e->nurgent);
+	e->priority_checked_at = 0;
+}
+
+/*
+ * New mail from the maildrop: the priority messages that rang the
+ * doorbell first, then a bounded amount at a time, so that the first
+ * deliveries start while thousands of files are still waiting (the next
+ * tick takes more).
  */
 static void
 pick_up(struct engine *e)
 {
 	size_t n = 0;
+
+	for (size_t i = 0; i < e->nurgent && !e->opt->id; i++)
+		if (spool_pickup(e->sp, e->urgent[i], NULL) != SPOOL_OK)
+			e->spool_failed = true;
+	e->nurgent = 0;
 	int rc = e->opt->id ? spool_pickup(e->sp, e->opt->id, NULL) :
 	    spool_pickup_some(e->sp, PICKUP_MOST, &n);
 
@@ -421,10 +444,8 @@ wait_for_reports(struct engine *e, int ms)
 			if (p[k++].revents)
 				task_finished(e, w);
 		}
-		if (e->fifo >= 0 && p[np - 1].revents) {
-			spool_wakeup_drain(e->fifo);
-			e->priority_checked_at = 0;	/* look now */
-		}
+		if (e->fifo >= 0 && p[np - 1].revents)
+			answer_doorbell(e);
 	}
 	free(p);
 }
@@ -682,7 +703,7 @@ wait_for_work(struct engine *e, int seconds)
 			return;
 		int n = poll(&p, e->fifo >= 0 ? 1 : 0, (int)(left * 1000) + 1);
 		if (n > 0) {
-			spool_wakeup_drain(e->fifo);
+			answer_doorbell(e);
 			return;
 		}
 	}

@@ -614,7 +614,8 @@ run_verify(struct session *s)
 }
 
 /*
- * New mail rings a running daemon's doorbell; the daemon picks it up.
+ * New mail rings a running daemon's doorbell; the daemon picks it up,
+ * priority-lane mail by its id, ahead of any backlog in the maildrop.
  * Without a daemon, priority-lane mail still goes out at once: a
  * detached runner (as the spool's owner, in a session of its own) is
  * started for this one message, and sendmail does not wait for it (a
@@ -624,10 +625,12 @@ run_verify(struct session *s)
 static void
 deliver_now(struct session *s, const char *id, const char *lane)
 {
-	if (spool_wakeup_notify(s->spool_dirfd))
+	bool priority = config_lane_is_priority(&s->cfg, lane);
+
+	if (priority ? spool_wakeup_notify_id(s->spool_dirfd, id) :
+	    spool_wakeup_notify(s->spool_dirfd))
 		return;
-	if (!s->cfg.immediate_delivery ||
-	    !config_lane_is_priority(&s->cfg, lane))
+	if (!s->cfg.immediate_delivery || !priority)
 		return;
 	char *argv[8];
 	int n = 0;

@@ -312,11 +312,14 @@ bool spool_next_due(struct spool *sp, int64_t *when);
 
 /*
  * The daemon's doorbell (a FIFO in the spool): listen returns an fd to
- * poll; notify returns false when no daemon is listening.
+ * poll; notify returns false when no daemon is listening; notify_id
+ * rings for one priority message, whose id drain then returns (up to
+ * max of them; everything is read).
  */
 int spool_wakeup_listen(int spool_dirfd);
 bool spool_wakeup_notify(int spool_dirfd);
-void spool_wakeup_drain(int fd);
+bool spool_wakeup_notify_id(int spool_dirfd, const char *id);
+size_t spool_wakeup_drain(int fd, char (*ids)[SPOOL_ID_SIZE], size_t max);
 
 /*
  * After n seconds inside one spool call, SIGALRM is raised (0: never);

@@ -399,6 +399,32 @@ test_compact(void)
 	free(ids);
 }
 
+/*
+ * The doorbell: plain rings and priority ids, as submitters write
+ * them, come out as the ids alone; a malformed record (too short, not
+ * an id) is only a ring; without a listener, notify says so.
+ */
+static void
+test_doorbell(struct spool *sp)
+{
+	int dirfd = spool_directory_fd(sp);
+	char ids[4][SPOOL_ID_SIZE];
+
+	int fd = spool_wakeup_listen(dirfd);
+	CHECK(fd >= 0);
+	CHECK(spool_wakeup_notify(dirfd));
+	CHECK(spool_wakeup_notify_id(dirfd, "6B13BACFDA8D0"));
+	CHECK(spool_wakeup_notify(dirfd));
+	CHECK(write(fd, "XYZ\n", 4) == 4);
+	CHECK(write(fd, "6B13BACFDA8D0Q\n", 15) == 15);
+	CHECK(spool_wakeup_notify_id(dirfd, "6B13BACFDB977"));
+	CHECK_INT(spool_wakeup_drain(fd, ids, 4), 2);
+	CHECK_STR(ids[0], "6B13BACFDA8D0");
+	CHECK_STR(ids[1], "6B13BACFDB977");
+	CHECK_INT(spool_wakeup_drain(fd, ids, 4), 0);
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -413,6 +439,7 @@ main(void)
 	test_roundtrip(sp);
 	test_big_content(sp);
 	test_aliases(sp);
+	test_doorbell(sp);
 	spool_close(sp);
 	test_file_modes();
 	test_scan_and_concurrency();
