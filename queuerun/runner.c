@@ -55,7 +55,6 @@
 				   for the priority lane alone */
 #define RESOLVE_BATCH	16	/* domains a worker resolves at once */
 #define TICK_MS		250	/* how often priority mail is looked for */
-#define PICKUP_MOST	1000	/* maildrop files picked up per tick */
 #define URGENT_MAX	64	/* priority ids kept from the doorbell */
 #define FINISH_EVERY_MS	500	/* finished messages removed this often */
 #define FINISH_MOST	1000	/* ... this many at most at a time */
@@ -83,7 +82,6 @@ struct engine {
 	double busy_since;	/* when busy last changed */
 	size_t rr;		/* where the next bulk dispatch round starts */
 	bool drained;		/* the last claim found nothing more */
-	bool more_to_pick_up;	/* the maildrop had more than one go */
 	char urgent[URGENT_MAX][SPOOL_ID_SIZE];	/* rang the doorbell */
 	size_t nurgent;
 	double drained_at;
@@ -133,9 +131,9 @@ answer_doorbell(struct engine *e)
 
 /*
  * New mail from the maildrop: the priority messages that rang the
- * doorbell first, then a bounded amount at a time, so that the first
- * deliveries start while thousands of files are still waiting (the next
- * tick takes more).
+ * doorbell first, then all the rest. (Taking a backlog a part at a time
+ * would start its deliveries sooner, but would make mail that arrives
+ * meanwhile wait behind the whole backlog.)
  */
 static void
 pick_up(struct engine *e)
@@ -146,12 +144,8 @@ pick_up(struct engine *e)
 		if (spool_pickup(e->sp, e->urgent[i], NULL) != SPOOL_OK)
 			e->spool_failed = true;
 	e->nurgent = 0;
-	int rc = e->opt->id ? spool_pickup(e->sp, e->opt->id, NULL) :
-	    spool_pickup_some(e->sp, PICKUP_MOST, &n);
-
-	if (rc != SPOOL_OK)
+	if (spool_pickup(e->sp, e->opt->id, &n) != SPOOL_OK)
 		e->spool_failed = true;
-	e->more_to_pick_up = n >= PICKUP_MOST;
 	if (n > 0)
 		e->drained = false;	/* new mail to claim */
 }
@@ -210,25 +204,47 @@ claim(struct engine *e, size_t max)
 
 /* ---- workers ---- */
 
+/*
+ * An idle worker: one that waits, else a new one in a free slot (a
+ * slot is free when its worker is gone and reaped, or never used).
+ */
 static struct worker *
 idle_worker(struct engine *e)
 {
-	for (size_t i = 0; i < e->nworkers; i++)
-		if (e->workers[i].fd >= 0 && !e->workers[i].busy)
-			return &e->workers[i];
-	if (e->nworkers == e->max_workers)
+	struct worker *w = NULL;
+
+	for (size_t i = 0; i < e->nworkers; i++) {
+		struct worker *x = &e->workers[i];
+		if (x->fd >= 0 && !x->busy)
+			return x;
+		if (w == NULL && x->fd < 0 && !x->busy &&
+		    waitpid(x->pid, NULL, WNOHANG) == x->pid)
+			w = x;
+	}
+	if (w == NULL && e->nworkers == e->max_workers)
 		return NULL;
+	bool fresh = w == NULL;
+	if (fresh)
+		w = &e->workers[e->nworkers];
+	free(w->domain);
+	free(w->resolving);
+	w->domain = NULL;
+	w->resolving = NULL;
 	int *fds = xcalloc(e->nworkers + 2, sizeof(int));
 	size_t nfds = 0;
 	for (size_t i = 0; i < e->nworkers; i++)
 		fds[nfds++] = e->workers[i].fd;
 	fds[nfds++] = e->fifo;
-	struct worker *w = &e->workers[e->nworkers];
 	int rc = worker_spawn(e->cfg, e->deadline, fds, nfds, w);
 	free(fds);
-	if (rc != 0)
+	if (rc != 0) {
+		/* The slot stays free: nothing to wait for in it. */
+		w->pid = -1;
+		w->fd = -1;
 		return NULL;
-	e->nworkers++;
+	}
+	if (fresh)
+		e->nworkers++;
 	return w;
 }
 
@@ -497,11 +513,12 @@ end_workers(struct engine *e)
 		worker_close(w);
 	}
 	for (size_t i = 0; i < e->nworkers; i++) {
-		while (waitpid(e->workers[i].pid, NULL, 0) < 0 &&
-		    errno == EINTR)
+		while (e->workers[i].pid > 0 &&
+		    waitpid(e->workers[i].pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		free(e->workers[i].domain);
 		free(e->workers[i].resolving);
+		memset(&e->workers[i], 0, sizeof(e->workers[i]));
 	}
 	e->nworkers = 0;
 	e->busy = 0;
@@ -548,8 +565,7 @@ run_engine_pass(struct engine *e)
 	e->priority_checked_at = 0;
 	while (!stop_requested && !out_of_time(e)) {
 		double now = mono_seconds();
-		if (now - e->priority_checked_at >= TICK_MS / 1000.0 ||
-		    e->more_to_pick_up) {
+		if (now - e->priority_checked_at >= TICK_MS / 1000.0) {
 			e->priority_checked_at = now;
 			pick_up(e);
 			if (spool_priority_due(e->sp, time(NULL)))
@@ -567,8 +583,7 @@ run_engine_pass(struct engine *e)
 				break;
 		}
 		dispatch(e);
-		if (e->busy == 0 && e->t.waiting == 0 &&
-		    !e->more_to_pick_up) {
+		if (e->busy == 0 && e->t.waiting == 0) {
 			if (e->spool_failed)
 				break;
 			if (claim(e, CLAIM_CHUNK) > 0)

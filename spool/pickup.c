@@ -217,9 +217,8 @@ maildrop_unchanged(struct spool *sp, struct timespec *now_seen)
 	    st.st_mtim.tv_nsec == sp->maildrop_seen.tv_nsec;
 }
 
-/* Picks up only_id, or up to about most files (0: all). */
-static int
-pickup(struct spool *sp, const char *only_id, size_t most, size_t *countp)
+int
+spool_pickup(struct spool *sp, const char *only_id, size_t *countp)
 {
 	SPOOL_GUARD;
 	char (*ids)[SPOOL_ID_SIZE] = NULL;
@@ -267,16 +266,11 @@ pickup(struct spool *sp, const char *only_id, size_t most, size_t *countp)
 			left = true;
 			break;
 		}
-		bool enough = most > 0 && count + nbatch >= most;
-		if (nbatch == BATCH_FILES || bytes >= BATCH_BYTES || enough ||
+		if (nbatch == BATCH_FILES || bytes >= BATCH_BYTES ||
 		    (i + 1 == nids && nbatch > 0)) {
 			rc = pickup_batch(sp, batch, nbatch, &count);
 			nbatch = 0;
 			bytes = 0;
-		}
-		if (enough && i + 1 < nids) {
-			left = true;	/* the rest next time */
-			break;
 		}
 	}
 	free(ids);
@@ -288,18 +282,6 @@ pickup(struct spool *sp, const char *only_id, size_t most, size_t *countp)
 	if (countp)
 		*countp = count;
 	return rc;
-}
-
-int
-spool_pickup(struct spool *sp, const char *only_id, size_t *countp)
-{
-	return pickup(sp, only_id, 0, countp);
-}
-
-int
-spool_pickup_some(struct spool *sp, size_t most, size_t *countp)
-{
-	return pickup(sp, NULL, most, countp);
 }
 
 int

@@ -357,12 +357,7 @@ int spool_disk_usage(struct spool *sp, struct spool_usage *u);
  * number of processes at once: each file is taken by one of them.
  */
 int spool_pickup(struct spool *sp, const char *only_id, size_t *count);
-/*
- * The same for about most files at a time (at least one batch), so that
- * a runner with thousands waiting delivers the first while it picks up
- * the rest; the next call goes on.
- */
-int spool_pickup_some(struct spool *sp, size_t most, size_t *count);
+
 /* Walks the messages still in the maildrop, oldest first (mailq). */
 int spool_scan_maildrop(struct spool *sp, spool_scan_fn fn, void *ctx);
 
