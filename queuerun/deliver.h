@@ -5,9 +5,10 @@
  *	deliver_to_hosts() tries the destination's hosts in order (MX
  *	preference order, or the single relay host), each address of a
  *	host in turn (but those of a family with no source when a pool
- *	gives the sources: cfg->sourced), and sends every pending message over one connection
- *	per address, pipelined where the server offers PIPELINING. It moves
- *	on to the next address when it cannot connect, when the server
+ *	gives the sources: cfg->sourced), and sends every pending message
+ *	over one connection per address, pipelined where the server offers
+ *	PIPELINING. It moves on to the next address when it cannot
+ *	connect, when the server
  *	greets with a 4xx or 5xx, or when a message meets a 4xx to the whole
  *	transaction (MAIL FROM, or the reply after DATA). It does not move
  *	on after a connection is lost in the middle of a transaction: the

@@ -28,7 +28,6 @@
 #include "route/route.h"
 #include "lib/log.h"
 
-#define HOLD_WAIT_MS	5000	/* a pass waits for throttle holds this long */
 #define FINISH_BATCH	64
 
 struct job_context {
@@ -68,9 +67,6 @@ struct txn {
 	bool booked;			/* came back from a throttle booking */
 	size_t hop;			/* job_deliver(): its next hop */
 };
-
-/* deliver_stop (deliver.h) is set by a signal or by the engine. */
-#define stop_requested	deliver_stop
 
 static bool
 out_of_time(const struct job_context *jc)
@@ -188,7 +184,7 @@ finish_pending(struct job_context *jc, int rounds)
 	char ids[FINISH_BATCH][SPOOL_ID_SIZE];
 	size_t n;
 
-	for (int round = 0; round < rounds && !stop_requested; round++) {
+	for (int round = 0; round < rounds && !deliver_stop; round++) {
 		if (spool_pending_finish(jc->sp, ids, FINISH_BATCH, &n) !=
 		    SPOOL_OK || n == 0)
 			return;
@@ -422,8 +418,8 @@ free_txns(struct txn *txns, size_t n)
  * it can go.
  */
 static void
-release_list(struct job_context *jc, struct txn **list, size_t n, int64_t when_ms,
-    int64_t step_ms, bool held)
+release_list(struct job_context *jc, struct txn **list, size_t n,
+    int64_t when_ms, int64_t step_ms, bool held)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct txn *t = list[i];
@@ -448,7 +444,8 @@ release_list(struct job_context *jc, struct txn **list, size_t n, int64_t when_m
 }
 
 static void
-release_txns(struct job_context *jc, struct txn *txns, size_t n, int64_t when_ms)
+release_txns(struct job_context *jc, struct txn *txns, size_t n,
+    int64_t when_ms)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct txn *t = &txns[i];
@@ -627,7 +624,7 @@ static void
 sleep_until_ms(int64_t ms)
 {
 	int64_t left = ms - wall_ms();
-	if (left <= 0 || stop_requested)
+	if (left <= 0 || deliver_stop)
 		return;
 	struct timespec d = {left / 1000, (left % 1000) * 1000000};
 	nanosleep(&d, NULL);	/* a signal ends it early: fine */
@@ -675,7 +672,8 @@ hold_back(struct job_context *jc, const struct nexthop *nh,
 	int64_t until = nagain ? first : 0;
 	if (nagain > 0) {
 		int64_t last = first + step * (int64_t)(nagain - 1);
-		if (last > jc->rep->hold_until_ms && last - now_ms <= HOLD_WAIT_MS)
+		if (last > jc->rep->hold_until_ms &&
+		    last - now_ms <= JOB_HOLD_WAIT_MS)
 			jc->rep->hold_until_ms = last;
 	}
 	if (nfresh > 0) {
@@ -689,7 +687,8 @@ hold_back(struct job_context *jc, const struct nexthop *nh,
 		    &booked, &step) != SPOOL_OK || booked < first)
 			booked = first;
 		int64_t last = booked + step * (int64_t)(nfresh - 1);
-		if (last > jc->rep->hold_until_ms && last - now_ms <= HOLD_WAIT_MS)
+		if (last > jc->rep->hold_until_ms &&
+		    last - now_ms <= JOB_HOLD_WAIT_MS)
 			jc->rep->hold_until_ms = last;
 		release_list(jc, fresh, nfresh, booked, step, true);
 		if (until == 0 || booked < until)
@@ -741,7 +740,7 @@ send_group(struct job_context *jc, const struct nexthop *nh, struct txn *txns,
 		nexthop_count_sent(jc->sp, nh, si, planned);
 		int64_t retry_ms = 0;
 		size_t sent = 0;
-		if (!stop_requested)
+		if (!deliver_stop)
 			sent = send_one_connection(jc, nh, src, so >= 0 ?
 			    &nh->pool->sources[so] : NULL, list + next,
 			    n - next, &retry_ms);
@@ -753,7 +752,7 @@ send_group(struct job_context *jc, const struct nexthop *nh, struct txn *txns,
 		 * booked instead, so a big backlog is sorted out quickly.
 		 */
 		int64_t now_ms = wall_ms();
-		if (sent == 0 && retry_ms > 0 && !stop_requested &&
+		if (sent == 0 && retry_ms > 0 && !deliver_stop &&
 		    (list[next]->booked || nh->priority) &&
 		    retry_ms - now_ms <= 1500 && paced_ms < 3000 &&
 		    (nh->priority || !priority_waiting(jc))) {
@@ -770,9 +769,9 @@ send_group(struct job_context *jc, const struct nexthop *nh, struct txn *txns,
 		 */
 		bool preempt = next < n && (out_of_time(jc) ||
 		    (!nh->priority && priority_waiting(jc)));
-		if (sent == 0 || preempt || stop_requested) {
+		if (sent == 0 || preempt || deliver_stop) {
 			hold_back(jc, nh, src, list + next, n - next, retry_ms,
-			    preempt || stop_requested);
+			    preempt || deliver_stop);
 			break;
 		}
 	}
@@ -795,8 +794,8 @@ compare_txn(const void *a, const void *b)
 }
 
 static void
-fail_txns(struct job_context *jc, struct txn *txns, size_t n, enum dns_status st,
-    const char *err)
+fail_txns(struct job_context *jc, struct txn *txns, size_t n,
+    enum dns_status st, const char *err)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct dlv_msg *m = &txns[i].m;
@@ -837,7 +836,6 @@ count_outcome(struct job_report *rep, const struct txn *t)
 	}
 	if (!tried || (deliver_stop && !answered))
 		return;
-	rep->transactions++;
 	if (answered)
 		rep->answered++;
 	else
@@ -1013,7 +1011,7 @@ job_deliver(struct job_context *jc, struct spool_work *work, size_t n,
 		parts[p].txns = NULL;
 	}
 	qsort(txns, ntxns, sizeof(*txns), compare_txn);
-	for (size_t i = 0; i < ntxns && !stop_requested;) {
+	for (size_t i = 0; i < ntxns && !deliver_stop;) {
 		size_t j = i;
 		while (j < ntxns && txns[j].hop == txns[i].hop &&
 		    strcmp(txns[j].slot->env.lane, txns[i].slot->env.lane) == 0)
@@ -1023,7 +1021,7 @@ job_deliver(struct job_context *jc, struct spool_work *work, size_t n,
 		send_group(jc, nh, &txns[i], j - i);
 		i = j;
 	}
-	if (stop_requested)
+	if (deliver_stop)
 		release_txns(jc, txns, ntxns, (int64_t)time(NULL) * 1000);
 	for (size_t i = 0; i < ntxns; i++)
 		count_outcome(rep, &txns[i]);

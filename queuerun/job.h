@@ -31,10 +31,16 @@
 
 struct job_context;
 
+/*
+ * A pass waits for mail a throttle held back for at most this long
+ * (ms); mail held longer is left to the next pass or the daemon.
+ */
+#define JOB_HOLD_WAIT_MS	5000
+
 /* What a job tells the engine, which steers concurrency by it. */
 struct job_report {
-	uint32_t transactions;	/* SMTP transactions attempted */
-	uint32_t answered;	/* ... that had a conversation with a server */
+	uint32_t answered;	/* SMTP transactions that had a conversation
+				   with a server */
 	uint32_t unanswered;	/* ... that met no server, a 421 greeting or
 				   a time-out (Postfix's negative feedback) */
 	uint32_t delivered;	/* recipients sent */

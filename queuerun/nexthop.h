@@ -24,7 +24,8 @@
  *	    smtp_address_preference, as Postfix does: among hosts of
  *	    equal MX preference, "ipv4" or "ipv6" puts that family first,
  *	    "any" (the default) shuffles them (a host may then appear
- *	    more than once in hosts, each time with some of its addresses); these answers, failures included, are kept for a
+ *	    more than once in hosts, each time with some of its
+ *	    addresses); these answers, failures included, are kept for a
  *	    minute, since a batch claimed in due order visits the same
  *	    domains again and again (relay look-ups are not kept).
  *	    A look-up that fails is part of the decision: status says
@@ -55,10 +56,12 @@
  *	leaves from (nexthop_next_source_family(): among the sources of
  *	one address family, since a connection to an IPv6 host leaves from
  *	an IPv6 source; a pool without a source of a family has the
- *	addresses of that family skipped, nexthop_family_usable()), by weighted round robin (route_choose_source()) over
- *	what each source has sent; nexthop_count_sent() adds a connection's
- *	transactions to those counts (reserved when it starts). The counts live in the spool, so the
- *	weights hold across runners, passes and processes, and route names
+ *	addresses of that family skipped, nexthop_family_usable()), by
+ *	weighted round robin (route_choose_source()) over what each source
+ *	has sent; nexthop_count_sent() adds a connection's transactions to
+ *	those counts (reserved when it starts). The counts live in the
+ *	spool, so the weights hold across runners, passes and processes,
+ *	and route names
  *	the source the next delivery will really use.
  * SEE ALSO
  *	route.h for the policy, dns.h for the look-ups, RFC 5321 section 5.1

@@ -59,7 +59,6 @@
 #define FINISH_EVERY_MS	500	/* finished messages removed this often */
 #define FINISH_MOST	1000	/* ... this many at most at a time */
 #define RECLAIM_MS	1000	/* a drained queue is asked again after */
-#define HOLD_WAIT_MS	5000	/* a pass waits for throttle holds this long */
 #define STOP_GRACE_S	5	/* SIGTERM to SIGKILL for a worker */
 
 static volatile sig_atomic_t stop_requested;
@@ -529,7 +528,7 @@ end_workers(struct engine *e)
 /*
  * Nothing is due, but a throttle held mail back for a moment: wait for
  * it rather than end the pass. A pass waits for holds that end within
- * HOLD_WAIT_MS of when they were made; longer ones are left to the
+ * JOB_HOLD_WAIT_MS of when they were made; longer ones are left to the
  * next pass or to the daemon.
  */
 static bool
@@ -544,7 +543,7 @@ wait_for_throttle(struct engine *e)
 		return false;
 	if (spool_next_due(e->sp, &due) && (until == 0 || due * 1000 < until))
 		until = due * 1000;
-	if (until == 0 || until - now > HOLD_WAIT_MS)
+	if (until == 0 || until - now > JOB_HOLD_WAIT_MS)
 		return false;
 	int64_t left = until > now ? until - now : 20;
 	struct timespec d = {left / 1000, (left % 1000) * 1000000};

@@ -12,9 +12,9 @@
  *	a job_report. A worker also answers the engine's questions of
  *	which host serves a domain (job_next_hop_key()), so that the
  *	engine, which never waits on DNS itself, can send domains that
- *	share an MX host to the same sessions. The claims are the spool's: a worker that dies
- *	leaves them to run out, and another pass takes them up, as after
- *	a kill -9 of a whole runner.
+ *	share an MX host to the same sessions. The claims are the
+ *	spool's: a worker that dies leaves them to run out, and another
+ *	pass takes them up, as after a kill -9 of a whole runner.
  *
  *	A worker exits when its socket closes (the engine ended the pass),
  *	on SIGTERM (the transaction in flight is abandoned and its
@@ -57,7 +57,7 @@ struct worker_answer {
 };
 
 /*
- * Starts a worker. keep_fd: the engine's descriptors the child closes
+ * Starts a worker. close_fds: the engine's descriptors the child closes
  * at once (other workers' sockets, the doorbell), -1 terminated.
  * deadline: unix time after which the worker opens no new connection
  * (0 = none). Returns 0, or -1 (logged).

@@ -67,6 +67,7 @@
 set -u
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
+. "$src/tests/bench/lib.sh"
 build=${MXL_BUILD:-$src}
 SENDMAIL=$build/sendmail/sendmail
 QUEUERUN=$build/queuerun/queuerun
@@ -106,30 +107,7 @@ if [ "${BENCH_LARGE:-1}" = 0 ]; then
 	large_note="BENCH_LARGE=0: the 200,000-message run was skipped"
 fi
 
-dir=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/mxl-drain-bench.XXXXXX") || exit 1
-PIDS=
-cleanup() {
-	local p
-	for p in $PIDS; do
-		kill "$p" 2>/dev/null
-	done
-	wait 2>/dev/null
-	[ -n "${BENCH_KEEP:-}" ] || rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-# wait_for SECONDS CMD...
-wait_for() {
-	local n=$(($1 * 10))
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		sleep 0.1
-		n=$((n - 1))
-	done
-	return 1
-}
+bench_scratch drain-bench
 
 # ---------------------------------------------------------------- DNS
 
@@ -139,15 +117,7 @@ wait_for() {
 	done
 	echo "mx.bench.test A $MX_IP"
 } >"$dir/zone"
-"$PYTHON" "$src/tests/servers/dnsserver.py" --zone "$dir/zone" --address $DNS_IP \
-    --port 0 --port-file "$dir/dns.port" --log "$dir/dns.log" \
-    >"$dir/dns.out" 2>"$dir/dns.err" &
-PIDS="$PIDS $!"
-wait_for 20 test -s "$dir/dns.port" || {
-	echo "drain_bench: the DNS server did not start: $(cat "$dir/dns.err")" >&2
-	exit 1
-}
-DNS_PORT=$(cat "$dir/dns.port")
+start_bench_dns "$dir/zone" $DNS_IP
 
 # ---------------------------------------------------------------- helpers
 

@@ -32,11 +32,13 @@
 #	BENCH_RT_CONF	configuration lines added to the defaults, such as
 #			"delivery_concurrency = 20"
 #	BENCH_DIR	where the scratch directory goes (default /tmp)
+#	BENCH_KEEP	1: keep the scratch directory (logs, spools)
 # EXIT STATUS
 #	0 when every run delivered every message exactly once; 1 otherwise.
 set -u
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
+. "$src/tests/bench/lib.sh"
 build=${MXL_BUILD:-$src}
 SENDMAIL=$build/sendmail/sendmail
 QUEUERUN=$build/queuerun/queuerun
@@ -55,29 +57,7 @@ for f in "$SENDMAIL" "$QUEUERUN" "$RTSINK" "$TIME"; do
 	fi
 done
 
-dir=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/mxl-rt-bench.XXXXXX") || exit 1
-PIDS=
-cleanup() {
-	local p
-	for p in $PIDS; do
-		kill "$p" 2>/dev/null
-	done
-	wait 2>/dev/null
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-wait_for() {
-	local n=$(($1 * 10))
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		sleep 0.1
-		n=$((n - 1))
-	done
-	return 1
-}
+bench_scratch rt-bench
 
 {
 	for ((d = 0; d < NDOM; d++)); do
@@ -85,15 +65,7 @@ wait_for() {
 		echo "mx$d.rt.test A 127.0.4.$((d + 1))"
 	done
 } >"$dir/zone"
-"$PYTHON" "$src/tests/servers/dnsserver.py" --zone "$dir/zone" --address $DNS_IP \
-    --port 0 --port-file "$dir/dns.port" --log "$dir/dns.log" \
-    >"$dir/dns.out" 2>"$dir/dns.err" &
-PIDS="$PIDS $!"
-wait_for 20 test -s "$dir/dns.port" || {
-	echo "roundtrip_bench: the DNS server did not start" >&2
-	exit 1
-}
-DNS_PORT=$(cat "$dir/dns.port")
+start_bench_dns "$dir/zone" $DNS_IP
 
 
 # The submission driver: N messages of 4096 bytes, 4 sendmail -bs
@@ -196,8 +168,7 @@ EOF
 	fi
 	ROWS="$ROWS$delay $sunk $ms $most $user $sys $pss_kb $rss_kb $conns
 "
-	[ -n "${BENCH_KEEP:-}" ] && cp -r "$w" "$BENCH_KEEP"
-	rm -rf "$w"
+	[ -n "${BENCH_KEEP:-}" ] || rm -rf "$w"
 done
 
 echo
