@@ -182,18 +182,21 @@ dest_renew(struct dest_table *t, struct spool *sp, int lease)
 /*
  * Its mail spread over as many sessions as it may grow to, so that a
  * growing window finds work for its new sessions; but no smaller than
- * a fair share of all that waits over all the sessions the host may
- * have (when they are the limit, each session should carry as much as
- * it can: one session costs a few round trips before its first
- * message), and at least JOB_MIN, or what is left.
+ * a fair share of all that waits over the sessions free now (when
+ * they are the limit, each session should carry as much as it can:
+ * one session costs a few round trips before its first message, and
+ * sessions given equal shares end together rather than leave a tail
+ * of a few busy ones), and at least JOB_MIN, or what is left.
  */
 size_t
-dest_job_size(const struct dest_table *t, const struct dest *d)
+dest_job_size(const struct dest_table *t, const struct dest *d,
+    size_t free_sessions)
 {
 	size_t waiting = dest_waiting(d);
 	size_t most = (size_t)t->most_window;
 	size_t k = (waiting + most - 1) / most;
-	size_t share = (t->waiting + t->sessions - 1) / t->sessions;
+	size_t over = free_sessions > 0 ? free_sessions : 1;
+	size_t share = (t->waiting + over - 1) / over;
 
 	if (k < share)
 		k = share;
@@ -201,7 +204,11 @@ dest_job_size(const struct dest_table *t, const struct dest *d)
 		k = JOB_MIN;
 	if (k > JOB_MAX)
 		k = JOB_MAX;
-	if (k > waiting)
+	/*
+	 * What would be left is taken along when it is less than a job:
+	 * a job of a few costs a session its set-up, and ends late.
+	 */
+	if (k > waiting || waiting - k < JOB_MIN)
 		k = waiting;
 	/*
 	 * A message's recipients at one destination go together: one

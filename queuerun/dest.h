@@ -86,9 +86,11 @@ void dest_renew(struct dest_table *t, struct spool *sp, int lease);
 /*
  * How many recipients the next job of d should take: its mail spread
  * over the most sessions it may grow to, but at least a fair share of
- * all that waits over the host's sessions, and at least JOB_MIN.
+ * all that waits over the sessions free now (free_sessions), and at
+ * least JOB_MIN.
  */
-size_t dest_job_size(const struct dest_table *t, const struct dest *d);
+size_t dest_job_size(const struct dest_table *t, const struct dest *d,
+    size_t free_sessions);
 /* Applies a job's outcome to d's window; true when d just became dead. */
 bool dest_feedback(const struct dest_table *t, struct dest *d,
     const struct job_report *rep);

@@ -50,7 +50,7 @@
 #include "lib/util.h"
 
 #define CLAIM_CHUNK	500	/* recipients per claiming transaction */
-#define CLAIM_AHEAD	20	/* claimed ahead: this many per session */
+#define CLAIM_AHEAD	50	/* claimed ahead: this many per session */
 #define PRIORITY_RESERVE 5	/* sessions beyond delivery_concurrency,
 				   for the priority lane alone */
 #define RESOLVE_BATCH	16	/* domains a worker resolves at once */
@@ -76,6 +76,8 @@ struct engine {
 	size_t nworkers, max_workers;
 	size_t busy;		/* workers with a job */
 	size_t busy_priority;	/* ... of the priority lane */
+	size_t starving[2];	/* destinations with mail waiting and no
+				   session yet: bulk [0], priority [1] */
 	size_t most_busy;	/* of the pass, for its log line */
 	double busy_seconds;	/* sum over time of workers busy */
 	double busy_since;	/* when busy last changed */
@@ -247,7 +249,15 @@ idle_worker(struct engine *e)
 	return w;
 }
 
-/* Hands d's waiting mail to workers while d and the host allow. */
+/*
+ * Hands d's waiting mail to workers while d and the host allow. A
+ * destination takes a second session only while sessions are left
+ * for every other one of its lane class that has none yet (starving),
+ * and its jobs are sized over the sessions those leave: when sessions
+ * are the limit, one more for a destination that has one already is
+ * one fewer for mail that waits with none, and that mail ends the
+ * pass late.
+ */
 static void
 dispatch_dest(struct engine *e, size_t di, size_t limit)
 {
@@ -261,10 +271,19 @@ dispatch_dest(struct engine *e, size_t di, size_t limit)
 	while (dest_waiting(d) > 0 && e->busy < limit && !d->unresolved &&
 	    (!d->priority || e->busy_priority < cap) &&
 	    d->inflight < (int)d->window && !stop_requested) {
+		size_t free_sessions = limit - e->busy;
+		if (d->priority && cap - e->busy_priority < free_sessions)
+			free_sessions = cap - e->busy_priority;
+		size_t others = e->starving[d->priority];
+		if (d->inflight == 0 && others > 0)
+			others--;	/* d itself */
+		if (d->inflight > 0 && free_sessions <= others)
+			return;
 		struct worker *w = idle_worker(e);
 		if (w == NULL)
 			return;
-		size_t k = dest_job_size(&e->t, d);
+		size_t k = dest_job_size(&e->t, d, free_sessions > others ?
+		    free_sessions - others : 1);
 		struct spool_work *work = xcalloc(k, sizeof(*work));
 		int64_t claimed_ms = d->items[d->head].claimed_ms;
 		for (size_t i = 0; i < k; i++)
@@ -287,6 +306,8 @@ dispatch_dest(struct engine *e, size_t di, size_t limit)
 			    w->domain) != 0)
 				w->one_domain = false;
 		dest_drop(&e->t, d, sent);
+		if (d->inflight == 0)
+			e->starving[d->priority]--;
 		d->inflight++;
 		e->busy++;
 		e->busy_priority += d->priority;
@@ -348,6 +369,12 @@ dispatch(struct engine *e)
 {
 	size_t bulk_limit = (size_t)e->cfg->delivery_concurrency;
 
+	e->starving[0] = e->starving[1] = 0;
+	for (size_t i = 0; i < e->t.ndests; i++) {
+		const struct dest *d = &e->t.dests[i];
+		if (d->inflight == 0 && dest_waiting(d) > 0)
+			e->starving[d->priority]++;
+	}
 	dispatch_resolutions(e, true, bulk_limit + PRIORITY_RESERVE);
 	for (size_t i = 0; i < e->t.ndests; i++)
 		if (e->t.dests[i].priority)
@@ -572,7 +599,7 @@ run_engine_pass(struct engine *e)
 		}
 		if (e->drained && now - e->drained_at >= RECLAIM_MS / 1000.0)
 			e->drained = false;
-		while (!e->drained && e->t.waiting < ahead / 2) {
+		while (!e->drained && e->t.waiting + CLAIM_CHUNK <= ahead) {
 			size_t got = claim(e, CLAIM_CHUNK);
 			if (got < CLAIM_CHUNK) {
 				e->drained = true;
