@@ -42,23 +42,8 @@ static struct {
 	bool ehlo_8bitmime;
 	bool chunking_hidden;
 	bool abandoned;		/* pipelining went wrong: socket shut */
-	int quit_reply;		/* octets of our 221 read so far, or -1 */
 	struct buf joined;	/* held MAIL and libESMTP's next write */
-} w = {.fd = -1, .quit_reply = -1};
-
-/*
- * The reply libESMTP reads to its QUIT, without waiting a round trip
- * for the server's (Postfix's smtp_skip_quit_response): by then every
- * message's outcome is known, and the server's 221 says nothing more.
- */
-static const char quit_reply[] = "221 2.0.0 Bye\r\n";
-
-static bool
-quit_reply_due(void)
-{
-	return w.quit_reply >= 0 &&
-	    (size_t)w.quit_reply < sizeof(quit_reply) - 1;
-}
+} w = {.fd = -1};
 
 void
 wire_attach(int fd)
@@ -66,7 +51,6 @@ wire_attach(int fd)
 	buf_free(&w.joined);
 	memset(&w, 0, sizeof(w));
 	w.fd = fd;
-	w.quit_reply = -1;
 	pipeline_reset();
 }
 
@@ -298,13 +282,6 @@ command_write(write_fn real, void *obj, const void *buf, size_t len)
 	    (len >= 8 && strncasecmp(b, "STARTTLS", 8) == 0))
 		pipeline_offered(false);
 	long at = pipeline_mail_start(b, len);
-	if (at < 0 && len == 6 && strncasecmp(b, "QUIT\r\n", 6) == 0 &&
-	    !pipeline_readable()) {
-		ssize_t n = real(obj, buf, len);
-		if (n == (ssize_t)len)
-			w.quit_reply = 0;
-		return sent(buf, n);
-	}
 	if (at < 0)
 		return sent(buf, real(obj, buf, len));
 	if (at > 0) {
@@ -334,14 +311,6 @@ session_write(write_fn real, void *obj, const void *buf, size_t len)
 static ssize_t
 session_read(read_fn real, void *obj, void *buf, size_t len)
 {
-	if (quit_reply_due()) {
-		size_t n = sizeof(quit_reply) - 1 - (size_t)w.quit_reply;
-		if (n > len)
-			n = len;
-		memcpy(buf, quit_reply + w.quit_reply, n);
-		w.quit_reply += (int)n;
-		return (ssize_t)n;
-	}
 	for (;;) {
 		if (pipeline_readable()) {
 			size_t n = pipeline_take(buf, len);
@@ -445,8 +414,7 @@ SSL_read(SSL *ssl, void *buf, int num)
 
 /*
  * libESMTP polls before it reads: the socket must look readable while
- * pipeline.c (or the QUIT above) has a reply of ours for it, which the
- * server never sent.
+ * pipeline.c has a reply of ours for it, which the server never sent.
  * Returns how many descriptors are ready then, or -2 when there is no
  * such reply (poll as usual).
  */
@@ -456,7 +424,7 @@ poll_for_pipeline(int (*fn)(struct pollfd *, nfds_t, int),
 {
 	bool ready = false;
 
-	if (w.fd >= 0 && (pipeline_readable() || quit_reply_due()))
+	if (w.fd >= 0 && pipeline_readable())
 		for (nfds_t i = 0; i < nfds; i++)
 			if (fds[i].fd == w.fd && (fds[i].events & POLLIN))
 				ready = true;
