@@ -60,6 +60,7 @@
 #define FINISH_MOST	1000	/* ... this many at most at a time */
 #define RECLAIM_MS	1000	/* a drained queue is asked again after */
 #define STOP_GRACE_S	5	/* SIGTERM to SIGKILL for a worker */
+#define PICKUP_HOLD_MS	500	/* jobs wait this long for a pickup */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -83,6 +84,11 @@ struct engine {
 	double busy_since;	/* when busy last changed */
 	size_t rr;		/* where the next bulk dispatch round starts */
 	bool drained;		/* the last claim found nothing more */
+	size_t ahead;		/* recipients claimed ahead at most */
+	struct worker *picking_up;	/* the worker taking the maildrop in */
+	double pickup_started;
+	bool pickup_left;	/* the last pickup left files behind */
+	bool urgent_taken;	/* the doorbell brought mail since then */
 	char urgent[URGENT_MAX][SPOOL_ID_SIZE];	/* rang the doorbell */
 	size_t nurgent;
 	double drained_at;
@@ -128,27 +134,6 @@ answer_doorbell(struct engine *e)
 	e->nurgent += spool_wakeup_drain(e->fifo, ids,
 	    URGENT_MAX - e->nurgent);
 	e->priority_checked_at = 0;
-}
-
-/*
- * New mail from the maildrop: the priority messages that rang the
- * doorbell first, then all the rest. (Taking a backlog a part at a time
- * would start its deliveries sooner, but would make mail that arrives
- * meanwhile wait behind the whole backlog.)
- */
-static void
-pick_up(struct engine *e)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < e->nurgent && !e->opt->id; i++)
-		if (spool_pickup(e->sp, e->urgent[i], NULL) != SPOOL_OK)
-			e->spool_failed = true;
-	e->nurgent = 0;
-	if (spool_pickup(e->sp, e->opt->id, &n) != SPOOL_OK)
-		e->spool_failed = true;
-	if (n > 0)
-		e->drained = false;	/* new mail to claim */
 }
 
 /* Hands every waiting recipient of d back, due at next_try. */
@@ -247,6 +232,64 @@ idle_worker(struct engine *e)
 	if (fresh)
 		e->nworkers++;
 	return w;
+}
+
+/*
+ * New mail from the maildrop: the priority messages that rang the
+ * doorbell at once, here; all the rest by a worker, so that the engine
+ * goes on claiming and handing out what is queued while a backlog of
+ * thousands of files is taken in (a part at a time would make mail
+ * that arrives meanwhile wait behind the whole backlog). run --id
+ * picks up its message itself.
+ */
+static void
+pick_up(struct engine *e)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < e->nurgent && !e->opt->id; i++) {
+		if (spool_pickup(e->sp, e->urgent[i], &n) != SPOOL_OK)
+			e->spool_failed = true;
+		if (n > 0)
+			e->urgent_taken = true;
+	}
+	e->nurgent = 0;
+	if (e->opt->id) {
+		if (spool_pickup(e->sp, e->opt->id, &n) != SPOOL_OK)
+			e->spool_failed = true;
+		return;
+	}
+	if (e->picking_up != NULL ||
+	    !spool_maildrop_changed(e->sp, e->pickup_left))
+		return;
+	struct worker *w = idle_worker(e);
+	if (w == NULL || !worker_send_pickup(w)) {
+		if (w != NULL)
+			worker_close(w);
+		e->pickup_left = true;	/* the next tick tries again */
+		return;
+	}
+	w->busy = true;
+	w->task = WORKER_PICKUP;
+	e->busy++;
+	e->picking_up = w;
+	e->pickup_started = mono_seconds();
+	e->urgent_taken = false;
+	e->pickup_left = false;
+}
+
+/*
+ * Jobs wait while a pickup has just begun and little is claimed, for
+ * at most PICKUP_HOLD_MS: mail handed out a few messages at a time as
+ * the files come in would cost a session per few messages. The
+ * doorbell's priority mail never waits.
+ */
+static bool
+waiting_for_pickup(const struct engine *e)
+{
+	return e->picking_up != NULL && !e->urgent_taken &&
+	    e->t.waiting < e->ahead &&
+	    mono_seconds() - e->pickup_started < PICKUP_HOLD_MS / 1000.0;
 }
 
 /*
@@ -376,12 +419,15 @@ dispatch(struct engine *e)
 			e->starving[d->priority]++;
 	}
 	dispatch_resolutions(e, true, bulk_limit + PRIORITY_RESERVE);
-	for (size_t i = 0; i < e->t.ndests; i++)
+	bool hold = waiting_for_pickup(e);
+	for (size_t i = 0; i < e->t.ndests && !hold; i++)
 		if (e->t.dests[i].priority)
 			dispatch_dest(e, i, bulk_limit + PRIORITY_RESERVE);
 	if (out_of_time(e))
 		return;
 	dispatch_resolutions(e, false, bulk_limit);
+	if (hold)
+		return;
 	for (size_t k = 0; k < e->t.ndests && e->busy < bulk_limit; k++) {
 		size_t i = (e->rr + k) % e->t.ndests;
 		if (!e->t.dests[i].priority)
@@ -432,6 +478,19 @@ task_finished(struct engine *e, struct worker *w)
 
 	w->busy = false;
 	e->busy--;
+	if (w->task == WORKER_PICKUP) {
+		e->picking_up = NULL;
+		if (got && a.task == WORKER_PICKUP) {
+			e->spool_failed |= a.pickup_failed;
+			e->pickup_left = a.pickup_left;
+			if (a.picked_up > 0)
+				e->drained = false;	/* new mail to claim */
+		} else {
+			worker_close(w);
+			e->pickup_left = true;
+		}
+		return;
+	}
 	if (w->task == WORKER_RESOLVE) {
 		resolved(e, w, got && a.task == WORKER_RESOLVE ? &a : NULL);
 		if (got)
@@ -586,6 +645,7 @@ run_engine_pass(struct engine *e)
 
 	if (ahead < CLAIM_CHUNK)
 		ahead = CLAIM_CHUNK;
+	e->ahead = ahead;
 	e->drained = false;
 	e->renewed_at = mono_seconds();
 	e->priority_checked_at = 0;
@@ -597,7 +657,9 @@ run_engine_pass(struct engine *e)
 			if (spool_priority_due(e->sp, time(NULL)))
 				(void)claim(e, CLAIM_CHUNK);
 		}
-		if (e->drained && now - e->drained_at >= RECLAIM_MS / 1000.0)
+		/* While files come in, what they bring is claimed at once. */
+		if (e->drained && (e->picking_up != NULL ||
+		    now - e->drained_at >= RECLAIM_MS / 1000.0))
 			e->drained = false;
 		while (!e->drained && e->t.waiting + CLAIM_CHUNK <= ahead) {
 			size_t got = claim(e, CLAIM_CHUNK);
@@ -765,7 +827,9 @@ runner_run(const struct mxl_config *cfg, const struct runner_options *opt)
 		    cfg->spool_directory);
 	/* Alone (--id), bulk mail still yields to priority mail. */
 	e.jc = job_context_new(cfg, e.sp, opt->id, opt->id != NULL, 0);
-	e.max_workers = (size_t)cfg->delivery_concurrency + PRIORITY_RESERVE;
+	/* One more: the worker picking the maildrop up. */
+	e.max_workers = (size_t)cfg->delivery_concurrency + PRIORITY_RESERVE +
+	    1;
 	dest_table_init(&e.t, cfg->initial_destination_concurrency,
 	    cfg->destination_concurrency, cfg->delivery_concurrency);
 	e.workers = xcalloc(e.max_workers, sizeof(*e.workers));

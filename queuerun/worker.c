@@ -30,6 +30,8 @@
 /* Big enough for any job the engine makes, small enough for a socket. */
 #define FRAME_MAX	(160 * 1024)
 #define RESOLVE_MAX	64	/* domains in one resolution */
+#define PICKUP_FAILED	1	/* bits of a pickup answer's claimed_ms */
+#define PICKUP_LEFT	2
 
 struct frame_head {
 	uint32_t task;		/* enum worker_task */
@@ -149,6 +151,14 @@ worker_send_resolve(struct worker *w, char *const *domains, size_t n)
 	return ok ? taken : 0;
 }
 
+bool
+worker_send_pickup(struct worker *w)
+{
+	struct frame_head head = {WORKER_PICKUP, 0, 0};
+
+	return send_frame(w->fd, &head, sizeof(head));
+}
+
 /* Decodes a job frame into work items; false when it is malformed. */
 static bool
 decode_job(const unsigned char *buf, size_t len, struct spool_work **out,
@@ -240,6 +250,23 @@ resolve(struct job_context *jc, const unsigned char *buf, size_t len,
 	return out;
 }
 
+/*
+ * A pickup: the answer's count is the messages queued, its claimed_ms
+ * the PICKUP_* bits.
+ */
+static size_t
+pick_up(struct spool *sp, unsigned char *answer)
+{
+	size_t n = 0;
+	int rc = spool_pickup(sp, NULL, &n);
+	struct frame_head head = {WORKER_PICKUP,
+	    n > UINT32_MAX ? UINT32_MAX : (uint32_t)n,
+	    (rc != SPOOL_OK ? PICKUP_FAILED : 0) |
+	    (spool_pickup_left(sp) ? PICKUP_LEFT : 0)};
+
+	return put(answer, 0, &head, sizeof(head));
+}
+
 static void
 worker_main(const struct mxl_config *cfg, time_t deadline, int fd)
 {
@@ -267,6 +294,8 @@ worker_main(const struct mxl_config *cfg, time_t deadline, int fd)
 		memcpy(&head, buf, sizeof(head));
 		if (head.task == WORKER_RESOLVE)
 			answer_len = resolve(jc, buf, (size_t)got, answer);
+		else if (head.task == WORKER_PICKUP)
+			answer_len = pick_up(sp, answer);
 		else
 			answer_len = deliver(jc, buf, (size_t)got, answer);
 		if (answer_len == 0) {
@@ -350,6 +379,13 @@ worker_read_answer(struct worker *w, struct worker_answer *a)
 			a->rep.mx_key[sizeof(a->rep.mx_key) - 1] = '\0';
 			ok = 1;
 		}
+		goto out;
+	}
+	if (head.task == WORKER_PICKUP) {
+		a->picked_up = head.count;
+		a->pickup_failed = (head.claimed_ms & PICKUP_FAILED) != 0;
+		a->pickup_left = (head.claimed_ms & PICKUP_LEFT) != 0;
+		ok = 1;
 		goto out;
 	}
 	if (head.task != WORKER_RESOLVE || head.count > FRAME_MAX / 4)

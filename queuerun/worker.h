@@ -9,7 +9,9 @@
  *	itself and then waits for jobs on a socket pair. A job is a list
  *	of recipients the engine has claimed (job.h); the worker delivers
  *	them, records every outcome in the spool itself, and answers with
- *	a job_report. A worker also answers the engine's questions of
+ *	a job_report. A worker also picks up the maildrop when asked, so
+ *	that the engine goes on claiming and handing out what is already
+ *	queued while a backlog of files is taken in; and it answers the engine's questions of
  *	which host serves a domain (job_next_hop_key()), so that the
  *	engine, which never waits on DNS itself, can send domains that
  *	share an MX host to the same sessions. The claims are the
@@ -33,7 +35,7 @@
 #include "queuerun/job.h"
 #include "spool/spool.h"
 
-enum worker_task { WORKER_DELIVER = 1, WORKER_RESOLVE };
+enum worker_task { WORKER_DELIVER = 1, WORKER_RESOLVE, WORKER_PICKUP };
 
 struct worker {
 	pid_t pid;
@@ -48,12 +50,15 @@ struct worker {
 	size_t nresolving;
 };
 
-/* A worker's answer: a delivery's report, or next-hop keys. */
+/* A worker's answer: a delivery's report, next-hop keys, a pickup's. */
 struct worker_answer {
 	enum worker_task task;
 	struct job_report rep;		/* WORKER_DELIVER */
 	char **domains, **keys;		/* WORKER_RESOLVE */
 	size_t n;
+	size_t picked_up;		/* WORKER_PICKUP: messages queued */
+	bool pickup_failed;		/* ... the spool failed */
+	bool pickup_left;		/* ... files it could not take yet */
 };
 
 /*
@@ -73,6 +78,9 @@ size_t worker_send_job(struct worker *w, const struct spool_work *work,
     size_t n, int64_t claimed_ms);
 /* Asks for the next-hop keys of up to n domains; returns how many. */
 size_t worker_send_resolve(struct worker *w, char *const *domains, size_t n);
+
+/* Asks it to pick up the maildrop; false when the worker is gone. */
+bool worker_send_pickup(struct worker *w);
 
 /* Reads a worker's answer: 1, or 0 when the worker is gone. */
 int worker_read_answer(struct worker *w, struct worker_answer *a);

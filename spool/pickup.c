@@ -284,6 +284,25 @@ spool_pickup(struct spool *sp, const char *only_id, size_t *countp)
 	return rc;
 }
 
+bool
+spool_pickup_left(const struct spool *sp)
+{
+	return sp->maildrop_left;
+}
+
+bool
+spool_maildrop_changed(struct spool *sp, bool left)
+{
+	struct timespec seen = {0, 0};
+
+	sp->maildrop_left = left;
+	if (maildrop_unchanged(sp, &seen))
+		return false;
+	sp->maildrop_seen = seen;
+	sp->maildrop_left = false;
+	return true;
+}
+
 int
 spool_scan_maildrop(struct spool *sp, spool_scan_fn fn, void *ctx)
 {

@@ -357,6 +357,15 @@ int spool_disk_usage(struct spool *sp, struct spool_usage *u);
  * number of processes at once: each file is taken by one of them.
  */
 int spool_pickup(struct spool *sp, const char *only_id, size_t *count);
+/* The last spool_pickup() of all left files it could not take yet. */
+bool spool_pickup_left(const struct spool *sp);
+/*
+ * For a runner that has the maildrop picked up by another process:
+ * whether it may hold files no pickup has seen (the check
+ * spool_pickup() makes first; left: the last pickup left some). When
+ * true, what is there now counts as seen by the pickup about to run.
+ */
+bool spool_maildrop_changed(struct spool *sp, bool left);
 
 /* Walks the messages still in the maildrop, oldest first (mailq). */
 int spool_scan_maildrop(struct spool *sp, spool_scan_fn fn, void *ctx);
