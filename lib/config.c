@@ -370,10 +370,17 @@ section_start(const char *file, int end, const char *kind, const char *name)
 
 	if (f == NULL)
 		return end;
+	char opened[400];
+	snprintf(opened, sizeof(opened), "%s \"%s\"", kind, name);
 	while (n < end && fgets(line, sizeof(line), f)) {
 		n++;
 		char *p = line + strspn(line, " \t");
 		size_t klen = strlen(kind);
+		/* One written inside its parent's line: dkim "d" { key "s" { */
+		if (strncmp(p, kind, klen) != 0 && strstr(p, opened) != NULL) {
+			found = n;
+			continue;
+		}
 		if (strncmp(p, kind, klen) != 0 || (p[klen] != ' ' &&
 		    p[klen] != '\t'))
 			continue;
