@@ -32,6 +32,11 @@
 /* A PEM key is a few KiB; anything much bigger is not one. */
 #define KEY_FILE_MAX	(64 * 1024)
 #define SIGNATURE_FIELD	"DKIM-Signature"
+/*
+ * The From: field is looked for in at most this much of a message that
+ * has no end of header (a 50 MB message all header is not read whole).
+ */
+#define HEADER_READ_MAX	(1024 * 1024)
 
 struct loaded_key {
 	const struct mxl_dkim_key *conf;
@@ -291,7 +296,10 @@ header_field(const char *head, size_t len, const char *name, struct buf *out)
 	return false;
 }
 
-/* Reads chunks until the header block is whole (or the content ends). */
+/*
+ * Reads chunks until the header block is whole, the content ends, or
+ * HEADER_READ_MAX octets are in.
+ */
 static int
 read_header(struct spool *sp, const char *id, struct buf *head)
 {
@@ -307,7 +315,8 @@ read_header(struct spool *sp, const char *id, struct buf *head)
 		if (rc != SPOOL_OK)
 			break;
 		buf_append(head, chunk.data, chunk.len);
-		if (memmem(head->data, head->len, "\n\r\n", 3) ||
+		if (head->len >= HEADER_READ_MAX ||
+		    memmem(head->data, head->len, "\n\r\n", 3) ||
 		    memmem(head->data, head->len, "\n\n", 2) ||
 		    (head->len >= 2 && memcmp(head->data, "\r\n", 2) == 0))
 			break;
