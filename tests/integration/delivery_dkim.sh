@@ -19,8 +19,9 @@
 #	                          the log line names dkim=DOMAIN/SELECTORS;
 #	                          show says how it will be signed
 #	  hard content .......... CRLF, 8-bit body, folded and 1,200-octet
-#	                          header lines, a 1,200-octet UTF-8 body line,
-#	                          dot lines: still verifies as received
+#	                          header lines (a signed one without blanks),
+#	                          a 1,200-octet UTF-8 body line, dot lines:
+#	                          still verifies as received
 #	  alignment ............. From: a subdomain is signed by its parent's
 #	                          section; an unknown domain by
 #	                          dkim_fallback_domain, or not at all
@@ -181,6 +182,9 @@ lines = [
     "X-Test-Id: hard",
     "Message-ID: <hard.1@example.org>",
     ("X-Long: " + words)[:1200],
+    # Signed, and with no blank to fold at: it gets CRLF SPACE, which
+    # relaxed canonicalisation keeps as a space: signed as it goes out.
+    "References: <" + "r" * 1100 + "@example.org>",
     "MIME-Version: 1.0",
     "Content-Type: text/plain; charset=utf-8",
     "Content-Transfer-Encoding: 8bit",
@@ -202,6 +206,8 @@ check_log "$ID" bob@sink.test sent '2\.0\.0' ", dkim=example.org/s2026,ed2026"
 F=$(saved hard)
 assert_eq 0 "$(sinkq "tid('hard')[0]['long_lines']")" "long lines on the wire"
 assert_eq True "$(sinkq "tid('hard')[0]['eightbit']")" "8-bit content on the wire"
+assert_match "$(tr -d '\r\n\t ' <"$F" | grep -o ';h=[^;]*' | head -1)" 'References' "References: is signed"
+assert_eq 1 "$(grep -c '^ rrr' "$F")" "the long References: line was folded with CRLF SPACE"
 V=$(verify "$F")
 assert_contains "$V" "$F 0 d=example.org s=s2026 a=rsa-sha256 dkimpy=pass opendkim=pass"
 assert_contains "$V" "$F 1 d=example.org s=ed2026 a=ed25519-sha256 dkimpy=pass opendkim=pass"
