@@ -28,6 +28,7 @@
 #include "dns/dns.h"
 #include "route/route.h"
 #include "lib/log.h"
+#include "lib/strmap.h"
 
 #define FINISH_BATCH	64
 
@@ -51,10 +52,10 @@ struct job_context {
 	 */
 	struct signed_msg *signed_msgs;
 	size_t nsigned;
+	struct strmap signed_index;	/* queue id -> signed_msgs index */
 };
 
 struct signed_msg {
-	char id[SPOOL_ID_SIZE];
 	char *fields;			/* DKIM-Signature fields, or NULL */
 	char *signer;			/* "example.org/s2026,ed2026" */
 };
@@ -562,19 +563,19 @@ static void
 sign_txn(struct job_context *jc, struct txn *t)
 {
 	const char *id = t->slot->env.id;
-	struct signed_msg *s = NULL;
+	struct signed_msg *s;
+	size_t at;
 
-	if (t->sign_decided)
+	if (t->sign_decided || jc->cfg->ndkim_domains == 0)
 		return;
 	t->sign_decided = true;
-	for (size_t i = 0; i < jc->nsigned && s == NULL; i++)
-		if (strcmp(jc->signed_msgs[i].id, id) == 0)
-			s = &jc->signed_msgs[i];
-	if (s == NULL) {
+	if (strmap_get(&jc->signed_index, id, &at)) {
+		s = &jc->signed_msgs[at];
+	} else {
 		jc->signed_msgs = xrealloc(jc->signed_msgs, (jc->nsigned + 1) *
 		    sizeof(*jc->signed_msgs));
+		strmap_put(&jc->signed_index, id, jc->nsigned);
 		s = &jc->signed_msgs[jc->nsigned++];
-		snprintf(s->id, sizeof(s->id), "%s", id);
 		s->fields = dkim_sign_message(jc->cfg, jc->sp, &t->slot->env,
 		    &s->signer);
 	}
@@ -592,6 +593,7 @@ forget_signatures(struct job_context *jc)
 	free(jc->signed_msgs);
 	jc->signed_msgs = NULL;
 	jc->nsigned = 0;
+	strmap_free(&jc->signed_index);
 }
 
 /*
