@@ -352,7 +352,7 @@ dkim_choose(const struct mxl_config *cfg, struct spool *sp, const char *id,
     struct dkim_choice *out)
 {
 	memset(out, 0, sizeof(*out));
-	out->why = "no dkim section is configured";
+	out->reason = DKIM_NOT_CONFIGURED;
 	if (cfg->ndkim_domains == 0)
 		return SPOOL_OK;
 	struct buf head = BUF_INIT;
@@ -367,25 +367,58 @@ dkim_choose(const struct mxl_config *cfg, struct spool *sp, const char *id,
 	for (const char *d = out->from_domain; *d; ) {
 		out->domain = config_dkim_domain(cfg, d);
 		if (out->domain) {
-			out->why = d == out->from_domain ? "the From: domain" :
-			    "a parent of the From: domain";
+			out->reason = d == out->from_domain ? DKIM_FROM_DOMAIN :
+			    DKIM_PARENT_DOMAIN;
 			return SPOOL_OK;
 		}
 		const char *dot = strchr(d, '.');
 		d = dot ? dot + 1 : "";
 	}
-	if (cfg->dkim_fallback_domain[0]) {
-		out->domain = config_dkim_domain(cfg,
-		    cfg->dkim_fallback_domain);
-		out->why = out->from_domain[0] ? "dkim_fallback_domain: the "
-		    "From: domain has no dkim section" : "dkim_fallback_domain: "
-		    "no From: address";
-		return SPOOL_OK;
-	}
-	out->why = out->from_domain[0] ? "the From: domain has no dkim "
-	    "section and dkim_fallback_domain is empty" : "no From: address "
-	    "and dkim_fallback_domain is empty";
+	out->domain = config_dkim_domain(cfg, cfg->dkim_fallback_domain);
+	out->reason = out->domain ? DKIM_FALLBACK : DKIM_UNMATCHED;
 	return SPOOL_OK;
+}
+
+char *
+dkim_choice_text(const struct dkim_choice *c)
+{
+	struct buf b = BUF_INIT;
+	const char *from = c->from_domain;
+
+	if (c->domain) {
+		char *name = dkim_signer_name(c->domain);
+		buf_printf(&b, "%s ", name);
+		free(name);
+	} else {
+		buf_puts(&b, "none ");
+	}
+	switch (c->reason) {
+	case DKIM_NOT_CONFIGURED:
+		buf_puts(&b, "(no dkim section is configured)");
+		break;
+	case DKIM_FROM_DOMAIN:
+		buf_printf(&b, "(From: domain %s)", from);
+		break;
+	case DKIM_PARENT_DOMAIN:
+		buf_printf(&b, "(parent of the From: domain %s)", from);
+		break;
+	case DKIM_FALLBACK:
+		if (*from)
+			buf_printf(&b, "(dkim_fallback_domain: the From: domain "
+			    "%s has no dkim section)", from);
+		else
+			buf_puts(&b, "(dkim_fallback_domain: no From: address)");
+		break;
+	case DKIM_UNMATCHED:
+		if (*from)
+			buf_printf(&b, "(the From: domain %s has no dkim "
+			    "section, and no dkim_fallback_domain)", from);
+		else
+			buf_puts(&b, "(no From: address, and no "
+			    "dkim_fallback_domain)");
+		break;
+	}
+	return buf_steal(&b);
 }
 
 char *

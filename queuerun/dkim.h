@@ -46,11 +46,19 @@
 int dkim_keys_load(const struct mxl_config *cfg, char *err, size_t errlen);
 void dkim_keys_free(void);
 
-/* How one message is (to be) signed. */
+/* How one message is (to be) signed, and why. */
+enum dkim_reason {
+	DKIM_NOT_CONFIGURED,		/* no dkim section at all */
+	DKIM_FROM_DOMAIN,		/* the From: domain's section */
+	DKIM_PARENT_DOMAIN,		/* a parent of the From: domain's */
+	DKIM_FALLBACK,			/* dkim_fallback_domain's */
+	DKIM_UNMATCHED,			/* none matched, no fallback */
+};
+
 struct dkim_choice {
 	const struct mxl_dkim_domain *domain;	/* NULL: not signed */
 	char from_domain[256];		/* "" when no From: address */
-	const char *why;		/* "the From: domain", ... */
+	enum dkim_reason reason;
 };
 
 /*
@@ -61,6 +69,12 @@ int dkim_choose(const struct mxl_config *cfg, struct spool *sp,
     const char *id, struct dkim_choice *out);
 /* "example.org/s2026,ed2026" for a domain and its selectors. */
 char *dkim_signer_name(const struct mxl_dkim_domain *d);
+/*
+ * The choice in words: "example.org/s2026,ed2026 (From: domain
+ * example.org)", "none (the From: domain other.test has no dkim
+ * section, and no dkim_fallback_domain)"...
+ */
+char *dkim_choice_text(const struct dkim_choice *c);
 
 /*
  * The message's DKIM-Signature fields, each ending in CRLF, ready to

@@ -251,15 +251,9 @@ print_dkim(FILE *out, struct spool *sp, const struct mxl_config *cfg,
 
 	if (rc != SPOOL_OK)
 		return rc;
-	if (c.domain == NULL) {
-		fprintf(out, "dkim: none (%s%s%s)\n", c.why,
-		    c.from_domain[0] ? ": " : "", c.from_domain);
-		return SPOOL_OK;
-	}
-	char *name = dkim_signer_name(c.domain);
-	fprintf(out, "dkim: %s (%s%s%s)\n", name, c.why,
-	    c.from_domain[0] ? " " : "", c.from_domain);
-	free(name);
+	char *text = dkim_choice_text(&c);
+	fprintf(out, "dkim: %s\n", text);
+	free(text);
 	return SPOOL_OK;
 }
 

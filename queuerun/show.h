@@ -19,7 +19,7 @@
  *	envid: XYZ                         (line omitted when none)
  *	body: 7bit|8bitmime|default
  *	held: yes|no
- *	dkim: example.org/s2026,ed2026 (the From: domain)
+ *	dkim: example.org/s2026,ed2026 (From: domain example.org)
  *	                                   (how delivery will sign it: the
  *	                                   domain and its selectors and why,
  *	                                   or "none (why)"; dkim.h decides)

@@ -156,7 +156,7 @@ world sign
 printf 'From: Alice <alice@example.org>\nTo: bob@sink.test\nSubject: signed\nX-Test-Id: plain\n\nHello, signed world.\n' >"$SRV/plain"
 submit_file "$SRV/plain" -i -f alice@example.org bob@sink.test
 ID=$NEWID
-assert_eq "dkim: example.org/s2026,ed2026 (the From: domain example.org)" \
+assert_eq "dkim: example.org/s2026,ed2026 (From: domain example.org)" \
     "$(show "$ID" | grep '^dkim: ')" "show's dkim line"
 pass_once
 check_log "$ID" bob@sink.test sent '2\.0\.0' ", dkim=example.org/s2026,ed2026"
@@ -226,9 +226,9 @@ ID_SUB=$NEWID
 printf 'From: shop@other.test\nTo: bob@sink.test\nSubject: fallback\nX-Test-Id: fb\n\nfallback\n' >"$SRV/fb"
 submit_file "$SRV/fb" -i -f shop@other.test bob@sink.test
 ID_FB=$NEWID
-assert_eq "dkim: example.org/s2026,ed2026 (a parent of the From: domain lists.example.org)" \
+assert_eq "dkim: example.org/s2026,ed2026 (parent of the From: domain lists.example.org)" \
     "$(show "$ID_SUB" | grep '^dkim: ')" "show for a subdomain"
-assert_eq "dkim: bulk.example.net/fb (dkim_fallback_domain: the From: domain has no dkim section other.test)" \
+assert_eq "dkim: bulk.example.net/fb (dkim_fallback_domain: the From: domain other.test has no dkim section)" \
     "$(show "$ID_FB" | grep '^dkim: ')" "show for the fallback"
 pass_once
 check_log "$ID_SUB" bob@sink.test sent '2\.0\.0' ", dkim=example.org/s2026,ed2026"
@@ -244,7 +244,7 @@ world nosign
 printf 'From: shop@other.test\nTo: bob@sink.test\nSubject: none\nX-Test-Id: none\n\nunsigned\n' >"$SRV/none"
 submit_file "$SRV/none" -i -f shop@other.test bob@sink.test
 ID=$NEWID
-assert_eq "dkim: none (the From: domain has no dkim section and dkim_fallback_domain is empty: other.test)" \
+assert_eq "dkim: none (the From: domain other.test has no dkim section, and no dkim_fallback_domain)" \
     "$(show "$ID" | grep '^dkim: ')" "show for an unsigned message"
 pass_once
 check_log "$ID" bob@sink.test sent '2\.0\.0' "250"
