@@ -27,6 +27,8 @@
 #	                          dkim_fallback_domain, or not at all
 #	  once per message ...... two transactions of one message carry the
 #	                          same signature
+#	  bounces ............... the bounce (From: MAILER-DAEMON@host.
+#	                          example.org) is signed by example.org
 #	  tampering ............. a changed octet fails both verifiers (so
 #	                          the checks above can fail)
 #	  bad keys .............. missing, world-readable, 512-bit RSA and
@@ -82,6 +84,7 @@ print("".join(re.findall(r"\"([^\"]*)\"", t.split("IN TXT (", 1)[1].split(")", 1
 write_zone() {
 	{
 		echo "sink.test MX 10 mx.sink.test"
+		echo "example.org MX 10 mx.sink.test"
 		echo "mx.sink.test A $IP_MX"
 		echo "s2026._domainkey.example.org TXT $(record "$T/keygen.s2026")"
 		echo "ed2026._domainkey.example.org TXT $(record "$T/keygen.ed2026")"
@@ -211,6 +214,20 @@ assert_eq 1 "$(grep -c '^ rrr' "$F")" "the long References: line was folded with
 V=$(verify "$F")
 assert_contains "$V" "$F 0 d=example.org s=s2026 a=rsa-sha256 dkimpy=pass opendkim=pass"
 assert_contains "$V" "$F 1 d=example.org s=ed2026 a=ed25519-sha256 dkimpy=pass opendkim=pass"
+
+section "a bounce is signed like any message from its sender's domain"
+world bounce
+printf 'From: alice@example.org\nTo: r550-gone@sink.test\nSubject: bounce me\nX-Test-Id: tobounce\n\nx\n' >"$SRV/tobounce"
+submit_file "$SRV/tobounce" -i -f alice@example.org r550-gone@sink.test
+ID=$NEWID
+pass_once
+pass_once	# the bounce, if the first pass left it
+check_log "$ID" r550-gone@sink.test bounced '5\.1\.1' ", dkim=example.org/s2026,ed2026"
+B=$(sinkq "[m['file'] for m in to('alice@example.org') if m['mail_from'] == ''][0]")
+assert_match "$(grep -m1 '^From: ' "$B")" 'MAILER-DAEMON@host\.example\.org' "the bounce's From:"
+V=$(verify "$B")
+assert_contains "$V" "$B 0 d=example.org s=s2026 a=rsa-sha256 dkimpy=pass opendkim=pass"
+assert_contains "$V" "$B 1 d=example.org s=ed2026 a=ed25519-sha256 dkimpy=pass opendkim=pass"
 
 section "tampering: a changed octet fails both verifiers"
 sed 's/Ünïcödé body line/Unicode body line/' "$F" >"$SRV/tampered"
