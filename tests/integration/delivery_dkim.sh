@@ -140,6 +140,11 @@ assert_contains "$(last_out)" "example.org s2026 (rsa, 2048 bits): WRONG: s2026.
 assert_contains "$(last_out)" "example.org ed2026 (ed25519, 256 bits): REVOKED"
 assert_contains "$(last_out)" "bulk.example.net fb (rsa, 1024 bits): MISSING: fb._domainkey.bulk.example.net"
 assert_contains "$(last_out)" "$(sed -n '/IN TXT/p' "$T/keygen.fb")"
+write_zone "ed2026._domainkey.example.org SERVFAIL"
+sleep 1.1
+assert_exit 75 "$QUEUERUN" check dkim example.org
+assert_contains "$(last_out)" "example.org s2026 (rsa, 2048 bits): ok"
+assert_contains "$(last_out)" "example.org ed2026 (ed25519, 256 bits): UNKNOWN: DNS did not answer"
 write_zone
 sleep 1.1
 
