@@ -260,8 +260,8 @@ dkim_public_record(EVP_PKEY *pkey, const char **k, char **p, int *bits)
 /* Choosing the signer. */
 
 /*
- * The first From: field, unfolded, from the header block; false when
- * there is none.
+ * The value of the first field called name, unfolded, from the header
+ * block; false when there is none.
  */
 static bool
 header_field(const char *head, size_t len, const char *name, struct buf *out)
@@ -332,7 +332,7 @@ from_domain(const char *head, size_t len, char *out, size_t outlen)
 	struct buf from = BUF_INIT;
 
 	out[0] = '\0';
-	if (header_field(head, len, "From", &from)) {
+	if (header_field(head, len, "From", &from) && from.data != NULL) {
 		unsigned char *user = NULL, *domain = NULL;
 		/* One mailbox is what DMARC aligns with: the first. */
 		if (dkim_mail_parse((unsigned char *)from.data, &user,
