@@ -58,11 +58,13 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(OPTFLAGS) $(WARNFLAGS) $(HARDENING) \
 ALL_LDFLAGS = $(HARDEN_LD) $(SANFLAGS) $(LDFLAGS)
 # What each layer needs beyond libc: lib/ reads the configuration with
 # libconfuse, spool/ is BerkeleyDB, dns/ uses libresolv's parsers, and
-# queuerun alone fetches MTA-STS policies with libcurl (queuerun/mtasts.c).
+# queuerun alone fetches MTA-STS policies with libcurl (queuerun/mtasts.c)
+# and signs with libopendkim (queuerun/dkim.c).
 LIBS_LIB   = $(shell pkg-config --libs libconfuse 2>/dev/null)
 LIBS_SPOOL = -ldb
 LIBS_DNS   = -lresolv
 LIBS_CURL  = $(shell pkg-config --libs libcurl 2>/dev/null)
+LIBS_DKIM  = $(shell pkg-config --libs opendkim 2>/dev/null || echo -lopendkim)
 
 LIB_SRCS      = lib/util.c lib/log.c lib/config.c lib/proc.c lib/strmap.c \
                 lib/safefile.c
@@ -75,6 +77,7 @@ SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \
                 sendmail/message.c sendmail/submit.c sendmail/aliases.c \
                 sendmail/smtpd.c sendmail/mailq.c
 QUEUERUN_SRCS = queuerun/main.c queuerun/show.c queuerun/runner.c \
+                queuerun/longlines.c queuerun/dkim.c queuerun/dkimtool.c \
                 queuerun/job.c queuerun/worker.c queuerun/dest.c \
                 queuerun/deliver.c queuerun/connect.c queuerun/wire.c \
                 queuerun/pipeline.c \
@@ -167,7 +170,7 @@ $(O)/queuerun/queuerun: $(QUEUERUN_OBJS) $(O)/route/libroute.a \
                        $(O)/lib/libmxl.a
 	@echo "  LD      $@"
 	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SPOOL) $(LIBS_DNS) $(LIBS_LIB) \
-	    $(LIBS_CURL) $(PKG_LIBS)
+	    $(LIBS_CURL) $(LIBS_DKIM) $(PKG_LIBS)
 
 UNIT_LIBS = $(O)/queuerun/libqueuerun.a $(O)/sendmail/libsubmit.a \
             $(O)/route/libroute.a $(O)/dns/libdns.a $(O)/spool/libspool.a \
@@ -176,7 +179,7 @@ $(O)/tests/unit/%: tests/unit/%.c tests/unit/unit.h $(UNIT_LIBS)
 	@mkdir -p $(dir $@)
 	@echo "  CC/LD   $@"
 	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(UNIT_LIBS) $(LIBS_SPOOL) $(LIBS_DNS) \
-	    $(LIBS_LIB) $(LIBS_CURL) $(PKG_LIBS)
+	    $(LIBS_LIB) $(LIBS_CURL) $(LIBS_DKIM) $(PKG_LIBS)
 
 check-unit: $(UNIT_TESTS:%=$(O)/%)
 

@@ -242,6 +242,18 @@ else
 	say "installed $d_conf/providers.conf"
 fi
 
+# ----------------------------------------------------------------- DKIM
+# Where "queuerun dkim keygen" writes private keys, as the mail system's
+# account, which signs with them: its own, and nobody else's.
+install -d -m 0700 "$d_conf/dkim" || die "cannot create $d_conf/dkim"
+if [ "$set_owners" = yes ]; then
+	chown "$user:$group" "$d_conf/dkim" ||
+	    die "cannot set the owner of $d_conf/dkim"
+else
+	later "give $sysconfdir/mxlane/dkim to $user:$group, mode 0700" \
+	    "chown $user:$group $sysconfdir/mxlane/dkim && chmod 0700 $sysconfdir/mxlane/dkim"
+fi
+
 # ---------------------------------------------------------------- spool
 # The spool is the mail system's alone (0700): nobody else, root
 # included, ever works inside it (see INSTALL, "Who runs what").

@@ -18,12 +18,14 @@
 
 #include <arpa/inet.h>
 #include <confuse.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -185,6 +187,29 @@ static cfg_opt_t provider_opts[] = {
 	CFG_END()
 };
 
+static cfg_opt_t dkim_key_opts[] = {
+	CFG_STR("private_key", "", CFGF_NONE),
+	CFG_END()
+};
+
+static cfg_opt_t dkim_opts[] = {
+	CFG_SEC("key", dkim_key_opts,
+	    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+	CFG_END()
+};
+
+/*
+ * What a receiver's DMARC and list handling look at (RFC 6376 5.4.1,
+ * and the bulk-sender rules of Gmail and Yahoo: List-Unsubscribe and
+ * List-Unsubscribe-Post must be signed). From is always signed and
+ * over-signed, listed or not (load_dkim()).
+ */
+#define DKIM_DEFAULT_HEADERS "{\"From\", \"To\", \"Cc\", \"Subject\", " \
+	"\"Date\", \"Message-ID\", \"Reply-To\", \"MIME-Version\", " \
+	"\"Content-Type\", \"Content-Transfer-Encoding\", \"In-Reply-To\", " \
+	"\"References\", \"List-Id\", \"List-Unsubscribe\", " \
+	"\"List-Unsubscribe-Post\", \"Feedback-ID\"}"
+
 static cfg_opt_t lane_opts[] = {
 	CFG_STR("pool", "", CFGF_NONE),
 	CFG_STR_LIST("match_sender", "{}", CFGF_NONE),
@@ -328,7 +353,7 @@ validate_source(cfg_t *cfg, cfg_opt_t *opt)
 /* Section lines, kept for the checks that need every section first. */
 struct section_line {
 	char kind[12];
-	char name[64];
+	char name[320];
 	char file[256];
 	int line;
 };
@@ -345,10 +370,17 @@ section_start(const char *file, int end, const char *kind, const char *name)
 
 	if (f == NULL)
 		return end;
+	char opened[400];
+	snprintf(opened, sizeof(opened), "%s \"%s\"", kind, name);
 	while (n < end && fgets(line, sizeof(line), f)) {
 		n++;
 		char *p = line + strspn(line, " \t");
 		size_t klen = strlen(kind);
+		/* One written inside its parent's line: dkim "d" { key "s" { */
+		if (strncmp(p, kind, klen) != 0 && strstr(p, opened) != NULL) {
+			found = n;
+			continue;
+		}
 		if (strncmp(p, kind, klen) != 0 || (p[klen] != ' ' &&
 		    p[klen] != '\t'))
 			continue;
@@ -390,6 +422,35 @@ static int
 remember_lane(cfg_t *cfg, cfg_opt_t *opt)
 {
 	return remember_line(cfg, opt, "lane");
+}
+
+static int
+remember_dkim(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return remember_line(cfg, opt, "dkim");
+}
+
+/*
+ * A key section is named by its selector, which other domains may use
+ * too: it is remembered as "domain/selector", and its line is the last
+ * 'key "selector"' line before the closing brace.
+ */
+static int
+remember_dkim_key(cfg_t *cfg, cfg_opt_t *opt)
+{
+	cfg_t *sec = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
+
+	section_lines = xrealloc(section_lines, (nsection_lines + 1) *
+	    sizeof(*section_lines));
+	struct section_line *l = &section_lines[nsection_lines++];
+	snprintf(l->kind, sizeof(l->kind), "key");
+	snprintf(l->name, sizeof(l->name), "%s/%s", cfg_title(cfg) ?
+	    cfg_title(cfg) : "", cfg_title(sec));
+	snprintf(l->file, sizeof(l->file), "%s", cfg->filename ?
+	    cfg->filename : "");
+	l->line = section_start(cfg->filename, real_line(cfg->filename,
+	    cfg->line), "key", cfg_title(sec));
+	return 0;
 }
 
 /* The file a section was declared in (an include), or NULL. */
@@ -536,6 +597,9 @@ static cfg_opt_t root_opts[] = {
 	CFG_SEC("provider", provider_opts,
 	    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	CFG_SEC("lane", lane_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+	CFG_SEC("dkim", dkim_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+	CFG_STR("dkim_fallback_domain", "", CFGF_NONE),
+	CFG_STR_LIST("dkim_headers", DKIM_DEFAULT_HEADERS, CFGF_NONE),
 	CFG_FUNC("include", config_include),
 	CFG_END()
 };
@@ -781,6 +845,145 @@ load_routing(cfg_t *parsed, struct mxl_config *cfg, const char *path,
 	return 0;
 }
 
+/* A domain name as DNS has it: labels of letters, digits and '-'. */
+static bool
+dkim_name_valid(const char *name, bool underscore)
+{
+	size_t label = 0, len = strlen(name);
+
+	if (len == 0 || len > 253 || name[0] == '.' || name[len - 1] == '.')
+		return false;
+	for (const char *p = name; *p; p++) {
+		if (*p == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)*p) && *p != '-' &&
+		    !(underscore && *p == '_'))
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return true;
+}
+
+/* A header field name (RFC 5322 ftext), as libopendkim matches it. */
+static bool
+header_name_valid(const char *name)
+{
+	if (*name == '\0' || strlen(name) > 64)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+			return false;
+	return true;
+}
+
+/*
+ * dkim sections, dkim_fallback_domain and dkim_headers: names and
+ * cross-references only. Whether each key file is there, private and
+ * a usable key is queuerun's to check (queuerun/dkim.h), as the
+ * spool's owner: sendmail never reads them.
+ */
+static int
+load_dkim(cfg_t *parsed, struct mxl_config *cfg, const char *path,
+    char *err, size_t errlen)
+{
+	cfg->ndkim_domains = cfg_size(parsed, "dkim");
+	cfg->dkim_domains = xcalloc(cfg->ndkim_domains + 1,
+	    sizeof(*cfg->dkim_domains));
+	for (size_t i = 0; i < cfg->ndkim_domains; i++) {
+		cfg_t *sec = cfg_getnsec(parsed, "dkim", (unsigned)i);
+		struct mxl_dkim_domain *d = &cfg->dkim_domains[i];
+		const char *title = cfg_title(sec);
+		const char *where = section_file("dkim", title);
+		int line = section_line("dkim", title);
+		d->domain = xstrdup(title);
+		str_lower(d->domain);
+		if (d->domain[0] && d->domain[strlen(d->domain) - 1] == '.')
+			d->domain[strlen(d->domain) - 1] = '\0';
+		if (!dkim_name_valid(d->domain, false))
+			return route_fail(err, errlen, where ? where : path,
+			    line, "dkim \"%s\": not a domain name", title);
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(cfg->dkim_domains[k].domain, d->domain) ==
+			    0)
+				return route_fail(err, errlen, where ? where :
+				    path, line, "dkim \"%s\": a second section "
+				    "for the same domain", title);
+		d->nkeys = cfg_size(sec, "key");
+		d->keys = xcalloc(d->nkeys + 1, sizeof(*d->keys));
+		if (d->nkeys == 0)
+			return route_fail(err, errlen, where ? where : path,
+			    line, "dkim \"%s\": no key section", title);
+		for (size_t k = 0; k < d->nkeys; k++) {
+			cfg_t *ks = cfg_getnsec(sec, "key", (unsigned)k);
+			struct mxl_dkim_key *key = &d->keys[k];
+			char name[320];
+			snprintf(name, sizeof(name), "%s/%s", title,
+			    cfg_title(ks));
+			const char *kf = section_file("key", name);
+			key->selector = xstrdup(cfg_title(ks));
+			key->private_key = xstrdup(cfg_getstr(ks,
+			    "private_key"));
+			key->file = xstrdup(kf ? kf : path ? path : "");
+			key->line = section_line("key", name);
+			if (!dkim_name_valid(key->selector, true))
+				return route_fail(err, errlen, key->file,
+				    key->line, "dkim %s: key \"%s\": a selector "
+				    "is one or more DNS labels", d->domain,
+				    key->selector);
+			if (key->private_key[0] != '/')
+				return route_fail(err, errlen, key->file,
+				    key->line, "dkim %s: key %s: private_key "
+				    "must be an absolute path, not \"%s\"",
+				    d->domain, key->selector,
+				    key->private_key);
+		}
+	}
+	cfg->dkim_fallback_domain = xstrdup(cfg_getstr(parsed,
+	    "dkim_fallback_domain"));
+	str_lower(cfg->dkim_fallback_domain);
+	if (cfg->dkim_fallback_domain[0] &&
+	    config_dkim_domain(cfg, cfg->dkim_fallback_domain) == NULL) {
+		snprintf(err, errlen, "%s: dkim_fallback_domain \"%s\" has no "
+		    "dkim section", path ? path : "",
+		    cfg->dkim_fallback_domain);
+		return -1;
+	}
+	/* From first, once: it is always signed (and over-signed). */
+	size_t n = cfg_size(parsed, "dkim_headers");
+	cfg->dkim_headers = xcalloc(n + 2, sizeof(char *));
+	cfg->dkim_headers[cfg->ndkim_headers++] = xstrdup("From");
+	for (size_t i = 0; i < n; i++) {
+		const char *h = cfg_getnstr(parsed, "dkim_headers",
+		    (unsigned)i);
+		if (!header_name_valid(h)) {
+			snprintf(err, errlen, "%s: dkim_headers: \"%s\" is not "
+			    "a header field name", path ? path : "", h);
+			return -1;
+		}
+		bool seen = false;
+		for (size_t k = 0; k < cfg->ndkim_headers; k++)
+			if (strcasecmp(cfg->dkim_headers[k], h) == 0)
+				seen = true;
+		if (!seen)
+			cfg->dkim_headers[cfg->ndkim_headers++] = xstrdup(h);
+	}
+	return 0;
+}
+
+const struct mxl_dkim_domain *
+config_dkim_domain(const struct mxl_config *cfg, const char *domain)
+{
+	for (size_t i = 0; domain && i < cfg->ndkim_domains; i++)
+		if (strcasecmp(cfg->dkim_domains[i].domain, domain) == 0)
+			return &cfg->dkim_domains[i];
+	return NULL;
+}
+
 int
 config_load(const char *explicit_path, bool use_environment,
     struct mxl_config *cfg, char *err, size_t errlen)
@@ -811,6 +1014,8 @@ config_load(const char *explicit_path, bool use_environment,
 	cfg_set_validate_func(parsed, "pool|source", validate_source);
 	cfg_set_validate_func(parsed, "provider", remember_provider);
 	cfg_set_validate_func(parsed, "lane", remember_lane);
+	cfg_set_validate_func(parsed, "dkim", remember_dkim);
+	cfg_set_validate_func(parsed, "dkim|key", remember_dkim_key);
 	const char *limit_sections[] = {"provider", "lane"};
 	for (size_t i = 0; i < 2; i++) {
 		char key[64];
@@ -909,6 +1114,8 @@ config_load(const char *explicit_path, bool use_environment,
 		cfg->myorigin = xstrdup(cfg->myhostname);
 	}
 	rc = load_routing(parsed, cfg, path, err, errlen);
+	if (rc == 0)
+		rc = load_dkim(parsed, cfg, path, err, errlen);
 	cfg_free(parsed);
 	free(section_lines);
 	section_lines = NULL;
@@ -1053,5 +1260,18 @@ config_free(struct mxl_config *cfg)
 		free(p->relay_host);
 	}
 	free(cfg->providers);
+	for (size_t i = 0; i < cfg->ndkim_domains; i++) {
+		struct mxl_dkim_domain *d = &cfg->dkim_domains[i];
+		for (size_t k = 0; k < d->nkeys; k++) {
+			free(d->keys[k].selector);
+			free(d->keys[k].private_key);
+			free(d->keys[k].file);
+		}
+		free(d->keys);
+		free(d->domain);
+	}
+	free(cfg->dkim_domains);
+	free(cfg->dkim_fallback_domain);
+	free_list(cfg->dkim_headers, cfg->ndkim_headers);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -98,6 +98,25 @@ struct mxl_lane {
 	bool priority;
 };
 
+/*
+ * DKIM (RFC 6376): a signing domain and its keys. Every key of the
+ * domain signs. Only the names are here: the key files are read by
+ * queuerun alone (queuerun/dkim.h), never by sendmail, which runs as
+ * the submitting user.
+ */
+struct mxl_dkim_key {
+	char *selector;			/* "s2026" */
+	char *private_key;		/* absolute path of the PEM file */
+	char *file;			/* where it was declared */
+	int line;
+};
+
+struct mxl_dkim_domain {
+	char *domain;			/* lower case, no trailing dot */
+	struct mxl_dkim_key *keys;	/* at least one */
+	size_t nkeys;
+};
+
 struct mxl_config {
 	char *path;			/* file read, or NULL for defaults */
 	char *spool_directory;
@@ -142,6 +161,13 @@ struct mxl_config {
 	long long bounce_size_limit;	/* bytes of original in a bounce */
 	bool immediate_delivery;	/* priority lane: run at once */
 	char *queuerun_path;
+
+	/* DKIM signing (queuerun/dkim.h). */
+	struct mxl_dkim_domain *dkim_domains;
+	size_t ndkim_domains;
+	char *dkim_fallback_domain;	/* "" = leave unmatched mail unsigned */
+	char **dkim_headers;		/* header field names to sign */
+	size_t ndkim_headers;
 };
 
 /* Parses "30s", "5m", "4h", "5d", "1w" or plain seconds; -1 if bad. */
@@ -164,6 +190,9 @@ const struct mxl_pool *config_pool(const struct mxl_config *cfg,
     const char *name);
 const struct mxl_provider *config_provider(const struct mxl_config *cfg,
     const char *name);
+/* The dkim section of exactly this domain (any case), or NULL. */
+const struct mxl_dkim_domain *config_dkim_domain(const struct mxl_config *cfg,
+    const char *domain);
 /* An IPv4 or IPv6 literal as a socket address (port 0); -1 if not one. */
 int config_source_addr(const char *text, struct sockaddr_storage *ss,
     socklen_t *len);

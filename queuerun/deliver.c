@@ -29,17 +29,18 @@
 #include <time.h>
 
 #include "queuerun/connect.h"
+#include "queuerun/longlines.h"
 #include "queuerun/wire.h"
 #include "lib/log.h"
-
-#define LINE_LIMIT 998
 
 volatile int deliver_stop;
 
 /*
  * Streams one message's content. libESMTP gets an empty line first (see
- * wire.h: so that it treats the whole message as body) and then the
- * stored message, with over-long lines made short (line_break()).
+ * wire.h: so that it treats the whole message as body), then the
+ * message's DKIM-Signature fields, if it is signed, and then the stored
+ * message, with over-long lines made short (longlines.h): what the
+ * signature covers.
  */
 struct content_reader {
 	struct spool *sp;
@@ -54,10 +55,9 @@ struct content_reader {
 	bool started;		/* the leading empty line was handed out */
 	struct buf raw;
 	struct buf out;
-	struct buf line;	/* the current line's octets not yet out */
-	bool folded;		/* line is a continuation we started */
-	bool in_header;
-	bool line_empty;	/* current line has no octets yet */
+	struct longlines lines;	/* over-long lines made short */
+	const char *signature;	/* DKIM-Signature fields to go first */
+	bool signed_out;	/* they went out */
 	/*
 	 * Its MAIL FROM went out pipelined (wire.h), and the server's real
 	 * reply to it, which libESMTP never saw: code 0 if none came.
@@ -151,73 +151,6 @@ status_text(const smtp_status_t *st)
 
 /* Content streaming. */
 
-/*
- * Where to break a line that has grown past LINE_LIMIT octets. A header
- * field is folded before its last blank (RFC 5322 2.2.3: unfolding gives
- * back the very same field), not before the colon; one without a blank
- * there gets CRLF SPACE at the limit, the only way left to keep it. A
- * body line is broken at the limit, or up to three octets before it so
- * that a UTF-8 sequence stays whole.
- */
-static size_t
-line_break(const struct content_reader *r, bool *add_space)
-{
-	const unsigned char *l = (const unsigned char *)r->line.data;
-	size_t cut = LINE_LIMIT;
-
-	*add_space = false;
-	if (r->in_header) {
-		size_t min = 1;
-		if (!r->folded) {
-			const char *colon = memchr(l, ':', r->line.len);
-			min = colon ? (size_t)(colon - (const char *)l) + 1 :
-			    LINE_LIMIT;
-		}
-		for (size_t i = LINE_LIMIT; i > min; i--)
-			if (l[i - 1] == ' ' || l[i - 1] == '\t')
-				return i - 1;
-		*add_space = true;
-		return cut;
-	}
-	while (cut > LINE_LIMIT - 3 && (l[cut] & 0xC0) == 0x80)
-		cut--;
-	return cut;
-}
-
-static void
-reader_emit(struct content_reader *r, const char *data, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		char c = data[i];
-
-		if (c == '\n' || c == '\r') {
-			if (c == '\n' && r->in_header && r->line_empty)
-				r->in_header = false;	/* empty line: body */
-			buf_append(&r->out, r->line.data, r->line.len);
-			buf_reset(&r->line);
-			buf_putc(&r->out, c);
-			if (c == '\n') {
-				r->line_empty = true;
-				r->folded = false;
-			}
-			continue;
-		}
-		buf_putc(&r->line, c);
-		r->line_empty = false;
-		if (r->line.len <= LINE_LIMIT)
-			continue;
-		bool add_space;
-		size_t cut = line_break(r, &add_space);
-		buf_append(&r->out, r->line.data, cut);
-		buf_append(&r->out, add_space ? "\r\n " : "\r\n",
-		    add_space ? 3 : 2);
-		size_t rest = r->line.len - cut;
-		memmove(r->line.data, r->line.data + cut, rest);
-		r->line.len = rest;
-		r->folded = r->in_header;
-	}
-}
-
 static void
 reader_rewind(struct content_reader *r)
 {
@@ -226,11 +159,9 @@ reader_rewind(struct content_reader *r)
 	r->eof = false;
 	r->failed = false;
 	r->started = false;
-	r->folded = false;
-	r->in_header = true;
-	r->line_empty = true;
+	r->signed_out = false;
 	buf_reset(&r->out);
-	buf_reset(&r->line);
+	longlines_reset(&r->lines);
 }
 
 static const char *
@@ -255,12 +186,18 @@ content_cb(void **state, int *len, void *arg)
 		*len = 0;
 		return NULL;
 	}
+	if (r->signature && !r->signed_out) {
+		r->signed_out = true;
+		*len = (int)strlen(r->signature);
+		return r->signature;
+	}
 	int rc = spool_read_chunk(r->sp, r->id, r->chunk, &r->raw);
 	if (rc == SPOOL_NOTFOUND && r->read == r->expected) {
 		r->eof = true;
 		/* A last line without its line end. */
-		*len = (int)r->line.len;
-		return r->line.len ? r->line.data : NULL;
+		const struct buf *rest = longlines_rest(&r->lines);
+		*len = (int)rest->len;
+		return rest->len ? rest->data : NULL;
 	}
 	/* Unreadable, or gone before all of it came (removed meanwhile). */
 	if (rc != SPOOL_OK) {
@@ -274,7 +211,7 @@ content_cb(void **state, int *len, void *arg)
 	}
 	r->chunk++;
 	r->read += r->raw.len;
-	reader_emit(r, r->raw.data, r->raw.len);
+	longlines_feed(&r->lines, r->raw.data, r->raw.len, &r->out);
 	*len = (int)r->out.len;
 	return r->out.data;
 }
@@ -800,7 +737,8 @@ add_message(smtp_session_t session, struct dlv_msg *m,
 	smtp_message_set_application_data_release(msg, m, NULL);
 	smtp_set_reverse_path(msg, env->sender);
 	smtp_set_messagecb(msg, content_cb, reader);
-	smtp_size_set_estimate(msg, (unsigned long)env->size);
+	smtp_size_set_estimate(msg, (unsigned long)(env->size +
+	    (m->signature ? strlen(m->signature) : 0)));
 	/*
 	 * BODY=8BITMIME is asked for only once the EHLO reply offered it
 	 * (monitor_cb): libESMTP quits the whole session when a message asks
@@ -937,6 +875,7 @@ run_session(struct session *s, const struct sockaddr_storage *addr,
 		readers[i].sp = s->sp;
 		readers[i].id = msgs[i]->env->id;
 		readers[i].expected = msgs[i]->env->size;
+		readers[i].signature = msgs[i]->signature;
 		reader_rewind(&readers[i]);
 		add_message(session, msgs[i], &readers[i]);
 		queued++;
@@ -1016,7 +955,7 @@ out:
 	for (size_t i = 0; i < n; i++) {
 		buf_free(&readers[i].raw);
 		buf_free(&readers[i].out);
-		buf_free(&readers[i].line);
+		longlines_free(&readers[i].lines);
 		free(readers[i].mail.text);
 	}
 	free(readers);

@@ -23,10 +23,8 @@
  *
  *	The content goes out as stored, octet for octet (wire.h says how
  *	libESMTP is kept from rewriting it), but for lines longer than 998
- *	octets: a header line is folded before its last blank within the
- *	limit (CRLF SPACE at the limit when it has none), a body line is
- *	broken at the limit, or up to three octets before it so that no
- *	UTF-8 sequence is split.
+ *	octets (longlines.h), and with the message's DKIM-Signature fields,
+ *	if it has any (signature), before it.
  *
  *	STARTTLS is used when offered (opportunistic: certificates are not
  *	verified; a failed handshake is retried once in the clear, on a
@@ -81,6 +79,11 @@ struct dlv_rcpt {
 
 struct dlv_msg {
 	const struct spool_msg *env;
+	/*
+	 * DKIM-Signature fields (CRLF line ends) sent before the content,
+	 * or NULL: dkim.h makes them, over the content as it goes out.
+	 */
+	const char *signature;
 	struct dlv_rcpt *rcpts;
 	size_t nrcpts;
 	bool done;			/* every recipient has an outcome */

@@ -22,11 +22,13 @@
 
 #include "queuerun/bounce.h"
 #include "queuerun/deliver.h"
+#include "queuerun/dkim.h"
 #include "queuerun/nexthop.h"
 #include "queuerun/notice.h"
 #include "dns/dns.h"
 #include "route/route.h"
 #include "lib/log.h"
+#include "lib/strmap.h"
 
 #define FINISH_BATCH	64
 
@@ -43,6 +45,19 @@ struct job_context {
 	double claimed_mono;
 	struct txn **in_flight;	/* the transactions of the open session */
 	size_t nin_flight;
+	/*
+	 * Messages signed in this job: one signature serves every
+	 * transaction of a message (recipients split by domain or by
+	 * recipients_per_message), since the content is the same.
+	 */
+	struct signed_msg *signed_msgs;
+	size_t nsigned;
+	struct strmap signed_index;	/* queue id -> signed_msgs index */
+};
+
+struct signed_msg {
+	char *fields;			/* DKIM-Signature fields, or NULL */
+	char *signer;			/* "example.org/s2026,ed2026" */
 };
 
 /* What the runner keeps per message while it is being delivered. */
@@ -66,6 +81,8 @@ struct txn {
 	int64_t *lease;			/* per recipient: our claim's lease */
 	bool booked;			/* came back from a throttle booking */
 	size_t hop;			/* job_deliver(): its next hop */
+	const char *signer;		/* how it was DKIM-signed, or NULL */
+	bool sign_decided;
 };
 
 static bool
@@ -170,10 +187,11 @@ log_rcpt(struct job_context *jc, const struct txn *t, const struct dlv_rcpt *r,
 	fmt_delay(c, sizeof(c), m->connect_seconds);
 	fmt_delay(e, sizeof(e), m->transfer_seconds);
 	log_set_component("smtp");
+	/* Extra fields go after the status: pflogsumm reads up to it. */
 	log_info("%s: to=<%s>, relay=%s, delay=%s, delays=%s/%s/%s/%s, "
-	    "dsn=%s, status=%s (%s)", slot->env.id, r->address,
+	    "dsn=%s, status=%s (%s)%s%s", slot->env.id, r->address,
 	    m->relay[0] ? m->relay : "none", d, a, b, c, e, dsn, status_word,
-	    text);
+	    text, t->signer ? ", dkim=" : "", t->signer ? t->signer : "");
 	log_set_component(NULL);
 }
 
@@ -538,6 +556,47 @@ set_source(struct dlv_config *dcfg, const struct mxl_source *src)
 }
 
 /*
+ * Signs the message of t, once per job (dkim.h): the first of its
+ * transactions signs, the others find the signature here.
+ */
+static void
+sign_txn(struct job_context *jc, struct txn *t)
+{
+	const char *id = t->slot->env.id;
+	struct signed_msg *s;
+	size_t at;
+
+	if (t->sign_decided || jc->cfg->ndkim_domains == 0)
+		return;
+	t->sign_decided = true;
+	if (strmap_get(&jc->signed_index, id, &at)) {
+		s = &jc->signed_msgs[at];
+	} else {
+		jc->signed_msgs = xrealloc(jc->signed_msgs, (jc->nsigned + 1) *
+		    sizeof(*jc->signed_msgs));
+		strmap_put(&jc->signed_index, id, jc->nsigned);
+		s = &jc->signed_msgs[jc->nsigned++];
+		s->fields = dkim_sign_message(jc->cfg, jc->sp, &t->slot->env,
+		    &s->signer);
+	}
+	t->m.signature = s->fields;
+	t->signer = s->signer;
+}
+
+static void
+forget_signatures(struct job_context *jc)
+{
+	for (size_t i = 0; i < jc->nsigned; i++) {
+		free(jc->signed_msgs[i].fields);
+		free(jc->signed_msgs[i].signer);
+	}
+	free(jc->signed_msgs);
+	jc->signed_msgs = NULL;
+	jc->nsigned = 0;
+	strmap_free(&jc->signed_index);
+}
+
+/*
  * One connection from src with as many of list as its throttle allows
  * now; other, when not NULL, is the source of the other address family,
  * for the addresses of that family (the connection is counted and
@@ -602,8 +661,10 @@ send_one_connection(struct job_context *jc, const struct nexthop *nh,
 	struct dlv_msg **ptrs = xcalloc((size_t)grant.granted, sizeof(*ptrs));
 	size_t nptrs = 0;
 	for (int i = 0; i < grant.granted; i++)
-		if (!list[i]->m.done)
+		if (!list[i]->m.done) {
+			sign_txn(jc, list[i]);
 			ptrs[nptrs++] = &list[i]->m;
+		}
 	if (nptrs > 0)
 		deliver_to_hosts(&dcfg, jc->sp, nh->hosts.hosts,
 		    nh->hosts.nhosts, ptrs, nptrs, on_message_done, jc);
@@ -1036,6 +1097,7 @@ job_deliver(struct job_context *jc, struct spool_work *work, size_t n,
 		nexthop_free(&parts[p].nh);
 	}
 	free(parts);
+	forget_signatures(jc);
 	jc->rep = NULL;
 }
 

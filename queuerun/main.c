@@ -9,6 +9,9 @@
  *	queuerun [-C FILE] pickup
  *	queuerun [-C FILE] compact
  *	queuerun [-C FILE] route [--lane NAME] [--sender ADDRESS] ADDRESS...
+ *	queuerun [-C FILE] check [dkim [DOMAIN]]
+ *	queuerun [-C FILE] dkim keygen DOMAIN SELECTOR [--ed25519]
+ *	    [--bits N] [--out PATH]
  * DESCRIPTION
  *	With no verb, or "run", one pass over the queue: every recipient
  *	that is due is delivered, then queuerun exits, so a cron line is a
@@ -30,6 +33,8 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "queuerun/dkim.h"
+#include "queuerun/dkimtool.h"
 #include "queuerun/explain.h"
 #include "queuerun/runner.h"
 #include "queuerun/show.h"
@@ -49,7 +54,11 @@ usage(void)
 	    "       queuerun [-C FILE] pickup\n"
 	    "       queuerun [-C FILE] compact\n"
 	    "       queuerun [-C FILE] route [--lane NAME] [--sender ADDRESS] "
-	    "ADDRESS...\n");
+	    "ADDRESS...\n"
+	    "       queuerun [-C FILE] check [dkim [DOMAIN]]\n"
+	    "       queuerun [-C FILE] dkim keygen DOMAIN SELECTOR [--ed25519] "
+	    "[--bits N]\n"
+	    "                [--out PATH]\n");
 	exit(EX_USAGE);
 }
 
@@ -106,6 +115,60 @@ compact(const struct mxl_config *cfg)
 		log_stderr("cannot compact the mail queue in %s",
 		    cfg->spool_directory);
 	return rc;
+}
+
+/* dkim keygen DOMAIN SELECTOR [--ed25519] [--bits N] [--out PATH] */
+static int
+dkim_verb(int argc, char **argv, int i)
+{
+	const char *domain = NULL, *selector = NULL, *path = NULL;
+	bool ed25519 = false, bits_given = false;
+	int bits = 2048;
+
+	if (i >= argc || strcmp(argv[i++], "keygen") != 0)
+		usage();
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--ed25519") == 0) {
+			ed25519 = true;
+		} else if (strcmp(a, "--bits") == 0 && i + 1 < argc) {
+			char *end;
+			long v = strtol(argv[++i], &end, 10);
+			if (*end != '\0' || end == argv[i] || v < 0 ||
+			    v > 1000000)
+				log_fatal(EX_USAGE, "--bits %s: not a number",
+				    argv[i]);
+			bits = (int)v;
+			bits_given = true;
+		} else if (strcmp(a, "--out") == 0 && i + 1 < argc) {
+			path = argv[++i];
+		} else if (a[0] == '-') {
+			usage();
+		} else if (domain == NULL) {
+			domain = a;
+		} else if (selector == NULL) {
+			selector = a;
+		} else {
+			usage();
+		}
+	}
+	if (selector == NULL)
+		usage();
+	if (ed25519 && bits_given)
+		log_fatal(EX_USAGE, "--bits is for RSA keys; an Ed25519 key "
+		    "has no size to choose");
+	return dkimtool_keygen(domain, selector, ed25519, bits, path, stdout);
+}
+
+/* Reads the DKIM keys: a bad one stops queuerun before it sends. */
+static void
+load_dkim_keys(const struct mxl_config *cfg)
+{
+	char err[1024];
+	int rc = dkim_keys_load(cfg, err, sizeof(err));
+
+	if (rc != 0)
+		log_fatal(rc, "%s", err);
 }
 
 /* Parses run's flags from argv[i] on; returns a sysexits code or 0. */
@@ -194,7 +257,7 @@ main(int argc, char **argv)
 		/* Just submitted, it may still wait in the maildrop. */
 		if (spool_id_valid(argv[i]))
 			(void)spool_pickup(sp, argv[i], NULL);
-		rc = show_message(sp, argv[i], stdout);
+		rc = show_message(sp, &cfg, argv[i], stdout);
 		spool_close(sp);
 	} else if (strcmp(verb, "pickup") == 0) {
 		struct spool *sp;
@@ -237,7 +300,29 @@ main(int argc, char **argv)
 		if (opt.lane && !config_has_lane(&cfg, opt.lane))
 			log_fatal(EX_USAGE, "--lane %s: no such lane",
 			    opt.lane);
+		load_dkim_keys(&cfg);
 		rc = runner_run(&cfg, &opt);
+		dkim_keys_free();
+	} else if (strcmp(verb, "check") == 0) {
+		/* The whole configuration, key files included. */
+		load_dkim_keys(&cfg);
+		if (i == argc) {
+			size_t n = 0;
+			for (size_t d = 0; d < cfg.ndkim_domains; d++)
+				n += cfg.dkim_domains[d].nkeys;
+			printf("%s: configuration ok (%zu dkim key%s)\n",
+			    cfg.path ? cfg.path : "built-in defaults", n,
+			    n == 1 ? "" : "s");
+			rc = 0;
+		} else if (strcmp(argv[i], "dkim") == 0 && argc - i <= 2) {
+			rc = dkimtool_check(&cfg, i + 1 < argc ? argv[i + 1] :
+			    NULL, stdout);
+		} else {
+			usage();
+		}
+		dkim_keys_free();
+	} else if (strcmp(verb, "dkim") == 0) {
+		rc = dkim_verb(argc, argv, i);
 	} else {
 		log_stderr("unknown verb \"%s\"", verb);
 		usage();

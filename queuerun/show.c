@@ -4,7 +4,8 @@
  * SYNOPSIS
  *	#include "queuerun/show.h"
  *
- *	int show_message(struct spool *sp, const char *id, FILE *out);
+ *	int show_message(struct spool *sp, const struct mxl_config *cfg,
+ *	    const char *id, FILE *out);
  * DESCRIPTION
  *	Implements "queuerun show QUEUEID" in the fixed layout of show.h,
  *	which scripts and tests read line by line. Times are local time
@@ -26,11 +27,13 @@
 #include "queuerun/show.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
 #include <time.h>
 
 #include "lib/log.h"
+#include "queuerun/dkim.h"
 
 /* Stops spool_read_content(); distinct from every SPOOL_* code. */
 #define CONTENT_WRITE_FAILED	2
@@ -238,8 +241,25 @@ no_such_message(const char *id)
 	return EX_NOINPUT;
 }
 
+/* How delivery will sign it, decided as delivery decides (dkim.h). */
+static int
+print_dkim(FILE *out, struct spool *sp, const struct mxl_config *cfg,
+    const char *id)
+{
+	struct dkim_choice c;
+	int rc = dkim_choose(cfg, sp, id, &c);
+
+	if (rc != SPOOL_OK)
+		return rc;
+	char *text = dkim_choice_text(&c);
+	fprintf(out, "dkim: %s\n", text);
+	free(text);
+	return SPOOL_OK;
+}
+
 int
-show_message(struct spool *sp, const char *id, FILE *out)
+show_message(struct spool *sp, const struct mxl_config *cfg, const char *id,
+    FILE *out)
 {
 	struct spool_msg msg;
 	struct spool_rcpt *rcpts = NULL;
@@ -256,9 +276,11 @@ show_message(struct spool *sp, const char *id, FILE *out)
 		return EX_TEMPFAIL;
 
 	print_envelope(out, &msg);
-	for (size_t i = 0; i < nrcpt; i++)
+	rc = print_dkim(out, sp, cfg, id);
+	for (size_t i = 0; rc == SPOOL_OK && i < nrcpt; i++)
 		print_recipient(out, &rcpts[i]);
-	rc = print_content(sp, id, out);
+	if (rc == SPOOL_OK)
+		rc = print_content(sp, id, out);
 	if (rc == CONTENT_WRITE_FAILED || fflush(out) != 0 || ferror(out))
 		ex = EX_IOERR;
 	else if (rc == SPOOL_NOTFOUND)

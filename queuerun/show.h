@@ -19,6 +19,10 @@
  *	envid: XYZ                         (line omitted when none)
  *	body: 7bit|8bitmime|default
  *	held: yes|no
+ *	dkim: example.org/s2026,ed2026 (From: domain example.org)
+ *	                                   (how delivery will sign it: the
+ *	                                   domain and its selectors and why,
+ *	                                   or "none (why)"; dkim.h decides)
  *	recipient: bob@example.com
  *	  orcpt: rfc822;bob@example.com    (omitted when none)
  *	  notify: success,failure,delay|never|default
@@ -43,9 +47,11 @@
 
 #include <stdio.h>
 
+#include "lib/config.h"
 #include "spool/spool.h"
 
 /* Returns 0, EX_NOINPUT (66) for an unknown id, EX_TEMPFAIL on error. */
-int show_message(struct spool *sp, const char *id, FILE *out);
+int show_message(struct spool *sp, const struct mxl_config *cfg,
+    const char *id, FILE *out);
 
 #endif

@@ -5,7 +5,8 @@
 #	sudo sh tests/install-deps.sh
 # DESCRIPTION
 #	Installs the Debian 12 packages for the build (compiler, BerkeleyDB,
-#	libconfuse, libesmtp, OpenSSL, libcurl) and for the test suite (the
+#	libconfuse, libesmtp, OpenSSL, libcurl, libopendkim) and for the
+#	test suite (the
 #	real mail clients the integration tests drive, and the tools later
 #	delivery tests use). Idempotent: when every package is already
 #	installed it says so and touches nothing, so a second run is quick.
@@ -20,6 +21,12 @@
 #	system service is disabled and stopped here, so that it never listens
 #	on port 25 (msmtp-mta, which it replaces, had no daemon).
 #
+#	The DKIM test verifies signatures with python3-dkim (with
+#	python3-nacl for Ed25519, named here although python3-dkim depends on
+#	it) and OpenDKIM's opendkim-testmsg (opendkim-tools, no daemon), in a
+#	private network namespace set up with unshare (util-linux) and ip
+#	(iproute2).
+#
 #	make fuzz needs clang and libclang-rt-14-dev, the libFuzzer, ASan
 #	and UBSan runtimes for clang 14, which clang only recommends
 #	(through libclang-common-14-dev); llvm brings llvm-symbolizer,
@@ -29,13 +36,14 @@ set -eu
 PACKAGES="
 build-essential pkg-config
 libdb-dev db5.3-util libconfuse-dev libesmtp-dev libssl-dev
-libcurl4-openssl-dev
+libcurl4-openssl-dev libopendkim-dev
 php-cli php-pear php-mail libphp-phpmailer php-symfony-mailer
 python3 python3-aiosmtpd python3-dnslib dnsmasq-base
 exim4-daemon-light bsd-mailx mutt
 git git-email libmailtools-perl
 pflogsumm procps util-linux coreutils diffutils grep sed
 openssl passwd gdb time
+opendkim-tools python3-dkim python3-nacl python3-dnspython iproute2
 clang libclang-rt-14-dev llvm
 "
 

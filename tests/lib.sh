@@ -868,12 +868,13 @@ loglines() { grep -F "mxlane/smtp[" "$LOGFILE" | grep -F ": $1: to=<$2>, "; }
 
 # check_log ID ADDR STATUS DSN-ERE NEEDLE [COUNT]: COUNT (1) smtp log
 # lines for ADDR, the last one with that status and dsn, containing NEEDLE
+# (fields after the status, such as ", dkim=example.org/s1", are allowed)
 check_log() {
 	local id=$1 addr=$2 status=$3 dsn=$4 needle=$5 count=${6:-1} l
 	l=$(loglines "$id" "$addr")
 	assert_eq "$count" "$(printf '%s' "$l" | grep -c .)" "number of smtp log lines for $addr ($id)"
 	l=$(printf '%s\n' "$l" | tail -1)
-	assert_match "$l" "^[A-Z][a-z]{2} [ 0-9][0-9] [0-9:]{8} [^ ]+ mxlane/smtp\[[0-9]+\]: $id: to=<$addr>, relay=[^,]+, delay=[0-9.]+, delays=[0-9.]+/[0-9.]+/[0-9.]+/[0-9.]+, dsn=$dsn, status=$status \(.+\)$" \
+	assert_match "$l" "^[A-Z][a-z]{2} [ 0-9][0-9] [0-9:]{8} [^ ]+ mxlane/smtp\[[0-9]+\]: $id: to=<$addr>, relay=[^,]+, delay=[0-9.]+, delays=[0-9.]+/[0-9.]+/[0-9.]+/[0-9.]+, dsn=$dsn, status=$status \(.+\)(, [a-z]+=[^ ]+)*$" \
 	    "smtp log line for $addr"
 	assert_contains "$l" "$needle" "smtp log line for $addr"
 }

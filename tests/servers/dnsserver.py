@@ -43,6 +43,9 @@ ZONE FILE
         NAME MX     PREF EXCHANGE       example.test MX 10 mx1.example.test
         NAME CNAME  TARGET [nochase]    alias.test CNAME real.test
         NAME TXT    TEXT...             t.test TXT hello world
+                                        (TEXT longer than 255 octets goes
+                                        out as several strings, as a DKIM
+                                        key record is published)
         NAME SERVFAIL [TYPE]            broken.test SERVFAIL
         NAME REFUSED  [TYPE]            refused.test REFUSED
         NAME TIMEOUT  [TYPE]            slow.test TIMEOUT
@@ -148,7 +151,8 @@ class Zone:
                 raise ValueError("MX preference out of range")
             rdata = MX(data[1], pref)
         elif kind == "TXT" and data:
-            rdata = TXT(" ".join(data))
+            text = " ".join(data).encode()
+            rdata = TXT([text[i:i + 255] for i in range(0, len(text), 255)])
         else:
             raise ValueError("bad record: %s %s" % (kind, " ".join(data)))
         self.records.setdefault(name, []).append(

@@ -145,6 +145,75 @@ test_errors(void)
 	CHECK(strstr(err, "does-not-exist.conf") != NULL);
 }
 
+/* dkim sections: names only; the key files are queuerun's (dkim.h). */
+static void
+test_dkim(void)
+{
+	struct mxl_config cfg;
+	char err[512];
+	char *p = write_conf("dkim.conf",
+	    "dkim \"Example.ORG.\" {\n"
+	    "  key \"s2026\" { private_key = \"/nonexistent/a.pem\" }\n"
+	    "  key \"ed2026\" { private_key = \"/nonexistent/b.pem\" }\n"
+	    "}\n"
+	    "dkim \"bulk.example.net\" { key \"fb\" {\n"
+	    "  private_key = \"/nonexistent/c.pem\" } }\n"
+	    "dkim_fallback_domain = \"Bulk.Example.Net\"\n"
+	    "dkim_headers = { \"Subject\", \"from\", \"List-Unsubscribe\" }\n");
+
+	/* Files that do not exist are no error here: sendmail loads this. */
+	CHECK_INT(config_load(p, false, &cfg, err, sizeof(err)), 0);
+	CHECK_INT(cfg.ndkim_domains, 2);
+	CHECK_STR(cfg.dkim_domains[0].domain, "example.org");
+	CHECK_INT(cfg.dkim_domains[0].nkeys, 2);
+	CHECK_STR(cfg.dkim_domains[0].keys[1].selector, "ed2026");
+	CHECK_STR(cfg.dkim_domains[0].keys[1].private_key,
+	    "/nonexistent/b.pem");
+	CHECK_INT(cfg.dkim_domains[0].keys[1].line, 3);
+	CHECK_INT(cfg.dkim_domains[1].keys[0].line, 5);
+	CHECK(strstr(cfg.dkim_domains[1].keys[0].file, "dkim.conf") != NULL);
+	CHECK_STR(cfg.dkim_fallback_domain, "bulk.example.net");
+	CHECK(config_dkim_domain(&cfg, "EXAMPLE.org") == &cfg.dkim_domains[0]);
+	CHECK(config_dkim_domain(&cfg, "sub.example.org") == NULL);
+	/* From first and once, whatever the list says. */
+	CHECK_INT(cfg.ndkim_headers, 3);
+	CHECK_STR(cfg.dkim_headers[0], "From");
+	CHECK_STR(cfg.dkim_headers[1], "Subject");
+	CHECK_STR(cfg.dkim_headers[2], "List-Unsubscribe");
+	config_free(&cfg);
+	free(p);
+
+	p = write_conf("nodkim.conf", "myhostname = \"a.example\"\n");
+	CHECK_INT(config_load(p, false, &cfg, err, sizeof(err)), 0);
+	CHECK_INT(cfg.ndkim_domains, 0);
+	CHECK_STR(cfg.dkim_fallback_domain, "");
+	CHECK_INT(cfg.ndkim_headers, 16);
+	CHECK_STR(cfg.dkim_headers[0], "From");
+	CHECK_STR(cfg.dkim_headers[15], "Feedback-ID");
+	config_free(&cfg);
+	free(p);
+
+	char where[600];
+	snprintf(where, sizeof(where), "%s/dkimrel.conf:3: dkim example.org: "
+	    "key s1: private_key must be an absolute path", dir);
+	expect_error("dkimrel.conf", "# x\ndkim \"example.org\" {\n"
+	    "  key \"s1\" { private_key = \"keys/a.pem\" }\n}\n", where);
+	expect_error("dkimsel.conf", "dkim \"example.org\" { key \"a b\" { "
+	    "private_key = \"/a.pem\" } }\n", "dkimsel.conf:1: dkim "
+	    "example.org: key \"a b\": a selector");
+	expect_error("dkimnokey.conf", "dkim \"example.org\" { }\n",
+	    "dkimnokey.conf:1: dkim \"example.org\": no key section");
+	expect_error("dkimdom.conf", "dkim \"exa mple.org\" { key \"s\" { "
+	    "private_key = \"/a.pem\" } }\n", "not a domain name");
+	expect_error("dkimtwice.conf", "dkim \"a.example\" { key \"s\" { "
+	    "private_key = \"/a.pem\" } }\ndkim \"A.example\" { key \"t\" { "
+	    "private_key = \"/b.pem\" } }\n", "a second section");
+	expect_error("dkimfb.conf", "dkim_fallback_domain = \"x.example\"\n",
+	    "dkim_fallback_domain \"x.example\" has no dkim section");
+	expect_error("dkimhdr.conf", "dkim_headers = { \"Sub:ject\" }\n",
+	    "dkim_headers: \"Sub:ject\" is not a header field name");
+}
+
 static void
 test_environment(void)
 {
@@ -223,6 +292,7 @@ main(void)
 	test_all_keys();
 	test_defaults();
 	test_errors();
+	test_dkim();
 	test_environment();
 	test_include();
 	char cmd[128];
