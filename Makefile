@@ -64,12 +64,13 @@ LIBS_SPOOL = -ldb
 LIBS_DNS   = -lresolv
 LIBS_CURL  = $(shell pkg-config --libs libcurl 2>/dev/null)
 
-LIB_SRCS      = lib/util.c lib/log.c lib/config.c lib/proc.c lib/strmap.c \
+LIB_SRCS      = lib/util.c lib/log.c lib/config.c lib/replyrules.c lib/proc.c \
+                lib/strmap.c \
                 lib/safefile.c
 SPOOL_SRCS    = spool/record.c spool/txn.c spool/schedule.c spool/wakeup.c \
                 spool/maildrop.c spool/pickup.c \
                 spool/throttle.c spool/cache.c spool/spool.c spool/aliasdb.c \
-                spool/compact.c
+                spool/compact.c spool/suppress.c
 DNS_SRCS      = dns/dns.c
 SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \
                 sendmail/message.c sendmail/submit.c sendmail/aliases.c \
@@ -80,8 +81,9 @@ QUEUERUN_SRCS = queuerun/main.c queuerun/show.c queuerun/runner.c \
                 queuerun/pipeline.c \
                 queuerun/bounce.c \
                 queuerun/nexthop.c queuerun/mtasts.c queuerun/notice.c \
-                queuerun/explain.c
-ROUTE_SRCS    = route/route.c
+                queuerun/explain.c queuerun/classify.c \
+                queuerun/suppress.c
+ROUTE_SRCS    = route/route.c route/replies.c
 UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_config tests/unit/test_aliases \
                 tests/unit/test_message tests/unit/test_spool \

@@ -28,6 +28,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "lib/replyrules.h"
 #include "lib/util.h"
 
 struct config_error {
@@ -185,8 +186,20 @@ static cfg_opt_t provider_opts[] = {
 	CFG_END()
 };
 
+static cfg_opt_t reply_opts[] = {
+	CFG_STR("provider", "", CFGF_NONE),
+	CFG_STR("code", "", CFGF_NONE),
+	CFG_STR("status", "", CFGF_NONE),
+	CFG_STR("text", "", CFGF_NONE),
+	CFG_STR("class", "", CFGF_NONE),
+	CFG_STR("action", "", CFGF_NONE),
+	CFG_STR("after", "", CFGF_NONE),
+	CFG_END()
+};
+
 static cfg_opt_t lane_opts[] = {
 	CFG_STR("pool", "", CFGF_NONE),
+	CFG_BOOL("suppress", cfg_true, CFGF_NONE),
 	CFG_STR_LIST("match_sender", "{}", CFGF_NONE),
 	CFG_STR_LIST("match_user", "{}", CFGF_NONE),
 	CFG_STR_LIST("match_header", "{}", CFGF_NONE),
@@ -414,6 +427,190 @@ section_line(const char *kind, const char *name)
 	return 0;
 }
 
+/*
+ * Reply rules. libconfuse merges a section whose title was seen before
+ * into the first one (resetting it), and calls the section's validate
+ * function with no way to tell which section just closed, so each call
+ * compares every section with what was seen so far: the one that is
+ * new or changed is the one just read. Each definition is kept, with
+ * its file and line, and the order they are tried in is decided once
+ * the whole file is read (assemble_replies).
+ */
+static int
+route_fail(char *err, size_t errlen, const char *path, int line,
+    const char *fmt, ...) MXL_PRINTF(5, 6);
+
+#define REPLY_KEYS 7
+static const char *const reply_keys[REPLY_KEYS] = {"provider", "code",
+    "status", "text", "class", "action", "after"};
+
+struct reply_seen {
+	char *name;
+	char *vals[REPLY_KEYS];
+	char *file;
+	int line;
+	bool shipped;
+};
+static struct reply_seen *replies_seen;
+static size_t nreplies_seen;
+
+static void
+replies_seen_free(void)
+{
+	for (size_t i = 0; i < nreplies_seen; i++) {
+		free(replies_seen[i].name);
+		free(replies_seen[i].file);
+		for (int k = 0; k < REPLY_KEYS; k++)
+			free(replies_seen[i].vals[k]);
+	}
+	free(replies_seen);
+	replies_seen = NULL;
+	nreplies_seen = 0;
+}
+
+static const char *
+opt_str(cfg_t *sec, const char *key)
+{
+	const char *v = cfg_getstr(sec, key);
+
+	return v ? v : "";
+}
+
+static struct reply_seen *
+reply_last_seen(const char *name)
+{
+	for (size_t i = nreplies_seen; i-- > 0;)
+		if (strcmp(replies_seen[i].name, name) == 0)
+			return &replies_seen[i];
+	return NULL;
+}
+
+static void
+reply_text_of(const struct reply_seen *r, struct reply_rule_text *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->name = r->name;
+	t->file = r->file;
+	t->line = r->line;
+	t->shipped = r->shipped;
+	t->provider = r->vals[0];
+	t->code = r->vals[1];
+	t->status = r->vals[2];
+	t->text = r->vals[3];
+	t->class = r->vals[4];
+	t->action = r->vals[5];
+	t->after = r->vals[6];
+}
+
+/* Rules read from a file named replies.conf are the shipped ones. */
+static bool
+is_shipped_file(const char *file)
+{
+	const char *base = file ? strrchr(file, '/') : NULL;
+
+	base = base ? base + 1 : file;
+	return base && strcmp(base, "replies.conf") == 0;
+}
+
+static int
+remember_reply(cfg_t *cfg, cfg_opt_t *opt)
+{
+	for (unsigned i = 0; i < cfg_opt_size(opt); i++) {
+		cfg_t *sec = cfg_opt_getnsec(opt, i);
+		const char *name = cfg_title(sec);
+		struct reply_seen *last = reply_last_seen(name);
+		bool same = last != NULL;
+		for (int k = 0; same && k < REPLY_KEYS; k++)
+			same = strcmp(last->vals[k], opt_str(sec,
+			    reply_keys[k])) == 0;
+		if (same)
+			continue;
+		replies_seen = xrealloc(replies_seen, (nreplies_seen + 1) *
+		    sizeof(*replies_seen));
+		struct reply_seen *r = &replies_seen[nreplies_seen++];
+		r->name = xstrdup(name);
+		for (int k = 0; k < REPLY_KEYS; k++)
+			r->vals[k] = xstrdup(opt_str(sec, reply_keys[k]));
+		r->file = xstrdup(cfg->filename ? cfg->filename : "");
+		r->line = section_start(cfg->filename, real_line(cfg->filename,
+		    cfg->line), "reply", name);
+		r->shipped = is_shipped_file(cfg->filename);
+		/* Checked now, so that the message names this definition. */
+		struct reply_rule_text t;
+		struct reply_rule rule;
+		char why[512];
+		reply_text_of(r, &t);
+		int rc = reply_rule_build(&rule, &t, why, sizeof(why));
+		reply_rule_free(&rule);
+		if (rc != 0) {
+			if (current_error && current_error->msg == NULL)
+				current_error->msg = xasprintf("%s:%d: %s",
+				    r->file, r->line, why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The rules in the order they are tried: the administrator's (every
+ * file but replies.conf) first, then the shipped ones, each in file
+ * order; of several definitions of one name, the administrator's last
+ * one wins, else the last shipped one. The built-in "unknown" ends it.
+ */
+static int
+assemble_replies(struct mxl_config *cfg, char *err, size_t errlen)
+{
+	size_t n = 0;
+
+	cfg->reply_rules = xcalloc(nreplies_seen + 1,
+	    sizeof(*cfg->reply_rules));
+	for (int pass = 0; pass < 2; pass++) {
+		bool shipped = pass == 1;
+		for (size_t i = 0; i < nreplies_seen; i++) {
+			struct reply_seen *r = &replies_seen[i];
+			if (r->shipped != shipped)
+				continue;
+			/* The one chosen for this name, at its first place. */
+			struct reply_seen *chosen = NULL;
+			bool first = true;
+			for (size_t k = 0; k < nreplies_seen; k++) {
+				struct reply_seen *o = &replies_seen[k];
+				if (strcmp(o->name, r->name) != 0)
+					continue;
+				if (k < i && o->shipped == shipped)
+					first = false;
+				if (chosen == NULL || !o->shipped ||
+				    chosen->shipped)
+					chosen = o;
+			}
+			if (!first || chosen->shipped != shipped)
+				continue;
+			struct reply_rule_text t;
+			reply_text_of(chosen, &t);
+			struct reply_rule *rule = &cfg->reply_rules[n];
+			if (reply_rule_build(rule, &t, err, errlen) != 0) {
+				reply_rule_free(rule);
+				return -1;	/* checked already: no memory */
+			}
+			n++;
+			cfg->nreply_rules = n;
+			if (rule->provider && !config_provider(cfg,
+			    rule->provider))
+				return route_fail(err, errlen, rule->file,
+				    rule->line, "reply %s: provider \"%s\" is "
+				    "not declared", rule->name, rule->provider);
+		}
+	}
+	struct reply_rule *u = &cfg->reply_rules[n];
+	memset(u, 0, sizeof(*u));
+	u->name = xstrdup("unknown");
+	u->class = xstrdup("unknown");
+	u->file = xstrdup("built-in");
+	cfg->nreply_rules = n + 1;
+	return 0;
+}
+
 long long
 config_parse_time(const char *text)
 {
@@ -494,6 +691,7 @@ static const char *const time_keys[] = {
 	"smtp_connect_timeout", "smtp_helo_timeout", "smtp_mail_timeout",
 	"smtp_data_init_timeout", "smtp_data_xfer_timeout",
 	"smtp_data_done_timeout", "smtpd_timeout",
+	"suppress_time", "suppress_soft_window", "suppress_soft_time",
 };
 
 static cfg_opt_t root_opts[] = {
@@ -532,6 +730,14 @@ static cfg_opt_t root_opts[] = {
 	CFG_INT("bounce_size_limit", 50000, CFGF_NONE),
 	CFG_BOOL("immediate_delivery", cfg_true, CFGF_NONE),
 	CFG_STR("queuerun_path", MXL_SBINDIR "/queuerun", CFGF_NONE),
+	CFG_STR_LIST("suppress_classes",
+	    "{bad-mailbox, bad-domain, inactive-mailbox}", CFGF_NONE),
+	CFG_STR("suppress_time", "30d", CFGF_NONE),
+	CFG_STR_LIST("suppress_soft_classes", "{quota}", CFGF_NONE),
+	CFG_INT("suppress_soft_count", 3, CFGF_NONE),
+	CFG_STR("suppress_soft_window", "7d", CFGF_NONE),
+	CFG_STR("suppress_soft_time", "3d", CFGF_NONE),
+	CFG_SEC("reply", reply_opts, CFGF_MULTI | CFGF_TITLE),
 	CFG_SEC("pool", pool_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	CFG_SEC("provider", provider_opts,
 	    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
@@ -748,7 +954,8 @@ load_routing(cfg_t *parsed, struct mxl_config *cfg, const char *path,
 	}
 	/* priority and bulk always exist, in that order, before the rest. */
 	lane_slot(cfg, MXL_PRIORITY_LANE)->priority = true;
-	lane_slot(cfg, "bulk");
+	lane_slot(cfg, MXL_PRIORITY_LANE)->suppress = true;
+	lane_slot(cfg, "bulk")->suppress = true;
 	for (unsigned i = 0; i < cfg_size(parsed, "lane"); i++) {
 		cfg_t *sec = cfg_getnsec(parsed, "lane", i);
 		const char *name = cfg_title(sec);
@@ -767,6 +974,7 @@ load_routing(cfg_t *parsed, struct mxl_config *cfg, const char *path,
 		    &l->nmatch_header);
 		l->allow_users = copy_list(sec, "allow_users",
 		    &l->nallow_users);
+		l->suppress = cfg_getbool(sec, "suppress");
 		read_limits(sec, &l->limits);
 		l->has_limits = has_limits(&l->limits);
 		if (l->pool && !config_pool(cfg, l->pool))
@@ -811,6 +1019,8 @@ config_load(const char *explicit_path, bool use_environment,
 	cfg_set_validate_func(parsed, "pool|source", validate_source);
 	cfg_set_validate_func(parsed, "provider", remember_provider);
 	cfg_set_validate_func(parsed, "lane", remember_lane);
+	cfg_set_validate_func(parsed, "reply", remember_reply);
+	replies_seen_free();
 	const char *limit_sections[] = {"provider", "lane"};
 	for (size_t i = 0; i < 2; i++) {
 		char key[64];
@@ -883,7 +1093,9 @@ config_load(const char *explicit_path, bool use_environment,
 	    &cfg->delivery_lease_time, &cfg->smtp_connect_timeout,
 	    &cfg->smtp_helo_timeout, &cfg->smtp_mail_timeout,
 	    &cfg->smtp_data_init_timeout, &cfg->smtp_data_xfer_timeout,
-	    &cfg->smtp_data_done_timeout, &cfg->smtpd_timeout};
+	    &cfg->smtp_data_done_timeout, &cfg->smtpd_timeout,
+	    &cfg->suppress_time, &cfg->suppress_soft_window,
+	    &cfg->suppress_soft_time};
 	for (size_t i = 0; i < sizeof(time_keys) / sizeof(time_keys[0]); i++)
 		*times[i] = (int)config_parse_time(cfg_getstr(parsed,
 		    time_keys[i]));
@@ -908,7 +1120,16 @@ config_load(const char *explicit_path, bool use_environment,
 		free(cfg->myorigin);
 		cfg->myorigin = xstrdup(cfg->myhostname);
 	}
+	cfg->suppress_classes = copy_list(parsed, "suppress_classes",
+	    &cfg->nsuppress_classes);
+	cfg->suppress_soft_classes = copy_list(parsed, "suppress_soft_classes",
+	    &cfg->nsuppress_soft_classes);
+	cfg->suppress_soft_count = (int)cfg_getint(parsed,
+	    "suppress_soft_count");
 	rc = load_routing(parsed, cfg, path, err, errlen);
+	if (rc == 0)
+		rc = assemble_replies(cfg, err, errlen);
+	replies_seen_free();
 	cfg_free(parsed);
 	free(section_lines);
 	section_lines = NULL;
@@ -955,6 +1176,21 @@ config_load(const char *explicit_path, bool use_environment,
 	if (cfg->mta_sts_port < 1 || cfg->mta_sts_port > 65535)
 		return config_fail(cfg, err, errlen, "%s: mta_sts_port must be "
 		    "1 to 65535, not %d", path, cfg->mta_sts_port);
+	for (int soft = 0; soft < 2; soft++) {
+		char **list = soft ? cfg->suppress_soft_classes :
+		    cfg->suppress_classes;
+		size_t n = soft ? cfg->nsuppress_soft_classes :
+		    cfg->nsuppress_classes;
+		for (size_t i = 0; i < n; i++)
+			if (!replies_class_valid(list[i]))
+				return config_fail(cfg, err, errlen, "%s: %s: "
+				    "\"%s\" is not a reply class", path,
+				    soft ? "suppress_soft_classes" :
+				    "suppress_classes", list[i]);
+	}
+	if (cfg->suppress_soft_count < 1)
+		return config_fail(cfg, err, errlen, "%s: suppress_soft_count "
+		    "must be at least 1", path);
 	if (!config_has_lane(cfg, cfg->default_lane))
 		return config_fail(cfg, err, errlen, "%s: default_lane \"%s\" "
 		    "is not a declared lane", path, cfg->default_lane);
@@ -1053,5 +1289,10 @@ config_free(struct mxl_config *cfg)
 		free(p->relay_host);
 	}
 	free(cfg->providers);
+	for (size_t i = 0; i < cfg->nreply_rules; i++)
+		reply_rule_free(&cfg->reply_rules[i]);
+	free(cfg->reply_rules);
+	free_list(cfg->suppress_classes, cfg->nsuppress_classes);
+	free_list(cfg->suppress_soft_classes, cfg->nsuppress_soft_classes);
 	memset(cfg, 0, sizeof(*cfg));
 }

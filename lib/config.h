@@ -96,7 +96,10 @@ struct mxl_lane {
 	 * other lanes. Set for the built-in lane MXL_PRIORITY_LANE.
 	 */
 	bool priority;
+	bool suppress;			/* the suppression list applies */
 };
+
+struct reply_rule;			/* route/replies.h */
 
 struct mxl_config {
 	char *path;			/* file read, or NULL for defaults */
@@ -142,6 +145,18 @@ struct mxl_config {
 	long long bounce_size_limit;	/* bytes of original in a bounce */
 	bool immediate_delivery;	/* priority lane: run at once */
 	char *queuerun_path;
+
+	/* Reply classes and the suppression list (route/replies.h). */
+	struct reply_rule *reply_rules;	/* in the order they are tried */
+	size_t nreply_rules;
+	char **suppress_classes;	/* classes that suppress at once */
+	size_t nsuppress_classes;
+	int suppress_time;		/* seconds */
+	char **suppress_soft_classes;	/* classes counted ... */
+	size_t nsuppress_soft_classes;
+	int suppress_soft_count;	/* ... this many times ... */
+	int suppress_soft_window;	/* ... within this ... */
+	int suppress_soft_time;		/* ... suppress for this long */
 };
 
 /* Parses "30s", "5m", "4h", "5d", "1w" or plain seconds; -1 if bad. */

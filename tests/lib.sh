@@ -873,7 +873,7 @@ check_log() {
 	l=$(loglines "$id" "$addr")
 	assert_eq "$count" "$(printf '%s' "$l" | grep -c .)" "number of smtp log lines for $addr ($id)"
 	l=$(printf '%s\n' "$l" | tail -1)
-	assert_match "$l" "^[A-Z][a-z]{2} [ 0-9][0-9] [0-9:]{8} [^ ]+ mxlane/smtp\[[0-9]+\]: $id: to=<$addr>, relay=[^,]+, delay=[0-9.]+, delays=[0-9.]+/[0-9.]+/[0-9.]+/[0-9.]+, dsn=$dsn, status=$status \(.+\)$" \
+	assert_match "$l" "^[A-Z][a-z]{2} [ 0-9][0-9] [0-9:]{8} [^ ]+ mxlane/smtp\[[0-9]+\]: $id: to=<$addr>, relay=[^,]+, delay=[0-9.]+, delays=[0-9.]+/[0-9.]+/[0-9.]+/[0-9.]+, dsn=$dsn, status=$status \(.+\)(, class=[a-z-]+)?$" \
 	    "smtp log line for $addr"
 	assert_contains "$l" "$needle" "smtp log line for $addr"
 }
