@@ -532,24 +532,71 @@ remember_reply(cfg_t *cfg, cfg_opt_t *opt)
 		for (int k = 0; k < REPLY_KEYS; k++)
 			r->vals[k] = xstrdup(opt_str(sec, reply_keys[k]));
 		r->file = xstrdup(cfg->filename ? cfg->filename : "");
-		r->line = section_start(cfg->filename, real_line(cfg->filename,
-		    cfg->line), "reply", name);
+		r->line = 0;	/* reply_lines() finds it */
 		r->shipped = is_shipped_file(cfg->filename);
-		/* Checked now, so that the message names this definition. */
-		struct reply_rule_text t;
-		struct reply_rule rule;
-		char why[512];
-		reply_text_of(r, &t);
-		int rc = reply_rule_build(&rule, &t, why, sizeof(why));
-		reply_rule_free(&rule);
-		if (rc != 0) {
-			if (current_error && current_error->msg == NULL)
-				current_error->msg = xasprintf("%s:%d: %s",
-				    r->file, r->line, why);
-			return -1;
-		}
 	}
 	return 0;
+}
+
+/* The name of a rule opened on this line ("reply \"x\" {"), or false. */
+static bool
+reply_opened(const char *line, char *name, size_t len)
+{
+	const char *p = line + strspn(line, " \t");
+	size_t n;
+
+	if (strncmp(p, "reply", 5) != 0 || (p[5] != ' ' && p[5] != '\t'))
+		return false;
+	p += 5 + strspn(p + 5, " \t");
+	if (*p == '"')
+		p++;
+	n = strcspn(p, "\" \t{");
+	if (n == 0 || n >= len)
+		return false;
+	memcpy(name, p, n);
+	name[n] = '\0';
+	return true;
+}
+
+/*
+ * The line each definition opens on. Each file is read once (a rule at
+ * a time would read the shipped file sixty times, for every program
+ * start, sendmail's too): its definitions are in file order, so the
+ * k-th definition from a file is the next opening line of its name.
+ */
+static void
+reply_lines(void)
+{
+	for (size_t i = 0; i < nreplies_seen; i++) {
+		if (replies_seen[i].line != 0)
+			continue;
+		const char *file = replies_seen[i].file;
+		FILE *f = fopen(file, "r");
+		char line[1024], name[128];
+		int n = 0;
+		size_t next = i;
+		while (f && next < nreplies_seen && fgets(line, sizeof(line),
+		    f)) {
+			n++;
+			if (!reply_opened(line, name, sizeof(name)))
+				continue;
+			/* The next definition of this file, if it is this one. */
+			while (next < nreplies_seen &&
+			    (strcmp(replies_seen[next].file, file) != 0 ||
+			    replies_seen[next].line != 0))
+				next++;
+			if (next < nreplies_seen &&
+			    strcmp(replies_seen[next].name, name) == 0)
+				replies_seen[next++].line = n;
+		}
+		if (f)
+			fclose(f);
+		/* Not found (a file gone meanwhile): 1 rather than 0. */
+		for (size_t k = i; k < nreplies_seen; k++)
+			if (strcmp(replies_seen[k].file, file) == 0 &&
+			    replies_seen[k].line == 0)
+				replies_seen[k].line = 1;
+	}
 }
 
 /*
@@ -557,22 +604,41 @@ remember_reply(cfg_t *cfg, cfg_opt_t *opt)
  * file but replies.conf) first, then the shipped ones, each in file
  * order; of several definitions of one name, the administrator's last
  * one wins, else the last shipped one. The built-in "unknown" ends it.
+ * Every definition is checked (the first bad one is reported with its
+ * file and line), and each regular expression compiled once.
  */
 static int
 assemble_replies(struct mxl_config *cfg, char *err, size_t errlen)
 {
+	struct reply_rule *built = xcalloc(nreplies_seen + 1, sizeof(*built));
+	bool *used = xcalloc(nreplies_seen + 1, sizeof(*used));
 	size_t n = 0;
+	int rc = 0;
 
+	reply_lines();
+	for (size_t i = 0; i < nreplies_seen && rc == 0; i++) {
+		struct reply_rule_text t;
+		char why[512];
+		reply_text_of(&replies_seen[i], &t);
+		if (reply_rule_build(&built[i], &t, why, sizeof(why)) != 0)
+			rc = route_fail(err, errlen, replies_seen[i].file,
+			    replies_seen[i].line, "%s", why);
+		else if (built[i].provider && !config_provider(cfg,
+		    built[i].provider))
+			rc = route_fail(err, errlen, built[i].file,
+			    built[i].line, "reply %s: provider \"%s\" is not "
+			    "declared", built[i].name, built[i].provider);
+	}
 	cfg->reply_rules = xcalloc(nreplies_seen + 1,
 	    sizeof(*cfg->reply_rules));
-	for (int pass = 0; pass < 2; pass++) {
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
 		bool shipped = pass == 1;
 		for (size_t i = 0; i < nreplies_seen; i++) {
 			struct reply_seen *r = &replies_seen[i];
 			if (r->shipped != shipped)
 				continue;
 			/* The one chosen for this name, at its first place. */
-			struct reply_seen *chosen = NULL;
+			size_t chosen = nreplies_seen;
 			bool first = true;
 			for (size_t k = 0; k < nreplies_seen; k++) {
 				struct reply_seen *o = &replies_seen[k];
@@ -580,35 +646,28 @@ assemble_replies(struct mxl_config *cfg, char *err, size_t errlen)
 					continue;
 				if (k < i && o->shipped == shipped)
 					first = false;
-				if (chosen == NULL || !o->shipped ||
-				    chosen->shipped)
-					chosen = o;
+				if (chosen == nreplies_seen || !o->shipped ||
+				    replies_seen[chosen].shipped)
+					chosen = k;
 			}
-			if (!first || chosen->shipped != shipped)
+			if (!first || replies_seen[chosen].shipped != shipped)
 				continue;
-			struct reply_rule_text t;
-			reply_text_of(chosen, &t);
-			struct reply_rule *rule = &cfg->reply_rules[n];
-			if (reply_rule_build(rule, &t, err, errlen) != 0) {
-				reply_rule_free(rule);
-				return -1;	/* checked already: no memory */
-			}
-			n++;
-			cfg->nreply_rules = n;
-			if (rule->provider && !config_provider(cfg,
-			    rule->provider))
-				return route_fail(err, errlen, rule->file,
-				    rule->line, "reply %s: provider \"%s\" is "
-				    "not declared", rule->name, rule->provider);
+			cfg->reply_rules[n++] = built[chosen];
+			used[chosen] = true;
 		}
 	}
+	for (size_t i = 0; i < nreplies_seen; i++)
+		if (!used[i])
+			reply_rule_free(&built[i]);
+	free(built);
+	free(used);
 	struct reply_rule *u = &cfg->reply_rules[n];
 	memset(u, 0, sizeof(*u));
 	u->name = xstrdup("unknown");
 	u->class = xstrdup("unknown");
 	u->file = xstrdup("built-in");
 	cfg->nreply_rules = n + 1;
-	return 0;
+	return rc;
 }
 
 long long
