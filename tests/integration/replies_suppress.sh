@@ -23,6 +23,8 @@
 #	                               counts once) suppressed as quota
 #	  suppress_time 2s ........... expires: mail goes again, and the
 #	                               runner removes the entry
+#	  import killed (SIGKILL) .... whole transactions of 1000 only, and
+#	                               the list usable at once after
 #	  concurrency ................ submitters, two runners and admin
 #	                               adds at once: every entry there once
 . "$(dirname "$0")/../lib.sh"
@@ -224,6 +226,29 @@ before=$(mx_sessions)
 submit_file "$(message_file exp2)" -f alice@src.example -i gone@rcpt.test
 assert_exit 0 "$QUEUERUN" run
 assert_eq $((before + 1)) "$(mx_sessions)" "an expired entry stops nothing"
+
+section "an import killed at any moment leaves whole batches"
+for k in $(seq 1 20000); do echo "bulk$k@rcpt.test 90d old list"; done >"$SRV/big"
+partial=0
+for delay in 0.01 0.03 0.06 0.1 0.15; do
+	world "crash$delay"
+	"$QUEUERUN" suppress import "$SRV/big" >/dev/null 2>&1 &
+	p=$!
+	sleep "$delay"
+	kill -KILL "$p" 2>/dev/null
+	wait "$p" 2>/dev/null
+	assert_exit 0 "$QUEUERUN" suppress export
+	n=$(grep -c '^bulk' "$OUT")
+	assert_eq 0 "$((n % 1000))" "entries after a kill at ${delay}s: whole transactions of 1000 ($n)"
+	[ "$n" -gt 0 ] && [ "$n" -lt 20000 ] && partial=$((partial + 1))
+	assert_exit 0 "$QUEUERUN" suppress list --json
+	assert_eq "$n" "$("$PYTHON" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$OUT")" "list --json after the kill"
+	# The next import completes the list, over what the killed one left.
+	assert_exit 0 "$QUEUERUN" suppress import "$SRV/big"
+	assert_exit 0 "$QUEUERUN" suppress export
+	assert_eq 20000 "$(grep -c '^bulk' "$OUT")" "a whole import after the kill"
+done
+say "imports killed half-way: $partial of 5"
 
 section "concurrent submitters, runners and admins"
 world busy
