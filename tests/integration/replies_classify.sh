@@ -19,7 +19,8 @@
 #	   (class=...) is the table's, the reason kept is the server's own
 #	   words, and `mailq` shows the class after a deferred recipient's
 #	   reason. Local failures too: an NXDOMAIN domain (bad-domain) and
-#	   an MX that refuses connections (transient).
+#	   an MX that refuses connections (transient); and an admin rule
+#	   with a provider applies to that provider's domain only.
 . "$(dirname "$0")/../lib.sh"
 
 need_file "$PYTHON" "$SERVERS/smtpsink.py" "$SERVERS/dnsserver.py" \
@@ -117,6 +118,7 @@ src.example	MX 10 mx.src.example
 mx.src.example	A $IP_MX
 rcpt.test	MX 10 mx.rcpt.test
 mx.rcpt.test	A $IP_MX
+other.test	MX 10 mx.rcpt.test
 refused.test	MX 10 mx.refused.test
 mx.refused.test	A $IP_REFUSE
 EOF
@@ -132,14 +134,17 @@ while IFS=$'\t' read -r prov cls text; do
 	want[t$i]=$cls
 done <"$TABLE"
 ntable=$i
+printf 'gw\t550 5.7.1 our gateway says no\n' >>"$SRV/replies"
 assert_true "[ $ntable -ge 40 ]" "at least 40 SMTP replies delivered ($ntable)"
 start_sink sink --listen $IP_MX:@P@ --rcpt-replies "$SRV/replies" --max-rcpts 200
 setup deliver "resolver = \"127.0.0.1:$DNS_PORT\"" "smtp_port = $PORT" \
     'minimal_backoff_time = "1h"' 'maximal_backoff_time = "2h"' \
+    'provider internal { domains = { "rcpt.test" } }' \
+    'reply "gateway" { provider = "internal" text = "our gateway" class = "inactive-mailbox" }' \
     "include(\"$RULES\")"
 rcpts=()
 for ((k = 1; k <= ntable; k++)); do rcpts+=("t$k@rcpt.test"); done
-rcpts+=(nobody@nxdomain.test someone@refused.test)
+rcpts+=(nobody@nxdomain.test someone@refused.test gw@rcpt.test gw@other.test)
 submit_file "$(message_file classes)" -f alice@src.example -i "${rcpts[@]}"
 ID=$NEWID
 assert_exit 0 "$QUEUERUN" run
@@ -156,6 +161,11 @@ assert_eq "bad-domain" "$(rcpt_get "$ID" nobody@nxdomain.test class)" "class of 
 assert_match "$(loglines "$ID" nobody@nxdomain.test)" 'status=bounced .*, class=bad-domain$' "log of the NXDOMAIN recipient"
 assert_eq "transient" "$(rcpt_get "$ID" someone@refused.test class)" "class of a refused connection"
 assert_match "$(loglines "$ID" someone@refused.test)" 'status=deferred \(connect to .*\), class=transient$' "log of the refused connection"
+# The provider of the destination reaches the rules: the same reply is
+# the admin rule's class from internal's domain, the shipped one's from
+# another.
+assert_eq "inactive-mailbox" "$(rcpt_get "$ID" gw@rcpt.test class)" "class with the provider's rule"
+assert_eq "policy" "$(rcpt_get "$ID" gw@other.test class)" "class of the same reply from another provider"
 # mailq: the class after the reason, inside the parentheses.
 q=$("$SENDMAIL" -bp)
 assert_match "$q" '^ *\(connect to mx\.refused\.test\[127\.0\.0\.151\]:[0-9]+: Connection refused; class=transient\)$' "mailq reason line with the class"
