@@ -9,7 +9,8 @@
 #	links BINDIR/mailq and BINDIR/newaliases, BUILDDIR/queuerun/queuerun
 #	as SBINDIR/queuerun, the man pages under MANDIR/man{1,5,8}, and the
 #	sample configuration as SYSCONFDIR/mxlane/mxlane.conf (with the
-#	providers.conf it includes), or as mxlane.conf.sample beside it when
+#	providers.conf and replies.conf it includes), or as
+#	mxlane.conf.sample beside it when
 #	a configuration already exists
 #	(an admin's file is never overwritten). Creates SPOOLDIR.
 #	USER and GROUP are the mail system's own account (default mxlane):
@@ -231,16 +232,18 @@ else
 	install -m 0644 "$sample" "$d_conf/mxlane.conf"
 	say "installed $d_conf/mxlane.conf"
 fi
-# The sample includes providers.conf: it must be there too, or every
-# program would stop at the include. An admin's copy is kept.
-if [ -e "$d_conf/providers.conf" ]; then
-	install -m 0644 "$src/conf/providers.conf" \
-	    "$d_conf/providers.conf.sample"
-	say "kept $d_conf/providers.conf; the new one is providers.conf.sample"
-else
-	install -m 0644 "$src/conf/providers.conf" "$d_conf/providers.conf"
-	say "installed $d_conf/providers.conf"
-fi
+# The sample includes providers.conf and replies.conf: they must be
+# there too, or every program would stop at the include. An admin's
+# copy is kept.
+for inc in providers.conf replies.conf; do
+	if [ -e "$d_conf/$inc" ]; then
+		install -m 0644 "$src/conf/$inc" "$d_conf/$inc.sample"
+		say "kept $d_conf/$inc; the new one is $inc.sample"
+	else
+		install -m 0644 "$src/conf/$inc" "$d_conf/$inc"
+		say "installed $d_conf/$inc"
+	fi
+done
 
 # ----------------------------------------------------------------- DKIM
 # Where "queuerun dkim keygen" writes private keys, as the mail system's

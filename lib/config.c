@@ -30,6 +30,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "lib/replyrules.h"
 #include "lib/util.h"
 
 struct config_error {
@@ -210,8 +211,20 @@ static cfg_opt_t dkim_opts[] = {
 	"\"References\", \"List-Id\", \"List-Unsubscribe\", " \
 	"\"List-Unsubscribe-Post\", \"Feedback-ID\"}"
 
+static cfg_opt_t reply_opts[] = {
+	CFG_STR("provider", "", CFGF_NONE),
+	CFG_STR("code", "", CFGF_NONE),
+	CFG_STR("status", "", CFGF_NONE),
+	CFG_STR("text", "", CFGF_NONE),
+	CFG_STR("class", "", CFGF_NONE),
+	CFG_STR("action", "", CFGF_NONE),
+	CFG_STR("after", "", CFGF_NONE),
+	CFG_END()
+};
+
 static cfg_opt_t lane_opts[] = {
 	CFG_STR("pool", "", CFGF_NONE),
+	CFG_BOOL("suppress", cfg_true, CFGF_NONE),
 	CFG_STR_LIST("match_sender", "{}", CFGF_NONE),
 	CFG_STR_LIST("match_user", "{}", CFGF_NONE),
 	CFG_STR_LIST("match_header", "{}", CFGF_NONE),
@@ -475,6 +488,249 @@ section_line(const char *kind, const char *name)
 	return 0;
 }
 
+/*
+ * Reply rules. libconfuse merges a section whose title was seen before
+ * into the first one (resetting it), and calls the section's validate
+ * function with no way to tell which section just closed, so each call
+ * compares every section with what was seen so far: the one that is
+ * new or changed is the one just read. Each definition is kept, with
+ * its file and line, and the order they are tried in is decided once
+ * the whole file is read (assemble_replies).
+ */
+static int
+route_fail(char *err, size_t errlen, const char *path, int line,
+    const char *fmt, ...) MXL_PRINTF(5, 6);
+
+#define REPLY_KEYS 7
+static const char *const reply_keys[REPLY_KEYS] = {"provider", "code",
+    "status", "text", "class", "action", "after"};
+
+struct reply_seen {
+	char *name;
+	char *vals[REPLY_KEYS];
+	char *file;
+	int line;
+	bool shipped;
+};
+static struct reply_seen *replies_seen;
+static size_t nreplies_seen;
+
+static void
+replies_seen_free(void)
+{
+	for (size_t i = 0; i < nreplies_seen; i++) {
+		free(replies_seen[i].name);
+		free(replies_seen[i].file);
+		for (int k = 0; k < REPLY_KEYS; k++)
+			free(replies_seen[i].vals[k]);
+	}
+	free(replies_seen);
+	replies_seen = NULL;
+	nreplies_seen = 0;
+}
+
+static const char *
+opt_str(cfg_t *sec, const char *key)
+{
+	const char *v = cfg_getstr(sec, key);
+
+	return v ? v : "";
+}
+
+static struct reply_seen *
+reply_last_seen(const char *name)
+{
+	for (size_t i = nreplies_seen; i-- > 0;)
+		if (strcmp(replies_seen[i].name, name) == 0)
+			return &replies_seen[i];
+	return NULL;
+}
+
+static void
+reply_text_of(const struct reply_seen *r, struct reply_rule_text *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->name = r->name;
+	t->file = r->file;
+	t->line = r->line;
+	t->shipped = r->shipped;
+	t->provider = r->vals[0];
+	t->code = r->vals[1];
+	t->status = r->vals[2];
+	t->text = r->vals[3];
+	t->class = r->vals[4];
+	t->action = r->vals[5];
+	t->after = r->vals[6];
+}
+
+/* Rules read from a file named replies.conf are the shipped ones. */
+static bool
+is_shipped_file(const char *file)
+{
+	const char *base = file ? strrchr(file, '/') : NULL;
+
+	base = base ? base + 1 : file;
+	return base && strcmp(base, "replies.conf") == 0;
+}
+
+static int
+remember_reply(cfg_t *cfg, cfg_opt_t *opt)
+{
+	for (unsigned i = 0; i < cfg_opt_size(opt); i++) {
+		cfg_t *sec = cfg_opt_getnsec(opt, i);
+		const char *name = cfg_title(sec);
+		struct reply_seen *last = reply_last_seen(name);
+		bool same = last != NULL;
+		for (int k = 0; same && k < REPLY_KEYS; k++)
+			same = strcmp(last->vals[k], opt_str(sec,
+			    reply_keys[k])) == 0;
+		if (same)
+			continue;
+		replies_seen = xrealloc(replies_seen, (nreplies_seen + 1) *
+		    sizeof(*replies_seen));
+		struct reply_seen *r = &replies_seen[nreplies_seen++];
+		r->name = xstrdup(name);
+		for (int k = 0; k < REPLY_KEYS; k++)
+			r->vals[k] = xstrdup(opt_str(sec, reply_keys[k]));
+		r->file = xstrdup(cfg->filename ? cfg->filename : "");
+		r->line = 0;	/* reply_lines() finds it */
+		r->shipped = is_shipped_file(cfg->filename);
+	}
+	return 0;
+}
+
+/* The name of a rule opened on this line ("reply \"x\" {"), or false. */
+static bool
+reply_opened(const char *line, char *name, size_t len)
+{
+	const char *p = line + strspn(line, " \t");
+	size_t n;
+
+	if (strncmp(p, "reply", 5) != 0 || (p[5] != ' ' && p[5] != '\t'))
+		return false;
+	p += 5 + strspn(p + 5, " \t");
+	if (*p == '"')
+		p++;
+	n = strcspn(p, "\" \t{");
+	if (n == 0 || n >= len)
+		return false;
+	memcpy(name, p, n);
+	name[n] = '\0';
+	return true;
+}
+
+/*
+ * The line each definition opens on. Each file is read once (a rule at
+ * a time would read the shipped file sixty times, for every program
+ * start, sendmail's too): its definitions are in file order, so the
+ * k-th definition from a file is the next opening line of its name.
+ */
+static void
+reply_lines(void)
+{
+	for (size_t i = 0; i < nreplies_seen; i++) {
+		if (replies_seen[i].line != 0)
+			continue;
+		const char *file = replies_seen[i].file;
+		FILE *f = fopen(file, "r");
+		char line[1024], name[128];
+		int n = 0;
+		size_t next = i;
+		while (f && next < nreplies_seen && fgets(line, sizeof(line),
+		    f)) {
+			n++;
+			if (!reply_opened(line, name, sizeof(name)))
+				continue;
+			/* The next definition of this file, if it is this one. */
+			while (next < nreplies_seen &&
+			    (strcmp(replies_seen[next].file, file) != 0 ||
+			    replies_seen[next].line != 0))
+				next++;
+			if (next < nreplies_seen &&
+			    strcmp(replies_seen[next].name, name) == 0)
+				replies_seen[next++].line = n;
+		}
+		if (f)
+			fclose(f);
+		/* Not found (a file gone meanwhile): 1 rather than 0. */
+		for (size_t k = i; k < nreplies_seen; k++)
+			if (strcmp(replies_seen[k].file, file) == 0 &&
+			    replies_seen[k].line == 0)
+				replies_seen[k].line = 1;
+	}
+}
+
+/*
+ * The rules in the order they are tried: the administrator's (every
+ * file but replies.conf) first, then the shipped ones, each in file
+ * order; of several definitions of one name, the administrator's last
+ * one wins, else the last shipped one. The built-in "unknown" ends it.
+ * Every definition is checked (the first bad one is reported with its
+ * file and line), and each regular expression compiled once.
+ */
+static int
+assemble_replies(struct mxl_config *cfg, char *err, size_t errlen)
+{
+	struct reply_rule *built = xcalloc(nreplies_seen + 1, sizeof(*built));
+	bool *used = xcalloc(nreplies_seen + 1, sizeof(*used));
+	size_t n = 0;
+	int rc = 0;
+
+	reply_lines();
+	for (size_t i = 0; i < nreplies_seen && rc == 0; i++) {
+		struct reply_rule_text t;
+		char why[512];
+		reply_text_of(&replies_seen[i], &t);
+		if (reply_rule_build(&built[i], &t, why, sizeof(why)) != 0)
+			rc = route_fail(err, errlen, replies_seen[i].file,
+			    replies_seen[i].line, "%s", why);
+		else if (built[i].provider && !config_provider(cfg,
+		    built[i].provider))
+			rc = route_fail(err, errlen, built[i].file,
+			    built[i].line, "reply %s: provider \"%s\" is not "
+			    "declared", built[i].name, built[i].provider);
+	}
+	cfg->reply_rules = xcalloc(nreplies_seen + 1,
+	    sizeof(*cfg->reply_rules));
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		bool shipped = pass == 1;
+		for (size_t i = 0; i < nreplies_seen; i++) {
+			struct reply_seen *r = &replies_seen[i];
+			if (r->shipped != shipped)
+				continue;
+			/* The one chosen for this name, at its first place. */
+			size_t chosen = nreplies_seen;
+			bool first = true;
+			for (size_t k = 0; k < nreplies_seen; k++) {
+				struct reply_seen *o = &replies_seen[k];
+				if (strcmp(o->name, r->name) != 0)
+					continue;
+				if (k < i && o->shipped == shipped)
+					first = false;
+				if (chosen == nreplies_seen || !o->shipped ||
+				    replies_seen[chosen].shipped)
+					chosen = k;
+			}
+			if (!first || replies_seen[chosen].shipped != shipped)
+				continue;
+			cfg->reply_rules[n++] = built[chosen];
+			used[chosen] = true;
+		}
+	}
+	for (size_t i = 0; i < nreplies_seen; i++)
+		if (!used[i])
+			reply_rule_free(&built[i]);
+	free(built);
+	free(used);
+	struct reply_rule *u = &cfg->reply_rules[n];
+	memset(u, 0, sizeof(*u));
+	u->name = xstrdup("unknown");
+	u->class = xstrdup("unknown");
+	u->file = xstrdup("built-in");
+	cfg->nreply_rules = n + 1;
+	return rc;
+}
+
 long long
 config_parse_time(const char *text)
 {
@@ -555,6 +811,7 @@ static const char *const time_keys[] = {
 	"smtp_connect_timeout", "smtp_helo_timeout", "smtp_mail_timeout",
 	"smtp_data_init_timeout", "smtp_data_xfer_timeout",
 	"smtp_data_done_timeout", "smtpd_timeout",
+	"suppress_time", "suppress_soft_window", "suppress_soft_time",
 };
 
 static cfg_opt_t root_opts[] = {
@@ -593,6 +850,14 @@ static cfg_opt_t root_opts[] = {
 	CFG_INT("bounce_size_limit", 50000, CFGF_NONE),
 	CFG_BOOL("immediate_delivery", cfg_true, CFGF_NONE),
 	CFG_STR("queuerun_path", MXL_SBINDIR "/queuerun", CFGF_NONE),
+	CFG_STR_LIST("suppress_classes",
+	    "{bad-mailbox, bad-domain, inactive-mailbox}", CFGF_NONE),
+	CFG_STR("suppress_time", "30d", CFGF_NONE),
+	CFG_STR_LIST("suppress_soft_classes", "{quota}", CFGF_NONE),
+	CFG_INT("suppress_soft_count", 3, CFGF_NONE),
+	CFG_STR("suppress_soft_window", "7d", CFGF_NONE),
+	CFG_STR("suppress_soft_time", "3d", CFGF_NONE),
+	CFG_SEC("reply", reply_opts, CFGF_MULTI | CFGF_TITLE),
 	CFG_SEC("pool", pool_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	CFG_SEC("provider", provider_opts,
 	    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
@@ -812,7 +1077,8 @@ load_routing(cfg_t *parsed, struct mxl_config *cfg, const char *path,
 	}
 	/* priority and bulk always exist, in that order, before the rest. */
 	lane_slot(cfg, MXL_PRIORITY_LANE)->priority = true;
-	lane_slot(cfg, "bulk");
+	lane_slot(cfg, MXL_PRIORITY_LANE)->suppress = true;
+	lane_slot(cfg, "bulk")->suppress = true;
 	for (unsigned i = 0; i < cfg_size(parsed, "lane"); i++) {
 		cfg_t *sec = cfg_getnsec(parsed, "lane", i);
 		const char *name = cfg_title(sec);
@@ -831,6 +1097,7 @@ load_routing(cfg_t *parsed, struct mxl_config *cfg, const char *path,
 		    &l->nmatch_header);
 		l->allow_users = copy_list(sec, "allow_users",
 		    &l->nallow_users);
+		l->suppress = cfg_getbool(sec, "suppress");
 		read_limits(sec, &l->limits);
 		l->has_limits = has_limits(&l->limits);
 		if (l->pool && !config_pool(cfg, l->pool))
@@ -1016,6 +1283,8 @@ config_load(const char *explicit_path, bool use_environment,
 	cfg_set_validate_func(parsed, "lane", remember_lane);
 	cfg_set_validate_func(parsed, "dkim", remember_dkim);
 	cfg_set_validate_func(parsed, "dkim|key", remember_dkim_key);
+	cfg_set_validate_func(parsed, "reply", remember_reply);
+	replies_seen_free();
 	const char *limit_sections[] = {"provider", "lane"};
 	for (size_t i = 0; i < 2; i++) {
 		char key[64];
@@ -1088,7 +1357,9 @@ config_load(const char *explicit_path, bool use_environment,
 	    &cfg->delivery_lease_time, &cfg->smtp_connect_timeout,
 	    &cfg->smtp_helo_timeout, &cfg->smtp_mail_timeout,
 	    &cfg->smtp_data_init_timeout, &cfg->smtp_data_xfer_timeout,
-	    &cfg->smtp_data_done_timeout, &cfg->smtpd_timeout};
+	    &cfg->smtp_data_done_timeout, &cfg->smtpd_timeout,
+	    &cfg->suppress_time, &cfg->suppress_soft_window,
+	    &cfg->suppress_soft_time};
 	for (size_t i = 0; i < sizeof(time_keys) / sizeof(time_keys[0]); i++)
 		*times[i] = (int)config_parse_time(cfg_getstr(parsed,
 		    time_keys[i]));
@@ -1113,9 +1384,18 @@ config_load(const char *explicit_path, bool use_environment,
 		free(cfg->myorigin);
 		cfg->myorigin = xstrdup(cfg->myhostname);
 	}
+	cfg->suppress_classes = copy_list(parsed, "suppress_classes",
+	    &cfg->nsuppress_classes);
+	cfg->suppress_soft_classes = copy_list(parsed, "suppress_soft_classes",
+	    &cfg->nsuppress_soft_classes);
+	cfg->suppress_soft_count = (int)cfg_getint(parsed,
+	    "suppress_soft_count");
 	rc = load_routing(parsed, cfg, path, err, errlen);
 	if (rc == 0)
 		rc = load_dkim(parsed, cfg, path, err, errlen);
+	if (rc == 0)
+		rc = assemble_replies(cfg, err, errlen);
+	replies_seen_free();
 	cfg_free(parsed);
 	free(section_lines);
 	section_lines = NULL;
@@ -1162,6 +1442,21 @@ config_load(const char *explicit_path, bool use_environment,
 	if (cfg->mta_sts_port < 1 || cfg->mta_sts_port > 65535)
 		return config_fail(cfg, err, errlen, "%s: mta_sts_port must be "
 		    "1 to 65535, not %d", path, cfg->mta_sts_port);
+	for (int soft = 0; soft < 2; soft++) {
+		char **list = soft ? cfg->suppress_soft_classes :
+		    cfg->suppress_classes;
+		size_t n = soft ? cfg->nsuppress_soft_classes :
+		    cfg->nsuppress_classes;
+		for (size_t i = 0; i < n; i++)
+			if (!replies_class_valid(list[i]))
+				return config_fail(cfg, err, errlen, "%s: %s: "
+				    "\"%s\" is not a reply class", path,
+				    soft ? "suppress_soft_classes" :
+				    "suppress_classes", list[i]);
+	}
+	if (cfg->suppress_soft_count < 1)
+		return config_fail(cfg, err, errlen, "%s: suppress_soft_count "
+		    "must be at least 1", path);
 	if (!config_has_lane(cfg, cfg->default_lane))
 		return config_fail(cfg, err, errlen, "%s: default_lane \"%s\" "
 		    "is not a declared lane", path, cfg->default_lane);
@@ -1273,5 +1568,10 @@ config_free(struct mxl_config *cfg)
 	free(cfg->dkim_domains);
 	free(cfg->dkim_fallback_domain);
 	free_list(cfg->dkim_headers, cfg->ndkim_headers);
+	for (size_t i = 0; i < cfg->nreply_rules; i++)
+		reply_rule_free(&cfg->reply_rules[i]);
+	free(cfg->reply_rules);
+	free_list(cfg->suppress_classes, cfg->nsuppress_classes);
+	free_list(cfg->suppress_soft_classes, cfg->nsuppress_soft_classes);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -96,6 +96,7 @@ struct mxl_lane {
 	 * other lanes. Set for the built-in lane MXL_PRIORITY_LANE.
 	 */
 	bool priority;
+	bool suppress;			/* the suppression list applies */
 };
 
 /*
@@ -116,6 +117,7 @@ struct mxl_dkim_domain {
 	struct mxl_dkim_key *keys;	/* at least one */
 	size_t nkeys;
 };
+struct reply_rule;			/* route/replies.h */
 
 struct mxl_config {
 	char *path;			/* file read, or NULL for defaults */
@@ -168,6 +170,17 @@ struct mxl_config {
 	char *dkim_fallback_domain;	/* "" = leave unmatched mail unsigned */
 	char **dkim_headers;		/* header field names to sign */
 	size_t ndkim_headers;
+	/* Reply classes and the suppression list (route/replies.h). */
+	struct reply_rule *reply_rules;	/* in the order they are tried */
+	size_t nreply_rules;
+	char **suppress_classes;	/* classes that suppress at once */
+	size_t nsuppress_classes;
+	int suppress_time;		/* seconds */
+	char **suppress_soft_classes;	/* classes counted ... */
+	size_t nsuppress_soft_classes;
+	int suppress_soft_count;	/* ... this many times ... */
+	int suppress_soft_window;	/* ... within this ... */
+	int suppress_soft_time;		/* ... suppress for this long */
 };
 
 /* Parses "30s", "5m", "4h", "5d", "1w" or plain seconds; -1 if bad. */

@@ -26,6 +26,7 @@
 #include "queuerun/nexthop.h"
 #include "queuerun/notice.h"
 #include "dns/dns.h"
+#include "route/replies.h"
 #include "route/route.h"
 #include "lib/log.h"
 #include "lib/strmap.h"
@@ -45,6 +46,7 @@ struct job_context {
 	double claimed_mono;
 	struct txn **in_flight;	/* the transactions of the open session */
 	size_t nin_flight;
+	const char *provider;	/* of the destination being delivered to */
 	/*
 	 * Messages signed in this job: one signature serves every
 	 * transaction of a message (recipients split by domain or by
@@ -172,7 +174,7 @@ outcome_text(const struct dlv_rcpt *r, const char *relay)
 static void
 log_rcpt(struct job_context *jc, const struct txn *t, const struct dlv_rcpt *r,
     size_t k, const char *status_word, const char *dsn, const char *text,
-    int64_t now)
+    const char *class, int64_t now)
 {
 	const struct dlv_msg *m = &t->m;
 	const struct msg_slot *slot = t->slot;
@@ -187,11 +189,16 @@ log_rcpt(struct job_context *jc, const struct txn *t, const struct dlv_rcpt *r,
 	fmt_delay(c, sizeof(c), m->connect_seconds);
 	fmt_delay(e, sizeof(e), m->transfer_seconds);
 	log_set_component("smtp");
-	/* Extra fields go after the status: pflogsumm reads up to it. */
+	/*
+	 * Extra fields (the class, the DKIM signer) go after the reason,
+	 * where no Postfix log reader looks (pflogsumm reads up to
+	 * "status=WORD (reason").
+	 */
 	log_info("%s: to=<%s>, relay=%s, delay=%s, delays=%s/%s/%s/%s, "
-	    "dsn=%s, status=%s (%s)%s%s", slot->env.id, r->address,
+	    "dsn=%s, status=%s (%s)%s%s%s%s", slot->env.id, r->address,
 	    m->relay[0] ? m->relay : "none", d, a, b, c, e, dsn, status_word,
-	    text, t->signer ? ", dkim=" : "", t->signer ? t->signer : "");
+	    text, class ? ", class=" : "", class ? class : "",
+	    t->signer ? ", dkim=" : "", t->signer ? t->signer : "");
 	log_set_component(NULL);
 }
 
@@ -209,6 +216,60 @@ finish_pending(struct job_context *jc, int rounds)
 		for (size_t i = 0; i < n; i++)
 			notice_finish(jc->sp, jc->cfg, ids[i]);
 	}
+}
+
+static bool
+in_list(char **list, size_t n, const char *class)
+{
+	for (size_t i = 0; class && i < n; i++)
+		if (strcmp(list[i], class) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * What a failure teaches the suppression list: a bounce of a class in
+ * suppress_classes suppresses the address for suppress_time; a failure
+ * of a class in suppress_soft_classes (a full mailbox) counts, once per
+ * message, and the suppress_soft_count'th within suppress_soft_window
+ * suppresses it for suppress_soft_time. Its own transaction, after the
+ * outcome's: a crash between the two loses the lesson, not the mail.
+ */
+static void
+learn_suppression(struct job_context *jc, const char *id, const char *address,
+    const char *reply, const char *class, bool bounced, int64_t now)
+{
+	const struct mxl_config *cfg = jc->cfg;
+	char norm[SUPPRESS_ADDRESS_MAX + 1];
+	int seconds = 0;
+
+	if (spool_suppress_normalize(address, norm, sizeof(norm)) != 0)
+		return;
+	if (bounced && in_list(cfg->suppress_classes, cfg->nsuppress_classes,
+	    class))
+		seconds = cfg->suppress_time;
+	else if (in_list(cfg->suppress_soft_classes,
+	    cfg->nsuppress_soft_classes, class)) {
+		bool reached = false;
+		if (spool_suppress_soft(jc->sp, norm, id, now,
+		    cfg->suppress_soft_window, cfg->suppress_soft_count,
+		    &reached) != SPOOL_OK || !reached)
+			return;
+		seconds = cfg->suppress_soft_time;
+	}
+	if (seconds <= 0)
+		return;
+	struct spool_suppression e = {norm, (char *)(reply ? reply : ""),
+	    (char *)class, now, now + seconds, SUPPRESS_BOUNCE};
+	if (spool_suppress_add(jc->sp, &e) != SPOOL_OK)
+		return;
+	char until[32];
+	time_t t = (time_t)(now + seconds);
+	strftime(until, sizeof(until), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
+	log_set_component("qmgr");
+	log_info("%s: <%s> suppressed until %s, class=%s", id, norm, until,
+	    class);
+	log_set_component(NULL);
 }
 
 /* The done callback: record what happened to one message's recipients. */
@@ -240,6 +301,12 @@ on_message_done(void *ctx, struct dlv_msg *m)
 		res->attempted = true;
 		texts[k] = outcome_text(r, m->relay);
 		res->response = texts[k];
+		/* Every failure, ours or the server's, gets its class. */
+		const struct reply_rule *rule = NULL;
+		if (r->outcome != DLV_SENT)
+			rule = replies_classify_line(jc->cfg, jc->provider,
+			    r->reply, r->status);
+		res->class = rule ? rule->class : NULL;
 		switch (r->outcome) {
 		case DLV_SENT:
 			res->state = RCPT_SENT;
@@ -262,6 +329,7 @@ on_message_done(void *ctx, struct dlv_msg *m)
 				res->next_try = now;
 				res->attempted = false;
 				res->response = NULL;
+				res->class = NULL;
 				word = NULL;
 				break;
 			}
@@ -289,10 +357,22 @@ on_message_done(void *ctx, struct dlv_msg *m)
 		memcpy(dsns[k], dsn, sizeof(dsn));
 		res->status = dsns[k];
 		log_rcpt(jc, t, r, k, strcmp(word, "expired") == 0 ?
-		    "bounced" : word, dsn, res->response, now);
+		    "bounced" : word, dsn, res->response, res->class, now);
 	}
-	if (nres > 0 && spool_record_results(jc->sp, slot->env.id, results,
-	    nres, now, &all_final) == SPOOL_OK) {
+	bool recorded = nres > 0 && spool_record_results(jc->sp,
+	    slot->env.id, results, nres, now, &all_final) == SPOOL_OK;
+	for (size_t k = 0, i = 0; recorded && k < m->nrcpts; k++) {
+		struct dlv_rcpt *r = &m->rcpts[k];
+		if (r->outcome == DLV_SKIP)
+			continue;
+		struct spool_result *res = &results[i++];
+		if (res->class && res->attempted && (r->outcome == DLV_BOUNCE ||
+		    r->outcome == DLV_DEFER))
+			learn_suppression(jc, slot->env.id, r->address,
+			    r->reply, res->class, r->outcome == DLV_BOUNCE,
+			    now);
+	}
+	if (recorded) {
 		/*
 		 * A worker leaves finished messages to the engine, which
 		 * removes them a batch at a time: a hundred workers removing
@@ -665,9 +745,11 @@ send_one_connection(struct job_context *jc, const struct nexthop *nh,
 			sign_txn(jc, list[i]);
 			ptrs[nptrs++] = &list[i]->m;
 		}
+	jc->provider = nh->provider ? nh->provider->name : NULL;
 	if (nptrs > 0)
 		deliver_to_hosts(&dcfg, jc->sp, nh->hosts.hosts,
 		    nh->hosts.nhosts, ptrs, nptrs, on_message_done, jc);
+	jc->provider = NULL;
 	jc->in_flight = NULL;
 	jc->nin_flight = 0;
 	int unused = (int)((size_t)grant.granted - nptrs);
@@ -1021,6 +1103,108 @@ note_mx_key(struct job_context *jc, const struct nexthop *nh)
 		next_hop_key(nh, jc->rep->mx_key, sizeof(jc->rep->mx_key));
 }
 
+static char *suppressed_why(const struct spool_suppression *e);
+
+/* One suppressed recipient: bounced, logged, its bounce on its way. */
+static void
+bounce_one_suppressed(struct job_context *jc, const struct spool_work *w,
+    const struct spool_msg *msg, const struct spool_suppression *e,
+    int64_t now)
+{
+	char *why = suppressed_why(e);
+	char *text = xasprintf("recipient suppressed %s", why);
+	const char *class = e->class && *e->class ? e->class : "policy";
+	struct spool_result res = {w->index, RCPT_BOUNCED, 0, false, text,
+	    "none", "5.1.1", false, class};
+	bool all_final = false;
+	char d[16], a[16];
+
+	if (spool_record_results(jc->sp, w->id, &res, 1, now, &all_final) ==
+	    SPOOL_OK) {
+		fmt_delay(d, sizeof(d), now > msg->arrival ?
+		    (double)(now - msg->arrival) : 0);
+		fmt_delay(a, sizeof(a), now > w->due ? (double)(now - w->due) :
+		    0);
+		log_set_component("smtp");
+		log_info("%s: to=<%s>, relay=none, delay=%s, delays=%s/0/0/0, "
+		    "dsn=5.1.1, status=bounced (suppressed %s), class=%s", w->id,
+		    w->address, d, a, why, class);
+		log_set_component(NULL);
+		if (all_final && jc->alone)
+			notice_finish(jc->sp, jc->cfg, w->id);
+		else
+			notice_bounce_now(jc->sp, jc->cfg, w->id);
+	}
+	free(text);
+	free(why);
+}
+
+/*
+ * "until 2026-12-12 10:00:00 UTC (550 5.1.1 ... user unknown)": why a
+ * suppressed recipient is not tried.
+ */
+static char *
+suppressed_why(const struct spool_suppression *e)
+{
+	char until[48] = "indefinitely";
+	const char *reason = e->reason && *e->reason ? e->reason :
+	    e->how == SUPPRESS_BOUNCE ? "an earlier bounce" :
+	    "added by the administrator";
+
+	if (e->expires != 0) {
+		time_t t = (time_t)e->expires;
+		strftime(until, sizeof(until), "until %Y-%m-%d %H:%M:%S UTC",
+		    gmtime(&t));
+	}
+	return xasprintf("%s (%s)", until, reason);
+}
+
+/*
+ * A recipient on the suppression list is bounced here, when a runner
+ * has claimed it and before any look-up or connection: a new message's
+ * recipients are claimed right after pickup, so they bounce at once,
+ * and one queued before its address was suppressed bounces at its next
+ * attempt instead of being sent. A lane with suppress = false is not
+ * looked at. Returns how many items of work are left to deliver (the
+ * bounced ones are moved to the end, for the caller to free).
+ */
+static size_t
+bounce_suppressed(struct job_context *jc, struct spool_work *work, size_t n)
+{
+	size_t kept = 0;
+	int64_t now = time(NULL);
+
+	for (size_t i = 0; i < n; i++) {
+		struct spool_suppression e;
+		struct spool_msg msg;
+		bool bounce = false;
+
+		if (spool_suppress_check(jc->sp, work[i].address, now, &e) ==
+		    SPOOL_OK) {
+			if (spool_get(jc->sp, work[i].id, &msg, NULL, NULL) ==
+			    SPOOL_OK) {
+				const struct mxl_lane *lane = config_lane(jc->cfg,
+				    msg.lane);
+				bounce = lane == NULL || lane->suppress;
+				if (bounce)
+					bounce_one_suppressed(jc, &work[i], &msg,
+					    &e, now);
+				spool_msg_free(&msg);
+			}
+			spool_suppression_clear(&e);
+		}
+		if (!bounce) {
+			if (kept != i) {
+				struct spool_work tmp = work[kept];
+				work[kept] = work[i];
+				work[i] = tmp;
+			}
+			kept++;
+		}
+	}
+	return kept;
+}
+
 void
 job_deliver(struct job_context *jc, struct spool_work *work, size_t n,
     int64_t claimed_ms, struct job_report *rep)
@@ -1033,6 +1217,7 @@ job_deliver(struct job_context *jc, struct spool_work *work, size_t n,
 	jc->claimed_at = claimed_ms / 1000;
 	jc->claimed_mono = mono_seconds() -
 	    (double)(wall_ms() - claimed_ms) / 1000.0;
+	n = bounce_suppressed(jc, work, n);
 	qsort(work, n, sizeof(*work), compare_work);
 	for (size_t i = 0; i < n;) {
 		size_t j = i;
@@ -1047,9 +1232,13 @@ job_deliver(struct job_context *jc, struct spool_work *work, size_t n,
 				part->hop = p;
 				break;
 			}
-		if (part->nh.status != DNS_OK)
+		if (part->nh.status != DNS_OK) {
+			jc->provider = part->nh.provider ?
+			    part->nh.provider->name : NULL;
 			fail_txns(jc, part->txns, part->ntxns, part->nh.status,
 			    part->nh.err);
+			jc->provider = NULL;
+		}
 		else
 			total += part->ntxns;
 		nparts++;

@@ -12,6 +12,8 @@
  *	queuerun [-C FILE] check [dkim [DOMAIN]]
  *	queuerun [-C FILE] dkim keygen DOMAIN SELECTOR [--ed25519]
  *	    [--bits N] [--out PATH]
+ *	queuerun [-C FILE] classify [--provider NAME] REPLY...
+ *	queuerun [-C FILE] suppress list|add|remove|import|export ...
  * DESCRIPTION
  *	With no verb, or "run", one pass over the queue: every recipient
  *	that is due is delivered, then queuerun exits, so a cron line is a
@@ -35,9 +37,11 @@
 
 #include "queuerun/dkim.h"
 #include "queuerun/dkimtool.h"
+#include "queuerun/classify.h"
 #include "queuerun/explain.h"
 #include "queuerun/runner.h"
 #include "queuerun/show.h"
+#include "queuerun/suppress.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/proc.h"
@@ -58,7 +62,14 @@ usage(void)
 	    "       queuerun [-C FILE] check [dkim [DOMAIN]]\n"
 	    "       queuerun [-C FILE] dkim keygen DOMAIN SELECTOR [--ed25519] "
 	    "[--bits N]\n"
-	    "                [--out PATH]\n");
+	    "                [--out PATH]\n"
+	    "       queuerun [-C FILE] classify [--provider NAME] REPLY...\n"
+	    "       queuerun [-C FILE] suppress list [--json] [PATTERN]\n"
+	    "       queuerun [-C FILE] suppress add ADDRESS [--for TIME] "
+	    "[--reason TEXT]\n"
+	    "       queuerun [-C FILE] suppress remove ADDRESS\n"
+	    "       queuerun [-C FILE] suppress import FILE|-\n"
+	    "       queuerun [-C FILE] suppress export\n");
 	exit(EX_USAGE);
 }
 
@@ -239,6 +250,23 @@ main(int argc, char **argv)
 		verb = argv[i++];
 	if (config_load(config_path, trusted, &cfg, err, sizeof(err)) != 0)
 		log_fatal(EX_CONFIG, "%s", err);
+	/* Needs the configuration alone: anyone may test the rules. */
+	if (strcmp(verb, "classify") == 0) {
+		const char *provider = NULL;
+		if (i + 1 < argc && strcmp(argv[i], "--provider") == 0) {
+			provider = argv[i + 1];
+			i += 2;
+		}
+		if (i >= argc)
+			usage();
+		if (provider && !config_provider(&cfg, provider))
+			log_fatal(EX_USAGE, "--provider %s: no such provider",
+			    provider);
+		rc = classify_replies(&cfg, provider, argv + i, argc - i,
+		    stdout);
+		config_free(&cfg);
+		return rc;
+	}
 	/* Not one file of the spool is touched as anyone but its owner. */
 	int spool_dirfd;
 	if ((rc = proc_become_owner(cfg.spool_directory, &spool_dirfd, err,
@@ -293,6 +321,10 @@ main(int argc, char **argv)
 			log_fatal(EX_USAGE, "--lane %s: no such lane", lane);
 		rc = explain_routes(&cfg, lane, sender, argv + i, argc - i,
 		    stdout);
+	} else if (strcmp(verb, "suppress") == 0) {
+		rc = suppress_command(&cfg, argc - i, argv + i);
+		if (rc == EX_USAGE)
+			usage();
 	} else if (strcmp(verb, "run") == 0) {
 		struct runner_options opt;
 		memset(&opt, 0, sizeof(opt));

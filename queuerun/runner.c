@@ -55,6 +55,7 @@
 				   for the priority lane alone */
 #define RESOLVE_BATCH	16	/* domains a worker resolves at once */
 #define TICK_MS		250	/* how often priority mail is looked for */
+#define SUPPRESS_EXPIRE_BATCH 1000	/* expired list entries removed a pass */
 #define URGENT_MAX	64	/* priority ids kept from the doorbell */
 #define FINISH_EVERY_MS	500	/* finished messages removed this often */
 #define FINISH_MOST	1000	/* ... this many at most at a time */
@@ -762,6 +763,15 @@ run_pass(struct engine *e)
 		log_info("pass done: %zu recipients delivered in %.1f s, "
 		    "sessions at most %zu, on average %.1f", e->delivered,
 		    took, e->most_busy, took > 0 ? e->busy_seconds / took : 0);
+	/*
+	 * Expired suppression entries go a bounded batch a pass, so the
+	 * list does not grow without end and no pass is held up by it.
+	 */
+	size_t expired = 0;
+	if (!stop_requested && spool_suppress_expire(e->sp, time(NULL),
+	    SUPPRESS_EXPIRE_BATCH, &expired) == SPOOL_OK && expired > 0)
+		log_info("suppression list: %zu expired entr%s removed",
+		    expired, expired == 1 ? "y" : "ies");
 	/* Gives the disk back once a burst has drained (compact.c). */
 	if (!stop_requested)
 		(void)spool_compact_when_idle(e->sp);

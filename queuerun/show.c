@@ -176,6 +176,8 @@ print_recipient(FILE *out, const struct spool_rcpt *r)
 		fprintf(out, "  last_relay: %s\n", r->last_relay);
 	if (r->status != NULL && *r->status != '\0')
 		fprintf(out, "  dsn: %s\n", r->status);
+	if (r->class != NULL && *r->class != '\0')
+		fprintf(out, "  class: %s\n", r->class);
 	if (r->flags & SPOOL_RCPT_NOTIFIED)
 		fprintf(out, "  notified: yes\n");
 	if (r->flags & SPOOL_RCPT_HELD)

@@ -22,7 +22,9 @@
  *	  previous recipient's, right-aligned to end in column 78 and never
  *	  truncated (a long reason simply starts in column 1);
  *	  "(reason unavailable)" when a recipient without a reason follows
- *	  one with a reason;
+ *	  one with a reason; the reply class queuerun gave the reason
+ *	  (route/replies.h) follows it inside the parentheses, as
+ *	  "(reason; class=transient)";
  *	- recipients are indented by 41 blanks; messages are separated by
  *	  an empty line; the trailer sums message sizes and divides by 1024
  *	  rounding down.
@@ -177,15 +179,35 @@ print_sender_line(FILE *out, const struct spool_msg *msg,
 	put_address(out, msg->sender);
 }
 
+/* The reply class of the last attempt (queuerun's), or "". */
+static const char *
+rcpt_class(const struct spool_rcpt *r)
+{
+	if (r->attempts == 0 || r->last_response == NULL || r->class == NULL)
+		return "";
+	return r->class;
+}
+
+/*
+ * The class goes inside the parentheses, after the reason, so that
+ * tools that take the reason as the whole parenthesised line still do.
+ */
 static void
-print_reason(FILE *out, const char *reason)
+print_reason(FILE *out, const char *reason, const char *class)
 {
 	const char *shown = *reason ? reason : NO_REASON;
 	size_t len = strlen(shown);
+
+	if (*class)
+		len += strlen("; class=") + strlen(class);
 	int padding = len < REASON_COLUMN ? REASON_COLUMN - (int)len : 0;
 
 	fprintf(out, "%*s(", padding, "");
 	put_printable(out, shown);
+	if (*class) {
+		fputs("; class=", out);
+		put_printable(out, class);
+	}
 	fputs(")\n", out);
 }
 
@@ -196,17 +218,20 @@ print_reason(FILE *out, const char *reason)
  */
 static void
 print_recipients(FILE *out, const struct spool_rcpt *rcpts, size_t nrcpt,
-    bool with_reason, const char **previous)
+    bool with_reason, const char **previous, const char **previous_class)
 {
 	for (size_t i = 0; i < nrcpt; i++) {
 		const struct spool_rcpt *r = &rcpts[i];
 		const char *reason = rcpt_reason(r);
+		const char *class = rcpt_class(r);
 
 		if (!rcpt_pending(r) || (*reason != '\0') != with_reason)
 			continue;
-		if (strcmp(reason, *previous) != 0) {
-			print_reason(out, reason);
+		if (strcmp(reason, *previous) != 0 ||
+		    strcmp(class, *previous_class) != 0) {
+			print_reason(out, reason, class);
 			*previous = reason;
+			*previous_class = class;
 		}
 		fprintf(out, COLUMNS_FORMAT, "", "", "");
 		put_address(out, r->address);
@@ -218,7 +243,7 @@ print_message(void *ctx, const struct spool_msg *msg,
     const struct spool_rcpt *rcpts, size_t nrcpt)
 {
 	struct mailq_walk *w = ctx;
-	const char *previous = "";
+	const char *previous = "", *previous_class = "";
 
 	if (!w->see_all && msg->uid != (uint32_t)w->viewer_uid)
 		return 0;
@@ -241,8 +266,10 @@ print_message(void *ctx, const struct spool_msg *msg,
 	else
 		putc('\n', w->out);
 	print_sender_line(w->out, msg, rcpts, nrcpt);
-	print_recipients(w->out, rcpts, nrcpt, true, &previous);
-	print_recipients(w->out, rcpts, nrcpt, false, &previous);
+	print_recipients(w->out, rcpts, nrcpt, true, &previous,
+	    &previous_class);
+	print_recipients(w->out, rcpts, nrcpt, false, &previous,
+	    &previous_class);
 	w->shown++;
 	w->bytes += msg->size;
 

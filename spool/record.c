@@ -18,7 +18,13 @@
 #include <sys/time.h>
 
 #define RECORD_MSG_VERSION	1
-#define RECORD_RCPT_VERSION	2
+/*
+ * Recipient records: version 3 adds the reply class at the end;
+ * version 2 records (written before classes existed) still decode, with
+ * no class. New records are always version 3.
+ */
+#define RECORD_RCPT_VERSION	3
+#define RECORD_RCPT_VERSION_NOCLASS	2
 #define NULL_STRING		0xffffffffu
 
 struct reader {
@@ -152,6 +158,7 @@ record_encode_rcpt(const struct spool_rcpt *rcpt, struct buf *out)
 	put_str(out, rcpt->last_relay);
 	put_str(out, rcpt->status);
 	buf_put_be32(out, rcpt->flags);
+	put_str(out, rcpt->class);
 }
 
 int
@@ -160,7 +167,9 @@ record_decode_rcpt(const void *data, size_t len, struct spool_rcpt *rcpt)
 	struct reader r = {data, len, 0};
 
 	memset(rcpt, 0, sizeof(*rcpt));
-	if (get_u32(&r) != RECORD_RCPT_VERSION)
+	uint32_t version = get_u32(&r);
+	if (version != RECORD_RCPT_VERSION &&
+	    version != RECORD_RCPT_VERSION_NOCLASS)
 		return -1;
 	rcpt->index = get_u32(&r);
 	rcpt->address = get_str(&r);
@@ -175,6 +184,8 @@ record_decode_rcpt(const void *data, size_t len, struct spool_rcpt *rcpt)
 	rcpt->last_relay = get_str(&r);
 	rcpt->status = get_str(&r);
 	rcpt->flags = get_u32(&r);
+	if (version >= 3)
+		rcpt->class = get_str(&r);
 	if (r.bad || r.left != 0 || rcpt->address == NULL ||
 	    state > RCPT_BOUNCED || (rcpt->notify & ~0x0fu) != 0) {
 		spool_rcpt_clear(rcpt);
@@ -248,6 +259,7 @@ spool_rcpt_clear(struct spool_rcpt *rcpt)
 	free(rcpt->last_response);
 	free(rcpt->last_relay);
 	free(rcpt->status);
+	free(rcpt->class);
 	memset(rcpt, 0, sizeof(*rcpt));
 }
 

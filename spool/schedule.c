@@ -449,6 +449,11 @@ apply_result(struct spool *sp, DB_TXN *txn, int cls, const char *id,
 			free(r.status);
 			r.status = xstrdup(res->status);
 		}
+		/* A success leaves no class; an attempt's failure its own. */
+		if (res->class || (res->attempted && res->state == RCPT_SENT)) {
+			free(r.class);
+			r.class = res->class ? xstrdup(res->class) : NULL;
+		}
 		rc = txn_write_rcpt(sp, txn, id, &r);
 	}
 	if (rc == 0 && r.state == RCPT_QUEUED)

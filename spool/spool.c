@@ -11,6 +11,7 @@
  *	schedule.db	btree, class due id index -> domain (see schedule.c)
  *	throttle.db	btree, name -> counters and leases (see throttle.c),
  *			and "cache|name" -> a kept value (see cache.c)
+ *	suppress.db	btree, the suppression list (see suppress.c)
  *
  *	Queue ids are the arrival time, so btree order is arrival order and
  *	mailq lists oldest first without sorting anything.
@@ -96,7 +97,7 @@ open_db(struct spool *sp, DB_TXN *txn, DB **dbp, const char *file,
 }
 
 /*
- * Opens the four tables in one transaction. It need not be durable
+ * Opens the tables in one transaction. It need not be durable
  * (recovery recreates what it did), so it costs no fsync: a submission
  * pays for exactly one, its own commit.
  */
@@ -126,7 +127,9 @@ open_tables(struct spool *sp)
 	    0)) ||
 	    (rc = open_db(sp, txn, &sp->throttle, "throttle.db", DB_BTREE,
 	    0)) ||
-	    (rc = open_db(sp, txn, &sp->pickup, "pickup.db", DB_BTREE, 0))) {
+	    (rc = open_db(sp, txn, &sp->pickup, "pickup.db", DB_BTREE, 0)) ||
+	    (rc = open_db(sp, txn, &sp->suppress, "suppress.db", DB_BTREE,
+	    0))) {
 		txn->abort(txn);
 		return rc;
 	}
@@ -154,7 +157,7 @@ static void
 spool_close_handles(struct spool *sp)
 {
 	DB **dbs[] = {&sp->messages, &sp->recipients, &sp->content,
-	    &sp->schedule, &sp->throttle, &sp->pickup};
+	    &sp->schedule, &sp->throttle, &sp->pickup, &sp->suppress};
 
 	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
 		/* Committed work is in the log already; no page flush. */

@@ -209,6 +209,7 @@ struct spool_result {
 	const char *relay;		/* host[ip]:port, or NULL */
 	const char *status;		/* RFC 3463 X.Y.Z, or NULL */
 	bool held;			/* QUEUED because a throttle held it */
+	const char *class;		/* reply class (route/replies.h), or NULL */
 };
 
 /*
@@ -366,6 +367,59 @@ bool spool_pickup_left(const struct spool *sp);
  * true, what is there now counts as seen by the pickup about to run.
  */
 bool spool_maildrop_changed(struct spool *sp, bool left);
+
+/*
+ * The suppression list (suppress.c): addresses, and whole domains
+ * ("@example.com"), that no delivery is attempted to until the entry
+ * expires. Addresses are kept lower-case (spool_suppress_normalize).
+ * expires 0 = never.
+ */
+#define SUPPRESS_ADDRESS_MAX	320
+enum spool_suppress_how { SUPPRESS_BOUNCE = 0, SUPPRESS_ADMIN, SUPPRESS_IMPORT };
+struct spool_suppression {
+	char *address;
+	char *reason;		/* the reply that put it there, or the admin's */
+	char *class;		/* reply class, or NULL */
+	int64_t added;
+	int64_t expires;
+	enum spool_suppress_how how;
+};
+void spool_suppression_clear(struct spool_suppression *e);
+const char *spool_suppress_how_name(enum spool_suppress_how how);
+/* -1 unless in is "local@domain" or "@domain" (angle brackets allowed). */
+int spool_suppress_normalize(const char *in, char *out, size_t outlen);
+/*
+ * Adds or replaces an entry (address already normalized). An entry of
+ * how SUPPRESS_BOUNCE never shortens one that lasts longer.
+ */
+int spool_suppress_add(struct spool *sp, const struct spool_suppression *e);
+/* n entries in one transaction (import). */
+int spool_suppress_add_many(struct spool *sp,
+    const struct spool_suppression *e, size_t n);
+int spool_suppress_remove(struct spool *sp, const char *address);
+/*
+ * Is address (any form) suppressed at now, by its own entry or its
+ * domain's? SPOOL_OK with the entry in *out (clear it), or
+ * SPOOL_NOTFOUND.
+ */
+int spool_suppress_check(struct spool *sp, const char *address, int64_t now,
+    struct spool_suppression *out);
+/* The entry of exactly this (normalized) address, expired or not. */
+int spool_suppress_get(struct spool *sp, const char *address,
+    struct spool_suppression *out);
+/* Every entry in address order; fn returning non-zero stops. */
+typedef int (*spool_suppress_fn)(void *ctx, const struct spool_suppression *e);
+int spool_suppress_scan(struct spool *sp, spool_suppress_fn fn, void *ctx);
+/* Removes up to max expired entries and counters, in one transaction. */
+int spool_suppress_expire(struct spool *sp, int64_t now, size_t max,
+    size_t *removed);
+/*
+ * Counts a soft failure of address in message id (once per message)
+ * within window seconds; *reached once count of them are in one window
+ * (the count then starts again).
+ */
+int spool_suppress_soft(struct spool *sp, const char *address, const char *id,
+    int64_t now, int window, int count, bool *reached);
 
 /* Walks the messages still in the maildrop, oldest first (mailq). */
 int spool_scan_maildrop(struct spool *sp, spool_scan_fn fn, void *ctx);

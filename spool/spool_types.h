@@ -69,6 +69,7 @@ struct spool_rcpt {
 	char *last_relay;	/* host[ip]:port of the last attempt, or NULL */
 	char *status;		/* RFC 3463 status of the last outcome, or NULL */
 	uint32_t flags;		/* SPOOL_RCPT_* */
+	char *class;		/* reply class of the last failure, or NULL */
 };
 
 #define SPOOL_RCPT_NOTIFIED	0x01	/* its bounce has been sent */

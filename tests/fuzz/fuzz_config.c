@@ -8,8 +8,8 @@
  *	private directory (see fuzz.h) and read with config_load(), as
  *	"sendmail -C" would read it, then freed with config_free(). Beside
  *	it lies a short "providers.conf" (two providers, one of each
- *	kind), so the include("providers.conf") of the shipped
- *	conf/mxlane.conf works. Most of the parsing is libconfuse's, which
+ *	kind), and a short "replies.conf" (reply rules, one with a
+ *	provider), so the include()s of the shipped conf/mxlane.conf work. Most of the parsing is libconfuse's, which
  *	Debian ships without coverage instrumentation: the fuzzer steers by
  *	config.c's own code (validators, line-number replay, routing
  *	checks), and ASan and LSan still see libconfuse's memory use.
@@ -21,7 +21,9 @@
  *	-	a success has an absolute spool directory, a declared
  *		default lane, "priority" and "bulk" as the first two lanes,
  *		sane backoff times and port, and every pool a provider or
- *		lane names is declared.
+ *		lane names is declared; the reply rules end with the
+ *		built-in "unknown", each has a valid class, and a
+ *		provider it names is declared.
  *
  *	Source addresses are bound to check that they are this host's, so
  *	only 127.0.0.1 and 0.0.0.0 pass here.
@@ -40,6 +42,7 @@
 
 #include "lib/config.h"
 #include "lib/util.h"
+#include "route/replies.h"
 #include "tests/fuzz/fuzz.h"
 
 /*
@@ -87,6 +90,17 @@ static const char providers[] =
     "\trelay   = \"[192.0.2.30]:25\"\n"
     "}\n";
 
+static const char replies[] =
+    "# A short stand-in for conf/replies.conf.\n"
+    "reply \"gmail-4.7.28\" {\n"
+    "\tstatus = \"4.7.28\"\n"
+    "\tclass  = \"rate-limit\"\n"
+    "\taction = \"throttle 100/h for 2h\"\n"
+    "}\n"
+    "reply \"tss04\" { code = \"4*\" text = \"\\\\[TSS04\\\\]\" "
+    "class = \"spam-block\" action = \"suspend 1h\" after = \"3 in 10m\" }\n"
+    "reply \"ours\" { provider = \"internal\" class = \"quota\" }\n";
+
 static void
 check_loaded(const struct mxl_config *cfg)
 {
@@ -118,6 +132,18 @@ check_loaded(const struct mxl_config *cfg)
 		FUZZ_ASSERT(config_provider(cfg, p->name) != NULL,
 		    "a provider is found by name");
 	}
+	FUZZ_ASSERT(cfg->nreply_rules >= 1 && strcmp(cfg->reply_rules[
+	    cfg->nreply_rules - 1].name, "unknown") == 0,
+	    "the reply rules end with the built-in unknown");
+	for (i = 0; i < cfg->nreply_rules; i++) {
+		const struct reply_rule *r = &cfg->reply_rules[i];
+
+		FUZZ_ASSERT(replies_class_valid(r->class), "a rule's class");
+		FUZZ_ASSERT(r->provider == NULL ||
+		    config_provider(cfg, r->provider), "a rule's provider");
+		FUZZ_ASSERT(r->after_count == 0 ||
+		    r->action != REPLY_ACTION_NONE, "after needs an action");
+	}
 	for (i = 0; i < cfg->nlanes; i++)
 		FUZZ_ASSERT(cfg->lanes[i].pool == NULL ||
 		    config_pool(cfg, cfg->lanes[i].pool),
@@ -136,6 +162,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!ready) {
 		free(fuzz_file("providers.conf", providers,
 		    sizeof(providers) - 1));
+		free(fuzz_file("replies.conf", replies, sizeof(replies) - 1));
 		ready = true;
 	}
 	path = fuzz_file("mxlane.conf", data, size);

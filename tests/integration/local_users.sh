@@ -105,6 +105,12 @@ assert_eq "700 $SYS $SYS" "$(stat -c '%a %U %G' "$SPOOL")" "the spool's mode and
 assert_match "$(getent passwd "$SYS" | cut -d: -f7)" '(nologin|false)$' \
     "the mail system account's shell"
 assert_eq "../sbin/sendmail" "$(readlink "$P/usr/bin/mailq")" "mailq link"
+# The sample configuration works as installed, with the reply rules it
+# includes: the shipped classes right out of the box.
+assert_eq "644" "$(stat -c '%a' "$P/etc/mxlane/replies.conf")" "replies.conf installed"
+assert_exit 0 "$QR" -C "$P/etc/mxlane/mxlane.conf" classify \
+    "550-5.1.1 The email account that you tried to reach does not exist."
+assert_eq "class: bad-mailbox" "$(head -1 "$OUT")" "classify with the installed configuration"
 
 # A staging tree (a package build): nothing is created on this host,
 # and the report says what the package's postinst must do.

@@ -815,6 +815,10 @@ class Session:
             self.sink.log(r)
             self.reset_txn()
             await self.stall("stallrcpt")
+        given = self.sink.rcpt_replies.get(lp)
+        if given:
+            self.rcpts_rejected.append({"rcpt": addr, "params": raw, "reply": given})
+            return await self.reply(given)
         m = RCPT_PREFIX.match(lp)
         code = int(m.group(1)) if m else self.b.rcpt
         if code:
@@ -903,6 +907,15 @@ class Session:
 class Sink:
     def __init__(self, args, listeners):
         self.args = args
+        # --rcpt-replies: a reply of our choosing for a recipient, as one
+        # line ("550-5.1.1 x" is sent as "550 5.1.1 x").
+        self.rcpt_replies = {}
+        if args.rcpt_replies:
+            with open(args.rcpt_replies, encoding="utf-8") as f:
+                for line in f:
+                    lp, tab, reply = line.rstrip("\n").partition("\t")
+                    if tab and re.match(r"^[45]\d\d[ -]", reply):
+                        self.rcpt_replies[lp.lower()] = reply[:3] + " " + reply[4:]
         self.listeners = listeners
         self.log_fd = None
         self.transcript_fd = None
@@ -1200,6 +1213,8 @@ def build(argv):
     ap.add_argument("--key", metavar="FILE", help="TLS private key (PEM)")
     ap.add_argument("--max-lifetime", type=float, default=900, metavar="S",
                     help="exit by itself after S seconds (default 900)")
+    ap.add_argument("--rcpt-replies", metavar="FILE",
+                    help="LOCALPART<TAB>REPLY lines: that recipient's RCPT TO gets REPLY")
     ap.add_argument("--watch-pid", type=int, metavar="PID", help="exit when process PID is gone")
     ap.add_argument("--allow-non-loopback", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)

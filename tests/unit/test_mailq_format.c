@@ -227,6 +227,49 @@ test_long_reason(void)
 	free(text);
 }
 
+/*
+ * The reply class follows the reason inside its parentheses, the pair
+ * still ending in column 78; recipients with the same reason but
+ * another class get a reason line of their own.
+ */
+static void
+test_class(void)
+{
+	static const struct spool_rcpt rcpts[] = {
+		{ .address = "a@example.com", .state = RCPT_QUEUED,
+		  .attempts = 1, .last_response = "452 4.2.2 full",
+		  .class = "quota" },
+		{ .address = "b@example.com", .state = RCPT_QUEUED,
+		  .attempts = 1, .last_response = "452 4.2.2 full",
+		  .class = "quota" },
+		{ .address = "c@example.com", .state = RCPT_QUEUED,
+		  .attempts = 1, .last_response = "452 4.2.2 full",
+		  .class = "transient" },
+		{ .address = "d@example.com", .state = RCPT_QUEUED,
+		  .attempts = 1, .last_response = "452 4.2.2 full" },
+	};
+	static const struct fixture f[] = {
+		{ { .id = "00000000000AC", .sender = "a@b", .arrival = T_NOV25,
+		    .uid = 5, .size = 1024 },
+		  rcpts, 4 },
+	};
+	int rc;
+	char *text = run(f, 1, 5, false, &rc);
+
+	CHECK_INT(rc, 0);
+	CHECK_STR(text, HEADER
+	    "00000000000AC    1024 Wed Nov 25 13:16:02  a@b\n"
+	    SP10 SP10 SP10 SP10 "         (452 4.2.2 full; class=quota)\n"
+	    INDENT "a@example.com\n"
+	    INDENT "b@example.com\n"
+	    SP10 SP10 SP10 SP10 "     (452 4.2.2 full; class=transient)\n"
+	    INDENT "c@example.com\n"
+	    SP10 SP10 SP10 SP10 SP10 SP10 "  (452 4.2.2 full)\n"
+	    INDENT "d@example.com\n"
+	    "\n-- 1 Kbytes in 1 Request.\n");
+	free(text);
+}
+
 /* A partial listing must not end in a trailer that looks complete. */
 static void
 test_scan_error(void)
@@ -269,6 +312,7 @@ main(void)
 	test_see_all();
 	test_one_request();
 	test_long_reason();
+	test_class();
 	test_scan_error();
 	test_write_error();
 	return unit_done("mailq_format");

@@ -65,9 +65,10 @@ test_claim_order_and_lease(struct spool *sp)
 
 	/* Results: one sent, one deferred, one bounced. */
 	struct spool_result r1[] = {
-		{0, RCPT_SENT, 0, true, "250 ok", "mx[127.0.0.1]:25", "2.0.0", false},
+		{0, RCPT_SENT, 0, true, "250 ok", "mx[127.0.0.1]:25", "2.0.0", false,
+		    NULL},
 		{1, RCPT_QUEUED, now + 600, true, "451 later", NULL, "4.0.0",
-		    false},
+		    false, "transient"},
 	};
 	bool all_final;
 	CHECK_INT(spool_record_results(sp, bulk, r1, 2, now + 62, &all_final),
@@ -96,11 +97,24 @@ test_claim_order_and_lease(struct spool *sp)
 	CHECK_INT(n, 1);
 	spool_work_free(w, n);
 	struct spool_result r2[] = {
-		{1, RCPT_BOUNCED, 0, true, "550 no", NULL, "5.1.1", false},
+		{1, RCPT_BOUNCED, 0, true, "550 no", NULL, "5.1.1", false,
+		    "bad-mailbox"},
 	};
 	CHECK_INT(spool_record_results(sp, bulk, r2, 1, now + 100, &all_final),
 	    0);
 	CHECK(all_final);
+	/* Each recipient keeps its own class; a success none. */
+	{
+		struct spool_msg m2;
+		struct spool_rcpt *rc2;
+		size_t nr2;
+		CHECK_INT(spool_get(sp, bulk, &m2, &rc2, &nr2), SPOOL_OK);
+		CHECK_INT(nr2, 2);
+		CHECK(rc2[0].class == NULL);
+		CHECK_STR(rc2[1].class, "bad-mailbox");
+		spool_msg_free(&m2);
+		spool_rcpts_free(rc2, nr2);
+	}
 	char ids[4][SPOOL_ID_SIZE];
 	CHECK_INT(spool_pending_finish(sp, ids, 4, &n), 0);
 	CHECK_INT(n, 1);
@@ -165,7 +179,7 @@ test_tried_since(struct spool *sp)
 	spool_work_free(w, n);
 	struct spool_result deferred[] = {
 		{0, RCPT_QUEUED, start + 1, true, "451 later", NULL, "4.0.0",
-		    false},
+		    false, NULL},
 	};
 	CHECK_INT(spool_record_results(sp, a, deferred, 1, start, &all_final),
 	    0);
@@ -183,7 +197,7 @@ test_tried_since(struct spool *sp)
 	spool_work_free(w, n);
 	/* Held back by a throttle (not an attempt): the same pass again. */
 	struct spool_result held[] = {
-		{0, RCPT_QUEUED, start + 3, false, NULL, NULL, NULL, true},
+		{0, RCPT_QUEUED, start + 3, false, NULL, NULL, NULL, true, NULL},
 	};
 	CHECK_INT(spool_record_results(sp, a, held, 1, start + 2, &all_final),
 	    0);
