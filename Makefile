@@ -69,7 +69,7 @@ LIB_SRCS      = lib/util.c lib/log.c lib/config.c lib/proc.c lib/strmap.c \
 SPOOL_SRCS    = spool/record.c spool/txn.c spool/schedule.c spool/wakeup.c \
                 spool/maildrop.c spool/pickup.c \
                 spool/throttle.c spool/cache.c spool/spool.c spool/aliasdb.c \
-                spool/compact.c
+                spool/compact.c spool/shaping.c
 DNS_SRCS      = dns/dns.c
 SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \
                 sendmail/message.c sendmail/submit.c sendmail/aliases.c \

@@ -144,7 +144,7 @@ spool_compact(struct spool *sp, struct spool_compact_stats *st)
 		{"content.db", &sp->content}, {"messages.db", &sp->messages},
 		{"recipients.db", &sp->recipients},
 		{"schedule.db", &sp->schedule}, {"throttle.db", &sp->throttle},
-		{"pickup.db", &sp->pickup},
+		{"pickup.db", &sp->pickup}, {"shaping.db", &sp->shaping},
 	};
 	struct spool_compact_stats s;
 	int rc = 0;

@@ -35,6 +35,7 @@ struct spool {
 	DB *schedule;
 	DB *throttle;
 	DB *pickup;
+	DB *shaping;
 	struct aliasmap *aliasmap;	/* opened at the first look-up */
 	int insert_lock;	/* fd of insert.lock, see spool_insert_turn() */
 	struct timespec maildrop_seen;	/* its mtime at the last pickup */
