@@ -32,6 +32,7 @@
 
 #include "queuerun/explain.h"
 #include "queuerun/runner.h"
+#include "queuerun/shaping.h"
 #include "queuerun/show.h"
 #include "lib/config.h"
 #include "lib/log.h"
@@ -49,7 +50,8 @@ usage(void)
 	    "       queuerun [-C FILE] pickup\n"
 	    "       queuerun [-C FILE] compact\n"
 	    "       queuerun [-C FILE] route [--lane NAME] [--sender ADDRESS] "
-	    "ADDRESS...\n");
+	    "ADDRESS...\n"
+	    "       queuerun [-C FILE] resume PROVIDER [SOURCE]\n");
 	exit(EX_USAGE);
 }
 
@@ -109,6 +111,39 @@ compact(const struct mxl_config *cfg)
 }
 
 /* Parses run's flags from argv[i] on; returns a sysexits code or 0. */
+/*
+ * "queuerun resume PROVIDER [SOURCE]": ends the provider's suspensions,
+ * lowered rates and deferral now (shaping.h), each logged.
+ */
+static int
+resume(const struct mxl_config *cfg, const char *provider, const char *source)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct spool *sp;
+	int ended = 0;
+
+	if (config_provider(cfg, provider) == NULL && strcmp(provider, "-") != 0)
+		log_fatal(EX_USAGE, "resume %s: no such provider", provider);
+	if (source && strcmp(source, "-") != 0 &&
+	    config_source_addr(source, &ss, &len) != 0)
+		log_fatal(EX_USAGE, "resume %s %s: not a source address",
+		    provider, source);
+	if (spool_open(cfg->spool_directory, &sp) != SPOOL_OK)
+		log_fatal(EX_TEMPFAIL, "cannot open the mail queue in %s",
+		    cfg->spool_directory);
+	int rc = shaping_resume(sp, provider, source, &ended);
+	spool_close(sp);
+	if (rc != 0) {
+		log_stderr("cannot end the reactions for %s in %s", provider,
+		    cfg->spool_directory);
+		return EX_TEMPFAIL;
+	}
+	printf("resumed: %d for %s%s%s\n", ended, provider, source ? " from " :
+	    "", source ? source : "");
+	return 0;
+}
+
 static void
 parse_run(int argc, char **argv, int i, struct runner_options *o)
 {
@@ -230,6 +265,10 @@ main(int argc, char **argv)
 			log_fatal(EX_USAGE, "--lane %s: no such lane", lane);
 		rc = explain_routes(&cfg, lane, sender, argv + i, argc - i,
 		    stdout);
+	} else if (strcmp(verb, "resume") == 0) {
+		if (i >= argc || i + 2 < argc)
+			usage();
+		rc = resume(&cfg, argv[i], i + 1 < argc ? argv[i + 1] : NULL);
 	} else if (strcmp(verb, "run") == 0) {
 		struct runner_options opt;
 		memset(&opt, 0, sizeof(opt));
