@@ -137,15 +137,30 @@ struct reaction {
 	const struct reply_rule *rule;
 	const char *reply;
 	int64_t now;
+	int64_t already;	/* out: in force by this rule until then */
 };
 
 static enum spool_shaping_do
 start_state(void *ctx, struct spool_shaping *st, bool found)
 {
-	const struct reaction *r = ctx;
+	struct reaction *r = ctx;
 	int64_t until = r->now + r->rule->action_seconds;
+	bool suspends = r->rule->action != REPLY_ACTION_THROTTLE;
 
 	(void)found;
+	/*
+	 * Connections opened before it started meet the same reply: the
+	 * reaction in force stands, and is not logged again.
+	 */
+	r->already = 0;
+	if (suspends && st->suspended_until > r->now &&
+	    strcmp(st->rule, r->rule->name) == 0)
+		r->already = st->suspended_until;
+	else if (!suspends && st->throttle_until > r->now &&
+	    strcmp(st->throttle_rule, r->rule->name) == 0)
+		r->already = st->throttle_until;
+	if (r->already)
+		return SPOOL_SHAPING_KEEP;
 	switch (r->rule->action) {
 	case REPLY_ACTION_SUSPEND:
 	case REPLY_ACTION_DEFER_PROVIDER:
@@ -191,12 +206,17 @@ shaping_react(struct spool *sp, const char *provider, const char *source,
 	if (spool_shaping_match(sp, provider, source, rule->name, now,
 	    rule->after_count, rule->after_window, &fire) != SPOOL_OK || !fire)
 		return SHAPING_NONE;
-	struct reaction r = {rule, reply ? reply : "", now};
+	struct reaction r = {rule, reply ? reply : "", now, 0};
 	bool whole = rule->action == REPLY_ACTION_DEFER_PROVIDER;
 	if (spool_shaping_update(sp, provider, whole ? NULL : source,
 	    start_state, &r) != SPOOL_OK)
 		return SHAPING_NONE;
-	*until = now + rule->action_seconds;
+	*until = r.already ? r.already : now + rule->action_seconds;
+	if (r.already)
+		return rule->action == REPLY_ACTION_SUSPEND ?
+		    SHAPING_SOURCE_STOPPED : rule->action ==
+		    REPLY_ACTION_DEFER_PROVIDER ? SHAPING_PROVIDER_STOPPED :
+		    SHAPING_THROTTLED;
 	fmt_time(*until, when, sizeof(when));
 	switch (rule->action) {
 	case REPLY_ACTION_SUSPEND:

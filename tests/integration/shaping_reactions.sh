@@ -28,7 +28,10 @@
 #	    says why;
 #	  - "throttle 2/h for 1h" lowers the rate of (provider, source): route
 #	    shows it and the log says so; "defer-provider 1h" stops every
-#	    source of the pool: the healthy 127.0.0.11 gets no connection.
+#	    source of the pool: the healthy 127.0.0.11 gets no connection;
+#	  - a throttle started by a RCPT reply (452 ... rcpt452) really
+#	    lowers the rate: of the next 3 messages 1 goes, 2 are held
+#	    (not deferred);
 #	Takes about 20 seconds.
 # SEE ALSO
 #	shaping_warmup.sh, routing_sources.sh
@@ -188,6 +191,25 @@ assert_exit 0 "$QUEUERUN" resume yahoo
 assert_eq "resumed: 2 for yahoo" "$(last_out)" "resume of every reaction for yahoo"
 assert_match "$(grep -F 'no longer deferred' "$LOGFILE")" 'provider yahoo no longer deferred \(rule go-away\): resumed by queuerun resume' \
     "log line of the provider's resume"
+
+section "a throttle reaction really lowers the rate"
+NAME=throttle2 config 'source "127.0.0.14" { }' \
+    'reply "slow-rcpt" { provider = "yahoo" text = "rcpt452" class = "rate-limit" action = "throttle 1/h for 1h" }'
+# The first message: one recipient gets "452 4.2.2 ... rcpt452", the
+# other is accepted; yahoo has no rate of its own.
+printf 'From: a@src.example\nX-Test-Id: thfirst\n\nfirst\n' |
+    assert_exit 0 "$SENDMAIL" -i -O Lane=bulk r452-x@yahoo.com ok@yahoo.com
+assert_exit 0 "$QUEUERUN" run
+assert_eq 1 "$(sinkq "len(tid('thfirst'))")" "the first message arrived (for its other recipient)"
+assert_match "$(grep -F 'throttled to 1/h' "$LOGFILE")" 'source 127\.0\.0\.14 throttled to 1/h for yahoo until .* by rule slow-rcpt: 452 4\.2\.2' \
+    "log line of the throttle (a RCPT reply)"
+queue_bs 3 news@src.example 's%d@yahoo.com' slow -O Lane=bulk
+assert_exit 0 "$QUEUERUN" run
+assert_eq 1 "$(sinkq "len(tids('slow-'))")" \
+    "messages sent at the lowered rate of 1/h (one)"
+assert_queue_count 3 "messages held back by the lowered rate (two) and the 452'd recipient's"
+assert_eq "" "$(grep -F 'status=deferred' "$LOGFILE" | grep -v 'r452-x@yahoo.com')" \
+    "deferrals other than the 452'd recipient (none: held, not deferred)"
 
 # ---------------------------------------------------------------- config errors
 
