@@ -89,7 +89,8 @@ UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_bounce tests/unit/test_dns tests/unit/test_schedule \
                 tests/unit/test_route tests/unit/test_safefile \
                 tests/unit/test_nexthop tests/unit/test_strmap \
-                tests/unit/test_pipeline tests/unit/test_mtasts
+                tests/unit/test_pipeline tests/unit/test_mtasts \
+                tests/unit/test_shaping
 # Test servers in C (tests/servers/), for the integration tests and the
 # benchmarks: dependency-free, built with the same flags.
 TEST_SERVERS  = tests/servers/rtsink tests/servers/slowpoll.so
