@@ -268,12 +268,16 @@ config_parse_warmup(const char *text, int64_t *start, long **caps,
 	    *end != ':' || tm.tm_year < 70)
 		return false;
 	*start = (int64_t)timegm(&tm);
-	char *list = xstrdup(end + 1), *save = NULL;
+	char *list = xstrdup(end + 1), *next = list;
 	bool ok = true;
-	for (char *step = strtok_r(list, ",", &save); step && ok;
-	    step = strtok_r(NULL, ",", &save)) {
+	while (next && ok) {
+		/* Every step between commas, an empty one too, must parse. */
+		char *step = next, *comma = strchr(step, ',');
 		long count;
 		int period;
+		if (comma)
+			*comma = '\0';
+		next = comma ? comma + 1 : NULL;
 		str_trim(step);
 		ok = config_parse_rate(step, &count, &period) && period ==
 		    86400 && *ncaps < 1000;
