@@ -324,7 +324,9 @@ on_message_done(void *ctx, struct dlv_msg *m)
 		res->response = texts[k];
 		enum shaping_effect effect = SHAPING_NONE;
 		int64_t until = 0;
-		if (r->outcome == DLV_DEFER || r->outcome == DLV_BOUNCE) {
+		/* A session we cut short said nothing about the source. */
+		if ((r->outcome == DLV_DEFER || r->outcome == DLV_BOUNCE) &&
+		    !(deliver_stop && !r->smtp_reply)) {
 			outcome_status(r, r->outcome == DLV_DEFER ?
 			    RCPT_QUEUED : RCPT_BOUNCED, dsn);
 			effect = react_to_reply(jc, m, r, dsn, now, &until);
