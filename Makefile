@@ -80,8 +80,8 @@ QUEUERUN_SRCS = queuerun/main.c queuerun/show.c queuerun/runner.c \
                 queuerun/pipeline.c \
                 queuerun/bounce.c \
                 queuerun/nexthop.c queuerun/mtasts.c queuerun/notice.c \
-                queuerun/explain.c queuerun/shaping.c
-ROUTE_SRCS    = route/route.c route/replies.c
+                 queuerun/explain.c queuerun/shaping.c
+ROUTE_SRCS    = route/route.c
 UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_config tests/unit/test_aliases \
                 tests/unit/test_message tests/unit/test_spool \

@@ -20,7 +20,6 @@
 #include <confuse.h>
 #include <errno.h>
 #include <netdb.h>
-#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +30,6 @@
 #include <unistd.h>
 
 #include "lib/util.h"
-#include "route/replies.h"
 
 struct config_error {
 	char *msg;		/* first error reported, or NULL */
@@ -186,18 +184,6 @@ static cfg_opt_t provider_opts[] = {
 	CFG_STR("pool", "", CFGF_NONE),
 	CFG_STR("relay", "", CFGF_NONE),
 	LIMIT_OPTS,
-	CFG_END()
-};
-
-/* Stand-in for i9-replies' reply rules: the keys of replies.h. */
-static cfg_opt_t reply_opts[] = {
-	CFG_STR("provider", "", CFGF_NONE),
-	CFG_STR("code", "", CFGF_NONE),
-	CFG_STR("status", "", CFGF_NONE),
-	CFG_STR("text", "", CFGF_NONE),
-	CFG_STR("class", "", CFGF_NONE),
-	CFG_STR("action", "", CFGF_NONE),
-	CFG_STR("after", "", CFGF_NONE),
 	CFG_END()
 };
 
@@ -471,12 +457,6 @@ remember_lane(cfg_t *cfg, cfg_opt_t *opt)
 	return remember_line(cfg, opt, "lane");
 }
 
-static int
-remember_reply(cfg_t *cfg, cfg_opt_t *opt)
-{
-	return remember_line(cfg, opt, "reply");
-}
-
 /* The file a section was declared in (an include), or NULL. */
 static const char *
 section_file(const char *kind, const char *name)
@@ -621,7 +601,6 @@ static cfg_opt_t root_opts[] = {
 	CFG_SEC("provider", provider_opts,
 	    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	CFG_SEC("lane", lane_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
-	CFG_SEC("reply", reply_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	CFG_FUNC("include", config_include),
 	CFG_END()
 };
@@ -779,91 +758,6 @@ route_fail(char *err, size_t errlen, const char *path, int line,
 	return -1;
 }
 
-/*
- * Stand-in for i9-replies: "suspend 1h", "throttle 100/h for 2h",
- * "defer-provider 30m" and "3 in 10m" into the rule.
- */
-static bool
-parse_action(const char *text, struct reply_rule *r)
-{
-	char verb[32], a[64], b[64], c[64];
-	int n = sscanf(text, "%31s %63s %63s %63s", verb, a, b, c);
-
-	if (n == 2 && strcmp(verb, "suspend") == 0)
-		r->action = REPLY_ACTION_SUSPEND;
-	else if (n == 2 && strcmp(verb, "defer-provider") == 0)
-		r->action = REPLY_ACTION_DEFER_PROVIDER;
-	else if (n == 4 && strcmp(verb, "throttle") == 0 &&
-	    strcmp(b, "for") == 0 && config_parse_rate(a, &r->rate_count,
-	    &r->rate_period)) {
-		r->action = REPLY_ACTION_THROTTLE;
-		snprintf(a, sizeof(a), "%s", c);
-	} else
-		return false;
-	r->action_seconds = config_parse_time(a);
-	return r->action_seconds > 0;
-}
-
-static bool
-parse_after(const char *text, struct reply_rule *r)
-{
-	char in[8], window[64];
-	unsigned count;
-	char extra;
-
-	if (sscanf(text, "%u %7s %63s %c", &count, in, window, &extra) != 3 ||
-	    strcmp(in, "in") != 0 || count < 1 || count > 1000)
-		return false;
-	r->after_count = count;
-	r->after_window = config_parse_time(window);
-	return r->after_window > 0;
-}
-
-static int
-load_replies(cfg_t *parsed, struct mxl_config *cfg, const char *path,
-    char *err, size_t errlen)
-{
-	cfg->nreply_rules = cfg_size(parsed, "reply");
-	cfg->reply_rules = xcalloc(cfg->nreply_rules + 1,
-	    sizeof(*cfg->reply_rules));
-	for (size_t i = 0; i < cfg->nreply_rules; i++) {
-		cfg_t *sec = cfg_getnsec(parsed, "reply", (unsigned)i);
-		struct reply_rule *r = &cfg->reply_rules[i];
-		const char *where = section_file("reply", cfg_title(sec));
-		r->name = xstrdup(cfg_title(sec));
-		r->line = section_line("reply", r->name);
-		r->file = xstrdup(where ? where : path ? path : "");
-		r->provider = xstrdup(cfg_getstr(sec, "provider"));
-		r->code = xstrdup(cfg_getstr(sec, "code"));
-		r->status = xstrdup(cfg_getstr(sec, "status"));
-		r->text = xstrdup(cfg_getstr(sec, "text"));
-		r->class = xstrdup(cfg_getstr(sec, "class"));
-		const char *action = cfg_getstr(sec, "action");
-		const char *after = cfg_getstr(sec, "after");
-		regex_t re;
-		if (*r->class == '\0')
-			return route_fail(err, errlen, r->file, r->line,
-			    "reply %s: class is required", r->name);
-		if (*r->text && regcomp(&re, r->text, REG_EXTENDED |
-		    REG_ICASE | REG_NOSUB) != 0)
-			return route_fail(err, errlen, r->file, r->line,
-			    "reply %s: text \"%s\": not a regular expression",
-			    r->name, r->text);
-		if (*r->text)
-			regfree(&re);
-		if (*action && !parse_action(action, r))
-			return route_fail(err, errlen, r->file, r->line,
-			    "reply %s: action \"%s\": expected \"suspend "
-			    "DURATION\", \"throttle RATE for DURATION\" or "
-			    "\"defer-provider DURATION\"", r->name, action);
-		if (*after && !parse_after(after, r))
-			return route_fail(err, errlen, r->file, r->line,
-			    "reply %s: after \"%s\": expected \"N in "
-			    "DURATION\"", r->name, after);
-	}
-	return 0;
-}
-
 /* Pools, providers and lanes; every cross-reference checked. */
 static int
 load_routing(cfg_t *parsed, struct mxl_config *cfg, const char *path,
@@ -988,7 +882,6 @@ config_load(const char *explicit_path, bool use_environment,
 	cfg_set_validate_func(parsed, "pool|source|warmup", validate_warmup);
 	cfg_set_validate_func(parsed, "provider", remember_provider);
 	cfg_set_validate_func(parsed, "lane", remember_lane);
-	cfg_set_validate_func(parsed, "reply", remember_reply);
 	const char *limit_sections[] = {"provider", "lane"};
 	for (size_t i = 0; i < 2; i++) {
 		char key[64];
@@ -1087,8 +980,6 @@ config_load(const char *explicit_path, bool use_environment,
 		cfg->myorigin = xstrdup(cfg->myhostname);
 	}
 	rc = load_routing(parsed, cfg, path, err, errlen);
-	if (rc == 0)
-		rc = load_replies(parsed, cfg, path, err, errlen);
 	cfg_free(parsed);
 	free(section_lines);
 	section_lines = NULL;
@@ -1234,16 +1125,5 @@ config_free(struct mxl_config *cfg)
 		free(p->relay_host);
 	}
 	free(cfg->providers);
-	for (size_t i = 0; i < cfg->nreply_rules; i++) {
-		struct reply_rule *r = &cfg->reply_rules[i];
-		free(r->name);
-		free(r->class);
-		free(r->file);
-		free(r->provider);
-		free(r->code);
-		free(r->status);
-		free(r->text);
-	}
-	free(cfg->reply_rules);
 	memset(cfg, 0, sizeof(*cfg));
 }

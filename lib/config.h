@@ -31,8 +31,6 @@
  * checked here so that every mistake is reported with file:line before
  * anything is queued or sent.
  */
-struct reply_rule;
-
 struct mxl_source {
 	char *address;			/* as written */
 	struct sockaddr_storage sa;	/* port 0 */
@@ -154,9 +152,6 @@ struct mxl_config {
 	long long bounce_size_limit;	/* bytes of original in a bounce */
 	bool immediate_delivery;	/* priority lane: run at once */
 	char *queuerun_path;
-	/* Reply rules (route/replies.h), admin's then shipped, in order. */
-	struct reply_rule *reply_rules;
-	size_t nreply_rules;
 };
 
 /* Parses "30s", "5m", "4h", "5d", "1w" or plain seconds; -1 if bad. */
