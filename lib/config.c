@@ -28,6 +28,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/replyrules.h"
@@ -170,6 +171,7 @@ static cfg_opt_t source_opts[] = {
 	CFG_STR("helo", "", CFGF_NONE),
 	CFG_INT("weight", 1, CFGF_NONE),
 	CFG_BOOL("enabled", cfg_true, CFGF_NONE),
+	CFG_STR("warmup", "", CFGF_NONE),
 	CFG_END()
 };
 
@@ -276,6 +278,48 @@ config_parse_rate(const char *text, long *count, int *period)
 	return true;
 }
 
+bool
+config_parse_warmup(const char *text, int64_t *start, long **caps,
+    size_t *ncaps)
+{
+	struct tm tm;
+	char *end;
+
+	*caps = NULL;
+	*ncaps = 0;
+	memset(&tm, 0, sizeof(tm));
+	if (text == NULL || (end = strptime(text, "%Y-%m-%d", &tm)) == NULL ||
+	    *end != ':' || tm.tm_year < 70)
+		return false;
+	*start = (int64_t)timegm(&tm);
+	char *list = xstrdup(end + 1), *next = list;
+	bool ok = true;
+	while (next && ok) {
+		/* Every step between commas, an empty one too, must parse. */
+		char *step = next, *comma = strchr(step, ',');
+		long count;
+		int period;
+		if (comma)
+			*comma = '\0';
+		next = comma ? comma + 1 : NULL;
+		str_trim(step);
+		ok = config_parse_rate(step, &count, &period) && period ==
+		    86400 && *ncaps < 1000;
+		if (ok) {
+			*caps = xrealloc(*caps, (*ncaps + 1) * sizeof(**caps));
+			(*caps)[(*ncaps)++] = count;
+		}
+	}
+	free(list);
+	if (!ok || *ncaps == 0) {
+		free(*caps);
+		*caps = NULL;
+		*ncaps = 0;
+		return false;
+	}
+	return true;
+}
+
 /* "500ms", "1s", "2m": the minimum gap between deliveries, in ms. */
 static long long
 parse_delay_ms(const char *text)
@@ -329,6 +373,26 @@ validate_nonnegative(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+/* warmup = "2026-12-01: 200/d, 500/d, ..." (checked where it is written). */
+static int
+validate_warmup(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *value = cfg_opt_getnstr(opt, 0);
+	int64_t start;
+	long *caps;
+	size_t ncaps;
+
+	if (value == NULL || *value == '\0')
+		return 0;
+	if (!config_parse_warmup(value, &start, &caps, &ncaps)) {
+		cfg_error(cfg, "source \"%s\": warmup = \"%s\": expected "
+		    "\"YYYY-MM-DD: N/d, N/d, ...\"", cfg_title(cfg), value);
+		return -1;
+	}
+	free(caps);
+	return 0;
+}
+
 /* A source address must be one this host can send from. */
 static int
 validate_source(cfg_t *cfg, cfg_opt_t *opt)
@@ -342,6 +406,7 @@ validate_source(cfg_t *cfg, cfg_opt_t *opt)
 		cfg_error(cfg, "source \"%s\": weight must be 1 or more", addr);
 		return -1;
 	}
+
 	if (config_source_addr(addr, &ss, &len) != 0) {
 		cfg_error(cfg, "source \"%s\": not an IPv4 or IPv6 address",
 		    addr);
@@ -1047,6 +1112,11 @@ load_routing(cfg_t *parsed, struct mxl_config *cfg, const char *path,
 			    cfg->myhostname);
 			s->weight = (int)cfg_getint(src, "weight");
 			s->enabled = cfg_getbool(src, "enabled");
+			const char *warmup = cfg_getstr(src, "warmup");
+			if (warmup && *warmup)
+				(void)config_parse_warmup(warmup,
+				    &s->warmup_start, &s->warmup_caps,
+				    &s->nwarmup);
 		}
 	}
 	cfg->nproviders = cfg_size(parsed, "provider");
@@ -1279,6 +1349,7 @@ config_load(const char *explicit_path, bool use_environment,
 	cfg_set_validate_func(parsed, "smtp_address_preference",
 	    validate_address_preference);
 	cfg_set_validate_func(parsed, "pool|source", validate_source);
+	cfg_set_validate_func(parsed, "pool|source|warmup", validate_warmup);
 	cfg_set_validate_func(parsed, "provider", remember_provider);
 	cfg_set_validate_func(parsed, "lane", remember_lane);
 	cfg_set_validate_func(parsed, "dkim", remember_dkim);
@@ -1540,6 +1611,7 @@ config_free(struct mxl_config *cfg)
 		for (size_t k = 0; k < cfg->pools[i].nsources; k++) {
 			free(cfg->pools[i].sources[k].address);
 			free(cfg->pools[i].sources[k].helo);
+			free(cfg->pools[i].sources[k].warmup_caps);
 		}
 		free(cfg->pools[i].sources);
 		free(cfg->pools[i].name);

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #define MXL_DEFAULT_CONFIG MXL_SYSCONFDIR "/mxlane/mxlane.conf"
@@ -37,6 +38,15 @@ struct mxl_source {
 	char *helo;			/* default myhostname */
 	int weight;			/* >= 1 */
 	bool enabled;
+	/*
+	 * warmup = "2026-12-01: 200/d, 500/d": day k (whole UTC days since
+	 * 00:00 UTC of the start date) may send warmup_caps[k] messages to
+	 * each provider; from day nwarmup on the source is warm. None:
+	 * nwarmup 0.
+	 */
+	int64_t warmup_start;		/* unix time */
+	long *warmup_caps;
+	size_t nwarmup;
 };
 
 /* smtp_address_preference: which family is tried first (Postfix's). */
@@ -211,6 +221,12 @@ int config_source_addr(const char *text, struct sockaddr_storage *ss,
     socklen_t *len);
 /* "any", "ipv4", "ipv6" (any case) as the enum; -1 for anything else. */
 int config_address_preference(const char *text);
+/*
+ * Parses a warm-up schedule "YYYY-MM-DD: N/d, N/d, ..." (see struct
+ * mxl_source); false if malformed. *caps is allocated.
+ */
+bool config_parse_warmup(const char *text, int64_t *start, long **caps,
+    size_t *ncaps);
 /* Parses "20/s", "100/h"...; returns false if malformed. */
 bool config_parse_rate(const char *text, long *count, int *period);
 

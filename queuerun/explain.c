@@ -14,9 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "queuerun/nexthop.h"
+#include "queuerun/shaping.h"
 #include "dns/dns.h"
 #include "route/route.h"
 #include "lib/log.h"
@@ -126,6 +128,23 @@ print_mta_sts(FILE *out, const struct mxl_config *cfg,
 		    "not used" : "used, logged");
 }
 
+/* Why no source may send now: none enabled, or none ready (shaping.h). */
+static void
+print_no_source(FILE *out, struct spool *sp, const struct nexthop *nh)
+{
+	int64_t until = 0;
+	char why[512];
+
+	(void)nexthop_ready_source(sp, nh, AF_UNSPEC, time(NULL), &until, why,
+	    sizeof(why));
+	if (until > 0)
+		fprintf(out, "  source: none ready: mail for %s waits (%s)\n",
+		    nh->provider ? nh->provider->name : "-", why);
+	else
+		fprintf(out, "  source: none enabled: mail for this pool "
+		    "waits\n");
+}
+
 static void
 print_pool(FILE *out, struct spool *sp, const struct nexthop *nh)
 {
@@ -152,8 +171,7 @@ print_pool(FILE *out, struct spool *sp, const struct nexthop *nh)
 		else if (next >= 0)
 			print_source(out, pool, next, "source:", AF_UNSPEC);
 		else
-			fprintf(out, "  source: none enabled: mail for this "
-			    "pool waits\n");
+			print_no_source(out, sp, nh);
 		return;
 	}
 	int other = fam == AF_INET ? AF_INET6 : AF_INET;
@@ -162,8 +180,10 @@ print_pool(FILE *out, struct spool *sp, const struct nexthop *nh)
 		for (size_t a = 0; a < nh->hosts.hosts[h].naddrs; a++)
 			if (nh->hosts.hosts[h].addrs[a].ss_family == other)
 				has_other = true;
-	print_source(out, pool, nexthop_next_source_family(sp, nh, fam),
-	    "source:", has_other ? fam : AF_UNSPEC);
+	int first = nexthop_next_source_family(sp, nh, fam);
+	if (first < 0)
+		print_no_source(out, sp, nh);
+	print_source(out, pool, first, "source:", has_other ? fam : AF_UNSPEC);
 	if (has_other)
 		print_source(out, pool, nexthop_next_source_family(sp, nh,
 		    other), "source:", other);
@@ -199,6 +219,8 @@ explain_one(const struct mxl_config *cfg, struct spool *sp,
 	print_hosts(out, cfg, &nh);
 	print_mta_sts(out, cfg, &nh);
 	print_pool(out, sp, &nh);
+	shaping_describe(sp, nh.provider ? nh.provider->name : "-", nh.pool,
+	    time(NULL), out);
 	char text[256];
 	route_limits_text(&nh.limits, text, sizeof(text));
 	fprintf(out, "  limits: %s%s\n", text, nh.lane && nh.lane->has_limits ?

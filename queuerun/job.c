@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sysexits.h>
 #include <time.h>
 
@@ -25,6 +26,7 @@
 #include "queuerun/dkim.h"
 #include "queuerun/nexthop.h"
 #include "queuerun/notice.h"
+#include "queuerun/shaping.h"
 #include "dns/dns.h"
 #include "route/replies.h"
 #include "route/route.h"
@@ -47,6 +49,7 @@ struct job_context {
 	struct txn **in_flight;	/* the transactions of the open session */
 	size_t nin_flight;
 	const char *provider;	/* of the destination being delivered to */
+	struct session_shaping *shaping;	/* of the open session */
 	/*
 	 * Messages signed in this job: one signature serves every
 	 * transaction of a message (recipients split by domain or by
@@ -60,6 +63,23 @@ struct job_context {
 struct signed_msg {
 	char *fields;			/* DKIM-Signature fields, or NULL */
 	char *signer;			/* "example.org/s2026,ed2026" */
+};
+
+/*
+ * What the open session's replies did (shaping.h): a reply whose rule
+ * has an action is applied once per session and rule, for the provider
+ * and the source that got it.
+ */
+#define SESSION_RULES	8
+struct session_shaping {
+	const char *provider;
+	const struct mxl_source *src, *other;	/* by address family */
+	const struct reply_rule *rules[SESSION_RULES];
+	enum shaping_effect effects[SESSION_RULES];
+	int64_t untils[SESSION_RULES];
+	size_t nrules;
+	bool blocked, other_outcome;	/* spam-block replies; anything else */
+	char last_block[300];
 };
 
 /* What the runner keeps per message while it is being delivered. */
@@ -272,6 +292,78 @@ learn_suppression(struct job_context *jc, const char *id, const char *address,
 	log_set_component(NULL);
 }
 
+/* The source a reply came to: the one of the relay address's family. */
+static const char *
+session_source(const struct session_shaping *ss, const struct dlv_msg *m)
+{
+	const struct mxl_source *src = ss->src;
+	const char *ip = strchr(m->relay, '[');
+	const char *colon = ip ? strchr(ip, ':') : NULL;
+	const char *end = ip ? strchr(ip, ']') : NULL;
+	int family = colon && end && colon < end ? AF_INET6 : AF_INET;
+
+	if (ss->other && ss->other->sa.ss_family == family)
+		src = ss->other;
+	return src ? src->address : SHAPING_NO_SOURCE;
+}
+
+static enum shaping_effect react_to_rule(struct job_context *jc,
+    const struct dlv_msg *m, const struct reply_rule *rule,
+    const char *reply, int64_t now, int64_t *until);
+
+/*
+ * Applies the rule a recipient's failure was classified by
+ * (route/replies.h) once per session (shaping.h). Returns what it did, and
+ * *until when it ends.
+ */
+static enum shaping_effect
+react_to_reply(struct job_context *jc, const struct dlv_msg *m,
+    const struct dlv_rcpt *r, const struct reply_rule *rule, int64_t now,
+    int64_t *until)
+{
+	struct session_shaping *ss = jc->shaping;
+
+	*until = 0;
+	if (ss == NULL || rule == NULL)
+		return SHAPING_NONE;	/* no session: DNS, or shutting down */
+	/* The server's own words: a greeting's are inside our sentence. */
+	char *said = r->smtp_reply ? NULL : bounce_reply_of(r->reply);
+	const char *reply = said ? said : r->reply ? r->reply : "";
+	enum shaping_effect e = react_to_rule(jc, m, rule, reply, now, until);
+	free(said);
+	return e;
+}
+
+static enum shaping_effect
+react_to_rule(struct job_context *jc, const struct dlv_msg *m,
+    const struct reply_rule *rule, const char *reply, int64_t now,
+    int64_t *until)
+{
+	struct session_shaping *ss = jc->shaping;
+
+	if (rule->class && strcmp(rule->class, "spam-block") == 0) {
+		ss->blocked = true;
+		snprintf(ss->last_block, sizeof(ss->last_block), "%s", reply);
+	} else {
+		ss->other_outcome = true;
+	}
+	if (rule->action == REPLY_ACTION_NONE)
+		return SHAPING_NONE;
+	for (size_t i = 0; i < ss->nrules; i++)
+		if (ss->rules[i] == rule) {
+			*until = ss->untils[i];
+			return ss->effects[i];
+		}
+	enum shaping_effect e = shaping_react(jc->sp, ss->provider,
+	    session_source(ss, m), rule, reply, now, until);
+	if (ss->nrules < SESSION_RULES) {
+		ss->rules[ss->nrules] = rule;
+		ss->effects[ss->nrules] = e;
+		ss->untils[ss->nrules++] = *until;
+	}
+	return e;
+}
+
 /* The done callback: record what happened to one message's recipients. */
 static void
 on_message_done(void *ctx, struct dlv_msg *m)
@@ -307,6 +399,14 @@ on_message_done(void *ctx, struct dlv_msg *m)
 			rule = replies_classify_line(jc->cfg, jc->provider,
 			    r->reply, r->status);
 		res->class = rule ? rule->class : NULL;
+		enum shaping_effect effect = SHAPING_NONE;
+		int64_t until = 0;
+		/* A session we cut short said nothing about the source. */
+		if ((r->outcome == DLV_DEFER || r->outcome == DLV_BOUNCE) &&
+		    !(deliver_stop && !r->smtp_reply))
+			effect = react_to_reply(jc, m, r, rule, now, &until);
+		else if (r->outcome == DLV_SENT && jc->shaping)
+			jc->shaping->other_outcome = true;
 		switch (r->outcome) {
 		case DLV_SENT:
 			res->state = RCPT_SENT;
@@ -349,6 +449,29 @@ on_message_done(void *ctx, struct dlv_msg *m)
 			res->next_try = now + backoff(jc->cfg, t->attempts[k]);
 			word = "deferred";
 			deferred = true;
+			if (effect == SHAPING_SOURCE_STOPPED ||
+			    effect == SHAPING_PROVIDER_STOPPED) {
+				/*
+				 * The reply was about the source (or the
+				 * provider), not this mail: no attempt
+				 * counted, no backoff. Due again at once for
+				 * the pool's other sources (held, so this
+				 * pass takes it again), or when the provider
+				 * takes mail again.
+				 */
+				res->attempted = false;
+				res->held = true;
+				res->next_try = effect ==
+				    SHAPING_SOURCE_STOPPED ? now : until;
+				deferred = false;
+				char *why = xasprintf("%s (%s; no backoff)",
+				    texts[k], effect == SHAPING_SOURCE_STOPPED ?
+				    "source suspended, due again at once" :
+				    "provider deferred");
+				free(texts[k]);
+				texts[k] = why;
+				res->response = why;
+			}
 			break;
 		}
 		if (word == NULL)
@@ -686,8 +809,10 @@ forget_signatures(struct job_context *jc)
 static size_t
 send_one_connection(struct job_context *jc, const struct nexthop *nh,
     const struct mxl_source *src, const struct mxl_source *other,
-    struct txn **list, size_t n, int64_t *retry_ms)
+    struct txn **list, size_t n, int64_t *retry_ms, bool *warm_spent)
 {
+	const char *provider = nh->provider ? nh->provider->name : "-";
+	struct session_shaping ss;
 	struct spool_throttle_limits tl = {nh->limits.concurrency,
 	    nh->limits.rate_count, nh->limits.rate_period, nh->limits.delay_ms};
 	bool throttled = limits_set(&nh->limits);
@@ -712,6 +837,19 @@ send_one_connection(struct job_context *jc, const struct nexthop *nh,
 	if (grant.granted <= 0) {
 		*retry_ms = grant.retry_ms;
 		return 0;
+	}
+	/* A warming source sends no more than what is left of its cap. */
+	int64_t warm = shaping_warm_take(jc->sp, provider, src, time(NULL),
+	    grant.granted);
+	if (warm < grant.granted) {
+		if (throttled)
+			(void)spool_throttle_release(jc->sp, key, &grant,
+			    grant.granted - (int)warm);
+		if (warm == 0) {
+			*warm_spent = true;
+			return 0;
+		}
+		grant.granted = (int)warm;
 	}
 	struct dlv_config dcfg = jc->dlv;
 	dcfg.port = nh->port;
@@ -745,18 +883,38 @@ send_one_connection(struct job_context *jc, const struct nexthop *nh,
 			sign_txn(jc, list[i]);
 			ptrs[nptrs++] = &list[i]->m;
 		}
+	memset(&ss, 0, sizeof(ss));
+	ss.provider = provider;
+	ss.src = src;
+	ss.other = other;
+	jc->shaping = &ss;
 	jc->provider = nh->provider ? nh->provider->name : NULL;
 	if (nptrs > 0)
 		deliver_to_hosts(&dcfg, jc->sp, nh->hosts.hosts,
 		    nh->hosts.nhosts, ptrs, nptrs, on_message_done, jc);
 	jc->provider = NULL;
+	jc->shaping = NULL;
 	jc->in_flight = NULL;
 	jc->nin_flight = 0;
 	int unused = (int)((size_t)grant.granted - nptrs);
-	for (size_t i = 0; i < nptrs; i++)
+	int64_t accepted = 0;
+	for (size_t i = 0; i < nptrs; i++) {
 		if (!ptrs[i]->done)
 			unused++;
+		for (size_t r = 0; r < ptrs[i]->nrcpts; r++)
+			if (ptrs[i]->rcpts[r].outcome == DLV_SENT) {
+				accepted++;
+				break;
+			}
+	}
 	free(ptrs);
+	/* The cap counts messages that left; the rest is given back. */
+	shaping_warm_give_back(jc->sp, provider, src, time(NULL),
+	    warm - accepted);
+	if (ss.blocked || ss.other_outcome)
+		shaping_note_connection(jc->sp, provider, src ? src->address :
+		    SHAPING_NO_SOURCE, ss.blocked && !ss.other_outcome,
+		    ss.last_block, time(NULL));
 	if (throttled)
 		(void)spool_throttle_release(jc->sp, key, &grant, unused);
 	return (size_t)grant.granted;
@@ -863,19 +1021,42 @@ send_group(struct job_context *jc, const struct nexthop *nh, struct txn *txns,
 
 	for (size_t i = 0; i < n; i++)
 		list[i] = &txns[i];
+	const char *provider = nh->provider ? nh->provider->name : "-";
+	size_t rechosen = 0;
 	while (next < n) {
-		int si = fam == AF_UNSPEC ? nexthop_next_source(jc->sp, nh) :
-		    nexthop_next_source_family(jc->sp, nh, fam);
+		int64_t now = time(NULL), wait = 0;
+		char why[512] = "";
+		int si = nexthop_ready_source(jc->sp, nh, fam, now, &wait, why,
+		    sizeof(why));
 		int so = fam == AF_UNSPEC ? -1 :
 		    nexthop_next_source_family(jc->sp, nh, other_fam);
-		if (nh->pool && si < 0) {
-			/* Every source switched off: the mail waits for one. */
-			release_list(jc, list + next, n - next,
-			    ((int64_t)time(NULL) + 60) * 1000, 0, false);
+		if ((nh->pool && si < 0) || (nh->pool == NULL &&
+		    (!shaping_provider_ready(jc->sp, provider, now, &wait, why,
+		    sizeof(why)) || !shaping_source_ready(jc->sp, provider,
+		    NULL, now, &wait, why, sizeof(why))))) {
+			/*
+			 * No source may send to the provider now (suspended,
+			 * warmed up for the day, the provider deferred): the
+			 * mail waits until one may, with no attempt counted;
+			 * with every source switched off, for one.
+			 */
+			if (wait > 0) {
+				log_set_component("shaping");
+				log_info("%zu message%s for %s wait until the "
+				    "provider takes mail again: %s", n - next,
+				    n - next == 1 ? "" : "s", provider, why);
+				log_set_component(NULL);
+			}
+			release_list(jc, list + next, n - next, (wait > 0 ?
+			    wait : (int64_t)time(NULL) + 60) * 1000, 0, false);
 			break;
 		}
 		const struct mxl_source *src = si >= 0 ?
 		    &nh->pool->sources[si] : NULL;
+		/* A lowered rate from a provider's reply, while it lasts. */
+		struct nexthop shaped = *nh;
+		shaping_limits(jc->sp, provider, src ? src->address :
+		    SHAPING_NO_SOURCE, now, &shaped.limits);
 		int64_t planned = (int64_t)(n - next);
 		if (nh->limits.messages_per_connection > 0 &&
 		    planned > nh->limits.messages_per_connection)
@@ -883,10 +1064,17 @@ send_group(struct job_context *jc, const struct nexthop *nh, struct txn *txns,
 		nexthop_count_sent(jc->sp, nh, si, planned);
 		int64_t retry_ms = 0;
 		size_t sent = 0;
+		bool warm_spent = false;
 		if (!deliver_stop)
-			sent = send_one_connection(jc, nh, src, so >= 0 ?
+			sent = send_one_connection(jc, &shaped, src, so >= 0 ?
 			    &nh->pool->sources[so] : NULL, list + next,
-			    n - next, &retry_ms);
+			    n - next, &retry_ms, &warm_spent);
+		if (warm_spent && rechosen++ <= (nh->pool ?
+		    nh->pool->nsources : 0)) {
+			/* Its cap was used up meanwhile: choose again. */
+			nexthop_count_sent(jc->sp, nh, si, -planned);
+			continue;
+		}
 		/*
 		 * Mail back from a booking, and the throttle frees a delivery
 		 * within the next moment: wait for it here (a few seconds a
@@ -913,8 +1101,8 @@ send_group(struct job_context *jc, const struct nexthop *nh, struct txn *txns,
 		bool preempt = next < n && (out_of_time(jc) ||
 		    (!nh->priority && priority_waiting(jc)));
 		if (sent == 0 || preempt || deliver_stop) {
-			hold_back(jc, nh, src, list + next, n - next, retry_ms,
-			    preempt || deliver_stop);
+			hold_back(jc, &shaped, src, list + next, n - next,
+			    retry_ms, preempt || deliver_stop);
 			break;
 		}
 	}

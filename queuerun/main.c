@@ -14,6 +14,7 @@
  *	    [--bits N] [--out PATH]
  *	queuerun [-C FILE] classify [--provider NAME] REPLY...
  *	queuerun [-C FILE] suppress list|add|remove|import|export ...
+ *	queuerun [-C FILE] resume PROVIDER [SOURCE]
  * DESCRIPTION
  *	With no verb, or "run", one pass over the queue: every recipient
  *	that is due is delivered, then queuerun exits, so a cron line is a
@@ -40,6 +41,7 @@
 #include "queuerun/classify.h"
 #include "queuerun/explain.h"
 #include "queuerun/runner.h"
+#include "queuerun/shaping.h"
 #include "queuerun/show.h"
 #include "queuerun/suppress.h"
 #include "lib/config.h"
@@ -69,7 +71,8 @@ usage(void)
 	    "[--reason TEXT]\n"
 	    "       queuerun [-C FILE] suppress remove ADDRESS\n"
 	    "       queuerun [-C FILE] suppress import FILE|-\n"
-	    "       queuerun [-C FILE] suppress export\n");
+	    "       queuerun [-C FILE] suppress export\n"
+	    "       queuerun [-C FILE] resume PROVIDER [SOURCE]\n");
 	exit(EX_USAGE);
 }
 
@@ -183,6 +186,39 @@ load_dkim_keys(const struct mxl_config *cfg)
 }
 
 /* Parses run's flags from argv[i] on; returns a sysexits code or 0. */
+/*
+ * "queuerun resume PROVIDER [SOURCE]": ends the provider's suspensions,
+ * lowered rates and deferral now (shaping.h), each logged.
+ */
+static int
+resume(const struct mxl_config *cfg, const char *provider, const char *source)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct spool *sp;
+	int ended = 0;
+
+	if (config_provider(cfg, provider) == NULL && strcmp(provider, "-") != 0)
+		log_fatal(EX_USAGE, "resume %s: no such provider", provider);
+	if (source && strcmp(source, "-") != 0 &&
+	    config_source_addr(source, &ss, &len) != 0)
+		log_fatal(EX_USAGE, "resume %s %s: not a source address",
+		    provider, source);
+	if (spool_open(cfg->spool_directory, &sp) != SPOOL_OK)
+		log_fatal(EX_TEMPFAIL, "cannot open the mail queue in %s",
+		    cfg->spool_directory);
+	int rc = shaping_resume(sp, provider, source, &ended);
+	spool_close(sp);
+	if (rc != 0) {
+		log_stderr("cannot end the reactions for %s in %s", provider,
+		    cfg->spool_directory);
+		return EX_TEMPFAIL;
+	}
+	printf("resumed: %d for %s%s%s\n", ended, provider, source ? " from " :
+	    "", source ? source : "");
+	return 0;
+}
+
 static void
 parse_run(int argc, char **argv, int i, struct runner_options *o)
 {
@@ -325,6 +361,10 @@ main(int argc, char **argv)
 		rc = suppress_command(&cfg, argc - i, argv + i);
 		if (rc == EX_USAGE)
 			usage();
+	} else if (strcmp(verb, "resume") == 0) {
+		if (i >= argc || i + 2 < argc)
+			usage();
+		rc = resume(&cfg, argv[i], i + 1 < argc ? argv[i + 1] : NULL);
 	} else if (strcmp(verb, "run") == 0) {
 		struct runner_options opt;
 		memset(&opt, 0, sizeof(opt));

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "lib/util.h"
+#include "queuerun/shaping.h"
 #include "route/route.h"
 
 /*
@@ -372,23 +373,61 @@ int
 nexthop_next_source_family(struct spool *sp, const struct nexthop *nh,
     int family)
 {
-	const struct mxl_pool *pool = nh->pool;
+	int64_t until;
+	char why[8];
 
+	return nexthop_ready_source(sp, nh, family, time(NULL), &until, why,
+	    sizeof(why));
+}
+
+int
+nexthop_ready_source(struct spool *sp, const struct nexthop *nh, int family,
+    int64_t now, int64_t *wait_until, char *why, size_t whylen)
+{
+	const struct mxl_pool *pool = nh->pool;
+	const char *provider = nh->provider ? nh->provider->name : "-";
+
+	*wait_until = 0;
+	if (whylen)
+		why[0] = '\0';
 	if (pool == NULL)
 		return -1;
+	if (sp && !shaping_provider_ready(sp, provider, now, wait_until, why,
+	    whylen))
+		return -1;
 	uint64_t *sent = xcalloc(pool->nsources + 1, sizeof(*sent));
+	bool *skip = xcalloc(pool->nsources + 1, sizeof(*skip));
 	for (size_t i = 0; i < pool->nsources; i++) {
 		char key[400];
-		if (!pool->sources[i].enabled)
+		const struct mxl_source *s = &pool->sources[i];
+		if (!s->enabled || (family != AF_UNSPEC &&
+		    s->sa.ss_family != family))
 			continue;
+		int64_t until = 0;
+		char because[512];
+		if (sp && !shaping_source_ready(sp, provider, s, now, &until,
+		    because, sizeof(because))) {
+			skip[i] = true;
+			if (*wait_until == 0 || until < *wait_until) {
+				*wait_until = until;
+				snprintf(why, whylen, "%s", because);
+			}
+			continue;
+		}
 		sent_key(pool, &pool->sources[i], key, sizeof(key));
 		/* Unreadable counts are 0: the weights still decide. */
 		if (sp == NULL || spool_counter_take(sp, key, 0, &sent[i]) !=
 		    SPOOL_OK)
 			sent[i] = 0;
 	}
-	int best = route_choose_source_family(pool, sent, family);
+	int best = route_choose_source_except(pool, sent, family, skip);
 	free(sent);
+	free(skip);
+	if (best >= 0) {
+		*wait_until = 0;
+		if (whylen)
+			why[0] = '\0';
+	}
 	return best;
 }
 

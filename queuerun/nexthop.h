@@ -124,6 +124,17 @@ int nexthop_next_source(struct spool *sp, const struct nexthop *nh);
 int nexthop_next_source_family(struct spool *sp, const struct nexthop *nh,
     int family);
 /*
+ * The same, among the sources ready for the provider now (shaping.h:
+ * the provider not deferred, the source not suspended, not a warming
+ * source at its day's cap). -1 with a pool
+ * whose enabled sources are none of them ready: *wait_until (unix s)
+ * is when the first may be, why says why (0 and "" when none is
+ * enabled). family AF_UNSPEC: any. sp NULL: every source is ready.
+ */
+int nexthop_ready_source(struct spool *sp, const struct nexthop *nh,
+    int family, int64_t now, int64_t *wait_until, char *why,
+    size_t whylen);
+/*
  * Whether addresses of family may be tried: there is no pool (the
  * kernel picks the source), or it has an enabled source of that family.
  */

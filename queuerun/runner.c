@@ -46,6 +46,7 @@
 #include "queuerun/dest.h"
 #include "queuerun/job.h"
 #include "queuerun/worker.h"
+#include "queuerun/shaping.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
@@ -736,6 +737,8 @@ run_pass(struct engine *e)
 	e->busy_seconds = 0;
 	e->busy_since = mono_seconds();
 	pick_up(e);
+	/* Suspensions and the like that ran out are ended, and logged. */
+	shaping_expire(e->sp, e->pass_started);
 	if (opt->flush) {
 		/*
 		 * --flush makes what waits for a retry due once, at the

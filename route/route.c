@@ -218,12 +218,12 @@ usable(const struct mxl_source *s, int family)
 }
 
 static long
-pool_weight(const struct mxl_pool *pool, int family)
+pool_weight(const struct mxl_pool *pool, int family, const bool *skip)
 {
 	long total = 0;
 
 	for (size_t i = 0; pool && i < pool->nsources; i++)
-		if (usable(&pool->sources[i], family))
+		if (usable(&pool->sources[i], family) && !(skip && skip[i]))
 			total += pool->sources[i].weight;
 	return total;
 }
@@ -246,7 +246,14 @@ int
 route_choose_source_family(const struct mxl_pool *pool, const uint64_t *sent,
     int family)
 {
-	long total = pool_weight(pool, family);
+	return route_choose_source_except(pool, sent, family, NULL);
+}
+
+int
+route_choose_source_except(const struct mxl_pool *pool, const uint64_t *sent,
+    int family, const bool *skip)
+{
+	long total = pool_weight(pool, family, skip);
 	uint64_t all = 0;
 	int best = -1;
 	double best_deficit = 0;
@@ -254,11 +261,11 @@ route_choose_source_family(const struct mxl_pool *pool, const uint64_t *sent,
 	if (total == 0)
 		return -1;
 	for (size_t i = 0; i < pool->nsources; i++)
-		if (usable(&pool->sources[i], family))
+		if (usable(&pool->sources[i], family) && !(skip && skip[i]))
 			all += sent[i];
 	for (size_t i = 0; i < pool->nsources; i++) {
 		const struct mxl_source *s = &pool->sources[i];
-		if (!usable(s, family))
+		if (!usable(s, family) || (skip && skip[i]))
 			continue;
 		double deficit = (double)s->weight * (double)(all + 1) /
 		    (double)total - (double)sent[i];

@@ -43,8 +43,10 @@
  *	the counts of what each source has sent that the caller hands in
  *	(and keeps, so that the weights hold across processes and passes).
  *	When that source is at its limit the mail waits for it rather than
- *	spilling onto another: the weights are the shares each address gets,
- *	which is how a new address is warmed up.
+ *	spilling onto another: the weights are the shares each address gets.
+ *	route_choose_source_except() leaves out the sources the caller
+ *	marks (suspended by a provider's reply, or a warming source that
+ *	sent its day's cap): the others share the traffic by their weights.
  *	route_choose_source_family() does the same among the sources of one
  *	address family (AF_INET, AF_INET6), which share the family's
  *	traffic by their weights: a connection to an IPv6 host leaves from
@@ -97,6 +99,10 @@ int route_choose_source(const struct mxl_pool *pool, const uint64_t *sent);
 /* The same among the sources of family only; AF_UNSPEC: all of them. */
 int route_choose_source_family(const struct mxl_pool *pool,
     const uint64_t *sent, int family);
+
+/* The same, leaving out the sources whose skip[i] is true (skip may be NULL). */
+int route_choose_source_except(const struct mxl_pool *pool,
+    const uint64_t *sent, int family, const bool *skip);
 
 /* "concurrency 4, rate 20/s, ..." or "none". */
 void route_limits_text(const struct mxl_limits *l, char *out, size_t len);

@@ -12,6 +12,8 @@
  *	throttle.db	btree, name -> counters and leases (see throttle.c),
  *			and "cache|name" -> a kept value (see cache.c)
  *	suppress.db	btree, the suppression list (see suppress.c)
+ *	shaping.db	btree, what providers said: suspensions, lowered
+ *			rates, deferrals, warm-up counts (see shaping.c)
  *
  *	Queue ids are the arrival time, so btree order is arrival order and
  *	mailq lists oldest first without sorting anything.
@@ -129,6 +131,8 @@ open_tables(struct spool *sp)
 	    0)) ||
 	    (rc = open_db(sp, txn, &sp->pickup, "pickup.db", DB_BTREE, 0)) ||
 	    (rc = open_db(sp, txn, &sp->suppress, "suppress.db", DB_BTREE,
+	    0)) ||
+	    (rc = open_db(sp, txn, &sp->shaping, "shaping.db", DB_BTREE,
 	    0))) {
 		txn->abort(txn);
 		return rc;
@@ -157,7 +161,8 @@ static void
 spool_close_handles(struct spool *sp)
 {
 	DB **dbs[] = {&sp->messages, &sp->recipients, &sp->content,
-	    &sp->schedule, &sp->throttle, &sp->pickup, &sp->suppress};
+	    &sp->schedule, &sp->throttle, &sp->pickup, &sp->suppress,
+	    &sp->shaping};
 
 	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
 		/* Committed work is in the log already; no page flush. */

@@ -306,6 +306,60 @@ int spool_counter_take(struct spool *sp, const char *key, int64_t add,
 int spool_cache_get(struct spool *sp, const char *name, struct buf *value);
 int spool_cache_put(struct spool *sp, const char *name, const void *value,
     size_t len);
+/*
+ * Traffic shaping (shaping.c): what providers said, kept for every
+ * runner and pass. A record per (provider, source address), and one
+ * per provider (source NULL) for the provider-wide deferral. Times are
+ * unix seconds, 0 = none. The spool keeps them; queuerun/shaping.c
+ * decides what they mean.
+ */
+struct spool_shaping {
+	int64_t suspended_until;	/* provider record: deferred until */
+	char rule[64];			/* the rule that did it */
+	char reply[300];		/* the reply that did it */
+	int64_t throttle_until;		/* a lowered rate until then */
+	long rate_count;		/* rate_count per rate_period s */
+	int rate_period;
+	char throttle_rule[64];
+	char throttle_reply[300];
+	int64_t blocked_since;		/* nothing but blocks since then */
+	bool listed_warned;		/* "probably listed" was logged */
+};
+int spool_shaping_get(struct spool *sp, const char *provider,
+    const char *source, struct spool_shaping *st);
+/*
+ * Read, decide, write in one transaction: fn gets the record (zeroed
+ * when found is false) and says what to do with it. fn may be called
+ * again if the transaction is retried: it must only decide (no logs).
+ */
+enum spool_shaping_do { SPOOL_SHAPING_KEEP, SPOOL_SHAPING_STORE,
+	SPOOL_SHAPING_DELETE };
+typedef enum spool_shaping_do (*spool_shaping_fn)(void *ctx,
+    struct spool_shaping *st, bool found);
+int spool_shaping_update(struct spool *sp, const char *provider,
+    const char *source, spool_shaping_fn fn, void *ctx);
+/* Every record; source NULL for a provider's own. fn != 0 stops. */
+typedef int (*spool_shaping_scan_fn)(void *ctx, const char *provider,
+    const char *source, const struct spool_shaping *st);
+int spool_shaping_scan(struct spool *sp, spool_shaping_scan_fn fn, void *ctx);
+/*
+ * One more match of rule for (provider, source) at now: *fire is true
+ * when it is the count-th within window seconds (the count then starts
+ * again). count <= 1 fires at once without touching the spool.
+ */
+int spool_shaping_match(struct spool *sp, const char *provider,
+    const char *source, const char *rule, int64_t now, unsigned count,
+    int64_t window, bool *fire);
+/*
+ * Warm-up counts, one per (source, provider) for day (an index that
+ * changes once a day: a new day starts at 0). add > 0 takes up to add
+ * within cap (cap < 0: no cap; *granted says how many), add < 0 gives
+ * back, add 0 just reads. *count is the day's count afterwards.
+ */
+int spool_shaping_warm(struct spool *sp, const char *source,
+    const char *provider, int64_t day, int64_t cap, int64_t add,
+    uint64_t *count, int64_t *granted);
+
 /* Is any priority-lane recipient due now? (A bulk runner yields.) */
 bool spool_priority_due(struct spool *sp, int64_t now);
 /* Earliest due time of any pending recipient; false if none. */

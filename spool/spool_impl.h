@@ -36,6 +36,7 @@ struct spool {
 	DB *throttle;
 	DB *pickup;
 	DB *suppress;	/* the suppression list (suppress.c) */
+	DB *shaping;	/* what providers said (shaping.c) */
 	struct aliasmap *aliasmap;	/* opened at the first look-up */
 	int insert_lock;	/* fd of insert.lock, see spool_insert_turn() */
 	struct timespec maildrop_seen;	/* its mtime at the last pickup */

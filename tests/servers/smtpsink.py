@@ -552,6 +552,16 @@ class Session:
         b = self.b
         if "greet" in b.stall:
             await self.stall("stallgreet")
+        peer_greeting = self.args.peer_greetings.get(self.peer_ip)
+        if peer_greeting:
+            # A provider's reply to one client address (a block or a
+            # "slow down" aimed at a source IP), then close.
+            code = int(peer_greeting[:3])
+            self.greeting = code
+            await self.reply(peer_greeting)
+            await self.flush()
+            self.end_reason = "greet%d" % code
+            raise Closed()
         if b.greet:
             code = b.greet
             self.greeting = code
@@ -1216,8 +1226,16 @@ def build(argv):
     ap.add_argument("--rcpt-replies", metavar="FILE",
                     help="LOCALPART<TAB>REPLY lines: that recipient's RCPT TO gets REPLY")
     ap.add_argument("--watch-pid", type=int, metavar="PID", help="exit when process PID is gone")
+    ap.add_argument("--peer-greeting", action="append", default=[], metavar="CLIENT_IP=REPLY",
+                    help="greet sessions from CLIENT_IP with REPLY (a 4xx or 5xx line), then close")
     ap.add_argument("--allow-non-loopback", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    a.peer_greetings = {}
+    for spec in a.peer_greeting:
+        ip, eq, text = spec.partition("=")
+        if not eq or not re.match(r"[45]\d\d ", text):
+            raise UsageError("--peer-greeting %s: expected CLIENT_IP=4xx/5xx reply" % spec)
+        a.peer_greetings[ip] = text
 
     if not a.listen:
         raise UsageError("at least one --listen ADDR:PORT is required")

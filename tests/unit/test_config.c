@@ -284,6 +284,60 @@ test_include(void)
 	free(more);
 }
 
+/* warmup = "DATE: N/d, ...": the schedule, and what is refused. */
+static void
+test_warmup(void)
+{
+	int64_t start;
+	long *caps;
+	size_t n;
+
+	CHECK(config_parse_warmup("2026-12-01: 200/d, 500/d,1000/d", &start,
+	    &caps, &n));
+	CHECK_INT(start, 1796083200);	/* 2026-12-01 00:00 UTC */
+	CHECK_INT(n, 3);
+	CHECK_INT(caps[0], 200);
+	CHECK_INT(caps[2], 1000);
+	free(caps);
+	const char *bad[] = {"", "2026-12-01", "2026-12-01:", "2026-13-01: 1/d",
+	    "2026-12-01 1/d", "2026-12-01: 1/h", "2026-12-01: 0/d",
+	    "2026-12-01: 1/d,", "2026-12-01: x", "1969-12-31: 1/d",
+	    "2026-12-01x: 1/d"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(!config_parse_warmup(bad[i], &start, &caps, &n));
+		CHECK(caps == NULL && n == 0);
+	}
+
+	char *path = write_conf("warm.conf", "spool_directory = \"/tmp/x\"\n"
+	    "pool p {\n"
+	    "  source \"127.0.0.1\" { warmup = \"2026-12-01: 5/d, 7/d\" }\n"
+	    "  source \"127.0.0.2\" { }\n"
+	    "}\n");
+	struct mxl_config cfg;
+	char err[512];
+	CHECK_INT(config_load(path, false, &cfg, err, sizeof(err)), 0);
+	const struct mxl_pool *pool = config_pool(&cfg, "p");
+	CHECK(pool != NULL && pool->nsources == 2);
+	if (pool && pool->nsources == 2) {
+		CHECK_INT(pool->sources[0].nwarmup, 2);
+		CHECK_INT(pool->sources[0].warmup_caps[1], 7);
+		CHECK_INT(pool->sources[0].warmup_start, 1796083200);
+		CHECK_INT(pool->sources[1].nwarmup, 0);
+	}
+	config_free(&cfg);
+	free(path);
+	path = write_conf("warmbad.conf", "spool_directory = \"/tmp/x\"\n"
+	    "pool p {\n"
+	    "  source \"127.0.0.1\" {\n"
+	    "    warmup = \"2026-12-01: 5/h\"\n"
+	    "  }\n"
+	    "}\n");
+	CHECK_INT(config_load(path, false, &cfg, err, sizeof(err)), EX_CONFIG);
+	CHECK(strstr(err, "warmbad.conf:4: source \"127.0.0.1\": warmup = "
+	    "\"2026-12-01: 5/h\"") != NULL);
+	free(path);
+}
+
 int
 main(void)
 {
@@ -295,6 +349,7 @@ main(void)
 	test_dkim();
 	test_environment();
 	test_include();
+	test_warmup();
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)

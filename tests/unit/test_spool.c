@@ -425,6 +425,103 @@ test_doorbell(struct spool *sp)
 	close(fd);
 }
 
+static enum spool_shaping_do
+suspend_until_100(void *ctx, struct spool_shaping *st, bool found)
+{
+	(void)ctx;
+	(void)found;
+	st->suspended_until = 100;
+	snprintf(st->rule, sizeof(st->rule), "r1");
+	return SPOOL_SHAPING_STORE;
+}
+
+static enum spool_shaping_do
+drop_record(void *ctx, struct spool_shaping *st, bool found)
+{
+	(void)ctx;
+	(void)st;
+	return found ? SPOOL_SHAPING_DELETE : SPOOL_SHAPING_KEEP;
+}
+
+static int
+count_records(void *ctx, const char *provider, const char *source,
+    const struct spool_shaping *st)
+{
+	(void)provider;
+	(void)source;
+	(void)st;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* shaping.db: records, "after N in WINDOW" counts, warm-up counts. */
+static void
+test_shaping(struct spool *sp)
+{
+	struct spool_shaping st;
+	bool fire;
+	uint64_t count;
+	int64_t granted;
+	int n = 0;
+
+	CHECK_INT(spool_shaping_get(sp, "yahoo", "192.0.2.1", &st),
+	    SPOOL_NOTFOUND);
+	CHECK_INT(spool_shaping_update(sp, "yahoo", "192.0.2.1",
+	    suspend_until_100, NULL), SPOOL_OK);
+	CHECK_INT(spool_shaping_get(sp, "yahoo", "192.0.2.1", &st), SPOOL_OK);
+	CHECK_INT(st.suspended_until, 100);
+	CHECK_STR(st.rule, "r1");
+	CHECK_INT(spool_shaping_get(sp, "yahoo", NULL, &st), SPOOL_NOTFOUND);
+	CHECK_INT(spool_shaping_scan(sp, count_records, &n), SPOOL_OK);
+	CHECK_INT(n, 1);
+	CHECK_INT(spool_shaping_update(sp, "yahoo", "192.0.2.1", drop_record,
+	    NULL), SPOOL_OK);
+	CHECK_INT(spool_shaping_get(sp, "yahoo", "192.0.2.1", &st),
+	    SPOOL_NOTFOUND);
+
+	/* 3 in 10 s: the third within the window fires, then it restarts. */
+	CHECK_INT(spool_shaping_match(sp, "p", "s", "r", 1000, 3, 10, &fire),
+	    SPOOL_OK);
+	CHECK(!fire);
+	CHECK_INT(spool_shaping_match(sp, "p", "s", "r", 1005, 3, 10, &fire),
+	    SPOOL_OK);
+	CHECK(!fire);
+	/* The first has left the window by 1011: two in it, not three. */
+	CHECK_INT(spool_shaping_match(sp, "p", "s", "r", 1011, 3, 10, &fire),
+	    SPOOL_OK);
+	CHECK(!fire);
+	CHECK_INT(spool_shaping_match(sp, "p", "s", "r", 1012, 3, 10, &fire),
+	    SPOOL_OK);
+	CHECK(fire);
+	CHECK_INT(spool_shaping_match(sp, "p", "s", "r", 1013, 3, 10, &fire),
+	    SPOOL_OK);
+	CHECK(!fire);
+	CHECK_INT(spool_shaping_match(sp, "p", "s", "r", 1013, 1, 10, &fire),
+	    SPOOL_OK);
+	CHECK(fire);
+
+	/* Warm-up: at most the cap, given back, a new day starts at 0. */
+	CHECK_INT(spool_shaping_warm(sp, "s", "p", 0, 5, 3, &count, &granted),
+	    SPOOL_OK);
+	CHECK_INT(granted, 3);
+	CHECK_INT(spool_shaping_warm(sp, "s", "p", 0, 5, 3, &count, &granted),
+	    SPOOL_OK);
+	CHECK_INT(granted, 2);
+	CHECK_INT(count, 5);
+	CHECK_INT(spool_shaping_warm(sp, "s", "p", 0, 5, 1, &count, &granted),
+	    SPOOL_OK);
+	CHECK_INT(granted, 0);
+	CHECK_INT(spool_shaping_warm(sp, "s", "p", 0, 5, -2, &count, NULL),
+	    SPOOL_OK);
+	CHECK_INT(count, 3);
+	CHECK_INT(spool_shaping_warm(sp, "s", "p", 1, 5, 0, &count, NULL),
+	    SPOOL_OK);
+	CHECK_INT(count, 0);
+	CHECK_INT(spool_shaping_warm(sp, "s", "p", 1, -1, 7, &count, &granted),
+	    SPOOL_OK);
+	CHECK_INT(granted, 7);
+}
+
 int
 main(void)
 {
@@ -440,6 +537,7 @@ main(void)
 	test_big_content(sp);
 	test_aliases(sp);
 	test_doorbell(sp);
+	test_shaping(sp);
 	spool_close(sp);
 	test_file_modes();
 	test_scan_and_concurrency();
