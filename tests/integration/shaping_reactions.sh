@@ -139,7 +139,7 @@ for i in 1 2 3; do
 	assert_eq "$i" "$(sessions_from 127.0.0.11)" "connections after pass $i"
 	if [ "$i" -lt 3 ]; then
 		assert_eq 0 "$(grep -c 'shaping\[[0-9]*\]: source 127.0.0.11 suspended for yahoo' "$LOGFILE")" "suspensions after $i matches"
-		assert_match "$(grep -F "to=<t$i@yahoo.com>" "$LOGFILE")" 'status=deferred \(host .*TSS04.*\)$' \
+		assert_match "$(grep -F "to=<t$i@yahoo.com>" "$LOGFILE")" 'status=deferred \(host .*TSS04.*\), class=spam-block$' \
 		    "match $i: an ordinary deferral"
 		assert_not_contains "$(grep -F "to=<t$i@yahoo.com>" "$LOGFILE")" "no backoff" \
 		    "match $i: deferred with backoff"
@@ -214,10 +214,10 @@ assert_eq "" "$(grep -F 'status=deferred' "$LOGFILE" | grep -v 'r452-x@yahoo.com
 # ---------------------------------------------------------------- config errors
 
 section "reply rule errors: file:line, exit 78"
-NAME=errs config "$TWO" 'reply "bad" { class = "x" action = "suspend forever" }'
+NAME=errs config "$TWO" 'reply "bad" { class = "spam-block" action = "suspend forever" }'
 assert_exit 78 "$QUEUERUN" route a@yahoo.com
 assert_match "$(last_err)" "$CONF:[0-9]+: reply bad: action \"suspend forever\"" "bad action: file:line"
-NAME=errs2 config "$TWO" 'reply "bad" { class = "x" action = "suspend 1h" after = "three in 10m" }'
+NAME=errs2 config "$TWO" 'reply "bad" { class = "spam-block" action = "suspend 1h" after = "three in 10m" }'
 assert_exit 78 "$QUEUERUN" route a@yahoo.com
 assert_match "$(last_err)" "$CONF:[0-9]+: reply bad: after \"three in 10m\"" "bad after: file:line"
 
