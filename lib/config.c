@@ -1182,30 +1182,6 @@ load_routing(cfg_t *parsed, struct mxl_config *cfg, const char *path,
 	return 0;
 }
 
-/* A domain name as DNS has it: labels of letters, digits and '-'. */
-static bool
-dkim_name_valid(const char *name, bool underscore)
-{
-	size_t label = 0, len = strlen(name);
-
-	if (len == 0 || len > 253 || name[0] == '.' || name[len - 1] == '.')
-		return false;
-	for (const char *p = name; *p; p++) {
-		if (*p == '.') {
-			if (label == 0)
-				return false;
-			label = 0;
-			continue;
-		}
-		if (!isalnum((unsigned char)*p) && *p != '-' &&
-		    !(underscore && *p == '_'))
-			return false;
-		if (++label > 63)
-			return false;
-	}
-	return true;
-}
-
 /* A header field name (RFC 5322 ftext), as libopendkim matches it. */
 static bool
 header_name_valid(const char *name)
@@ -1241,7 +1217,7 @@ load_dkim(cfg_t *parsed, struct mxl_config *cfg, const char *path,
 		str_lower(d->domain);
 		if (d->domain[0] && d->domain[strlen(d->domain) - 1] == '.')
 			d->domain[strlen(d->domain) - 1] = '\0';
-		if (!dkim_name_valid(d->domain, false))
+		if (!str_dns_name_ok(d->domain, false))
 			return route_fail(err, errlen, where ? where : path,
 			    line, "dkim \"%s\": not a domain name", title);
 		for (size_t k = 0; k < i; k++)
@@ -1267,7 +1243,7 @@ load_dkim(cfg_t *parsed, struct mxl_config *cfg, const char *path,
 			    "private_key"));
 			key->file = xstrdup(kf ? kf : path ? path : "");
 			key->line = section_line("key", name);
-			if (!dkim_name_valid(key->selector, true))
+			if (!str_dns_name_ok(key->selector, true))
 				return route_fail(err, errlen, key->file,
 				    key->line, "dkim %s: key \"%s\": a selector "
 				    "is one or more DNS labels", d->domain,

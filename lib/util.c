@@ -7,6 +7,7 @@
  */
 #include "lib/util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -329,4 +330,24 @@ wall_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool
+str_dns_name_ok(const char *name, bool underscore)
+{
+	size_t label = 0, len = strlen(name);
+
+	if (len == 0 || len > 253 || name[0] == '.' || name[len - 1] == '.')
+		return false;
+	for (const char *p = name; *p; p++) {
+		if (*p == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+		} else if ((!isalnum((unsigned char)*p) && *p != '-' &&
+		    !(underscore && *p == '_')) || ++label > 63) {
+			return false;
+		}
+	}
+	return true;
 }

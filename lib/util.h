@@ -16,6 +16,7 @@
 #define MXLANE_UTIL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +51,12 @@ char *buf_steal(struct buf *b);
 /* ASCII-only case folding: mail addresses and keywords are ASCII. */
 void str_lower(char *s);
 int str_casecmp_ascii(const char *a, const char *b);
+/*
+ * A domain name as DNS has it: labels of 1 to 63 letters, digits and
+ * '-' (and '_' when underscore, as in a DKIM selector), 253 octets at
+ * most, no dot at either end.
+ */
+bool str_dns_name_ok(const char *name, bool underscore);
 int str_ncasecmp_ascii(const char *a, const char *b, size_t n);
 /* Removes leading and trailing blanks in place; returns s. */
 char *str_trim(char *s);

@@ -29,27 +29,6 @@
 /* DNS character-strings hold at most 255 octets (RFC 1035 3.3). */
 #define TXT_STRING_MAX	255
 
-/* Labels of letters, digits, '-' (and '_' in a selector). */
-static bool
-name_ok(const char *name, bool underscore)
-{
-	size_t label = 0, len = strlen(name);
-
-	if (len == 0 || len > 253 || name[0] == '.' || name[len - 1] == '.')
-		return false;
-	for (const char *p = name; *p; p++) {
-		if (*p == '.') {
-			if (label == 0)
-				return false;
-			label = 0;
-		} else if ((!isalnum((unsigned char)*p) && *p != '-' &&
-		    !(underscore && *p == '_')) || ++label > 63) {
-			return false;
-		}
-	}
-	return true;
-}
-
 /* The record in zone-file form, split into strings DNS can carry. */
 static void
 print_record(FILE *out, const char *name, const char *k, const char *p)
@@ -70,11 +49,11 @@ int
 dkimtool_keygen(const char *domain, const char *selector, bool ed25519,
     int bits, const char *path, FILE *out)
 {
-	if (!name_ok(domain, false)) {
+	if (!str_dns_name_ok(domain, false)) {
 		log_stderr("dkim keygen: \"%s\" is not a domain name", domain);
 		return EX_USAGE;
 	}
-	if (!name_ok(selector, true)) {
+	if (!str_dns_name_ok(selector, true)) {
 		log_stderr("dkim keygen: \"%s\" is not a selector (DNS labels)",
 		    selector);
 		return EX_USAGE;

@@ -27,15 +27,10 @@
 #define RECORD_RCPT_VERSION_NOCLASS	2
 #define NULL_STRING		0xffffffffu
 
-struct reader {
-	const unsigned char *p;
-	size_t left;
-	int bad;
-};
 
 
-static void
-put_str(struct buf *out, const char *s)
+void
+record_put_str(struct buf *out, const char *s)
 {
 	if (s == NULL) {
 		buf_put_be32(out, NULL_STRING);
@@ -46,11 +41,11 @@ put_str(struct buf *out, const char *s)
 	buf_append(out, s, len);
 }
 
-static uint32_t
-get_u32(struct reader *r)
+uint32_t
+record_get_u32(struct record_reader *r)
 {
 	if (r->bad || r->left < 4) {
-		r->bad = 1;
+		r->bad = true;
 		return 0;
 	}
 	uint32_t v = get_be32(r->p);
@@ -59,24 +54,24 @@ get_u32(struct reader *r)
 	return v;
 }
 
-static int64_t
-get_i64(struct reader *r)
+int64_t
+record_get_i64(struct record_reader *r)
 {
-	uint64_t hi = get_u32(r);
-	uint64_t lo = get_u32(r);
+	uint64_t hi = record_get_u32(r);
+	uint64_t lo = record_get_u32(r);
 
 	return (int64_t)(hi << 32 | lo);
 }
 
-static char *
-get_str(struct reader *r)
+char *
+record_get_str(struct record_reader *r)
 {
-	uint32_t len = get_u32(r);
+	uint32_t len = record_get_u32(r);
 
 	if (r->bad || len == NULL_STRING)
 		return NULL;
 	if (len > r->left || memchr(r->p, '\0', len) != NULL) {
-		r->bad = 1;
+		r->bad = true;
 		return NULL;
 	}
 	char *s = xstrndup((const char *)r->p, len);
@@ -89,15 +84,15 @@ void
 record_encode_msg(const struct spool_msg *msg, struct buf *out)
 {
 	buf_put_be32(out, RECORD_MSG_VERSION);
-	put_str(out, msg->id);
-	put_str(out, msg->sender);
-	put_str(out, msg->envid);
+	record_put_str(out, msg->id);
+	record_put_str(out, msg->sender);
+	record_put_str(out, msg->envid);
 	buf_put_be32(out, msg->ret);
 	buf_put_be32(out, msg->body);
-	put_str(out, msg->lane);
+	record_put_str(out, msg->lane);
 	buf_put_be64(out, (uint64_t)msg->arrival);
 	buf_put_be32(out, msg->uid);
-	put_str(out, msg->user);
+	record_put_str(out, msg->user);
 	buf_put_be64(out, msg->size);
 	buf_put_be32(out, msg->nrcpt);
 	buf_put_be32(out, msg->flags);
@@ -107,30 +102,30 @@ record_encode_msg(const struct spool_msg *msg, struct buf *out)
 int
 record_decode_msg(const void *data, size_t len, struct spool_msg *msg)
 {
-	struct reader r = {data, len, 0};
+	struct record_reader r = {data, len, false};
 
 	memset(msg, 0, sizeof(*msg));
-	if (get_u32(&r) != RECORD_MSG_VERSION)
+	if (record_get_u32(&r) != RECORD_MSG_VERSION)
 		return -1;
-	char *id = get_str(&r);
+	char *id = record_get_str(&r);
 	if (id == NULL || !spool_id_valid(id)) {
 		free(id);
 		return -1;
 	}
 	memcpy(msg->id, id, SPOOL_ID_SIZE);
 	free(id);
-	msg->sender = get_str(&r);
-	msg->envid = get_str(&r);
-	uint32_t ret = get_u32(&r);
-	uint32_t body = get_u32(&r);
-	msg->lane = get_str(&r);
-	msg->arrival = get_i64(&r);
-	msg->uid = get_u32(&r);
-	msg->user = get_str(&r);
-	msg->size = (uint64_t)get_i64(&r);
-	msg->nrcpt = get_u32(&r);
-	msg->flags = get_u32(&r);
-	msg->warned = get_u32(&r);
+	msg->sender = record_get_str(&r);
+	msg->envid = record_get_str(&r);
+	uint32_t ret = record_get_u32(&r);
+	uint32_t body = record_get_u32(&r);
+	msg->lane = record_get_str(&r);
+	msg->arrival = record_get_i64(&r);
+	msg->uid = record_get_u32(&r);
+	msg->user = record_get_str(&r);
+	msg->size = (uint64_t)record_get_i64(&r);
+	msg->nrcpt = record_get_u32(&r);
+	msg->flags = record_get_u32(&r);
+	msg->warned = record_get_u32(&r);
 	if (r.bad || r.left != 0 || msg->sender == NULL || msg->lane == NULL ||
 	    ret > SPOOL_RET_HDRS || body > SPOOL_BODY_8BITMIME) {
 		spool_msg_free(msg);
@@ -146,46 +141,46 @@ record_encode_rcpt(const struct spool_rcpt *rcpt, struct buf *out)
 {
 	buf_put_be32(out, RECORD_RCPT_VERSION);
 	buf_put_be32(out, rcpt->index);
-	put_str(out, rcpt->address);
-	put_str(out, rcpt->orcpt);
+	record_put_str(out, rcpt->address);
+	record_put_str(out, rcpt->orcpt);
 	buf_put_be32(out, rcpt->notify);
 	buf_put_be32(out, rcpt->state);
 	buf_put_be32(out, rcpt->attempts);
 	buf_put_be64(out, (uint64_t)rcpt->next_try);
 	buf_put_be64(out, (uint64_t)rcpt->lease_until);
 	buf_put_be64(out, (uint64_t)rcpt->done_time);
-	put_str(out, rcpt->last_response);
-	put_str(out, rcpt->last_relay);
-	put_str(out, rcpt->status);
+	record_put_str(out, rcpt->last_response);
+	record_put_str(out, rcpt->last_relay);
+	record_put_str(out, rcpt->status);
 	buf_put_be32(out, rcpt->flags);
-	put_str(out, rcpt->class);
+	record_put_str(out, rcpt->class);
 }
 
 int
 record_decode_rcpt(const void *data, size_t len, struct spool_rcpt *rcpt)
 {
-	struct reader r = {data, len, 0};
+	struct record_reader r = {data, len, false};
 
 	memset(rcpt, 0, sizeof(*rcpt));
-	uint32_t version = get_u32(&r);
+	uint32_t version = record_get_u32(&r);
 	if (version != RECORD_RCPT_VERSION &&
 	    version != RECORD_RCPT_VERSION_NOCLASS)
 		return -1;
-	rcpt->index = get_u32(&r);
-	rcpt->address = get_str(&r);
-	rcpt->orcpt = get_str(&r);
-	rcpt->notify = get_u32(&r);
-	uint32_t state = get_u32(&r);
-	rcpt->attempts = get_u32(&r);
-	rcpt->next_try = get_i64(&r);
-	rcpt->lease_until = get_i64(&r);
-	rcpt->done_time = get_i64(&r);
-	rcpt->last_response = get_str(&r);
-	rcpt->last_relay = get_str(&r);
-	rcpt->status = get_str(&r);
-	rcpt->flags = get_u32(&r);
+	rcpt->index = record_get_u32(&r);
+	rcpt->address = record_get_str(&r);
+	rcpt->orcpt = record_get_str(&r);
+	rcpt->notify = record_get_u32(&r);
+	uint32_t state = record_get_u32(&r);
+	rcpt->attempts = record_get_u32(&r);
+	rcpt->next_try = record_get_i64(&r);
+	rcpt->lease_until = record_get_i64(&r);
+	rcpt->done_time = record_get_i64(&r);
+	rcpt->last_response = record_get_str(&r);
+	rcpt->last_relay = record_get_str(&r);
+	rcpt->status = record_get_str(&r);
+	rcpt->flags = record_get_u32(&r);
 	if (version >= 3)
-		rcpt->class = get_str(&r);
+		rcpt->class = record_get_str(&r);
 	if (r.bad || r.left != 0 || rcpt->address == NULL ||
 	    state > RCPT_BOUNCED || (rcpt->notify & ~0x0fu) != 0) {
 		spool_rcpt_clear(rcpt);

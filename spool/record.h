@@ -16,6 +16,22 @@
 #include "lib/util.h"
 #include "spool/spool_types.h"
 
+/*
+ * The pieces records are made of, for the spool's other tables too:
+ * integers big-endian, a string as its length (0xffffffff for none)
+ * and its octets. A reader that runs short, or meets a NUL inside a
+ * string, turns bad and gives zeros and NULLs from then on.
+ */
+struct record_reader {
+	const unsigned char *p;
+	size_t left;
+	bool bad;
+};
+void record_put_str(struct buf *out, const char *s);
+uint32_t record_get_u32(struct record_reader *r);
+int64_t record_get_i64(struct record_reader *r);
+char *record_get_str(struct record_reader *r);	/* NULL: none, or bad */
+
 void record_encode_msg(const struct spool_msg *msg, struct buf *out);
 int record_decode_msg(const void *data, size_t len, struct spool_msg *msg);
 void record_encode_rcpt(const struct spool_rcpt *rcpt, struct buf *out);

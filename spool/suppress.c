@@ -27,70 +27,15 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "spool/record.h"
 #include "spool/spool_impl.h"
 #include "spool/txn.h"
 
 #define ENTRY_VERSION	1
 #define SOFT_VERSION	1
-#define NONE		0xffffffffu
 #define KEY_MAX		(1 + 8 + 1 + SUPPRESS_ADDRESS_MAX + 1)
 
 /* ------------------------------------------------------------ records */
-
-static void
-put_str(struct buf *b, const char *s)
-{
-	if (s == NULL) {
-		buf_put_be32(b, NONE);
-		return;
-	}
-	buf_put_be32(b, (uint32_t)strlen(s));
-	buf_append(b, s, strlen(s));
-}
-
-struct rd {
-	const unsigned char *p;
-	size_t left;
-	bool bad;
-};
-
-static uint32_t
-rd_u32(struct rd *r)
-{
-	if (r->bad || r->left < 4) {
-		r->bad = true;
-		return 0;
-	}
-	uint32_t v = get_be32(r->p);
-	r->p += 4;
-	r->left -= 4;
-	return v;
-}
-
-static int64_t
-rd_i64(struct rd *r)
-{
-	uint64_t hi = rd_u32(r), lo = rd_u32(r);
-
-	return (int64_t)(hi << 32 | lo);
-}
-
-static char *
-rd_str(struct rd *r)
-{
-	uint32_t n = rd_u32(r);
-
-	if (r->bad || n == NONE)
-		return NULL;
-	if (n > r->left || memchr(r->p, '\0', n)) {
-		r->bad = true;
-		return NULL;
-	}
-	char *s = xstrndup((const char *)r->p, n);
-	r->p += n;
-	r->left -= n;
-	return s;
-}
 
 static void
 encode_entry(const struct spool_suppression *e, struct buf *b)
@@ -99,24 +44,24 @@ encode_entry(const struct spool_suppression *e, struct buf *b)
 	buf_put_be32(b, (uint32_t)e->how);
 	buf_put_be64(b, (uint64_t)e->added);
 	buf_put_be64(b, (uint64_t)e->expires);
-	put_str(b, e->reason);
-	put_str(b, e->class);
+	record_put_str(b, e->reason);
+	record_put_str(b, e->class);
 }
 
 static int
 decode_entry(const char *address, const void *data, size_t len,
     struct spool_suppression *e)
 {
-	struct rd r = {data, len, false};
+	struct record_reader r = {data, len, false};
 
 	memset(e, 0, sizeof(*e));
-	if (rd_u32(&r) != ENTRY_VERSION)
+	if (record_get_u32(&r) != ENTRY_VERSION)
 		return -1;
-	uint32_t how = rd_u32(&r);
-	e->added = rd_i64(&r);
-	e->expires = rd_i64(&r);
-	e->reason = rd_str(&r);
-	e->class = rd_str(&r);
+	uint32_t how = record_get_u32(&r);
+	e->added = record_get_i64(&r);
+	e->expires = record_get_i64(&r);
+	e->reason = record_get_str(&r);
+	e->class = record_get_str(&r);
 	if (r.bad || r.left != 0 || how > SUPPRESS_IMPORT) {
 		spool_suppression_clear(e);
 		return -1;
@@ -670,11 +615,11 @@ soft_once(struct spool *sp, const char *address, const char *id, int64_t now,
 	rc = db_get(sp->suppress, txn, k, entry_key('s', address, k), &val,
 	    DB_RMW);
 	if (rc == 0) {
-		struct rd r = {(const unsigned char *)val.data, val.len, false};
-		if (rd_u32(&r) == SOFT_VERSION) {
-			have = rd_u32(&r);
-			until = rd_i64(&r);
-			last = rd_str(&r);
+		struct record_reader r = {(const unsigned char *)val.data, val.len, false};
+		if (record_get_u32(&r) == SOFT_VERSION) {
+			have = record_get_u32(&r);
+			until = record_get_i64(&r);
+			last = record_get_str(&r);
 		}
 		if (r.bad || until <= now) {
 			have = 0;	/* damaged, or its window is over */
@@ -700,7 +645,7 @@ soft_once(struct spool *sp, const char *address, const char *id, int64_t now,
 	buf_put_be32(&rec, SOFT_VERSION);
 	buf_put_be32(&rec, have);
 	buf_put_be64(&rec, (uint64_t)until);
-	put_str(&rec, id);
+	record_put_str(&rec, id);
 	rc = spool_put(sp->suppress, txn, k, entry_key('s', address, k),
 	    rec.data, rec.len, 0);
 	if (rc == 0)
