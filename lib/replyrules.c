@@ -181,19 +181,6 @@ reply_rule_build(struct reply_rule *r, const struct reply_rule_text *t,
 		    t->name, r->status);
 		return -1;
 	}
-	if (r->text) {
-		int rc = regcomp(&r->re, r->text, REG_EXTENDED | REG_ICASE |
-		    REG_NOSUB);
-		if (rc != 0) {
-			char why[200];
-			regerror(rc, &r->re, why, sizeof(why));
-			free(r->text);
-			r->text = NULL;	/* nothing compiled to free */
-			snprintf(err, errlen, "reply %s: text \"%s\": not a "
-			    "regular expression: %s", t->name, t->text, why);
-			return -1;
-		}
-	}
 	if (r->action_text && reply_rule_parse_action(r->action_text, r) != 0) {
 		snprintf(err, errlen, "reply %s: action \"%s\": expected "
 		    "\"suspend DURATION\", \"throttle RATE for DURATION\" or "
@@ -215,10 +202,43 @@ reply_rule_build(struct reply_rule *r, const struct reply_rule_text *t,
 	return 0;
 }
 
+int
+reply_rule_compile(struct reply_rule *r, char *err, size_t errlen)
+{
+	if (r->text == NULL || r->compiled)
+		return 0;
+	int rc = regcomp(&r->re, r->text, REG_EXTENDED | REG_ICASE |
+	    REG_NOSUB);
+	if (rc != 0) {
+		char why[200];
+		regerror(rc, &r->re, why, sizeof(why));
+		snprintf(err, errlen, "reply %s: text \"%s\": not a regular "
+		    "expression: %s", r->name, r->text, why);
+		return -1;
+	}
+	r->compiled = true;
+	return 0;
+}
+
+int
+replies_compile(struct mxl_config *cfg, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < cfg->nreply_rules; i++) {
+		struct reply_rule *r = &cfg->reply_rules[i];
+		char why[512];
+		if (reply_rule_compile(r, why, sizeof(why)) != 0) {
+			snprintf(err, errlen, "%s:%d: %s", r->file, r->line,
+			    why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 void
 reply_rule_free(struct reply_rule *r)
 {
-	if (r->text)
+	if (r->compiled)
 		regfree(&r->re);
 	free(r->name);
 	free(r->file);

@@ -45,6 +45,7 @@
 #include "queuerun/show.h"
 #include "queuerun/suppress.h"
 #include "lib/config.h"
+#include "lib/replyrules.h"
 #include "lib/log.h"
 #include "lib/proc.h"
 #include "spool/spool.h"
@@ -284,7 +285,8 @@ main(int argc, char **argv)
 	const char *verb = "run";
 	if (i < argc && argv[i][0] != '-')
 		verb = argv[i++];
-	if (config_load(config_path, trusted, &cfg, err, sizeof(err)) != 0)
+	if (config_load(config_path, trusted, &cfg, err, sizeof(err)) != 0 ||
+	    replies_compile(&cfg, err, sizeof(err)) != 0)
 		log_fatal(EX_CONFIG, "%s", err);
 	/* Needs the configuration alone: anyone may test the rules. */
 	if (strcmp(verb, "classify") == 0) {

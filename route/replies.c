@@ -32,7 +32,8 @@ rule_matches(const struct reply_rule *r, const char *provider,
 		return false;
 	if (r->status && fnmatch(r->status, status, 0) != 0)
 		return false;
-	if (r->text && regexec(&r->re, text, 0, NULL, 0) != 0)
+	if (r->text && (!r->compiled ||
+	    regexec(&r->re, text, 0, NULL, 0) != 0))
 		return false;
 	return true;
 }

@@ -61,7 +61,8 @@ struct reply_rule {
 	char *code;			/* glob over "550" */
 	char *status;			/* glob over "5.1.1" */
 	char *text;			/* the ERE as written */
-	regex_t re;			/* compiled text, when text != NULL */
+	regex_t re;			/* compiled text, when compiled */
+	bool compiled;			/* see lib/replyrules.h */
 	char *action_text;		/* as written, for display */
 	char *after_text;
 	bool shipped;			/* from replies.conf */

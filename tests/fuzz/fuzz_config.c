@@ -41,6 +41,7 @@
 #include <sysexits.h>
 
 #include "lib/config.h"
+#include "lib/replyrules.h"
 #include "lib/util.h"
 #include "route/replies.h"
 #include "tests/fuzz/fuzz.h"
@@ -170,8 +171,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = config_load(path, false, &cfg, err, sizeof(err));
 	if (getenv("FUZZ_SHOW") != NULL)
 		fprintf(stderr, "config_load: %d %s\n", rc, rc ? err : "");
-	if (rc == 0)
+	if (rc == 0) {
+		/* As queuerun does next: the reply rules' expressions. */
+		(void)replies_compile(&cfg, err, sizeof(err));
 		check_loaded(&cfg);
+	}
 	else {
 		FUZZ_ASSERT(rc == EX_CONFIG && err[0] != '\0',
 		    "a failure is EX_CONFIG and says why");

@@ -63,6 +63,8 @@ rule(struct reply_rule *r, const char *name, bool shipped,
 	char err[512];
 
 	int rc = reply_rule_build(r, &t, err, sizeof(err));
+	if (rc == 0)
+		rc = reply_rule_compile(r, err, sizeof(err));
 	if (rc != 0)
 		fprintf(stderr, "%s\n", err);
 	return rc;
@@ -169,7 +171,8 @@ test_actions(void)
 	reply_rule_free(&r);
 	t.class = "policy";
 	t.text = "a(b";
-	CHECK(reply_rule_build(&r, &t, err, sizeof(err)) != 0);
+	CHECK_INT(reply_rule_build(&r, &t, err, sizeof(err)), 0);
+	CHECK(reply_rule_compile(&r, err, sizeof(err)) != 0);
 	CHECK(strstr(err, "not a regular expression") != NULL);
 	reply_rule_free(&r);
 	t.text = NULL;
@@ -217,6 +220,8 @@ test_config(void)
 	fclose(f);
 	int rc = config_load(path, false, &cfg, err, sizeof(err));
 	CHECK_INT(rc, 0);
+	if (rc == 0)
+		CHECK_INT(replies_compile(&cfg, err, sizeof(err)), 0);
 	if (rc != 0) {
 		fprintf(stderr, "%s\n", err);
 		return;
