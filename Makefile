@@ -67,7 +67,7 @@ LIBS_CURL  = $(shell pkg-config --libs libcurl 2>/dev/null)
 LIBS_DKIM  = $(shell pkg-config --libs opendkim 2>/dev/null || echo -lopendkim)
 
 LIB_SRCS      = lib/util.c lib/log.c lib/config.c lib/replyrules.c lib/proc.c \
-                lib/strmap.c \
+                lib/strmap.c lib/units.c \
                 lib/safefile.c
 SPOOL_SRCS    = spool/record.c spool/txn.c spool/schedule.c spool/wakeup.c \
                 spool/maildrop.c spool/pickup.c \

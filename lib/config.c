@@ -247,38 +247,6 @@ config_address_preference(const char *text)
 }
 
 bool
-config_parse_rate(const char *text, long *count, int *period)
-{
-	char *end;
-	long n;
-
-	if (text == NULL || *text < '1' || *text > '9')
-		return false;
-	n = strtol(text, &end, 10);
-	if (n <= 0 || n > 100000000 || *end != '/' || end[1] == '\0' ||
-	    end[2] != '\0')
-		return false;
-	switch (end[1]) {
-	case 's':
-		*period = 1;
-		break;
-	case 'm':
-		*period = 60;
-		break;
-	case 'h':
-		*period = 3600;
-		break;
-	case 'd':
-		*period = 86400;
-		break;
-	default:
-		return false;
-	}
-	*count = n;
-	return true;
-}
-
-bool
 config_parse_warmup(const char *text, int64_t *start, long **caps,
     size_t *ncaps)
 {
@@ -794,41 +762,6 @@ assemble_replies(struct mxl_config *cfg, char *err, size_t errlen)
 	u->file = xstrdup("built-in");
 	cfg->nreply_rules = n + 1;
 	return rc;
-}
-
-long long
-config_parse_time(const char *text)
-{
-	char *end;
-	long long v;
-
-	if (text == NULL || *text < '0' || *text > '9')
-		return -1;
-	v = strtoll(text, &end, 10);
-	if (v < 0 || v > 100LL * 365 * 86400)
-		return -1;
-	switch (*end) {
-	case '\0':
-	case 's':
-		break;
-	case 'm':
-		v *= 60;
-		break;
-	case 'h':
-		v *= 3600;
-		break;
-	case 'd':
-		v *= 86400;
-		break;
-	case 'w':
-		v *= 7 * 86400;
-		break;
-	default:
-		return -1;
-	}
-	if (*end && end[1] != '\0')
-		return -1;
-	return v;
 }
 
 /* Time keys are strings ("5m"); refuse a bad one with file:line. */

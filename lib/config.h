@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "lib/units.h"	/* config_parse_time(), config_parse_rate() */
+
 #define MXL_DEFAULT_CONFIG MXL_SYSCONFDIR "/mxlane/mxlane.conf"
 /*
  * The built-in lane whose priority flag is set. Code that has the
@@ -193,8 +195,6 @@ struct mxl_config {
 	int suppress_soft_time;		/* ... suppress for this long */
 };
 
-/* Parses "30s", "5m", "4h", "5d", "1w" or plain seconds; -1 if bad. */
-long long config_parse_time(const char *text);
 
 /*
  * explicit_path: -C argument or NULL. use_environment: false under
@@ -227,7 +227,5 @@ int config_address_preference(const char *text);
  */
 bool config_parse_warmup(const char *text, int64_t *start, long **caps,
     size_t *ncaps);
-/* Parses "20/s", "100/h"...; returns false if malformed. */
-bool config_parse_rate(const char *text, long *count, int *period);
 
 #endif

@@ -5,7 +5,7 @@
  *	#include "lib/replyrules.h"
  * DESCRIPTION
  *	Turns one reply "NAME" { ... } section, as written, into a struct
- *	reply_rule (route/replies.h), refusing what cannot be right: an
+ *	reply_rule (replyrules.h), refusing what cannot be right: an
  *	unknown class, a regular expression that does not compile, a glob
  *	with characters a reply code never has, an action or an "after"
  *	that does not parse. config.c reads the sections and puts them in
@@ -13,7 +13,7 @@
  *
  *	Kept in lib/ because every program reads the whole configuration
  *	(sendmail too, which never classifies anything), and lib/ links
- *	nothing above it: only the struct comes from route/replies.h.
+ *	nothing above it.
  */
 #include "lib/replyrules.h"
 
@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/units.h"
 #include "lib/util.h"
 
 const char *const replies_classes[] = {
@@ -217,21 +218,6 @@ reply_rule_compile(struct reply_rule *r, char *err, size_t errlen)
 		return -1;
 	}
 	r->compiled = true;
-	return 0;
-}
-
-int
-replies_compile(struct mxl_config *cfg, char *err, size_t errlen)
-{
-	for (size_t i = 0; i < cfg->nreply_rules; i++) {
-		struct reply_rule *r = &cfg->reply_rules[i];
-		char why[512];
-		if (reply_rule_compile(r, why, sizeof(why)) != 0) {
-			snprintf(err, errlen, "%s:%d: %s", r->file, r->line,
-			    why);
-			return -1;
-		}
-	}
 	return 0;
 }
 

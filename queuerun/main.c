@@ -45,7 +45,7 @@
 #include "queuerun/show.h"
 #include "queuerun/suppress.h"
 #include "lib/config.h"
-#include "lib/replyrules.h"
+#include "route/replies.h"
 #include "lib/log.h"
 #include "lib/proc.h"
 #include "spool/spool.h"

@@ -131,3 +131,18 @@ replies_classify_line(const struct mxl_config *cfg, const char *provider,
 		snprintf(status, sizeof(status), "%s", local_status);
 	return replies_classify(cfg, provider, code, status, reply);
 }
+
+int
+replies_compile(struct mxl_config *cfg, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < cfg->nreply_rules; i++) {
+		struct reply_rule *r = &cfg->reply_rules[i];
+		char why[512];
+		if (reply_rule_compile(r, why, sizeof(why)) != 0) {
+			snprintf(err, errlen, "%s:%d: %s", r->file, r->line,
+			    why);
+			return -1;
+		}
+	}
+	return 0;
+}

@@ -41,36 +41,14 @@
 #include <stddef.h>
 
 #include "lib/config.h"
+#include "lib/replyrules.h"	/* struct reply_rule */
 
-enum reply_action { REPLY_ACTION_NONE = 0, REPLY_ACTION_SUSPEND,
-	REPLY_ACTION_THROTTLE, REPLY_ACTION_DEFER_PROVIDER };
 
-struct reply_rule {
-	char *name;			/* "yahoo-tss04" */
-	char *class;			/* "spam-block" */
-	enum reply_action action;
-	long long action_seconds;	/* DURATION */
-	long rate_count;		/* THROTTLE: rate_count per rate_period s */
-	int rate_period;
-	unsigned after_count;		/* 0 = at once */
-	long long after_window;		/* seconds */
-	int line;			/* file:line for messages */
-	char *file;
-	/* What it matches on (NULL: anything). */
-	char *provider;
-	char *code;			/* glob over "550" */
-	char *status;			/* glob over "5.1.1" */
-	char *text;			/* the ERE as written */
-	regex_t re;			/* compiled text, when compiled */
-	bool compiled;			/* see lib/replyrules.h */
-	char *action_text;		/* as written, for display */
-	char *after_text;
-	bool shipped;			/* from replies.conf */
-};
-
-/* The classes, in the order the manual lists them; NULL-terminated. */
-extern const char *const replies_classes[];
-bool replies_class_valid(const char *name);
+/*
+ * Compiles every rule's regular expression (lib/replyrules.h says why
+ * apart); a bad one: -1 and "file:line: ..." in err.
+ */
+int replies_compile(struct mxl_config *cfg, char *err, size_t errlen);
 
 const struct reply_rule *replies_classify(const struct mxl_config *cfg,
     const char *provider, const char *code, const char *status,

@@ -43,7 +43,6 @@
 #include "lib/config.h"
 #include "lib/replyrules.h"
 #include "lib/util.h"
-#include "route/replies.h"
 #include "tests/fuzz/fuzz.h"
 
 /*
@@ -173,7 +172,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fprintf(stderr, "config_load: %d %s\n", rc, rc ? err : "");
 	if (rc == 0) {
 		/* As queuerun does next: the reply rules' expressions. */
-		(void)replies_compile(&cfg, err, sizeof(err));
+		for (size_t i = 0; i < cfg.nreply_rules; i++)
+			(void)reply_rule_compile(&cfg.reply_rules[i], err,
+			    sizeof(err));
 		check_loaded(&cfg);
 	}
 	else {
