@@ -81,7 +81,7 @@ while kills < KILLS and starts < 80 and time.monotonic() < deadline:
         bad_exit += 1
         sys.stderr.write("cannot start %s: %s\n" % (QUEUERUN, e))
         break
-    time.sleep(rng.uniform(0.02, 0.4))
+    time.sleep(rng.uniform(0.02, 0.25))
     if p.poll() is None:
         os.killpg(p.pid, signal.SIGKILL)
         _, err = p.communicate()
