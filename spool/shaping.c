@@ -24,38 +24,13 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "spool/record.h"
 #include "spool/spool_impl.h"
 #include "spool/txn.h"
 
 #define SHAPING_VERSION	1
 #define KEY_MAX		400
 #define MAX_MATCHES	1000
-
-static void
-put_str(struct buf *b, const char *s)
-{
-	size_t len = strlen(s);
-
-	buf_put_be32(b, (uint32_t)len);
-	buf_append(b, s, len);
-}
-
-static bool
-get_str(const unsigned char **p, const unsigned char *end, char *out,
-    size_t size)
-{
-	if (end - *p < 4)
-		return false;
-	uint32_t len = get_be32(*p);
-	*p += 4;
-	if ((size_t)(end - *p) < len)
-		return false;
-	size_t n = len < size - 1 ? len : size - 1;
-	memcpy(out, *p, n);
-	out[n] = '\0';
-	*p += len;
-	return true;
-}
 
 static void
 encode(const struct spool_shaping *st, struct buf *b)
@@ -67,31 +42,41 @@ encode(const struct spool_shaping *st, struct buf *b)
 	buf_put_be64(b, (uint64_t)st->rate_period);
 	buf_put_be64(b, (uint64_t)st->blocked_since);
 	buf_put_be64(b, (uint64_t)st->listed_warned);
-	put_str(b, st->rule);
-	put_str(b, st->reply);
-	put_str(b, st->throttle_rule);
-	put_str(b, st->throttle_reply);
+	record_put_str(b, st->rule);
+	record_put_str(b, st->reply);
+	record_put_str(b, st->throttle_rule);
+	record_put_str(b, st->throttle_reply);
+}
+
+/* A string of the record into a fixed field, cut to fit. */
+static void
+get_field(struct record_reader *r, char *out, size_t size)
+{
+	char *s = record_get_str(r);
+
+	snprintf(out, size, "%s", s ? s : "");
+	free(s);
 }
 
 static bool
 decode(const unsigned char *p, size_t len, struct spool_shaping *st)
 {
-	const unsigned char *end = p + len;
+	struct record_reader r = { p, len, false };
 
 	memset(st, 0, sizeof(*st));
-	if (len < 7 * 8 || get_be64(p) != SHAPING_VERSION)
+	if (record_get_i64(&r) != SHAPING_VERSION)
 		return false;
-	st->suspended_until = (int64_t)get_be64(p + 8);
-	st->throttle_until = (int64_t)get_be64(p + 16);
-	st->rate_count = (long)get_be64(p + 24);
-	st->rate_period = (int)get_be64(p + 32);
-	st->blocked_since = (int64_t)get_be64(p + 40);
-	st->listed_warned = get_be64(p + 48) != 0;
-	p += 56;
-	if (get_str(&p, end, st->rule, sizeof(st->rule)) &&
-	    get_str(&p, end, st->reply, sizeof(st->reply)) &&
-	    get_str(&p, end, st->throttle_rule, sizeof(st->throttle_rule)) &&
-	    get_str(&p, end, st->throttle_reply, sizeof(st->throttle_reply)))
+	st->suspended_until = record_get_i64(&r);
+	st->throttle_until = record_get_i64(&r);
+	st->rate_count = (long)record_get_i64(&r);
+	st->rate_period = (int)record_get_i64(&r);
+	st->blocked_since = record_get_i64(&r);
+	st->listed_warned = record_get_i64(&r) != 0;
+	get_field(&r, st->rule, sizeof(st->rule));
+	get_field(&r, st->reply, sizeof(st->reply));
+	get_field(&r, st->throttle_rule, sizeof(st->throttle_rule));
+	get_field(&r, st->throttle_reply, sizeof(st->throttle_reply));
+	if (!r.bad)
 		return true;
 	memset(st, 0, sizeof(*st));
 	return false;
