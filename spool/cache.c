@@ -59,11 +59,7 @@ spool_cache_get(struct spool *sp, const char *name, struct buf *value)
 		rc = get_once(sp, key, value);
 	if (rc == DB_NOTFOUND)
 		return SPOOL_NOTFOUND;
-	if (rc != 0) {
-		log_error("spool: cache %s: %s", name, db_strerror(rc));
-		return SPOOL_ERR;
-	}
-	return SPOOL_OK;
+	return spool_db_result(rc, "cache %s", name);
 }
 
 static int
@@ -104,9 +100,5 @@ spool_cache_put(struct spool *sp, const char *name, const void *value,
 		return SPOOL_ERR;
 	SPOOL_RETRY(sp, rc, i)
 		rc = put_once(sp, key, value, len);
-	if (rc != 0) {
-		log_error("spool: cache %s: %s", name, db_strerror(rc));
-		return SPOOL_ERR;
-	}
-	return SPOOL_OK;
+	return spool_db_result(rc, "cache %s", name);
 }

@@ -150,11 +150,7 @@ spool_shaping_get(struct spool *sp, const char *provider, const char *source,
 		rc = get_state_once(sp, key, st);
 	if (rc == DB_NOTFOUND)
 		return SPOOL_NOTFOUND;
-	if (rc != 0) {
-		log_error("spool: shaping %s: %s", key, db_strerror(rc));
-		return SPOOL_ERR;
-	}
-	return SPOOL_OK;
+	return spool_db_result(rc, "shaping %s", key);
 }
 
 static int
@@ -214,11 +210,7 @@ spool_shaping_update(struct spool *sp, const char *provider,
 	/* fn may run more than once (a retry): it must only decide. */
 	SPOOL_RETRY(sp, rc, i)
 		rc = update_once(sp, key, fn, ctx);
-	if (rc != 0) {
-		log_error("spool: shaping %s: %s", key, db_strerror(rc));
-		return SPOOL_ERR;
-	}
-	return SPOOL_OK;
+	return spool_db_result(rc, "shaping %s", key);
 }
 
 static int
@@ -263,11 +255,7 @@ spool_shaping_scan(struct spool *sp, spool_shaping_scan_fn fn, void *ctx)
 	/* fn is called afresh on a retry: a scan that failed half-way. */
 	SPOOL_RETRY(sp, rc, i)
 		rc = scan_once(sp, fn, ctx);
-	if (rc != 0) {
-		log_error("spool: shaping: %s", db_strerror(rc));
-		return SPOOL_ERR;
-	}
-	return SPOOL_OK;
+	return spool_db_result(rc, "shaping");
 }
 
 /* "after N in WINDOW": the times of the last matches, oldest first. */
@@ -338,11 +326,7 @@ spool_shaping_match(struct spool *sp, const char *provider,
 		return SPOOL_ERR;
 	SPOOL_RETRY(sp, rc, i)
 		rc = match_once(sp, key, now, count, window, fire);
-	if (rc != 0) {
-		log_error("spool: shaping %s: %s", key, db_strerror(rc));
-		return SPOOL_ERR;
-	}
-	return SPOOL_OK;
+	return spool_db_result(rc, "shaping %s", key);
 }
 
 static int
@@ -408,9 +392,5 @@ spool_shaping_warm(struct spool *sp, const char *source, const char *provider,
 		return SPOOL_ERR;
 	SPOOL_RETRY(sp, rc, i)
 		rc = warm_once(sp, key, day, cap, add, count, granted);
-	if (rc != 0) {
-		log_error("spool: shaping %s: %s", key, db_strerror(rc));
-		return SPOOL_ERR;
-	}
-	return SPOOL_OK;
+	return spool_db_result(rc, "shaping %s", key);
 }

@@ -44,6 +44,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -354,6 +355,22 @@ spool_retryable(struct spool *sp, int rc, int attempt)
 		us = 25000;
 	usleep((useconds_t)us);
 	return true;
+}
+
+int
+spool_db_result(int rc, const char *fmt, ...)
+{
+	struct buf what = BUF_INIT;
+	va_list ap;
+
+	if (rc == 0)
+		return SPOOL_OK;
+	va_start(ap, fmt);
+	buf_vprintf(&what, fmt, ap);
+	va_end(ap);
+	log_error("spool: %s: %s", what.data, db_strerror(rc));
+	buf_free(&what);
+	return SPOOL_ERR;
 }
 
 void

@@ -71,6 +71,13 @@ void spool_insert_turn(struct spool *sp, int op);
 	    i++)
 
 /*
+ * What a spool call returns after its retries: SPOOL_OK for 0, else
+ * SPOOL_ERR with "spool: WHAT: <BerkeleyDB's reason>" logged. A call
+ * for which DB_NOTFOUND is an answer checks for it first.
+ */
+int spool_db_result(int rc, const char *fmt, ...) MXL_PRINTF(2, 3);
+
+/*
  * Watchdog: a spool call that takes longer than the limit set with
  * spool_set_watchdog() raises SIGALRM (the program's handler decides),
  * because a process killed while holding a BerkeleyDB mutex leaves

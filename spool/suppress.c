@@ -282,12 +282,8 @@ spool_suppress_add(struct spool *sp, const struct spool_suppression *e)
 
 	SPOOL_RETRY(sp, rc, i)
 		rc = add_once(sp, e, e->how == SUPPRESS_BOUNCE);
-	if (rc != 0) {
-		log_error("spool: cannot add %s to the suppression list: %s",
-		    e->address, db_strerror(rc));
-		return SPOOL_ERR;
-	}
-	return SPOOL_OK;
+	return spool_db_result(rc, "cannot add %s to the suppression list",
+	    e->address);
 }
 
 static int
@@ -316,12 +312,8 @@ spool_suppress_add_many(struct spool *sp, const struct spool_suppression *e,
 
 	SPOOL_RETRY(sp, rc, i)
 		rc = add_many_once(sp, e, n);
-	if (rc != 0) {
-		log_error("spool: cannot add %zu addresses to the suppression "
-		    "list: %s", n, db_strerror(rc));
-		return SPOOL_ERR;
-	}
-	return SPOOL_OK;
+	return spool_db_result(rc, "cannot add %zu addresses to the "
+	    "suppression list", n);
 }
 
 static int
@@ -356,12 +348,8 @@ spool_suppress_remove(struct spool *sp, const char *address)
 		rc = remove_once(sp, address);
 	if (rc == DB_NOTFOUND)
 		return SPOOL_NOTFOUND;
-	if (rc != 0) {
-		log_error("spool: cannot remove %s from the suppression list: "
-		    "%s", address, db_strerror(rc));
-		return SPOOL_ERR;
-	}
-	return SPOOL_OK;
+	return spool_db_result(rc, "cannot remove %s from the suppression "
+	    "list", address);
 }
 
 static int
@@ -405,12 +393,7 @@ spool_suppress_check(struct spool *sp, const char *address, int64_t now,
 	}
 	if (rc == DB_NOTFOUND)
 		return SPOOL_NOTFOUND;
-	if (rc != 0) {
-		log_error("spool: cannot read the suppression list: %s",
-		    db_strerror(rc));
-		return SPOOL_ERR;
-	}
-	return SPOOL_OK;
+	return spool_db_result(rc, "cannot read the suppression list");
 }
 
 int
@@ -583,13 +566,10 @@ spool_suppress_expire(struct spool *sp, int64_t now, size_t max,
 	*removed = 0;
 	SPOOL_RETRY(sp, rc, i)
 		rc = expire_once(sp, now, max, &n);
-	if (rc != 0) {
-		log_error("spool: cannot remove expired suppression entries: "
-		    "%s", db_strerror(rc));
-		return SPOOL_ERR;
-	}
-	*removed = n;
-	return SPOOL_OK;
+	if (rc == 0)
+		*removed = n;
+	return spool_db_result(rc, "cannot remove expired suppression "
+	    "entries");
 }
 
 /*
@@ -675,10 +655,5 @@ spool_suppress_soft(struct spool *sp, const char *address, const char *id,
 		return SPOOL_NOTFOUND;
 	SPOOL_RETRY(sp, rc, i)
 		rc = soft_once(sp, norm, id, now, window, count, reached);
-	if (rc != 0) {
-		log_error("spool: cannot count a soft failure of %s: %s", norm,
-		    db_strerror(rc));
-		return SPOOL_ERR;
-	}
-	return SPOOL_OK;
+	return spool_db_result(rc, "cannot count a soft failure of %s", norm);
 }
