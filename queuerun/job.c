@@ -307,33 +307,7 @@ session_source(const struct session_shaping *ss, const struct dlv_msg *m)
 	return src ? src->address : SHAPING_NO_SOURCE;
 }
 
-static enum shaping_effect react_to_rule(struct job_context *jc,
-    const struct dlv_msg *m, const struct reply_rule *rule,
-    const char *reply, int64_t now, int64_t *until);
-
-/*
- * Applies the rule a recipient's failure was classified by
- * (route/replies.h) once per session (shaping.h). Returns what it did, and
- * *until when it ends.
- */
-static enum shaping_effect
-react_to_reply(struct job_context *jc, const struct dlv_msg *m,
-    const struct dlv_rcpt *r, const struct reply_rule *rule, int64_t now,
-    int64_t *until)
-{
-	struct session_shaping *ss = jc->shaping;
-
-	*until = 0;
-	if (ss == NULL || rule == NULL)
-		return SHAPING_NONE;	/* no session: DNS, or shutting down */
-	/* The server's own words: a greeting's are inside our sentence. */
-	char *said = r->smtp_reply ? NULL : bounce_reply_of(r->reply);
-	const char *reply = said ? said : r->reply ? r->reply : "";
-	enum shaping_effect e = react_to_rule(jc, m, rule, reply, now, until);
-	free(said);
-	return e;
-}
-
+/* What rule, classifying reply, does to the open session. */
 static enum shaping_effect
 react_to_rule(struct job_context *jc, const struct dlv_msg *m,
     const struct reply_rule *rule, const char *reply, int64_t now,
@@ -361,6 +335,29 @@ react_to_rule(struct job_context *jc, const struct dlv_msg *m,
 		ss->effects[ss->nrules] = e;
 		ss->untils[ss->nrules++] = *until;
 	}
+	return e;
+}
+
+/*
+ * Applies the rule a recipient's failure was classified by
+ * (route/replies.h) once per session (shaping.h). Returns what it did, and
+ * *until when it ends.
+ */
+static enum shaping_effect
+react_to_reply(struct job_context *jc, const struct dlv_msg *m,
+    const struct dlv_rcpt *r, const struct reply_rule *rule, int64_t now,
+    int64_t *until)
+{
+	struct session_shaping *ss = jc->shaping;
+
+	*until = 0;
+	if (ss == NULL || rule == NULL)
+		return SHAPING_NONE;	/* no session: DNS, or shutting down */
+	/* The server's own words: a greeting's are inside our sentence. */
+	char *said = r->smtp_reply ? NULL : bounce_reply_of(r->reply);
+	const char *reply = said ? said : r->reply ? r->reply : "";
+	enum shaping_effect e = react_to_rule(jc, m, rule, reply, now, until);
+	free(said);
 	return e;
 }
 
