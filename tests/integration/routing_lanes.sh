@@ -27,9 +27,10 @@
 #	    sources and throttles; the daemon is shown to be delivering
 #	    bulk mail just before each priority message;
 #	  - 200 bulk messages for example.org (relay [127.0.0.30]) submitted
-#	    while that backlog drains all arrive at the relay within 5 s (from
-#	    127.0.0.1, the pool named default), while gmail mail keeps
-#	    arriving at no more than its rate.
+#	    while that backlog drains all arrive at the relay (within 20 s,
+#	    from 127.0.0.1, the pool named default) before the backlog has
+#	    drained, while gmail mail keeps arriving at no more than its rate;
+#	    how long they took is printed.
 #	Prints how long queueing N messages with one sendmail -bs took.
 #	Takes about 35 seconds.
 # SEE ALSO
@@ -287,8 +288,12 @@ assert_eq 200 "$(sinkq "len(tids('internal-'))")" "internal messages at the rela
 assert_eq "['$RELAY:$PORT']" "$(sinkq "sorted(set(m['listener'] for m in tids('internal-')))")" "listener of internal mail"
 assert_eq "['127.0.0.1']" "$(sinkq "sorted(set(m['peer_ip'] for m in tids('internal-')))")" \
     "source of internal bulk mail (no lane or provider pool: the pool named default)"
-assert_eq True "$(pyc "$t_last - $t_sub < 5")" \
-    "all 200 internal messages at the relay within 5 s of submission (got $(pyc "round($t_last - $t_sub, 2)") s)"
+# Not behind the newsletter: the gmail backlog was still draining when
+# the last internal message arrived (its time, printed above, is a
+# measure of speed, which depends on the machine: no timed assertion).
+g_before_last=$(sinkq "len([m for m in tids('bulk-') if m['time'] <= $t_last])")
+assert_eq True "$(pyc "$g_before_last < $N")" \
+    "all 200 internal messages arrived while gmail's backlog was still draining ($g_before_last of $N gmail messages sent by then)"
 # meanwhile gmail stays throttled: its rate is 20/s from each of two
 # sources, so at most 2 * 20 * (time + 1) messages
 el=$(pyc "$(now) - $t0")
