@@ -695,7 +695,8 @@ throttle_key(const struct nexthop *nh, const struct mxl_source *src,
  * Recipients no longer ours are skipped; a transaction left with none
  * is done.
  */
-static void renew_claims(struct job_context *jc, struct txn **list, size_t n);
+static void renew_claims(struct job_context *jc, struct txn **list, size_t n,
+    bool in_session);
 
 /* Seconds a throttle's connection slot is held at most (see its use). */
 #define SLOT_LEASE	1800
@@ -706,11 +707,16 @@ keep_claims(void *ctx)
 	struct job_context *jc = ctx;
 
 	if (jc->nin_flight > 0)
-		renew_claims(jc, jc->in_flight, jc->nin_flight);
+		renew_claims(jc, jc->in_flight, jc->nin_flight, true);
 }
 
+/*
+ * in_session: the session has begun and may have sent them (a hold
+ * then comes too late for them: spool_renew_claims).
+ */
 static void
-renew_claims(struct job_context *jc, struct txn **list, size_t n)
+renew_claims(struct job_context *jc, struct txn **list, size_t n,
+    bool in_session)
 {
 	size_t total = 0, k = 0;
 
@@ -722,6 +728,7 @@ renew_claims(struct job_context *jc, struct txn **list, size_t n)
 			refs[k].id = list[i]->slot->env.id;
 			refs[k].index = list[i]->m.rcpts[r].index;
 			refs[k].lease_until = list[i]->lease[r];
+			refs[k].in_session = in_session;
 			k++;
 		}
 	if (spool_renew_claims(jc->sp, refs, total, time(NULL),
@@ -875,7 +882,7 @@ send_one_connection(struct job_context *jc, const struct nexthop *nh,
 		set_source(&dcfg, src);
 	if (other)
 		set_source(&dcfg, other);
-	renew_claims(jc, list, (size_t)grant.granted);
+	renew_claims(jc, list, (size_t)grant.granted, false);
 	struct dlv_msg **ptrs = xcalloc((size_t)grant.granted, sizeof(*ptrs));
 	size_t nptrs = 0;
 	for (int i = 0; i < grant.granted; i++)

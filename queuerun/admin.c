@@ -1,0 +1,477 @@
+/*
+ * NAME
+ *	admin - queuerun hold, release, requeue and delete
+ * SYNOPSIS
+ *	queuerun hold|release|requeue [SELECTORS] QUEUEID...|ALL
+ *	queuerun delete [--bounce] [SELECTORS] QUEUEID...|ALL
+ * DESCRIPTION
+ *	See admin.h for what is chosen, spool/admin.c for what the spool
+ *	does with it and with mail in delivery now, queuerun.8 for the
+ *	verbs as the administrator sees them.
+ *
+ *	The whole queue is read first and the chosen ids kept (a few dozen
+ *	bytes each), then changed a batch at a time: a change made while
+ *	walking could meet its own results (the bounces of delete
+ *	--bounce are new mail), and short transactions keep the runners
+ *	going. Mail still in the maildrop is picked up first, so ALL means
+ *	everything submitted before the command.
+ * DIAGNOSTICS
+ *	"queuerun: ..." on stderr; EX_USAGE for bad arguments, EX_NOINPUT
+ *	when a named queue id is not in the queue, EX_TEMPFAIL when the
+ *	spool fails (what the batches before did stays done, and is
+ *	printed).
+ */
+#include "queuerun/admin.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+
+#include "dns/dns.h"
+#include "lib/log.h"
+#include "lib/strmap.h"
+#include "queuerun/nexthop.h"
+#include "queuerun/notice.h"
+
+/*
+ * Messages per transaction: big enough that a queue of a million takes
+ * a few thousand commits, small enough that runners, whose claims meet
+ * the same schedule pages, are held up for a moment only.
+ */
+#define ADMIN_BATCH	500
+
+#define DELETED_REASON	"deleted by the administrator"
+#define DELETED_STATUS	"5.0.0"
+
+enum verb { HOLD, RELEASE, REQUEUE, DELETE };
+
+static const struct {
+	const char *name;
+	enum spool_admin_op op;
+	const char *done;	/* what is printed */
+	const char *logged;	/* what the log says of each message */
+} verbs[] = {
+	[HOLD] = {"hold", SPOOL_ADMIN_HOLD, "held", "placed on hold"},
+	[RELEASE] = {"release", SPOOL_ADMIN_RELEASE, "released",
+	    "released from hold"},
+	[REQUEUE] = {"requeue", SPOOL_ADMIN_REQUEUE, "requeued", "requeued"},
+	[DELETE] = {"delete", SPOOL_ADMIN_DELETE, "deleted", "removed"},
+};
+
+bool
+admin_select_by_rcpt(const struct admin_select *s)
+{
+	return s->domain || s->recipient || s->deferred || s->class ||
+	    s->provider || s->pool;
+}
+
+static bool
+null_sender(const char *s)
+{
+	return *s == '\0' || strcmp(s, "<>") == 0;
+}
+
+bool
+admin_select_msg(const struct admin_select *s, const struct spool_msg *msg,
+    int64_t now)
+{
+	if (!s->all) {
+		size_t i;
+		for (i = 0; i < s->nids; i++)
+			if (strcmp(s->ids[i], msg->id) == 0)
+				break;
+		if (i == s->nids)
+			return false;
+	}
+	if (s->lane && strcmp(s->lane, msg->lane) != 0)
+		return false;
+	if (s->sender && (null_sender(s->sender) ? *msg->sender != '\0' :
+	    str_casecmp_ascii(s->sender, msg->sender) != 0))
+		return false;
+	if (s->older_than > 0 && now - msg->arrival < s->older_than)
+		return false;
+	return true;
+}
+
+static const char *
+domain_of(const char *address)
+{
+	const char *at = strrchr(address, '@');
+
+	return at ? at + 1 : "";
+}
+
+bool
+admin_select_rcpt(const struct admin_select *s, const struct spool_rcpt *r)
+{
+	if (r->state != RCPT_QUEUED && r->state != RCPT_ACTIVE)
+		return false;
+	if (s->domain && str_casecmp_ascii(s->domain,
+	    domain_of(r->address)) != 0)
+		return false;
+	if (s->recipient && str_casecmp_ascii(s->recipient, r->address) != 0)
+		return false;
+	if (s->deferred && r->attempts == 0)
+		return false;
+	/* The class of the last failure, as mailq shows it. */
+	if (s->class && (r->attempts == 0 || r->class == NULL ||
+	    strcmp(s->class, r->class) != 0))
+		return false;
+	return true;
+}
+
+/* One decision per (lane, domain): the runner would make the same. */
+struct route_cache {
+	const struct mxl_config *cfg;
+	struct dns_resolver dns;
+	bool dns_ready;
+	struct strmap seen;	/* "lane\ndomain" -> index in names */
+	char **names;		/* provider, pool, provider, pool, ... */
+	size_t n;
+};
+
+static void
+route_of(struct route_cache *rc, const char *lane, const char *address,
+    const char **provider, const char **pool)
+{
+	char *domain = xstrdup(domain_of(address));
+	size_t at;
+
+	str_lower(domain);
+	size_t klen = strlen(lane) + strlen(domain) + 2;
+	char *key = xmalloc(klen);
+	snprintf(key, klen, "%s\n%s", lane, domain);
+	if (!strmap_get(&rc->seen, key, &at)) {
+		struct nexthop nh;
+		nexthop_find(rc->cfg, &rc->dns, domain, &nh);
+		nexthop_set_lane(rc->cfg, &nh, config_lane(rc->cfg, lane));
+		rc->names = xrealloc(rc->names, (rc->n + 2) * sizeof(char *));
+		at = rc->n;
+		rc->names[rc->n++] = xstrdup(nh.provider ? nh.provider->name :
+		    "");
+		rc->names[rc->n++] = xstrdup(nh.pool ? nh.pool->name : "");
+		nexthop_free(&nh);
+		strmap_put(&rc->seen, key, at);
+	}
+	*provider = rc->names[at];
+	*pool = rc->names[at + 1];
+	free(key);
+	free(domain);
+}
+
+/* What the scan chose. */
+struct chosen {
+	char id[SPOOL_ID_SIZE];
+	uint32_t *indexes;	/* NULL: every pending recipient */
+	size_t nindexes;
+};
+
+struct walk {
+	enum verb verb;
+	const struct admin_select *sel;
+	struct route_cache *routes;
+	int64_t now;
+	struct chosen *c;
+	size_t n, cap;
+	bool *named_found;	/* per s->ids[i] */
+};
+
+static bool
+rcpt_chosen(struct walk *w, const struct spool_msg *msg,
+    const struct spool_rcpt *r)
+{
+	const struct admin_select *s = w->sel;
+
+	if (!admin_select_rcpt(s, r))
+		return false;
+	if (s->provider || s->pool) {
+		const char *provider, *pool;
+		route_of(w->routes, msg->lane, r->address, &provider, &pool);
+		if (s->provider && strcmp(s->provider, provider) != 0)
+			return false;
+		if (s->pool && strcmp(s->pool, pool) != 0)
+			return false;
+	}
+	return true;
+}
+
+static int
+choose(void *ctx, const struct spool_msg *msg, const struct spool_rcpt *rcpts,
+    size_t nrcpt)
+{
+	struct walk *w = ctx;
+	const struct admin_select *s = w->sel;
+
+	for (size_t i = 0; !s->all && i < s->nids; i++)
+		if (strcmp(s->ids[i], msg->id) == 0)
+			w->named_found[i] = true;
+	if (!admin_select_msg(s, msg, w->now))
+		return 0;
+	uint32_t *idx = xcalloc(nrcpt + 1, sizeof(*idx));
+	size_t k = 0;
+	for (size_t i = 0; i < nrcpt; i++)
+		if (rcpt_chosen(w, msg, &rcpts[i]))
+			idx[k++] = rcpts[i].index;
+	/* hold and release are for whole messages, so is a bare delete. */
+	bool by_rcpt = admin_select_by_rcpt(s) &&
+	    (w->verb == REQUEUE || w->verb == DELETE);
+	if (k == 0) {
+		free(idx);
+		return 0;
+	}
+	if (!by_rcpt) {
+		free(idx);
+		idx = NULL;
+		k = 0;
+	}
+	if (w->n == w->cap) {
+		w->cap = w->cap ? 2 * w->cap : 256;
+		w->c = xrealloc(w->c, w->cap * sizeof(*w->c));
+	}
+	memcpy(w->c[w->n].id, msg->id, SPOOL_ID_SIZE);
+	w->c[w->n].indexes = idx;
+	w->c[w->n].nindexes = k;
+	w->n++;
+	return 0;
+}
+
+struct totals {
+	uint64_t messages;	/* changed */
+	uint64_t rcpts;		/* requeue, delete */
+	uint64_t removed;	/* delete */
+};
+
+static int
+apply(const struct mxl_config *cfg, struct spool *sp, enum verb verb,
+    bool bounce, struct walk *w, struct totals *t)
+{
+	struct spool_admin_how how = {DELETED_REASON, DELETED_STATUS, bounce};
+	struct spool_admin_item *items = xcalloc(ADMIN_BATCH,
+	    sizeof(*items));
+	int rc = 0;
+
+	log_set_component("admin");
+	for (size_t at = 0; at < w->n && rc == 0; at += ADMIN_BATCH) {
+		size_t n = w->n - at < ADMIN_BATCH ? w->n - at : ADMIN_BATCH;
+		for (size_t i = 0; i < n; i++) {
+			memcpy(items[i].id, w->c[at + i].id, SPOOL_ID_SIZE);
+			items[i].indexes = w->c[at + i].indexes;
+			items[i].nindexes = w->c[at + i].nindexes;
+		}
+		if (spool_admin_apply(sp, verbs[verb].op, &how, items, n,
+		    time(NULL)) != SPOOL_OK) {
+			rc = EX_TEMPFAIL;
+			break;
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct spool_admin_item *it = &items[i];
+			if (it->changed == 0)
+				continue;
+			t->messages++;
+			if (verb == REQUEUE || verb == DELETE)
+				t->rcpts += it->changed;
+			if (verb != DELETE)
+				log_info("%s: %s", it->id, verbs[verb].logged);
+			else if (it->removed)
+				log_info("%s: removed", it->id);
+			else
+				log_info("%s: %" PRIu32 " recipient%s deleted",
+				    it->id, it->changed, it->changed == 1 ?
+				    "" : "s");
+			if (it->removed)
+				t->removed++;
+			/*
+			 * The bounce goes now, by the runner's own code; were
+			 * we to die first, the finish key or the next failure
+			 * of the message has a runner send it.
+			 */
+			if (verb == DELETE && it->finished) {
+				log_set_component(NULL);
+				notice_finish(sp, cfg, it->id);
+				log_set_component("admin");
+				t->removed++;
+			} else if (verb == DELETE && bounce) {
+				log_set_component(NULL);
+				notice_bounce_now(sp, cfg, it->id);
+				log_set_component("admin");
+			}
+		}
+	}
+	log_set_component(NULL);
+	free(items);
+	/* A daemon asleep until its next due time is told now. */
+	if ((verb == RELEASE || verb == REQUEUE) && t->messages > 0)
+		(void)spool_wakeup_notify(spool_directory_fd(sp));
+	return rc;
+}
+
+static void
+print_totals(enum verb verb, const struct totals *t)
+{
+	uint64_t m = t->messages;
+
+	switch (verb) {
+	case HOLD:
+	case RELEASE:
+		printf("%s: %" PRIu64 " message%s\n", verbs[verb].done, m,
+		    m == 1 ? "" : "s");
+		break;
+	case REQUEUE:
+		printf("requeued: %" PRIu64 " message%s, %" PRIu64
+		    " recipient%s\n", m, m == 1 ? "" : "s", t->rcpts,
+		    t->rcpts == 1 ? "" : "s");
+		break;
+	case DELETE:
+		printf("deleted: %" PRIu64 " recipient%s of %" PRIu64
+		    " message%s, %" PRIu64 " message%s removed\n", t->rcpts,
+		    t->rcpts == 1 ? "" : "s", m, m == 1 ? "" : "s",
+		    t->removed, t->removed == 1 ? "" : "s");
+		break;
+	}
+}
+
+static int
+usage_error(const char *verb, const char *what)
+{
+	log_stderr("%s: %s", verb, what);
+	return EX_USAGE;
+}
+
+/* Parses selectors and ids from argv[1] on into s; *bounce for delete. */
+static int
+parse(const struct mxl_config *cfg, enum verb verb, int argc, char **argv,
+    struct admin_select *s, bool *bounce)
+{
+	const char *name = verbs[verb].name;
+
+	s->ids = xcalloc((size_t)argc + 1, sizeof(char *));
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(a, "--bounce") == 0 && verb == DELETE) {
+			*bounce = true;
+			continue;
+		}
+		if (strcmp(a, "--deferred") == 0) {
+			s->deferred = true;
+			continue;
+		}
+		if (strcmp(a, "ALL") == 0) {
+			s->all = true;
+			continue;
+		}
+		if (a[0] != '-') {
+			if (!spool_id_valid(a))
+				return usage_error(name, "not a queue id (13 "
+				    "upper-case hex digits) nor ALL");
+			s->ids[s->nids++] = argv[i];
+			continue;
+		}
+		if (v == NULL)
+			return usage_error(name, "a selector without its "
+			    "value");
+		i++;
+		if (strcmp(a, "--lane") == 0) {
+			if (!config_has_lane(cfg, v))
+				return usage_error(name, "--lane: no such "
+				    "lane");
+			s->lane = v;
+		} else if (strcmp(a, "--sender") == 0) {
+			s->sender = v;
+		} else if (strcmp(a, "--domain") == 0) {
+			s->domain = v;
+		} else if (strcmp(a, "--recipient") == 0) {
+			s->recipient = v;
+		} else if (strcmp(a, "--class") == 0) {
+			s->class = v;
+		} else if (strcmp(a, "--provider") == 0) {
+			if (config_provider(cfg, v) == NULL)
+				return usage_error(name, "--provider: no such "
+				    "provider");
+			s->provider = v;
+		} else if (strcmp(a, "--pool") == 0) {
+			if (config_pool(cfg, v) == NULL)
+				return usage_error(name, "--pool: no such "
+				    "pool");
+			s->pool = v;
+		} else if (strcmp(a, "--older-than") == 0) {
+			long long t = config_parse_time(v);
+			if (t <= 0)
+				return usage_error(name, "--older-than: "
+				    "expected an age like 30m, 2h or 3d");
+			s->older_than = t;
+		} else {
+			log_stderr("%s: unknown option %s", name, a);
+			return EX_USAGE;
+		}
+	}
+	if (s->all == (s->nids > 0))
+		return usage_error(name, "give queue ids, or ALL");
+	return 0;
+}
+
+int
+admin_command(const struct mxl_config *cfg, int argc, char **argv)
+{
+	struct admin_select sel;
+	struct route_cache routes;
+	struct totals totals = {0, 0, 0};
+	struct walk w;
+	struct spool *sp;
+	bool bounce = false;
+	char err[256];
+	int v, rc;
+
+	for (v = HOLD; v <= DELETE; v++)
+		if (strcmp(argv[0], verbs[v].name) == 0)
+			break;
+	memset(&sel, 0, sizeof(sel));
+	if ((rc = parse(cfg, (enum verb)v, argc, argv, &sel, &bounce)) != 0) {
+		free(sel.ids);
+		return rc;
+	}
+	memset(&routes, 0, sizeof(routes));
+	routes.cfg = cfg;
+	if ((sel.provider || sel.pool) && dns_resolver_init(&routes.dns,
+	    cfg->resolver, err, sizeof(err)) != 0)
+		log_fatal(EX_CONFIG, "resolver = \"%s\": %s", cfg->resolver,
+		    err);
+	if (spool_open(cfg->spool_directory, &sp) != SPOOL_OK)
+		log_fatal(EX_TEMPFAIL, "cannot open the mail queue in %s",
+		    cfg->spool_directory);
+	memset(&w, 0, sizeof(w));
+	w.verb = (enum verb)v;
+	w.sel = &sel;
+	w.routes = &routes;
+	w.now = time(NULL);
+	w.named_found = xcalloc(sel.nids + 1, sizeof(bool));
+	rc = spool_pickup(sp, NULL, NULL) == SPOOL_OK &&
+	    spool_scan(sp, choose, &w) == SPOOL_OK ? 0 : EX_TEMPFAIL;
+	if (rc == 0)
+		rc = apply(cfg, sp, w.verb, bounce, &w, &totals);
+	spool_close(sp);
+	print_totals(w.verb, &totals);
+	if (rc != 0)
+		log_stderr("%s: the mail queue in %s failed; what is printed "
+		    "was done", verbs[v].name, cfg->spool_directory);
+	for (size_t i = 0; rc == 0 && i < sel.nids; i++)
+		if (!w.named_found[i]) {
+			log_stderr("%s: %s: no such message in the queue",
+			    verbs[v].name, sel.ids[i]);
+			rc = EX_NOINPUT;
+		}
+	for (size_t i = 0; i < w.n; i++)
+		free(w.c[i].indexes);
+	free(w.c);
+	free(w.named_found);
+	for (size_t i = 0; i < routes.n; i++)
+		free(routes.names[i]);
+	free(routes.names);
+	strmap_free(&routes.seen);
+	free(sel.ids);
+	return rc;
+}

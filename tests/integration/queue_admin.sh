@@ -1,0 +1,283 @@
+#!/bin/bash
+# NAME
+#	queue_admin.sh - queuerun hold, release, requeue and delete, with
+#	runners at work
+# DESCRIPTION
+#	One DNS server and one test MX (smtpsink.py, 20 ms a reply, so that
+#	deliveries are under way while the admin commands run): a.test is
+#	provider alpha (pool pa), b.test goes to therest (pool default),
+#	both at 127.0.0.170; src.example, the senders' domain, at
+#	127.0.0.171 keeps the bounces. Asserts:
+#	  - hold --domain b.test ALL while a daemon delivers: the count
+#	    printed is the "placed on hold" log lines; mailq shows '!' after
+#	    each held id; every b.test message is at the sink once or held
+#	    in the queue, never both, never twice; a pass attempts nothing
+#	    held; release ALL prints the held ones, they go at once, each
+#	    exactly once;
+#	  - each selector narrows a hold: --lane, --sender, --older-than,
+#	    --provider, --pool, --domain, --recipient, ids, and a
+#	    combination (counts printed and '!' in mailq);
+#	  - delete ALL while a daemon delivers: every message is at the sink
+#	    at most once, removed ("QUEUEID: removed") or delivered, none
+#	    left; the count printed is the removed log lines;
+#	  - delete --recipient of a two-recipient message: the other
+#	    recipient is delivered, the deleted one never;
+#	  - delete --bounce: a DSN to the sender, "deleted by the
+#	    administrator", action failed;
+#	  - requeue --deferred --class: mail deferred for an hour (its MX
+#	    down) is due now and delivered once DNS points elsewhere;
+#	  - bad arguments: EX_USAGE, unknown queue id EX_NOINPUT.
+#	Every wait is bounded.
+# SEE ALSO
+#	delivery_queue.sh, replies_suppress.sh, queuerun(8)
+. "$(dirname "$0")/../lib.sh"
+
+need_file "$PYTHON" "$SERVERS/smtpsink.py" "$SERVERS/dnsserver.py" \
+    "$SERVERS/dsncheck.py" "$SENDMAIL" "$QUEUERUN"
+IP_MX=127.0.0.170
+IP_SRC=127.0.0.171
+IP_DOWN=127.0.0.172
+
+write_zone() {
+	cat >"$SRV/zone.new" <<EOF
+src.example	MX 10 mx.src.example
+mx.src.example	A $IP_SRC
+a.test	MX 10 mx.test
+b.test	MX 10 mx.test
+c.test	MX 10 mx.c.test
+mx.test	A $IP_MX
+mx.c.test	A $1
+EOF
+	mv "$SRV/zone.new" "$SRV/zone"
+}
+write_zone $IP_DOWN
+start_dns "$SRV/zone"
+start_sink sink --listen $IP_MX:@P@ --listen $IP_SRC:@P@ --delay-ms 20 \
+    --save-dir "$SRV/saved"
+
+world() {
+	setup "$1" "resolver = \"127.0.0.1:$DNS_PORT\"" "smtp_port = $PORT" \
+	    'minimal_backoff_time = "1h"' 'maximal_backoff_time = "2h"' \
+	    'pool default { source "127.0.0.1" { } }' \
+	    'pool pa { source "127.0.0.1" { } }' \
+	    'provider alpha { domains = { "a.test" } pool = "pa" }' \
+	    'provider therest { pool = "default" }' \
+	    'lane bulk { match_sender = { "*@lists.src.example" } }' \
+	    "${@:2}"
+}
+
+# held_ids: the ids mailq marks held ('!'), one a line
+held_ids() {
+	"$SENDMAIL" -bp | grep -E '^[0-9A-F]{13}!' | cut -c1-13
+}
+# admin_lines WHAT: the admin log lines saying WHAT
+admin_lines() { grep -F "mxlane/admin[" "$LOGFILE" | grep -cF ": $1"; }
+# printed N: the number in the last command's output line
+printed() { sed -n 's/^[a-z]*: \([0-9]*\) .*/\1/p' "$OUT"; }
+# at_sink TAG-N: how many times the sink accepted that message
+at_sink() { sinkq "len(tid('$1'))"; }
+# once_at_most TAG: no message of TAG reached the sink twice
+once_at_most() {
+	assert_eq 1 "$(sinkq "max(list(C(m['x_test_id'] for m in tids('$1-')).values()) or [1])")" \
+	    "no $1 message delivered twice"
+}
+queue_empty() { ! "$SENDMAIL" -bp | grep -Eq '^[0-9A-F]{13}'; }
+start_daemon() {
+	"$QUEUERUN" run --daemon 1h >"$SRV/daemon.out" 2>&1 &
+	DAEMON=$!
+	track_pid "$DAEMON"
+}
+stop_daemon() {
+	kill -TERM "$DAEMON" 2>/dev/null
+	wait "$DAEMON"
+	assert_eq 0 "$?" "daemon exit status after SIGTERM"
+}
+
+section "hold and release while a daemon delivers"
+world hold
+queue_bs 60 alice@src.example a%d@a.test HA
+queue_bs 60 alice@src.example b%d@b.test HB
+start_daemon
+# Some b.test mail is delivered before the hold, some is under way.
+wait_for 20 sink_true "len(tids('HA-')) + len(tids('HB-')) >= 5" ||
+    fail "the daemon delivered nothing in 20 s"
+assert_exit 0 "$QUEUERUN" hold --domain b.test ALL
+HELD=$(printed)
+assert_match "$(last_out)" '^held: [0-9]+ messages?$' "hold's output"
+assert_eq "$HELD" "$(admin_lines "placed on hold")" "held count = log lines"
+wait_for 60 sink_true "len(tids('HA-')) == 60" ||
+    fail "a.test mail not all delivered while b.test is held" "$(sinkq "len(tids('HA-'))")"
+# Attempts under way when the hold came finish; give them their time.
+wait_for 10 sh -c "! $SENDMAIL -bp | grep -Eq '^[0-9A-F]{13}\\*'" ||
+    fail "deliveries under way did not finish"
+NHELD=$(held_ids | wc -l)
+assert_eq "$NHELD" "$(queue_count)" "every message left is held"
+assert_eq 60 $(($(sinkq "len(tids('HB-'))") + NHELD)) "b.test: delivered + held"
+assert_true "[ $NHELD -le $HELD ] && [ $NHELD -gt 0 ]" "held in queue ($NHELD) <= printed ($HELD), > 0"
+once_at_most HB
+for id in $(held_ids | head -3); do
+	assert_eq yes "$(env_get "$id" held)" "show says held ($id)"
+done
+# A pass, with --flush even, attempts nothing held.
+SESSIONS=$(sinkq "len(sess('$IP_MX'))")
+assert_exit 0 "$QUEUERUN" run --flush
+assert_eq "$SESSIONS" "$(sinkq "len(sess('$IP_MX'))")" "no session for held mail"
+assert_exit 0 "$QUEUERUN" release ALL
+assert_eq "released: $NHELD message$([ "$NHELD" = 1 ] || echo s)" "$(last_out)" "release's output"
+assert_eq "$NHELD" "$(admin_lines "released from hold")" "released log lines"
+wait_for 30 sink_true "len(tids('HB-')) == 60" ||
+    fail "released mail not delivered" "$(sinkq "len(tids('HB-'))")"
+# The sink has them before the daemon has recorded it.
+wait_for 20 queue_empty || fail "queue not empty 20 s after the release"
+stop_daemon
+assert_queue_empty "after release"
+once_at_most HB
+once_at_most HA
+
+section "selectors narrow a hold, and combine"
+world sel
+submit() { submit_file "$(message_file "$1")" -f "$2" -i "${@:3}"; }
+submit s1 alice@src.example a1@a.test
+S1=$NEWID
+submit s2 alice@src.example a2@a.test
+S2=$NEWID
+# --older-than: the mail above is 3 s old, the mail below new.
+sleep 3
+submit s3 news@lists.src.example b1@b.test
+S3=$NEWID
+submit s4 news@lists.src.example b2@b.test
+submit s5 alice@src.example x@a.test y@b.test
+S5=$NEWID
+assert_eq bulk "$(env_get "$S3" lane)" "lane of news@lists mail"
+# hold_by N ARG...: hold with ARGs holds N messages, mailq shows N '!',
+# then release ALL releases them
+hold_by() {
+	local n=$1
+	shift
+	assert_exit 0 "$QUEUERUN" hold "$@"
+	assert_eq "held: $n message$([ "$n" = 1 ] || echo s)" "$(last_out)" "hold $*"
+	assert_eq "$n" "$(held_ids | wc -l)" "'!' in mailq after hold $*"
+	assert_exit 0 "$QUEUERUN" release ALL
+	assert_eq "released: $n message$([ "$n" = 1 ] || echo s)" "$(last_out)" "release after hold $*"
+	assert_eq 0 "$(held_ids | wc -l)" "no '!' after release ($*)"
+}
+hold_by 2 --lane bulk ALL
+hold_by 2 --sender NEWS@lists.src.example ALL
+hold_by 3 --sender alice@src.example ALL
+hold_by 3 --provider alpha ALL
+hold_by 3 --pool default ALL
+hold_by 3 --domain b.test ALL
+hold_by 2 --domain b.test --lane bulk ALL
+hold_by 1 --domain b.test --sender alice@src.example ALL
+hold_by 1 --recipient Y@B.test ALL
+hold_by 2 --older-than 2s ALL
+hold_by 1 --older-than 2s --recipient a2@a.test ALL
+hold_by 2 "$S1" "$S3"
+hold_by 0 "$S1" --lane bulk
+hold_by 0 --deferred ALL
+hold_by 0 --class bad-mailbox ALL
+HOLDS=$(admin_lines "$S5: placed on hold")
+assert_exit 0 "$QUEUERUN" hold "$S5"
+assert_exit 0 "$QUEUERUN" hold "$S5"
+assert_eq "held: 0 messages" "$(last_out)" "holding a held message again"
+assert_eq $((HOLDS + 1)) "$(admin_lines "$S5: placed on hold")" "one log line for two holds"
+# A held message is not attempted when asked for by id, nor flushed.
+assert_exit 0 "$QUEUERUN" run --id "$S5" --flush
+assert_eq 0 "$(sinkq "len(tid('s5'))")" "held message not sent by run --id"
+assert_exit 0 "$SENDMAIL" -q
+assert_eq 0 "$(sinkq "len(tid('s5'))")" "held message not sent by sendmail -q"
+assert_eq 4 "$(sinkq "len([t for t in ('s1','s2','s3','s4') if len(tid(t)) == 1])")" "the others sent once"
+assert_eq "$S5" "$(queue_ids)" "only the held message left"
+assert_exit 0 "$QUEUERUN" release "$S5"
+assert_exit 0 "$QUEUERUN" run
+assert_eq "1 1" "$(sinkq "len(to('x@a.test')), len(to('y@b.test'))" | tr -d '(),')" "released message sent once to each"
+assert_queue_empty "after the selectors"
+
+section "arguments"
+assert_exit 64 "$QUEUERUN" hold
+assert_exit 64 "$QUEUERUN" hold --lane nosuch ALL
+assert_exit 64 "$QUEUERUN" hold --provider nosuch ALL
+assert_exit 64 "$QUEUERUN" hold --pool nosuch ALL
+assert_exit 64 "$QUEUERUN" hold --older-than soon ALL
+assert_exit 64 "$QUEUERUN" hold ALL 0123456789ABC
+assert_exit 64 "$QUEUERUN" hold not-an-id
+assert_exit 64 "$QUEUERUN" release --bounce ALL
+assert_exit 66 "$QUEUERUN" hold 0123456789ABC
+assert_contains "$(last_err)" "0123456789ABC: no such message" "unknown id"
+
+section "delete while a daemon delivers"
+world delete
+queue_bs 80 alice@src.example d%d@a.test DA
+start_daemon
+wait_for 20 sink_true "len(tids('DA-')) >= 5" ||
+    fail "the daemon delivered nothing in 20 s"
+assert_exit 0 "$QUEUERUN" delete --domain a.test ALL
+assert_match "$(last_out)" '^deleted: [0-9]+ recipients? of [0-9]+ messages?, [0-9]+ messages? removed$' "delete's output"
+REMOVED=$(sed -n 's/.*, \([0-9]*\) messages\{0,1\} removed$/\1/p' "$OUT")
+assert_eq "$REMOVED" "$(admin_lines "removed")" "removed count = log lines"
+wait_for 20 queue_empty || fail "queue not empty 20 s after delete"
+stop_daemon
+assert_queue_empty "after delete ALL"
+once_at_most DA
+# A message deleted while its session was under way may have gone too.
+assert_true "[ $(($(sinkq "len(tids('DA-'))") + REMOVED)) -ge 80 ]" "every message sent or removed"
+assert_true "[ $REMOVED -gt 0 ]" "something was removed ($REMOVED)"
+
+section "delete one recipient, then the message"
+world delete1
+submit d1 alice@src.example p@a.test q@b.test
+D1=$NEWID
+assert_exit 0 "$QUEUERUN" delete --recipient q@b.test "$D1"
+assert_eq "deleted: 1 recipient of 1 message, 0 messages removed" "$(last_out)" "delete --recipient"
+assert_eq "1" "$(admin_lines "$D1: 1 recipient deleted")" "log line of a recipient deleted"
+assert_exit 0 "$QUEUERUN" run
+assert_eq 1 "$(sinkq "len(to('p@a.test'))")" "the other recipient delivered"
+assert_eq 0 "$(sinkq "len(to('q@b.test'))")" "the deleted one never"
+assert_queue_empty "after the other was delivered"
+submit d2 alice@src.example r@a.test s@a.test
+D2=$NEWID
+assert_exit 0 "$QUEUERUN" delete --domain a.test "$D2"
+assert_eq "deleted: 2 recipients of 1 message, 1 message removed" "$(last_out)" "delete --domain of every recipient"
+check_gone "$D2"
+
+section "delete --bounce"
+world bounce
+submit d3 alice@src.example gone@c.test
+D3=$NEWID
+assert_exit 0 "$QUEUERUN" run
+check_rcpt "$D3" gone@c.test queued 1
+assert_exit 0 "$QUEUERUN" delete --bounce "$D3"
+assert_eq "deleted: 1 recipient of 1 message, 1 message removed" "$(last_out)" "delete --bounce"
+check_gone "$D3"
+assert_exit 0 "$QUEUERUN" run
+wait_for 20 sink_true "len([m for m in at('$IP_SRC') if m['mail_from'] == ''])== 1" ||
+    fail "no bounce for the deleted message"
+dsn_table
+check_dsn "$D3" failed gone@c.test failed '^5\.0\.0$' "deleted by the administrator"
+
+section "requeue: deferred mail goes now, by today's DNS"
+world requeue
+write_zone $IP_DOWN
+submit r1 alice@src.example u@c.test
+R1=$NEWID
+submit r2 alice@src.example v@a.test w@c.test
+R2=$NEWID
+assert_exit 0 "$QUEUERUN" run
+check_rcpt "$R1" u@c.test queued 1
+CLASS=$(rcpt_get "$R1" u@c.test class)
+assert_ne "" "$CLASS" "a deferral has a class"
+write_zone $IP_MX
+# Not due for an hour: a plain pass leaves it.
+assert_exit 0 "$QUEUERUN" run
+assert_eq 0 "$(sinkq "len(tid('r1'))")" "not retried before its time"
+assert_exit 0 "$QUEUERUN" requeue --deferred --class "$CLASS" ALL
+assert_eq "requeued: 2 messages, 2 recipients" "$(last_out)" "requeue's output"
+assert_eq 2 "$(admin_lines "requeued")" "requeued log lines"
+assert_exit 0 "$QUEUERUN" run
+assert_eq 1 "$(sinkq "len(tid('r1'))")" "requeued message delivered"
+assert_eq 1 "$(sinkq "len(to('w@c.test'))")" "requeued recipient delivered"
+assert_eq 1 "$(sinkq "len(to('v@a.test'))")" "its other recipient once"
+assert_queue_empty "after requeue"
+assert_no_traceback
+
+finish
