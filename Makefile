@@ -97,7 +97,7 @@ UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_nexthop tests/unit/test_strmap \
                 tests/unit/test_pipeline tests/unit/test_mtasts \
                 tests/unit/test_replies \
-                tests/unit/test_shaping
+                tests/unit/test_shaping tests/unit/test_admin
 # Test servers in C (tests/servers/), for the integration tests and the
 # benchmarks: dependency-free, built with the same flags.
 TEST_SERVERS  = tests/servers/rtsink tests/servers/slowpoll.so

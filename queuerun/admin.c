@@ -1,9 +1,11 @@
 /*
  * NAME
- *	admin - queuerun hold, release, requeue and delete
+ *	admin - queuerun hold, release, requeue, delete and move
  * SYNOPSIS
  *	queuerun hold|release|requeue [SELECTORS] QUEUEID...|ALL
  *	queuerun delete [--bounce] [SELECTORS] QUEUEID...|ALL
+ *	queuerun move --to-pool NAME|--to-source ADDRESS [SELECTORS]
+ *	    QUEUEID...|ALL
  * DESCRIPTION
  *	See admin.h for what is chosen, spool/admin.c for what the spool
  *	does with it and with mail in delivery now, queuerun.8 for the
@@ -46,7 +48,7 @@
 #define DELETED_REASON	"deleted by the administrator"
 #define DELETED_STATUS	"5.0.0"
 
-enum verb { HOLD, RELEASE, REQUEUE, DELETE };
+enum verb { HOLD, RELEASE, REQUEUE, DELETE, MOVE };
 
 static const struct {
 	const char *name;
@@ -59,13 +61,14 @@ static const struct {
 	    "released from hold"},
 	[REQUEUE] = {"requeue", SPOOL_ADMIN_REQUEUE, "requeued", "requeued"},
 	[DELETE] = {"delete", SPOOL_ADMIN_DELETE, "deleted", "removed"},
+	[MOVE] = {"move", SPOOL_ADMIN_MOVE, "moved", "moved"},
 };
 
 bool
 admin_select_by_rcpt(const struct admin_select *s)
 {
 	return s->domain || s->recipient || s->deferred || s->class ||
-	    s->provider || s->pool;
+	    s->source || s->provider || s->pool;
 }
 
 static bool
@@ -105,7 +108,8 @@ domain_of(const char *address)
 }
 
 bool
-admin_select_rcpt(const struct admin_select *s, const struct spool_rcpt *r)
+admin_select_rcpt(const struct admin_select *s, const struct spool_msg *msg,
+    const struct spool_rcpt *r)
 {
 	if (r->state != RCPT_QUEUED && r->state != RCPT_ACTIVE)
 		return false;
@@ -120,10 +124,15 @@ admin_select_rcpt(const struct admin_select *s, const struct spool_rcpt *r)
 	if (s->class && (r->attempts == 0 || r->class == NULL ||
 	    strcmp(s->class, r->class) != 0))
 		return false;
+	/* Where it leaves from now if moved there, else where it last did. */
+	const char *source = msg->move_source ? msg->move_source :
+	    r->last_source;
+	if (s->source && (source == NULL || strcmp(s->source, source) != 0))
+		return false;
 	return true;
 }
 
-/* One decision per (lane, domain): the runner would make the same. */
+/* One decision per (lane, move, domain): the runner would make the same. */
 struct route_cache {
 	const struct mxl_config *cfg;
 	struct dns_resolver dns;
@@ -134,20 +143,23 @@ struct route_cache {
 };
 
 static void
-route_of(struct route_cache *rc, const char *lane, const char *address,
-    const char **provider, const char **pool)
+route_of(struct route_cache *rc, const struct spool_msg *msg,
+    const char *address, const char **provider, const char **pool)
 {
 	char *domain = xstrdup(domain_of(address));
+	const char *lane = msg->lane;
+	const char *mpool = msg->move_pool ? msg->move_pool : "";
+	const char *msrc = msg->move_source ? msg->move_source : "";
 	size_t at;
 
 	str_lower(domain);
-	size_t klen = strlen(lane) + strlen(domain) + 2;
-	char *key = xmalloc(klen);
-	snprintf(key, klen, "%s\n%s", lane, domain);
+	char *key = xasprintf("%s\n%s\n%s\n%s", lane, mpool, msrc, domain);
 	if (!strmap_get(&rc->seen, key, &at)) {
 		struct nexthop nh;
 		nexthop_find(rc->cfg, &rc->dns, domain, &nh);
 		nexthop_set_lane(rc->cfg, &nh, config_lane(rc->cfg, lane));
+		nexthop_set_move(rc->cfg, &nh, msg->move_pool,
+		    msg->move_source);
 		rc->names = xrealloc(rc->names, (rc->n + 2) * sizeof(char *));
 		at = rc->n;
 		rc->names[rc->n++] = xstrdup(nh.provider ? nh.provider->name :
@@ -185,11 +197,11 @@ rcpt_chosen(struct walk *w, const struct spool_msg *msg,
 {
 	const struct admin_select *s = w->sel;
 
-	if (!admin_select_rcpt(s, r))
+	if (!admin_select_rcpt(s, msg, r))
 		return false;
 	if (s->provider || s->pool) {
 		const char *provider, *pool;
-		route_of(w->routes, msg->lane, r->address, &provider, &pool);
+		route_of(w->routes, msg, r->address, &provider, &pool);
 		if (s->provider && strcmp(s->provider, provider) != 0)
 			return false;
 		if (s->pool && strcmp(s->pool, pool) != 0)
@@ -215,7 +227,10 @@ choose(void *ctx, const struct spool_msg *msg, const struct spool_rcpt *rcpts,
 	for (size_t i = 0; i < nrcpt; i++)
 		if (rcpt_chosen(w, msg, &rcpts[i]))
 			idx[k++] = rcpts[i].index;
-	/* hold and release are for whole messages, so is a bare delete. */
+	/*
+	 * hold, release and move are for whole messages, so is a bare
+	 * delete or requeue.
+	 */
 	bool by_rcpt = admin_select_by_rcpt(s) &&
 	    (w->verb == REQUEUE || w->verb == DELETE);
 	if (k == 0) {
@@ -244,11 +259,20 @@ struct totals {
 	uint64_t removed;	/* delete */
 };
 
+/* What the verb does besides choosing: delete --bounce, move --to-*. */
+struct verb_args {
+	bool bounce;
+	const char *to_pool;
+	const char *to_source;
+};
+
 static int
 apply(const struct mxl_config *cfg, struct spool *sp, enum verb verb,
-    bool bounce, struct walk *w, struct totals *t)
+    const struct verb_args *va, struct walk *w, struct totals *t)
 {
-	struct spool_admin_how how = {DELETED_REASON, DELETED_STATUS, bounce};
+	struct spool_admin_how how = {DELETED_REASON, DELETED_STATUS,
+	    va->bounce, va->to_pool, va->to_source};
+	bool bounce = va->bounce;
 	struct spool_admin_item *items = xcalloc(ADMIN_BATCH,
 	    sizeof(*items));
 	int rc = 0;
@@ -273,7 +297,11 @@ apply(const struct mxl_config *cfg, struct spool *sp, enum verb verb,
 			t->messages++;
 			if (verb == REQUEUE || verb == DELETE)
 				t->rcpts += it->changed;
-			if (verb != DELETE)
+			if (verb == MOVE)
+				log_info("%s: moved to %s %s", it->id,
+				    va->to_pool ? "pool" : "source",
+				    va->to_pool ? va->to_pool : va->to_source);
+			else if (verb != DELETE)
 				log_info("%s: %s", it->id, verbs[verb].logged);
 			else if (it->removed)
 				log_info("%s: removed", it->id);
@@ -303,7 +331,8 @@ apply(const struct mxl_config *cfg, struct spool *sp, enum verb verb,
 	log_set_component(NULL);
 	free(items);
 	/* A daemon asleep until its next due time is told now. */
-	if ((verb == RELEASE || verb == REQUEUE) && t->messages > 0)
+	if ((verb == RELEASE || verb == REQUEUE || verb == MOVE) &&
+	    t->messages > 0)
 		(void)spool_wakeup_notify(spool_directory_fd(sp));
 	return rc;
 }
@@ -316,6 +345,7 @@ print_totals(enum verb verb, const struct totals *t)
 	switch (verb) {
 	case HOLD:
 	case RELEASE:
+	case MOVE:
 		printf("%s: %" PRIu64 " message%s\n", verbs[verb].done, m,
 		    m == 1 ? "" : "s");
 		break;
@@ -340,11 +370,12 @@ usage_error(const char *verb, const char *what)
 	return EX_USAGE;
 }
 
-/* Parses selectors and ids from argv[1] on into s; *bounce for delete. */
+/* Parses selectors and ids from argv[1] on into s, and va. */
 static int
 parse(const struct mxl_config *cfg, enum verb verb, int argc, char **argv,
-    struct admin_select *s, bool *bounce)
+    struct admin_select *s, struct verb_args *va)
 {
+	const struct mxl_pool *p;
 	const char *name = verbs[verb].name;
 
 	s->ids = xcalloc((size_t)argc + 1, sizeof(char *));
@@ -353,7 +384,7 @@ parse(const struct mxl_config *cfg, enum verb verb, int argc, char **argv,
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (strcmp(a, "--bounce") == 0 && verb == DELETE) {
-			*bounce = true;
+			va->bounce = true;
 			continue;
 		}
 		if (strcmp(a, "--deferred") == 0) {
@@ -375,7 +406,22 @@ parse(const struct mxl_config *cfg, enum verb verb, int argc, char **argv,
 			return usage_error(name, "a selector without its "
 			    "value");
 		i++;
-		if (strcmp(a, "--lane") == 0) {
+		if (strcmp(a, "--to-pool") == 0 && verb == MOVE) {
+			if (config_pool(cfg, v) == NULL) {
+				log_stderr("move --to-pool %s: no such pool", v);
+				return EX_USAGE;
+			}
+			va->to_pool = v;
+		} else if (strcmp(a, "--to-source") == 0 && verb == MOVE) {
+			if (nexthop_source_named(cfg, v, &p) == NULL) {
+				log_stderr("move --to-source %s: not a source "
+				    "address of any pool", v);
+				return EX_USAGE;
+			}
+			va->to_source = v;
+		} else if (strcmp(a, "--source") == 0) {
+			s->source = v;
+		} else if (strcmp(a, "--lane") == 0) {
 			if (!config_has_lane(cfg, v))
 				return usage_error(name, "--lane: no such "
 				    "lane");
@@ -411,6 +457,8 @@ parse(const struct mxl_config *cfg, enum verb verb, int argc, char **argv,
 	}
 	if (s->all == (s->nids > 0))
 		return usage_error(name, "give queue ids, or ALL");
+	if (verb == MOVE && (va->to_pool != NULL) == (va->to_source != NULL))
+		return usage_error(name, "give --to-pool or --to-source");
 	return 0;
 }
 
@@ -422,15 +470,15 @@ admin_command(const struct mxl_config *cfg, int argc, char **argv)
 	struct totals totals = {0, 0, 0};
 	struct walk w;
 	struct spool *sp;
-	bool bounce = false;
+	struct verb_args va = {false, NULL, NULL};
 	char err[256];
 	int v, rc;
 
-	for (v = HOLD; v <= DELETE; v++)
+	for (v = HOLD; v <= MOVE; v++)
 		if (strcmp(argv[0], verbs[v].name) == 0)
 			break;
 	memset(&sel, 0, sizeof(sel));
-	if ((rc = parse(cfg, (enum verb)v, argc, argv, &sel, &bounce)) != 0) {
+	if ((rc = parse(cfg, (enum verb)v, argc, argv, &sel, &va)) != 0) {
 		free(sel.ids);
 		return rc;
 	}
@@ -452,7 +500,7 @@ admin_command(const struct mxl_config *cfg, int argc, char **argv)
 	rc = spool_pickup(sp, NULL, NULL) == SPOOL_OK &&
 	    spool_scan(sp, choose, &w) == SPOOL_OK ? 0 : EX_TEMPFAIL;
 	if (rc == 0)
-		rc = apply(cfg, sp, w.verb, bounce, &w, &totals);
+		rc = apply(cfg, sp, w.verb, &va, &w, &totals);
 	spool_close(sp);
 	print_totals(w.verb, &totals);
 	if (rc != 0)

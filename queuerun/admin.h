@@ -1,10 +1,10 @@
 /*
  * NAME
- *	admin - queue administration: hold, release, requeue, delete
+ *	admin - queue administration: hold, release, requeue, delete, move
  * SYNOPSIS
  *	#include "queuerun/admin.h"
  * DESCRIPTION
- *	admin_command() runs "queuerun hold|release|requeue|delete
+ *	admin_command() runs "queuerun hold|release|requeue|delete|move
  *	[SELECTORS] QUEUEID...|ALL" (queuerun.8): it chooses the mail with
  *	admin_select_*, then has the spool change it in batches
  *	(spool_admin_apply), logs each message like postsuper, and prints
@@ -14,10 +14,10 @@
  *	its queue id was named (or ALL) and its envelope passes the
  *	message selectors (--lane, --sender, --older-than), and one of its
  *	pending recipients passes the recipient selectors (--domain,
- *	--recipient, --deferred, --class, --provider, --pool). hold and
- *	release act on whole messages; requeue and delete on the chosen
- *	recipients only when a recipient selector was given, else on every
- *	pending recipient.
+ *	--recipient, --deferred, --class, --source, --provider, --pool).
+ *	hold, release and move act on whole messages; requeue and delete
+ *	on the chosen recipients only when a recipient selector was given,
+ *	else on every pending recipient.
  */
 #ifndef MXLANE_ADMIN_H
 #define MXLANE_ADMIN_H
@@ -39,6 +39,7 @@ struct admin_select {
 	const char *recipient;
 	bool deferred;			/* attempted at least once */
 	const char *class;		/* the last failure's reply class */
+	const char *source;		/* moved to, else last left from */
 	const char *provider;		/* nexthop's decision for the domain */
 	const char *pool;
 };
@@ -53,7 +54,7 @@ bool admin_select_msg(const struct admin_select *s,
  * next-hop decision (admin.c asks nexthop for them).
  */
 bool admin_select_rcpt(const struct admin_select *s,
-    const struct spool_rcpt *r);
+    const struct spool_msg *msg, const struct spool_rcpt *r);
 
 /* argv[0] is the verb. Returns a sysexits code. */
 int admin_command(const struct mxl_config *cfg, int argc, char **argv);

@@ -390,6 +390,9 @@ on_message_done(void *ctx, struct dlv_msg *m)
 
 		res->index = r->index;
 		res->relay = m->relay;
+		/* What "queuerun move --source" and mailq --json look at. */
+		if (jc->shaping && jc->shaping->src)
+			res->source = session_source(jc->shaping, m);
 		res->attempted = true;
 		texts[k] = outcome_text(r, m->relay);
 		res->response = texts[k];
@@ -1116,7 +1119,27 @@ send_group(struct job_context *jc, const struct nexthop *nh, struct txn *txns,
 	free(list);
 }
 
-/* Next hop first, then the priority lane, then lane by lane. */
+static int
+compare_opt(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return (a != NULL) - (b != NULL);
+	return strcmp(a, b);
+}
+
+/* Moved mail ("queuerun move") goes in sessions of its own. */
+static int
+compare_move(const struct spool_msg *x, const struct spool_msg *y)
+{
+	int c = compare_opt(x->move_pool, y->move_pool);
+
+	return c != 0 ? c : compare_opt(x->move_source, y->move_source);
+}
+
+/*
+ * Next hop first, then the priority lane, then lane by lane, then by
+ * where a move sends them.
+ */
 static int
 compare_txn(const void *a, const void *b)
 {
@@ -1128,7 +1151,8 @@ compare_txn(const void *a, const void *b)
 		return (x->hop > y->hop) - (x->hop < y->hop);
 	if (px != py)
 		return px - py;
-	return strcmp(x->slot->env.lane, y->slot->env.lane);
+	int c = strcmp(x->slot->env.lane, y->slot->env.lane);
+	return c != 0 ? c : compare_move(&x->slot->env, &y->slot->env);
 }
 
 static void
@@ -1310,7 +1334,7 @@ bounce_one_suppressed(struct job_context *jc, const struct spool_work *w,
 	char *text = xasprintf("recipient suppressed %s", why);
 	const char *class = e->class && *e->class ? e->class : "policy";
 	struct spool_result res = {w->index, RCPT_BOUNCED, 0, false, text,
-	    "none", "5.1.1", false, class};
+	    "none", "5.1.1", false, class, NULL};
 	bool all_final = false;
 	char d[16], a[16];
 
@@ -1459,10 +1483,14 @@ job_deliver(struct job_context *jc, struct spool_work *work, size_t n,
 	for (size_t i = 0; i < ntxns && !deliver_stop;) {
 		size_t j = i;
 		while (j < ntxns && txns[j].hop == txns[i].hop &&
-		    strcmp(txns[j].slot->env.lane, txns[i].slot->env.lane) == 0)
+		    strcmp(txns[j].slot->env.lane, txns[i].slot->env.lane) ==
+		    0 && compare_move(&txns[j].slot->env, &txns[i].slot->env)
+		    == 0)
 			j++;
 		struct nexthop *nh = &parts[txns[i].hop].nh;
 		nexthop_set_lane(jc->cfg, nh, txns[i].slot->lane);
+		nexthop_set_move(jc->cfg, nh, txns[i].slot->env.move_pool,
+		    txns[i].slot->env.move_source);
 		send_group(jc, nh, &txns[i], j - i);
 		i = j;
 	}

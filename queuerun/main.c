@@ -17,6 +17,8 @@
  *	queuerun [-C FILE] resume PROVIDER [SOURCE]
  *	queuerun [-C FILE] hold|release|requeue [SELECTORS] QUEUEID...|ALL
  *	queuerun [-C FILE] delete [--bounce] [SELECTORS] QUEUEID...|ALL
+ *	queuerun [-C FILE] move --to-pool NAME|--to-source ADDRESS
+ *	    [SELECTORS] QUEUEID...|ALL
  * DESCRIPTION
  *	With no verb, or "run", one pass over the queue: every recipient
  *	that is due is delivered, then queuerun exits, so a cron line is a
@@ -81,8 +83,12 @@ usage(void)
 	    "QUEUEID...|ALL\n"
 	    "       queuerun [-C FILE] delete [--bounce] [SELECTORS] "
 	    "QUEUEID...|ALL\n"
+	    "       queuerun [-C FILE] move --to-pool NAME|--to-source ADDRESS "
+	    "[SELECTORS]\n"
+	    "                QUEUEID...|ALL\n"
 	    "         SELECTORS: --lane NAME --provider NAME --pool NAME "
-	    "--domain DOMAIN\n"
+	    "--source ADDRESS\n"
+	    "                    --domain DOMAIN\n"
 	    "                    --sender ADDRESS --recipient ADDRESS "
 	    "--deferred\n"
 	    "                    --class CLASS --older-than AGE\n");
@@ -380,7 +386,8 @@ main(int argc, char **argv)
 			usage();
 		rc = resume(&cfg, argv[i], i + 1 < argc ? argv[i + 1] : NULL);
 	} else if (strcmp(verb, "hold") == 0 || strcmp(verb, "release") == 0 ||
-	    strcmp(verb, "requeue") == 0 || strcmp(verb, "delete") == 0) {
+	    strcmp(verb, "requeue") == 0 || strcmp(verb, "delete") == 0 ||
+	    strcmp(verb, "move") == 0) {
 		rc = admin_command(&cfg, argc - i + 1, argv + i - 1);
 		if (rc == EX_USAGE)
 			usage();

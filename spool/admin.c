@@ -27,6 +27,9 @@
  *	  release  gives the queued recipients a key due now;
  *	  requeue  makes the queued ones due now; the active ones are left
  *	           to their attempt (what it leaves behind is retried);
+ *	  move     the same, and the message leaves from the new pool or
+ *	           source from its next session on (job.c reads it when it
+ *	           groups a batch);
  *	  delete   makes them final all the same: the runner's result then
  *	           finds a final recipient and is dropped (schedule.c keeps
  *	           the first word), so a delivery under way may still
@@ -90,6 +93,7 @@ admin_rcpt(struct admin_msg *a, struct spool_rcpt *r)
 		break;
 	case SPOOL_ADMIN_RELEASE:
 	case SPOOL_ADMIN_REQUEUE:
+	case SPOOL_ADMIN_MOVE:
 		change = change && r->state == RCPT_QUEUED;
 		if (!change)
 			break;
@@ -157,6 +161,23 @@ collect_rcpt(void *ctx, struct spool_rcpt *r)
 	return 0;
 }
 
+/* Sets the message's move; whether that changed it. */
+static bool
+set_move(struct spool_msg *msg, const char *pool, const char *source)
+{
+	bool same = (pool ? msg->move_pool && strcmp(pool, msg->move_pool)
+	    == 0 : msg->move_pool == NULL) && (source ? msg->move_source &&
+	    strcmp(source, msg->move_source) == 0 : msg->move_source == NULL);
+
+	if (same)
+		return false;
+	free(msg->move_pool);
+	free(msg->move_source);
+	msg->move_pool = pool ? xstrdup(pool) : NULL;
+	msg->move_source = source ? xstrdup(source) : NULL;
+	return true;
+}
+
 static int
 admin_message(struct spool *sp, DB_TXN *txn, enum spool_admin_op op,
     const struct spool_admin_how *how, struct spool_admin_item *item,
@@ -175,15 +196,23 @@ admin_message(struct spool *sp, DB_TXN *txn, enum spool_admin_op op,
 	if ((op == SPOOL_ADMIN_HOLD && was_held) ||
 	    (op == SPOOL_ADMIN_RELEASE && !was_held))
 		goto out;
+	bool msg_changed = true;
 	if (op == SPOOL_ADMIN_HOLD)
 		msg.flags |= SPOOL_MSG_HELD;
 	else if (op == SPOOL_ADMIN_RELEASE)
 		msg.flags &= ~(uint32_t)SPOOL_MSG_HELD;
-	if (op == SPOOL_ADMIN_HOLD || op == SPOOL_ADMIN_RELEASE) {
-		if ((rc = txn_write_msg(sp, txn, &msg)) != 0)
-			goto out;
+	else if (op == SPOOL_ADMIN_MOVE)
+		set_move(&msg, how->pool, how->source);
+	else if (op == SPOOL_ADMIN_REQUEUE)
+		msg_changed = set_move(&msg, NULL, NULL);
+	else
+		msg_changed = false;
+	if (msg_changed && (rc = txn_write_msg(sp, txn, &msg)) != 0)
+		goto out;
+	bool by_msg = op == SPOOL_ADMIN_HOLD || op == SPOOL_ADMIN_RELEASE ||
+	    op == SPOOL_ADMIN_MOVE;
+	if (by_msg)
 		item->changed = 1;	/* counted in messages */
-	}
 	struct admin_msg a = {sp, txn, op, how, item, &msg,
 	    spool_lane_class(msg.lane), now, 0, false};
 	if ((rc = txn_each_rcpt(sp, txn, item->id, collect_rcpt, &c)) != 0)
@@ -191,7 +220,7 @@ admin_message(struct spool *sp, DB_TXN *txn, enum spool_admin_op op,
 	uint32_t counted = item->changed;
 	for (size_t i = 0; i < c.n && rc == 0; i++)
 		rc = admin_rcpt(&a, &c.r[i]);
-	if (op == SPOOL_ADMIN_HOLD || op == SPOOL_ADMIN_RELEASE)
+	if (by_msg)
 		item->changed = counted;
 	if (rc != 0 || op != SPOOL_ADMIN_DELETE || item->changed == 0 ||
 	    a.pending > 0)

@@ -487,6 +487,10 @@ apply_result(struct spool *sp, DB_TXN *txn, const struct spool_msg *msg,
 			free(r.status);
 			r.status = xstrdup(res->status);
 		}
+		if (res->source) {
+			free(r.last_source);
+			r.last_source = xstrdup(res->source);
+		}
 		/* A success leaves no class; an attempt's failure its own. */
 		if (res->class || (res->attempted && res->state == RCPT_SENT)) {
 			free(r.class);

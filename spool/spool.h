@@ -214,6 +214,7 @@ struct spool_result {
 	const char *status;		/* RFC 3463 X.Y.Z, or NULL */
 	bool held;			/* QUEUED because a throttle held it */
 	const char *class;		/* reply class (route/replies.h), or NULL */
+	const char *source;		/* source address it left from, or NULL */
 };
 
 /*
@@ -484,8 +485,10 @@ int spool_suppress_soft(struct spool *sp, const char *address, const char *id,
  * chosen recipients (indexes NULL: every pending one) of a batch of
  * messages, in one durable transaction. Safe while runners work; what
  * happens to a recipient in delivery now is said in admin.c. changed
- * counts messages for hold and release (0: it already was), recipients
- * for requeue and delete. A delete that leaves nothing pending removes
+ * counts messages for hold, release and move (0: it already was),
+ * recipients for requeue and delete. Move and requeue make the queued
+ * recipients due now; move sets the message's move_pool or move_source
+ * (the other is cleared), requeue clears both. A delete that leaves nothing pending removes
  * the message (removed), or, when a bounce is owed, gives it a finish
  * key (finished) for notice_finish() or a runner.
  */
@@ -494,11 +497,14 @@ enum spool_admin_op {
 	SPOOL_ADMIN_RELEASE,
 	SPOOL_ADMIN_REQUEUE,
 	SPOOL_ADMIN_DELETE,
+	SPOOL_ADMIN_MOVE,
 };
 struct spool_admin_how {
 	const char *reason;	/* delete: the recipients' last response */
 	const char *status;	/* delete: their RFC 3463 status */
 	bool bounce;		/* delete: a bounce is owed for them */
+	const char *pool;	/* move: to this pool, or */
+	const char *source;	/* move: to this source address */
 };
 struct spool_admin_item {
 	char id[SPOOL_ID_SIZE];

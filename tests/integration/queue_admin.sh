@@ -26,6 +26,13 @@
 #	    administrator", action failed;
 #	  - requeue --deferred --class: mail deferred for an hour (its MX
 #	    down) is due now and delivered once DNS points elsewhere;
+#	  - move, the issue's example: mail for provider alpha deferred from
+#	    127.0.0.173 (the sink refuses it) is moved with
+#	    "move --provider alpha --source 127.0.0.173 --deferred
+#	    --to-source 127.0.0.174 ALL" while a daemon runs, and the sink
+#	    gets each message once from 127.0.0.174 (peer_ip), none from
+#	    .173; mail moved --to-pool pc leaves from pc's 127.0.0.175;
+#	    requeue undoes a move; an unknown pool or source is EX_USAGE;
 #	  - bad arguments: EX_USAGE, unknown queue id EX_NOINPUT.
 #	Every wait is bounded.
 # SEE ALSO
@@ -52,18 +59,20 @@ EOF
 }
 write_zone $IP_DOWN
 start_dns "$SRV/zone"
+# Source 127.0.0.173 is refused (its mail is deferred, to be moved).
 start_sink sink --listen $IP_MX:@P@ --listen $IP_SRC:@P@ --delay-ms 20 \
-    --save-dir "$SRV/saved"
+    --save-dir "$SRV/saved" --peer-greeting "127.0.0.173=421 4.7.0 not from you"
 
+# world NAME [PA-SOURCE]: pool pa leaves from PA-SOURCE (127.0.0.1)
 world() {
 	setup "$1" "resolver = \"127.0.0.1:$DNS_PORT\"" "smtp_port = $PORT" \
 	    'minimal_backoff_time = "1h"' 'maximal_backoff_time = "2h"' \
 	    'pool default { source "127.0.0.1" { } }' \
-	    'pool pa { source "127.0.0.1" { } }' \
+	    "pool pa { source \"${2:-127.0.0.1}\" { } }" \
 	    'provider alpha { domains = { "a.test" } pool = "pa" }' \
 	    'provider therest { pool = "default" }' \
 	    'lane bulk { match_sender = { "*@lists.src.example" } }' \
-	    "${@:2}"
+	    "${@:3}"
 }
 
 # held_ids: the ids mailq marks held ('!'), one a line
@@ -278,6 +287,66 @@ assert_eq 1 "$(sinkq "len(tid('r1'))")" "requeued message delivered"
 assert_eq 1 "$(sinkq "len(to('w@c.test'))")" "requeued recipient delivered"
 assert_eq 1 "$(sinkq "len(to('v@a.test'))")" "its other recipient once"
 assert_queue_empty "after requeue"
+
+section "move between sources and pools"
+world move 127.0.0.173 \
+    'pool pb { source "127.0.0.174" { } }' \
+    'pool pc { source "127.0.0.175" { } source "127.0.0.176" { enabled = false } }'
+queue_bs 20 alice@src.example m%d@a.test MA
+queue_bs 5 alice@src.example n%d@b.test MB
+assert_exit 0 "$QUEUERUN" run
+assert_eq 20 "$(queue_count)" "alpha's mail deferred from 127.0.0.173"
+assert_eq 5 "$(sinkq "len(tids('MB-'))")" "therest's mail delivered"
+ID=$(queue_ids | head -1)
+assert_eq 127.0.0.173 "$(rcpt_get "$ID" "$(env_rcpts "$ID")" last_source)" "show's last_source"
+assert_exit 64 "$QUEUERUN" move --to-source 192.0.2.99 ALL
+assert_contains "$(last_err)" "not a source address of any pool" "unknown source"
+assert_exit 64 "$QUEUERUN" move --to-pool nosuch ALL
+assert_contains "$(last_err)" "no such pool" "unknown pool"
+assert_exit 64 "$QUEUERUN" move ALL
+assert_exit 64 "$QUEUERUN" move --to-pool pb --to-source 127.0.0.174 ALL
+# Five stay behind, moved to a pool later.
+LATER=$(queue_ids | tail -5)
+for id in $LATER; do
+	run "$QUEUERUN" hold "$id"
+done
+start_daemon
+assert_exit 0 "$QUEUERUN" move --provider alpha --source 127.0.0.173 --deferred \
+    --to-source 127.0.0.174 ALL
+# Held mail is moved too; it stays held.
+assert_eq "moved: 20 messages" "$(last_out)" "move's output"
+assert_eq 20 "$(admin_lines "moved to source 127.0.0.174")" "moved log lines"
+wait_for 30 sink_true "len(tids('MA-')) == 15" ||
+    fail "moved mail not delivered" "$(sinkq "len(tids('MA-'))")"
+wait_for 20 sh -c "[ \$($SENDMAIL -bp | grep -cE '^[0-9A-F]{13}') -eq 5 ]" ||
+    fail "moved mail not removed"
+assert_eq "[('127.0.0.174', 15)]" "$(sinkq "sorted(C(m['peer_ip'] for m in tids('MA-')).items())")" \
+    "moved mail left from 127.0.0.174 only"
+once_at_most MA
+# The held five: moved on to pool pc, released; pc's enabled source sends.
+assert_exit 0 "$QUEUERUN" move --to-pool pc ALL
+assert_eq "moved: 5 messages" "$(last_out)" "move --to-pool"
+assert_eq pc "$(env_get "$(echo "$LATER" | head -1)" moved_to_pool)" "show's moved_to_pool"
+assert_eq 5 "$(held_ids | wc -l)" "still held after a move"
+assert_exit 0 "$QUEUERUN" release ALL
+wait_for 30 sink_true "len(tids('MA-')) == 20" ||
+    fail "mail moved to pc not delivered" "$(sinkq "len(tids('MA-'))")"
+wait_for 20 queue_empty || fail "queue not empty after the moves"
+stop_daemon
+assert_eq "[('127.0.0.174', 15), ('127.0.0.175', 5)]" \
+    "$(sinkq "sorted(C(m['peer_ip'] for m in tids('MA-')).items())")" \
+    "pool pc's enabled source only"
+assert_eq 0 "$(sinkq "len([m for m in M if m['peer_ip'] == '127.0.0.173'])")" "nothing accepted from .173"
+once_at_most MA
+# requeue routes again from scratch: the move is undone.
+queue_bs 1 alice@src.example u@a.test MU
+U=$(queue_ids)
+assert_exit 0 "$QUEUERUN" hold "$U"
+assert_exit 0 "$QUEUERUN" move --to-source 127.0.0.174 "$U"
+assert_eq 127.0.0.174 "$(env_get "$U" moved_to_source)" "moved_to_source"
+assert_exit 0 "$QUEUERUN" requeue "$U"
+assert_eq "" "$(env_get "$U" moved_to_source)" "requeue undoes the move"
+assert_exit 0 "$QUEUERUN" delete "$U"
 assert_no_traceback
 
 finish
