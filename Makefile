@@ -170,7 +170,9 @@ $(O)/sendmail/sendmail: $(O)/sendmail/main.o $(O)/sendmail/libsubmit.a \
 	@echo "  LD      $@"
 	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SPOOL) $(LIBS_LIB)
 
-$(O)/queuerun/queuerun: $(QUEUERUN_OBJS) $(O)/route/libroute.a \
+# queuerun list prints what mailq prints (sendmail/mailq.c), and more.
+$(O)/queuerun/queuerun: $(QUEUERUN_OBJS) $(O)/sendmail/mailq.o \
+                       $(O)/route/libroute.a \
                        $(O)/dns/libdns.a $(O)/spool/libspool.a \
                        $(O)/lib/libmxl.a
 	@echo "  LD      $@"

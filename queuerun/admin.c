@@ -37,6 +37,7 @@
 #include "lib/strmap.h"
 #include "queuerun/nexthop.h"
 #include "queuerun/notice.h"
+#include "sendmail/mailq.h"
 
 /*
  * Messages per transaction: big enough that a queue of a million takes
@@ -462,6 +463,61 @@ parse(const struct mxl_config *cfg, enum verb verb, int argc, char **argv,
 	return 0;
 }
 
+/* mailq_route_fn: the next-hop decision's names, null for none. */
+static void
+list_route(void *ctx, const struct spool_msg *msg, const struct spool_rcpt *r,
+    const char **provider, const char **pool)
+{
+	route_of(ctx, msg, r->address, provider, pool);
+	if (**provider == '\0')
+		*provider = NULL;
+	if (**pool == '\0')
+		*pool = NULL;
+}
+
+static void
+routes_free(struct route_cache *routes)
+{
+	for (size_t i = 0; i < routes->n; i++)
+		free(routes->names[i]);
+	free(routes->names);
+	strmap_free(&routes->seen);
+}
+
+int
+admin_list(const struct mxl_config *cfg, int argc, char **argv)
+{
+	struct route_cache routes;
+	struct spool *sp;
+	char err[256];
+	bool json = false;
+	int rc;
+
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else
+			return usage_error("list", "unknown argument");
+	memset(&routes, 0, sizeof(routes));
+	routes.cfg = cfg;
+	if (json && dns_resolver_init(&routes.dns, cfg->resolver, err,
+	    sizeof(err)) != 0)
+		log_fatal(EX_CONFIG, "resolver = \"%s\": %s", cfg->resolver,
+		    err);
+	if (spool_open(cfg->spool_directory, &sp) != SPOOL_OK)
+		log_fatal(EX_TEMPFAIL, "cannot open the mail queue in %s",
+		    cfg->spool_directory);
+	/* The spool's owner sees every message, as root does with mailq. */
+	rc = json ? mailq_print_json(sp, stdout, 0, true, list_route,
+	    &routes) : mailq_print(sp, stdout, 0, true);
+	spool_close(sp);
+	routes_free(&routes);
+	if (rc == EX_TEMPFAIL)
+		log_stderr("cannot read the mail queue in %s",
+		    cfg->spool_directory);
+	return rc;
+}
+
 int
 admin_command(const struct mxl_config *cfg, int argc, char **argv)
 {
@@ -516,10 +572,7 @@ admin_command(const struct mxl_config *cfg, int argc, char **argv)
 		free(w.c[i].indexes);
 	free(w.c);
 	free(w.named_found);
-	for (size_t i = 0; i < routes.n; i++)
-		free(routes.names[i]);
-	free(routes.names);
-	strmap_free(&routes.seen);
+	routes_free(&routes);
 	free(sel.ids);
 	return rc;
 }

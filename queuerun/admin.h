@@ -58,5 +58,10 @@ bool admin_select_rcpt(const struct admin_select *s,
 
 /* argv[0] is the verb. Returns a sysexits code. */
 int admin_command(const struct mxl_config *cfg, int argc, char **argv);
+/*
+ * "queuerun list [--json]": the whole queue as mailq prints it, or as
+ * mailq --json does with each recipient's provider and pool filled in.
+ */
+int admin_list(const struct mxl_config *cfg, int argc, char **argv);
 
 #endif

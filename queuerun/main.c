@@ -19,6 +19,7 @@
  *	queuerun [-C FILE] delete [--bounce] [SELECTORS] QUEUEID...|ALL
  *	queuerun [-C FILE] move --to-pool NAME|--to-source ADDRESS
  *	    [SELECTORS] QUEUEID...|ALL
+ *	queuerun [-C FILE] list [--json]
  * DESCRIPTION
  *	With no verb, or "run", one pass over the queue: every recipient
  *	that is due is delivered, then queuerun exits, so a cron line is a
@@ -86,6 +87,7 @@ usage(void)
 	    "       queuerun [-C FILE] move --to-pool NAME|--to-source ADDRESS "
 	    "[SELECTORS]\n"
 	    "                QUEUEID...|ALL\n"
+	    "       queuerun [-C FILE] list [--json]\n"
 	    "         SELECTORS: --lane NAME --provider NAME --pool NAME "
 	    "--source ADDRESS\n"
 	    "                    --domain DOMAIN\n"
@@ -389,6 +391,10 @@ main(int argc, char **argv)
 	    strcmp(verb, "requeue") == 0 || strcmp(verb, "delete") == 0 ||
 	    strcmp(verb, "move") == 0) {
 		rc = admin_command(&cfg, argc - i + 1, argv + i - 1);
+		if (rc == EX_USAGE)
+			usage();
+	} else if (strcmp(verb, "list") == 0) {
+		rc = admin_list(&cfg, argc - i + 1, argv + i - 1);
 		if (rc == EX_USAGE)
 			usage();
 	} else if (strcmp(verb, "run") == 0) {

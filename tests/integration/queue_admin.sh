@@ -33,6 +33,14 @@
 #	    gets each message once from 127.0.0.174 (peer_ip), none from
 #	    .173; mail moved --to-pool pc leaves from pc's 127.0.0.175;
 #	    requeue undoes a move; an unknown pool or source is EX_USAGE;
+#	  - mailq --json, sendmail -bp --json and queuerun list --json: every
+#	    line valid under tests/data/mailq.schema.json (python3-jsonschema),
+#	    one per message mailq lists; queue names incoming (maildrop
+#	    and queued), deferred, hold; a reply with quotes, a backslash,
+#	    braces and UTF-8 survives as a JSON string, and so does a
+#	    quoted local part;
+#	    list --json names provider and pool, mailq --json leaves them
+#	    null; the source of a moved message;
 #	  - bad arguments: EX_USAGE, unknown queue id EX_NOINPUT.
 #	Every wait is bounded.
 # SEE ALSO
@@ -54,14 +62,20 @@ b.test	MX 10 mx.test
 c.test	MX 10 mx.c.test
 mx.test	A $IP_MX
 mx.c.test	A $1
+d.test	MX 10 mx.d.test
+mx.d.test	A $IP_DOWN
 EOF
 	mv "$SRV/zone.new" "$SRV/zone"
 }
 write_zone $IP_DOWN
 start_dns "$SRV/zone"
-# Source 127.0.0.173 is refused (its mail is deferred, to be moved).
+# Source 127.0.0.173 is refused (its mail is deferred, to be moved);
+# recipient "weird" gets a reply full of what JSON must escape.
+# (Bytes that are not UTF-8 and control characters: test_mailq_format.)
+printf 'weird\t451 4.2.0 "quoted" back\\slash \xc3\xbcml\xc3\xa4ut {"x": 1}\n' >"$SRV/replies"
 start_sink sink --listen $IP_MX:@P@ --listen $IP_SRC:@P@ --delay-ms 20 \
-    --save-dir "$SRV/saved" --peer-greeting "127.0.0.173=421 4.7.0 not from you"
+    --save-dir "$SRV/saved" --peer-greeting "127.0.0.173=421 4.7.0 not from you" \
+    --rcpt-replies "$SRV/replies"
 
 # world NAME [PA-SOURCE]: pool pa leaves from PA-SOURCE (127.0.0.1)
 world() {
@@ -347,6 +361,67 @@ assert_eq 127.0.0.174 "$(env_get "$U" moved_to_source)" "moved_to_source"
 assert_exit 0 "$QUEUERUN" requeue "$U"
 assert_eq "" "$(env_get "$U" moved_to_source)" "requeue undoes the move"
 assert_exit 0 "$QUEUERUN" delete "$U"
+
+section "mailq --json and queuerun list --json"
+world json
+SCHEMA=$MXL_SRC/tests/data/mailq.schema.json
+# jq FILE EXPR: EXPR over the JSON lines of FILE, each checked against
+# the schema first (a line that fails is a failed assertion)
+jq() {
+	local r
+	if r=$("$PYTHON" "$SERVERS/jsonlines.py" "$SCHEMA" "$1" "$2" 2>"$SRV/jsonlines.err"); then
+		pass
+	else
+		fail "$1: not valid under mailq.schema.json" "$(cat "$SRV/jsonlines.err")"
+	fi
+	printf '%s\n' "$r"
+}
+submit j1 alice@src.example weird@a.test plain@d.test
+J1=$NEWID
+submit j2 news@lists.src.example h@b.test
+J2=$NEWID
+submit j3 '<>' '"odd \"quoted\" local"@d.test'
+J3=$NEWID
+# In the maildrop still: incoming.
+assert_exit 0 "$MAILQ" --json
+cp "$OUT" "$SRV/q0.json"
+assert_eq "(3, ['incoming', 'incoming', 'incoming'])" \
+    "$(jq "$SRV/q0.json" "len(L), [o['queue_name'] for o in L]")" "mailq --json of the maildrop"
+assert_exit 0 "$QUEUERUN" hold "$J2"
+assert_exit 0 "$QUEUERUN" run
+assert_exit 0 "$QUEUERUN" move --to-pool pa "$J3"
+# After the last queuerun: in the maildrop.
+submit j4 alice@src.example fresh@b.test
+J4=$NEWID
+assert_exit 0 "$SENDMAIL" -bp --json
+cp "$OUT" "$SRV/q1.json"
+assert_eq "$(queue_count)" "$(wc -l <"$SRV/q1.json")" "one line per message mailq lists"
+assert_eq "deferred hold deferred incoming" \
+    "$(jq "$SRV/q1.json" "' '.join(by_id[i]['queue_name'] for i in ('$J1', '$J2', '$J3', '$J4'))")" "queue names"
+# mxlane keeps replies printable ASCII: the UTF-8 is '?' by then.
+assert_contains "$(jq "$SRV/q1.json" "[r['delay_reason'] for r in by_id['$J1']['recipients'] if r['address'] == 'weird@a.test'][0]")" \
+    '451 4.2.0 "quoted" back\slash ??ml??ut {"x": 1}' "a hostile reply, escaped and read back"
+assert_eq "['weird@a.test', 'plain@d.test']" \
+    "$(jq "$SRV/q1.json" "[r['address'] for r in by_id['$J1']['recipients']]")" "pending recipients"
+assert_eq "None None 127.0.0.1" \
+    "$(jq "$SRV/q1.json" "' '.join(str(by_id['$J1']['recipients'][0][k]) for k in ('provider', 'pool', 'source'))")" \
+    "mailq --json: no provider or pool (no look-ups), the last source"
+assert_eq '"odd \"quoted\" local"@d.test' \
+    "$(jq "$SRV/q1.json" "by_id['$J3']['recipients'][0]['address']")" "a quoted local part"
+assert_eq " bulk" "$(jq "$SRV/q1.json" "by_id['$J3']['sender'] + ' ' + by_id['$J2']['lane']")" "null sender, lane"
+assert_true "[ -n \"$(jq "$SRV/q1.json" "by_id['$J1']['recipients'][1]['class'] or ''")\" ]" "the class of a deferral"
+assert_exit 0 "$QUEUERUN" list --json
+cp "$OUT" "$SRV/q2.json"
+assert_eq "alpha pa therest default therest pa" \
+    "$(jq "$SRV/q2.json" "' '.join(by_id[i]['recipients'][0][k] for i in ('$J1', '$J2', '$J3') for k in ('provider', 'pool'))")" \
+    "list --json: provider and pool, the move's pool for a moved message"
+# J4 still in the maildrop: both list it from there.
+assert_eq "$(jq "$SRV/q1.json" "sorted(by_id)")" "$(jq "$SRV/q2.json" "sorted(by_id)")" \
+    "list --json lists what mailq --json lists"
+assert_exit 64 "$SENDMAIL" --json -t
+assert_exit 0 "$QUEUERUN" delete ALL
+assert_exit 0 "$MAILQ" --json
+assert_eq "" "$(last_out)" "an empty queue is no line at all"
 assert_no_traceback
 
 finish
