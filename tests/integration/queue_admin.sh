@@ -25,7 +25,8 @@
 #	  - delete --bounce: a DSN to the sender, "deleted by the
 #	    administrator", action failed;
 #	  - requeue --deferred --class: mail deferred for an hour (its MX
-#	    down) is due now and delivered once DNS points elsewhere;
+#	    down) is due now and delivered once DNS points elsewhere, by a
+#	    daemon that delivers new mail at the same time, each once;
 #	  - move, the issue's example: mail for provider alpha deferred from
 #	    127.0.0.173 (the sink refuses it) is moved with
 #	    "move --provider alpha --source 127.0.0.173 --deferred
@@ -285,6 +286,7 @@ submit r1 alice@src.example u@c.test
 R1=$NEWID
 submit r2 alice@src.example v@a.test w@c.test
 R2=$NEWID
+queue_bs 30 alice@src.example q%d@c.test RQ
 assert_exit 0 "$QUEUERUN" run
 check_rcpt "$R1" u@c.test queued 1
 CLASS=$(rcpt_get "$R1" u@c.test class)
@@ -293,10 +295,18 @@ write_zone $IP_MX
 # Not due for an hour: a plain pass leaves it.
 assert_exit 0 "$QUEUERUN" run
 assert_eq 0 "$(sinkq "len(tid('r1'))")" "not retried before its time"
+# A daemon delivers new mail while the requeue happens.
+start_daemon
+queue_bs 30 alice@src.example r%d@a.test RA
 assert_exit 0 "$QUEUERUN" requeue --deferred --class "$CLASS" ALL
-assert_eq "requeued: 2 messages, 2 recipients" "$(last_out)" "requeue's output"
-assert_eq 2 "$(admin_lines "requeued")" "requeued log lines"
-assert_exit 0 "$QUEUERUN" run
+assert_eq "requeued: 32 messages, 32 recipients" "$(last_out)" "requeue's output"
+assert_eq 32 "$(admin_lines "requeued")" "requeued log lines"
+wait_for 30 sink_true "len(tids('RQ-')) == 30 and len(tids('RA-')) == 30" ||
+    fail "requeued mail not delivered" "$(sinkq "len(tids('RQ-')), len(tids('RA-'))")"
+wait_for 20 queue_empty || fail "queue not empty after requeue"
+stop_daemon
+once_at_most RQ
+once_at_most RA
 assert_eq 1 "$(sinkq "len(tid('r1'))")" "requeued message delivered"
 assert_eq 1 "$(sinkq "len(to('w@c.test'))")" "requeued recipient delivered"
 assert_eq 1 "$(sinkq "len(to('v@a.test'))")" "its other recipient once"
