@@ -14,6 +14,7 @@
 #	    in the queue, never both, never twice; a pass attempts nothing
 #	    held; release ALL prints the held ones, they go at once, each
 #	    exactly once;
+#	  - the same over 1,100 messages (three batches of 500);
 #	  - each selector narrows a hold: --lane, --sender, --older-than,
 #	    --provider, --pool, --domain, --recipient, ids, and a
 #	    combination (counts printed and '!' in mailq);
@@ -157,6 +158,30 @@ stop_daemon
 assert_queue_empty "after release"
 once_at_most HB
 once_at_most HA
+
+section "more than one batch, with a daemon at work"
+world batches
+queue_bs 1100 alice@src.example k%d@b.test BK
+start_daemon
+wait_for 30 sink_true "len(tids('BK-')) >= 20" ||
+    fail "the daemon delivered nothing in 30 s"
+assert_exit 0 "$QUEUERUN" hold ALL
+HELD=$(printed)
+assert_eq "$HELD" "$(admin_lines "placed on hold")" "held count = log lines"
+wait_for 20 sh -c "! $SENDMAIL -bp | grep -Eq '^[0-9A-F]{13}\\*'" ||
+    fail "deliveries under way did not finish"
+NHELD=$(held_ids | wc -l)
+say "held $HELD, of which $NHELD were not in a session already"
+assert_true "[ $NHELD -gt 500 ] && [ $NHELD -le $HELD ]" "held over two batches ($NHELD of $HELD)"
+assert_eq "$NHELD" "$(queue_count)" "every message left is held"
+assert_eq 1100 $(($(sinkq "len(tids('BK-'))") + NHELD)) "delivered + held"
+assert_exit 0 "$QUEUERUN" release ALL
+assert_eq "released: $NHELD messages" "$(last_out)" "release over batches"
+wait_for 120 sink_true "len(tids('BK-')) == 1100" ||
+    fail "released mail not delivered" "$(sinkq "len(tids('BK-'))")"
+wait_for 20 queue_empty || fail "queue not empty after the release"
+stop_daemon
+once_at_most BK
 
 section "selectors narrow a hold, and combine"
 world sel
