@@ -61,6 +61,7 @@ struct admin_msg {
 	const struct spool_msg *msg;
 	int cls;
 	int64_t now;
+	uint32_t changed;	/* recipients changed */
 	size_t pending;		/* left pending afterwards */
 	bool bounce_owed;	/* a final failure not yet notified */
 };
@@ -84,12 +85,11 @@ admin_rcpt(struct admin_msg *a, struct spool_rcpt *r)
 
 	switch (a->op) {
 	case SPOOL_ADMIN_HOLD:
-		/* Done by the envelope's flag; the queued lose their key. */
+		/* The envelope's flag holds it; the queued lose their key. */
 		change = change && r->state == RCPT_QUEUED;
 		if (change)
 			rc = spool_schedule_del(a->sp, a->txn, a->cls,
 			    r->next_try, a->msg->id, r->index);
-		change = false;
 		break;
 	case SPOOL_ADMIN_RELEASE:
 	case SPOOL_ADMIN_REQUEUE:
@@ -97,8 +97,8 @@ admin_rcpt(struct admin_msg *a, struct spool_rcpt *r)
 		change = change && r->state == RCPT_QUEUED;
 		if (!change)
 			break;
-		if (txn_rcpt_scheduled(a->msg, r) || a->op ==
-		    SPOOL_ADMIN_RELEASE)
+		/* (Released: the flag is off already, and it had no key.) */
+		if (txn_rcpt_scheduled(a->msg, r))
 			rc = spool_schedule_del(a->sp, a->txn, a->cls,
 			    r->next_try, a->msg->id, r->index);
 		r->next_try = a->now;
@@ -106,8 +106,7 @@ admin_rcpt(struct admin_msg *a, struct spool_rcpt *r)
 		r->flags &= ~(uint32_t)SPOOL_RCPT_HELD;
 		if (rc == 0)
 			rc = txn_write_rcpt(a->sp, a->txn, a->msg->id, r);
-		if (rc == 0 && (a->op == SPOOL_ADMIN_RELEASE ||
-		    txn_rcpt_scheduled(a->msg, r)))
+		if (rc == 0 && txn_rcpt_scheduled(a->msg, r))
 			rc = spool_schedule_put(a->sp, a->txn, a->cls, a->now,
 			    a->msg->id, r->index, r->address);
 		break;
@@ -133,7 +132,7 @@ admin_rcpt(struct admin_msg *a, struct spool_rcpt *r)
 		break;
 	}
 	if (change)
-		a->item->changed++;
+		a->changed++;
 	if (txn_rcpt_pending(r))
 		a->pending++;
 	else if (r->state == RCPT_BOUNCED && !(r->flags & SPOOL_RCPT_NOTIFIED))
@@ -209,19 +208,18 @@ admin_message(struct spool *sp, DB_TXN *txn, enum spool_admin_op op,
 		msg_changed = false;
 	if (msg_changed && (rc = txn_write_msg(sp, txn, &msg)) != 0)
 		goto out;
-	bool by_msg = op == SPOOL_ADMIN_HOLD || op == SPOOL_ADMIN_RELEASE ||
-	    op == SPOOL_ADMIN_MOVE;
-	if (by_msg)
-		item->changed = 1;	/* counted in messages */
 	struct admin_msg a = {sp, txn, op, how, item, &msg,
-	    spool_lane_class(msg.lane), now, 0, false};
+	    spool_lane_class(msg.lane), now, 0, 0, false};
 	if ((rc = txn_each_rcpt(sp, txn, item->id, collect_rcpt, &c)) != 0)
 		goto out;
-	uint32_t counted = item->changed;
 	for (size_t i = 0; i < c.n && rc == 0; i++)
 		rc = admin_rcpt(&a, &c.r[i]);
-	if (by_msg)
-		item->changed = counted;
+	/* Hold, release and move are counted in messages, the rest not. */
+	if (op == SPOOL_ADMIN_HOLD || op == SPOOL_ADMIN_RELEASE ||
+	    op == SPOOL_ADMIN_MOVE)
+		item->changed = 1;
+	else
+		item->changed = a.changed;
 	if (rc != 0 || op != SPOOL_ADMIN_DELETE || item->changed == 0 ||
 	    a.pending > 0)
 		goto out;
