@@ -43,6 +43,9 @@
 #	    quoted local part;
 #	    list --json names provider and pool, mailq --json leaves them
 #	    null; the source of a moved message;
+#	  - only root and the spool's owner may change the queue: with a
+#	    spool owned by nobody (65534), nobody holds, root releases, uid
+#	    1 (another user) is refused (75) and changes nothing;
 #	  - bad arguments: EX_USAGE, unknown queue id EX_NOINPUT.
 #	Every wait is bounded.
 # SEE ALSO
@@ -241,6 +244,35 @@ assert_exit 0 "$QUEUERUN" release "$S5"
 assert_exit 0 "$QUEUERUN" run
 assert_eq "1 1" "$(sinkq "len(to('x@a.test')), len(to('y@b.test'))" | tr -d '(),')" "released message sent once to each"
 assert_queue_empty "after the selectors"
+
+section "only root and the spool's owner change the queue"
+# Needs root (CI runs as root) to hand a spool to another account, in a
+# directory every account can traverse (the scratch one is 0700).
+if [ "$(id -u)" -ne 0 ]; then
+	fail "this section needs root (CI runs as root)"
+else
+	need_cmd setpriv
+	P=$(mktemp -d /tmp/mxlane-queue-admin.XXXXXX)
+	on_exit "rm -rf '$P'"
+	chmod 755 "$P"
+	mkdir -m 700 "$P/spool"
+	: >"$P/log"
+	chown 65534:65534 "$P/spool" "$P/log"
+	printf 'spool_directory = "%s/spool"\nlog_file = "%s/log"\nimmediate_delivery = false\n' \
+	    "$P" "$P" >"$P/conf"
+	as_uid() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --clear-groups "$@"; }
+	printf 'Subject: p\n\np\n' | assert_exit 0 env MXLANE_CONFIG="$P/conf" "$SENDMAIL" -f a@src.example p@a.test
+	assert_exit 0 as_uid 65534 "$QUEUERUN" -C "$P/conf" hold ALL
+	assert_eq "held: 1 message" "$(last_out)" "the spool's owner holds"
+	assert_exit 75 as_uid 1 "$QUEUERUN" -C "$P/conf" release ALL
+	assert_contains "$(last_err)" "cannot open the spool directory" "another user refused"
+	assert_eq "" "$(last_out)" "another user changed nothing"
+	assert_eq 1 "$(grep -c 'placed on hold' "$P/log")" "one hold logged"
+	assert_eq 0 "$(grep -c 'released from hold' "$P/log")" "no release logged"
+	assert_exit 0 "$QUEUERUN" -C "$P/conf" release ALL
+	assert_eq "released: 1 message" "$(last_out)" "root releases"
+	assert_eq "" "$(find "$P/spool" ! -user 65534)" "every spool file the owner's"
+fi
 
 section "arguments"
 assert_exit 64 "$QUEUERUN" hold
