@@ -36,7 +36,9 @@
  *	           complete, once, and nothing is attempted after.
  *	Deleted recipients become bounced with the administrator's reason;
  *	without how->bounce they are also marked notified, so no bounce is
- *	ever owed for them. A message left with nothing pending is removed
+ *	ever owed for them. So is one in delivery now even with
+ *	how->bounce: its session may have delivered it, and a DSN saying
+ *	that it failed could be false. A message left with nothing pending is removed
  *	here, unless a bounce is owed (by this delete with how->bounce, or
  *	an earlier failure): then it gets a finish key, and a runner (or
  *	the caller, at once) sends the bounce and removes it.
@@ -115,6 +117,8 @@ admin_rcpt(struct admin_msg *a, struct spool_rcpt *r)
 			break;
 		rc = spool_schedule_del(a->sp, a->txn, a->cls,
 		    txn_rcpt_key_due(r), a->msg->id, r->index);
+		if (!a->how->bounce || r->state == RCPT_ACTIVE)
+			r->flags |= SPOOL_RCPT_NOTIFIED;
 		r->state = RCPT_BOUNCED;
 		r->lease_until = 0;
 		r->done_time = a->now;
@@ -125,8 +129,6 @@ admin_rcpt(struct admin_msg *a, struct spool_rcpt *r)
 		free(r->class);
 		r->class = NULL;
 		r->flags &= ~(uint32_t)SPOOL_RCPT_HELD;
-		if (!a->how->bounce)
-			r->flags |= SPOOL_RCPT_NOTIFIED;
 		if (rc == 0)
 			rc = txn_write_rcpt(a->sp, a->txn, a->msg->id, r);
 		break;
