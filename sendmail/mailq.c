@@ -310,10 +310,10 @@ print_trailer(FILE *out, const struct mailq_walk *w)
 }
 
 /*
- * Postfix's queue names: hold for held mail, active while a runner has
- * a recipient, deferred once one was attempted, incoming for mail no
- * runner has looked at yet (still in the maildrop, or queued and never
- * tried).
+ * Postfix's queue names: active while a runner has a recipient (first,
+ * as msg_status() puts '*' before '!'), hold for held mail, deferred
+ * once one was attempted, incoming for mail no runner has looked at
+ * yet (still in the maildrop, or queued and never tried).
  */
 static const char *
 queue_name(const struct spool_msg *msg, const struct spool_rcpt *rcpts,
@@ -323,14 +323,14 @@ queue_name(const struct spool_msg *msg, const struct spool_rcpt *rcpts,
 
 	if (in_maildrop)
 		return "incoming";
-	if (msg->flags & SPOOL_MSG_HELD)
-		return "hold";
-	for (size_t i = 0; i < nrcpt; i++) {
+	for (size_t i = 0; i < nrcpt; i++)
 		if (rcpts[i].state == RCPT_ACTIVE)
 			return "active";
+	if (msg->flags & SPOOL_MSG_HELD)
+		return "hold";
+	for (size_t i = 0; i < nrcpt; i++)
 		if (rcpt_pending(&rcpts[i]) && rcpts[i].attempts > 0)
 			tried = true;
-	}
 	return tried ? "deferred" : "incoming";
 }
 

@@ -381,6 +381,20 @@ test_json(void)
 	    "\"source\":\"203.0.113.45\",\"delay_reason\":null,"
 	    "\"class\":null,\"next_try\":1700000000}]}\n");
 	free(text);
+
+	/* A recipient in delivery makes it active, even when held. */
+	struct buf b = BUF_INIT;
+	mailq_json_message(&b, &queue[2].msg, queue[2].rcpts, queue[2].nrcpt,
+	    false, NULL, NULL);
+	buf_putc(&b, '\0');
+	CHECK(strstr(b.data, "\"queue_name\":\"active\"") != NULL);
+	CHECK(strstr(b.data, "frank@") == NULL);	/* sent: not listed */
+	buf_free(&b);
+	mailq_json_message(&b, &f[1].msg, f[1].rcpts, f[1].nrcpt, true, NULL,
+	    NULL);
+	buf_putc(&b, '\0');
+	CHECK(strstr(b.data, "\"queue_name\":\"incoming\"") != NULL);
+	buf_free(&b);
 }
 
 int
