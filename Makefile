@@ -72,7 +72,7 @@ LIB_SRCS      = lib/util.c lib/log.c lib/config.c lib/replyrules.c lib/proc.c \
 SPOOL_SRCS    = spool/record.c spool/txn.c spool/schedule.c spool/wakeup.c \
                 spool/maildrop.c spool/pickup.c \
                 spool/throttle.c spool/cache.c spool/spool.c spool/aliasdb.c \
-                spool/compact.c spool/suppress.c \
+                spool/compact.c spool/suppress.c spool/admin.c \
                 spool/shaping.c
 DNS_SRCS      = dns/dns.c
 SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \
@@ -86,7 +86,7 @@ QUEUERUN_SRCS = queuerun/main.c queuerun/show.c queuerun/runner.c \
                 queuerun/bounce.c \
                 queuerun/nexthop.c queuerun/mtasts.c queuerun/notice.c \
                 queuerun/explain.c queuerun/classify.c \
-                queuerun/suppress.c queuerun/shaping.c
+                queuerun/suppress.c queuerun/shaping.c queuerun/admin.c
 ROUTE_SRCS    = route/route.c route/replies.c
 UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_config tests/unit/test_aliases \
@@ -97,7 +97,7 @@ UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_nexthop tests/unit/test_strmap \
                 tests/unit/test_pipeline tests/unit/test_mtasts \
                 tests/unit/test_replies \
-                tests/unit/test_shaping
+                tests/unit/test_shaping tests/unit/test_admin
 # Test servers in C (tests/servers/), for the integration tests and the
 # benchmarks: dependency-free, built with the same flags.
 TEST_SERVERS  = tests/servers/rtsink tests/servers/slowpoll.so
@@ -170,7 +170,9 @@ $(O)/sendmail/sendmail: $(O)/sendmail/main.o $(O)/sendmail/libsubmit.a \
 	@echo "  LD      $@"
 	@$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_SPOOL) $(LIBS_LIB)
 
-$(O)/queuerun/queuerun: $(QUEUERUN_OBJS) $(O)/route/libroute.a \
+# queuerun list prints what mailq prints (sendmail/mailq.c), and more.
+$(O)/queuerun/queuerun: $(QUEUERUN_OBJS) $(O)/sendmail/mailq.o \
+                       $(O)/route/libroute.a \
                        $(O)/dns/libdns.a $(O)/spool/libspool.a \
                        $(O)/lib/libmxl.a
 	@echo "  LD      $@"

@@ -71,6 +71,13 @@ void printable_printf(char *out, size_t len, const char *fmt, ...)
     MXL_PRINTF(3, 4);
 
 /* Big-endian integers, as spool records and files store them. */
+/*
+ * s as a JSON string ("null" for NULL): quotes, backslashes and control
+ * characters escaped, and bytes that are not UTF-8 (addresses and
+ * replies come from outside, in any encoding) written as U+FFFD, so
+ * that the output always parses.
+ */
+void json_put_str(struct buf *b, const char *s);
 void buf_put_be32(struct buf *b, uint32_t v);
 void buf_put_be64(struct buf *b, uint64_t v);
 uint32_t get_be32(const unsigned char *p);

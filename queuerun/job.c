@@ -387,6 +387,9 @@ on_message_done(void *ctx, struct dlv_msg *m)
 
 		res->index = r->index;
 		res->relay = m->relay;
+		/* What "queuerun move --source" and mailq --json look at. */
+		if (jc->shaping && jc->shaping->src)
+			res->source = session_source(jc->shaping, m);
 		res->attempted = true;
 		texts[k] = outcome_text(r, m->relay);
 		res->response = texts[k];
@@ -692,7 +695,8 @@ throttle_key(const struct nexthop *nh, const struct mxl_source *src,
  * Recipients no longer ours are skipped; a transaction left with none
  * is done.
  */
-static void renew_claims(struct job_context *jc, struct txn **list, size_t n);
+static void renew_claims(struct job_context *jc, struct txn **list, size_t n,
+    bool in_session);
 
 /* Seconds a throttle's connection slot is held at most (see its use). */
 #define SLOT_LEASE	1800
@@ -703,11 +707,16 @@ keep_claims(void *ctx)
 	struct job_context *jc = ctx;
 
 	if (jc->nin_flight > 0)
-		renew_claims(jc, jc->in_flight, jc->nin_flight);
+		renew_claims(jc, jc->in_flight, jc->nin_flight, true);
 }
 
+/*
+ * in_session: the session has begun and may have sent them (a hold
+ * then comes too late for them: spool_renew_claims).
+ */
 static void
-renew_claims(struct job_context *jc, struct txn **list, size_t n)
+renew_claims(struct job_context *jc, struct txn **list, size_t n,
+    bool in_session)
 {
 	size_t total = 0, k = 0;
 
@@ -719,6 +728,7 @@ renew_claims(struct job_context *jc, struct txn **list, size_t n)
 			refs[k].id = list[i]->slot->env.id;
 			refs[k].index = list[i]->m.rcpts[r].index;
 			refs[k].lease_until = list[i]->lease[r];
+			refs[k].in_session = in_session;
 			k++;
 		}
 	if (spool_renew_claims(jc->sp, refs, total, time(NULL),
@@ -872,7 +882,7 @@ send_one_connection(struct job_context *jc, const struct nexthop *nh,
 		set_source(&dcfg, src);
 	if (other)
 		set_source(&dcfg, other);
-	renew_claims(jc, list, (size_t)grant.granted);
+	renew_claims(jc, list, (size_t)grant.granted, false);
 	struct dlv_msg **ptrs = xcalloc((size_t)grant.granted, sizeof(*ptrs));
 	size_t nptrs = 0;
 	for (int i = 0; i < grant.granted; i++)
@@ -1106,7 +1116,27 @@ send_group(struct job_context *jc, const struct nexthop *nh, struct txn *txns,
 	free(list);
 }
 
-/* Next hop first, then the priority lane, then lane by lane. */
+static int
+compare_opt(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return (a != NULL) - (b != NULL);
+	return strcmp(a, b);
+}
+
+/* Moved mail ("queuerun move") goes in sessions of its own. */
+static int
+compare_move(const struct spool_msg *x, const struct spool_msg *y)
+{
+	int c = compare_opt(x->move_pool, y->move_pool);
+
+	return c != 0 ? c : compare_opt(x->move_source, y->move_source);
+}
+
+/*
+ * Next hop first, then the priority lane, then lane by lane, then by
+ * where a move sends them.
+ */
 static int
 compare_txn(const void *a, const void *b)
 {
@@ -1118,7 +1148,8 @@ compare_txn(const void *a, const void *b)
 		return (x->hop > y->hop) - (x->hop < y->hop);
 	if (px != py)
 		return px - py;
-	return strcmp(x->slot->env.lane, y->slot->env.lane);
+	int c = strcmp(x->slot->env.lane, y->slot->env.lane);
+	return c != 0 ? c : compare_move(&x->slot->env, &y->slot->env);
 }
 
 static void
@@ -1300,7 +1331,7 @@ bounce_one_suppressed(struct job_context *jc, const struct spool_work *w,
 	char *text = xasprintf("recipient suppressed %s", why);
 	const char *class = e->class && *e->class ? e->class : "policy";
 	struct spool_result res = {w->index, RCPT_BOUNCED, 0, false, text,
-	    "none", "5.1.1", false, class};
+	    "none", "5.1.1", false, class, NULL};
 	bool all_final = false;
 	char d[16], a[16];
 
@@ -1449,10 +1480,14 @@ job_deliver(struct job_context *jc, struct spool_work *work, size_t n,
 	for (size_t i = 0; i < ntxns && !deliver_stop;) {
 		size_t j = i;
 		while (j < ntxns && txns[j].hop == txns[i].hop &&
-		    strcmp(txns[j].slot->env.lane, txns[i].slot->env.lane) == 0)
+		    strcmp(txns[j].slot->env.lane, txns[i].slot->env.lane) ==
+		    0 && compare_move(&txns[j].slot->env, &txns[i].slot->env)
+		    == 0)
 			j++;
 		struct nexthop *nh = &parts[txns[i].hop].nh;
 		nexthop_set_lane(jc->cfg, nh, txns[i].slot->lane);
+		nexthop_set_move(jc->cfg, nh, txns[i].slot->env.move_pool,
+		    txns[i].slot->env.move_source);
 		send_group(jc, nh, &txns[i], j - i);
 		i = j;
 	}

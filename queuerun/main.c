@@ -15,6 +15,11 @@
  *	queuerun [-C FILE] classify [--provider NAME] REPLY...
  *	queuerun [-C FILE] suppress list|add|remove|import|export ...
  *	queuerun [-C FILE] resume PROVIDER [SOURCE]
+ *	queuerun [-C FILE] hold|release|requeue [SELECTORS] QUEUEID...|ALL
+ *	queuerun [-C FILE] delete [--bounce] [SELECTORS] QUEUEID...|ALL
+ *	queuerun [-C FILE] move --to-pool NAME|--to-source ADDRESS
+ *	    [SELECTORS] QUEUEID...|ALL
+ *	queuerun [-C FILE] list [--json]
  * DESCRIPTION
  *	With no verb, or "run", one pass over the queue: every recipient
  *	that is due is delivered, then queuerun exits, so a cron line is a
@@ -36,6 +41,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "queuerun/admin.h"
 #include "queuerun/dkim.h"
 #include "queuerun/dkimtool.h"
 #include "queuerun/classify.h"
@@ -73,7 +79,21 @@ usage(void)
 	    "       queuerun [-C FILE] suppress remove ADDRESS\n"
 	    "       queuerun [-C FILE] suppress import FILE|-\n"
 	    "       queuerun [-C FILE] suppress export\n"
-	    "       queuerun [-C FILE] resume PROVIDER [SOURCE]\n");
+	    "       queuerun [-C FILE] resume PROVIDER [SOURCE]\n"
+	    "       queuerun [-C FILE] hold|release|requeue [SELECTORS] "
+	    "QUEUEID...|ALL\n"
+	    "       queuerun [-C FILE] delete [--bounce] [SELECTORS] "
+	    "QUEUEID...|ALL\n"
+	    "       queuerun [-C FILE] move --to-pool NAME|--to-source ADDRESS "
+	    "[SELECTORS]\n"
+	    "                QUEUEID...|ALL\n"
+	    "       queuerun [-C FILE] list [--json]\n"
+	    "         SELECTORS: --lane NAME --provider NAME --pool NAME "
+	    "--source ADDRESS\n"
+	    "                    --domain DOMAIN\n"
+	    "                    --sender ADDRESS --recipient ADDRESS "
+	    "--deferred\n"
+	    "                    --class CLASS --older-than AGE\n");
 	exit(EX_USAGE);
 }
 
@@ -367,6 +387,16 @@ main(int argc, char **argv)
 		if (i >= argc || i + 2 < argc)
 			usage();
 		rc = resume(&cfg, argv[i], i + 1 < argc ? argv[i + 1] : NULL);
+	} else if (strcmp(verb, "hold") == 0 || strcmp(verb, "release") == 0 ||
+	    strcmp(verb, "requeue") == 0 || strcmp(verb, "delete") == 0 ||
+	    strcmp(verb, "move") == 0) {
+		rc = admin_command(&cfg, argc - i + 1, argv + i - 1);
+		if (rc == EX_USAGE)
+			usage();
+	} else if (strcmp(verb, "list") == 0) {
+		rc = admin_list(&cfg, argc - i + 1, argv + i - 1);
+		if (rc == EX_USAGE)
+			usage();
 	} else if (strcmp(verb, "run") == 0) {
 		struct runner_options opt;
 		memset(&opt, 0, sizeof(opt));

@@ -348,6 +348,45 @@ nexthop_set_lane(const struct mxl_config *cfg, struct nexthop *nh,
 	nh->limits = route_limits(lane, nh->provider);
 }
 
+const struct mxl_source *
+nexthop_source_named(const struct mxl_config *cfg, const char *address,
+    const struct mxl_pool **pool)
+{
+	for (size_t p = 0; p < cfg->npools; p++)
+		for (size_t s = 0; s < cfg->pools[p].nsources; s++)
+			if (strcmp(cfg->pools[p].sources[s].address,
+			    address) == 0) {
+				*pool = &cfg->pools[p];
+				return &cfg->pools[p].sources[s];
+			}
+	return NULL;
+}
+
+void
+nexthop_set_move(const struct mxl_config *cfg, struct nexthop *nh,
+    const char *pool, const char *source)
+{
+	const struct mxl_pool *p = NULL;
+
+	if (source) {
+		const struct mxl_source *s = nexthop_source_named(cfg, source,
+		    &p);
+		if (s == NULL)
+			return;
+		/* Its pool's name: the round robin counts stay the pool's. */
+		nh->moved.name = p->name;
+		nh->moved.sources = (struct mxl_source *)s;
+		nh->moved.nsources = 1;
+		nh->pool = &nh->moved;
+		snprintf(nh->pool_why, sizeof(nh->pool_why), "source %s, "
+		    "moved there by the administrator", source);
+	} else if (pool && (p = config_pool(cfg, pool)) != NULL) {
+		nh->pool = p;
+		snprintf(nh->pool_why, sizeof(nh->pool_why), "pool %s, moved "
+		    "there by the administrator", pool);
+	}
+}
+
 void
 nexthop_free(struct nexthop *nh)
 {

@@ -51,6 +51,11 @@
  *	nexthop_set_lane() adds what depends on the message's lane as well:
  *	whether the lane has priority, the pool of source addresses and
  *	why (route_pool()), and the limits (route_limits()).
+ *	nexthop_set_move() then puts in the pool, or the one source, that
+ *	"queuerun move" gave the message (spool_msg's move_pool and
+ *	move_source): it leaves from there, with the lane's and
+ *	provider's limits; a pool or source no longer configured is
+ *	ignored (the lane and provider decide again).
  *
  *	nexthop_next_source() names the pool source the next connection
  *	leaves from (nexthop_next_source_family(): among the sources of
@@ -101,6 +106,7 @@ struct nexthop {
 	const struct mxl_pool *pool;	/* NULL: the kernel picks */
 	char pool_why[256];
 	struct mxl_limits limits;
+	struct mxl_pool moved;		/* a move's one source, as a pool */
 };
 
 /* domain is lower case, as the spool keeps it; "" is a permanent failure. */
@@ -112,6 +118,14 @@ void nexthop_apply_mta_sts(const struct mxl_config *cfg,
     struct nexthop *nh);
 void nexthop_set_lane(const struct mxl_config *cfg, struct nexthop *nh,
     const struct mxl_lane *lane);
+void nexthop_set_move(const struct mxl_config *cfg, struct nexthop *nh,
+    const char *pool, const char *source);
+/*
+ * The configured source whose address is address (as written in the
+ * configuration), in the first pool that has it (*pool), or NULL.
+ */
+const struct mxl_source *nexthop_source_named(const struct mxl_config *cfg,
+    const char *address, const struct mxl_pool **pool);
 void nexthop_free(struct nexthop *nh);
 
 /*

@@ -158,6 +158,10 @@ print_envelope(FILE *out, const struct spool_msg *msg)
 		fprintf(out, "envid: %s\n", msg->envid);
 	fprintf(out, "body: %s\n", body_name(msg->body));
 	fprintf(out, "held: %s\n", msg->flags & SPOOL_MSG_HELD ? "yes" : "no");
+	if (msg->move_pool)
+		print_field(out, "moved_to_pool", msg->move_pool);
+	if (msg->move_source)
+		print_field(out, "moved_to_source", msg->move_source);
 }
 
 static void
@@ -178,6 +182,8 @@ print_recipient(FILE *out, const struct spool_rcpt *r)
 		fprintf(out, "  dsn: %s\n", r->status);
 	if (r->class != NULL && *r->class != '\0')
 		fprintf(out, "  class: %s\n", r->class);
+	if (r->last_source != NULL)
+		fprintf(out, "  last_source: %s\n", r->last_source);
 	if (r->flags & SPOOL_RCPT_NOTIFIED)
 		fprintf(out, "  notified: yes\n");
 	if (r->flags & SPOOL_RCPT_HELD)

@@ -84,21 +84,11 @@ open_spool(const struct mxl_config *cfg)
 static void
 json_str(FILE *out, const char *s)
 {
-	if (s == NULL) {
-		fputs("null", out);
-		return;
-	}
-	fputc('"', out);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(out, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(out, "\\u%04x", c);
-		else
-			fputc(c, out);
-	}
-	fputc('"', out);
+	struct buf b = BUF_INIT;
+
+	json_put_str(&b, s);
+	fwrite(b.data, 1, b.len, out);
+	buf_free(&b);
 }
 
 struct walk {

@@ -70,6 +70,9 @@ struct mailq_walk {
 	FILE *out;
 	uid_t viewer_uid;
 	bool see_all;
+	bool json;		/* one JSON object a line instead */
+	mailq_route_fn route;
+	void *route_ctx;
 	uint64_t shown;		/* messages printed */
 	uint64_t bytes;		/* their total size */
 	bool write_failed;
@@ -258,6 +261,20 @@ print_message(void *ctx, const struct spool_msg *msg,
 	}
 	if (!msg_pending(rcpts, nrcpt))
 		return 0;
+	if (w->json) {
+		struct buf line = BUF_INIT;
+		mailq_json_message(&line, msg, rcpts, nrcpt, w->in_maildrop,
+		    w->route, w->route_ctx);
+		buf_putc(&line, '\n');
+		fwrite(line.data, 1, line.len, w->out);
+		buf_free(&line);
+		w->shown++;
+		if (ferror(w->out)) {
+			w->write_failed = true;
+			return 1;
+		}
+		return 0;
+	}
 
 	if (w->shown == 0)
 		fprintf(w->out, COLUMNS_FORMAT "%s\n", "-Queue ID-",
@@ -292,6 +309,121 @@ print_trailer(FILE *out, const struct mailq_walk *w)
 		    w->shown == 1 ? "" : "s");
 }
 
+/*
+ * Postfix's queue names: active while a runner has a recipient (first,
+ * as msg_status() puts '*' before '!'), hold for held mail, deferred
+ * once one was attempted, incoming for mail no runner has looked at
+ * yet (still in the maildrop, or queued and never tried).
+ */
+static const char *
+queue_name(const struct spool_msg *msg, const struct spool_rcpt *rcpts,
+    size_t nrcpt, bool in_maildrop)
+{
+	bool tried = false;
+
+	if (in_maildrop)
+		return "incoming";
+	for (size_t i = 0; i < nrcpt; i++)
+		if (rcpts[i].state == RCPT_ACTIVE)
+			return "active";
+	if (msg->flags & SPOOL_MSG_HELD)
+		return "hold";
+	for (size_t i = 0; i < nrcpt; i++)
+		if (rcpt_pending(&rcpts[i]) && rcpts[i].attempts > 0)
+			tried = true;
+	return tried ? "deferred" : "incoming";
+}
+
+void
+mailq_json_message(struct buf *b, const struct spool_msg *msg,
+    const struct spool_rcpt *rcpts, size_t nrcpt, bool in_maildrop,
+    mailq_route_fn route, void *route_ctx)
+{
+	bool first = true;
+
+	buf_puts(b, "{\"queue_id\":");
+	json_put_str(b, msg->id);
+	buf_puts(b, ",\"queue_name\":");
+	json_put_str(b, queue_name(msg, rcpts, nrcpt, in_maildrop));
+	buf_printf(b, ",\"arrival_time\":%" PRId64 ",\"message_size\":%"
+	    PRIu64 ",\"sender\":", msg->arrival, msg->size);
+	json_put_str(b, msg->sender);
+	buf_puts(b, ",\"lane\":");
+	json_put_str(b, msg->lane);
+	buf_puts(b, ",\"recipients\":[");
+	for (size_t i = 0; i < nrcpt; i++) {
+		const struct spool_rcpt *r = &rcpts[i];
+		const char *provider = NULL, *pool = NULL;
+		const char *reason = rcpt_reason(r), *class = rcpt_class(r);
+
+		if (!rcpt_pending(r))
+			continue;
+		if (route)
+			route(route_ctx, msg, r, &provider, &pool);
+		buf_puts(b, first ? "{\"address\":" : ",{\"address\":");
+		first = false;
+		json_put_str(b, r->address);
+		buf_puts(b, ",\"provider\":");
+		json_put_str(b, provider);
+		buf_puts(b, ",\"pool\":");
+		json_put_str(b, pool);
+		/* Where it leaves from next if moved, else where it last did. */
+		buf_puts(b, ",\"source\":");
+		json_put_str(b, msg->move_source ? msg->move_source :
+		    r->last_source);
+		buf_puts(b, ",\"delay_reason\":");
+		json_put_str(b, *reason ? reason : NULL);
+		buf_puts(b, ",\"class\":");
+		json_put_str(b, *class ? class : NULL);
+		buf_printf(b, ",\"next_try\":%" PRId64 "}", r->next_try);
+	}
+	buf_puts(b, "]}");
+}
+
+static int
+walk_queue(struct spool *sp, struct mailq_walk *w)
+{
+	int rc;
+
+	/*
+	 * New mail still in the maildrop first, then the queue: a message
+	 * picked up in between is listed once, from the maildrop.
+	 */
+	w->in_maildrop = true;
+	rc = spool_scan_maildrop(sp, print_message, w);
+	w->in_maildrop = false;
+	if (rc == SPOOL_OK && !w->write_failed)
+		rc = spool_scan(sp, print_message, w);
+	free(w->maildrop_ids);
+	w->maildrop_ids = NULL;
+	return rc;
+}
+
+int
+mailq_print_json(struct spool *sp, FILE *out, uid_t viewer_uid, bool see_all,
+    mailq_route_fn route, void *route_ctx)
+{
+	struct mailq_walk w = {
+		.out = out,
+		.viewer_uid = viewer_uid,
+		.see_all = see_all,
+		.json = true,
+		.route = route,
+		.route_ctx = route_ctx,
+	};
+	int rc = walk_queue(sp, &w);
+
+	if (w.write_failed)
+		return EX_IOERR;
+	if (rc != SPOOL_OK) {
+		fflush(out);
+		return EX_TEMPFAIL;
+	}
+	if (fflush(out) != 0 || ferror(out))
+		return EX_IOERR;
+	return 0;
+}
+
 int
 mailq_print(struct spool *sp, FILE *out, uid_t viewer_uid, bool see_all)
 {
@@ -302,16 +434,7 @@ mailq_print(struct spool *sp, FILE *out, uid_t viewer_uid, bool see_all)
 	};
 	int rc;
 
-	/*
-	 * New mail still in the maildrop first, then the queue: a message
-	 * picked up in between is listed once, from the maildrop.
-	 */
-	w.in_maildrop = true;
-	rc = spool_scan_maildrop(sp, print_message, &w);
-	w.in_maildrop = false;
-	if (rc == SPOOL_OK && !w.write_failed)
-		rc = spool_scan(sp, print_message, &w);
-	free(w.maildrop_ids);
+	rc = walk_queue(sp, &w);
 	if (w.write_failed)
 		return EX_IOERR;
 	if (rc != SPOOL_OK) {

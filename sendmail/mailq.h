@@ -38,4 +38,20 @@
  */
 int mailq_print(struct spool *sp, FILE *out, uid_t viewer_uid, bool see_all);
 
+/*
+ * The same messages as mailq_print(), one JSON object a line, like
+ * Postfix's "postqueue -j" (queuerun.8 documents the fields). route,
+ * when not NULL, names each pending recipient's provider and pool
+ * (queuerun list --json asks the next-hop decision); without it they
+ * are null: sendmail never looks anything up.
+ */
+typedef void (*mailq_route_fn)(void *ctx, const struct spool_msg *msg,
+    const struct spool_rcpt *r, const char **provider, const char **pool);
+int mailq_print_json(struct spool *sp, FILE *out, uid_t viewer_uid,
+    bool see_all, mailq_route_fn route, void *route_ctx);
+/* One message's line (no newline) into out: for the above, and tests. */
+void mailq_json_message(struct buf *out, const struct spool_msg *msg,
+    const struct spool_rcpt *rcpts, size_t nrcpt, bool in_maildrop,
+    mailq_route_fn route, void *route_ctx);
+
 #endif

@@ -202,7 +202,9 @@ static int
 run_mailq(struct session *s)
 {
 	open_spool(s);
-	int rc = mailq_print(s->spool, stdout, s->caller.uid, sees_all(s));
+	int rc = s->opt.json ? mailq_print_json(s->spool, stdout,
+	    s->caller.uid, sees_all(s), NULL, NULL) : mailq_print(s->spool,
+	    stdout, s->caller.uid, sees_all(s));
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = EX_IOERR;
 	if (rc == EX_TEMPFAIL)

@@ -190,6 +190,10 @@ options_parse(const char *progname, int argc, char **argv,
 				add_rcpt(o, argv[i]);
 			break;
 		}
+		if (strcmp(arg, "--json") == 0) {
+			o->json = true;
+			continue;
+		}
 		if (arg[0] != '-' || arg[1] == '\0') {
 			add_rcpt(o, arg);
 			continue;
@@ -256,5 +260,8 @@ options_parse(const char *progname, int argc, char **argv,
 		if (rc != 0)
 			return rc;
 	}
+	if (o->json && o->mode != MODE_PRINTQ)
+		return usage_error(err, errlen, "%s is for mailq and -bp only",
+		    "--json");
 	return 0;
 }

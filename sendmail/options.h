@@ -40,6 +40,7 @@ struct sm_options {
 	const char *config;	/* -C */
 	const char *lane;	/* -O Lane=NAME */
 	const char *queue_arg;	/* what followed -q ("" for plain -q) */
+	bool json;		/* --json: mailq as JSON lines */
 	char **rcpts;		/* recipients from the command line */
 	size_t nrcpts;
 };

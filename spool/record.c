@@ -17,13 +17,20 @@
 #include <string.h>
 #include <sys/time.h>
 
-#define RECORD_MSG_VERSION	1
 /*
- * Recipient records: version 3 adds the reply class at the end;
- * version 2 records (written before classes existed) still decode, with
- * no class. New records are always version 3.
+ * Envelopes: version 2 adds the administrator's move (pool, source) at
+ * the end; version 1 records (and maildrop files written by an older
+ * sendmail) still decode, unmoved. New records are always version 2.
  */
-#define RECORD_RCPT_VERSION	3
+#define RECORD_MSG_VERSION	2
+#define RECORD_MSG_VERSION_NOMOVE	1
+/*
+ * Recipient records: version 3 adds the reply class at the end, version
+ * 4 the source address of the last attempt after it; version 2 and 3
+ * records (written before) still decode, without them. New records are
+ * always version 4.
+ */
+#define RECORD_RCPT_VERSION	4
 #define RECORD_RCPT_VERSION_NOCLASS	2
 #define NULL_STRING		0xffffffffu
 
@@ -97,6 +104,8 @@ record_encode_msg(const struct spool_msg *msg, struct buf *out)
 	buf_put_be32(out, msg->nrcpt);
 	buf_put_be32(out, msg->flags);
 	buf_put_be32(out, msg->warned);
+	record_put_str(out, msg->move_pool);
+	record_put_str(out, msg->move_source);
 }
 
 int
@@ -105,7 +114,9 @@ record_decode_msg(const void *data, size_t len, struct spool_msg *msg)
 	struct record_reader r = {data, len, false};
 
 	memset(msg, 0, sizeof(*msg));
-	if (record_get_u32(&r) != RECORD_MSG_VERSION)
+	uint32_t version = record_get_u32(&r);
+	if (version != RECORD_MSG_VERSION &&
+	    version != RECORD_MSG_VERSION_NOMOVE)
 		return -1;
 	char *id = record_get_str(&r);
 	if (id == NULL || !spool_id_valid(id)) {
@@ -126,6 +137,10 @@ record_decode_msg(const void *data, size_t len, struct spool_msg *msg)
 	msg->nrcpt = record_get_u32(&r);
 	msg->flags = record_get_u32(&r);
 	msg->warned = record_get_u32(&r);
+	if (version >= 2) {
+		msg->move_pool = record_get_str(&r);
+		msg->move_source = record_get_str(&r);
+	}
 	if (r.bad || r.left != 0 || msg->sender == NULL || msg->lane == NULL ||
 	    ret > SPOOL_RET_HDRS || body > SPOOL_BODY_8BITMIME) {
 		spool_msg_free(msg);
@@ -154,6 +169,7 @@ record_encode_rcpt(const struct spool_rcpt *rcpt, struct buf *out)
 	record_put_str(out, rcpt->status);
 	buf_put_be32(out, rcpt->flags);
 	record_put_str(out, rcpt->class);
+	record_put_str(out, rcpt->last_source);
 }
 
 int
@@ -163,8 +179,8 @@ record_decode_rcpt(const void *data, size_t len, struct spool_rcpt *rcpt)
 
 	memset(rcpt, 0, sizeof(*rcpt));
 	uint32_t version = record_get_u32(&r);
-	if (version != RECORD_RCPT_VERSION &&
-	    version != RECORD_RCPT_VERSION_NOCLASS)
+	if (version < RECORD_RCPT_VERSION_NOCLASS ||
+	    version > RECORD_RCPT_VERSION)
 		return -1;
 	rcpt->index = record_get_u32(&r);
 	rcpt->address = record_get_str(&r);
@@ -181,6 +197,8 @@ record_decode_rcpt(const void *data, size_t len, struct spool_rcpt *rcpt)
 	rcpt->flags = record_get_u32(&r);
 	if (version >= 3)
 		rcpt->class = record_get_str(&r);
+	if (version >= 4)
+		rcpt->last_source = record_get_str(&r);
 	if (r.bad || r.left != 0 || rcpt->address == NULL ||
 	    state > RCPT_BOUNCED || (rcpt->notify & ~0x0fu) != 0) {
 		spool_rcpt_clear(rcpt);
@@ -243,7 +261,10 @@ spool_msg_free(struct spool_msg *msg)
 	free(msg->envid);
 	free(msg->lane);
 	free(msg->user);
+	free(msg->move_pool);
+	free(msg->move_source);
 	msg->sender = msg->envid = msg->lane = msg->user = NULL;
+	msg->move_pool = msg->move_source = NULL;
 }
 
 void
@@ -255,6 +276,7 @@ spool_rcpt_clear(struct spool_rcpt *rcpt)
 	free(rcpt->last_relay);
 	free(rcpt->status);
 	free(rcpt->class);
+	free(rcpt->last_source);
 	memset(rcpt, 0, sizeof(*rcpt));
 }
 

@@ -122,6 +122,30 @@ claim_rcpt(struct claim *cl, DBC *c, int cls, const char *id, uint32_t index)
 		return 0;
 	}
 	int64_t old_due = txn_rcpt_key_due(&r);
+	/*
+	 * A lease that ran out in a message held meanwhile: the runner
+	 * that had it died, and the recipient now waits for a release,
+	 * without a key, like the rest of the message.
+	 */
+	if (r.state == RCPT_ACTIVE) {
+		struct spool_msg msg;
+		if ((rc = txn_read_msg(cl->sp, cl->txn, id, &msg, 0)) != 0) {
+			spool_rcpt_clear(&r);
+			return rc == DB_NOTFOUND ? 0 : rc;
+		}
+		bool held = (msg.flags & SPOOL_MSG_HELD) != 0;
+		spool_msg_free(&msg);
+		if (held) {
+			rc = c != NULL ? c->del(c, 0) : spool_schedule_del(
+			    cl->sp, cl->txn, cls, old_due, id, index);
+			r.state = RCPT_QUEUED;
+			r.lease_until = 0;
+			if (rc == 0)
+				rc = txn_write_rcpt(cl->sp, cl->txn, id, &r);
+			spool_rcpt_clear(&r);
+			return rc;
+		}
+	}
 	if (c != NULL)
 		rc = c->del(c, 0);
 	else
@@ -288,12 +312,16 @@ spool_claim_message(struct spool *sp, const char *id, bool flush,
 		if ((rc = txn_read_msg(sp, cl.txn, id, &msg, 0)) == 0) {
 			struct claim_msg_ctx m = {&cl,
 			    spool_lane_class(msg.lane), id};
+			bool held = (msg.flags & SPOOL_MSG_HELD) != 0;
 			spool_msg_free(&msg);
 			/*
 			 * Collect indexes first: claim_rcpt rewrites records
-			 * under the cursor each_rcpt holds.
+			 * under the cursor each_rcpt holds. Held mail is
+			 * never attempted, not even when asked for by id.
 			 */
-			rc = txn_each_rcpt(sp, cl.txn, id, claim_msg_rcpt, &m);
+			if (!held)
+				rc = txn_each_rcpt(sp, cl.txn, id,
+				    claim_msg_rcpt, &m);
 		}
 		if (rc == 0)
 			rc = commit_nosync(cl.txn);
@@ -347,17 +375,25 @@ renew_once(struct spool *sp, struct spool_claim_ref *refs, size_t n,
 		if (r.state == RCPT_ACTIVE && r.lease_until == c->lease_until &&
 		    (rc = txn_read_msg(sp, txn, c->id, &msg, 0)) == 0) {
 			int cls = spool_lane_class(msg.lane);
+			bool give_back = (msg.flags & SPOOL_MSG_HELD) &&
+			    !c->in_session;
 			spool_msg_free(&msg);
 			rc = spool_schedule_del(sp, txn, cls, r.lease_until,
 			    c->id, c->index);
-			r.lease_until = now + lease;
+			if (give_back) {
+				/* Held meanwhile: it waits, without a key. */
+				r.state = RCPT_QUEUED;
+				r.lease_until = 0;
+			} else {
+				r.lease_until = now + lease;
+			}
 			if (rc == 0)
 				rc = txn_write_rcpt(sp, txn, c->id, &r);
-			if (rc == 0)
+			if (rc == 0 && !give_back)
 				rc = spool_schedule_put(sp, txn, cls,
 				    r.lease_until, c->id, c->index, r.address);
 			if (rc == 0)
-				c->ours = true;
+				c->ours = !give_back;
 		}
 		spool_rcpt_clear(&r);
 	}
@@ -409,9 +445,11 @@ count_pending(void *vctx, struct spool_rcpt *r)
 }
 
 static int
-apply_result(struct spool *sp, DB_TXN *txn, int cls, const char *id,
+apply_result(struct spool *sp, DB_TXN *txn, const struct spool_msg *msg,
     const struct spool_result *res, int64_t now)
 {
+	int cls = spool_lane_class(msg->lane);
+	const char *id = msg->id;
 	struct spool_rcpt r;
 	int rc = txn_read_rcpt(sp, txn, id, res->index, &r, DB_RMW);
 
@@ -449,6 +487,10 @@ apply_result(struct spool *sp, DB_TXN *txn, int cls, const char *id,
 			free(r.status);
 			r.status = xstrdup(res->status);
 		}
+		if (res->source) {
+			free(r.last_source);
+			r.last_source = xstrdup(res->source);
+		}
 		/* A success leaves no class; an attempt's failure its own. */
 		if (res->class || (res->attempted && res->state == RCPT_SENT)) {
 			free(r.class);
@@ -456,7 +498,7 @@ apply_result(struct spool *sp, DB_TXN *txn, int cls, const char *id,
 		}
 		rc = txn_write_rcpt(sp, txn, id, &r);
 	}
-	if (rc == 0 && r.state == RCPT_QUEUED)
+	if (rc == 0 && txn_rcpt_scheduled(msg, &r))
 		rc = spool_schedule_put(sp, txn, cls, r.next_try, id, r.index,
 		    r.address);
 	spool_rcpt_clear(&r);
@@ -477,10 +519,9 @@ record_once(struct spool *sp, const char *id,
 		return rc;
 	if ((rc = txn_read_msg(sp, txn, id, &msg, 0)) != 0)
 		goto err;
-	int cls = spool_lane_class(msg.lane);
-	spool_msg_free(&msg);
 	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = apply_result(sp, txn, cls, id, &results[i], now);
+		rc = apply_result(sp, txn, &msg, &results[i], now);
+	spool_msg_free(&msg);
 	if (rc == 0)
 		rc = txn_each_rcpt(sp, txn, id, count_pending, &pending);
 	if (rc == 0 && pending == 0)
@@ -896,8 +937,12 @@ flush_message_once(struct flush *f, const char *id)
 		return rc;
 	if ((rc = txn_read_msg(f->sp, f->txn, id, &msg, 0)) == 0) {
 		struct flush_msg_ctx m = {f, spool_lane_class(msg.lane), id};
+		bool held = (msg.flags & SPOOL_MSG_HELD) != 0;
 		spool_msg_free(&msg);
-		rc = txn_each_rcpt(f->sp, f->txn, id, flush_msg_rcpt, &m);
+		/* A flush is no release: held mail stays without keys. */
+		if (!held)
+			rc = txn_each_rcpt(f->sp, f->txn, id, flush_msg_rcpt,
+			    &m);
 	}
 	if (rc == 0)
 		return commit_nosync(f->txn);

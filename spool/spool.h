@@ -179,12 +179,16 @@ void spool_work_free(struct spool_work *work, size_t n);
  * Before a connection: extends our claims on these recipients to
  * now + lease, and tells which are still ours. A claim whose lease ran
  * out may have been taken by another runner, who now delivers it: we
- * must not. One transaction for the lot.
+ * must not. One transaction for the lot. A claim on a message put on
+ * hold since is given back (queued, held) and is not ours, unless
+ * in_session: a session under way may have sent it already, and
+ * giving it back would have it sent again after the release.
  */
 struct spool_claim_ref {
 	const char *id;
 	uint32_t index;
 	int64_t lease_until;	/* in: our lease; out: the new one */
+	bool in_session;	/* in: handed to a session under way */
 	bool ours;		/* out */
 };
 int spool_renew_claims(struct spool *sp, struct spool_claim_ref *refs,
@@ -210,6 +214,7 @@ struct spool_result {
 	const char *status;		/* RFC 3463 X.Y.Z, or NULL */
 	bool held;			/* QUEUED because a throttle held it */
 	const char *class;		/* reply class (route/replies.h), or NULL */
+	const char *source;		/* source address it left from, or NULL */
 };
 
 /*
@@ -474,6 +479,45 @@ int spool_suppress_expire(struct spool *sp, int64_t now, size_t max,
  */
 int spool_suppress_soft(struct spool *sp, const char *address, const char *id,
     int64_t now, int window, int count, bool *reached);
+
+/*
+ * Queue administration (admin.c): hold, release, requeue or delete the
+ * chosen recipients (indexes NULL: every pending one) of a batch of
+ * messages, in one durable transaction. Safe while runners work; what
+ * happens to a recipient in delivery now is said in admin.c. changed
+ * counts messages for hold, release and move (0: it already was),
+ * recipients for requeue and delete. Move and requeue make the queued
+ * recipients due now; move sets the message's move_pool or move_source
+ * (the other is cleared), requeue clears both. A delete that leaves nothing pending removes
+ * the message (removed), or, when a bounce is owed, gives it a finish
+ * key (finished) for notice_finish() or a runner.
+ */
+enum spool_admin_op {
+	SPOOL_ADMIN_HOLD,
+	SPOOL_ADMIN_RELEASE,
+	SPOOL_ADMIN_REQUEUE,
+	SPOOL_ADMIN_DELETE,
+	SPOOL_ADMIN_MOVE,
+};
+struct spool_admin_how {
+	const char *reason;	/* delete: the recipients' last response */
+	const char *status;	/* delete: their RFC 3463 status */
+	bool bounce;		/* delete: a bounce is owed for them */
+	const char *pool;	/* move: to this pool, or */
+	const char *source;	/* move: to this source address */
+};
+struct spool_admin_item {
+	char id[SPOOL_ID_SIZE];
+	const uint32_t *indexes;
+	size_t nindexes;
+	bool found;		/* out: the message was there */
+	uint32_t changed;	/* out */
+	bool removed;		/* out */
+	bool finished;		/* out */
+};
+int spool_admin_apply(struct spool *sp, enum spool_admin_op op,
+    const struct spool_admin_how *how, struct spool_admin_item *items,
+    size_t n, int64_t now);
 
 /* Walks the messages still in the maildrop, oldest first (mailq). */
 int spool_scan_maildrop(struct spool *sp, spool_scan_fn fn, void *ctx);

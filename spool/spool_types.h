@@ -53,6 +53,13 @@ struct spool_msg {
 	uint32_t nrcpt;
 	uint32_t flags;		/* SPOOL_MSG_* */
 	uint32_t warned;	/* delay notice already sent */
+	/*
+	 * "queuerun move": the pool, or the one source address, it leaves
+	 * from until delivered, whatever the lane and provider say; NULL:
+	 * as they say. requeue clears them.
+	 */
+	char *move_pool;
+	char *move_source;
 };
 
 struct spool_rcpt {
@@ -70,6 +77,7 @@ struct spool_rcpt {
 	char *status;		/* RFC 3463 status of the last outcome, or NULL */
 	uint32_t flags;		/* SPOOL_RCPT_* */
 	char *class;		/* reply class of the last failure, or NULL */
+	char *last_source;	/* source address of the last attempt, or NULL */
 };
 
 #define SPOOL_RCPT_NOTIFIED	0x01	/* its bounce has been sent */

@@ -292,6 +292,20 @@ txn_rcpt_pending(const struct spool_rcpt *r)
 	return r->state == RCPT_QUEUED || r->state == RCPT_ACTIVE;
 }
 
+/*
+ * A held message's queued recipients have no key, so that no claim,
+ * flush or pass even looks at them; a claimed one keeps its lease key
+ * while the attempt under way finishes (its result then puts no key
+ * back, and an expired lease is not claimed: claim_rcpt).
+ */
+bool
+txn_rcpt_scheduled(const struct spool_msg *msg, const struct spool_rcpt *r)
+{
+	if (r->state == RCPT_QUEUED)
+		return !(msg->flags & SPOOL_MSG_HELD);
+	return r->state == RCPT_ACTIVE;
+}
+
 struct drop_ctx {
 	struct spool *sp;
 	DB_TXN *txn;
@@ -438,8 +452,8 @@ spool_submit_txn(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
 			r.next_try = msg->arrival;	/* due at once */
 		if ((rc = txn_write_rcpt(sp, txn, msg->id, &r)) != 0)
 			goto out;
-		if (r.state == RCPT_QUEUED && (rc = spool_schedule_put(sp, txn,
-		    cls, r.next_try, msg->id, r.index, r.address)) != 0)
+		if (txn_rcpt_scheduled(msg, &r) && (rc = spool_schedule_put(sp,
+		    txn, cls, r.next_try, msg->id, r.index, r.address)) != 0)
 			goto out;
 	}
 	/* Again, now with the size: the first one only claimed the id. */

@@ -79,6 +79,8 @@ int txn_delete_subkeys(DB *db, DB_TXN *txn, const char *id);
  */
 int spool_lane_class(const char *lane);
 bool txn_rcpt_pending(const struct spool_rcpt *r);
+/* Whether r has a schedule key: pending, and not queued in a held message. */
+bool txn_rcpt_scheduled(const struct spool_msg *msg, const struct spool_rcpt *r);
 int64_t txn_rcpt_key_due(const struct spool_rcpt *r);
 /* The lower-cased domain of address ("" without one) into out. */
 void txn_domain_of(const char *address, struct buf *out);

@@ -300,6 +300,103 @@ test_write_error(void)
 	fclose(out);
 }
 
+/*
+ * mailq --json, byte for byte: hostile text (quotes, backslashes,
+ * control characters, bytes that are not UTF-8, an overlong form, a
+ * surrogate) comes out as a valid JSON string; only pending recipients;
+ * a route callback's names; a viewer sees their own messages only.
+ */
+static const struct spool_rcpt rcpts_hostile[] = {
+	{ .index = 0, .address = "\"q\\\"\"@example.com", .state = RCPT_QUEUED,
+	  .attempts = 1, .next_try = 1800000000, .class = "transient",
+	  .last_source = "203.0.113.44",
+	  .last_response = "451 \x01tab\there\x7f \xff\xc0\xaf\xed\xa0\x80 "
+	      "\xc3\xbc ok" },
+	{ .index = 1, .address = "sent@example.com", .state = RCPT_SENT },
+	{ .index = 2, .address = "new@example.com", .state = RCPT_QUEUED,
+	  .next_try = 1700000000 },
+};
+
+static void
+route_names(void *ctx, const struct spool_msg *msg, const struct spool_rcpt *r,
+    const char **provider, const char **pool)
+{
+	(void)ctx;
+	(void)msg;
+	*provider = r->index == 0 ? "aol" : NULL;
+	*pool = r->index == 0 ? "aol-a" : NULL;
+}
+
+static void
+test_json(void)
+{
+	struct fixture f[] = {
+		{ { .id = "1A2B3C4D5E6F7", .sender = "", .lane = "bulk",
+		    .arrival = T_NOV25, .uid = 33, .size = 4242,
+		    .flags = SPOOL_MSG_HELD },
+		  rcpts_hostile, 3 },
+		{ { .id = "1A2B3C4D5E6F8", .sender = "x@example.org",
+		    .lane = "default", .arrival = T_DEC1, .uid = 34,
+		    .size = 10, .move_source = "203.0.113.45" },
+		  rcpts_hostile + 2, 1 },
+	};
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	int rc;
+
+	scan_fixtures = f;
+	scan_count = 2;
+	rc = mailq_print_json(NULL, out, 33, false, route_names, NULL);
+	fclose(out);
+	CHECK_INT(rc, 0);
+	CHECK_STR(text,
+	    "{\"queue_id\":\"1A2B3C4D5E6F7\",\"queue_name\":\"hold\","
+	    "\"arrival_time\":1795612562,\"message_size\":4242,"
+	    "\"sender\":\"\",\"lane\":\"bulk\",\"recipients\":["
+	    "{\"address\":\"\\\"q\\\\\\\"\\\"@example.com\","
+	    "\"provider\":\"aol\",\"pool\":\"aol-a\","
+	    "\"source\":\"203.0.113.44\","
+	    "\"delay_reason\":\"451 \\u0001tab\\u0009here\\u007f "
+	    "\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd \xc3\xbc ok\","
+	    "\"class\":\"transient\",\"next_try\":1800000000},"
+	    "{\"address\":\"new@example.com\",\"provider\":null,"
+	    "\"pool\":null,\"source\":null,\"delay_reason\":null,"
+	    "\"class\":null,\"next_try\":1700000000}]}\n");
+	free(text);
+
+	/* The moved message's source; every message for an admin. */
+	text = NULL;
+	out = open_memstream(&text, &len);
+	rc = mailq_print_json(NULL, out, 0, true, NULL, NULL);
+	fclose(out);
+	CHECK_INT(rc, 0);
+	const char *second = text ? strchr(text, '\n') : NULL;
+	CHECK_STR(second ? second + 1 : "",
+	    "{\"queue_id\":\"1A2B3C4D5E6F8\",\"queue_name\":\"incoming\","
+	    "\"arrival_time\":1796112000,\"message_size\":10,"
+	    "\"sender\":\"x@example.org\",\"lane\":\"default\","
+	    "\"recipients\":[{\"address\":\"new@example.com\","
+	    "\"provider\":null,\"pool\":null,"
+	    "\"source\":\"203.0.113.45\",\"delay_reason\":null,"
+	    "\"class\":null,\"next_try\":1700000000}]}\n");
+	free(text);
+
+	/* A recipient in delivery makes it active, even when held. */
+	struct buf b = BUF_INIT;
+	mailq_json_message(&b, &queue[2].msg, queue[2].rcpts, queue[2].nrcpt,
+	    false, NULL, NULL);
+	buf_putc(&b, '\0');
+	CHECK(strstr(b.data, "\"queue_name\":\"active\"") != NULL);
+	CHECK(strstr(b.data, "frank@") == NULL);	/* sent: not listed */
+	buf_free(&b);
+	mailq_json_message(&b, &f[1].msg, f[1].rcpts, f[1].nrcpt, true, NULL,
+	    NULL);
+	buf_putc(&b, '\0');
+	CHECK(strstr(b.data, "\"queue_name\":\"incoming\"") != NULL);
+	buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -315,5 +412,6 @@ main(void)
 	test_class();
 	test_scan_error();
 	test_write_error();
+	test_json();
 	return unit_done("mailq_format");
 }

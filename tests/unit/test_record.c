@@ -155,7 +155,7 @@ test_rcpt_class(void)
 	in.status = "5.1.1";
 	in.class = "bad-mailbox";
 	record_encode_rcpt(&in, &b);
-	CHECK_INT(get_be32((const unsigned char *)b.data), 3);
+	CHECK_INT(get_be32((const unsigned char *)b.data), 4);
 	CHECK_INT(record_decode_rcpt(b.data, b.len, &out), 0);
 	CHECK_STR(out.class, "bad-mailbox");
 	CHECK_STR(out.status, "5.1.1");
@@ -167,11 +167,12 @@ test_rcpt_class(void)
 	record_encode_rcpt(&in, &b);
 	CHECK_INT(record_decode_rcpt(b.data, b.len, &out), 0);
 	CHECK(out.class == NULL);
+	CHECK(out.last_source == NULL);
 	spool_rcpt_clear(&out);
 
 	/* The same record as version 2 wrote it: no class field at all. */
 	CHECK(b.len > 8);
-	b.len -= 4;	/* the NULL class's length word */
+	b.len -= 8;	/* the NULL class's and source's length words */
 	((unsigned char *)b.data)[3] = 2;
 	CHECK_INT(record_decode_rcpt(b.data, b.len, &out), 0);
 	CHECK_STR(out.address, "gone@example.com");
@@ -183,9 +184,83 @@ test_rcpt_class(void)
 	/* Version 2 with trailing bytes (a class it cannot have) refused. */
 	buf_put_be32(&b, 0);
 	CHECK(record_decode_rcpt(b.data, b.len, &out) != 0);
-	/* Version 4 is unknown. */
-	((unsigned char *)b.data)[3] = 4;
+	/* Version 5 is unknown. */
+	((unsigned char *)b.data)[3] = 5;
 	CHECK(record_decode_rcpt(b.data, b.len, &out) != 0);
+	buf_free(&b);
+}
+
+/*
+ * Version 4 keeps the source of the last attempt; version 3 records
+ * (with a class, without it) still decode.
+ */
+static void
+test_rcpt_source(void)
+{
+	struct spool_rcpt in, out;
+	struct buf b = BUF_INIT;
+
+	memset(&in, 0, sizeof(in));
+	in.address = "a@example.com";
+	in.class = "transient";
+	in.last_source = "203.0.113.44";
+	record_encode_rcpt(&in, &b);
+	CHECK_INT(record_decode_rcpt(b.data, b.len, &out), 0);
+	CHECK_STR(out.last_source, "203.0.113.44");
+	spool_rcpt_clear(&out);
+	buf_free(&b);
+	in.last_source = NULL;
+	record_encode_rcpt(&in, &b);
+	b.len -= 4;
+	((unsigned char *)b.data)[3] = 3;
+	CHECK_INT(record_decode_rcpt(b.data, b.len, &out), 0);
+	CHECK_STR(out.class, "transient");
+	CHECK(out.last_source == NULL);
+	spool_rcpt_clear(&out);
+	buf_free(&b);
+}
+
+/*
+ * Envelope version 2 keeps an administrator's move; version 1 records
+ * (and maildrop files of an older sendmail) still decode, unmoved.
+ */
+static void
+test_msg_move(void)
+{
+	struct spool_msg in, out;
+	struct buf b = BUF_INIT;
+
+	memset(&in, 0, sizeof(in));
+	strcpy(in.id, "0123456789ABC");
+	in.sender = "";
+	in.lane = "bulk";
+	in.move_source = "203.0.113.45";
+	record_encode_msg(&in, &b);
+	CHECK_INT(get_be32((const unsigned char *)b.data), 2);
+	CHECK_INT(record_decode_msg(b.data, b.len, &out), 0);
+	CHECK(out.move_pool == NULL);
+	CHECK_STR(out.move_source, "203.0.113.45");
+	spool_msg_free(&out);
+	buf_free(&b);
+	in.move_source = NULL;
+	in.move_pool = "aol-b";
+	record_encode_msg(&in, &b);
+	CHECK_INT(record_decode_msg(b.data, b.len, &out), 0);
+	CHECK_STR(out.move_pool, "aol-b");
+	spool_msg_free(&out);
+	buf_free(&b);
+	in.move_pool = NULL;
+	record_encode_msg(&in, &b);
+	b.len -= 8;	/* as version 1 wrote it */
+	((unsigned char *)b.data)[3] = 1;
+	CHECK_INT(record_decode_msg(b.data, b.len, &out), 0);
+	CHECK_STR(out.lane, "bulk");
+	CHECK(out.move_pool == NULL && out.move_source == NULL);
+	spool_msg_free(&out);
+	/* Version 1 with the move's bytes after it: refused. */
+	buf_put_be32(&b, 0xffffffffu);
+	buf_put_be32(&b, 0xffffffffu);
+	CHECK(record_decode_msg(b.data, b.len, &out) != 0);
 	buf_free(&b);
 }
 
@@ -246,6 +321,8 @@ main(void)
 	test_msg_roundtrip();
 	test_rcpt_roundtrip();
 	test_rcpt_class();
+	test_rcpt_source();
+	test_msg_move();
 	test_subkey();
 	test_sched_key();
 	return unit_done("record");

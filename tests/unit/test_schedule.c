@@ -66,9 +66,9 @@ test_claim_order_and_lease(struct spool *sp)
 	/* Results: one sent, one deferred, one bounced. */
 	struct spool_result r1[] = {
 		{0, RCPT_SENT, 0, true, "250 ok", "mx[127.0.0.1]:25", "2.0.0", false,
-		    NULL},
+		    NULL, NULL},
 		{1, RCPT_QUEUED, now + 600, true, "451 later", NULL, "4.0.0",
-		    false, "transient"},
+		    false, "transient", NULL},
 	};
 	bool all_final;
 	CHECK_INT(spool_record_results(sp, bulk, r1, 2, now + 62, &all_final),
@@ -98,7 +98,7 @@ test_claim_order_and_lease(struct spool *sp)
 	spool_work_free(w, n);
 	struct spool_result r2[] = {
 		{1, RCPT_BOUNCED, 0, true, "550 no", NULL, "5.1.1", false,
-		    "bad-mailbox"},
+		    "bad-mailbox", NULL},
 	};
 	CHECK_INT(spool_record_results(sp, bulk, r2, 1, now + 100, &all_final),
 	    0);
@@ -179,7 +179,7 @@ test_tried_since(struct spool *sp)
 	spool_work_free(w, n);
 	struct spool_result deferred[] = {
 		{0, RCPT_QUEUED, start + 1, true, "451 later", NULL, "4.0.0",
-		    false, NULL},
+		    false, NULL, NULL},
 	};
 	CHECK_INT(spool_record_results(sp, a, deferred, 1, start, &all_final),
 	    0);
@@ -197,7 +197,7 @@ test_tried_since(struct spool *sp)
 	spool_work_free(w, n);
 	/* Held back by a throttle (not an attempt): the same pass again. */
 	struct spool_result held[] = {
-		{0, RCPT_QUEUED, start + 3, false, NULL, NULL, NULL, true, NULL},
+		{0, RCPT_QUEUED, start + 3, false, NULL, NULL, NULL, true, NULL, NULL},
 	};
 	CHECK_INT(spool_record_results(sp, a, held, 1, start + 2, &all_final),
 	    0);
