@@ -66,18 +66,19 @@ LIBS_DNS   = -lresolv
 LIBS_CURL  = $(shell pkg-config --libs libcurl 2>/dev/null)
 LIBS_DKIM  = $(shell pkg-config --libs opendkim 2>/dev/null || echo -lopendkim)
 
-LIB_SRCS      = lib/util.c lib/log.c lib/config.c lib/replyrules.c lib/proc.c \
+LIB_SRCS      = lib/util.c lib/log.c lib/config.c lib/replyrules.c lib/gate.c \
+                lib/proc.c \
                 lib/strmap.c lib/units.c \
                 lib/safefile.c
 SPOOL_SRCS    = spool/record.c spool/txn.c spool/schedule.c spool/wakeup.c \
                 spool/maildrop.c spool/pickup.c \
                 spool/throttle.c spool/cache.c spool/spool.c spool/aliasdb.c \
-                spool/compact.c spool/suppress.c \
+                spool/compact.c spool/suppress.c spool/hold.c \
                 spool/shaping.c
 DNS_SRCS      = dns/dns.c
 SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \
                 sendmail/message.c sendmail/submit.c sendmail/aliases.c \
-                sendmail/smtpd.c sendmail/mailq.c
+                sendmail/smtpd.c sendmail/mailq.c sendmail/headercheck.c
 QUEUERUN_SRCS = queuerun/main.c queuerun/show.c queuerun/runner.c \
                 queuerun/longlines.c queuerun/dkim.c queuerun/dkimtool.c \
                 queuerun/job.c queuerun/worker.c queuerun/dest.c \

@@ -445,9 +445,12 @@ smtp_message(void *ctx, const struct smtpd_envelope *env, const char *data,
 		.extract_rcpts = false, .ret = env->ret, .body = env->body,
 		.envid = env->envid,
 		.lane = s->opt.lane,
+		.reply = reply, .replylen = replylen,
 	};
 	rc = submit_message(&s->who, &req, &m, id, &s->lane, err, sizeof(err));
-	if (rc == 0) {
+	if (rc != 0 && reply[0] != '\0')
+		;	/* the site's policy refused it: its reply stands */
+	else if (rc == 0) {
 		snprintf(reply, replylen, "250 2.0.0 Ok: queued as %s", id);
 		/* Delivery starts once the batch is durable (smtp_sync). */
 		s->batched = xrealloc(s->batched, s->batch.n *

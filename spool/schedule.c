@@ -286,14 +286,18 @@ spool_claim_message(struct spool *sp, const char *id, bool flush,
 		if ((rc = sp->env->txn_begin(sp->env, NULL, &cl.txn, 0)) != 0)
 			break;
 		if ((rc = txn_read_msg(sp, cl.txn, id, &msg, 0)) == 0) {
+			/* Held: nothing of it is claimed until released. */
+			bool held = (msg.flags & SPOOL_MSG_HELD) != 0;
 			struct claim_msg_ctx m = {&cl,
 			    spool_lane_class(msg.lane), id};
 			spool_msg_free(&msg);
+			if (!held)
 			/*
 			 * Collect indexes first: claim_rcpt rewrites records
 			 * under the cursor each_rcpt holds.
 			 */
-			rc = txn_each_rcpt(sp, cl.txn, id, claim_msg_rcpt, &m);
+				rc = txn_each_rcpt(sp, cl.txn, id,
+				    claim_msg_rcpt, &m);
 		}
 		if (rc == 0)
 			rc = commit_nosync(cl.txn);
@@ -409,7 +413,7 @@ count_pending(void *vctx, struct spool_rcpt *r)
 }
 
 static int
-apply_result(struct spool *sp, DB_TXN *txn, int cls, const char *id,
+apply_result(struct spool *sp, DB_TXN *txn, int cls, bool held, const char *id,
     const struct spool_result *res, int64_t now)
 {
 	struct spool_rcpt r;
@@ -456,7 +460,8 @@ apply_result(struct spool *sp, DB_TXN *txn, int cls, const char *id,
 		}
 		rc = txn_write_rcpt(sp, txn, id, &r);
 	}
-	if (rc == 0 && r.state == RCPT_QUEUED)
+	/* A message put on hold meanwhile: handed back, it stays held. */
+	if (rc == 0 && r.state == RCPT_QUEUED && !held)
 		rc = spool_schedule_put(sp, txn, cls, r.next_try, id, r.index,
 		    r.address);
 	spool_rcpt_clear(&r);
@@ -478,9 +483,10 @@ record_once(struct spool *sp, const char *id,
 	if ((rc = txn_read_msg(sp, txn, id, &msg, 0)) != 0)
 		goto err;
 	int cls = spool_lane_class(msg.lane);
+	bool held = (msg.flags & SPOOL_MSG_HELD) != 0;
 	spool_msg_free(&msg);
 	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = apply_result(sp, txn, cls, id, &results[i], now);
+		rc = apply_result(sp, txn, cls, held, id, &results[i], now);
 	if (rc == 0)
 		rc = txn_each_rcpt(sp, txn, id, count_pending, &pending);
 	if (rc == 0 && pending == 0)
@@ -896,8 +902,12 @@ flush_message_once(struct flush *f, const char *id)
 		return rc;
 	if ((rc = txn_read_msg(f->sp, f->txn, id, &msg, 0)) == 0) {
 		struct flush_msg_ctx m = {f, spool_lane_class(msg.lane), id};
+		bool held = (msg.flags & SPOOL_MSG_HELD) != 0;
 		spool_msg_free(&msg);
-		rc = txn_each_rcpt(f->sp, f->txn, id, flush_msg_rcpt, &m);
+		/* A flush does not release held mail. */
+		if (!held)
+			rc = txn_each_rcpt(f->sp, f->txn, id, flush_msg_rcpt,
+			    &m);
 	}
 	if (rc == 0)
 		return commit_nosync(f->txn);

@@ -93,6 +93,15 @@ typedef int (*spool_scan_fn)(void *ctx, const struct spool_msg *msg,
     const struct spool_rcpt *rcpts, size_t nrcpt);
 int spool_scan(struct spool *sp, spool_scan_fn fn, void *ctx);
 
+/*
+ * Adds flags (SPOOL_MSG_*) to a message's envelope in one durable
+ * transaction. Adding SPOOL_MSG_HELD puts it on hold (hold.c): its
+ * pending recipients lose their schedule keys, claims included, and no
+ * runner takes them until a release gives the keys back.
+ */
+int spool_msg_add_flags(struct spool *sp, const char *id, uint32_t flags,
+    int64_t now);
+
 /* Removes a message and all its records in one transaction. */
 int spool_remove(struct spool *sp, const char *id);
 

@@ -438,8 +438,10 @@ spool_submit_txn(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
 			r.next_try = msg->arrival;	/* due at once */
 		if ((rc = txn_write_rcpt(sp, txn, msg->id, &r)) != 0)
 			goto out;
-		if (r.state == RCPT_QUEUED && (rc = spool_schedule_put(sp, txn,
-		    cls, r.next_try, msg->id, r.index, r.address)) != 0)
+		/* Held mail has no schedule key: nothing claims it. */
+		if (r.state == RCPT_QUEUED && !(msg->flags & SPOOL_MSG_HELD) &&
+		    (rc = spool_schedule_put(sp, txn, cls, r.next_try, msg->id,
+		    r.index, r.address)) != 0)
 			goto out;
 	}
 	/* Again, now with the size: the first one only claimed the id. */
