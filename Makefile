@@ -87,7 +87,7 @@ QUEUERUN_SRCS = queuerun/main.c queuerun/show.c queuerun/runner.c \
                 queuerun/bounce.c \
                 queuerun/nexthop.c queuerun/mtasts.c queuerun/notice.c \
                 queuerun/explain.c queuerun/classify.c \
-                queuerun/suppress.c queuerun/shaping.c
+                queuerun/suppress.c queuerun/shaping.c queuerun/spamcheck.c
 ROUTE_SRCS    = route/route.c route/replies.c
 UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_config tests/unit/test_aliases \
@@ -98,7 +98,7 @@ UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_nexthop tests/unit/test_strmap \
                 tests/unit/test_pipeline tests/unit/test_mtasts \
                 tests/unit/test_replies \
-                tests/unit/test_shaping
+                tests/unit/test_shaping tests/unit/test_spamcheck
 # Test servers in C (tests/servers/), for the integration tests and the
 # benchmarks: dependency-free, built with the same flags.
 TEST_SERVERS  = tests/servers/rtsink tests/servers/slowpoll.so

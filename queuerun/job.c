@@ -27,6 +27,7 @@
 #include "queuerun/nexthop.h"
 #include "queuerun/notice.h"
 #include "queuerun/shaping.h"
+#include "queuerun/spamcheck.h"
 #include "dns/dns.h"
 #include "route/replies.h"
 #include "route/route.h"
@@ -1393,6 +1394,72 @@ bounce_suppressed(struct job_context *jc, struct spool_work *work, size_t n)
 	return kept;
 }
 
+/* Moves work[i] to the end of the kept part (see gate_content). */
+static void
+keep_work(struct spool_work *work, size_t i, size_t *kept)
+{
+	if (*kept != i) {
+		struct spool_work tmp = work[*kept];
+		work[*kept] = work[i];
+		work[i] = tmp;
+	}
+	(*kept)++;
+}
+
+/*
+ * The lanes' content gate (spamcheck.h), once for each message among
+ * the claimed work, before any look-up or connection: a message held
+ * leaves the job (its claims went with the hold), one deferred has
+ * its recipients deferred as after a failed attempt. Returns how many
+ * items are left to deliver, moved to the front like
+ * bounce_suppressed() does.
+ */
+static size_t
+gate_content(struct job_context *jc, struct spool_work *work, size_t n)
+{
+	struct strmap decided = {NULL, NULL, 0, 0};
+	size_t kept = 0;
+	int64_t now = time(NULL);
+
+	if (!spamcheck_configured(jc->cfg))
+		return n;
+	for (size_t i = 0; i < n; i++) {
+		size_t gate;
+		if (!strmap_get(&decided, work[i].id, &gate)) {
+			struct spool_msg msg;
+			char why[300];
+			gate = SPAM_GATE_PASS;
+			if (spool_get(jc->sp, work[i].id, &msg, NULL, NULL) ==
+			    SPOOL_OK) {
+				gate = spamcheck_gate(jc->sp, jc->cfg, &msg,
+				    why, sizeof(why));
+				spool_msg_free(&msg);
+			}
+			strmap_put(&decided, work[i].id, gate);
+			if (gate == SPAM_GATE_DEFER) {
+				/* One result per recipient, all at once. */
+				for (size_t k = i; k < n; k++) {
+					if (strcmp(work[k].id, work[i].id) != 0)
+						continue;
+					struct spool_result res = {
+						work[k].index, RCPT_QUEUED,
+						now + backoff(jc->cfg,
+						work[k].attempts), true, why,
+						"none", "4.7.0", false, NULL};
+					bool all_final;
+					(void)spool_record_results(jc->sp,
+					    work[k].id, &res, 1, now,
+					    &all_final);
+				}
+			}
+		}
+		if (gate == SPAM_GATE_PASS)
+			keep_work(work, i, &kept);
+	}
+	strmap_free(&decided);
+	return kept;
+}
+
 void
 job_deliver(struct job_context *jc, struct spool_work *work, size_t n,
     int64_t claimed_ms, struct job_report *rep)
@@ -1406,6 +1473,7 @@ job_deliver(struct job_context *jc, struct spool_work *work, size_t n,
 	jc->claimed_mono = mono_seconds() -
 	    (double)(wall_ms() - claimed_ms) / 1000.0;
 	n = bounce_suppressed(jc, work, n);
+	n = gate_content(jc, work, n);
 	qsort(work, n, sizeof(*work), compare_work);
 	for (size_t i = 0; i < n;) {
 		size_t j = i;

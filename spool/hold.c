@@ -71,7 +71,8 @@ update_once(struct spool *sp, const char *id, uint32_t set, int64_t now)
 	spool_msg_free(&msg);
 	if (rc != 0)
 		goto err;
-	return txn->commit(txn, 0);
+	/* A hold must last; a lost "scanned" mark costs one more scan. */
+	return txn->commit(txn, hold ? 0 : DB_TXN_WRITE_NOSYNC);
 err:
 	txn->abort(txn);
 	return rc;

@@ -27,6 +27,11 @@
 #	private network namespace set up with unshare (util-linux) and ip
 #	(iproute2).
 #
+#	The content gate's test (gate_spam.sh) starts its own spamd from
+#	the spamd package, with the rules spamassassin ships (no sa-update,
+#	no network); the system's spamd service is disabled and stopped
+#	here like Exim's.
+#
 #	make fuzz needs clang and libclang-rt-14-dev, the libFuzzer, ASan
 #	and UBSan runtimes for clang 14, which clang only recommends
 #	(through libclang-common-14-dev); llvm brings llvm-symbolizer,
@@ -45,6 +50,7 @@ pflogsumm procps util-linux coreutils diffutils grep sed
 openssl passwd gdb time
 opendkim-tools python3-dkim python3-nacl python3-dnspython iproute2
 clang libclang-rt-14-dev llvm
+spamassassin spamd
 "
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -67,6 +73,11 @@ quiet_exim() {
 		update-rc.d exim4 disable >/dev/null 2>&1 || true
 		systemctl disable --now exim4 >/dev/null 2>&1 || true
 		invoke-rc.d exim4 stop >/dev/null 2>&1 || true
+	fi
+	if [ -x /etc/init.d/spamd ] || [ -e /lib/systemd/system/spamd.service ]; then
+		update-rc.d spamd disable >/dev/null 2>&1 || true
+		systemctl disable --now spamd >/dev/null 2>&1 || true
+		invoke-rc.d spamd stop >/dev/null 2>&1 || true
 	fi
 }
 
