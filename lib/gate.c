@@ -217,3 +217,39 @@ submitter_limit_free(struct submitter_limit *l)
 	free(l->file);
 	memset(l, 0, sizeof(*l));
 }
+
+const struct submitter_limit *
+submitter_limit_for(const struct submitter_limit *limits, size_t n,
+    const char *user, unsigned uid)
+{
+	const struct submitter_limit *any = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		if (user && strcmp(limits[i].user, user) == 0)
+			return &limits[i];
+		if (strcmp(limits[i].user, "*") == 0)
+			any = &limits[i];
+	}
+	return uid == 0 ? NULL : any;
+}
+
+long long
+submitter_window(long long now, int period)
+{
+	return period > 0 ? now - now % period : now;
+}
+
+const char *
+submitter_period_name(int period)
+{
+	switch (period) {
+	case 1:
+		return "second";
+	case 60:
+		return "minute";
+	case 3600:
+		return "hour";
+	default:
+		return "day";
+	}
+}

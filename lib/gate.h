@@ -86,4 +86,18 @@ int submitter_limit_build(struct submitter_limit *l,
     const struct submitter_limit_text *t, char *err, size_t errlen);
 void submitter_limit_free(struct submitter_limit *l);
 
+
+/*
+ * The limit for a submitting user: their own section, else "*" -
+ * except for root (uid 0), limited only by a section named "root".
+ * NULL: not limited. limits is cfg->submitter_limits.
+ */
+const struct submitter_limit *submitter_limit_for(
+    const struct submitter_limit *limits, size_t n, const char *user,
+    unsigned uid);
+/* Where the window of a limit with this period began (UTC-aligned). */
+long long submitter_window(long long now, int period);
+/* "hour", "day", "minute", "second": for the log and queuerun limits. */
+const char *submitter_period_name(int period);
+
 #endif

@@ -39,6 +39,7 @@
 #include "queuerun/dkim.h"
 #include "queuerun/dkimtool.h"
 #include "queuerun/classify.h"
+#include "queuerun/limits.h"
 #include "queuerun/explain.h"
 #include "queuerun/runner.h"
 #include "queuerun/shaping.h"
@@ -73,7 +74,8 @@ usage(void)
 	    "       queuerun [-C FILE] suppress remove ADDRESS\n"
 	    "       queuerun [-C FILE] suppress import FILE|-\n"
 	    "       queuerun [-C FILE] suppress export\n"
-	    "       queuerun [-C FILE] resume PROVIDER [SOURCE]\n");
+	    "       queuerun [-C FILE] resume PROVIDER [SOURCE]\n"
+	    "       queuerun [-C FILE] limits\n");
 	exit(EX_USAGE);
 }
 
@@ -361,6 +363,10 @@ main(int argc, char **argv)
 		    stdout);
 	} else if (strcmp(verb, "suppress") == 0) {
 		rc = suppress_command(&cfg, argc - i, argv + i);
+		if (rc == EX_USAGE)
+			usage();
+	} else if (strcmp(verb, "limits") == 0) {
+		rc = limits_command(&cfg, argc - i, argv + i, stdout);
 		if (rc == EX_USAGE)
 			usage();
 	} else if (strcmp(verb, "resume") == 0) {

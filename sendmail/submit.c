@@ -20,6 +20,7 @@
 #include "route/route.h"
 #include "sendmail/aliases.h"
 #include "sendmail/headercheck.h"
+#include "sendmail/limits.h"
 #include "lib/log.h"
 #include "lib/proc.h"
 #include "spool/maildrop.h"
@@ -341,9 +342,11 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 	struct addr_list from_headers = ADDR_LIST_INIT;
 	bool aliases = aliasmap_built(who->aliases);
 	struct header_verdict verdict;
+	struct limits_ticket ticket;
 	int rc = 0;
 
 	memset(&verdict, 0, sizeof(verdict));
+	memset(&ticket, 0, sizeof(ticket));
 	if (req->reply && req->replylen > 0)
 		req->reply[0] = '\0';
 
@@ -406,6 +409,20 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 		lane = verdict.lane;
 	if (verdict.hold)
 		msg.flags |= SPOOL_MSG_HELD;
+	/* Counted last: what is refused for other reasons never counts. */
+	switch (limits_take(who, set.n, &ticket, err, errlen)) {
+	case LIMITS_REFUSE:
+		if (req->reply)
+			snprintf(req->reply, req->replylen, "451 4.7.1 %s",
+			    err);
+		rc = EX_TEMPFAIL;
+		goto out;
+	case LIMITS_HOLD:
+		msg.flags |= SPOOL_MSG_HELD;
+		break;
+	case LIMITS_PASS:
+		break;
+	}
 	msg.lane = (char *)lane;
 	if (lane_out)
 		*lane_out = lane;
@@ -421,6 +438,7 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 		    "below this message's %llu bytes; message not queued",
 		    need);
 		rc = EX_TEMPFAIL;
+		limits_give_back(who, &ticket);
 		goto out;
 	}
 	struct maildrop_file drop;
@@ -429,6 +447,7 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 		    "%s; message not queued, try again later",
 		    who->cfg->spool_directory, MAILDROP_DIR, strerror(errno));
 		rc = EX_TEMPFAIL;
+		limits_give_back(who, &ticket);
 		goto out;
 	}
 	struct header_ctx hctx = {who, req, m, time(NULL), NULL};
@@ -451,12 +470,14 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 		    "%s; message not queued, try again later",
 		    who->cfg->spool_directory, MAILDROP_DIR, strerror(errno));
 		rc = EX_TEMPFAIL;
+		limits_give_back(who, &ticket);
 	} else {
 		/* From here on, whatever happens, the message is queued. */
 		if (who->batch == NULL)
 			proc_committed = 1;
 		memcpy(queue_id, msg.id, SPOOL_ID_SIZE);
 		headercheck_log(&verdict, msg.id);
+		limits_log(who, &ticket, msg.id);
 		log_queued(who, &msg, hctx.message_id);
 	}
 	buf_free(&head);
