@@ -75,6 +75,8 @@ unset MAKEFLAGS MAKELEVEL MFLAGS MXLANE_CONFIG
 mk=(make -C "$MXL_SRC" -j2 O="$P/build" PREFIX="$P/usr"
     SYSCONFDIR="$P/etc" SPOOLDIR="$P/spool" MXLANE_USER="$SYS"
     MXLANE_GROUP="$SYS")
+# Under make check-sanitize the scratch system is sanitized too.
+[ "${MXL_SANITIZE:-}" = 1 ] && mk+=(SANITIZE=1)
 if "${mk[@]}" all >"$P/build.log" 2>&1; then
 	pass
 else
