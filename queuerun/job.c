@@ -1407,19 +1407,61 @@ keep_work(struct spool_work *work, size_t i, size_t *kept)
 }
 
 /*
+ * The content check gave no verdict and the lane says defer: each of
+ * the message's claimed recipients is deferred as after a failed
+ * attempt, or, once the message has been queued for
+ * maximal_queue_lifetime, bounces as expired (with its notice).
+ */
+static void
+defer_unchecked(struct job_context *jc, struct spool_work *work, size_t n,
+    size_t first, const struct spool_msg *msg, const char *why)
+{
+	int64_t now = time(NULL);
+	bool expired = now - msg->arrival >= jc->cfg->maximal_queue_lifetime;
+	char *text = expired ? xasprintf("message expired in the queue: %s",
+	    why) : xstrdup(why);
+	bool all_final = false, any = false;
+
+	for (size_t k = first; k < n; k++) {
+		if (strcmp(work[k].id, work[first].id) != 0)
+			continue;
+		struct spool_result res = {work[k].index, expired ?
+		    RCPT_BOUNCED : RCPT_QUEUED, now + backoff(jc->cfg,
+		    work[k].attempts), true, text, "none", expired ? "5.4.7" :
+		    "4.7.0", false, NULL};
+		if (spool_record_results(jc->sp, work[k].id, &res, 1, now,
+		    &all_final) != SPOOL_OK)
+			continue;
+		any = any || expired;
+		log_set_component("smtp");
+		log_info("%s: to=<%s>, relay=none, delay=%lld, "
+		    "delays=0/0/0/0, dsn=%s, status=%s (%s)", work[k].id,
+		    work[k].address, (long long)(now - msg->arrival),
+		    res.status, expired ? "expired" : "deferred", text);
+		log_set_component(NULL);
+	}
+	if (any) {
+		if (all_final && jc->alone)
+			notice_finish(jc->sp, jc->cfg, msg->id);
+		else
+			notice_bounce_now(jc->sp, jc->cfg, msg->id);
+	}
+	free(text);
+}
+
+/*
  * The lanes' content gate (spamcheck.h), once for each message among
  * the claimed work, before any look-up or connection: a message held
  * leaves the job (its claims went with the hold), one deferred has
- * its recipients deferred as after a failed attempt. Returns how many
- * items are left to deliver, moved to the front like
- * bounce_suppressed() does.
+ * its recipients deferred (defer_unchecked). Returns how many items
+ * are left to deliver, moved to the front like bounce_suppressed()
+ * does.
  */
 static size_t
 gate_content(struct job_context *jc, struct spool_work *work, size_t n)
 {
 	struct strmap decided = {NULL, NULL, 0, 0};
 	size_t kept = 0;
-	int64_t now = time(NULL);
 
 	if (!spamcheck_configured(jc->cfg))
 		return n;
@@ -1433,25 +1475,12 @@ gate_content(struct job_context *jc, struct spool_work *work, size_t n)
 			    SPOOL_OK) {
 				gate = spamcheck_gate(jc->sp, jc->cfg, &msg,
 				    why, sizeof(why));
+				if (gate == SPAM_GATE_DEFER)
+					defer_unchecked(jc, work, n, i, &msg,
+					    why);
 				spool_msg_free(&msg);
 			}
 			strmap_put(&decided, work[i].id, gate);
-			if (gate == SPAM_GATE_DEFER) {
-				/* One result per recipient, all at once. */
-				for (size_t k = i; k < n; k++) {
-					if (strcmp(work[k].id, work[i].id) != 0)
-						continue;
-					struct spool_result res = {
-						work[k].index, RCPT_QUEUED,
-						now + backoff(jc->cfg,
-						work[k].attempts), true, why,
-						"none", "4.7.0", false, NULL};
-					bool all_final;
-					(void)spool_record_results(jc->sp,
-					    work[k].id, &res, 1, now,
-					    &all_final);
-				}
-			}
 		}
 		if (gate == SPAM_GATE_PASS)
 			keep_work(work, i, &kept);

@@ -19,6 +19,8 @@
 #	  - spamd stopped: on web the message is deferred (attempt counted,
 #	    "content check unavailable" its last response, not delivered);
 #	    on webopen it is delivered, logged "delivered unchecked";
+#	  - spamd down for longer than maximal_queue_lifetime (1s): the
+#	    recipient expires (5.4.7, logged) and the message goes;
 #	  - a spamd that accepts and never answers holds the pass up for
 #	    no more than the time-out (2 s): the pass ends within 12 s and
 #	    the message is deferred.
@@ -152,8 +154,25 @@ check_rcpt "$DEF" d@rcpt.test queued 1
 assert_contains "$(rcpt_get "$DEF" d@rcpt.test last_response)" "content check unavailable" "last response of the deferred recipient"
 assert_contains "$(grep -F "$OPEN: spam check failed" "$LOGFILE")" "delivered unchecked" "log of the unchecked delivery"
 assert_contains "$(grep -F "$DEF: spam check failed" "$LOGFILE")" "; deferred (lane web" "log of the deferral"
+check_log "$DEF" d@rcpt.test deferred '4\.7\.0' "content check unavailable"
+
+section "spamd down past maximal_queue_lifetime: the message expires"
+setup expire "resolver = \"127.0.0.1:$DNS_PORT\"" "smtp_port = $PORT" \
+    'maximal_queue_lifetime = "1s"' \
+    "lane web { spam_check = \"$IP_SPAMD:$SPAMD_PORT\" }"
+submit_file "$(msg expire "Old news.")" -f shop@src.example -O Lane=web -i g@rcpt.test
+EXP=$NEWID
+sleep 1.2
+assert_exit 0 timeout 60 "$QUEUERUN" run
+check_log "$EXP" g@rcpt.test expired '5\.4\.7' "message expired in the queue: 4.7.0 content check unavailable"
+assert_exit 0 timeout 60 "$QUEUERUN" run
+check_gone "$EXP"
+assert_eq 0 "$(sinkq "len(tid('expire'))")" "expired message delivered"
 
 section "a spamd that never answers: the time-out"
+setup main2 "resolver = \"127.0.0.1:$DNS_PORT\"" "smtp_port = $PORT" \
+    'minimal_backoff_time = "1h"' 'maximal_backoff_time = "2h"' \
+    "lane stuck { spam_check = \"$IP_MUTE:$MUTE_PORT\" spam_check_timeout = \"2s\" }"
 submit_file "$(msg stuck "Hello.")" -f shop@src.example -O Lane=stuck -i f@rcpt.test
 STUCK=$NEWID
 t0=$(date +%s%N)
