@@ -554,7 +554,18 @@ load_slots(struct job_context *jc, struct spool_work *work, size_t n,
 			j++;
 		int rc = spool_get(jc->sp, work[i].id, &slots[k].env,
 		    &slots[k].rcpts, &slots[k].nrcpts);
-		if (rc == SPOOL_OK) {
+		if (rc == SPOOL_OK && (slots[k].env.flags & SPOOL_MSG_HELD)) {
+			/*
+			 * Put on hold since it was claimed: not attempted.
+			 * Handed back, a held message's recipients get no
+			 * schedule key (spool/hold.c).
+			 */
+			for (size_t w = i; w < j; w++)
+				hand_back(jc, work[w].id, &work[w].index, 1,
+				    time(NULL), false);
+			spool_msg_free(&slots[k].env);
+			spool_rcpts_free(slots[k].rcpts, slots[k].nrcpts);
+		} else if (rc == SPOOL_OK) {
 			slots[k].lane = config_lane(jc->cfg,
 			    slots[k].env.lane);
 			first[k++] = i;
@@ -1484,6 +1495,9 @@ gate_content(struct job_context *jc, struct spool_work *work, size_t n)
 		}
 		if (gate == SPAM_GATE_PASS)
 			keep_work(work, i, &kept);
+		else if (gate == SPAM_GATE_HELD)	/* settled: no key */
+			hand_back(jc, work[i].id, &work[i].index, 1,
+			    time(NULL), false);
 	}
 	strmap_free(&decided);
 	return kept;

@@ -260,6 +260,9 @@ spamcheck_gate(struct spool *sp, const struct mxl_config *cfg,
 	enum spam_gate gate = SPAM_GATE_PASS;
 
 	why[0] = '\0';
+	/* Held since it was claimed (by another worker's check, say). */
+	if (msg->flags & SPOOL_MSG_HELD)
+		return SPAM_GATE_HELD;
 	if (lane == NULL || lane->spam_check == NULL ||
 	    (msg->flags & SPOOL_MSG_SCANNED))
 		return SPAM_GATE_PASS;
