@@ -448,20 +448,18 @@ smtp_message(void *ctx, const struct smtpd_envelope *env, const char *data,
 		.reply = reply, .replylen = replylen,
 	};
 	rc = submit_message(&s->who, &req, &m, id, &s->lane, err, sizeof(err));
-	if (rc != 0 && reply[0] != '\0')
-		;	/* the site's policy refused it: its reply stands */
-	else if (rc == 0) {
+	if (rc == 0) {
 		snprintf(reply, replylen, "250 2.0.0 Ok: queued as %s", id);
 		/* Delivery starts once the batch is durable (smtp_sync). */
 		s->batched = xrealloc(s->batched, s->batch.n *
 		    sizeof(*s->batched));
 		memcpy(s->batched[s->batch.n - 1].id, id, SPOOL_ID_SIZE);
 		s->batched[s->batch.n - 1].lane = s->lane;
+	} else if (reply[0] == '\0') {
+		/* Unless the site's policy refused it with its own reply. */
+		snprintf(reply, replylen, "%s %s", rc == EX_TEMPFAIL ?
+		    "451 4.3.0" : "554 5.5.0", err);
 	}
-	else if (rc == EX_TEMPFAIL)
-		snprintf(reply, replylen, "451 4.3.0 %s", err);
-	else
-		snprintf(reply, replylen, "554 5.5.0 %s", err);
 	free(rcpts);
 	free(sender);
 	message_free(&m);
