@@ -31,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -249,15 +251,71 @@ gather(void *ctx, const char *data, size_t len)
 	return 0;
 }
 
+/*
+ * One scorer per message at a time: a worker with recipients of a
+ * message another worker is scoring (they went to other destinations)
+ * waits for that verdict instead of asking spamd again. An flock on
+ * SCORING_DIR/QUEUEID in the spool, removed by its holder when done:
+ * a waiter then holds the lock of a removed file, and reads the
+ * envelope again, as does anyone who comes later. A holder that dies
+ * leaves an empty file (its lock gone with it), removed by the next
+ * scorer of that message. -1: no lock (go on without it).
+ */
+#define SCORING_DIR	"spamcheck"
+
+static int
+scoring_lock(struct spool *sp, const char *id, int wait_s)
+{
+	int dfd = spool_directory_fd(sp), d, fd;
+	double deadline = mono_seconds() + wait_s;
+
+	if (mkdirat(dfd, SCORING_DIR, 0700) != 0 && errno != EEXIST)
+		return -1;
+	d = openat(dfd, SCORING_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (d < 0)
+		return -1;
+	fd = openat(d, id, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC, 0600);
+	close(d);
+	if (fd < 0)
+		return -1;
+	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		if ((errno != EWOULDBLOCK && errno != EINTR) ||
+		    mono_seconds() >= deadline) {
+			close(fd);
+			return -1;
+		}
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return fd;
+}
+
+static void
+scoring_unlock(struct spool *sp, const char *id, int fd)
+{
+	if (fd < 0)
+		return;
+	int d = openat(spool_directory_fd(sp), SCORING_DIR, O_RDONLY |
+	    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (d >= 0) {
+		(void)unlinkat(d, id, 0);
+		close(d);
+	}
+	close(fd);
+}
+
+static enum spam_gate gate_locked(struct spool *sp,
+    const struct mxl_lane *lane, const struct spool_msg *msg, char *why,
+    size_t whylen);
+
 enum spam_gate
 spamcheck_gate(struct spool *sp, const struct mxl_config *cfg,
     const struct spool_msg *msg, char *why, size_t whylen)
 {
 	const struct mxl_lane *lane = config_lane(cfg, msg->lane);
-	struct buf content = BUF_INIT;
-	struct spam_verdict v;
-	char err[256];
-	enum spam_gate gate = SPAM_GATE_PASS;
+	struct spool_msg now;
 
 	why[0] = '\0';
 	/* Held since it was claimed (by another worker's check, say). */
@@ -266,7 +324,35 @@ spamcheck_gate(struct spool *sp, const struct mxl_config *cfg,
 	if (lane == NULL || lane->spam_check == NULL ||
 	    (msg->flags & SPOOL_MSG_SCANNED))
 		return SPAM_GATE_PASS;
+	int lock = scoring_lock(sp, msg->id, lane->spam_check_timeout + 2);
+	/* What a scorer we waited for decided. */
+	int rc = spool_get(sp, msg->id, &now, NULL, NULL);
+	if (rc != SPOOL_OK) {
+		scoring_unlock(sp, msg->id, lock);
+		snprintf(why, whylen, "4.3.0 cannot read the message for the "
+		    "content check");
+		/* Gone meanwhile: nothing to deliver, like held. */
+		return rc == SPOOL_NOTFOUND ? SPAM_GATE_HELD : SPAM_GATE_DEFER;
+	}
+	enum spam_gate gate = (now.flags & SPOOL_MSG_HELD) ? SPAM_GATE_HELD :
+	    (now.flags & SPOOL_MSG_SCANNED) ? SPAM_GATE_PASS :
+	    gate_locked(sp, lane, &now, why, whylen);
+	spool_msg_free(&now);
+	scoring_unlock(sp, msg->id, lock);
+	return gate;
+}
+
+static enum spam_gate
+gate_locked(struct spool *sp, const struct mxl_lane *lane,
+    const struct spool_msg *msg, char *why, size_t whylen)
+{
+	struct buf content = BUF_INIT;
+	struct spam_verdict v;
+	char err[256];
+	enum spam_gate gate = SPAM_GATE_PASS;
+
 	if (spool_read_content(sp, msg->id, gather, &content) != SPOOL_OK) {
+		buf_free(&content);
 		snprintf(why, whylen, "4.3.0 cannot read the message for the "
 		    "content check");
 		return SPAM_GATE_DEFER;

@@ -14,7 +14,9 @@
 #	    recipients) and logged with its score and GTUBE among the rules;
 #	  - a plain message passes and is delivered, logged with its score;
 #	    a message with three recipients, one deferred by the MX and
-#	    tried again, is scored once;
+#	    tried again, is scored once; so is one to two destinations
+#	    (other.test's MX is 127.0.0.173), whose recipients two
+#	    workers deliver, plain or GTUBE (held, nothing sent);
 #	  - a message on a lane without spam_check is not scored;
 #	  - spamd stopped: on web the message is deferred (attempt counted,
 #	    "content check unavailable" its last response, not delivered);
@@ -37,13 +39,16 @@ IP_MX=127.0.0.170
 IP_SPAMD=127.0.0.171
 IP_MUTE=127.0.0.172
 
+IP_MX2=127.0.0.173
 cat >"$SRV/zone" <<EOF
 rcpt.test	MX 10 mx.rcpt.test
 mx.rcpt.test	A $IP_MX
+other.test	MX 10 mx.other.test
+mx.other.test	A $IP_MX2
 EOF
 start_dns "$SRV/zone"
 printf 'later\t451 4.3.0 <later@rcpt.test>: try again later\n' >"$SRV/replies"
-start_sink sink --listen $IP_MX:@P@ --rcpt-replies "$SRV/replies"
+start_sink sink --listen $IP_MX:@P@ --listen $IP_MX2:@P@ --rcpt-replies "$SRV/replies"
 
 # ---------------------------------------------------------------- spamd
 
@@ -122,9 +127,18 @@ submit_file "$(msg plain "Thank you for your order. It ships tomorrow.")" -f sho
 PLAIN=$NEWID
 submit_file "$(msg nogate "$GTUBE")" -f shop@src.example -O Lane=bulk -i c@rcpt.test
 NOGATE=$NEWID
+submit_file "$(msg two "See you on Monday.")" -f shop@src.example -O Lane=web -i x@rcpt.test y@other.test
+TWO=$NEWID
+submit_file "$(msg twospam "$GTUBE")" -f shop@src.example -O Lane=web -i x@rcpt.test y@other.test
+TWOSPAM=$NEWID
 assert_exit 0 timeout 60 "$QUEUERUN" run
-if wait_for 10 sink_true "len(tid('plain')) == 1 and len(tid('nogate')) == 1"; then pass; else
+if wait_for 10 sink_true "len(tid('plain')) == 1 and len(tid('nogate')) == 1 and len(tid('two')) == 2"; then pass; else
 	fail "plain and ungated messages not delivered" "$(tail -5 "$LOGFILE")"; fi
+assert_eq 1 "$(scores "$TWO")" "a message to two destinations (two workers) was scored once"
+assert_eq 1 "$(scores "$TWOSPAM")" "GTUBE to two destinations was scored once"
+assert_eq yes "$(env_get "$TWOSPAM" held)" "GTUBE to two destinations is held"
+assert_eq 0 "$(sinkq "len(tid('twospam'))")" "GTUBE to two destinations at the sink"
+assert_eq "" "$(ls "$SPOOL/spamcheck")" "scoring locks left in the spool"
 assert_eq 0 "$(sinkq "len(tid('gtube'))")" "GTUBE messages at the sink"
 assert_eq yes "$(env_get "$SPAM" held)" "GTUBE is held"
 assert_eq queued "$(rcpt_get "$SPAM" customer@rcpt.test state)" "the held recipient is queued"
