@@ -87,6 +87,10 @@ header_rule_parse_action(const char *text, struct header_rule *r)
 		const char *why = skip_blank(rest + sl);
 		if (!reply_text_ok(rest))
 			return -1;
+		/* A status that is not 5.X.Y: a temporary one is a mistake. */
+		if (sl == 0 && rest[0] >= '0' && rest[0] <= '9' &&
+		    rest[1] == '.')
+			return -1;
 		r->action = HEADER_REJECT;
 		r->arg = xasprintf("%.*s %s", sl ? (int)sl : 5,
 		    sl ? rest : "5.7.1", *why ? why :

@@ -454,8 +454,10 @@ test_gate(void)
 	memset(&r, 0, sizeof(r));
 	CHECK_INT(header_rule_parse_action("reject 5.7.9", &r), 0);
 	CHECK_STR(r.arg, "5.7.9 message content rejected");
-	CHECK_INT(header_rule_parse_action("reject 4.7.1 soft", &r), 0);
-	CHECK_STR(r.arg, "5.7.1 4.7.1 soft");
+	CHECK(header_rule_parse_action("reject 4.7.1 soft", &r) != 0);
+	CHECK(header_rule_parse_action("reject 5.7 short", &r) != 0);
+	CHECK_INT(header_rule_parse_action("reject 550 no", &r), 0);
+	CHECK_STR(r.arg, "5.7.1 550 no");
 	CHECK(header_rule_parse_action("lane a b", &r) != 0);
 	CHECK(header_rule_parse_action("ignore me", &r) != 0);
 	CHECK(header_rule_parse_action("", &r) != 0);
