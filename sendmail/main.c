@@ -322,7 +322,7 @@ run_deliver(struct session *s)
 	struct submit_rcpt *rcpts = xcalloc(s->opt.nrcpts + 1, sizeof(*rcpts));
 	struct addr_list args = ADDR_LIST_INIT;
 	struct message m;
-	char err[512], id[SPOOL_ID_SIZE];
+	char err[512], id[SPOOL_ID_SIZE], policy[512] = "";
 	int rc;
 
 	char *sender = envelope_sender(s);
@@ -368,8 +368,17 @@ run_deliver(struct session *s)
 		.extract_rcpts = s->opt.extract_rcpts,
 		.header_notify = s->opt.notify, .ret = s->opt.ret,
 		.body = s->opt.body, .envid = s->opt.envid, .lane = s->opt.lane,
+		.reply = policy, .replylen = sizeof(policy),
 	};
 	rc = submit_message(&s->who, &req, &m, id, &s->lane, err, sizeof(err));
+	if (rc != 0 && policy[0] != '\0') {
+		/*
+		 * Refused by the site's policy, which logged it once (per
+		 * window for a limit): a flood of refusals adds no lines.
+		 */
+		log_stderr("%s", err);
+		exit(rc);
+	}
 	if (rc != 0)
 		log_fatal(rc, "%s", err);
 	if (s->opt.verbose)

@@ -72,6 +72,7 @@ assert_exit 65 "$SENDMAIL" -f alice@src.example -t -i <"$SRV/rej"
 assert_contains "$(last_err)" "5.7.1 message content refused" "stderr of the rejected submission"
 assert_eq "$before" "$(queue_count)" "nothing queued for a rejected message"
 assert_contains "$(grep -F 'NOQUEUE: reject: header Subject: cheap VIAGRA now' "$LOGFILE")" "(rule no-viagra)" "reject log line"
+assert_eq 1 "$(grep -c 'cheap VIAGRA' "$LOGFILE")" "log lines about the rejected message"
 {
 	printf 'HELO app.example\r\nMAIL FROM:<alice@src.example>\r\nRCPT TO:<bob@rcpt.test>\r\nDATA\r\n'
 	printf 'Subject: viagra again\r\nX-Test-Id: rejbs\r\n\r\nbuy\r\n.\r\n'

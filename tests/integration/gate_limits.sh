@@ -20,7 +20,8 @@
 #	    USER or LOGNAME naming another user changes nothing;
 #	  - root is exempt: 5 messages, none held or refused;
 #	  - going over is logged once per user and limit, however many
-#	    messages follow;
+#	    messages follow (a refused one adds no line to the log; its
+#	    caller reads why on standard error);
 #	  - the counts are the mail system's: a user can neither read,
 #	    remove nor rewrite their own count file, nor steer sendmail to
 #	    another spool or configuration (-C, MXLANE_CONFIG);
@@ -164,6 +165,7 @@ run as "$OTH" env USER="$WEB" LOGNAME="$WEB" MXLANE_CONFIG="$P/lax.conf" "$SM" -
 assert_eq 75 "$(last_rc)" "exit status with USER, MXLANE_CONFIG and -C pointing elsewhere"
 assert_eq 1 "$(grep -c "user $OTH (uid [0-9]*) is over its limit of 2 messages per day" "$LOG")" "over-limit lines for $OTH's messages"
 assert_eq 1 "$(grep -c "user $OTH (uid [0-9]*) is over its limit of 4 recipients per day" "$LOG")" "over-limit lines for $OTH's recipients"
+assert_eq 0 "$(grep -c "error: $OTH is over its limit" "$LOG")" "lines for each refused submission"
 assert_eq 2 "$(queued_ids | while read -r id; do timeout 60 "$QR" show "$id" | grep -q "^user: $OTH\$" && echo "$id"; done | grep -c .)" "messages of $OTH queued"
 
 section "the counts are the mail system's"
