@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/gate.h"
 #include "lib/replyrules.h"
 #include "lib/util.h"
 
@@ -232,6 +233,25 @@ static cfg_opt_t lane_opts[] = {
 	CFG_STR_LIST("match_header", "{}", CFGF_NONE),
 	CFG_STR_LIST("allow_users", "{}", CFGF_NONE),
 	LIMIT_OPTS,
+	CFG_STR("spam_check", "", CFGF_NONE),
+	CFG_FLOAT("spam_threshold", 5.0, CFGF_NONE),
+	CFG_STR("spam_check_timeout", "10s", CFGF_NONE),
+	CFG_STR("spam_check_failure", "defer", CFGF_NONE),
+	CFG_END()
+};
+
+static cfg_opt_t header_rule_opts[] = {
+	CFG_STR("match", "", CFGF_NONE),
+	CFG_STR("action", "", CFGF_NONE),
+	CFG_STR("only_lane", "", CFGF_NONE),
+	CFG_STR("only_user", "", CFGF_NONE),
+	CFG_END()
+};
+
+static cfg_opt_t submitter_limit_opts[] = {
+	CFG_STR("messages", "", CFGF_NONE),
+	CFG_STR("recipients", "", CFGF_NONE),
+	CFG_STR("action", "hold", CFGF_NONE),
 	CFG_END()
 };
 
@@ -398,7 +418,7 @@ validate_source(cfg_t *cfg, cfg_opt_t *opt)
 
 /* Section lines, kept for the checks that need every section first. */
 struct section_line {
-	char kind[12];
+	char kind[20];
 	char name[320];
 	char file[256];
 	int line;
@@ -468,6 +488,18 @@ static int
 remember_lane(cfg_t *cfg, cfg_opt_t *opt)
 {
 	return remember_line(cfg, opt, "lane");
+}
+
+static int
+remember_header_rule(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return remember_line(cfg, opt, "header_rule");
+}
+
+static int
+remember_submitter_limit(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return remember_line(cfg, opt, "submitter_limit");
 }
 
 static int
@@ -861,6 +893,10 @@ static cfg_opt_t root_opts[] = {
 	    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	CFG_SEC("lane", lane_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	CFG_SEC("dkim", dkim_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+	CFG_SEC("header_rule", header_rule_opts,
+	    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+	CFG_SEC("submitter_limit", submitter_limit_opts,
+	    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	CFG_STR("dkim_fallback_domain", "", CFGF_NONE),
 	CFG_STR_LIST("dkim_headers", DKIM_DEFAULT_HEADERS, CFGF_NONE),
 	CFG_FUNC("include", config_include),
@@ -1020,6 +1056,9 @@ route_fail(char *err, size_t errlen, const char *path, int line,
 	return -1;
 }
 
+static int load_spam_check(cfg_t *sec, struct mxl_lane *l, const char *path,
+    int line, char *err, size_t errlen);
+
 /* Pools, providers and lanes; every cross-reference checked. */
 static int
 load_routing(cfg_t *parsed, struct mxl_config *cfg, const char *path,
@@ -1106,11 +1145,127 @@ load_routing(cfg_t *parsed, struct mxl_config *cfg, const char *path,
 		if (l->pool && !config_pool(cfg, l->pool))
 			return route_fail(err, errlen, path, line, "lane %s: "
 			    "pool \"%s\" is not declared", name, l->pool);
+		if (load_spam_check(sec, l, path, line, err, errlen) != 0)
+			return -1;
 		for (size_t k = 0; k < l->nmatch_header; k++)
 			if (strchr(l->match_header[k], ':') == NULL)
 				return route_fail(err, errlen, path, line,
 				    "lane %s: match_header \"%s\": expected "
 				    "\"Name: value\"", name, l->match_header[k]);
+	}
+	return 0;
+}
+
+/* A lane's content gate: spam_check and the keys that go with it. */
+static int
+load_spam_check(cfg_t *sec, struct mxl_lane *l, const char *path, int line,
+    char *err, size_t errlen)
+{
+	const char *addr = cfg_getstr(sec, "spam_check");
+	const char *timeout = cfg_getstr(sec, "spam_check_timeout");
+	const char *failure = cfg_getstr(sec, "spam_check_failure");
+
+	l->spam_threshold = cfg_getfloat(sec, "spam_threshold");
+	l->spam_check_timeout = (int)config_parse_time(timeout);
+	if (l->spam_check_timeout < 1 || l->spam_check_timeout > 600)
+		return route_fail(err, errlen, path, line, "lane %s: "
+		    "spam_check_timeout = \"%s\": expected a time from 1s to "
+		    "10m", l->name, timeout);
+	if (strcmp(failure, "deliver") == 0)
+		l->spam_failure_deliver = true;
+	else if (strcmp(failure, "defer") != 0)
+		return route_fail(err, errlen, path, line, "lane %s: "
+		    "spam_check_failure = \"%s\": expected deliver or defer",
+		    l->name, failure);
+	if (addr == NULL || *addr == '\0')
+		return 0;
+	/* "IP:PORT" or "[IPv6]:PORT": connected to without a look-up. */
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon = strrchr(addr, ':');
+	char *stop;
+	long port = colon ? strtol(colon + 1, &stop, 10) : 0;
+	size_t hl = colon ? (size_t)(colon - addr) : 0;
+	if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']') {
+		addr++;
+		hl -= 2;
+	}
+	if (colon == NULL || *stop != '\0' || port < 1 || port > 65535 ||
+	    hl == 0 || hl >= sizeof(host))
+		goto bad;
+	memcpy(host, addr, hl);
+	host[hl] = '\0';
+	if (config_source_addr(host, &l->spam_check_sa,
+	    &l->spam_check_sa_len) != 0)
+		goto bad;
+	if (l->spam_check_sa.ss_family == AF_INET)
+		((struct sockaddr_in *)&l->spam_check_sa)->sin_port =
+		    htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)&l->spam_check_sa)->sin6_port =
+		    htons((uint16_t)port);
+	l->spam_check = xstrdup(cfg_getstr(sec, "spam_check"));
+	return 0;
+bad:
+	return route_fail(err, errlen, path, line, "lane %s: spam_check = "
+	    "\"%s\": expected IP:PORT of a spamd, like \"127.0.0.1:783\"",
+	    l->name, cfg_getstr(sec, "spam_check"));
+}
+
+/* header_rule and submitter_limit sections, in the order written. */
+static int
+load_gate(cfg_t *parsed, struct mxl_config *cfg, const char *path, char *err,
+    size_t errlen)
+{
+	size_t n = cfg_size(parsed, "header_rule");
+	char why[512];
+
+	cfg->header_rules = xcalloc(n + 1, sizeof(*cfg->header_rules));
+	for (size_t i = 0; i < n; i++) {
+		cfg_t *sec = cfg_getnsec(parsed, "header_rule", (unsigned)i);
+		const char *name = cfg_title(sec);
+		const char *where = section_file("header_rule", name);
+		struct header_rule_text t = {
+			.name = name, .file = where ? where : path,
+			.line = section_line("header_rule", name),
+			.match = cfg_getstr(sec, "match"),
+			.action = cfg_getstr(sec, "action"),
+			.only_lane = cfg_getstr(sec, "only_lane"),
+			.only_user = cfg_getstr(sec, "only_user"),
+		};
+		struct header_rule *r = &cfg->header_rules[i];
+		cfg->nheader_rules = i + 1;
+		if (header_rule_build(r, &t, why, sizeof(why)) != 0)
+			return route_fail(err, errlen, t.file, t.line, "%s",
+			    why);
+		if (r->action == HEADER_LANE && !config_has_lane(cfg, r->arg))
+			return route_fail(err, errlen, t.file, t.line,
+			    "header_rule %s: lane \"%s\" is not declared",
+			    name, r->arg);
+		if (r->only_lane && !config_has_lane(cfg, r->only_lane))
+			return route_fail(err, errlen, t.file, t.line,
+			    "header_rule %s: only_lane \"%s\" is not declared",
+			    name, r->only_lane);
+	}
+	n = cfg_size(parsed, "submitter_limit");
+	cfg->submitter_limits = xcalloc(n + 1,
+	    sizeof(*cfg->submitter_limits));
+	for (size_t i = 0; i < n; i++) {
+		cfg_t *sec = cfg_getnsec(parsed, "submitter_limit",
+		    (unsigned)i);
+		const char *user = cfg_title(sec);
+		const char *where = section_file("submitter_limit", user);
+		struct submitter_limit_text t = {
+			.user = user, .file = where ? where : path,
+			.line = section_line("submitter_limit", user),
+			.messages = cfg_getstr(sec, "messages"),
+			.recipients = cfg_getstr(sec, "recipients"),
+			.action = cfg_getstr(sec, "action"),
+		};
+		cfg->nsubmitter_limits = i + 1;
+		if (submitter_limit_build(&cfg->submitter_limits[i], &t, why,
+		    sizeof(why)) != 0)
+			return route_fail(err, errlen, t.file, t.line, "%s",
+			    why);
 	}
 	return 0;
 }
@@ -1262,6 +1417,9 @@ config_load(const char *explicit_path, bool use_environment,
 	cfg_set_validate_func(parsed, "provider", remember_provider);
 	cfg_set_validate_func(parsed, "lane", remember_lane);
 	cfg_set_validate_func(parsed, "dkim", remember_dkim);
+	cfg_set_validate_func(parsed, "header_rule", remember_header_rule);
+	cfg_set_validate_func(parsed, "submitter_limit",
+	    remember_submitter_limit);
 	cfg_set_validate_func(parsed, "dkim|key", remember_dkim_key);
 	cfg_set_validate_func(parsed, "reply", remember_reply);
 	replies_seen_free();
@@ -1373,6 +1531,8 @@ config_load(const char *explicit_path, bool use_environment,
 	rc = load_routing(parsed, cfg, path, err, errlen);
 	if (rc == 0)
 		rc = load_dkim(parsed, cfg, path, err, errlen);
+	if (rc == 0)
+		rc = load_gate(parsed, cfg, path, err, errlen);
 	if (rc == 0)
 		rc = assemble_replies(cfg, err, errlen);
 	replies_seen_free();
@@ -1514,6 +1674,7 @@ config_free(struct mxl_config *cfg)
 		free_list(l->match_user, l->nmatch_user);
 		free_list(l->allow_users, l->nallow_users);
 		free_list(l->match_header, l->nmatch_header);
+		free(l->spam_check);
 	}
 	free(cfg->lanes);
 	for (size_t i = 0; i < cfg->npools; i++) {
@@ -1551,6 +1712,12 @@ config_free(struct mxl_config *cfg)
 	free_list(cfg->dkim_headers, cfg->ndkim_headers);
 	for (size_t i = 0; i < cfg->nreply_rules; i++)
 		reply_rule_free(&cfg->reply_rules[i]);
+	for (size_t i = 0; i < cfg->nheader_rules; i++)
+		header_rule_free(&cfg->header_rules[i]);
+	free(cfg->header_rules);
+	for (size_t i = 0; i < cfg->nsubmitter_limits; i++)
+		submitter_limit_free(&cfg->submitter_limits[i]);
+	free(cfg->submitter_limits);
 	free(cfg->reply_rules);
 	free_list(cfg->suppress_classes, cfg->nsuppress_classes);
 	free_list(cfg->suppress_soft_classes, cfg->nsuppress_soft_classes);

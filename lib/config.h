@@ -109,6 +109,17 @@ struct mxl_lane {
 	 */
 	bool priority;
 	bool suppress;			/* the suppression list applies */
+	/*
+	 * The content gate (queuerun/spamcheck.h): a spamd at spam_check
+	 * scores each message once, at delivery; above spam_threshold it
+	 * is held. NULL: no gate.
+	 */
+	char *spam_check;		/* "IP:PORT" as written */
+	struct sockaddr_storage spam_check_sa;
+	socklen_t spam_check_sa_len;
+	double spam_threshold;
+	int spam_check_timeout;		/* seconds for the whole exchange */
+	bool spam_failure_deliver;	/* spamd unusable: deliver, not defer */
 };
 
 /*
@@ -130,6 +141,8 @@ struct mxl_dkim_domain {
 	size_t nkeys;
 };
 struct reply_rule;			/* route/replies.h */
+struct header_rule;			/* lib/gate.h */
+struct submitter_limit;			/* lib/gate.h */
 
 struct mxl_config {
 	char *path;			/* file read, or NULL for defaults */
@@ -193,6 +206,11 @@ struct mxl_config {
 	int suppress_soft_count;	/* ... this many times ... */
 	int suppress_soft_window;	/* ... within this ... */
 	int suppress_soft_time;		/* ... suppress for this long */
+	/* The gate for web mail (lib/gate.h), in the order written. */
+	struct header_rule *header_rules;
+	size_t nheader_rules;
+	struct submitter_limit *submitter_limits;
+	size_t nsubmitter_limits;
 };
 
 

@@ -27,6 +27,7 @@
 #include "queuerun/nexthop.h"
 #include "queuerun/notice.h"
 #include "queuerun/shaping.h"
+#include "queuerun/spamcheck.h"
 #include "dns/dns.h"
 #include "route/replies.h"
 #include "route/route.h"
@@ -553,7 +554,18 @@ load_slots(struct job_context *jc, struct spool_work *work, size_t n,
 			j++;
 		int rc = spool_get(jc->sp, work[i].id, &slots[k].env,
 		    &slots[k].rcpts, &slots[k].nrcpts);
-		if (rc == SPOOL_OK) {
+		if (rc == SPOOL_OK && (slots[k].env.flags & SPOOL_MSG_HELD)) {
+			/*
+			 * Put on hold since it was claimed: not attempted.
+			 * Handed back, a held message's recipients get no
+			 * schedule key (spool/admin.c).
+			 */
+			for (size_t w = i; w < j; w++)
+				hand_back(jc, work[w].id, &work[w].index, 1,
+				    time(NULL), false);
+			spool_msg_free(&slots[k].env);
+			spool_rcpts_free(slots[k].rcpts, slots[k].nrcpts);
+		} else if (rc == SPOOL_OK) {
 			slots[k].lane = config_lane(jc->cfg,
 			    slots[k].env.lane);
 			first[k++] = i;
@@ -1421,6 +1433,104 @@ bounce_suppressed(struct job_context *jc, struct spool_work *work, size_t n)
 	return kept;
 }
 
+/* Moves work[i] to the end of the kept part (see gate_content). */
+static void
+keep_work(struct spool_work *work, size_t i, size_t *kept)
+{
+	if (*kept != i) {
+		struct spool_work tmp = work[*kept];
+		work[*kept] = work[i];
+		work[i] = tmp;
+	}
+	(*kept)++;
+}
+
+/*
+ * The content check gave no verdict and the lane says defer: each of
+ * the message's claimed recipients is deferred as after a failed
+ * attempt, or, once the message has been queued for
+ * maximal_queue_lifetime, bounces as expired (with its notice).
+ */
+static void
+defer_unchecked(struct job_context *jc, struct spool_work *work, size_t n,
+    size_t first, const struct spool_msg *msg, const char *why)
+{
+	int64_t now = time(NULL);
+	bool expired = now - msg->arrival >= jc->cfg->maximal_queue_lifetime;
+	char *text = expired ? xasprintf("message expired in the queue: %s",
+	    why) : xstrdup(why);
+	bool all_final = false, any = false;
+
+	for (size_t k = first; k < n; k++) {
+		if (strcmp(work[k].id, work[first].id) != 0)
+			continue;
+		struct spool_result res = {work[k].index, expired ?
+		    RCPT_BOUNCED : RCPT_QUEUED, now + backoff(jc->cfg,
+		    work[k].attempts), true, text, "none", expired ? "5.4.7" :
+		    "4.7.0", false, NULL, NULL};
+		if (spool_record_results(jc->sp, work[k].id, &res, 1, now,
+		    &all_final) != SPOOL_OK)
+			continue;
+		any = any || expired;
+		log_set_component("smtp");
+		log_info("%s: to=<%s>, relay=none, delay=%lld, "
+		    "delays=0/0/0/0, dsn=%s, status=%s (%s)", work[k].id,
+		    work[k].address, (long long)(now - msg->arrival),
+		    res.status, expired ? "expired" : "deferred", text);
+		log_set_component(NULL);
+	}
+	if (any) {
+		if (all_final && jc->alone)
+			notice_finish(jc->sp, jc->cfg, msg->id);
+		else
+			notice_bounce_now(jc->sp, jc->cfg, msg->id);
+	}
+	free(text);
+}
+
+/*
+ * The lanes' content gate (spamcheck.h), once for each message among
+ * the claimed work, before any look-up or connection: a message held
+ * leaves the job (its claims went with the hold), one deferred has
+ * its recipients deferred (defer_unchecked). Returns how many items
+ * are left to deliver, moved to the front like bounce_suppressed()
+ * does.
+ */
+static size_t
+gate_content(struct job_context *jc, struct spool_work *work, size_t n)
+{
+	struct strmap decided = {NULL, NULL, 0, 0};
+	size_t kept = 0;
+
+	if (!spamcheck_configured(jc->cfg))
+		return n;
+	for (size_t i = 0; i < n; i++) {
+		size_t gate;
+		if (!strmap_get(&decided, work[i].id, &gate)) {
+			struct spool_msg msg;
+			char why[300];
+			gate = SPAM_GATE_PASS;
+			if (spool_get(jc->sp, work[i].id, &msg, NULL, NULL) ==
+			    SPOOL_OK) {
+				gate = spamcheck_gate(jc->sp, jc->cfg, &msg,
+				    why, sizeof(why));
+				if (gate == SPAM_GATE_DEFER)
+					defer_unchecked(jc, work, n, i, &msg,
+					    why);
+				spool_msg_free(&msg);
+			}
+			strmap_put(&decided, work[i].id, gate);
+		}
+		if (gate == SPAM_GATE_PASS)
+			keep_work(work, i, &kept);
+		else if (gate == SPAM_GATE_HELD)	/* settled: no key */
+			hand_back(jc, work[i].id, &work[i].index, 1,
+			    time(NULL), false);
+	}
+	strmap_free(&decided);
+	return kept;
+}
+
 void
 job_deliver(struct job_context *jc, struct spool_work *work, size_t n,
     int64_t claimed_ms, struct job_report *rep)
@@ -1434,6 +1544,7 @@ job_deliver(struct job_context *jc, struct spool_work *work, size_t n,
 	jc->claimed_mono = mono_seconds() -
 	    (double)(wall_ms() - claimed_ms) / 1000.0;
 	n = bounce_suppressed(jc, work, n);
+	n = gate_content(jc, work, n);
 	qsort(work, n, sizeof(*work), compare_work);
 	for (size_t i = 0; i < n;) {
 		size_t j = i;

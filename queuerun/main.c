@@ -45,6 +45,7 @@
 #include "queuerun/dkim.h"
 #include "queuerun/dkimtool.h"
 #include "queuerun/classify.h"
+#include "queuerun/limits.h"
 #include "queuerun/explain.h"
 #include "queuerun/runner.h"
 #include "queuerun/shaping.h"
@@ -93,7 +94,8 @@ usage(void)
 	    "                    --domain DOMAIN\n"
 	    "                    --sender ADDRESS --recipient ADDRESS "
 	    "--deferred\n"
-	    "                    --class CLASS --older-than AGE\n");
+	    "                    --class CLASS --older-than AGE\n"
+	    "       queuerun [-C FILE] limits\n");
 	exit(EX_USAGE);
 }
 
@@ -381,6 +383,10 @@ main(int argc, char **argv)
 		    stdout);
 	} else if (strcmp(verb, "suppress") == 0) {
 		rc = suppress_command(&cfg, argc - i, argv + i);
+		if (rc == EX_USAGE)
+			usage();
+	} else if (strcmp(verb, "limits") == 0) {
+		rc = limits_command(&cfg, argc - i, argv + i, stdout);
 		if (rc == EX_USAGE)
 			usage();
 	} else if (strcmp(verb, "resume") == 0) {

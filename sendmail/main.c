@@ -324,7 +324,7 @@ run_deliver(struct session *s)
 	struct submit_rcpt *rcpts = xcalloc(s->opt.nrcpts + 1, sizeof(*rcpts));
 	struct addr_list args = ADDR_LIST_INIT;
 	struct message m;
-	char err[512], id[SPOOL_ID_SIZE];
+	char err[512], id[SPOOL_ID_SIZE], policy[512] = "";
 	int rc;
 
 	char *sender = envelope_sender(s);
@@ -370,8 +370,17 @@ run_deliver(struct session *s)
 		.extract_rcpts = s->opt.extract_rcpts,
 		.header_notify = s->opt.notify, .ret = s->opt.ret,
 		.body = s->opt.body, .envid = s->opt.envid, .lane = s->opt.lane,
+		.reply = policy, .replylen = sizeof(policy),
 	};
 	rc = submit_message(&s->who, &req, &m, id, &s->lane, err, sizeof(err));
+	if (rc != 0 && policy[0] != '\0') {
+		/*
+		 * Refused by the site's policy, which logged it once (per
+		 * window for a limit): a flood of refusals adds no lines.
+		 */
+		log_stderr("%s", err);
+		exit(rc);
+	}
 	if (rc != 0)
 		log_fatal(rc, "%s", err);
 	if (s->opt.verbose)
@@ -447,6 +456,7 @@ smtp_message(void *ctx, const struct smtpd_envelope *env, const char *data,
 		.extract_rcpts = false, .ret = env->ret, .body = env->body,
 		.envid = env->envid,
 		.lane = s->opt.lane,
+		.reply = reply, .replylen = replylen,
 	};
 	rc = submit_message(&s->who, &req, &m, id, &s->lane, err, sizeof(err));
 	if (rc == 0) {
@@ -456,11 +466,11 @@ smtp_message(void *ctx, const struct smtpd_envelope *env, const char *data,
 		    sizeof(*s->batched));
 		memcpy(s->batched[s->batch.n - 1].id, id, SPOOL_ID_SIZE);
 		s->batched[s->batch.n - 1].lane = s->lane;
+	} else if (reply[0] == '\0') {
+		/* Unless the site's policy refused it with its own reply. */
+		snprintf(reply, replylen, "%s %s", rc == EX_TEMPFAIL ?
+		    "451 4.3.0" : "554 5.5.0", err);
 	}
-	else if (rc == EX_TEMPFAIL)
-		snprintf(reply, replylen, "451 4.3.0 %s", err);
-	else
-		snprintf(reply, replylen, "554 5.5.0 %s", err);
 	free(rcpts);
 	free(sender);
 	message_free(&m);

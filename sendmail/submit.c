@@ -19,6 +19,8 @@
 #include "sendmail/address.h"
 #include "route/route.h"
 #include "sendmail/aliases.h"
+#include "sendmail/headercheck.h"
+#include "sendmail/limits.h"
 #include "lib/log.h"
 #include "lib/proc.h"
 #include "spool/maildrop.h"
@@ -288,8 +290,9 @@ log_queued(const struct submitter *who, const struct spool_msg *msg,
 	log_set_component("cleanup");
 	log_info("%s: message-id=%s", msg->id, message_id ? message_id : "");
 	log_set_component("qmgr");
-	log_info("%s: from=<%s>, size=%llu, nrcpt=%u (queue active)",
-	    msg->id, msg->sender, (unsigned long long)msg->size, msg->nrcpt);
+	log_info("%s: from=<%s>, size=%llu, nrcpt=%u (queue %s)",
+	    msg->id, msg->sender, (unsigned long long)msg->size, msg->nrcpt,
+	    msg->flags & SPOOL_MSG_HELD ? "hold" : "active");
 	log_set_component(NULL);
 }
 
@@ -338,7 +341,14 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 	struct rcpt_set set = {NULL, 0, 0, ADDR_SET_INIT};
 	struct addr_list from_headers = ADDR_LIST_INIT;
 	bool aliases = aliasmap_built(who->aliases);
+	struct header_verdict verdict;
+	struct limits_ticket ticket;
 	int rc = 0;
+
+	memset(&verdict, 0, sizeof(verdict));
+	memset(&ticket, 0, sizeof(ticket));
+	if (req->reply && req->replylen > 0)
+		req->reply[0] = '\0';
 
 	for (size_t i = 0; i < req->nrcpts; i++)
 		add_recipient(who, aliases, &set, req->rcpts[i].address,
@@ -385,6 +395,34 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 		log_stderr("warning: -O Lane=%s is not allowed for %s; the lane "
 		    "rules chose %s (%s)", req->lane, who->user, lane, why);
 	}
+	headercheck_apply(who->cfg, who->user, lane, req->sender, m, &verdict);
+	if (verdict.reject) {
+		snprintf(err, errlen, "message refused: %s; message not "
+		    "queued", verdict.reject);
+		if (req->reply)
+			snprintf(req->reply, req->replylen, "550 %s",
+			    verdict.reject);
+		rc = EX_DATAERR;
+		goto out;
+	}
+	if (verdict.lane)
+		lane = verdict.lane;
+	if (verdict.hold)
+		msg.flags |= SPOOL_MSG_HELD;
+	/* Counted last: what is refused for other reasons never counts. */
+	switch (limits_take(who, set.n, &ticket, err, errlen)) {
+	case LIMITS_REFUSE:
+		if (req->reply)
+			snprintf(req->reply, req->replylen, "451 4.7.1 %s",
+			    err);
+		rc = EX_TEMPFAIL;
+		goto out;
+	case LIMITS_HOLD:
+		msg.flags |= SPOOL_MSG_HELD;
+		break;
+	case LIMITS_PASS:
+		break;
+	}
 	msg.lane = (char *)lane;
 	if (lane_out)
 		*lane_out = lane;
@@ -400,6 +438,7 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 		    "below this message's %llu bytes; message not queued",
 		    need);
 		rc = EX_TEMPFAIL;
+		limits_give_back(who, &ticket);
 		goto out;
 	}
 	struct maildrop_file drop;
@@ -408,6 +447,7 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 		    "%s; message not queued, try again later",
 		    who->cfg->spool_directory, MAILDROP_DIR, strerror(errno));
 		rc = EX_TEMPFAIL;
+		limits_give_back(who, &ticket);
 		goto out;
 	}
 	struct header_ctx hctx = {who, req, m, time(NULL), NULL};
@@ -430,16 +470,20 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 		    "%s; message not queued, try again later",
 		    who->cfg->spool_directory, MAILDROP_DIR, strerror(errno));
 		rc = EX_TEMPFAIL;
+		limits_give_back(who, &ticket);
 	} else {
 		/* From here on, whatever happens, the message is queued. */
 		if (who->batch == NULL)
 			proc_committed = 1;
 		memcpy(queue_id, msg.id, SPOOL_ID_SIZE);
+		headercheck_log(&verdict, msg.id);
+		limits_log(who, &ticket, msg.id);
 		log_queued(who, &msg, hctx.message_id);
 	}
 	buf_free(&head);
 	free(hctx.message_id);
 out:
+	headercheck_free(&verdict);
 	addr_list_free(&from_headers);
 	addr_set_free(&set.seen);
 	for (size_t i = 0; i < set.n; i++)

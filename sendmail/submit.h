@@ -13,8 +13,12 @@
  * DIAGNOSTICS
  *	Returns 0 with the queue id, or a sysexits code with a one-line
  *	reason in err: EX_USAGE (no recipients), EX_NOUSER (a bad recipient
- *	address), EX_TEMPFAIL (the maildrop could not store it; nothing
- *	was).
+ *	address), EX_DATAERR (a header rule rejected it; req->reply gets
+ *	"550 5.7.1 TEXT"), EX_TEMPFAIL (the maildrop could not store it;
+ *	nothing was).
+ *
+ *	The header rules (headercheck.h) are applied here, after the lane
+ *	rules chose the lane and before the file is created.
  */
 #ifndef MXLANE_SUBMIT_H
 #define MXLANE_SUBMIT_H
@@ -59,6 +63,12 @@ struct submit_request {
 	int body;		/* enum spool_body */
 	const char *envid;
 	const char *lane;	/* -O Lane=NAME, or NULL: the lane rules decide */
+	/*
+	 * Where a refusal by the site's policy puts the SMTP reply for
+	 * sendmail -bs ("550 5.7.1 ..."), or NULL. Left empty otherwise.
+	 */
+	char *reply;
+	size_t replylen;
 };
 
 /* lane_out (may be NULL) gets the lane the message was queued in. */

@@ -93,6 +93,13 @@ typedef int (*spool_scan_fn)(void *ctx, const struct spool_msg *msg,
     const struct spool_rcpt *rcpts, size_t nrcpt);
 int spool_scan(struct spool *sp, spool_scan_fn fn, void *ctx);
 
+/*
+ * Adds marks (SPOOL_MSG_*) that leave the schedule alone to a message's
+ * envelope (msgflags.c); SPOOL_MSG_HELD is refused: a hold goes through
+ * spool_admin_apply().
+ */
+int spool_msg_add_flags(struct spool *sp, const char *id, uint32_t flags);
+
 /* Removes a message and all its records in one transaction. */
 int spool_remove(struct spool *sp, const char *id);
 

@@ -38,6 +38,7 @@ enum spool_rcpt_state {
 };
 
 #define SPOOL_MSG_HELD	0x01	/* on hold: no delivery until released */
+#define SPOOL_MSG_SCANNED 0x02	/* passed a lane's content gate */
 
 struct spool_msg {
 	char id[SPOOL_ID_SIZE];

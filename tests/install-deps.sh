@@ -30,6 +30,11 @@
 #	queue_admin.sh validates mailq --json against its JSON schema
 #	(tests/data/mailq.schema.json) with python3-jsonschema.
 #
+#	The content gate's test (gate_spam.sh) starts its own spamd from
+#	the spamd package, with the rules spamassassin ships (no sa-update,
+#	no network); the system's spamd service is disabled and stopped
+#	here like Exim's.
+#
 #	make fuzz needs clang and libclang-rt-14-dev, the libFuzzer, ASan
 #	and UBSan runtimes for clang 14, which clang only recommends
 #	(through libclang-common-14-dev); llvm brings llvm-symbolizer,
@@ -49,6 +54,7 @@ openssl passwd gdb time
 opendkim-tools python3-dkim python3-nacl python3-dnspython iproute2
 python3-jsonschema
 clang libclang-rt-14-dev llvm
+spamassassin spamd
 "
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -71,6 +77,11 @@ quiet_exim() {
 		update-rc.d exim4 disable >/dev/null 2>&1 || true
 		systemctl disable --now exim4 >/dev/null 2>&1 || true
 		invoke-rc.d exim4 stop >/dev/null 2>&1 || true
+	fi
+	if [ -x /etc/init.d/spamd ] || [ -e /lib/systemd/system/spamd.service ]; then
+		update-rc.d spamd disable >/dev/null 2>&1 || true
+		systemctl disable --now spamd >/dev/null 2>&1 || true
+		invoke-rc.d spamd stop >/dev/null 2>&1 || true
 	fi
 }
 

@@ -23,7 +23,10 @@
  *		sane backoff times and port, and every pool a provider or
  *		lane names is declared; the reply rules end with the
  *		built-in "unknown", each has a valid class, and a
- *		provider it names is declared.
+ *		provider it names is declared; every header rule is
+ *		compiled and names declared lanes, a reject's text is one
+ *		5xx line, a submitter limit limits something, a lane's
+ *		spam_check is an address.
  *
  *	Source addresses are bound to check that they are this host's, so
  *	only 127.0.0.1 and 0.0.0.0 pass here.
@@ -41,6 +44,7 @@
 #include <sysexits.h>
 
 #include "lib/config.h"
+#include "lib/gate.h"
 #include "lib/replyrules.h"
 #include "lib/util.h"
 #include "tests/fuzz/fuzz.h"
@@ -144,10 +148,34 @@ check_loaded(const struct mxl_config *cfg)
 		FUZZ_ASSERT(r->after_count == 0 ||
 		    r->action != REPLY_ACTION_NONE, "after needs an action");
 	}
-	for (i = 0; i < cfg->nlanes; i++)
-		FUZZ_ASSERT(cfg->lanes[i].pool == NULL ||
-		    config_pool(cfg, cfg->lanes[i].pool),
+	for (i = 0; i < cfg->nlanes; i++) {
+		const struct mxl_lane *l = &cfg->lanes[i];
+		FUZZ_ASSERT(l->pool == NULL || config_pool(cfg, l->pool),
 		    "a lane's pool is declared");
+		FUZZ_ASSERT(l->spam_check == NULL ||
+		    (l->spam_check_sa_len > 0 && l->spam_check_timeout >= 1),
+		    "a lane's spam_check is an address, with a time-out");
+	}
+	for (i = 0; i < cfg->nheader_rules; i++) {
+		const struct header_rule *r = &cfg->header_rules[i];
+		FUZZ_ASSERT(r->compiled, "a header rule is compiled");
+		FUZZ_ASSERT(r->action != HEADER_LANE ||
+		    config_has_lane(cfg, r->arg), "a header rule's lane");
+		FUZZ_ASSERT(r->only_lane == NULL ||
+		    config_has_lane(cfg, r->only_lane),
+		    "a header rule's only_lane");
+		FUZZ_ASSERT(r->action != HEADER_REJECT ||
+		    (r->arg[0] == '5' && strpbrk(r->arg, "\r\n") == NULL),
+		    "a reject's text is one 5xx line");
+	}
+	for (i = 0; i < cfg->nsubmitter_limits; i++) {
+		const struct submitter_limit *l = &cfg->submitter_limits[i];
+		FUZZ_ASSERT(l->messages > 0 || l->recipients > 0,
+		    "a submitter limit limits something");
+		FUZZ_ASSERT((l->messages == 0 || l->messages_period > 0) &&
+		    (l->recipients == 0 || l->recipients_period > 0),
+		    "a submitter limit has its periods");
+	}
 }
 
 int

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "lib/config.h"
+#include "lib/gate.h"
 #include "tests/unit/unit.h"
 
 static char dir[] = "/tmp/mxl-test-config-XXXXXX";
@@ -338,6 +339,131 @@ test_warmup(void)
 	free(path);
 }
 
+
+/* header_rule, submitter_limit and a lane's content gate (lib/gate.h). */
+static void
+test_gate(void)
+{
+	struct mxl_config cfg;
+	char err[512];
+	char *p = write_conf("gate.conf",
+	    "lane web { spam_check = \"127.0.0.1:783\" spam_threshold = 4.5\n"
+	    "  spam_check_timeout = \"3s\" spam_check_failure = \"deliver\" }\n"
+	    "header_rule \"a\" { match = \"^Received: from [^ ]+\\\\.internal\\\\b\""
+	    " action = \"ignore\" }\n"
+	    "header_rule \"b\" { match = \"^Subject:\" action = \"warn\" }\n"
+	    "header_rule \"c\" { match = \"^Subject:.*viagra\" action = "
+	    "\"reject 5.7.1 message content refused\" only_user = \"www-data\" }\n"
+	    "header_rule \"d\" { match = \"^X-A:\" action = \"reject\" }\n"
+	    "header_rule \"e\" { match = \"^X-B:\" action = \"lane web\" "
+	    "only_lane = \"bulk\" }\n"
+	    "header_rule \"f\" { match = \"^X-C:\" action = \"hold\" }\n"
+	    "submitter_limit \"www-data\" { messages = \"200/h\" "
+	    "recipients = \"1000/d\" action = \"hold\" }\n"
+	    "submitter_limit \"*\" { messages = \"100/h\" action = \"tempfail\" }\n");
+
+	CHECK_INT(config_load(p, false, &cfg, err, sizeof(err)), 0);
+	CHECK_INT(cfg.nheader_rules, 6);
+	if (cfg.nheader_rules == 6) {
+		struct header_rule *r = cfg.header_rules;
+		CHECK_STR(r[0].name, "a");
+		CHECK_INT(r[0].action, HEADER_IGNORE);
+		CHECK_INT(regexec(&r[0].re, "received: FROM web1.INTERNAL (x)",
+		    0, NULL, 0), 0);
+		CHECK(regexec(&r[0].re, "Received: from web1.internalx", 0,
+		    NULL, 0) != 0);
+		CHECK_INT(r[1].action, HEADER_WARN);
+		CHECK_INT(r[2].action, HEADER_REJECT);
+		CHECK_STR(r[2].arg, "5.7.1 message content refused");
+		CHECK_STR(r[2].only_user, "www-data");
+		CHECK_STR(r[3].arg, "5.7.1 message content rejected");
+		CHECK_INT(r[4].action, HEADER_LANE);
+		CHECK_STR(r[4].arg, "web");
+		CHECK_STR(r[4].only_lane, "bulk");
+		CHECK_INT(r[5].action, HEADER_HOLD);
+		CHECK(r[5].only_user == NULL && r[5].only_lane == NULL);
+	}
+	CHECK_INT(cfg.nsubmitter_limits, 2);
+	if (cfg.nsubmitter_limits == 2) {
+		struct submitter_limit *l = cfg.submitter_limits;
+		CHECK_STR(l[0].user, "www-data");
+		CHECK_INT(l[0].messages, 200);
+		CHECK_INT(l[0].messages_period, 3600);
+		CHECK_INT(l[0].recipients, 1000);
+		CHECK_INT(l[0].recipients_period, 86400);
+		CHECK_INT(l[0].action, LIMIT_HOLD);
+		CHECK_STR(l[1].user, "*");
+		CHECK_INT(l[1].recipients, 0);
+		CHECK_INT(l[1].action, LIMIT_TEMPFAIL);
+	}
+	const struct mxl_lane *web = config_lane(&cfg, "web");
+	CHECK(web != NULL && web->spam_check != NULL);
+	if (web && web->spam_check) {
+		CHECK_STR(web->spam_check, "127.0.0.1:783");
+		CHECK(web->spam_threshold > 4.49 && web->spam_threshold < 4.51);
+		CHECK_INT(web->spam_check_timeout, 3);
+		CHECK(web->spam_failure_deliver);
+	}
+	const struct mxl_lane *bulk = config_lane(&cfg, "bulk");
+	CHECK(bulk != NULL && bulk->spam_check == NULL);
+	config_free(&cfg);
+	free(p);
+
+	/* Without any: nothing compiled, nothing allocated to speak of. */
+	p = write_conf("nogate.conf", "myhostname = \"a.example\"\n");
+	CHECK_INT(config_load(p, false, &cfg, err, sizeof(err)), 0);
+	CHECK_INT(cfg.nheader_rules, 0);
+	CHECK_INT(cfg.nsubmitter_limits, 0);
+	config_free(&cfg);
+	free(p);
+
+	char where[600];
+	snprintf(where, sizeof(where), "%s/hre.conf:2: header_rule x: match", dir);
+	expect_error("hre.conf", "myhostname = \"a\"\nheader_rule \"x\" "
+	    "{ match = \"^Subject: (\" action = \"warn\" }\n", where);
+	snprintf(where, sizeof(where), "%s/hra.conf:3: header_rule y: action "
+	    "\"discard\"", dir);
+	expect_error("hra.conf", "\n\nheader_rule \"y\" { match = \"x\" "
+	    "action = \"discard\" }\n", where);
+	expect_error("hrl.conf", "header_rule \"z\" { match = \"x\" "
+	    "action = \"lane nosuch\" }\n", "hrl.conf:1: header_rule z: lane "
+	    "\"nosuch\" is not declared");
+	expect_error("hrol.conf", "header_rule \"z\" { match = \"x\" "
+	    "action = \"warn\" only_lane = \"nosuch\" }\n", "only_lane");
+	expect_error("hrw.conf", "header_rule \"z\" { match = \"x\" "
+	    "action = \"warn now\" }\n", "hrw.conf:1:");
+	expect_error("hrr.conf", "header_rule \"z\" { match = \"x\" "
+	    "action = \"reject bad\\ttab\" }\n", "hrr.conf:1:");
+	expect_error("sl1.conf", "submitter_limit \"u\" { messages = \"5/x\" }\n",
+	    "sl1.conf:1: submitter_limit u: messages = \"5/x\"");
+	expect_error("sl2.conf", "submitter_limit \"u\" { action = \"hold\" }\n",
+	    "neither messages nor recipients");
+	expect_error("sl3.conf", "submitter_limit \"u\" { messages = \"1/h\" "
+	    "action = \"drop\" }\n", "action \"drop\"");
+	expect_error("sl4.conf", "\nsubmitter_limit \"u\" { messages = \"1/h\" }\n"
+	    "submitter_limit \"u\" { messages = \"2/h\" }\n", "sl4.conf:");
+	expect_error("sc1.conf", "lane w { spam_check = \"localhost:783\" }\n",
+	    "sc1.conf:1: lane w: spam_check");
+	expect_error("sc2.conf", "lane w { spam_check = \"127.0.0.1\" }\n",
+	    "spam_check");
+	expect_error("sc3.conf", "lane w { spam_check_failure = \"drop\" }\n",
+	    "spam_check_failure");
+	expect_error("sc4.conf", "lane w { spam_check_timeout = \"0\" }\n",
+	    "spam_check_timeout");
+	struct header_rule r;
+	memset(&r, 0, sizeof(r));
+	CHECK_INT(header_rule_parse_action("reject 5.7.9", &r), 0);
+	CHECK_STR(r.arg, "5.7.9 message content rejected");
+	CHECK(header_rule_parse_action("reject 4.7.1 soft", &r) != 0);
+	CHECK(header_rule_parse_action("reject 5.7 short", &r) != 0);
+	CHECK_INT(header_rule_parse_action("reject 550 no", &r), 0);
+	CHECK_STR(r.arg, "5.7.1 550 no");
+	CHECK(header_rule_parse_action("lane a b", &r) != 0);
+	CHECK(header_rule_parse_action("ignore me", &r) != 0);
+	CHECK(header_rule_parse_action("", &r) != 0);
+	header_rule_free(&r);
+}
+
 int
 main(void)
 {
@@ -350,6 +476,7 @@ main(void)
 	test_environment();
 	test_include();
 	test_warmup();
+	test_gate();
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)

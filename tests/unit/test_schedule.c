@@ -346,6 +346,89 @@ test_throttle(struct spool *sp)
 	CHECK_INT(v, 5);
 }
 
+
+/*
+ * A held message (spool/admin.c): never claimed, by a pass, by id or
+ * after a flush; held while claimed, its claims stay with their runner,
+ * and the result it hands back does not schedule it again. A message
+ * queued held (as a maildrop file with the flag) has no key at all.
+ */
+static void
+test_hold(void)
+{
+	char sub[sizeof(dir) + 8], id[SPOOL_ID_SIZE], id2[SPOOL_ID_SIZE];
+	struct spool *sp;
+	struct spool_work *w;
+	size_t n;
+	int64_t now = time(NULL);
+
+	snprintf(sub, sizeof(sub), "%s/hold", dir);
+	CHECK_INT(mkdir(sub, 0700), 0);
+	CHECK_INT(spool_open(sub, &sp), 0);
+	queue(sp, "bulk", "a@one.test", "b@two.test", id);
+	CHECK_INT(spool_claim_due(sp, NULL, now + 1, 60, 1, &w, &n), 0);
+	CHECK_INT(n, 1);		/* one claimed, one still due */
+	struct spool_admin_how how = {0};
+	struct spool_admin_item item = {0};
+	memcpy(item.id, id, SPOOL_ID_SIZE);
+	CHECK_INT(spool_admin_apply(sp, SPOOL_ADMIN_HOLD, &how, &item, 1,
+	    now + 1), 0);
+	CHECK(item.found);
+	struct spool_msg msg;
+	struct spool_rcpt *rc;
+	size_t nr;
+	CHECK_INT(spool_get(sp, id, &msg, &rc, &nr), 0);
+	CHECK(msg.flags & SPOOL_MSG_HELD);
+	CHECK_INT(rc[0].state, RCPT_ACTIVE);	/* left to its claimer */
+	CHECK_INT(rc[1].state, RCPT_QUEUED);
+	spool_msg_free(&msg);
+	spool_rcpts_free(rc, nr);
+	/* The claimer's hand-back does not bring it back. */
+	struct spool_result back = {w[0].index, RCPT_QUEUED, now + 1, false,
+	    NULL, NULL, NULL, false, NULL, NULL};
+	bool all_final;
+	CHECK_INT(spool_record_results(sp, id, &back, 1, now + 1, &all_final),
+	    0);
+	spool_work_free(w, n);
+	CHECK_INT(spool_get(sp, id, &msg, &rc, &nr), 0);
+	CHECK_INT(rc[0].state, RCPT_QUEUED);
+	spool_msg_free(&msg);
+	spool_rcpts_free(rc, nr);
+	struct spool_claim_filter flush = {NULL, NULL, NULL, true, 0};
+	CHECK_INT(spool_claim_due(sp, &flush, now + 7200, 60, 100, &w, &n), 0);
+	CHECK_INT(n, 0);
+	spool_work_free(w, n);
+	CHECK_INT(spool_flush_message(sp, id, now + 2), 0);
+	CHECK_INT(spool_claim_message(sp, id, true, now + 2, 60, &w, &n), 0);
+	CHECK_INT(n, 0);
+	spool_work_free(w, n);
+	int64_t when;
+	CHECK(!spool_next_due(sp, &when));
+
+	/* Queued held from the start (as the pickup of a held file). */
+	struct spool_rcpt r;
+	memset(&msg, 0, sizeof(msg));
+	memset(&r, 0, sizeof(r));
+	msg.sender = "s@example.org";
+	msg.lane = "priority";
+	msg.user = "t";
+	msg.flags = SPOOL_MSG_HELD;
+	r.address = "c@one.test";
+	CHECK_INT(spool_submit(sp, &msg, &r, 1, NULL, NULL, "x\r\n", 3), 0);
+	memcpy(id2, msg.id, SPOOL_ID_SIZE);
+	CHECK(!spool_next_due(sp, &when));
+	CHECK_INT(spool_claim_message(sp, id2, true, now + 2, 60, &w, &n), 0);
+	CHECK_INT(n, 0);
+	spool_work_free(w, n);
+	/* "Scanned" is only a mark: the message stays due. */
+	queue(sp, "bulk", "d@one.test", NULL, id);
+	CHECK_INT(spool_msg_add_flags(sp, id, SPOOL_MSG_SCANNED), 0);
+	CHECK_INT(spool_claim_due(sp, NULL, now + 1, 60, 100, &w, &n), 0);
+	CHECK_INT(n, 1);
+	spool_work_free(w, n);
+	spool_close(sp);
+}
+
 int
 main(void)
 {
@@ -362,6 +445,7 @@ main(void)
 	test_throttle(sp);
 	spool_close(sp);
 	test_concurrent_claims();
+	test_hold();
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
