@@ -193,6 +193,9 @@ struct mxl_config {
 	int suppress_soft_count;	/* ... this many times ... */
 	int suppress_soft_window;	/* ... within this ... */
 	int suppress_soft_time;		/* ... suppress for this long */
+	/* Statistics (spool/stats.h, queuerun/stats.c, queuerun/metrics.c). */
+	int stats_retention;		/* seconds; counters older go */
+	char *metrics_textfile;		/* "" = none */
 };
 
 

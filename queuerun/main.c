@@ -15,6 +15,11 @@
  *	queuerun [-C FILE] classify [--provider NAME] REPLY...
  *	queuerun [-C FILE] suppress list|add|remove|import|export ...
  *	queuerun [-C FILE] resume PROVIDER [SOURCE]
+ *	queuerun [-C FILE] stats [--since WHEN] [--by provider|source|lane|
+ *	    pool] [--json]
+ *	queuerun [-C FILE] status [--json]
+ *	queuerun [-C FILE] metrics
+ *	queuerun [-C FILE] report [--since WHEN]
  * DESCRIPTION
  *	With no verb, or "run", one pass over the queue: every recipient
  *	that is due is delivered, then queuerun exits, so a cron line is a
@@ -42,7 +47,10 @@
 #include "queuerun/explain.h"
 #include "queuerun/runner.h"
 #include "queuerun/shaping.h"
+#include "queuerun/metrics.h"
 #include "queuerun/show.h"
+#include "queuerun/stats.h"
+#include "queuerun/status.h"
 #include "queuerun/suppress.h"
 #include "lib/config.h"
 #include "route/replies.h"
@@ -73,7 +81,13 @@ usage(void)
 	    "       queuerun [-C FILE] suppress remove ADDRESS\n"
 	    "       queuerun [-C FILE] suppress import FILE|-\n"
 	    "       queuerun [-C FILE] suppress export\n"
-	    "       queuerun [-C FILE] resume PROVIDER [SOURCE]\n");
+	    "       queuerun [-C FILE] resume PROVIDER [SOURCE]\n"
+	    "       queuerun [-C FILE] stats [--since WHEN] "
+	    "[--by provider|source|lane|pool]\n"
+	    "                [--json]\n"
+	    "       queuerun [-C FILE] status [--json]\n"
+	    "       queuerun [-C FILE] metrics\n"
+	    "       queuerun [-C FILE] report [--since WHEN]\n");
 	exit(EX_USAGE);
 }
 
@@ -361,6 +375,17 @@ main(int argc, char **argv)
 		    stdout);
 	} else if (strcmp(verb, "suppress") == 0) {
 		rc = suppress_command(&cfg, argc - i, argv + i);
+		if (rc == EX_USAGE)
+			usage();
+	} else if (strcmp(verb, "stats") == 0 || strcmp(verb, "status") == 0 ||
+	    strcmp(verb, "metrics") == 0 || strcmp(verb, "report") == 0) {
+		/* argv + i - 1: each sees its own verb as argv[0]. */
+		int (*cmd)(const struct mxl_config *, int, char **) =
+		    strcmp(verb, "stats") == 0 ? stats_command :
+		    strcmp(verb, "status") == 0 ? status_command :
+		    strcmp(verb, "metrics") == 0 ? metrics_command :
+		    report_command;
+		rc = cmd(&cfg, argc - i + 1, argv + i - 1);
 		if (rc == EX_USAGE)
 			usage();
 	} else if (strcmp(verb, "resume") == 0) {

@@ -27,6 +27,9 @@
 #	private network namespace set up with unshare (util-linux) and ip
 #	(iproute2).
 #
+#	stats_metrics.sh parses queuerun metrics with
+#	python3-prometheus-client's exposition-format parser.
+#
 #	make fuzz needs clang and libclang-rt-14-dev, the libFuzzer, ASan
 #	and UBSan runtimes for clang 14, which clang only recommends
 #	(through libclang-common-14-dev); llvm brings llvm-symbolizer,
@@ -44,6 +47,7 @@ git git-email libmailtools-perl
 pflogsumm procps util-linux coreutils diffutils grep sed
 openssl passwd gdb time
 opendkim-tools python3-dkim python3-nacl python3-dnspython iproute2
+python3-prometheus-client
 clang libclang-rt-14-dev llvm
 "
 
