@@ -1313,8 +1313,15 @@ bounce_one_suppressed(struct job_context *jc, const struct spool_work *w,
 	bool all_final = false;
 	char d[16], a[16];
 
-	/* Before routing: no provider or source yet, the lane's alone. */
-	struct spool_stats_where where = {NULL, NULL, NULL, true};
+	/*
+	 * Before routing: no source yet; the provider is the one the
+	 * domain names without an MX look-up (as queuerun status counts).
+	 */
+	char pwhy[256];
+	const struct mxl_provider *prov = route_provider(jc->cfg, w->domain,
+	    NULL, 0, pwhy, sizeof(pwhy));
+	struct spool_stats_where where = {prov ? prov->name : NULL, NULL,
+	    NULL, true};
 	if (spool_record_outcomes(jc->sp, w->id, &where, &res, 1, now,
 	    &all_final) == SPOOL_OK) {
 		fmt_delay(d, sizeof(d), now > msg->arrival ?

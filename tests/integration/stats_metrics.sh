@@ -130,6 +130,8 @@ assert_exit 0 "$QUEUERUN" run
 qj stats --json >"$SRV/sup.json"
 assert_eq "1 1" "$(js '"%d %d" % (J["total"]["suppressed"], J["total"]["bounced"])' <"$SRV/sup.json")" \
     "stats: suppressed 1, bounced still 1"
+assert_eq 1 "$(js 'sum(r["suppressed"] for r in J["rows"] if r["provider"] == "yahoo")' <"$SRV/sup.json")" \
+    "stats: the suppressed recipient under its domain's provider"
 
 section "metrics agree with stats and status"
 qj metrics >"$SRV/metrics.txt"
@@ -156,6 +158,17 @@ assert_true "[ -f \"$T/main.prom\" ]" "metrics_textfile written by the pass"
 assert_eq 644 "$(stat -c %a "$T/main.prom")" "metrics_textfile mode"
 assert_eq "$sent" "$(pm 'v("mxlane_messages_sent_total")' "$T/main.prom")" "metrics_textfile: sent, written by the pass"
 assert_eq "" "$(ls "$T" | grep '\.tmp$')" "no temporary file left"
+
+section "the daemon writes metrics_textfile too"
+rm -f "$T/main.prom"
+"$QUEUERUN" run --daemon 1h >"$SRV/daemon.out" 2>&1 &
+D=$!
+track_pid "$D"
+if wait_for 30 test -f "$T/main.prom"; then pass; else fail "the daemon wrote no metrics_textfile in 30 s"; fi
+kill -TERM "$D" 2>/dev/null
+wait "$D"
+assert_eq 0 "$?" "daemon exit status after SIGTERM"
+assert_eq "$sent" "$(pm 'v("mxlane_messages_sent_total")' "$T/main.prom")" "the daemon's metrics_textfile: sent"
 
 section "report"
 assert_exit 0 "$QUEUERUN" report --since 24h
