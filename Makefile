@@ -68,14 +68,14 @@ LIBS_DKIM  = $(shell pkg-config --libs opendkim 2>/dev/null || echo -lopendkim)
 
 LIB_SRCS      = lib/util.c lib/log.c lib/config.c lib/replyrules.c lib/gate.c \
                 lib/proc.c \
-                lib/strmap.c lib/units.c \
+                lib/strmap.c lib/units.c lib/escape.c \
                 lib/safefile.c
 SPOOL_SRCS    = spool/record.c spool/txn.c spool/schedule.c spool/wakeup.c \
                 spool/maildrop.c spool/pickup.c \
                 spool/throttle.c spool/cache.c spool/spool.c spool/aliasdb.c \
                 spool/compact.c spool/suppress.c spool/admin.c spool/msgflags.c \
                 spool/submitcount.c \
-                spool/shaping.c
+                spool/shaping.c spool/stats.c
 DNS_SRCS      = dns/dns.c
 SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \
                 sendmail/message.c sendmail/submit.c sendmail/aliases.c \
@@ -90,7 +90,8 @@ QUEUERUN_SRCS = queuerun/main.c queuerun/show.c queuerun/runner.c \
                 queuerun/nexthop.c queuerun/mtasts.c queuerun/notice.c \
                 queuerun/explain.c queuerun/classify.c \
                 queuerun/suppress.c queuerun/shaping.c queuerun/admin.c \
-                queuerun/spamcheck.c queuerun/limits.c
+                queuerun/spamcheck.c queuerun/limits.c \
+                queuerun/stats.c queuerun/status.c queuerun/metrics.c
 ROUTE_SRCS    = route/route.c route/replies.c
 UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_config tests/unit/test_aliases \
@@ -102,7 +103,8 @@ UNIT_TESTS    = tests/unit/test_address tests/unit/test_record \
                 tests/unit/test_pipeline tests/unit/test_mtasts \
                 tests/unit/test_replies \
                 tests/unit/test_shaping tests/unit/test_admin \
-                tests/unit/test_spamcheck tests/unit/test_submitcount
+                tests/unit/test_spamcheck tests/unit/test_submitcount \
+                tests/unit/test_stats
 # Test servers in C (tests/servers/), for the integration tests and the
 # benchmarks: dependency-free, built with the same flags.
 TEST_SERVERS  = tests/servers/rtsink tests/servers/slowpoll.so

@@ -842,6 +842,7 @@ static const char *const time_keys[] = {
 	"smtp_data_init_timeout", "smtp_data_xfer_timeout",
 	"smtp_data_done_timeout", "smtpd_timeout",
 	"suppress_time", "suppress_soft_window", "suppress_soft_time",
+	"stats_retention",
 };
 
 static cfg_opt_t root_opts[] = {
@@ -887,6 +888,8 @@ static cfg_opt_t root_opts[] = {
 	CFG_INT("suppress_soft_count", 3, CFGF_NONE),
 	CFG_STR("suppress_soft_window", "7d", CFGF_NONE),
 	CFG_STR("suppress_soft_time", "3d", CFGF_NONE),
+	CFG_STR("stats_retention", "90d", CFGF_NONE),
+	CFG_STR("metrics_textfile", "", CFGF_NONE),
 	CFG_SEC("reply", reply_opts, CFGF_MULTI | CFGF_TITLE),
 	CFG_SEC("pool", pool_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	CFG_SEC("provider", provider_opts,
@@ -1497,7 +1500,7 @@ config_load(const char *explicit_path, bool use_environment,
 	    &cfg->smtp_data_init_timeout, &cfg->smtp_data_xfer_timeout,
 	    &cfg->smtp_data_done_timeout, &cfg->smtpd_timeout,
 	    &cfg->suppress_time, &cfg->suppress_soft_window,
-	    &cfg->suppress_soft_time};
+	    &cfg->suppress_soft_time, &cfg->stats_retention};
 	for (size_t i = 0; i < sizeof(time_keys) / sizeof(time_keys[0]); i++)
 		*times[i] = (int)config_parse_time(cfg_getstr(parsed,
 		    time_keys[i]));
@@ -1510,6 +1513,8 @@ config_load(const char *explicit_path, bool use_environment,
 	cfg->bounce_size_limit = cfg_getint(parsed, "bounce_size_limit");
 	cfg->immediate_delivery = cfg_getbool(parsed, "immediate_delivery");
 	cfg->queuerun_path = xstrdup(cfg_getstr(parsed, "queuerun_path"));
+	cfg->metrics_textfile = xstrdup(cfg_getstr(parsed,
+	    "metrics_textfile"));
 	if (*cfg->myhostname == '\0') {
 		free(cfg->myhostname);
 		cfg->myhostname = default_hostname();
@@ -1549,6 +1554,15 @@ config_load(const char *explicit_path, bool use_environment,
 		return config_fail(cfg, err, errlen, "%s: spool_directory "
 		    "must be an absolute path, not \"%s\"", path ? path : "",
 		    cfg->spool_directory);
+	if (cfg->metrics_textfile[0] != '\0' &&
+	    cfg->metrics_textfile[0] != '/')
+		return config_fail(cfg, err, errlen, "%s: metrics_textfile "
+		    "must be an absolute path, not \"%s\"", path ? path : "",
+		    cfg->metrics_textfile);
+	if (cfg->stats_retention < 86400)
+		return config_fail(cfg, err, errlen, "%s: stats_retention "
+		    "must be at least a day (counters are kept per day)",
+		    path ? path : "");
 	if (cfg->message_size_limit < 0)
 		return config_fail(cfg, err, errlen, "%s: message_size_limit "
 		    "must be 0 (no limit) or a number of bytes", path);
@@ -1666,6 +1680,7 @@ config_free(struct mxl_config *cfg)
 	free(cfg->smtp_helo_name);
 	free(cfg->smtp_tls_CAfile);
 	free(cfg->queuerun_path);
+	free(cfg->metrics_textfile);
 	for (size_t i = 0; i < cfg->nlanes; i++) {
 		struct mxl_lane *l = &cfg->lanes[i];
 		free(l->name);

@@ -211,6 +211,9 @@ struct mxl_config {
 	size_t nheader_rules;
 	struct submitter_limit *submitter_limits;
 	size_t nsubmitter_limits;
+	/* Statistics (spool/stats.h, queuerun/stats.c, queuerun/metrics.c). */
+	int stats_retention;		/* seconds; counters older go */
+	char *metrics_textfile;		/* "" = none */
 };
 
 

@@ -33,6 +33,7 @@
 #include "route/route.h"
 #include "lib/log.h"
 #include "lib/strmap.h"
+#include "spool/stats.h"
 
 #define FINISH_BATCH	64
 
@@ -50,6 +51,7 @@ struct job_context {
 	struct txn **in_flight;	/* the transactions of the open session */
 	size_t nin_flight;
 	const char *provider;	/* of the destination being delivered to */
+	const char *pool;	/* and its pool, NULL: none */
 	struct session_shaping *shaping;	/* of the open session */
 	/*
 	 * Messages signed in this job: one signature serves every
@@ -483,8 +485,10 @@ on_message_done(void *ctx, struct dlv_msg *m)
 		log_rcpt(jc, t, r, k, strcmp(word, "expired") == 0 ?
 		    "bounced" : word, dsn, res->response, res->class, now);
 	}
-	bool recorded = nres > 0 && spool_record_results(jc->sp,
-	    slot->env.id, results, nres, now, &all_final) == SPOOL_OK;
+	struct spool_stats_where where = {jc->provider, jc->shaping ?
+	    session_source(jc->shaping, m) : NULL, jc->pool, false};
+	bool recorded = nres > 0 && spool_record_outcomes(jc->sp,
+	    slot->env.id, &where, results, nres, now, &all_final) == SPOOL_OK;
 	for (size_t k = 0, i = 0; recorded && k < m->nrcpts; k++) {
 		struct dlv_rcpt *r = &m->rcpts[k];
 		if (r->outcome == DLV_SKIP)
@@ -908,10 +912,12 @@ send_one_connection(struct job_context *jc, const struct nexthop *nh,
 	ss.other = other;
 	jc->shaping = &ss;
 	jc->provider = nh->provider ? nh->provider->name : NULL;
+	jc->pool = nh->pool ? nh->pool->name : NULL;
 	if (nptrs > 0)
 		deliver_to_hosts(&dcfg, jc->sp, nh->hosts.hosts,
 		    nh->hosts.nhosts, ptrs, nptrs, on_message_done, jc);
 	jc->provider = NULL;
+	jc->pool = NULL;
 	jc->shaping = NULL;
 	jc->in_flight = NULL;
 	jc->nin_flight = 0;
@@ -1347,8 +1353,17 @@ bounce_one_suppressed(struct job_context *jc, const struct spool_work *w,
 	bool all_final = false;
 	char d[16], a[16];
 
-	if (spool_record_results(jc->sp, w->id, &res, 1, now, &all_final) ==
-	    SPOOL_OK) {
+	/*
+	 * Before routing: no source yet; the provider is the one the
+	 * domain names without an MX look-up (as queuerun status counts).
+	 */
+	char pwhy[256];
+	const struct mxl_provider *prov = route_provider(jc->cfg, w->domain,
+	    NULL, 0, pwhy, sizeof(pwhy));
+	struct spool_stats_where where = {prov ? prov->name : NULL, NULL,
+	    NULL, true};
+	if (spool_record_outcomes(jc->sp, w->id, &where, &res, 1, now,
+	    &all_final) == SPOOL_OK) {
 		fmt_delay(d, sizeof(d), now > msg->arrival ?
 		    (double)(now - msg->arrival) : 0);
 		fmt_delay(a, sizeof(a), now > w->due ? (double)(now - w->due) :
@@ -1562,9 +1577,11 @@ job_deliver(struct job_context *jc, struct spool_work *work, size_t n,
 		if (part->nh.status != DNS_OK) {
 			jc->provider = part->nh.provider ?
 			    part->nh.provider->name : NULL;
+			jc->pool = part->nh.pool ? part->nh.pool->name : NULL;
 			fail_txns(jc, part->txns, part->ntxns, part->nh.status,
 			    part->nh.err);
 			jc->provider = NULL;
+			jc->pool = NULL;
 		}
 		else
 			total += part->ntxns;

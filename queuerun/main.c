@@ -20,6 +20,11 @@
  *	queuerun [-C FILE] move --to-pool NAME|--to-source ADDRESS
  *	    [SELECTORS] QUEUEID...|ALL
  *	queuerun [-C FILE] list [--json]
+ *	queuerun [-C FILE] stats [--since WHEN] [--by provider|source|lane|
+ *	    pool] [--json]
+ *	queuerun [-C FILE] status [--json]
+ *	queuerun [-C FILE] metrics
+ *	queuerun [-C FILE] report [--since WHEN]
  * DESCRIPTION
  *	With no verb, or "run", one pass over the queue: every recipient
  *	that is due is delivered, then queuerun exits, so a cron line is a
@@ -49,7 +54,10 @@
 #include "queuerun/explain.h"
 #include "queuerun/runner.h"
 #include "queuerun/shaping.h"
+#include "queuerun/metrics.h"
 #include "queuerun/show.h"
+#include "queuerun/stats.h"
+#include "queuerun/status.h"
 #include "queuerun/suppress.h"
 #include "lib/config.h"
 #include "route/replies.h"
@@ -95,7 +103,14 @@ usage(void)
 	    "                    --sender ADDRESS --recipient ADDRESS "
 	    "--deferred\n"
 	    "                    --class CLASS --older-than AGE\n"
-	    "       queuerun [-C FILE] limits\n");
+	    "       queuerun [-C FILE] limits\n"
+
+	    "       queuerun [-C FILE] stats [--since WHEN] "
+	    "[--by provider|source|lane|pool]\n"
+	    "                [--json]\n"
+	    "       queuerun [-C FILE] status [--json]\n"
+	    "       queuerun [-C FILE] metrics\n"
+	    "       queuerun [-C FILE] report [--since WHEN]\n");
 	exit(EX_USAGE);
 }
 
@@ -387,6 +402,15 @@ main(int argc, char **argv)
 			usage();
 	} else if (strcmp(verb, "limits") == 0) {
 		rc = limits_command(&cfg, argc - i, argv + i, stdout);
+	} else if (strcmp(verb, "stats") == 0 || strcmp(verb, "status") == 0 ||
+	    strcmp(verb, "metrics") == 0 || strcmp(verb, "report") == 0) {
+		/* argv + i - 1: each sees its own verb as argv[0]. */
+		int (*cmd)(const struct mxl_config *, int, char **) =
+		    strcmp(verb, "stats") == 0 ? stats_command :
+		    strcmp(verb, "status") == 0 ? status_command :
+		    strcmp(verb, "metrics") == 0 ? metrics_command :
+		    report_command;
+		rc = cmd(&cfg, argc - i + 1, argv + i - 1);
 		if (rc == EX_USAGE)
 			usage();
 	} else if (strcmp(verb, "resume") == 0) {

@@ -45,10 +45,12 @@
 #include "queuerun/deliver.h"
 #include "queuerun/dest.h"
 #include "queuerun/job.h"
+#include "queuerun/metrics.h"
 #include "queuerun/worker.h"
 #include "queuerun/shaping.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "spool/stats.h"
 
 #define CLAIM_CHUNK	500	/* recipients per claiming transaction */
 #define CLAIM_AHEAD	50	/* claimed ahead: this many per session */
@@ -57,6 +59,7 @@
 #define RESOLVE_BATCH	16	/* domains a worker resolves at once */
 #define TICK_MS		250	/* how often priority mail is looked for */
 #define SUPPRESS_EXPIRE_BATCH 1000	/* expired list entries removed a pass */
+#define STATS_EXPIRE_BATCH 1000		/* old counter records removed a pass */
 #define URGENT_MAX	64	/* priority ids kept from the doorbell */
 #define FINISH_EVERY_MS	500	/* finished messages removed this often */
 #define FINISH_MOST	1000	/* ... this many at most at a time */
@@ -775,6 +778,13 @@ run_pass(struct engine *e)
 	    SUPPRESS_EXPIRE_BATCH, &expired) == SPOOL_OK && expired > 0)
 		log_info("suppression list: %zu expired entr%s removed",
 		    expired, expired == 1 ? "y" : "ies");
+	/* Counters past stats_retention go the same way, by whole days. */
+	size_t old = 0;
+	if (!stop_requested && spool_stats_expire(e->sp,
+	    stats_day(time(NULL) - e->cfg->stats_retention),
+	    STATS_EXPIRE_BATCH, &old) == SPOOL_OK && old > 0)
+		log_info("statistics: %zu counter record%s past stats_retention "
+		    "removed", old, old == 1 ? "" : "s");
 	/* Gives the disk back once a burst has drained (compact.c). */
 	if (!stop_requested)
 		(void)spool_compact_when_idle(e->sp);
@@ -853,6 +863,16 @@ runner_run(const struct mxl_config *cfg, const struct runner_options *opt)
 	}
 	do {
 		run_pass(&e);
+		/*
+		 * The metrics file: after every pass of the daemon (at most
+		 * every METRICS_INTERVAL s: it walks the whole queue) and of
+		 * a cron pass; a run --id (immediate delivery, one message)
+		 * leaves it to them.
+		 */
+		if (opt->daemon_interval > 0)
+			metrics_textfile_tick(e.sp, cfg);
+		else if (opt->id == NULL)
+			(void)metrics_textfile_write(e.sp, cfg);
 		if (opt->daemon_interval > 0)
 			wait_for_work(&e, opt->daemon_interval);
 	} while (opt->daemon_interval > 0 && !stop_requested);

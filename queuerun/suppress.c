@@ -31,6 +31,7 @@
 #include <sysexits.h>
 #include <time.h>
 
+#include "lib/escape.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "spool/spool.h"
@@ -81,15 +82,6 @@ open_spool(const struct mxl_config *cfg)
 	return sp;
 }
 
-static void
-json_str(FILE *out, const char *s)
-{
-	struct buf b = BUF_INIT;
-
-	json_put_str(&b, s);
-	fwrite(b.data, 1, b.len, out);
-	buf_free(&b);
-}
 
 struct walk {
 	FILE *out;
@@ -126,11 +118,11 @@ print_entry(void *ctx, const struct spool_suppression *e)
 	} else if (w->json) {
 		fputs(w->n ? ",\n  {" : "\n  {", w->out);
 		fputs("\"address\": ", w->out);
-		json_str(w->out, e->address);
+		escape_json(w->out, e->address);
 		fputs(", \"reason\": ", w->out);
-		json_str(w->out, e->reason);
+		escape_json(w->out, e->reason);
 		fputs(", \"class\": ", w->out);
-		json_str(w->out, e->class);
+		escape_json(w->out, e->class);
 		fprintf(w->out, ", \"added\": \"%s\", \"expires\": ", added);
 		if (e->expires)
 			fprintf(w->out, "\"%s\"", expires);

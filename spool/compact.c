@@ -145,7 +145,7 @@ spool_compact(struct spool *sp, struct spool_compact_stats *st)
 		{"recipients.db", &sp->recipients},
 		{"schedule.db", &sp->schedule}, {"throttle.db", &sp->throttle},
 		{"pickup.db", &sp->pickup}, {"suppress.db", &sp->suppress},
-		{"shaping.db", &sp->shaping},
+		{"shaping.db", &sp->shaping}, {"stats.db", &sp->stats},
 	};
 	struct spool_compact_stats s;
 	int rc = 0;

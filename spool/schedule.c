@@ -36,6 +36,7 @@
 #include "lib/log.h"
 #include "spool/record.h"
 #include "spool/spool_impl.h"
+#include "spool/stats.h"
 #include "spool/txn.h"
 
 /* Claiming. */
@@ -507,8 +508,8 @@ apply_result(struct spool *sp, DB_TXN *txn, const struct spool_msg *msg,
 
 static int
 record_once(struct spool *sp, const char *id,
-    const struct spool_result *results, size_t n, int64_t now,
-    bool *all_final)
+    const struct spool_stats_where *where, const struct spool_result *results,
+    size_t n, int64_t now, bool *all_final)
 {
 	DB_TXN *txn;
 	struct spool_msg msg;
@@ -521,6 +522,10 @@ record_once(struct spool *sp, const char *id,
 		goto err;
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = apply_result(sp, txn, &msg, &results[i], now);
+	/* The counters commit with the outcome, or not at all. */
+	if (rc == 0)
+		rc = stats_count_outcomes(sp, txn, where, msg.lane, msg.arrival,
+		    results, n, now);
 	spool_msg_free(&msg);
 	if (rc == 0)
 		rc = txn_each_rcpt(sp, txn, id, count_pending, &pending);
@@ -541,12 +546,20 @@ spool_record_results(struct spool *sp, const char *id,
     const struct spool_result *results, size_t n, int64_t now,
     bool *all_final)
 {
+	return spool_record_outcomes(sp, id, NULL, results, n, now, all_final);
+}
+
+int
+spool_record_outcomes(struct spool *sp, const char *id,
+    const struct spool_stats_where *where, const struct spool_result *results,
+    size_t n, int64_t now, bool *all_final)
+{
 	SPOOL_GUARD;
 	int rc = DB_LOCK_DEADLOCK;
 
 	*all_final = false;
 	SPOOL_RETRY(sp, rc, i)
-		rc = record_once(sp, id, results, n, now, all_final);
+		rc = record_once(sp, id, where, results, n, now, all_final);
 	if (rc == DB_NOTFOUND)
 		return SPOOL_NOTFOUND;
 	if (rc != 0) {

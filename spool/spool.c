@@ -14,6 +14,8 @@
  *	suppress.db	btree, the suppression list (see suppress.c)
  *	shaping.db	btree, what providers said: suspensions, lowered
  *			rates, deferrals, warm-up counts (see shaping.c)
+ *	stats.db	btree of small pages, delivery counters written with
+ *			each outcome (see stats.c)
  *
  *	Queue ids are the arrival time, so btree order is arrival order and
  *	mailq lists oldest first without sorting anything.
@@ -57,6 +59,7 @@
 #include "spool/record.h"
 #include "spool/maildrop.h"
 #include "spool/spool_impl.h"
+#include "spool/stats.h"
 #include "spool/txn.h"
 
 /*
@@ -134,7 +137,9 @@ open_tables(struct spool *sp)
 	    (rc = open_db(sp, txn, &sp->suppress, "suppress.db", DB_BTREE,
 	    0)) ||
 	    (rc = open_db(sp, txn, &sp->shaping, "shaping.db", DB_BTREE,
-	    0))) {
+	    0)) ||
+	    (rc = open_db(sp, txn, &sp->stats, "stats.db", DB_BTREE,
+	    STATS_PAGESIZE))) {
 		txn->abort(txn);
 		return rc;
 	}
@@ -163,7 +168,7 @@ spool_close_handles(struct spool *sp)
 {
 	DB **dbs[] = {&sp->messages, &sp->recipients, &sp->content,
 	    &sp->schedule, &sp->throttle, &sp->pickup, &sp->suppress,
-	    &sp->shaping};
+	    &sp->shaping, &sp->stats};
 
 	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
 		/* Committed work is in the log already; no page flush. */

@@ -37,6 +37,7 @@ struct spool {
 	DB *pickup;
 	DB *suppress;	/* the suppression list (suppress.c) */
 	DB *shaping;	/* what providers said (shaping.c) */
+	DB *stats;	/* delivery counters (stats.c) */
 	struct aliasmap *aliasmap;	/* opened at the first look-up */
 	int insert_lock;	/* fd of insert.lock, see spool_insert_turn() */
 	struct timespec maildrop_seen;	/* its mtime at the last pickup */

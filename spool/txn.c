@@ -16,6 +16,7 @@
 #include "lib/config.h"
 #include "lib/log.h"
 #include "spool/record.h"
+#include "spool/stats.h"
 
 int
 spool_put(DB *db, DB_TXN *txn, const void *k, size_t klen, const void *v,
@@ -457,7 +458,10 @@ spool_submit_txn(struct spool *sp, DB_TXN *txn, struct spool_msg *msg,
 			goto out;
 	}
 	/* Again, now with the size: the first one only claimed the id. */
-	rc = txn_write_msg(sp, txn, msg);
+	if ((rc = txn_write_msg(sp, txn, msg)) != 0)
+		goto out;
+	/* Counted where it is queued, so the count is never off by a crash. */
+	rc = stats_count_received(sp, txn, msg, msg->arrival);
 out:
 	free(w.stage);
 	buf_free(&rec);

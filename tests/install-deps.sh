@@ -35,6 +35,9 @@
 #	no network); the system's spamd service is disabled and stopped
 #	here like Exim's.
 #
+#	stats_metrics.sh parses queuerun metrics with
+#	python3-prometheus-client's exposition-format parser.
+#
 #	make fuzz needs clang and libclang-rt-14-dev, the libFuzzer, ASan
 #	and UBSan runtimes for clang 14, which clang only recommends
 #	(through libclang-common-14-dev); llvm brings llvm-symbolizer,
@@ -53,6 +56,7 @@ pflogsumm procps util-linux coreutils diffutils grep sed
 openssl passwd gdb time
 opendkim-tools python3-dkim python3-nacl python3-dnspython iproute2
 python3-jsonschema
+python3-prometheus-client
 clang libclang-rt-14-dev llvm
 spamassassin spamd
 "
