@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "lib/gate.h"
+#include "lib/escape.h"
 #include "lib/log.h"
 #include "spool/submitcount.h"
 
@@ -67,8 +68,16 @@ limits_over(const struct mxl_config *cfg, int spool_dirfd,
 
 struct print_ctx {
 	FILE *out;
+	const char *indent;
 	size_t n;
 };
+
+static const char *
+period_unit(int period)
+{
+	return period == 1 ? "s" : period == 60 ? "m" : period == 3600 ? "h" :
+	    "d";
+}
 
 static void
 print_one(void *vctx, const struct limit_excess *e)
@@ -80,26 +89,40 @@ print_one(void *vctx, const struct limit_excess *e)
 
 	gmtime_r(&end, &tm);
 	strftime(until, sizeof(until), "%Y-%m-%d %H:%M:%S UTC", &tm);
-	fprintf(p->out, "%s uid=%u %s=%llu limit=%ld/%s action=%s until=%s "
-	    "rule=%s\n", e->user, (unsigned)e->uid, e->what,
-	    (unsigned long long)e->count, e->limit, e->period == 1 ? "s" :
-	    e->period == 60 ? "m" : e->period == 3600 ? "h" : "d", e->action,
-	    until, e->section);
+	fprintf(p->out, "%s%s uid=%u %s=%llu limit=%ld/%s action=%s until=%s "
+	    "rule=%s\n", p->indent, e->user, (unsigned)e->uid, e->what,
+	    (unsigned long long)e->count, e->limit, period_unit(e->period),
+	    e->action, until, e->section);
 	p->n++;
 }
 
-int
-limits_command(const struct mxl_config *cfg, int argc, char **argv,
-    FILE *out)
+static void
+print_json_one(void *vctx, const struct limit_excess *e)
 {
-	struct print_ctx p = {out, 0};
+	struct print_ctx *p = vctx;
 
-	(void)argv;
-	if (argc != 0)
-		return EX_USAGE;
+	fputs(p->n++ ? ",{\"user\":" : "{\"user\":", p->out);
+	escape_json(p->out, e->user);
+	fprintf(p->out, ",\"uid\":%u,\"what\":\"%s\",\"count\":%llu,"
+	    "\"limit\":\"%ld/%s\",\"action\":\"%s\",\"until\":%lld,"
+	    "\"rule\":", (unsigned)e->uid, e->what,
+	    (unsigned long long)e->count, e->limit, period_unit(e->period),
+	    e->action, (long long)e->window_end);
+	escape_json(p->out, e->section);
+	fputc('}', p->out);
+}
+
+int
+limits_print(const struct mxl_config *cfg, bool json, const char *indent,
+    FILE *out, size_t *n)
+{
+	struct print_ctx p = {out, indent, 0};
 	int fd = open(cfg->spool_directory, O_RDONLY | O_DIRECTORY |
 	    O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || limits_over(cfg, fd, print_one, &p) != 0) {
+
+	*n = 0;
+	if (fd < 0 || limits_over(cfg, fd, json ? print_json_one : print_one,
+	    &p) != 0) {
 		log_stderr("cannot read the submission counts in %s/%s",
 		    cfg->spool_directory, SUBMITCOUNT_DIR);
 		if (fd >= 0)
@@ -107,7 +130,21 @@ limits_command(const struct mxl_config *cfg, int argc, char **argv,
 		return EX_TEMPFAIL;
 	}
 	close(fd);
-	if (p.n == 0)
-		fprintf(out, "no user is over a submitter limit\n");
+	*n = p.n;
 	return 0;
+}
+
+int
+limits_command(const struct mxl_config *cfg, int argc, char **argv,
+    FILE *out)
+{
+	size_t n;
+
+	(void)argv;
+	if (argc != 0)
+		return EX_USAGE;
+	int rc = limits_print(cfg, false, "", out, &n);
+	if (rc == 0 && n == 0)
+		fprintf(out, "no user is over a submitter limit\n");
+	return rc;
 }

@@ -14,6 +14,8 @@
 #ifndef MXLANE_QR_LIMITS_H
 #define MXLANE_QR_LIMITS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -33,6 +35,12 @@ struct limit_excess {
 
 int limits_over(const struct mxl_config *cfg, int spool_dirfd,
     void (*fn)(void *ctx, const struct limit_excess *e), void *ctx);
+/*
+ * limits_print() writes them, one line each after indent, or as JSON
+ * objects separated by commas; *n says how many.
+ */
+int limits_print(const struct mxl_config *cfg, bool json, const char *indent,
+    FILE *out, size_t *n);
 int limits_command(const struct mxl_config *cfg, int argc, char **argv,
     FILE *out);
 

@@ -16,6 +16,7 @@
 
 #include "lib/escape.h"
 #include "lib/log.h"
+#include "queuerun/limits.h"
 #include "queuerun/shaping.h"
 #include "route/route.h"
 #include "spool/stats.h"
@@ -334,7 +335,7 @@ print_json(const struct queue_status *st, FILE *out)
 		}
 		fputs("}}", out);
 	}
-	fputs("]}\n", out);
+	fputc(']', out);	/* the caller adds the rest and the "}" */
 }
 
 static void
@@ -460,10 +461,20 @@ status_command(const struct mxl_config *cfg, int argc, char **argv)
 		status_free(&st);
 		return EX_TEMPFAIL;
 	}
-	if (json)
+	/* Users over their submitter limits (limits.h), after the queue. */
+	size_t nover = 0;
+	if (json) {
 		print_json(&st, stdout);
-	else
+		fputs(",\"over_limits\":[", stdout);
+		rc = limits_print(cfg, true, "", stdout, &nover);
+		fputs("]}\n", stdout);
+	} else {
 		print_text(&st, stdout);
+		fputs("submitter limits:\n", stdout);
+		rc = limits_print(cfg, false, "  ", stdout, &nover);
+		if (rc == 0 && nover == 0)
+			fputs("  no user over a limit\n", stdout);
+	}
 	status_free(&st);
-	return 0;
+	return rc;
 }

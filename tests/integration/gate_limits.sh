@@ -25,7 +25,8 @@
 #	  - the counts are the mail system's: a user can neither read,
 #	    remove nor rewrite their own count file, nor steer sendmail to
 #	    another spool or configuration (-C, MXLANE_CONFIG);
-#	  - queuerun limits lists exactly the limits the two users went
+#	  - queuerun limits (and queuerun status, as text and JSON) lists
+#	    exactly the limits the two users went
 #	    over (WEB's messages, OTHER's messages and recipients), with
 #	    the count, the limit and the action.
 #	Needs root (CI runs as root); creates and removes its accounts.
@@ -193,4 +194,15 @@ line_of() { printf '%s\n' "$out" | grep -F "$1 " | grep -F " $2="; }
 assert_match "$(line_of "$WEB" messages)" "^$WEB uid=[0-9]+ messages=5 limit=3/d action=hold until=[0-9-]+ 00:00:00 UTC rule=$WEB\$" "$WEB in queuerun limits"
 assert_match "$(line_of "$OTH" messages)" "^$OTH uid=$OTH_UID messages=2 limit=2/d action=tempfail until=[0-9-]+ 00:00:00 UTC rule=[*]\$" "$OTH's messages in queuerun limits"
 assert_match "$(line_of "$OTH" recipients)" "^$OTH uid=$OTH_UID recipients=2 limit=4/d action=tempfail until=[0-9-]+ 00:00:00 UTC rule=[*]\$" "$OTH's recipients in queuerun limits"
+
+section "queuerun status lists the users over their limits"
+assert_exit 0 "$QR" status
+assert_eq "$(printf '%s\n' "$out" | sed 's/^/  /')" \
+    "$(last_out | sed -n '/^submitter limits:$/,$p' | tail -n +2)" \
+    "status's submitter limits vs queuerun limits"
+assert_exit 0 "$QR" status --json
+assert_eq "[['$OTH', 'messages', 2, '2/d', 'tempfail'], ['$OTH', 'recipients', 2, '4/d', 'tempfail'], ['$WEB', 'messages', 5, '3/d', 'hold']]" \
+    "$(last_out | "$PYTHON" -c 'import json, sys
+print(sorted([o["user"], o["what"], o["count"], o["limit"], o["action"]] for o in json.load(sys.stdin)["over_limits"]))')" \
+    "over_limits in status --json"
 finish
