@@ -315,6 +315,18 @@ print_json(const struct stats_table *t, enum stats_by by, int64_t since_day,
 	stats_table_free(&all);
 }
 
+/* The first day --since asks for, or -1 (said on stderr). */
+static int64_t
+since_day_of(const char *since)
+{
+	int64_t day = stats_since_day(since, time(NULL));
+
+	if (day < 0)
+		log_stderr("--since %s: a duration (24h, 7d) or a date "
+		    "(YYYY-MM-DD)", since);
+	return day;
+}
+
 int
 stats_command(const struct mxl_config *cfg, int argc, char **argv)
 {
@@ -342,12 +354,9 @@ stats_command(const struct mxl_config *cfg, int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	int64_t since_day = stats_since_day(since, time(NULL));
-	if (since_day < 0) {
-		log_stderr("--since %s: a duration (24h, 7d) or a date "
-		    "(YYYY-MM-DD)", since);
+	int64_t since_day = since_day_of(since);
+	if (since_day < 0)
 		return EX_USAGE;
-	}
 	struct collect c;
 	memset(&c, 0, sizeof(c));
 	c.by = by;
@@ -417,12 +426,9 @@ report_command(const struct mxl_config *cfg, int argc, char **argv)
 		else
 			return EX_USAGE;
 	}
-	int64_t since_day = stats_since_day(since, time(NULL));
-	if (since_day < 0) {
-		log_stderr("--since %s: a duration (24h, 7d) or a date "
-		    "(YYYY-MM-DD)", since);
+	int64_t since_day = since_day_of(since);
+	if (since_day < 0)
 		return EX_USAGE;
-	}
 	struct collect c;
 	memset(&c, 0, sizeof(c));
 	c.by = BY_PROVIDER;

@@ -163,6 +163,26 @@ need_cmd() {
 	done
 }
 
+# setid_prefix NAME: makes and prints a directory every user can
+# traverse, on a file system that honours set-id bits (run.sh's scratch
+# is 0700, and some /tmp are nosuid), for a scratch install with a
+# set-id sendmail; fails the test (and prints nothing) if there is none.
+setid_prefix() {
+	local base d
+	for base in /tmp /var/tmp "$MXL_BUILD"; do
+		if findmnt -n -o OPTIONS -T "$base" 2>/dev/null | grep -qw nosuid; then
+			continue
+		fi
+		if d=$(mktemp -d "$base/mxl-$1.XXXXXX"); then
+			chmod 0755 "$d"
+			echo "$d"
+			return 0
+		fi
+	done
+	fail "no directory on a file system without nosuid"
+	return 1
+}
+
 need_file() {
 	local f
 	for f in "$@"; do

@@ -42,18 +42,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	finish
 fi
 
-P=
-for base in /tmp /var/tmp "$MXL_BUILD"; do
-	if findmnt -n -o OPTIONS -T "$base" 2>/dev/null | grep -qw nosuid; then
-		continue
-	fi
-	P=$(mktemp -d "$base/mxl-limits.XXXXXX") && break
-done
-if [ -z "$P" ]; then
-	fail "no directory on a file system without nosuid"
-	finish
-fi
-chmod 0755 "$P"
+P=$(setid_prefix limits) || finish
 
 SYS=mxgs$$	# the mail system's account
 WEB=mxgw$$	# a web site with its own limit

@@ -46,20 +46,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	finish
 fi
 
-# A prefix every user can traverse, on a file system that honours
-# set-id bits (run.sh's scratch is 0700, and some /tmp are nosuid).
-P=
-for base in /tmp /var/tmp "$MXL_BUILD"; do
-	if findmnt -n -o OPTIONS -T "$base" 2>/dev/null | grep -qw nosuid; then
-		continue
-	fi
-	P=$(mktemp -d "$base/mxl-users.XXXXXX") && break
-done
-if [ -z "$P" ]; then
-	fail "no directory on a file system without nosuid"
-	finish
-fi
-chmod 0755 "$P"
+P=$(setid_prefix users) || finish
 
 SYS=mxls$$	# the mail system's account
 ATK=mxla$$	# the hostile site user
