@@ -37,6 +37,7 @@
 #include "lib/strmap.h"
 #include "queuerun/nexthop.h"
 #include "queuerun/notice.h"
+#include "route/route.h"
 #include "sendmail/mailq.h"
 
 /*
@@ -267,6 +268,120 @@ struct verb_args {
 	const char *to_source;
 };
 
+/*
+ * The stored header, for the lane rules (route_header_fn): the fields
+ * as sendmail gave them to the rules, unfolded and trimmed, with
+ * mxlane's own Received: line first among them.
+ */
+struct stored_header {
+	char **names, **values;
+	size_t n;
+};
+
+static int
+read_header_block(void *ctx, const char *data, size_t len)
+{
+	struct buf *b = ctx;
+
+	buf_append(b, data, len);
+	/* Up to the empty line; a header bigger than 1 MiB is cut there. */
+	return b->len > 1024 * 1024 || memmem(b->data, b->len, "\n\r\n", 3) ||
+	    memmem(b->data, b->len, "\n\n", 2);
+}
+
+/* The field gathered in f (folds joined), then f is emptied. */
+static void
+add_field(struct stored_header *h, struct buf *f)
+{
+	char *colon = f->len ? memchr(f->data, ':', f->len) : NULL;
+
+	if (colon) {		/* f->data ends with a NUL, as a buf does */
+		*colon = '\0';
+		h->names = xrealloc(h->names, (h->n + 1) * sizeof(*h->names));
+		h->values = xrealloc(h->values, (h->n + 1) *
+		    sizeof(*h->values));
+		h->names[h->n] = xstrdup(str_trim(f->data));
+		h->values[h->n++] = xstrdup(str_trim(colon + 1));
+	}
+	buf_reset(f);
+}
+
+static void
+stored_header_read(struct spool *sp, const char *id, struct stored_header *h)
+{
+	struct buf b = BUF_INIT;
+	struct buf field = BUF_INIT;
+
+	memset(h, 0, sizeof(*h));
+	(void)spool_read_content(sp, id, read_header_block, &b);
+	for (const char *p = b.data, *end = b.data + b.len; p && p < end;) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *next = eol ? eol + 1 : end;
+		size_t len = (size_t)((eol ? eol : end) - p);
+		if (len > 0 && p[len - 1] == '\r')
+			len--;
+		if (len == 0 || (*p != ' ' && *p != '\t'))
+			add_field(h, &field);	/* a new field, or the end */
+		if (len == 0)
+			break;		/* the empty line: the body follows */
+		buf_append(&field, p, len);
+		p = next;
+	}
+	add_field(h, &field);
+	buf_free(&field);
+	buf_free(&b);
+}
+
+static const char *
+stored_header_field(void *ctx, size_t i, char **value)
+{
+	struct stored_header *h = ctx;
+
+	if (i >= h->n)
+		return NULL;
+	*value = xstrdup(h->values[i]);
+	return h->names[i];
+}
+
+static void
+stored_header_free(struct stored_header *h)
+{
+	for (size_t i = 0; i < h->n; i++) {
+		free(h->names[i]);
+		free(h->values[i]);
+	}
+	free(h->names);
+	free(h->values);
+}
+
+/*
+ * The lane requeue puts a whole message on: the lane rules run again
+ * with today's configuration, for a message whose lane they chose at
+ * submission; NULL keeps its lane (asked for with -O Lane=, set by a
+ * header rule, or queued before mxlane kept that apart).
+ */
+static const char *
+lane_anew(const struct mxl_config *cfg, struct spool *sp, const char *id)
+{
+	struct spool_msg msg;
+	struct stored_header h;
+	char why[256];
+	bool refused;
+
+	if (spool_get(sp, id, &msg, NULL, NULL) != SPOOL_OK)
+		return NULL;
+	const char *lane = NULL;
+	if (msg.flags & SPOOL_MSG_LANE_BY_RULES) {
+		struct route_submitter who = {msg.user, msg.sender, false};
+		stored_header_read(sp, id, &h);
+		lane = route_lane(cfg, NULL, &who, stored_header_field, &h,
+		    &refused, why, sizeof(why));
+		stored_header_free(&h);
+	}
+	spool_msg_free(&msg);
+	return lane;
+}
+
 static int
 apply(const struct mxl_config *cfg, struct spool *sp, enum verb verb,
     const struct verb_args *va, struct walk *w, struct totals *t)
@@ -285,6 +400,8 @@ apply(const struct mxl_config *cfg, struct spool *sp, enum verb verb,
 			memcpy(items[i].id, w->c[at + i].id, SPOOL_ID_SIZE);
 			items[i].indexes = w->c[at + i].indexes;
 			items[i].nindexes = w->c[at + i].nindexes;
+			items[i].lane = verb == REQUEUE && items[i].indexes ==
+			    NULL ? lane_anew(cfg, sp, items[i].id) : NULL;
 		}
 		if (spool_admin_apply(sp, verbs[verb].op, &how, items, n,
 		    time(NULL)) != SPOOL_OK) {
@@ -302,6 +419,9 @@ apply(const struct mxl_config *cfg, struct spool *sp, enum verb verb,
 				log_info("%s: moved to %s %s", it->id,
 				    va->to_pool ? "pool" : "source",
 				    va->to_pool ? va->to_pool : va->to_source);
+			else if (it->lane_changed)
+				log_info("%s: %s, lane %s", it->id,
+				    verbs[verb].logged, it->lane);
 			else if (verb != DELETE)
 				log_info("%s: %s", it->id, verbs[verb].logged);
 			else if (it->removed)

@@ -407,6 +407,9 @@ submit_message(const struct submitter *who, const struct submit_request *req,
 	}
 	if (verdict.lane)
 		lane = verdict.lane;
+	/* Chosen by the lane rules, requeue may choose again (admin.c). */
+	else if (req->lane == NULL || refused)
+		msg.flags |= SPOOL_MSG_LANE_BY_RULES;
 	if (verdict.hold)
 		msg.flags |= SPOOL_MSG_HELD;
 	/* Counted last: what is refused for other reasons never counts. */

@@ -61,7 +61,8 @@ struct admin_msg {
 	const struct spool_admin_how *how;
 	struct spool_admin_item *item;
 	const struct spool_msg *msg;
-	int cls;
+	int cls;		/* the schedule class of its keys now */
+	int put_cls;		/* and of the keys it is given */
 	int64_t now;
 	uint32_t changed;	/* recipients changed */
 	size_t pending;		/* left pending afterwards */
@@ -109,8 +110,8 @@ admin_rcpt(struct admin_msg *a, struct spool_rcpt *r)
 		if (rc == 0)
 			rc = txn_write_rcpt(a->sp, a->txn, a->msg->id, r);
 		if (rc == 0 && txn_rcpt_scheduled(a->msg, r))
-			rc = spool_schedule_put(a->sp, a->txn, a->cls, a->now,
-			    a->msg->id, r->index, r->address);
+			rc = spool_schedule_put(a->sp, a->txn, a->put_cls,
+			    a->now, a->msg->id, r->index, r->address);
 		break;
 	case SPOOL_ADMIN_DELETE:
 		if (!change)
@@ -189,6 +190,7 @@ admin_message(struct spool *sp, DB_TXN *txn, enum spool_admin_op op,
 	int rc;
 
 	item->found = item->removed = item->finished = false;
+	item->lane_changed = false;
 	item->changed = 0;
 	if ((rc = txn_read_msg(sp, txn, item->id, &msg, DB_RMW)) != 0)
 		return rc == DB_NOTFOUND ? 0 : rc;
@@ -197,6 +199,19 @@ admin_message(struct spool *sp, DB_TXN *txn, enum spool_admin_op op,
 	if ((op == SPOOL_ADMIN_HOLD && was_held) ||
 	    (op == SPOOL_ADMIN_RELEASE && !was_held))
 		goto out;
+	if ((rc = txn_each_rcpt(sp, txn, item->id, collect_rcpt, &c)) != 0)
+		goto out;
+	int cls = spool_lane_class(msg.lane);
+	bool new_lane = op == SPOOL_ADMIN_REQUEUE && item->lane &&
+	    item->indexes == NULL && (msg.lane == NULL ||
+	    strcmp(item->lane, msg.lane) != 0);
+	/*
+	 * A recipient in delivery keeps its lease key in the lane's class
+	 * until its runner records the attempt: the lane stays then.
+	 */
+	for (size_t i = 0; new_lane && i < c.n; i++)
+		if (c.r[i].state == RCPT_ACTIVE)
+			new_lane = false;
 	bool msg_changed = true;
 	if (op == SPOOL_ADMIN_HOLD)
 		msg.flags |= SPOOL_MSG_HELD;
@@ -205,15 +220,18 @@ admin_message(struct spool *sp, DB_TXN *txn, enum spool_admin_op op,
 	else if (op == SPOOL_ADMIN_MOVE)
 		set_move(&msg, how->pool, how->source);
 	else if (op == SPOOL_ADMIN_REQUEUE)
-		msg_changed = set_move(&msg, NULL, NULL);
+		msg_changed = set_move(&msg, NULL, NULL) | new_lane;
 	else
 		msg_changed = false;
+	if (new_lane) {
+		free(msg.lane);
+		msg.lane = xstrdup(item->lane);
+		item->lane_changed = true;
+	}
 	if (msg_changed && (rc = txn_write_msg(sp, txn, &msg)) != 0)
 		goto out;
-	struct admin_msg a = {sp, txn, op, how, item, &msg,
+	struct admin_msg a = {sp, txn, op, how, item, &msg, cls,
 	    spool_lane_class(msg.lane), now, 0, 0, false};
-	if ((rc = txn_each_rcpt(sp, txn, item->id, collect_rcpt, &c)) != 0)
-		goto out;
 	for (size_t i = 0; i < c.n && rc == 0; i++)
 		rc = admin_rcpt(&a, &c.r[i]);
 	/* Hold, release and move are counted in messages, the rest not. */

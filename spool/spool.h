@@ -495,7 +495,10 @@ int spool_suppress_soft(struct spool *sp, const char *address, const char *id,
  * counts messages for hold, release and move (0: it already was),
  * recipients for requeue and delete. Move and requeue make the queued
  * recipients due now; move sets the message's move_pool or move_source
- * (the other is cleared), requeue clears both. A delete that leaves nothing pending removes
+ * (the other is cleared), requeue clears both, and puts a whole
+ * message on item->lane when that differs and none of its recipients
+ * is in delivery (its schedule keys move to that lane's class). A
+ * delete that leaves nothing pending removes
  * the message (removed), or, when a bounce is owed, gives it a finish
  * key (finished) for notice_finish() or a runner.
  */
@@ -517,6 +520,8 @@ struct spool_admin_item {
 	char id[SPOOL_ID_SIZE];
 	const uint32_t *indexes;
 	size_t nindexes;
+	const char *lane;	/* requeue of the whole message: its lane now */
+	bool lane_changed;	/* out: it was put on that lane */
 	bool found;		/* out: the message was there */
 	uint32_t changed;	/* out */
 	bool removed;		/* out */

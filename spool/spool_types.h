@@ -39,6 +39,9 @@ enum spool_rcpt_state {
 
 #define SPOOL_MSG_HELD	0x01	/* on hold: no delivery until released */
 #define SPOOL_MSG_SCANNED 0x02	/* passed a lane's content gate */
+#define SPOOL_MSG_LANE_BY_RULES 0x04 /* the lane rules chose its lane (not
+				     -O Lane=, not a header rule): requeue
+				     may run them again */
 
 struct spool_msg {
 	char id[SPOOL_ID_SIZE];
