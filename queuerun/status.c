@@ -67,6 +67,33 @@ add_state(struct stats_table *t, const char *key, enum status_state s,
 	stats_table_add(t, key, name, rcpts);
 }
 
+/*
+ * The source a pending recipient is tied to: the one a move sends the
+ * message from, else the one its last attempt left from, else none
+ * yet (the source is chosen per connection).
+ */
+static const char *
+source_of(const struct spool_msg *msg, const struct spool_rcpt *r)
+{
+	if (msg->move_source)
+		return msg->move_source;
+	return r->last_source ? r->last_source : STATS_NONE;
+}
+
+/* One message's per-key state counts (mine) into t: 1 message each. */
+static void
+add_rows(struct stats_table *t, const struct stats_table *mine)
+{
+	for (size_t p = 0; p < mine->n; p++)
+		for (size_t k = 0; k < mine->rows[p].n; k++)
+			for (int s = 0; s < STATUS_NSTATES; s++)
+				if (strcmp(mine->rows[p].names[k],
+				    status_state_names[s]) == 0)
+					add_state(t, mine->rows[p].key,
+					    (enum status_state)s, 1,
+					    mine->rows[p].values[k]);
+}
+
 static int
 gather_message(void *ctx, const struct spool_msg *msg,
     const struct spool_rcpt *rcpts, size_t nrcpt)
@@ -74,6 +101,7 @@ gather_message(void *ctx, const struct spool_msg *msg,
 	struct gather *g = ctx;
 	struct queue_status *st = g->st;
 	struct stats_table mine = {NULL, 0, 0};	/* provider -> state counts */
+	struct stats_table by_src = {NULL, 0, 0};	/* source -> the same */
 	uint64_t per_state[STATUS_NSTATES] = {0};
 	bool pending = false;
 
@@ -84,14 +112,18 @@ gather_message(void *ctx, const struct spool_msg *msg,
 		enum status_state s = state_of(msg, r, st->now);
 		stats_table_add(&mine, provider_of(g->cfg, r->address),
 		    status_state_names[s], 1);
+		stats_table_add(&by_src, source_of(msg, r),
+		    status_state_names[s], 1);
 		per_state[s]++;
 		st->recipients++;
 		pending = true;
 	}
 	if (!pending) {
 		stats_table_free(&mine);
+		stats_table_free(&by_src);
 		return 0;	/* all final: only its removal is left */
 	}
+	add_rows(&st->sources, &by_src);
 	st->messages++;
 	if (st->oldest_arrival == 0 || msg->arrival < st->oldest_arrival) {
 		st->oldest_arrival = msg->arrival;
@@ -123,6 +155,7 @@ gather_message(void *ctx, const struct spool_msg *msg,
 		free(both);
 	}
 	stats_table_free(&mine);
+	stats_table_free(&by_src);
 	return 0;
 }
 
@@ -222,6 +255,7 @@ status_gather(struct spool *sp, const struct mxl_config *cfg, int64_t now,
 	stats_table_sort(&st->lanes);
 	stats_table_sort(&st->providers);
 	stats_table_sort(&st->lane_providers);
+	stats_table_sort(&st->sources);
 	return SPOOL_OK;
 }
 
@@ -231,6 +265,7 @@ status_free(struct queue_status *st)
 	stats_table_free(&st->lanes);
 	stats_table_free(&st->providers);
 	stats_table_free(&st->lane_providers);
+	stats_table_free(&st->sources);
 	for (size_t i = 0; i < st->nshaping; i++) {
 		free(st->shaping[i].provider);
 		free(st->shaping[i].source);
@@ -300,6 +335,8 @@ print_json(const struct queue_status *st, FILE *out)
 	json_rows(&st->lanes, "lane", out);
 	fputc(',', out);
 	json_rows(&st->providers, "provider", out);
+	fputc(',', out);
+	json_rows(&st->sources, "source", out);
 	fputs(",\"shaping\":[", out);
 	for (size_t i = 0; i < st->nshaping; i++) {
 		const struct status_shaping *s = &st->shaping[i];
@@ -400,6 +437,7 @@ print_text(const struct queue_status *st, FILE *out)
 		    (unsigned long long)st->states[s][1]);
 	text_rows(&st->lanes, "lane", out);
 	text_rows(&st->providers, "provider", out);
+	text_rows(&st->sources, "source", out);
 	fputs("\nshaping:", out);
 	if (st->nshaping == 0)
 		fputs(" nothing in force", out);

@@ -69,6 +69,7 @@ struct queue_status {
 	struct stats_table lanes;
 	struct stats_table providers;
 	struct stats_table lane_providers;	/* key: lane TAB provider */
+	struct stats_table sources;	/* see source_of() in status.c */
 	struct status_shaping *shaping;
 	size_t nshaping;
 	struct status_warmup *warmup;

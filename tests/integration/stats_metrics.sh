@@ -88,6 +88,8 @@ assert_eq 23 "$(js 'J["states"]["due"]["recipients"]' <"$SRV/st0.json")" "status
 assert_eq 0 "$(js 'J["states"]["held"]["recipients"]' <"$SRV/st0.json")" "status: held recipients"
 assert_eq "bulk 21 23" "$(js '" ".join(str(x) for l in J["lanes"] for x in (l["lane"], l["due"]["messages"], l["due"]["recipients"]))' <"$SRV/st0.json")" \
     "status: the lane's row"
+assert_eq "- 21 23" "$(js '" ".join(str(x) for p in J["sources"] for x in (p["source"], p["due"]["messages"], p["due"]["recipients"]))' <"$SRV/st0.json")" \
+    "status: no source yet before the first attempt"
 assert_eq "yahoo 23" "$(js '" ".join(str(x) for p in J["providers"] for x in (p["provider"], p["due"]["recipients"]))' <"$SRV/st0.json")" \
     "status: the provider's row"
 assert_eq 1 "$(js 'int(J["oldest_age_seconds"] >= 0 and J["oldest_queue_id"] is not None)' <"$SRV/st0.json")" "status: the oldest message"
@@ -152,6 +154,10 @@ assert_eq "$(js 'J["states"]["deferred"]["recipients"]' <"$SRV/st1.json")" \
     "$(pm 'v("mxlane_queue_recipients", state="deferred")' "$SRV/metrics.txt")" "metrics and status: deferred recipients"
 assert_eq 1 "$(pm 'v("mxlane_queue_recipients", state="deferred", lane="bulk", provider="yahoo")' "$SRV/metrics.txt")" \
     "metrics: full@ deferred in bulk, yahoo"
+# The deferred one waits tied to the source its attempt left from.
+assert_eq "1 $(sinkq "sorted(set(r['peer_ip'] for r in R if 'full@yahoo.com' in str(r) and r.get('peer_ip')))")" \
+    "$(js '" ".join(str(x) for p in J["sources"] if p["deferred"]["recipients"] for x in (p["deferred"]["recipients"], [p["source"]]))' <"$SRV/st1.json")" \
+    "status: the deferred recipient under the source of its attempt"
 age=$(pm 'v("mxlane_oldest_message_age_seconds")' "$SRV/metrics.txt")
 assert_eq 1 "$(js "int(abs(J['oldest_age_seconds'] - $age) <= 2)" <"$SRV/st1.json")" "metrics and status: the oldest age"
 assert_true "[ -f \"$T/main.prom\" ]" "metrics_textfile written by the pass"
