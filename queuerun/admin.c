@@ -155,13 +155,16 @@ route_of(struct route_cache *rc, const struct spool_msg *msg,
 	size_t at;
 
 	str_lower(domain);
-	char *key = xasprintf("%s\n%s\n%s\n%s", lane, mpool, msrc, domain);
+	const char *mprov = msg->move_provider ? msg->move_provider : "";
+	char *key = xasprintf("%s\n%s\n%s\n%s\n%s", lane, mpool, msrc, mprov,
+	    domain);
 	if (!strmap_get(&rc->seen, key, &at)) {
 		struct nexthop nh;
 		nexthop_find(rc->cfg, &rc->dns, domain, &nh);
 		nexthop_set_lane(rc->cfg, &nh, config_lane(rc->cfg, lane));
-		nexthop_set_move(rc->cfg, &nh, msg->move_pool,
-		    msg->move_source);
+		if (nexthop_move_applies(msg, &nh))
+			nexthop_set_move(rc->cfg, &nh, msg->move_pool,
+			    msg->move_source);
 		rc->names = xrealloc(rc->names, (rc->n + 2) * sizeof(char *));
 		at = rc->n;
 		rc->names[rc->n++] = xstrdup(nh.provider ? nh.provider->name :
@@ -386,8 +389,9 @@ static int
 apply(const struct mxl_config *cfg, struct spool *sp, enum verb verb,
     const struct verb_args *va, struct walk *w, struct totals *t)
 {
+	/* A move chosen by provider is for that provider's mail only. */
 	struct spool_admin_how how = {DELETED_REASON, DELETED_STATUS,
-	    va->bounce, va->to_pool, va->to_source};
+	    va->bounce, va->to_pool, va->to_source, w->sel->provider};
 	bool bounce = va->bounce;
 	struct spool_admin_item *items = xcalloc(ADMIN_BATCH,
 	    sizeof(*items));

@@ -106,6 +106,8 @@ struct txn {
 	int64_t *lease;			/* per recipient: our claim's lease */
 	bool booked;			/* came back from a throttle booking */
 	size_t hop;			/* job_deliver(): its next hop */
+	/* "queuerun move" for this next hop's provider (move_of), or NULL */
+	const char *move_pool, *move_source;
 	const char *signer;		/* how it was DKIM-signed, or NULL */
 	bool sign_decided;
 };
@@ -1144,11 +1146,26 @@ compare_opt(const char *a, const char *b)
 
 /* Moved mail ("queuerun move") goes in sessions of its own. */
 static int
-compare_move(const struct spool_msg *x, const struct spool_msg *y)
+compare_move(const struct txn *x, const struct txn *y)
 {
 	int c = compare_opt(x->move_pool, y->move_pool);
 
 	return c != 0 ? c : compare_opt(x->move_source, y->move_source);
+}
+
+/*
+ * Where a move sends t at the next hop nh: a move made for one
+ * provider's mail leaves the message's other recipients to their own
+ * pools.
+ */
+static void
+move_of(struct txn *t, const struct nexthop *nh)
+{
+	const struct spool_msg *env = &t->slot->env;
+	bool applies = nexthop_move_applies(env, nh);
+
+	t->move_pool = applies ? env->move_pool : NULL;
+	t->move_source = applies ? env->move_source : NULL;
 }
 
 /*
@@ -1167,7 +1184,7 @@ compare_txn(const void *a, const void *b)
 	if (px != py)
 		return px - py;
 	int c = strcmp(x->slot->env.lane, y->slot->env.lane);
-	return c != 0 ? c : compare_move(&x->slot->env, &y->slot->env);
+	return c != 0 ? c : compare_move(x, y);
 }
 
 static void
@@ -1595,7 +1612,8 @@ job_deliver(struct job_context *jc, struct spool_work *work, size_t n,
 		if (parts[p].nh.status == DNS_OK)
 			for (size_t t = 0; t < parts[p].ntxns; t++) {
 				txns[ntxns] = parts[p].txns[t];
-				txns[ntxns++].hop = parts[p].hop;
+				txns[ntxns].hop = parts[p].hop;
+				move_of(&txns[ntxns++], &parts[p].nh);
 			}
 		else
 			free_txns(parts[p].txns, parts[p].ntxns);
@@ -1609,13 +1627,12 @@ job_deliver(struct job_context *jc, struct spool_work *work, size_t n,
 		size_t j = i;
 		while (j < ntxns && txns[j].hop == txns[i].hop &&
 		    strcmp(txns[j].slot->env.lane, txns[i].slot->env.lane) ==
-		    0 && compare_move(&txns[j].slot->env, &txns[i].slot->env)
-		    == 0)
+		    0 && compare_move(&txns[j], &txns[i]) == 0)
 			j++;
 		struct nexthop *nh = &parts[txns[i].hop].nh;
 		nexthop_set_lane(jc->cfg, nh, txns[i].slot->lane);
-		nexthop_set_move(jc->cfg, nh, txns[i].slot->env.move_pool,
-		    txns[i].slot->env.move_source);
+		nexthop_set_move(jc->cfg, nh, txns[i].move_pool,
+		    txns[i].move_source);
 		send_group(jc, nh, &txns[i], j - i);
 		i = j;
 	}

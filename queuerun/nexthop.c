@@ -387,6 +387,13 @@ nexthop_set_move(const struct mxl_config *cfg, struct nexthop *nh,
 	}
 }
 
+bool
+nexthop_move_applies(const struct spool_msg *msg, const struct nexthop *nh)
+{
+	return msg->move_provider == NULL || (nh->provider &&
+	    strcmp(msg->move_provider, nh->provider->name) == 0);
+}
+
 void
 nexthop_free(struct nexthop *nh)
 {

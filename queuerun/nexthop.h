@@ -121,6 +121,12 @@ void nexthop_set_lane(const struct mxl_config *cfg, struct nexthop *nh,
 void nexthop_set_move(const struct mxl_config *cfg, struct nexthop *nh,
     const char *pool, const char *source);
 /*
+ * Whether msg's move is for mail to nh's provider: a move made with
+ * "--provider P" is for P's recipients only (move_provider).
+ */
+bool nexthop_move_applies(const struct spool_msg *msg,
+    const struct nexthop *nh);
+/*
  * The configured source whose address is address (as written in the
  * configuration), in the first pool that has it (*pool), or NULL.
  */

@@ -162,6 +162,8 @@ print_envelope(FILE *out, const struct spool_msg *msg)
 		print_field(out, "moved_to_pool", msg->move_pool);
 	if (msg->move_source)
 		print_field(out, "moved_to_source", msg->move_source);
+	if (msg->move_provider)
+		print_field(out, "moved_for_provider", msg->move_provider);
 }
 
 static void

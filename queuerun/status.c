@@ -73,9 +73,11 @@ add_state(struct stats_table *t, const char *key, enum status_state s,
  * yet (the source is chosen per connection).
  */
 static const char *
-source_of(const struct spool_msg *msg, const struct spool_rcpt *r)
+source_of(const struct mxl_config *cfg, const struct spool_msg *msg,
+    const struct spool_rcpt *r)
 {
-	if (msg->move_source)
+	if (msg->move_source && (msg->move_provider == NULL ||
+	    strcmp(msg->move_provider, provider_of(cfg, r->address)) == 0))
 		return msg->move_source;
 	return r->last_source ? r->last_source : STATS_NONE;
 }
@@ -112,7 +114,7 @@ gather_message(void *ctx, const struct spool_msg *msg,
 		enum status_state s = state_of(msg, r, st->now);
 		stats_table_add(&mine, provider_of(g->cfg, r->address),
 		    status_state_names[s], 1);
-		stats_table_add(&by_src, source_of(msg, r),
+		stats_table_add(&by_src, source_of(g->cfg, msg, r),
 		    status_state_names[s], 1);
 		per_state[s]++;
 		st->recipients++;

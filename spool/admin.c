@@ -163,20 +163,26 @@ collect_rcpt(void *ctx, struct spool_rcpt *r)
 	return 0;
 }
 
+static bool
+same_opt(const char *a, const char *b)
+{
+	return a && b ? strcmp(a, b) == 0 : a == b;
+}
+
 /* Sets the message's move; whether that changed it. */
 static bool
-set_move(struct spool_msg *msg, const char *pool, const char *source)
+set_move(struct spool_msg *msg, const char *pool, const char *source,
+    const char *provider)
 {
-	bool same = (pool ? msg->move_pool && strcmp(pool, msg->move_pool)
-	    == 0 : msg->move_pool == NULL) && (source ? msg->move_source &&
-	    strcmp(source, msg->move_source) == 0 : msg->move_source == NULL);
-
-	if (same)
+	if (same_opt(pool, msg->move_pool) && same_opt(source,
+	    msg->move_source) && same_opt(provider, msg->move_provider))
 		return false;
 	free(msg->move_pool);
 	free(msg->move_source);
+	free(msg->move_provider);
 	msg->move_pool = pool ? xstrdup(pool) : NULL;
 	msg->move_source = source ? xstrdup(source) : NULL;
+	msg->move_provider = provider ? xstrdup(provider) : NULL;
 	return true;
 }
 
@@ -218,9 +224,9 @@ admin_message(struct spool *sp, DB_TXN *txn, enum spool_admin_op op,
 	else if (op == SPOOL_ADMIN_RELEASE)
 		msg.flags &= ~(uint32_t)SPOOL_MSG_HELD;
 	else if (op == SPOOL_ADMIN_MOVE)
-		set_move(&msg, how->pool, how->source);
+		set_move(&msg, how->pool, how->source, how->provider);
 	else if (op == SPOOL_ADMIN_REQUEUE)
-		msg_changed = set_move(&msg, NULL, NULL) | new_lane;
+		msg_changed = set_move(&msg, NULL, NULL, NULL) | new_lane;
 	else
 		msg_changed = false;
 	if (new_lane) {

@@ -22,8 +22,9 @@
  * the end; version 1 records (and maildrop files written by an older
  * sendmail) still decode, unmoved. New records are always version 2.
  */
-#define RECORD_MSG_VERSION	2
-#define RECORD_MSG_VERSION_NOMOVE	1
+#define RECORD_MSG_VERSION	3
+#define RECORD_MSG_VERSION_NOMOVE	1	/* before queuerun move */
+#define RECORD_MSG_VERSION_MOVE_ALL	2	/* before move_provider */
 /*
  * Recipient records: version 3 adds the reply class at the end, version
  * 4 the source address of the last attempt after it; version 2 and 3
@@ -106,6 +107,7 @@ record_encode_msg(const struct spool_msg *msg, struct buf *out)
 	buf_put_be32(out, msg->warned);
 	record_put_str(out, msg->move_pool);
 	record_put_str(out, msg->move_source);
+	record_put_str(out, msg->move_provider);
 }
 
 int
@@ -116,7 +118,8 @@ record_decode_msg(const void *data, size_t len, struct spool_msg *msg)
 	memset(msg, 0, sizeof(*msg));
 	uint32_t version = record_get_u32(&r);
 	if (version != RECORD_MSG_VERSION &&
-	    version != RECORD_MSG_VERSION_NOMOVE)
+	    version != RECORD_MSG_VERSION_NOMOVE &&
+	    version != RECORD_MSG_VERSION_MOVE_ALL)
 		return -1;
 	char *id = record_get_str(&r);
 	if (id == NULL || !spool_id_valid(id)) {
@@ -137,10 +140,12 @@ record_decode_msg(const void *data, size_t len, struct spool_msg *msg)
 	msg->nrcpt = record_get_u32(&r);
 	msg->flags = record_get_u32(&r);
 	msg->warned = record_get_u32(&r);
-	if (version >= 2) {
+	if (version >= RECORD_MSG_VERSION_MOVE_ALL) {
 		msg->move_pool = record_get_str(&r);
 		msg->move_source = record_get_str(&r);
 	}
+	if (version >= RECORD_MSG_VERSION)
+		msg->move_provider = record_get_str(&r);
 	if (r.bad || r.left != 0 || msg->sender == NULL || msg->lane == NULL ||
 	    ret > SPOOL_RET_HDRS || body > SPOOL_BODY_8BITMIME) {
 		spool_msg_free(msg);
@@ -263,8 +268,9 @@ spool_msg_free(struct spool_msg *msg)
 	free(msg->user);
 	free(msg->move_pool);
 	free(msg->move_source);
+	free(msg->move_provider);
 	msg->sender = msg->envid = msg->lane = msg->user = NULL;
-	msg->move_pool = msg->move_source = NULL;
+	msg->move_pool = msg->move_source = msg->move_provider = NULL;
 }
 
 void

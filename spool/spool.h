@@ -515,6 +515,7 @@ struct spool_admin_how {
 	bool bounce;		/* delete: a bounce is owed for them */
 	const char *pool;	/* move: to this pool, or */
 	const char *source;	/* move: to this source address */
+	const char *provider;	/* move: for this provider's recipients only */
 };
 struct spool_admin_item {
 	char id[SPOOL_ID_SIZE];

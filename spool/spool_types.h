@@ -60,10 +60,13 @@ struct spool_msg {
 	/*
 	 * "queuerun move": the pool, or the one source address, it leaves
 	 * from until delivered, whatever the lane and provider say; NULL:
-	 * as they say. requeue clears them.
+	 * as they say. requeue clears them. move_provider, when not NULL,
+	 * limits the move to the recipients routed to that provider (the
+	 * move was for that provider's mail: the rest keeps its pools).
 	 */
 	char *move_pool;
 	char *move_source;
+	char *move_provider;
 };
 
 struct spool_rcpt {

@@ -34,6 +34,8 @@
 #	    for mail whose lane they chose (by sender, by a folded header),
 #	    keeps a lane asked for with -O Lane=, logs the new lane, and
 #	    the mail is delivered once from its new lane after release;
+#	  - a move with --provider moves that provider's recipients only
+#	    (a message's other recipient leaves from its own pool);
 #	  - move, the issue's example: mail for provider alpha deferred from
 #	    127.0.0.173 (the sink refuses it) is moved with
 #	    "move --provider alpha --source 127.0.0.173 --deferred
@@ -481,6 +483,18 @@ assert_eq "[('127.0.0.174', 15), ('127.0.0.175', 5)]" \
     "pool pc's enabled source only"
 assert_eq 0 "$(sinkq "len([m for m in M if m['peer_ip'] == '127.0.0.173'])")" "nothing accepted from .173"
 once_at_most MA
+# A move by provider is for that provider's recipients only: the
+# message's b.test recipient keeps therest's pool (127.0.0.1).
+submit mx2 alice@src.example x@a.test y@b.test
+MX2=$NEWID
+assert_exit 0 "$QUEUERUN" hold "$MX2"
+assert_exit 0 "$QUEUERUN" move --provider alpha --to-source 127.0.0.174 "$MX2"
+assert_eq alpha "$(env_get "$MX2" moved_for_provider)" "show's moved_for_provider"
+assert_exit 0 "$QUEUERUN" release "$MX2"
+assert_exit 0 "$QUEUERUN" run
+assert_eq "[('127.0.0.1', ['y@b.test']), ('127.0.0.174', ['x@a.test'])]" \
+    "$(sinkq "sorted((m['peer_ip'], m['rcpt_tos']) for m in tid('mx2'))")" \
+    "a move for alpha's mail: x@a.test from 127.0.0.174, y@b.test from its own pool"
 # requeue routes again from scratch: the move is undone.
 queue_bs 1 alice@src.example u@a.test MU
 U=$(queue_ids)

@@ -221,8 +221,9 @@ test_rcpt_source(void)
 }
 
 /*
- * Envelope version 2 keeps an administrator's move; version 1 records
- * (and maildrop files of an older sendmail) still decode, unmoved.
+ * Envelope version 3 keeps an administrator's move and the provider it
+ * is for; version 2 records decode as a move for every recipient,
+ * version 1 records (and maildrop files of an older sendmail) unmoved.
  */
 static void
 test_msg_move(void)
@@ -235,23 +236,34 @@ test_msg_move(void)
 	in.sender = "";
 	in.lane = "bulk";
 	in.move_source = "203.0.113.45";
+	in.move_provider = "aol";
 	record_encode_msg(&in, &b);
-	CHECK_INT(get_be32((const unsigned char *)b.data), 2);
+	CHECK_INT(get_be32((const unsigned char *)b.data), 3);
 	CHECK_INT(record_decode_msg(b.data, b.len, &out), 0);
 	CHECK(out.move_pool == NULL);
 	CHECK_STR(out.move_source, "203.0.113.45");
+	CHECK_STR(out.move_provider, "aol");
 	spool_msg_free(&out);
 	buf_free(&b);
+	in.move_provider = NULL;
 	in.move_source = NULL;
 	in.move_pool = "aol-b";
 	record_encode_msg(&in, &b);
 	CHECK_INT(record_decode_msg(b.data, b.len, &out), 0);
 	CHECK_STR(out.move_pool, "aol-b");
+	CHECK(out.move_provider == NULL);
+	spool_msg_free(&out);
+	/* As version 2 wrote it: a move for every recipient. */
+	b.len -= 4;
+	((unsigned char *)b.data)[3] = 2;
+	CHECK_INT(record_decode_msg(b.data, b.len, &out), 0);
+	CHECK_STR(out.move_pool, "aol-b");
+	CHECK(out.move_provider == NULL);
 	spool_msg_free(&out);
 	buf_free(&b);
 	in.move_pool = NULL;
 	record_encode_msg(&in, &b);
-	b.len -= 8;	/* as version 1 wrote it */
+	b.len -= 12;	/* as version 1 wrote it */
 	((unsigned char *)b.data)[3] = 1;
 	CHECK_INT(record_decode_msg(b.data, b.len, &out), 0);
 	CHECK_STR(out.lane, "bulk");
