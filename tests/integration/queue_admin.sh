@@ -201,8 +201,13 @@ submit s1 alice@src.example a1@a.test
 S1=$NEWID
 submit s2 alice@src.example a2@a.test
 S2=$NEWID
-# --older-than: the mail above is 3 s old, the mail below new.
-sleep 3
+# --older-than: the mail above arrived at least 2 s before MID, the
+# mail below at least 2 s after it; an age of "now - MID" seconds then
+# parts them however long the steps between take (arrival times are
+# whole seconds).
+sleep 2
+MID=$(date +%s)
+sleep 2
 submit s3 news@lists.src.example b1@b.test
 S3=$NEWID
 submit s4 news@lists.src.example b2@b.test
@@ -230,8 +235,8 @@ hold_by 3 --domain b.test ALL
 hold_by 2 --domain b.test --lane bulk ALL
 hold_by 1 --domain b.test --sender alice@src.example ALL
 hold_by 1 --recipient Y@B.test ALL
-hold_by 2 --older-than 2s ALL
-hold_by 1 --older-than 2s --recipient a2@a.test ALL
+hold_by 2 --older-than "$(($(date +%s) - MID))s" ALL
+hold_by 1 --older-than "$(($(date +%s) - MID))s" --recipient a2@a.test ALL
 hold_by 2 "$S1" "$S3"
 hold_by 0 "$S1" --lane bulk
 hold_by 0 --deferred ALL
