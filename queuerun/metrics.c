@@ -124,24 +124,28 @@ route_counter(FILE *out, const struct stats_table *t, const char *metric,
 	}
 }
 
+/* One counter per lane row, from its name. */
+static void
+lane_counter(FILE *out, const struct stats_table *t, const char *metric,
+    const char *counter, const char *help)
+{
+	static const char *const names[] = {"lane"};
+
+	family(out, metric, "counter", help);
+	for (size_t i = 0; i < t->n; i++)
+		sample_u64(out, metric, names,
+		    (const char *const *)&t->rows[i].key, 1,
+		    stats_row_get(&t->rows[i], counter));
+}
+
 static void
 print_counters(const struct totals *t, FILE *out)
 {
-	static const char *const lane_label[] = {"lane"};
-
-	family(out, "mxlane_messages_received_total", "counter",
-	    "Messages queued (submissions, and mxlane's own bounces and "
-	    "delay notices), by lane.");
-	for (size_t i = 0; i < t->by_lane.n; i++)
-		sample_u64(out, "mxlane_messages_received_total", lane_label,
-		    (const char *const *)&t->by_lane.rows[i].key, 1,
-		    stats_row_get(&t->by_lane.rows[i], "received"));
-	family(out, "mxlane_recipients_received_total", "counter",
-	    "Recipients of the messages queued, by lane.");
-	for (size_t i = 0; i < t->by_lane.n; i++)
-		sample_u64(out, "mxlane_recipients_received_total", lane_label,
-		    (const char *const *)&t->by_lane.rows[i].key, 1,
-		    stats_row_get(&t->by_lane.rows[i], "received_rcpts"));
+	lane_counter(out, &t->by_lane, "mxlane_messages_received_total",
+	    "received", "Messages queued (submissions, and mxlane's own "
+	    "bounces and delay notices), by lane.");
+	lane_counter(out, &t->by_lane, "mxlane_recipients_received_total",
+	    "received_rcpts", "Recipients of the messages queued, by lane.");
 	route_counter(out, &t->by_route, "mxlane_messages_sent_total", "sent",
 	    "Recipients accepted by the receiving server.");
 	route_counter(out, &t->by_route, "mxlane_messages_deferred_total",
@@ -165,13 +169,9 @@ print_counters(const struct totals *t, FILE *out)
 			free(key);
 		}
 	}
-	family(out, "mxlane_messages_suppressed_total", "counter",
-	    "Recipients bounced without an attempt: on the suppression "
-	    "list.");
-	for (size_t i = 0; i < t->by_lane.n; i++)
-		sample_u64(out, "mxlane_messages_suppressed_total", lane_label,
-		    (const char *const *)&t->by_lane.rows[i].key, 1,
-		    stats_row_get(&t->by_lane.rows[i], "suppressed"));
+	lane_counter(out, &t->by_lane, "mxlane_messages_suppressed_total",
+	    "suppressed", "Recipients bounced without an attempt: on the "
+	    "suppression list.");
 }
 
 static void
