@@ -175,6 +175,8 @@ pickup_batch(struct spool *sp, struct taken *batch, size_t n, size_t *count)
 		release_batch(batch, n);
 		return SPOOL_ERR;
 	}
+	/* A backlog of files is megabytes of log: see spool_impl.h. */
+	spool_checkpoint_due(sp);
 	for (size_t i = 0; i < n; i++) {
 		struct taken *t = &batch[i];
 		if (!t->done_before) {

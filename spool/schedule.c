@@ -715,7 +715,7 @@ spool_finish(struct spool *sp, const char *id, struct spool_notice *notice,
 		log_error("spool: cannot finish %s: %s", id, db_strerror(rc));
 		return SPOOL_ERR;
 	}
-	(void)sp->env->txn_checkpoint(sp->env, 1024, 5, 0);
+	spool_checkpoint_due(sp);
 	return SPOOL_OK;
 }
 

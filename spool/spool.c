@@ -385,7 +385,7 @@ spool_close(struct spool *sp)
 	if (sp == NULL)
 		return;
 	if (sp->env)
-		(void)sp->env->txn_checkpoint(sp->env, 1024, 5, 0);
+		spool_checkpoint_due(sp);
 	spool_close_handles(sp);
 	close(sp->open_lock);
 	close(sp->maildrop);
@@ -407,6 +407,12 @@ int
 spool_directory_fd(const struct spool *sp)
 {
 	return sp->dirfd;
+}
+
+void
+spool_checkpoint_due(struct spool *sp)
+{
+	(void)sp->env->txn_checkpoint(sp->env, 1024, 5, 0);
 }
 
 void
@@ -456,8 +462,7 @@ spool_submit(struct spool *sp, struct spool_msg *msg,
 		    body, body_len);
 		spool_insert_turn(sp, LOCK_UN);
 		if (rc == 0) {
-			/* Cheap unless 1 MB of log or 5 minutes have passed. */
-			(void)sp->env->txn_checkpoint(sp->env, 1024, 5, 0);
+			spool_checkpoint_due(sp);
 			return SPOOL_OK;
 		}
 	}
@@ -677,6 +682,6 @@ spool_remove(struct spool *sp, const char *id)
 		log_error("spool: cannot remove %s: %s", id, db_strerror(rc));
 		return SPOOL_ERR;
 	}
-	(void)sp->env->txn_checkpoint(sp->env, 1024, 5, 0);
+	spool_checkpoint_due(sp);
 	return SPOOL_OK;
 }

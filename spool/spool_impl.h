@@ -72,6 +72,14 @@ void spool_insert_turn(struct spool *sp, int op);
 	    i++)
 
 /*
+ * After a change that wrote to the log: a checkpoint if 1 MiB of log or
+ * 5 minutes have passed since the last one (cheap otherwise). Until a
+ * checkpoint, changed pages stay in the cache and every log file is
+ * kept; the logs it no longer needs go (DB_LOG_AUTO_REMOVE).
+ */
+void spool_checkpoint_due(struct spool *sp);
+
+/*
  * What a spool call returns after its retries: SPOOL_OK for 0, else
  * SPOOL_ERR with "spool: WHAT: <BerkeleyDB's reason>" logged. A call
  * for which DB_NOTFOUND is an answer checks for it first.
