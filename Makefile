@@ -74,7 +74,7 @@ SPOOL_SRCS    = spool/record.c spool/txn.c spool/schedule.c spool/wakeup.c \
                 spool/maildrop.c spool/pickup.c \
                 spool/throttle.c spool/cache.c spool/spool.c spool/aliasdb.c \
                 spool/compact.c spool/suppress.c spool/admin.c spool/msgflags.c \
-                spool/submitcount.c \
+                spool/submitcount.c spool/runners.c \
                 spool/shaping.c spool/stats.c
 DNS_SRCS      = dns/dns.c
 SENDMAIL_SRCS = sendmail/main.c sendmail/options.c sendmail/address.c \

@@ -295,6 +295,20 @@ print_queue(const struct queue_status *st, FILE *out)
 			    r->values[k]);
 		}
 	}
+	static const char *const rkinds[] = {"daemon", "pass", "message"};
+	static const char *const kn[] = {"kind"};
+	family(out, "mxlane_runners", "gauge",
+	    "Queue runners at work, by kind (a daemon, a cron or admin pass, "
+	    "a submission's immediate delivery).");
+	for (size_t k = 0; k < 3; k++) {
+		uint64_t n = 0;
+		for (size_t i = 0; i < st->nrunners; i++)
+			n += strcmp(st->runners[i].kind, rkinds[k]) == 0;
+		sample_u64(out, "mxlane_runners", kn, &rkinds[k], 1, n);
+	}
+	family(out, "mxlane_smtp_sessions", "gauge",
+	    "SMTP sessions in flight, summed over the runners.");
+	sample_u64(out, "mxlane_smtp_sessions", NULL, NULL, 0, st->sessions);
 }
 
 int

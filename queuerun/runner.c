@@ -66,6 +66,7 @@
 #define RECLAIM_MS	1000	/* a drained queue is asked again after */
 #define STOP_GRACE_S	5	/* SIGTERM to SIGKILL for a worker */
 #define PICKUP_HOLD_MS	500	/* jobs wait this long for a pickup */
+#define REPORT_EVERY_MS	1000	/* the runner's line for status (runners.c) */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -104,6 +105,9 @@ struct engine {
 	int64_t hold_until_ms;	/* the pass waits for short holds until then */
 	size_t delivered;	/* recipients sent in the pass */
 	bool spool_failed;
+	int registration;	/* runners/PID for queuerun status, or -1 */
+	struct spool_runner shown;	/* what that file says */
+	double reported_at;
 };
 
 static void
@@ -221,11 +225,12 @@ idle_worker(struct engine *e)
 	free(w->resolving);
 	w->domain = NULL;
 	w->resolving = NULL;
-	int *fds = xcalloc(e->nworkers + 2, sizeof(int));
+	int *fds = xcalloc(e->nworkers + 3, sizeof(int));
 	size_t nfds = 0;
 	for (size_t i = 0; i < e->nworkers; i++)
 		fds[nfds++] = e->workers[i].fd;
 	fds[nfds++] = e->fifo;
+	fds[nfds++] = e->registration;	/* its flock ends with the engine */
 	int rc = worker_spawn(e->cfg, e->deadline, fds, nfds, w);
 	free(fds);
 	if (rc != 0) {
@@ -642,6 +647,32 @@ wait_for_throttle(struct engine *e)
 	return !stop_requested;
 }
 
+/*
+ * Tells "queuerun status" how many sessions this runner holds: its line
+ * in the spool is rewritten when that changed, at most every
+ * REPORT_EVERY_MS (and at once when force is set).
+ */
+static void
+report_sessions(struct engine *e, bool force)
+{
+	size_t sessions = 0;
+	double now = mono_seconds();
+
+	if (!force && now - e->reported_at < REPORT_EVERY_MS / 1000.0)
+		return;
+	for (size_t i = 0; i < e->nworkers; i++)
+		if (e->workers[i].busy && e->workers[i].task == WORKER_DELIVER)
+			sessions++;
+	if (!force && sessions == e->shown.sessions &&
+	    e->delivered == e->shown.delivered)
+		return;
+	e->reported_at = now;
+	e->shown.sessions = sessions;
+	e->shown.priority_sessions = e->busy_priority;
+	e->shown.delivered = e->delivered;
+	spool_runner_update(e->registration, &e->shown);
+}
+
 /* The pass of a worker engine: claim, dispatch, listen, until done. */
 static void
 run_engine_pass(struct engine *e)
@@ -701,6 +732,7 @@ run_engine_pass(struct engine *e)
 				ms = left < 0 ? 0 : (int)left;
 		}
 		wait_for_events(e, ms);
+		report_sessions(e, false);
 	}
 	end_workers(e);
 }
@@ -764,6 +796,7 @@ run_pass(struct engine *e)
 	else
 		run_engine_pass(e);
 	job_finish_pending(e->jc, 0);
+	report_sessions(e, true);
 	double took = mono_seconds() - started;
 	if (e->most_busy > 0)
 		log_info("pass done: %zu recipients delivered in %.1f s, "
@@ -856,6 +889,13 @@ runner_run(const struct mxl_config *cfg, const struct runner_options *opt)
 	dest_table_init(&e.t, cfg->initial_destination_concurrency,
 	    cfg->destination_concurrency, cfg->delivery_concurrency);
 	e.workers = xcalloc(e.max_workers, sizeof(*e.workers));
+	/* What queuerun status lists this runner as. */
+	const char *kind = opt->daemon_interval > 0 ? "daemon" :
+	    opt->id ? "message" : "pass";
+	e.registration = spool_runner_register(e.sp, kind);
+	e.shown.pid = (long)getpid();
+	e.shown.started = time(NULL);
+	snprintf(e.shown.kind, sizeof(e.shown.kind), "%s", kind);
 	if (opt->daemon_interval > 0) {
 		e.fifo = spool_wakeup_listen(spool_directory_fd(e.sp));
 		log_info("daemon started: a pass every %d s and on new mail",
@@ -880,6 +920,7 @@ runner_run(const struct mxl_config *cfg, const struct runner_options *opt)
 		close(e.fifo);
 	if (stop_requested)
 		log_info("stopping on signal; unfinished claims handed back");
+	spool_runner_unregister(e.sp, e.registration);
 	job_context_free(e.jc);
 	free(e.workers);
 	dest_table_free(&e.t);

@@ -254,6 +254,9 @@ status_gather(struct spool *sp, const struct mxl_config *cfg, int64_t now,
 	    spool_shaping_scan(sp, gather_shaping, st) != SPOOL_OK)
 		return SPOOL_ERR;
 	gather_warmup(sp, cfg, st);
+	st->nrunners = spool_runners_list(sp, &st->runners);
+	for (size_t i = 0; i < st->nrunners; i++)
+		st->sessions += st->runners[i].sessions;
 	stats_table_sort(&st->lanes);
 	stats_table_sort(&st->providers);
 	stats_table_sort(&st->lane_providers);
@@ -278,6 +281,7 @@ status_free(struct queue_status *st)
 	for (size_t i = 0; i < st->nwarmup; i++)
 		stats_table_free(&st->warmup[i].sent);
 	free(st->warmup);
+	free(st->runners);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -373,6 +377,18 @@ print_json(const struct queue_status *st, FILE *out)
 			fprintf(out, ":%llu", (unsigned long long)r->values[k]);
 		}
 		fputs("}}", out);
+	}
+	fprintf(out, "],\"sessions\":%zu,\"runners\":[", st->sessions);
+	for (size_t i = 0; i < st->nrunners; i++) {
+		const struct spool_runner *r = &st->runners[i];
+		fprintf(out, "%s{\"pid\":%ld,\"kind\":", i ? "," : "",
+		    r->pid);
+		escape_json(out, r->kind);
+		fprintf(out, ",\"started\":%lld,\"sessions\":%zu,"
+		    "\"priority_sessions\":%zu,\"delivered\":%llu,"
+		    "\"updated\":%lld}", (long long)r->started, r->sessions,
+		    r->priority_sessions, (unsigned long long)r->delivered,
+		    (long long)r->updated);
 	}
 	fputc(']', out);	/* the caller adds the rest and the "}" */
 }
@@ -474,6 +490,17 @@ print_text(const struct queue_status *st, FILE *out)
 				fprintf(out, ", %s %llu", r->names[k],
 				    (unsigned long long)r->values[k]);
 		fputc('\n', out);
+	}
+	fprintf(out, "runners: %zu, SMTP sessions in flight: %zu\n",
+	    st->nrunners, st->sessions);
+	for (size_t i = 0; i < st->nrunners; i++) {
+		const struct spool_runner *r = &st->runners[i];
+		char up[32];
+		fmt_age(st->now - r->started, up, sizeof(up));
+		fprintf(out, "  pid %ld (%s, up %s): %zu session%s (%zu "
+		    "priority), %llu recipients delivered this pass\n", r->pid,
+		    r->kind, up, r->sessions, r->sessions == 1 ? "" : "s",
+		    r->priority_sessions, (unsigned long long)r->delivered);
 	}
 }
 

@@ -5,7 +5,9 @@
  *	status_gather() walks the queue once (spool_scan, no lock held
  *	between messages) and reads the shaping state: recipients and
  *	messages by state per lane and per provider, the oldest message,
- *	the maildrop's backlog, suspensions, lowered rates and warm-up.
+ *	the maildrop's backlog, suspensions, lowered rates and warm-up,
+ *	and the runners at work with their SMTP sessions (each runner's
+ *	own report, at most a second old: spool_runners_list).
  *	metrics.c prints the same figures for Prometheus.
  *
  *	A pending recipient's state (STATUS_STATES, in this order):
@@ -74,6 +76,9 @@ struct queue_status {
 	size_t nshaping;
 	struct status_warmup *warmup;
 	size_t nwarmup;
+	struct spool_runner *runners;	/* live ones, by pid (runners.c) */
+	size_t nrunners;
+	size_t sessions;		/* in flight, summed over runners */
 };
 
 int status_gather(struct spool *sp, const struct mxl_config *cfg,

@@ -417,6 +417,28 @@ int spool_compact_when_idle(struct spool *sp);
 int spool_disk_usage(struct spool *sp, struct spool_usage *u);
 
 /*
+ * The queue runners at work (runners.c). A runner registers once
+ * (kind: "daemon", "pass" or "message"; returns a descriptor, or -1,
+ * logged, and then simply is not listed), updates its line now and
+ * then, and unregisters when it ends; a runner killed on the way is
+ * not listed (its flock is gone). spool_runners_list() returns the
+ * live runners by pid, in a malloc'd array the caller frees.
+ */
+struct spool_runner {
+	long pid;
+	char kind[16];
+	int64_t started;
+	size_t sessions;		/* SMTP sessions in flight */
+	size_t priority_sessions;	/* ... of them for the priority lane */
+	uint64_t delivered;		/* recipients sent in this pass */
+	int64_t updated;
+};
+int spool_runner_register(struct spool *sp, const char *kind);
+void spool_runner_update(int fd, const struct spool_runner *r);
+void spool_runner_unregister(struct spool *sp, int fd);
+size_t spool_runners_list(struct spool *sp, struct spool_runner **out);
+
+/*
  * Pickup: moves complete maildrop files (maildrop.h) into the queue,
  * a batch per durable transaction, and removes them. only_id: just
  * that file (a runner about to deliver it), or NULL for all. *count

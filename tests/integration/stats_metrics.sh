@@ -37,19 +37,24 @@ MX=127.0.0.172
 MX_SRC=127.0.0.173
 S1=127.0.0.174
 S2=127.0.0.175
+MX_STALL=127.0.0.176	# never greets: sessions stay in flight
 
 cat >"$SRV/zone" <<EOF
 yahoo.com	MX 1 mta5.am0.yahoodns.net
 mta5.am0.yahoodns.net	A $MX
 src.example	MX 10 mx.src.example
 mx.src.example	A $MX_SRC
+slow1.example	MX 10 mx.slow.example
+slow2.example	MX 10 mx.slow.example
+mx.slow.example	A $MX_STALL
 EOF
 start_dns "$SRV/zone"
 {
 	printf 'gone\t550 5.1.1 <gone@yahoo.com>: Recipient address rejected: User unknown\n'
 	printf 'full\t452 4.2.2 <full@yahoo.com>: Mailbox full\n'
 } >"$SRV/replies"
-start_sink sink --listen $MX:@P@ --listen $MX_SRC:@P@ --rcpt-replies "$SRV/replies"
+start_sink sink --listen $MX:@P@ --listen $MX_SRC:@P@ \
+    --listen "$MX_STALL:@P@=stallgreet" --rcpt-replies "$SRV/replies"
 
 setup main "resolver = \"127.0.0.1:$DNS_PORT\"" "smtp_port = $PORT" \
     'minimal_backoff_time = "1h"' 'maximal_backoff_time = "2h"' \
@@ -217,5 +222,38 @@ assert_exit 1 "$PYTHON" "$CHK" --command "$CMDLINE" -W 1s -w 100
 assert_exit 3 "$PYTHON" "$CHK" --command "false"
 assert_exit 3 "$PYTHON" "$CHK" --command "echo not-json"
 assert_exit 3 "$PYTHON" "$CHK" -w many
+
+section "runners and SMTP sessions in flight"
+# Two messages for a server that never greets: the daemon's sessions
+# stay open, and status must count what the sink sees connected.
+for d in slow1 slow2; do
+	printf 'Subject: slow\n\nx\n' | "$SENDMAIL" -odq -f news@src.example \
+	    -O Lane=bulk "u@$d.example" || fail "submission to $d.example"
+done
+sink_sessions() { js 'J["sessions_active"]' <"$SINK_STATS"; }
+status_sessions() { qj status --json | js 'J["sessions"]'; }
+"$QUEUERUN" run --daemon 1h >"$SRV/daemon2.out" 2>&1 &
+D=$!
+track_pid "$D"
+if wait_for 30 eval '[ "$(sink_sessions)" -ge 1 ] && [ "$(status_sessions)" = "$(sink_sessions)" ]'; then
+	pass
+else
+	fail "status counts $(status_sessions) sessions in flight, the sink holds $(sink_sessions)"
+fi
+qj status --json >"$SRV/st2.json"
+assert_eq "1 daemon $D" "$(js '"%d %s %d" % (len(J["runners"]), J["runners"][0]["kind"], J["runners"][0]["pid"])' <"$SRV/st2.json")" \
+    "status: the daemon listed, by pid"
+qj metrics >"$SRV/metrics2.txt"
+assert_eq "1 $(js 'J["sessions"]' <"$SRV/st2.json")" \
+    "$(pm '"%d %d" % (v("mxlane_runners", kind="daemon"), v("mxlane_smtp_sessions"))' "$SRV/metrics2.txt")" \
+    "metrics: one daemon, the sessions status counts"
+assert_exit 0 "$QUEUERUN" status
+assert_match "$(last_out)" "^  pid $D \\(daemon, up [^)]*\\): [1-9][0-9]* sessions? " "status: the runner's line"
+# Killed outright, a runner leaves its file behind: not listed, removed.
+kill -KILL "$D"
+wait "$D" 2>/dev/null
+assert_eq "0 0" "$(qj status --json | js '"%d %d" % (len(J["runners"]), J["sessions"])')" \
+    "status after the daemon was killed: no runner, no session"
+assert_eq "" "$(ls "$SPOOL/runners" 2>&1)" "the dead runner's file removed by status"
 
 finish
