@@ -7,7 +7,9 @@
 # DESCRIPTION
 #	Installs BUILDDIR/sendmail/sendmail as SBINDIR/sendmail with the
 #	links BINDIR/mailq and BINDIR/newaliases, BUILDDIR/queuerun/queuerun
-#	as SBINDIR/queuerun, the man pages under MANDIR/man{1,5,8}, and the
+#	as SBINDIR/queuerun, the man pages under MANDIR/man{1,5,8}, the
+#	Nagios/Icinga plugin and the Grafana dashboard as
+#	MANDIR/../mxlane/check_mxlane and .../grafana/mxlane.json, and the
 #	sample configuration as SYSCONFDIR/mxlane/mxlane.conf (with the
 #	providers.conf and replies.conf it includes), or as
 #	mxlane.conf.sample beside it when
@@ -218,6 +220,17 @@ for page in "$src"/man/*.[158]; do
 	    die "cannot install $page"
 done
 say "installed the man pages in $d_man"
+
+# -------------------------------------------------- monitoring add-ons
+# Beside the man pages' share directory (MANDIR/..): the Nagios/Icinga
+# plugin and the Grafana dashboard, for the admin to link or import.
+d_share=$destdir$(dirname "$mandir")/mxlane
+install -d -m 0755 "$d_share/grafana" &&
+    install -m 0755 "$src/contrib/check_mxlane" "$d_share/check_mxlane" &&
+    install -m 0644 "$src/contrib/grafana/mxlane.json" \
+	"$d_share/grafana/mxlane.json" ||
+    die "cannot install the monitoring add-ons in $d_share"
+say "installed check_mxlane and grafana/mxlane.json in $d_share"
 
 # -------------------------------------------------------- configuration
 # The sample names the default spool; point it at the one we create.

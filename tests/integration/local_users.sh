@@ -92,6 +92,9 @@ assert_eq "700 $SYS $SYS" "$(stat -c '%a %U %G' "$SPOOL")" "the spool's mode and
 assert_match "$(getent passwd "$SYS" | cut -d: -f7)" '(nologin|false)$' \
     "the mail system account's shell"
 assert_eq "../sbin/sendmail" "$(readlink "$P/usr/bin/mailq")" "mailq link"
+assert_eq "755 644" "$(stat -c '%a' "$P/usr/share/mxlane/check_mxlane" \
+    "$P/usr/share/mxlane/grafana/mxlane.json" | tr '\n' ' ' | sed 's/ $//')" \
+    "the Nagios plugin and the Grafana dashboard installed"
 # The sample configuration works as installed, with the reply rules it
 # includes: the shipped classes right out of the box.
 assert_eq "644" "$(stat -c '%a' "$P/etc/mxlane/replies.conf")" "replies.conf installed"
