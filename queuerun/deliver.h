@@ -134,7 +134,7 @@ struct dlv_config {
 	 */
 	void (*keepalive)(void *ctx);
 	void *keepalive_ctx;
-	int keepalive_interval;
+	double keepalive_interval;
 };
 
 typedef void (*dlv_done_fn)(void *ctx, struct dlv_msg *m);

@@ -716,6 +716,9 @@ throttle_key(const struct nexthop *nh, const struct mxl_source *src,
 static void renew_claims(struct job_context *jc, struct txn **list, size_t n,
     bool in_session);
 
+/* Claims are renewed at most this often (seconds) during a session. */
+#define KEEPALIVE_MIN_S	0.25
+
 /* Seconds a throttle's connection slot is held at most (see its use). */
 #define SLOT_LEASE	1800
 
@@ -893,8 +896,17 @@ send_one_connection(struct job_context *jc, const struct nexthop *nh,
 	jc->nin_flight = (size_t)grant.granted;
 	dcfg.keepalive = keep_claims;
 	dcfg.keepalive_ctx = jc;
-	dcfg.keepalive_interval = jc->cfg->delivery_lease_time / 3 > 1 ?
-	    jc->cfg->delivery_lease_time / 3 : 1;
+	/*
+	 * Leases end on whole seconds, so a claim renewed just before the
+	 * second turns lasts lease - 1 s: two renewals within that keep it
+	 * ours even when one comes late (a callback waits for a slow
+	 * reply). With a 2 s lease and a renewal every second, a claim
+	 * ran out under a session that had sent it, and another session
+	 * sent it again.
+	 */
+	dcfg.keepalive_interval = (jc->cfg->delivery_lease_time - 1) / 2.0;
+	if (dcfg.keepalive_interval < KEEPALIVE_MIN_S)
+		dcfg.keepalive_interval = KEEPALIVE_MIN_S;
 	dcfg.sourced = nh->pool != NULL;
 	if (src)
 		set_source(&dcfg, src);
