@@ -227,20 +227,30 @@ log_rcpt(struct job_context *jc, const struct txn *t, const struct dlv_rcpt *r,
 	log_set_component(NULL);
 }
 
-/* Finishes up to rounds * FINISH_BATCH messages whose work is done. */
-static void
-finish_pending(struct job_context *jc, int rounds)
+/*
+ * Finishes up to rounds * FINISH_BATCH messages whose work is done;
+ * returns how many.
+ */
+static size_t
+finish_pending(struct job_context *jc, int rounds, bool (*stop)(void *),
+    void *stop_ctx)
 {
 	char ids[FINISH_BATCH][SPOOL_ID_SIZE];
-	size_t n;
+	size_t n, total = 0;
 
 	for (int round = 0; round < rounds && !deliver_stop; round++) {
 		if (spool_pending_finish(jc->sp, ids, FINISH_BATCH, &n) !=
 		    SPOOL_OK || n == 0)
-			return;
-		for (size_t i = 0; i < n; i++)
+			break;
+		for (size_t i = 0; i < n; i++) {
+			/* The rest stay pending, for the next time. */
+			if (stop && stop(stop_ctx))
+				return total;
 			notice_finish(jc->sp, jc->cfg, ids[i]);
+			total++;
+		}
 	}
+	return total;
 }
 
 static bool
@@ -1701,8 +1711,9 @@ job_context_free(struct job_context *jc)
 	free(jc);
 }
 
-void
-job_finish_pending(struct job_context *jc, size_t most)
+size_t
+job_finish_pending(struct job_context *jc, size_t most,
+    bool (*stop)(void *), void *stop_ctx)
 {
 	struct job_report rep;
 	size_t rounds = most == 0 ? 1000 : (most + FINISH_BATCH - 1) /
@@ -1710,8 +1721,9 @@ job_finish_pending(struct job_context *jc, size_t most)
 
 	memset(&rep, 0, sizeof(rep));
 	jc->rep = &rep;
-	finish_pending(jc, (int)rounds);
+	size_t n = finish_pending(jc, (int)rounds, stop, stop_ctx);
 	jc->rep = NULL;
+	return n;
 }
 
 void

@@ -66,6 +66,7 @@
 #define RECLAIM_MS	1000	/* a drained queue is asked again after */
 #define STOP_GRACE_S	5	/* SIGTERM to SIGKILL for a worker */
 #define PICKUP_HOLD_MS	500	/* jobs wait this long for a pickup */
+#define DISPATCH_SLICE_MS 100	/* bulk dispatch, at most, between reads */
 #define REPORT_EVERY_MS	1000	/* the runner's line for status (runners.c) */
 
 static volatile sig_atomic_t stop_requested;
@@ -108,6 +109,7 @@ struct engine {
 	int registration;	/* runners/PID for queuerun status, or -1 */
 	struct spool_runner shown;	/* what that file says */
 	double reported_at;
+	bool dispatch_cut;	/* the last dispatch stopped with more to do */
 };
 
 static void
@@ -143,6 +145,55 @@ answer_doorbell(struct engine *e)
 	e->nurgent += spool_wakeup_drain(e->fifo, ids,
 	    URGENT_MAX - e->nurgent);
 	e->priority_checked_at = 0;
+}
+
+/*
+ * Has priority mail rung while the engine was busy? Claiming ahead,
+ * removing finished mail and forking workers take a spool transaction
+ * or a fork at a time, and under 100 busy sessions on two cores the
+ * pieces add up to seconds: the engine asks between pieces and leaves
+ * the rest for later when a priority message is waiting to be taken.
+ */
+static bool
+doorbell_rang(struct engine *e)
+{
+	struct pollfd p = {e->fifo, POLLIN, 0};
+
+	if (e->nurgent > 0)
+		return true;
+	if (e->fifo < 0 || poll(&p, 1, 0) <= 0)
+		return false;
+	/* Bulk mail rings too, without an id: that is no reason to stop. */
+	answer_doorbell(e);
+	return e->nurgent > 0;
+}
+
+/*
+ * Priority mail to hand out now: rung for, or claimed, resolved and
+ * waiting with no session yet (resolving is a worker's task: the
+ * answer is read between the pieces too).
+ */
+static bool
+priority_waiting(struct engine *e)
+{
+	if (doorbell_rang(e))
+		return true;
+	/* With no session to give it, nothing is won by stopping. */
+	if (e->busy >= (size_t)e->cfg->delivery_concurrency + PRIORITY_RESERVE)
+		return false;
+	for (size_t i = 0; i < e->t.ndests; i++) {
+		const struct dest *d = &e->t.dests[i];
+		if (d->priority && !d->unresolved && d->inflight == 0 &&
+		    dest_waiting(d) > 0)
+			return true;
+	}
+	return false;
+}
+
+static bool
+priority_waiting_cb(void *e)
+{
+	return priority_waiting(e);
 }
 
 /* Hands every waiting recipient of d back, due at next_try. */
@@ -202,20 +253,35 @@ claim(struct engine *e, size_t max)
 /*
  * An idle worker: one that waits, else a new one in a free slot (a
  * slot is free when its worker is gone and reaped, or never used).
+ *
+ * The last worker that waits is the priority lane's spare: bulk work
+ * (for_priority false) gets a new worker rather than that one while a
+ * slot is free. A new worker first joins the spool, and when a pass
+ * starts a hundred of them at once they join one after another, a
+ * second or more for the last: a password reset that had to wait for
+ * one would miss its two seconds. A daemon starts the spare before
+ * any other at the start of each pass (run_engine_pass), and it is
+ * back after each priority job.
  */
 static struct worker *
-idle_worker(struct engine *e)
+idle_worker(struct engine *e, bool for_priority)
 {
-	struct worker *w = NULL;
+	struct worker *w = NULL, *waiting = NULL;
+	size_t nwaiting = 0;
 
 	for (size_t i = 0; i < e->nworkers; i++) {
 		struct worker *x = &e->workers[i];
-		if (x->fd >= 0 && !x->busy)
-			return x;
+		if (x->fd >= 0 && !x->busy) {
+			waiting = x;
+			nwaiting++;
+		}
 		if (w == NULL && x->fd < 0 && !x->busy &&
 		    waitpid(x->pid, NULL, WNOHANG) == x->pid)
 			w = x;
 	}
+	bool slot_free = w != NULL || e->nworkers < e->max_workers;
+	if (waiting != NULL && (for_priority || nwaiting > 1 || !slot_free))
+		return waiting;
 	if (w == NULL && e->nworkers == e->max_workers)
 		return NULL;
 	bool fresh = w == NULL;
@@ -272,7 +338,7 @@ pick_up(struct engine *e)
 	if (e->picking_up != NULL ||
 	    !spool_maildrop_changed(e->sp, e->pickup_left))
 		return;
-	struct worker *w = idle_worker(e);
+	struct worker *w = idle_worker(e, false);
 	if (w == NULL || !worker_send_pickup(w)) {
 		if (w != NULL)
 			worker_close(w);
@@ -332,7 +398,7 @@ dispatch_dest(struct engine *e, size_t di, size_t limit)
 			others--;	/* d itself */
 		if (d->inflight > 0 && free_sessions <= others)
 			return;
-		struct worker *w = idle_worker(e);
+		struct worker *w = idle_worker(e, d->priority);
 		if (w == NULL)
 			return;
 		size_t k = dest_job_size(&e->t, d, free_sessions > others ?
@@ -393,7 +459,7 @@ dispatch_resolutions(struct engine *e, bool priority, size_t limit)
 		}
 		if (n == 0)
 			break;
-		struct worker *w = idle_worker(e);
+		struct worker *w = idle_worker(e, priority);
 		if (w == NULL)
 			break;
 		size_t sent = worker_send_resolve(w, names, n);
@@ -438,7 +504,18 @@ dispatch(struct engine *e)
 	dispatch_resolutions(e, false, bulk_limit);
 	if (hold)
 		return;
+	/*
+	 * Starting a hundred sessions means forking a hundred workers:
+	 * a slice at a time, so that answers (a priority destination's
+	 * look-up among them) are read in between.
+	 */
+	double slice_end = mono_seconds() + DISPATCH_SLICE_MS / 1000.0;
+	e->dispatch_cut = false;
 	for (size_t k = 0; k < e->t.ndests && e->busy < bulk_limit; k++) {
+		if (mono_seconds() >= slice_end || doorbell_rang(e)) {
+			e->dispatch_cut = true;	/* the rest after a look */
+			break;
+		}
 		size_t i = (e->rr + k) % e->t.ndests;
 		if (!e->t.dests[i].priority)
 			dispatch_dest(e, i, bulk_limit);
@@ -683,6 +760,9 @@ run_engine_pass(struct engine *e)
 		ahead = CLAIM_CHUNK;
 	e->ahead = ahead;
 	e->drained = false;
+	/* The priority lane's spare (idle_worker), before any other. */
+	if (e->fifo >= 0)
+		(void)idle_worker(e, true);
 	e->renewed_at = mono_seconds();
 	e->priority_checked_at = 0;
 	while (!stop_requested && !out_of_time(e)) {
@@ -697,7 +777,8 @@ run_engine_pass(struct engine *e)
 		if (e->drained && (e->picking_up != NULL ||
 		    now - e->drained_at >= RECLAIM_MS / 1000.0))
 			e->drained = false;
-		while (!e->drained && e->t.waiting + CLAIM_CHUNK <= ahead) {
+		while (!e->drained && e->t.waiting + CLAIM_CHUNK <= ahead &&
+		    !priority_waiting(e)) {
 			size_t got = claim(e, CLAIM_CHUNK);
 			if (got < CLAIM_CHUNK) {
 				e->drained = true;
@@ -706,6 +787,9 @@ run_engine_pass(struct engine *e)
 			if (e->spool_failed)
 				break;
 		}
+		/* The doorbell's priority mail first (the top of the loop). */
+		if (e->nurgent > 0)
+			continue;
 		dispatch(e);
 		if (e->busy == 0 && e->t.waiting == 0) {
 			if (e->spool_failed)
@@ -719,13 +803,14 @@ run_engine_pass(struct engine *e)
 		/* What the workers finished is removed a batch at a time. */
 		if (now - e->finished_at >= FINISH_EVERY_MS / 1000.0) {
 			e->finished_at = now;
-			job_finish_pending(e->jc, FINISH_MOST);
+			(void)job_finish_pending(e->jc, FINISH_MOST,
+			    priority_waiting_cb, e);
 		}
 		if (now - e->renewed_at >= e->cfg->delivery_lease_time / 3.0) {
 			e->renewed_at = now;
 			dest_renew(&e->t, e->sp, e->cfg->delivery_lease_time);
 		}
-		int ms = TICK_MS;
+		int ms = e->dispatch_cut ? 0 : TICK_MS;
 		if (e->deadline > 0) {
 			int64_t left = (int64_t)e->deadline * 1000 - wall_ms();
 			if (left < ms)
@@ -790,12 +875,12 @@ run_pass(struct engine *e)
 			(void)spool_flush(e->sp, &filter, e->pass_started,
 			    &moved);
 	}
-	job_finish_pending(e->jc, 0);
+	job_finish_pending(e->jc, 0, NULL, NULL);
 	if (opt->id)
 		run_one_message(e);
 	else
 		run_engine_pass(e);
-	job_finish_pending(e->jc, 0);
+	job_finish_pending(e->jc, 0, NULL, NULL);
 	report_sessions(e, true);
 	double took = mono_seconds() - started;
 	if (e->most_busy > 0)
