@@ -740,8 +740,12 @@ awk 'BEGIN { for (i = 0; i < 20000; i++) printf "u%d@d%d.example.com\n", i, i % 
 	for (i = 0; i < 20000; i += 10) printf "u%d@D%d.EXAMPLE.com\n", i, i % 50 }' \
     >"$T/many.rcpts"
 # Before: 7 s of CPU (a linear scan per recipient); now about 0.1 s.
+# The guard against a scan per recipient is the plain build's 3 s; under
+# the sanitizers the same work took 9 to 23 s of CPU from one machine to
+# another (most of it system time in the sanitizer's own mappings), so
+# the bound there only catches a blow-up.
 limit=3
-[ -n "${MXL_SANITIZE:-}" ] && limit=15
+[ -n "${MXL_SANITIZE:-}" ] && limit=60
 for how in args header; do
 	setup "many_$how"
 	TIMEFORMAT='%R %U %S'
