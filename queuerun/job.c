@@ -227,30 +227,25 @@ log_rcpt(struct job_context *jc, const struct txn *t, const struct dlv_rcpt *r,
 	log_set_component(NULL);
 }
 
-/*
- * Finishes up to rounds * FINISH_BATCH messages whose work is done;
- * returns how many.
- */
-static size_t
+/* Finishes up to rounds * FINISH_BATCH messages whose work is done. */
+static void
 finish_pending(struct job_context *jc, int rounds, bool (*stop)(void *),
     void *stop_ctx)
 {
 	char ids[FINISH_BATCH][SPOOL_ID_SIZE];
-	size_t n, total = 0;
+	size_t n;
 
 	for (int round = 0; round < rounds && !deliver_stop; round++) {
 		if (spool_pending_finish(jc->sp, ids, FINISH_BATCH, &n) !=
 		    SPOOL_OK || n == 0)
-			break;
+			return;
 		for (size_t i = 0; i < n; i++) {
 			/* The rest stay pending, for the next time. */
 			if (stop && stop(stop_ctx))
-				return total;
+				return;
 			notice_finish(jc->sp, jc->cfg, ids[i]);
-			total++;
 		}
 	}
-	return total;
 }
 
 static bool
@@ -1711,7 +1706,7 @@ job_context_free(struct job_context *jc)
 	free(jc);
 }
 
-size_t
+void
 job_finish_pending(struct job_context *jc, size_t most,
     bool (*stop)(void *), void *stop_ctx)
 {
@@ -1721,9 +1716,8 @@ job_finish_pending(struct job_context *jc, size_t most,
 
 	memset(&rep, 0, sizeof(rep));
 	jc->rep = &rep;
-	size_t n = finish_pending(jc, (int)rounds, stop, stop_ctx);
+	finish_pending(jc, (int)rounds, stop, stop_ctx);
 	jc->rep = NULL;
-	return n;
 }
 
 void

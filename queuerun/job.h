@@ -89,9 +89,9 @@ void job_next_hop_key(struct job_context *ctx, const char *domain, char *out,
 /*
  * Finishes messages whose recipients are all final (notice.h): up to
  * about most of them, 0 = all, one transaction each; stops early when
- * stop (may be NULL) says so between two. Returns how many it finished.
+ * stop (may be NULL) says so between two.
  */
-size_t job_finish_pending(struct job_context *ctx, size_t most,
+void job_finish_pending(struct job_context *ctx, size_t most,
     bool (*stop)(void *), void *stop_ctx);
 
 #endif

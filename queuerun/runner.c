@@ -803,7 +803,7 @@ run_engine_pass(struct engine *e)
 		/* What the workers finished is removed a batch at a time. */
 		if (now - e->finished_at >= FINISH_EVERY_MS / 1000.0) {
 			e->finished_at = now;
-			(void)job_finish_pending(e->jc, FINISH_MOST,
+			job_finish_pending(e->jc, FINISH_MOST,
 			    priority_waiting_cb, e);
 		}
 		if (now - e->renewed_at >= e->cfg->delivery_lease_time / 3.0) {
@@ -975,12 +975,11 @@ runner_run(const struct mxl_config *cfg, const struct runner_options *opt)
 	    cfg->destination_concurrency, cfg->delivery_concurrency);
 	e.workers = xcalloc(e.max_workers, sizeof(*e.workers));
 	/* What queuerun status lists this runner as. */
-	const char *kind = opt->daemon_interval > 0 ? "daemon" :
-	    opt->id ? "message" : "pass";
-	e.registration = spool_runner_register(e.sp, kind);
 	e.shown.pid = (long)getpid();
 	e.shown.started = time(NULL);
-	snprintf(e.shown.kind, sizeof(e.shown.kind), "%s", kind);
+	snprintf(e.shown.kind, sizeof(e.shown.kind), "%s",
+	    opt->daemon_interval > 0 ? "daemon" : opt->id ? "message" : "pass");
+	e.registration = spool_runner_register(e.sp, &e.shown);
 	if (opt->daemon_interval > 0) {
 		e.fifo = spool_wakeup_listen(spool_directory_fd(e.sp));
 		log_info("daemon started: a pass every %d s and on new mail",

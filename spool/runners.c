@@ -4,7 +4,8 @@
  * SYNOPSIS
  *	#include "spool/spool.h"
  *
- *	int spool_runner_register(struct spool *sp, const char *kind);
+ *	int spool_runner_register(struct spool *sp,
+ *	    const struct spool_runner *r);
  *	void spool_runner_update(int fd, const struct spool_runner *r);
  *	void spool_runner_unregister(struct spool *sp, int fd);
  *	size_t spool_runners_list(struct spool *sp, struct spool_runner **out);
@@ -44,7 +45,7 @@
 #define LINE_SIZE	160	/* the line, padded: always overwritten whole */
 
 int
-spool_runner_register(struct spool *sp, const char *kind)
+spool_runner_register(struct spool *sp, const struct spool_runner *r)
 {
 	char name[64];
 	int fd;
@@ -69,9 +70,7 @@ spool_runner_register(struct spool *sp, const char *kind)
 		close(fd);
 		return -1;
 	}
-	struct spool_runner r = {.pid = (long)getpid(), .started = time(NULL)};
-	snprintf(r.kind, sizeof(r.kind), "%s", kind);
-	spool_runner_update(fd, &r);
+	spool_runner_update(fd, r);
 	return fd;
 }
 

@@ -417,8 +417,9 @@ int spool_compact_when_idle(struct spool *sp);
 int spool_disk_usage(struct spool *sp, struct spool_usage *u);
 
 /*
- * The queue runners at work (runners.c). A runner registers once
- * (kind: "daemon", "pass" or "message"; returns a descriptor, or -1,
+ * The queue runners at work (runners.c). A runner registers once with
+ * its first line (kind "daemon", "pass" or "message"; returns a
+ * descriptor, or -1,
  * logged, and then simply is not listed), updates its line now and
  * then, and unregisters when it ends; a runner killed on the way is
  * not listed (its flock is gone). spool_runners_list() returns the
@@ -433,7 +434,7 @@ struct spool_runner {
 	uint64_t delivered;		/* recipients sent in this pass */
 	int64_t updated;
 };
-int spool_runner_register(struct spool *sp, const char *kind);
+int spool_runner_register(struct spool *sp, const struct spool_runner *r);
 void spool_runner_update(int fd, const struct spool_runner *r);
 void spool_runner_unregister(struct spool *sp, int fd);
 size_t spool_runners_list(struct spool *sp, struct spool_runner **out);
