@@ -162,6 +162,7 @@ release_batch(struct taken *batch, size_t n)
 static int
 pickup_batch(struct spool *sp, struct taken *batch, size_t n, size_t *count)
 {
+	SPOOL_GUARD;
 	int rc = DB_LOCK_DEADLOCK;
 
 	SPOOL_RETRY(sp, rc, attempt) {
@@ -222,7 +223,6 @@ maildrop_unchanged(struct spool *sp, struct timespec *now_seen)
 int
 spool_pickup(struct spool *sp, const char *only_id, size_t *countp)
 {
-	SPOOL_GUARD;
 	char (*ids)[SPOOL_ID_SIZE] = NULL;
 	size_t nids = 0, count = 0, nbatch = 0, bytes = 0;
 	struct taken *batch;

@@ -874,6 +874,7 @@ static int
 flush_txn(struct flush *f, int cls, unsigned char from[RECORD_SCHED_KEY_LEN],
     bool *done)
 {
+	SPOOL_GUARD;
 	unsigned char at[RECORD_SCHED_KEY_LEN];
 	int rc = DB_LOCK_DEADLOCK;
 
@@ -902,7 +903,6 @@ spool_flush(struct spool *sp, const struct spool_claim_filter *filter,
     int64_t now, size_t *moved)
 {
 	struct flush f;
-	SPOOL_GUARD;
 
 	memset(&f, 0, sizeof(f));
 	f.sp = sp;

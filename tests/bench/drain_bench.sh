@@ -332,7 +332,7 @@ EOF
 "
 	WROWS="$WROWS$n $submit_wb $drain_wb $spool_kb $after_kb $tables_kb
 "
-	rm -rf "$w"
+	[ -n "${BENCH_KEEP:-}" ] || rm -rf "$w"
 	echo
 done
 
