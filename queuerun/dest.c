@@ -56,6 +56,12 @@ dest_find(struct dest_table *t, const struct spool_work *w)
 	 */
 	d->unresolved = where == w->domain;
 	strmap_put(&t->by_key, key, t->ndests);
+	if (d->priority) {
+		/* Few: the engine looks at them between every two pieces. */
+		t->priority = xrealloc(t->priority,
+		    (t->npriority + 1) * sizeof(*t->priority));
+		t->priority[t->npriority++] = t->ndests;
+	}
 	return t->ndests++;
 }
 
@@ -257,6 +263,9 @@ dest_table_end_pass(struct dest_table *t)
 	free(t->dests);
 	t->dests = NULL;
 	t->ndests = t->cap = 0;
+	free(t->priority);
+	t->priority = NULL;
+	t->npriority = 0;
 	strmap_free(&t->by_key);
 }
 

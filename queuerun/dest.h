@@ -55,6 +55,8 @@ struct dest {
 struct dest_table {
 	struct dest *dests;
 	size_t ndests, cap;
+	size_t *priority;	/* indexes of the priority lane's dests */
+	size_t npriority;
 	size_t waiting;		/* recipients waiting in all */
 	int initial_window, most_window;
 	size_t sessions;	/* the most for the whole host */

@@ -68,6 +68,7 @@
 #define PICKUP_HOLD_MS	500	/* jobs wait this long for a pickup */
 #define DISPATCH_SLICE_MS 100	/* bulk dispatch, at most, between reads */
 #define REPORT_EVERY_MS	1000	/* the runner's line for status (runners.c) */
+#define DOORBELL_POLL_MS 5	/* between pieces, the doorbell at most this often */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -102,6 +103,7 @@ struct engine {
 	double renewed_at;
 	double finished_at;
 	double priority_checked_at;
+	double doorbell_polled_at;	/* doorbell_rang() */
 	int64_t throttled_until_ms;	/* earliest retry of held-back mail */
 	int64_t hold_until_ms;	/* the pass waits for short holds until then */
 	size_t delivered;	/* recipients sent in the pass */
@@ -161,7 +163,14 @@ doorbell_rang(struct engine *e)
 
 	if (e->nurgent > 0)
 		return true;
-	if (e->fifo < 0 || poll(&p, 1, 0) <= 0)
+	if (e->fifo < 0)
+		return false;
+	/* Asked between every two finished messages: a poll() each is waste. */
+	double now = mono_seconds();
+	if (now - e->doorbell_polled_at < DOORBELL_POLL_MS / 1000.0)
+		return false;
+	e->doorbell_polled_at = now;
+	if (poll(&p, 1, 0) <= 0)
 		return false;
 	/* Bulk mail rings too, without an id: that is no reason to stop. */
 	answer_doorbell(e);
@@ -181,10 +190,9 @@ priority_waiting(struct engine *e)
 	/* With no session to give it, nothing is won by stopping. */
 	if (e->busy >= (size_t)e->cfg->delivery_concurrency + PRIORITY_RESERVE)
 		return false;
-	for (size_t i = 0; i < e->t.ndests; i++) {
-		const struct dest *d = &e->t.dests[i];
-		if (d->priority && !d->unresolved && d->inflight == 0 &&
-		    dest_waiting(d) > 0)
+	for (size_t i = 0; i < e->t.npriority; i++) {
+		const struct dest *d = &e->t.dests[e->t.priority[i]];
+		if (!d->unresolved && d->inflight == 0 && dest_waiting(d) > 0)
 			return true;
 	}
 	return false;
@@ -496,9 +504,8 @@ dispatch(struct engine *e)
 	}
 	dispatch_resolutions(e, true, bulk_limit + PRIORITY_RESERVE);
 	bool hold = waiting_for_pickup(e);
-	for (size_t i = 0; i < e->t.ndests && !hold; i++)
-		if (e->t.dests[i].priority)
-			dispatch_dest(e, i, bulk_limit + PRIORITY_RESERVE);
+	for (size_t i = 0; i < e->t.npriority && !hold; i++)
+		dispatch_dest(e, e->t.priority[i], bulk_limit + PRIORITY_RESERVE);
 	if (out_of_time(e))
 		return;
 	dispatch_resolutions(e, false, bulk_limit);
