@@ -50,6 +50,8 @@ struct job_context {
 	double claimed_mono;
 	struct txn **in_flight;	/* the transactions of the open session */
 	size_t nin_flight;
+	int64_t *went_ms;	/* when each message of it was done (unix ms) */
+	size_t nwent;
 	const char *provider;	/* of the destination being delivered to */
 	const char *pool;	/* and its pool, NULL: none */
 	struct session_shaping *shaping;	/* of the open session */
@@ -378,6 +380,9 @@ on_message_done(void *ctx, struct dlv_msg *m)
 	struct job_context *jc = ctx;
 	struct txn *t = (struct txn *)m;
 	struct msg_slot *slot = t->slot;
+	/* For the throttle's rate: when the server had it (spool.h). */
+	if (jc->went_ms != NULL && jc->nwent < jc->nin_flight)
+		jc->went_ms[jc->nwent++] = wall_ms();
 	struct spool_result *results = xcalloc(m->nrcpts + 1,
 	    sizeof(*results));
 	char **texts = xcalloc(m->nrcpts + 1, sizeof(char *));
@@ -856,7 +861,7 @@ send_one_connection(struct job_context *jc, const struct nexthop *nh,
 	if (nh->limits.messages_per_connection > 0 &&
 	    want > (size_t)nh->limits.messages_per_connection)
 		want = (size_t)nh->limits.messages_per_connection;
-	struct spool_throttle_grant grant = {(int)want, -1, 0};
+	struct spool_throttle_grant grant = {(int)want, -1, 0, 0};
 	/*
 	 * A connection slot is not renewed during the session as claims
 	 * are: it lasts as long as the longest session may, and is freed
@@ -877,7 +882,7 @@ send_one_connection(struct job_context *jc, const struct nexthop *nh,
 	if (warm < grant.granted) {
 		if (throttled)
 			(void)spool_throttle_release(jc->sp, key, &grant,
-			    grant.granted - (int)warm);
+			    grant.granted - (int)warm, NULL, 0);
 		if (warm == 0) {
 			*warm_spent = true;
 			return 0;
@@ -899,6 +904,8 @@ send_one_connection(struct job_context *jc, const struct nexthop *nh,
 	/* Claims are short: they are extended while the session lasts. */
 	jc->in_flight = list;
 	jc->nin_flight = (size_t)grant.granted;
+	jc->went_ms = xcalloc((size_t)grant.granted, sizeof(*jc->went_ms));
+	jc->nwent = 0;
 	dcfg.keepalive = keep_claims;
 	dcfg.keepalive_ctx = jc;
 	/*
@@ -959,8 +966,17 @@ send_one_connection(struct job_context *jc, const struct nexthop *nh,
 		shaping_note_connection(jc->sp, provider, src ? src->address :
 		    SHAPING_NO_SOURCE, ss.blocked && !ss.other_outcome,
 		    ss.last_block, time(NULL));
-	if (throttled)
-		(void)spool_throttle_release(jc->sp, key, &grant, unused);
+	if (throttled) {
+		/* Every used grant has a time: those without, now. */
+		size_t used = (size_t)(grant.granted - unused);
+		for (size_t i = jc->nwent; i < used; i++)
+			jc->went_ms[i] = wall_ms();
+		(void)spool_throttle_release(jc->sp, key, &grant, unused,
+		    jc->went_ms, used);
+	}
+	free(jc->went_ms);
+	jc->went_ms = NULL;
+	jc->nwent = 0;
 	return (size_t)grant.granted;
 }
 

@@ -279,6 +279,7 @@ struct spool_throttle_grant {
 	int granted;		/* deliveries allowed now (0 = wait) */
 	int slot;		/* connection slot held, -1 if none */
 	int64_t retry_ms;	/* when 0 granted: try again then (unix ms) */
+	int64_t granted_ms;	/* when they were granted (unix ms) */
 };
 
 /*
@@ -291,9 +292,15 @@ struct spool_throttle_grant {
 int spool_throttle_acquire(struct spool *sp, const char *key,
     const struct spool_throttle_limits *limits, bool priority, int want,
     int lease, struct spool_throttle_grant *grant);
-/* Frees the slot and gives back deliveries granted but not used. */
+/*
+ * Frees the slot, gives back the deliveries granted but not used, and
+ * moves the used ones to when they went (used_ms, nused of them): a
+ * rate counts deliveries when the server got them, not when they were
+ * granted, which is a connection and a greeting earlier.
+ */
 int spool_throttle_release(struct spool *sp, const char *key,
-    const struct spool_throttle_grant *grant, int unused);
+    const struct spool_throttle_grant *grant, int unused,
+    const int64_t *used_ms, size_t nused);
 /*
  * Books count deliveries that a throttle holds back: the k-th of them
  * is due at first_ms + k * step_ms, after those booked before, at the

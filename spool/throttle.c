@@ -276,6 +276,7 @@ acquire_once(struct spool *sp, const char *key,
 		st.priority_wait_until_ms = now + PRIORITY_HOLD_MS;
 	}
 	g->granted = (int)allowed;
+	g->granted_ms = now;
 	g->retry_ms = allowed > 0 ? 0 : retry;
 	if ((rc = store(sp, txn, key, &st)) != 0)
 		goto err;
@@ -303,9 +304,26 @@ spool_throttle_acquire(struct spool *sp, const char *key,
 	return SPOOL_OK;
 }
 
+/* The bucket that time t (unix ms) falls in, or -1 if out of the window. */
+static int
+bucket_of(const struct throttle_state *st, int64_t t)
+{
+	if (st->bucket_ms <= 0 || st->head_start_ms == 0)
+		return -1;
+	if (t >= st->head_start_ms)
+		return (int)st->head;
+	int64_t back = (st->head_start_ms - t + st->bucket_ms - 1) /
+	    st->bucket_ms;
+	if (back >= RATE_BUCKETS)
+		return -1;
+	return (int)((st->head + RATE_BUCKETS - (uint32_t)back) %
+	    RATE_BUCKETS);
+}
+
 static int
 release_once(struct spool *sp, const char *key,
-    const struct spool_throttle_grant *g, int unused)
+    const struct spool_throttle_grant *g, int unused,
+    const int64_t *used_ms, size_t nused)
 {
 	struct throttle_state st;
 	DB_TXN *txn;
@@ -321,13 +339,25 @@ release_once(struct spool *sp, const char *key,
 		    st.slots[i].pid == (uint32_t)getpid()))
 			st.slots[k++] = st.slots[i];
 	st.nslots = k;
-	/* Unused grants go back to the newest bucket they could be in. */
-	for (int i = 0; unused > 0 && i < RATE_BUCKETS; i++) {
-		uint32_t b = (st.head + RATE_BUCKETS - (uint32_t)i) %
-		    RATE_BUCKETS;
-		int64_t take = st.counts[b] < unused ? st.counts[b] : unused;
-		st.counts[b] -= take;
-		unused -= (int)take;
+	if (st.bucket_ms > 0)
+		roll_buckets(&st, wall_ms(), st.bucket_ms * RATE_BUCKETS);
+	/*
+	 * What was granted leaves the bucket of the grant (if the window
+	 * still holds it); what went is counted again when it went. A
+	 * session granted 20 at a "20/s" throttle that sent them 0.1 s
+	 * later would otherwise let the next session send its 20 within
+	 * the same second at the server.
+	 */
+	int64_t back = unused + (int64_t)nused;
+	int from = bucket_of(&st, g->granted_ms);
+	if (from >= 0) {
+		int64_t take = st.counts[from] < back ? st.counts[from] : back;
+		st.counts[from] -= take;
+	}
+	for (size_t i = 0; i < nused; i++) {
+		int to = bucket_of(&st, used_ms[i]);
+		if (to >= 0)
+			st.counts[to]++;
 	}
 	if ((rc = store(sp, txn, key, &st)) != 0)
 		goto err;
@@ -339,15 +369,16 @@ err:
 
 int
 spool_throttle_release(struct spool *sp, const char *key,
-    const struct spool_throttle_grant *grant, int unused)
+    const struct spool_throttle_grant *grant, int unused,
+    const int64_t *used_ms, size_t nused)
 {
 	SPOOL_GUARD;
 	int rc = DB_LOCK_DEADLOCK;
 
-	if (grant->slot < 0 && unused <= 0)
+	if (grant->slot < 0 && unused <= 0 && nused == 0)
 		return SPOOL_OK;
 	SPOOL_RETRY(sp, rc, i)
-		rc = release_once(sp, key, grant, unused);
+		rc = release_once(sp, key, grant, unused, used_ms, nused);
 	if (rc != 0) {
 		log_error("spool: throttle %s: %s", key, db_strerror(rc));
 		return SPOOL_ERR;

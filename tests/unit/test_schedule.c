@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/util.h"
 #include "spool/spool.h"
 #include "tests/unit/unit.h"
 
@@ -283,12 +284,42 @@ test_throttle(struct spool *sp)
 	    0);
 	CHECK_INT(g.granted, 0);
 	CHECK(g.retry_ms > 0);
-	/* Unused grants come back. */
-	struct spool_throttle_grant used = {3, -1, 0};
-	CHECK_INT(spool_throttle_release(sp, "p|a", &used, 2), 0);
-	CHECK_INT(spool_throttle_acquire(sp, "p|a", &rate, false, 7, 60, &g),
+	/* Unused grants come back; the used one counts when it went. */
+	struct spool_throttle_grant seven;
+	CHECK_INT(spool_throttle_acquire(sp, "p|c", &rate, false, 7, 60,
+	    &seven), 0);
+	CHECK_INT(spool_throttle_acquire(sp, "p|c", &rate, false, 7, 60, &g),
+	    0);
+	CHECK_INT(g.granted, 3);
+	int64_t went = wall_ms();
+	CHECK_INT(spool_throttle_release(sp, "p|c", &g, 2, &went, 1), 0);
+	CHECK_INT(spool_throttle_acquire(sp, "p|c", &rate, false, 7, 60, &g),
 	    0);
 	CHECK_INT(g.granted, 2);
+
+	/*
+	 * Used grants move to when they went: 10 granted now and sent
+	 * longer ago than the window (as far as the spool can tell) free
+	 * the budget at once; sent now, they hold it.
+	 */
+	struct spool_throttle_limits per_second = {0, 10, 1, 0};
+	int64_t sent[10];
+	CHECK_INT(spool_throttle_acquire(sp, "s|a", &per_second, false, 10,
+	    60, &g), 0);
+	CHECK_INT(g.granted, 10);
+	for (int i = 0; i < 10; i++)
+		sent[i] = wall_ms() - 5000;
+	CHECK_INT(spool_throttle_release(sp, "s|a", &g, 0, sent, 10), 0);
+	CHECK_INT(spool_throttle_acquire(sp, "s|a", &per_second, false, 10,
+	    60, &g), 0);
+	CHECK_INT(g.granted, 10);
+	for (int i = 0; i < 10; i++)
+		sent[i] = wall_ms();
+	CHECK_INT(spool_throttle_release(sp, "s|a", &g, 0, sent, 10), 0);
+	CHECK_INT(spool_throttle_acquire(sp, "s|a", &per_second, false, 10,
+	    60, &g), 0);
+	CHECK_INT(g.granted, 0);
+	CHECK(g.retry_ms >= sent[9]);
 	/* Another key has its own budget. */
 	CHECK_INT(spool_throttle_acquire(sp, "p|b", &rate, false, 20, 60, &g),
 	    0);
@@ -306,7 +337,7 @@ test_throttle(struct spool *sp)
 	CHECK_INT(g1.granted, 5);
 	CHECK_INT(g2.granted, 5);
 	CHECK_INT(g3.granted, 0);
-	CHECK_INT(spool_throttle_release(sp, "c|a", &g1, 0), 0);
+	CHECK_INT(spool_throttle_release(sp, "c|a", &g1, 0, NULL, 0), 0);
 	CHECK_INT(spool_throttle_acquire(sp, "c|a", &conc, false, 5, 60, &g3),
 	    0);
 	CHECK_INT(g3.granted, 5);
@@ -316,7 +347,7 @@ test_throttle(struct spool *sp)
 	CHECK_INT(spool_throttle_acquire(sp, "c|a", &conc, true, 1, 60, &gp),
 	    0);
 	CHECK_INT(gp.granted, 0);
-	CHECK_INT(spool_throttle_release(sp, "c|a", &g2, 0), 0);
+	CHECK_INT(spool_throttle_release(sp, "c|a", &g2, 0, NULL, 0), 0);
 	CHECK_INT(spool_throttle_acquire(sp, "c|a", &conc, false, 1, 60, &gb),
 	    0);
 	CHECK_INT(gb.granted, 0);
