@@ -11,7 +11,9 @@
  *	  rate_period seconds, kept in RATE_BUCKETS buckets of 1/60 of the
  *	  period each. Two cron passes ten minutes apart under "100/h"
  *	  therefore send 100 between them, not 200, and "20/s" paces within
- *	  17 ms, in constant space whatever the rate;
+ *	  17 ms, in constant space whatever the rate. A grant counts from
+ *	  when it is made until its connection ends; then what it sent
+ *	  counts from when the server answered each message;
  *	- the time of the last delivery, for a minimum delay between them;
  *	- "a priority-lane delivery is waiting until T": until then other
  *	  lanes get nothing, so the next free delivery goes to it.
