@@ -19,6 +19,9 @@
 #include "lib/log.h"
 #include "lib/util.h"
 
+/* Bounces decided again at most this often (notice_failures). */
+#define NOTICE_ROUNDS	3
+
 /* Remote-MTA: the host name of "host[ip]:port". */
 static char *
 remote_mta_of(const char *relay)
@@ -225,41 +228,50 @@ out:
 	return rc;
 }
 
+/*
+ * A bounce for the failed recipients of id that had none yet, and then
+ * what; decided again from a fresh read when another process sent one
+ * meanwhile (SPOOL_STALE: a worker's prompt bounce and the runner's
+ * removal of the same message).
+ */
+static int
+notice_failures(struct spool *sp, const struct mxl_config *cfg,
+    const char *id, enum spool_finish_what what)
+{
+	int rc = SPOOL_STALE;
+
+	for (int round = 0; round < NOTICE_ROUNDS && rc == SPOOL_STALE;
+	    round++) {
+		struct spool_msg msg;
+		struct spool_rcpt *rcpts;
+		size_t n;
+		char notice_id[SPOOL_ID_SIZE];
+
+		if (spool_get(sp, id, &msg, &rcpts, &n) != SPOOL_OK)
+			return SPOOL_NOTFOUND;
+		rc = send_notice(sp, cfg, &msg, rcpts, n, BOUNCE_FAILED, what,
+		    notice_id);
+		spool_msg_free(&msg);
+		spool_rcpts_free(rcpts, n);
+	}
+	return rc;
+}
+
 void
 notice_finish(struct spool *sp, const struct mxl_config *cfg, const char *id)
 {
-	struct spool_msg msg;
-	struct spool_rcpt *rcpts;
-	size_t n;
-	char notice_id[SPOOL_ID_SIZE];
-
-	if (spool_get(sp, id, &msg, &rcpts, &n) != SPOOL_OK)
-		return;
-	if (send_notice(sp, cfg, &msg, rcpts, n, BOUNCE_FAILED,
-	    SPOOL_FINISH_REMOVE, notice_id) == SPOOL_OK) {
+	if (notice_failures(sp, cfg, id, SPOOL_FINISH_REMOVE) == SPOOL_OK) {
 		log_set_component("qmgr");
 		log_info("%s: removed", id);
 		log_set_component(NULL);
 	}
-	spool_msg_free(&msg);
-	spool_rcpts_free(rcpts, n);
 }
 
 void
 notice_bounce_now(struct spool *sp, const struct mxl_config *cfg,
     const char *id)
 {
-	struct spool_msg msg;
-	struct spool_rcpt *rcpts;
-	size_t n;
-	char notice_id[SPOOL_ID_SIZE];
-
-	if (spool_get(sp, id, &msg, &rcpts, &n) != SPOOL_OK)
-		return;
-	(void)send_notice(sp, cfg, &msg, rcpts, n, BOUNCE_FAILED,
-	    SPOOL_FINISH_NOTIFIED, notice_id);
-	spool_msg_free(&msg);
-	spool_rcpts_free(rcpts, n);
+	(void)notice_failures(sp, cfg, id, SPOOL_FINISH_NOTIFIED);
 }
 
 void

@@ -655,6 +655,33 @@ mark_notified(struct spool *sp, DB_TXN *txn, const char *id,
 	return 0;
 }
 
+/* The notice's own code for "already notified, or gone": see spool.h. */
+#define NOTICE_STALE	(-1)
+
+/*
+ * Are the recipients a bounce reports still without one? Read for
+ * update, so that of two processes deciding at once the second waits
+ * for the first and sees what it did.
+ */
+static int
+still_unnotified(struct spool *sp, DB_TXN *txn, const char *id,
+    const uint32_t *reported, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct spool_rcpt r;
+		int rc = txn_read_rcpt(sp, txn, id, reported[i], &r, DB_RMW);
+		if (rc == DB_NOTFOUND)
+			return NOTICE_STALE;
+		if (rc != 0)
+			return rc;
+		bool notified = (r.flags & SPOOL_RCPT_NOTIFIED) != 0;
+		spool_rcpt_clear(&r);
+		if (notified)
+			return NOTICE_STALE;
+	}
+	return 0;
+}
+
 static int
 finish_once(struct spool *sp, const char *id, struct spool_notice *notice,
     enum spool_finish_what what, const uint32_t *notified, size_t nnotified)
@@ -665,6 +692,9 @@ finish_once(struct spool *sp, const char *id, struct spool_notice *notice,
 
 	if ((rc = sp->env->txn_begin(sp->env, NULL, &txn, 0)) != 0)
 		return rc;
+	if (notice && what != SPOOL_FINISH_WARNED &&
+	    (rc = still_unnotified(sp, txn, id, notified, nnotified)) != 0)
+		goto err;
 	if (notice && (rc = spool_submit_txn(sp, txn, notice->msg,
 	    notice->rcpts, notice->nrcpt, NULL, NULL, notice->content,
 	    notice->len)) != 0)
@@ -709,6 +739,8 @@ spool_finish(struct spool *sp, const char *id, struct spool_notice *notice,
 
 	SPOOL_RETRY(sp, rc, i)
 		rc = finish_once(sp, id, notice, what, notified, nnotified);
+	if (rc == NOTICE_STALE)
+		return SPOOL_STALE;
 	if (rc == DB_NOTFOUND)
 		return SPOOL_NOTFOUND;
 	if (rc != 0) {

@@ -35,6 +35,7 @@
 
 #define SPOOL_OK	0
 #define SPOOL_NOTFOUND	1
+#define SPOOL_STALE	2	/* read again and decide again (spool_finish) */
 #define SPOOL_ERR	(-1)
 
 struct spool;
@@ -245,6 +246,11 @@ int spool_pending_finish(struct spool *sp, char (*ids)[SPOOL_ID_SIZE],
  * may be NULL), then does what: removes message id, sets its "delay
  * warning sent" mark, or marks the recipients in notified[] as having
  * had their bounce (a bounce sent while others are still pending).
+ * A bounce (what is not WARNED) reports the recipients in notified[]:
+ * when one of them had its bounce meanwhile, or the message is gone,
+ * nothing is done and SPOOL_STALE says to read the message again (a
+ * worker's prompt bounce and the runner's removal decide from what
+ * they read before, and would both send one).
  */
 enum spool_finish_what {
 	SPOOL_FINISH_REMOVE,
