@@ -660,8 +660,8 @@ mark_notified(struct spool *sp, DB_TXN *txn, const char *id,
 
 /*
  * Are the recipients a bounce reports still without one? Read for
- * update, so that of two processes deciding at once the second waits
- * for the first and sees what it did.
+ * update, so that of two processes deciding at once the second is
+ * refused the lock, tries again, and then sees what the first did.
  */
 static int
 still_unnotified(struct spool *sp, DB_TXN *txn, const char *id,
