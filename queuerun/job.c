@@ -904,7 +904,9 @@ send_one_connection(struct job_context *jc, const struct nexthop *nh,
 	/* Claims are short: they are extended while the session lasts. */
 	jc->in_flight = list;
 	jc->nin_flight = (size_t)grant.granted;
-	jc->went_ms = xcalloc((size_t)grant.granted, sizeof(*jc->went_ms));
+	/* Only a throttle's rate needs to know when each message went. */
+	jc->went_ms = throttled ? xcalloc((size_t)grant.granted,
+	    sizeof(*jc->went_ms)) : NULL;
 	jc->nwent = 0;
 	dcfg.keepalive = keep_claims;
 	dcfg.keepalive_ctx = jc;
